@@ -1,0 +1,78 @@
+//! The storage layer's one error type. Variants carry the path, offset or position they are
+//! about and keep their I/O source, so a log line names exactly what went wrong where.
+
+use std::io;
+use std::path::PathBuf;
+
+use strata_proto::record::RecordError;
+use strata_proto::types::Offset;
+
+/// Everything `broker::log` can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// An I/O call failed on `path` while doing `action` (e.g. "write", "open").
+    #[error("{action} failed on {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// An fsync (or a directory fsync) failed. Fatal: after a failed fsync the kernel may
+    /// have dropped the dirty pages, so the log refuses every further write and the process
+    /// must exit and recover (PostgreSQL's "fsyncgate").
+    #[error("fsync failed on {path}; the log is stopped and the broker must restart")]
+    FsyncFailed {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The log was stopped by an earlier fatal error and accepts no more writes.
+    #[error("log {path} is stopped after a fatal error: {reason}")]
+    Stopped { path: PathBuf, reason: String },
+    /// A batch in data that was already durable (a sealed segment, or before the recovery
+    /// point) is damaged. Never truncated away: the replica must re-fetch it.
+    #[error("corrupt batch in {path} at byte {position}: {reason}")]
+    Corruption {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
+    /// The batch handed to append is not a valid batch.
+    #[error("invalid batch")]
+    InvalidBatch(#[from] RecordError),
+    /// A follower append whose base offset is not the log end offset.
+    #[error("batch starts at offset {actual} but the log end offset is {expected}")]
+    UnexpectedOffset { expected: Offset, actual: Offset },
+    /// A read below the log start offset or beyond the log end offset.
+    #[error("offset {offset} is outside the log [{log_start_offset}, {log_end_offset})")]
+    OffsetOutOfRange {
+        offset: Offset,
+        log_start_offset: Offset,
+        log_end_offset: Offset,
+    },
+    /// An index or checkpoint file that cannot be used; callers rebuild it from the log.
+    #[error("{path} is unusable: {reason}")]
+    BadAuxiliaryFile { path: PathBuf, reason: String },
+    /// A directory name under the data directory that is not `<topic>-<partition>`.
+    #[error("{path} is not a partition directory (<topic>-<partition>)")]
+    NotAPartitionDirectory { path: PathBuf },
+}
+
+impl LogError {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        LogError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether the error means the process must stop writing (fsync failure, stopped log).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, LogError::FsyncFailed { .. } | LogError::Stopped { .. })
+    }
+}
+
+/// Shorthand for results of this layer.
+pub type LogResult<T> = Result<T, LogError>;

@@ -1,0 +1,2 @@
+//! Storage engine (being written).
+pub mod error;
