@@ -10,9 +10,12 @@ use std::fmt;
 pub struct Offset(pub i64);
 
 impl Offset {
-    /// The offset `n` records after this one.
+    /// The offset `n` records after this one. Saturates instead of overflowing: the
+    /// `base_offset` of a batch read from disk or the wire is not covered by its CRC, so a
+    /// damaged one near `i64::MAX` must not panic a debug build; the caller's range checks
+    /// then refuse the saturated value.
     pub fn plus(self, n: i64) -> Offset {
-        Offset(self.0 + n)
+        Offset(self.0.saturating_add(n))
     }
 }
 
@@ -126,7 +129,10 @@ mod tests {
         );
         for bad in ["a/b", "../x", "a\0b", "tópico", "a b"] {
             assert!(
-                matches!(TopicName::new(bad), Err(InvalidTopicName::BadCharacter { .. })),
+                matches!(
+                    TopicName::new(bad),
+                    Err(InvalidTopicName::BadCharacter { .. })
+                ),
                 "{bad:?} must be refused"
             );
         }

@@ -5,7 +5,7 @@ use std::io;
 use std::path::PathBuf;
 
 use strata_proto::record::RecordError;
-use strata_proto::types::Offset;
+use strata_proto::types::{LeaderEpoch, Offset};
 
 /// Everything `broker::log` can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,13 @@ pub enum LogError {
     /// A follower append whose base offset is not the log end offset.
     #[error("batch starts at offset {actual} but the log end offset is {expected}")]
     UnexpectedOffset { expected: Offset, actual: Offset },
+    /// A leader append with an epoch older than one the log has already seen: the caller
+    /// is a deposed leader and must be fenced.
+    #[error("leader epoch {epoch} is older than the log's latest epoch {latest}")]
+    StaleLeaderEpoch {
+        epoch: LeaderEpoch,
+        latest: LeaderEpoch,
+    },
     /// A read below the log start offset or beyond the log end offset.
     #[error("offset {offset} is outside the log [{log_start_offset}, {log_end_offset})")]
     OffsetOutOfRange {
@@ -70,7 +77,10 @@ impl LogError {
 
     /// Whether the error means the process must stop writing (fsync failure, stopped log).
     pub fn is_fatal(&self) -> bool {
-        matches!(self, LogError::FsyncFailed { .. } | LogError::Stopped { .. })
+        matches!(
+            self,
+            LogError::FsyncFailed { .. } | LogError::Stopped { .. }
+        )
     }
 }
 

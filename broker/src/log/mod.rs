@@ -1,2 +1,51 @@
-//! Storage engine (being written).
+//! # Storage engine (`broker::log`)
+//!
+//! Synchronous, no tokio, tonic or prost (a CI check keeps it that way). Layout on disk,
+//! byte by byte, in `docs/FORMAT.md`:
+//!
+//! ```text
+//! <data>/.lock                    held (flock) by the one process using the directory
+//! <data>/.strata_cleanshutdown    written last by a clean shutdown, removed at start
+//! <data>/<topic>-<partition>/
+//!     <base:020>.log              record batches, verbatim          (segment.rs)
+//!     <base:020>.index            sparse offset → position          (offset_index.rs)
+//!     <base:020>.timeindex        timestamp → offset                (time_index.rs)
+//!     partition.checkpoint        recovery point, HW, log start     (checkpoint.rs)
+//!     leader-epoch.checkpoint     epoch → start offset              (leader_epoch_cache.rs)
+//! ```
+//!
+//! Where to start reading: [`PartitionLog`] (append, read, truncate, retention), then
+//! [`recovery`] (what happens after a crash) and [`group_commit`] (how `flush = always`
+//! stays fast). [`LogManager`] opens every partition of a data directory. All fsyncs go
+//! through [`durable`]; an fsync error stops the log for good.
+
+pub mod checkpoint;
+pub mod clock;
+pub mod config;
+pub mod durable;
 pub mod error;
+pub mod group_commit;
+mod index_file;
+pub mod leader_epoch_cache;
+pub mod manager;
+pub mod offset_index;
+pub mod partition_log;
+pub mod recovery;
+pub mod segment;
+pub mod time_index;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{FlushPolicy, LogConfig};
+pub use error::{LogError, LogResult};
+pub use manager::{LogManager, TopicPartition};
+pub use partition_log::{AppendInfo, PartitionLog, ReadResult, RetentionOutcome};
+pub use recovery::{PreviousShutdown, RecoveryReport};
+
+#[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
+mod partition_log_tests;
+#[cfg(test)]
+mod test_support;

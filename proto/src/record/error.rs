@@ -1,6 +1,8 @@
 //! Errors of the record batch codec. Each maps to one of the wire's typed error codes
 //! (DESIGN.md §9) through [`RecordError::code`].
 
+use super::header::Compression;
+
 /// The wire error code a [`RecordError`] becomes (Kafka's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordErrorCode {
@@ -31,17 +33,31 @@ pub enum RecordError {
     MessageTooLarge { size: u64, max: u64 },
     #[error("invalid timestamp {timestamp_ms}: {reason}")]
     InvalidTimestamp { timestamp_ms: i64, reason: String },
+    #[error(
+        "record at offset delta {offset_delta} is {size} bytes, above the limit of {max} bytes"
+    )]
+    RecordTooLarge {
+        offset_delta: i32,
+        size: u64,
+        max: u64,
+    },
+    #[error("{compression} records decompress to more than the limit of {max} bytes")]
+    DecompressedTooLarge { compression: Compression, max: u64 },
+    #[error("{compression} compression is not supported; use none, lz4 or zstd")]
+    UnsupportedCompression { compression: Compression },
 }
 
 impl RecordError {
     pub fn code(&self) -> RecordErrorCode {
         match self {
             RecordError::CrcMismatch { .. } => RecordErrorCode::CorruptMessage,
-            RecordError::Truncated { .. } | RecordError::InvalidRecord { .. } => {
-                RecordErrorCode::InvalidRecord
-            }
+            RecordError::Truncated { .. }
+            | RecordError::InvalidRecord { .. }
+            | RecordError::UnsupportedCompression { .. } => RecordErrorCode::InvalidRecord,
             RecordError::UnsupportedMagic { .. } => RecordErrorCode::UnsupportedVersion,
-            RecordError::MessageTooLarge { .. } => RecordErrorCode::MessageTooLarge,
+            RecordError::MessageTooLarge { .. }
+            | RecordError::RecordTooLarge { .. }
+            | RecordError::DecompressedTooLarge { .. } => RecordErrorCode::MessageTooLarge,
             RecordError::InvalidTimestamp { .. } => RecordErrorCode::InvalidTimestamp,
         }
     }
@@ -49,5 +65,12 @@ impl RecordError {
     /// Whether the same request may succeed if sent again (only damage in flight).
     pub fn is_retriable(&self) -> bool {
         self.code() == RecordErrorCode::CorruptMessage
+    }
+
+    /// Shorthand for the most common refusal: a structurally invalid batch.
+    pub(crate) fn invalid(reason: impl Into<String>) -> RecordError {
+        RecordError::InvalidRecord {
+            reason: reason.into(),
+        }
     }
 }

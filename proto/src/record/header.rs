@@ -23,6 +23,8 @@
 //! stamp `base_offset` and `partition_leader_epoch` into a validated batch without
 //! recomputing it. Parsing a header never allocates.
 
+use std::fmt;
+
 use super::error::RecordError;
 use crate::types::{LeaderEpoch, Offset};
 
@@ -93,6 +95,22 @@ impl Compression {
             Compression::Zstd => "zstd",
         }
     }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where the records' timestamps come from (attribute bit 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TimestampType {
+    /// The producer's clock: each record carries its own timestamp.
+    #[default]
+    CreateTime,
+    /// The broker's clock at append: `max_timestamp` is the timestamp of every record.
+    LogAppendTime,
 }
 
 /// Attribute bits.
@@ -187,6 +205,45 @@ impl BatchHeader {
         Compression::from_id(self.attributes & attributes::COMPRESSION_MASK)
     }
 
+    pub fn timestamp_type(&self) -> TimestampType {
+        if self.attributes & attributes::TIMESTAMP_TYPE_LOG_APPEND != 0 {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        }
+    }
+
+    /// The 61 header bytes of these values, the inverse of [`BatchHeader::parse`]. The
+    /// `crc` field is written as given: callers that changed anything after `magic` compute
+    /// it over the whole batch afterwards ([`compute_crc`]).
+    pub fn encode(&self) -> [u8; BATCH_HEADER_BYTES] {
+        let mut out = [0u8; BATCH_HEADER_BYTES];
+        let fields: [(usize, &[u8]); 13] = [
+            (BASE_OFFSET_POS, &self.base_offset.0.to_be_bytes()),
+            (BATCH_LENGTH_POS, &self.batch_length.to_be_bytes()),
+            (
+                LEADER_EPOCH_POS,
+                &self.partition_leader_epoch.0.to_be_bytes(),
+            ),
+            (MAGIC_POS, &self.magic.to_be_bytes()),
+            (CRC_POS, &self.crc.to_be_bytes()),
+            (ATTRIBUTES_POS, &self.attributes.to_be_bytes()),
+            (LAST_OFFSET_DELTA_POS, &self.last_offset_delta.to_be_bytes()),
+            (BASE_TIMESTAMP_POS, &self.base_timestamp.to_be_bytes()),
+            (MAX_TIMESTAMP_POS, &self.max_timestamp.to_be_bytes()),
+            (PRODUCER_ID_POS, &self.producer_id.to_be_bytes()),
+            (PRODUCER_EPOCH_POS, &self.producer_epoch.to_be_bytes()),
+            (BASE_SEQUENCE_POS, &self.base_sequence.to_be_bytes()),
+            (RECORD_COUNT_POS, &self.record_count.to_be_bytes()),
+        ];
+        for (pos, bytes) in fields {
+            if let Some(field) = out.get_mut(pos..pos + bytes.len()) {
+                field.copy_from_slice(bytes);
+            }
+        }
+        out
+    }
+
     /// Checks what can be checked without the records: magic, that the length field
     /// describes at least a header and at most `batch_bytes_max`, the count and delta
     /// agree, and no reserved attribute bit is set. Cheap; used by every reader before it
@@ -242,7 +299,10 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
 /// Checks a whole stored batch (exactly `batch.len()` bytes) the way recovery and
 /// `dump-log` do: framing, that the length field matches the bytes given, and the CRC.
 /// Does not look inside the records. Returns the parsed header.
-pub fn check_stored_batch(batch: &[u8], batch_bytes_max: usize) -> Result<BatchHeader, RecordError> {
+pub fn check_stored_batch(
+    batch: &[u8],
+    batch_bytes_max: usize,
+) -> Result<BatchHeader, RecordError> {
     let header = BatchHeader::parse(batch)?;
     header.check_framing(batch_bytes_max)?;
     if header.total_bytes() != batch.len() {
@@ -262,6 +322,13 @@ pub fn check_stored_batch(batch: &[u8], batch_bytes_max: usize) -> Result<BatchH
         });
     }
     Ok(header)
+}
+
+/// Writes `crc` into the CRC field of an encoded batch (used after building it).
+pub(crate) fn set_crc(batch: &mut [u8], crc: u32) {
+    if let Some(field) = batch.get_mut(CRC_POS..CRC_POS + 4) {
+        field.copy_from_slice(&crc.to_be_bytes());
+    }
 }
 
 /// Stamps the leader-assigned base offset into an encoded batch. The CRC stays valid.

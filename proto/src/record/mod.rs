@@ -2,16 +2,44 @@
 //!
 //! - [`header`]: the fixed 61-byte header, CRC, offset/epoch stamping.
 //! - [`error`]: [`RecordError`] and its wire code.
+//! - [`varint`]: Kafka's zig-zag varint and varlong.
+//! - [`model`]: [`Record`] (what producers write) and [`StoredRecord`] (what consumers read).
+//! - [`builder`]: [`BatchBuilder`], records → one encoded batch (producers).
+//! - [`decode`]: [`decode_batch`], one batch → records with absolute offsets (consumers).
+//! - [`validate`]: [`validate_batch`], the broker's check of a produced batch.
+//! - internals: `cursor` (bounds-checked reads), `record_wire` (one record's bytes),
+//!   `section` (the records section and its walk), `compression` (lz4/zstd frames, capped).
+//!
+//! Flows: producer `BatchBuilder::append`… → `build` → bytes on the wire → broker
+//! `validate_batch` → `set_base_offset`/`set_partition_leader_epoch` → stored verbatim →
+//! fetched → consumer `decode_batch`.
 //!
 //! Invariants: a batch is the unit of write, storage and fetch; the CRC covers
 //! `attributes..end`; every length read from the bytes is checked against the bytes present
-//! before anything is allocated.
+//! before anything is allocated; decompression never produces more than its cap.
 
+pub mod builder;
+mod compression;
+mod cursor;
+pub mod decode;
 pub mod error;
 pub mod header;
+pub mod model;
+mod record_wire;
+mod section;
+pub mod validate;
+pub mod varint;
 
+pub use builder::{BatchBuilder, BatchSettings};
+pub use compression::ZSTD_LEVEL;
+pub use decode::{
+    decode_batch, DecodeLimits, DecodedBatch, BATCH_BYTES_MAX_DEFAULT,
+    DECOMPRESSED_BYTES_MAX_DEFAULT,
+};
 pub use error::{RecordError, RecordErrorCode};
 pub use header::{
     check_stored_batch, compute_crc, set_base_offset, set_partition_leader_epoch, BatchHeader,
-    Compression, BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES, MAGIC,
+    Compression, TimestampType, BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES, MAGIC,
 };
+pub use model::{Header, Record, StoredRecord, NO_TIMESTAMP};
+pub use validate::{validate_batch, TimestampWindow, ValidateLimits};

@@ -1,0 +1,236 @@
+//! The log manager: every partition log of one data directory.
+//!
+//! It owns the directory-wide files: `.lock` (an exclusive `flock`, so two brokers can
+//! never write the same logs) and `.strata_cleanshutdown`. The marker is written as the
+//! very last step of [`LogManager::close`], after every log was flushed and
+//! checkpointed; [`LogManager::open`] reads it to choose between trusting the files and
+//! scanning them, then deletes it (and fsyncs the directory) before anything is written,
+//! so a crash from then on is always detected.
+//!
+//! It also runs the background duties that need a clock rather than a request: interval
+//! flushes, periodic checkpoints and retention ([`LogManager::run_periodic_tasks`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use strata_proto::types::{PartitionId, TopicName};
+
+use super::clock::Clock;
+use super::config::LogConfig;
+use super::durable;
+use super::error::{LogError, LogResult};
+use super::partition_log::PartitionLog;
+use super::recovery::PreviousShutdown;
+
+/// Name of the clean-shutdown marker in the data directory.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".strata_cleanshutdown";
+/// Name of the lock file in the data directory.
+pub const LOCK_FILE: &str = ".lock";
+
+/// A topic and one of its partitions; its directory is `<topic>-<partition>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    pub topic: TopicName,
+    pub partition: PartitionId,
+}
+
+impl TopicPartition {
+    pub fn new(topic: TopicName, partition: PartitionId) -> TopicPartition {
+        TopicPartition { topic, partition }
+    }
+
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+
+    /// Parses a directory name; topics may contain '-', the partition is after the last.
+    pub fn parse_dir_name(name: &str) -> Option<TopicPartition> {
+        let (topic, partition) = name.rsplit_once('-')?;
+        let partition: i32 = partition.parse().ok().filter(|p: &i32| *p >= 0)?;
+        if !partition.to_string().eq(partition_text(name)) {
+            return None;
+        }
+        Some(TopicPartition::new(
+            TopicName::new(topic).ok()?,
+            PartitionId(partition),
+        ))
+    }
+}
+
+fn partition_text(name: &str) -> &str {
+    name.rsplit_once('-').map_or("", |(_, partition)| partition)
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Every partition log of a data directory. See the module docs.
+#[derive(Debug)]
+pub struct LogManager {
+    data_dir: PathBuf,
+    default_config: LogConfig,
+    clock: Arc<dyn Clock>,
+    previous: PreviousShutdown,
+    logs: RwLock<BTreeMap<TopicPartition, Arc<PartitionLog>>>,
+    _lock: File,
+}
+
+impl LogManager {
+    /// Locks `data_dir` (created if missing), opens and recovers every partition in it.
+    pub fn open(
+        data_dir: &Path,
+        default_config: LogConfig,
+        clock: Arc<dyn Clock>,
+    ) -> LogResult<LogManager> {
+        fs::create_dir_all(data_dir)
+            .map_err(|source| LogError::io("create data directory", data_dir, source))?;
+        let lock_path = data_dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| LogError::io("open lock file", &lock_path, source))?;
+        lock.try_lock().map_err(|error| {
+            LogError::io(
+                "lock data directory (is another broker using it?)",
+                &lock_path,
+                std::io::Error::other(error.to_string()),
+            )
+        })?;
+        let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
+        let previous = if marker.exists() {
+            PreviousShutdown::Clean
+        } else {
+            PreviousShutdown::Crashed
+        };
+        let mut logs = BTreeMap::new();
+        let entries = fs::read_dir(data_dir)
+            .map_err(|source| LogError::io("list data directory", data_dir, source))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|source| LogError::io("list data directory", data_dir, source))?;
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            let name = entry.file_name();
+            let Some(partition) = name.to_str().and_then(TopicPartition::parse_dir_name) else {
+                tracing::warn!(path = %path.display(), "ignoring a directory that is not <topic>-<partition>");
+                continue;
+            };
+            let log =
+                PartitionLog::open(&path, default_config.clone(), Arc::clone(&clock), previous)?;
+            logs.insert(partition, Arc::new(log));
+        }
+        if previous == PreviousShutdown::Clean {
+            fs::remove_file(&marker)
+                .map_err(|source| LogError::io("remove clean-shutdown marker", &marker, source))?;
+            durable::sync_dir(data_dir)?;
+        }
+        tracing::info!(data_dir = %data_dir.display(), partitions = logs.len(), ?previous, "opened logs");
+        Ok(LogManager {
+            data_dir: data_dir.to_path_buf(),
+            default_config,
+            clock,
+            previous,
+            logs: RwLock::new(logs),
+            _lock: lock,
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// How the previous process using this directory ended.
+    pub fn previous_shutdown(&self) -> PreviousShutdown {
+        self.previous
+    }
+
+    pub fn get(&self, partition: &TopicPartition) -> Option<Arc<PartitionLog>> {
+        self.logs
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(partition)
+            .cloned()
+    }
+
+    /// Every partition hosted here.
+    pub fn partitions(&self) -> Vec<TopicPartition> {
+        self.logs
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// The log of `partition`, created with `config` (or the default) if it is new.
+    pub fn get_or_create(
+        &self,
+        partition: &TopicPartition,
+        config: Option<LogConfig>,
+    ) -> LogResult<Arc<PartitionLog>> {
+        let mut logs = self
+            .logs
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(log) = logs.get(partition) {
+            return Ok(Arc::clone(log));
+        }
+        let dir = self.data_dir.join(partition.dir_name());
+        let config = config.unwrap_or_else(|| self.default_config.clone());
+        let log = PartitionLog::open(
+            &dir,
+            config,
+            Arc::clone(&self.clock),
+            PreviousShutdown::Crashed,
+        )?;
+        durable::sync_dir(&self.data_dir)?;
+        let log = Arc::new(log);
+        logs.insert(partition.clone(), Arc::clone(&log));
+        Ok(log)
+    }
+
+    /// One round of background duties: interval flushes, checkpoints, retention.
+    pub fn run_periodic_tasks(&self) -> LogResult<()> {
+        let logs: Vec<Arc<PartitionLog>> = self
+            .logs
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for log in logs {
+            log.flush_if_due()?;
+            log.apply_retention()?;
+            log.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Clean shutdown: close every log, then write the marker as the very last step.
+    pub fn close(self) -> LogResult<()> {
+        let logs = self
+            .logs
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for log in logs.values() {
+            log.close()?;
+        }
+        let marker = self.data_dir.join(CLEAN_SHUTDOWN_FILE);
+        let file = File::create(&marker)
+            .map_err(|source| LogError::io("write clean-shutdown marker", &marker, source))?;
+        durable::sync_file(&file, &marker)?;
+        durable::sync_dir(&self.data_dir)?;
+        tracing::info!(data_dir = %self.data_dir.display(), "logs closed cleanly");
+        Ok(())
+    }
+}

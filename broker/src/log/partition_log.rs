@@ -1,0 +1,546 @@
+//! The partition log: an ordered map of segments with one active (last) segment, plus the
+//! partition's checkpoints and leader-epoch cache, in `<data>/<topic>-<partition>/`.
+//!
+//! Concurrency: one `RwLock` guards the segment map and offsets. Appends, rolls,
+//! truncations and retention take it for writing; reads take it for reading and do their
+//! positional read under it (so a truncation can never cut bytes out from under a reader).
+//! fsyncs run outside it, in [`GroupCommit`].
+//!
+//! Durability (`flush = always`): [`PartitionLog::append`] returns only once the batch is
+//! fsynced; concurrent appenders share fsyncs. Under `flush = interval:<ms>` it returns as
+//! soon as the batch is in the page cache, and [`PartitionLog::flush_if_due`] (called by
+//! the log manager's background thread) fsyncs on the interval.
+//!
+//! Offsets: `log_start_offset ≤ high_watermark ≤ log_end_offset`; the log end offset only
+//! goes down through [`PartitionLog::truncate_to`]. Opening a log runs recovery
+//! (`recovery.rs`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::Bytes;
+use strata_proto::record::{
+    check_stored_batch, set_base_offset, set_partition_leader_epoch, BatchHeader,
+};
+use strata_proto::types::{LeaderEpoch, Offset};
+
+use super::checkpoint::PartitionCheckpoint;
+use super::clock::Clock;
+use super::config::{FlushPolicy, LogConfig};
+use super::durable;
+use super::error::{LogError, LogResult};
+use super::group_commit::{GroupCommit, SyncTarget};
+use super::leader_epoch_cache::LeaderEpochCache;
+use super::recovery::{self, PreviousShutdown, RecoveryReport};
+use super::segment::Segment;
+
+/// What an append assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+    pub log_end_offset: Offset,
+    pub max_timestamp_ms: i64,
+}
+
+/// Whole batches read from the log, exactly as stored.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    /// Zero or more complete batches; empty when the reader is at the end.
+    pub batches: Bytes,
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+}
+
+/// What [`PartitionLog::apply_retention`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionOutcome {
+    pub segments_deleted: usize,
+    pub bytes_deleted: u64,
+    pub log_start_offset: Offset,
+}
+
+/// The mutable state behind the lock.
+#[derive(Debug)]
+pub(crate) struct LogState {
+    pub segments: BTreeMap<Offset, Segment>,
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+    pub high_watermark: Offset,
+    pub epochs: LeaderEpochCache,
+    pub closed: bool,
+}
+
+impl LogState {
+    pub(crate) fn active(&self) -> LogResult<&Segment> {
+        self.segments.values().next_back().ok_or_else(no_segment)
+    }
+
+    fn active_mut(&mut self) -> LogResult<&mut Segment> {
+        self.segments
+            .values_mut()
+            .next_back()
+            .ok_or_else(no_segment)
+    }
+}
+
+fn no_segment() -> LogError {
+    LogError::Stopped {
+        path: PathBuf::new(),
+        reason: "the log has no active segment".into(),
+    }
+}
+
+/// One partition replica's log. See the module docs.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    clock: Arc<dyn Clock>,
+    state: RwLock<LogState>,
+    commit: GroupCommit,
+    last_flush_ms: AtomicI64,
+    recovery: RecoveryReport,
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the log in `dir`, recovering it as `previous` requires.
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+        previous: PreviousShutdown,
+    ) -> LogResult<PartitionLog> {
+        let (state, report) = recovery::recover(dir, &config, clock.now_ms(), previous)?;
+        let durable_offset = state.log_end_offset;
+        let log = PartitionLog {
+            dir: dir.to_path_buf(),
+            last_flush_ms: AtomicI64::new(clock.now_ms()),
+            config,
+            clock,
+            state: RwLock::new(state),
+            commit: GroupCommit::new(durable_offset),
+            recovery: report,
+        };
+        log.checkpoint()?;
+        Ok(log)
+    }
+
+    fn read_state(&self) -> RwLockReadGuard<'_, LogState> {
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write_state(&self) -> RwLockWriteGuard<'_, LogState> {
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn read_state_for_tests(&self) -> RwLockReadGuard<'_, LogState> {
+        self.read_state()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// What recovery found when the log was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    pub fn log_start_offset(&self) -> Offset {
+        self.read_state().log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> Offset {
+        self.read_state().log_end_offset
+    }
+
+    /// Every offset below this is fsynced.
+    pub fn durable_offset(&self) -> Offset {
+        self.commit.durable_offset()
+    }
+
+    pub fn high_watermark(&self) -> Offset {
+        self.read_state().high_watermark
+    }
+
+    /// Sets the high watermark (replication decides it), clamped to the log end offset.
+    pub fn set_high_watermark(&self, high_watermark: Offset) {
+        let mut state = self.write_state();
+        state.high_watermark = high_watermark
+            .min(state.log_end_offset)
+            .max(state.log_start_offset);
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.read_state().segments.len()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.read_state()
+            .segments
+            .values()
+            .map(Segment::size_bytes)
+            .sum()
+    }
+
+    /// The leader-epoch cache entries `(epoch, start offset)`.
+    pub fn leader_epochs(&self) -> Vec<(LeaderEpoch, Offset)> {
+        self.read_state().epochs.entries().to_vec()
+    }
+
+    /// KIP-101: the end offset of `epoch` in this log, for follower truncation.
+    pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
+        let state = self.read_state();
+        state.epochs.end_offset_for(epoch, state.log_end_offset)
+    }
+
+    /// How many fsyncs group commit has issued.
+    pub fn fsyncs_total(&self) -> u64 {
+        self.commit.fsyncs_total()
+    }
+
+    fn check_running(&self) -> LogResult<()> {
+        match self.commit.failure() {
+            Some(reason) => Err(LogError::Stopped {
+                path: self.dir.clone(),
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a fatal error so every later write is refused.
+    fn stop_on_fatal<T>(&self, result: LogResult<T>) -> LogResult<T> {
+        if let Err(error) = &result {
+            if error.is_fatal() {
+                self.commit.fail(error.to_string());
+            }
+        }
+        result
+    }
+
+    /// Appends one batch as the leader: checks its framing and CRC, stamps the next offset
+    /// and `epoch` into it, writes it, and (under `flush = always`) waits until it is
+    /// fsynced. The batch's records should already have been validated by the caller
+    /// (`strata_proto::record::validate_batch`). On any error nothing was appended.
+    pub fn append(&self, batch: &mut [u8], epoch: LeaderEpoch) -> LogResult<AppendInfo> {
+        self.check_running()?;
+        let mut header = check_stored_batch(batch, self.config.batch_bytes_max)?;
+        let info = {
+            let mut state = self.write_state();
+            if state.closed {
+                return Err(self.closed_error());
+            }
+            if let Some((latest, _)) = state.epochs.latest() {
+                if epoch < latest {
+                    return Err(LogError::StaleLeaderEpoch { epoch, latest });
+                }
+            }
+            header.base_offset = state.log_end_offset;
+            header.partition_leader_epoch = epoch;
+            set_base_offset(batch, header.base_offset);
+            set_partition_leader_epoch(batch, epoch);
+            let result = self.append_locked(&mut state, batch, &header);
+            self.stop_on_fatal(result)?
+        };
+        if self.config.flush == FlushPolicy::Always {
+            self.wait_durable(info.log_end_offset)?;
+        }
+        Ok(info)
+    }
+
+    fn closed_error(&self) -> LogError {
+        LogError::Stopped {
+            path: self.dir.clone(),
+            reason: "the log is closed".into(),
+        }
+    }
+
+    fn append_locked(
+        &self,
+        state: &mut LogState,
+        batch: &[u8],
+        header: &BatchHeader,
+    ) -> LogResult<AppendInfo> {
+        let now_ms = self.clock.now_ms();
+        let needs_roll = state.active()?.needs_roll(
+            batch.len() as u64,
+            header.last_offset(),
+            &self.config,
+            now_ms,
+        );
+        if needs_roll {
+            self.roll_locked(state)?;
+        }
+        state.active_mut()?.append(batch, header, now_ms)?;
+        state.log_end_offset = header.next_offset();
+        if state
+            .epochs
+            .assign(header.partition_leader_epoch, header.base_offset)
+        {
+            state.epochs.store()?;
+        }
+        Ok(AppendInfo {
+            base_offset: header.base_offset,
+            last_offset: header.last_offset(),
+            log_end_offset: state.log_end_offset,
+            max_timestamp_ms: header.max_timestamp,
+        })
+    }
+
+    /// Seals the active segment (fsynced) and starts a new one at the log end offset.
+    fn roll_locked(&self, state: &mut LogState) -> LogResult<()> {
+        let log_end_offset = state.log_end_offset;
+        if state.active()?.size_bytes() == 0 {
+            return Ok(());
+        }
+        state.active_mut()?.seal()?;
+        self.commit.mark_durable(log_end_offset);
+        let segment = Segment::create(&self.dir, log_end_offset, &self.config)?;
+        state.segments.insert(log_end_offset, segment);
+        tracing::debug!(dir = %self.dir.display(), base_offset = %log_end_offset, "rolled segment");
+        Ok(())
+    }
+
+    /// Forces a roll of the active segment (no-op when it is empty).
+    pub fn roll(&self) -> LogResult<()> {
+        self.check_running()?;
+        let mut state = self.write_state();
+        let result = self.roll_locked(&mut state);
+        self.stop_on_fatal(result)
+    }
+
+    /// Blocks until every offset below `target` is fsynced (group commit).
+    pub fn wait_durable(&self, target: Offset) -> LogResult<()> {
+        self.commit
+            .wait_durable(target, &self.dir, || self.sync_target())
+    }
+
+    fn sync_target(&self) -> LogResult<SyncTarget> {
+        let state = self.read_state();
+        let active = state.active()?;
+        Ok(SyncTarget {
+            file: active.log_file(),
+            path: active.log_path().to_path_buf(),
+            log_end_offset: state.log_end_offset,
+        })
+    }
+
+    /// fsyncs everything appended so far, whatever the policy.
+    pub fn flush(&self) -> LogResult<()> {
+        let log_end_offset = self.log_end_offset();
+        self.wait_durable(log_end_offset)?;
+        self.last_flush_ms
+            .store(self.clock.now_ms(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Under `flush = interval:<ms>`, fsyncs when the interval has passed. Returns whether
+    /// it flushed.
+    pub fn flush_if_due(&self) -> LogResult<bool> {
+        let FlushPolicy::Interval { interval_ms } = self.config.flush else {
+            return Ok(false);
+        };
+        let now_ms = self.clock.now_ms();
+        if now_ms - self.last_flush_ms.load(Ordering::Relaxed) < interval_ms as i64 {
+            return Ok(false);
+        }
+        if self.durable_offset() >= self.log_end_offset() {
+            self.last_flush_ms.store(now_ms, Ordering::Relaxed);
+            return Ok(false);
+        }
+        self.flush()?;
+        Ok(true)
+    }
+
+    /// Reads whole batches from the one holding `offset`, at most `max_bytes` (but at least
+    /// one batch), stopping before any batch that reaches `upper_bound` (the high watermark
+    /// for consumers; `None` = the log end offset).
+    pub fn read(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        upper_bound: Option<Offset>,
+    ) -> LogResult<ReadResult> {
+        let state = self.read_state();
+        let log_end_offset = state.log_end_offset;
+        let result = |batches| ReadResult {
+            batches,
+            log_start_offset: state.log_start_offset,
+            log_end_offset,
+        };
+        if offset < state.log_start_offset || offset > log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: state.log_start_offset,
+                log_end_offset,
+            });
+        }
+        let upper = upper_bound.map_or(log_end_offset, |bound| bound.min(log_end_offset));
+        let floor = state
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(state.log_start_offset, |(base, _)| *base);
+        for segment in state.segments.range(floor..).map(|(_, segment)| segment) {
+            if segment.next_offset() <= offset {
+                continue;
+            }
+            if let Some(batches) = segment.read(offset, max_bytes, upper)? {
+                return Ok(result(batches));
+            }
+            break;
+        }
+        Ok(result(Bytes::new()))
+    }
+
+    /// Removes every record at `offset` or beyond (a batch holding `offset` goes whole), for
+    /// replication's divergence handling. Returns the new log end offset.
+    pub fn truncate_to(&self, offset: Offset) -> LogResult<Offset> {
+        self.check_running()?;
+        let mut state = self.write_state();
+        let result = self.truncate_locked(&mut state, offset);
+        self.stop_on_fatal(result)
+    }
+
+    fn truncate_locked(&self, state: &mut LogState, offset: Offset) -> LogResult<Offset> {
+        if offset >= state.log_end_offset {
+            return Ok(state.log_end_offset);
+        }
+        let offset = offset.max(state.log_start_offset);
+        // Segments that start at or after the cut go whole, newest first; the oldest stays
+        // (its base is ≤ the log start ≤ `offset`) so there is always an active segment.
+        let doomed: Vec<Offset> = state
+            .segments
+            .range(offset..)
+            .rev()
+            .map(|(base, _)| *base)
+            .collect();
+        for base in doomed {
+            if state.segments.len() == 1 {
+                break;
+            }
+            if let Some(segment) = state.segments.remove(&base) {
+                segment.delete()?;
+            }
+        }
+        let active = state.active_mut()?;
+        let new_end = if active.base_offset() >= offset {
+            let base = active.base_offset();
+            active.truncate_bytes(0, base)?;
+            base
+        } else {
+            active.truncate_to(offset)?
+        };
+        if active.is_sealed() {
+            active.unseal()?;
+        }
+        durable::sync_dir(&self.dir)?;
+        state.log_end_offset = new_end;
+        state.high_watermark = state.high_watermark.min(new_end);
+        self.commit.truncated(new_end);
+        if state.epochs.truncate_from_end(new_end) {
+            state.epochs.store()?;
+        }
+        Ok(new_end)
+    }
+
+    /// Deletes sealed segments past `retention_ms` (by their newest timestamp) or beyond
+    /// `retention_bytes`, oldest first, never the active segment and never data at or above
+    /// the high watermark. Advances the log start offset.
+    pub fn apply_retention(&self) -> LogResult<RetentionOutcome> {
+        self.check_running()?;
+        let now_ms = self.clock.now_ms();
+        let mut state = self.write_state();
+        let mut outcome = RetentionOutcome {
+            log_start_offset: state.log_start_offset,
+            ..RetentionOutcome::default()
+        };
+        let mut total_bytes: u64 = state.segments.values().map(Segment::size_bytes).sum();
+        while state.segments.len() > 1 {
+            let Some(oldest) = state.segments.values().next() else {
+                break;
+            };
+            let expired = self.config.retention_ms.is_some_and(|retention_ms| {
+                oldest.max_timestamp_ms() >= 0
+                    && now_ms - oldest.max_timestamp_ms() > retention_ms as i64
+            });
+            let oversized = self.config.retention_bytes.is_some_and(|retention_bytes| {
+                total_bytes - oldest.size_bytes() >= retention_bytes
+            });
+            if !(expired || oversized) || oldest.next_offset() > state.high_watermark {
+                break;
+            }
+            let base = oldest.base_offset();
+            let Some(segment) = state.segments.remove(&base) else {
+                break;
+            };
+            total_bytes -= segment.size_bytes();
+            outcome.bytes_deleted += segment.size_bytes();
+            outcome.segments_deleted += 1;
+            let next_start = segment.next_offset();
+            let result = segment.delete();
+            self.stop_on_fatal(result)?;
+            state.log_start_offset = next_start;
+        }
+        if outcome.segments_deleted > 0 {
+            let result = durable::sync_dir(&self.dir);
+            self.stop_on_fatal(result)?;
+            let log_start_offset = state.log_start_offset;
+            if state.epochs.truncate_from_start(log_start_offset) {
+                let result = state.epochs.store();
+                self.stop_on_fatal(result)?;
+            }
+            outcome.log_start_offset = log_start_offset;
+            drop(state);
+            self.checkpoint()?;
+        }
+        Ok(outcome)
+    }
+
+    /// Writes the partition checkpoint: recovery point (the durable offset), high
+    /// watermark and log start offset.
+    pub fn checkpoint(&self) -> LogResult<()> {
+        let checkpoint = {
+            let state = self.read_state();
+            PartitionCheckpoint {
+                recovery_point: self.commit.durable_offset().min(state.log_end_offset),
+                high_watermark: state.high_watermark,
+                log_start_offset: state.log_start_offset,
+            }
+        };
+        let result = checkpoint.store(&self.dir);
+        self.stop_on_fatal(result)
+    }
+
+    /// Clean close: fsync, trim the active segment's indexes, checkpoint with the recovery
+    /// point at the log end. Later writes are refused. The log manager writes the
+    /// clean-shutdown marker after every log is closed.
+    pub fn close(&self) -> LogResult<()> {
+        self.check_running()?;
+        self.flush()?;
+        let mut state = self.write_state();
+        if state.closed {
+            return Ok(());
+        }
+        let result = state.active_mut().and_then(Segment::close);
+        self.stop_on_fatal(result)?;
+        state.closed = true;
+        let result = state.epochs.store();
+        self.stop_on_fatal(result)?;
+        drop(state);
+        self.checkpoint()
+    }
+}

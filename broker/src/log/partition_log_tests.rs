@@ -1,0 +1,365 @@
+//! Behaviour of [`PartitionLog`]: append, read, roll, truncate, retention, reopen.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use strata_proto::types::{LeaderEpoch, Offset};
+
+use super::test_support::{decode_values, open, read_all, small_config, tagged_batch};
+use super::{LogConfig, LogError, ManualClock, PreviousShutdown};
+
+const NOW_MS: i64 = 1_700_000_000_000;
+
+#[test]
+fn append_assigns_dense_offsets_and_stamps_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let log = open(
+        dir.path(),
+        &small_config(),
+        &clock,
+        PreviousShutdown::Crashed,
+    );
+    let first = log
+        .append(&mut tagged_batch("a", 3, NOW_MS), LeaderEpoch(0))
+        .unwrap();
+    let second = log
+        .append(&mut tagged_batch("b", 2, NOW_MS), LeaderEpoch(1))
+        .unwrap();
+    assert_eq!(
+        (first.base_offset, first.last_offset),
+        (Offset(0), Offset(2))
+    );
+    assert_eq!(
+        (second.base_offset, second.last_offset),
+        (Offset(3), Offset(4))
+    );
+    assert_eq!(log.log_end_offset(), Offset(5));
+    assert_eq!(
+        log.durable_offset(),
+        Offset(5),
+        "flush=always: durable when append returns"
+    );
+    assert_eq!(
+        log.leader_epochs(),
+        vec![(LeaderEpoch(0), Offset(0)), (LeaderEpoch(1), Offset(3))]
+    );
+    let values: Vec<String> = read_all(&log)
+        .into_iter()
+        .map(|(_, v)| String::from_utf8(v).unwrap())
+        .collect();
+    assert_eq!(values, ["a-0", "a-1", "a-2", "b-0", "b-1"]);
+}
+
+#[test]
+fn stale_epoch_and_bad_crc_append_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let log = open(
+        dir.path(),
+        &small_config(),
+        &clock,
+        PreviousShutdown::Crashed,
+    );
+    log.append(&mut tagged_batch("a", 1, NOW_MS), LeaderEpoch(5))
+        .unwrap();
+    let error = log
+        .append(&mut tagged_batch("b", 1, NOW_MS), LeaderEpoch(4))
+        .unwrap_err();
+    assert!(
+        matches!(error, LogError::StaleLeaderEpoch { .. }),
+        "{error}"
+    );
+    let mut damaged = tagged_batch("c", 1, NOW_MS);
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0xff;
+    assert!(matches!(
+        log.append(&mut damaged, LeaderEpoch(5)),
+        Err(LogError::InvalidBatch(_))
+    ));
+    assert_eq!(log.log_end_offset(), Offset(1));
+    assert_eq!(read_all(&log).len(), 1);
+}
+
+#[test]
+fn reads_return_whole_batches_within_max_bytes_but_at_least_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config()
+    };
+    let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
+    let batch_bytes = tagged_batch("x", 4, NOW_MS).len();
+    for _ in 0..10 {
+        log.append(&mut tagged_batch("x", 4, NOW_MS), LeaderEpoch(0))
+            .unwrap();
+    }
+    let small = log.read(Offset(0), 1, None).unwrap();
+    assert_eq!(
+        small.batches.len(),
+        batch_bytes,
+        "one batch even when larger than max_bytes"
+    );
+    let three = log
+        .read(Offset(0), batch_bytes * 3 + batch_bytes / 2, None)
+        .unwrap();
+    assert_eq!(three.batches.len(), batch_bytes * 3);
+    // A read from the middle of a batch starts at that batch.
+    let middle = decode_values(&log.read(Offset(6), 1, None).unwrap().batches);
+    assert_eq!(middle.first().unwrap().0, Offset(4));
+    // Nothing at or beyond the upper bound (the high watermark for consumers).
+    let bounded = decode_values(
+        &log.read(Offset(0), 1 << 20, Some(Offset(10)))
+            .unwrap()
+            .batches,
+    );
+    assert_eq!(bounded.last().unwrap().0, Offset(7));
+    assert!(log
+        .read(Offset(0), 1 << 20, Some(Offset(3)))
+        .unwrap()
+        .batches
+        .is_empty());
+    assert!(log.read(Offset(40), 100, None).unwrap().batches.is_empty());
+    assert!(matches!(
+        log.read(Offset(41), 100, None),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn rolls_by_size_and_by_age_and_reads_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let config = LogConfig {
+        segment_ms: Some(60_000),
+        ..small_config()
+    };
+    let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
+    for i in 0..20 {
+        log.append(
+            &mut tagged_batch(&format!("s{i}"), 10, NOW_MS),
+            LeaderEpoch(0),
+        )
+        .unwrap();
+    }
+    let by_size = log.segment_count();
+    assert!(by_size > 3, "1 KiB segments must roll: {by_size}");
+    clock.advance_ms(60_000);
+    log.append(&mut tagged_batch("late", 1, NOW_MS), LeaderEpoch(0))
+        .unwrap();
+    assert_eq!(
+        log.segment_count(),
+        by_size + 1,
+        "an old active segment rolls"
+    );
+    assert_eq!(read_all(&log).len(), 201);
+    assert!(read_all(&log)
+        .iter()
+        .enumerate()
+        .all(|(i, (offset, _))| offset.0 == i as i64));
+}
+
+#[test]
+fn truncate_to_removes_whole_batches_and_later_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let log = open(
+        dir.path(),
+        &small_config(),
+        &clock,
+        PreviousShutdown::Crashed,
+    );
+    for i in 0..30 {
+        log.append(
+            &mut tagged_batch(&format!("t{i}"), 2, NOW_MS),
+            LeaderEpoch(i / 10),
+        )
+        .unwrap();
+    }
+    let segments = log.segment_count();
+    assert_eq!(
+        log.truncate_to(Offset(25)).unwrap(),
+        Offset(24),
+        "offset 25 is inside batch 24..25"
+    );
+    assert!(log.segment_count() < segments);
+    assert_eq!(
+        log.leader_epochs(),
+        vec![(LeaderEpoch(0), Offset(0)), (LeaderEpoch(1), Offset(20))]
+    );
+    log.append(&mut tagged_batch("after", 1, NOW_MS), LeaderEpoch(3))
+        .unwrap();
+    let all = read_all(&log);
+    assert_eq!(all.len(), 25);
+    assert_eq!(all.last().unwrap(), &(Offset(24), b"after-0".to_vec()));
+    drop(log);
+    let reopened = open(
+        dir.path(),
+        &small_config(),
+        &clock,
+        PreviousShutdown::Crashed,
+    );
+    assert_eq!(read_all(&reopened), all);
+}
+
+#[test]
+fn retention_by_time_and_size_advances_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let config = LogConfig {
+        retention_ms: Some(3_600_000),
+        ..small_config()
+    };
+    let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
+    for i in 0..10 {
+        log.append(
+            &mut tagged_batch(&format!("old{i}"), 3, NOW_MS),
+            LeaderEpoch(0),
+        )
+        .unwrap();
+    }
+    log.roll().unwrap();
+    for i in 0..3 {
+        log.append(
+            &mut tagged_batch(&format!("new{i}"), 3, NOW_MS + 7_200_000),
+            LeaderEpoch(0),
+        )
+        .unwrap();
+    }
+    log.set_high_watermark(log.log_end_offset());
+    assert_eq!(
+        log.apply_retention().unwrap().segments_deleted,
+        0,
+        "nothing is old yet"
+    );
+    clock.advance_ms(3_600_001);
+    let outcome = log.apply_retention().unwrap();
+    assert!(outcome.segments_deleted > 0);
+    assert_eq!(
+        log.log_start_offset(),
+        Offset(30),
+        "every segment of old records is gone"
+    );
+    assert!(matches!(
+        log.read(Offset(0), 100, None),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(read_all(&log).len(), 9);
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_bytes: Some(2048),
+        retention_ms: None,
+        ..small_config()
+    };
+    let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
+    for i in 0..40 {
+        log.append(
+            &mut tagged_batch(&format!("b{i}"), 3, NOW_MS),
+            LeaderEpoch(0),
+        )
+        .unwrap();
+    }
+    log.set_high_watermark(log.log_end_offset());
+    log.apply_retention().unwrap();
+    assert!(
+        log.size_bytes() < 2048 + 1024,
+        "size {} after retention",
+        log.size_bytes()
+    );
+    assert!(log.log_start_offset() > Offset(0));
+    drop(log);
+    let reopened = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
+    assert!(
+        reopened.log_start_offset() > Offset(0),
+        "log start survives a restart"
+    );
+}
+
+#[test]
+fn retention_never_deletes_above_the_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let config = LogConfig {
+        retention_ms: Some(1),
+        ..small_config()
+    };
+    let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
+    for i in 0..10 {
+        log.append(
+            &mut tagged_batch(&format!("x{i}"), 3, NOW_MS),
+            LeaderEpoch(0),
+        )
+        .unwrap();
+    }
+    clock.advance_ms(10);
+    assert_eq!(
+        log.apply_retention().unwrap().segments_deleted,
+        0,
+        "HW is 0"
+    );
+}
+
+#[test]
+fn clean_close_and_reopen_keeps_everything_without_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let log = open(
+        dir.path(),
+        &small_config(),
+        &clock,
+        PreviousShutdown::Crashed,
+    );
+    for i in 0..25 {
+        log.append(
+            &mut tagged_batch(&format!("c{i}"), 2, NOW_MS),
+            LeaderEpoch(2),
+        )
+        .unwrap();
+    }
+    let before = read_all(&log);
+    log.close().unwrap();
+    assert!(log
+        .append(&mut tagged_batch("late", 1, NOW_MS), LeaderEpoch(2))
+        .is_err());
+    drop(log);
+    let reopened = open(dir.path(), &small_config(), &clock, PreviousShutdown::Clean);
+    assert_eq!(reopened.recovery_report().segments_scanned, 0);
+    assert_eq!(read_all(&reopened), before);
+    reopened
+        .append(&mut tagged_batch("more", 1, NOW_MS), LeaderEpoch(2))
+        .unwrap();
+    assert_eq!(reopened.log_end_offset(), Offset(51));
+}
+
+#[test]
+fn concurrent_appenders_share_fsyncs_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config()
+    };
+    let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
+    std::thread::scope(|scope| {
+        for thread in 0..8 {
+            let log = &log;
+            scope.spawn(move || {
+                for i in 0..25 {
+                    let info = log
+                        .append(
+                            &mut tagged_batch(&format!("{thread}-{i}"), 1, NOW_MS),
+                            LeaderEpoch(0),
+                        )
+                        .unwrap();
+                    assert!(log.durable_offset() > info.last_offset);
+                }
+            });
+        }
+    });
+    let all = read_all(&log);
+    assert_eq!(all.len(), 200);
+    let mut values: Vec<Vec<u8>> = all.into_iter().map(|(_, v)| v).collect();
+    values.sort();
+    values.dedup();
+    assert_eq!(values.len(), 200, "every append present exactly once");
+}

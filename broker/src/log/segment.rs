@@ -1,0 +1,535 @@
+//! One segment of a partition log: `<base_offset:020>.log` plus its `.index` and
+//! `.timeindex` (layouts in `docs/FORMAT.md`).
+//!
+//! The `.log` file is the concatenation of whole record batches exactly as validated and
+//! stamped by the leader; nothing else is stored in it. Batches are written with one
+//! positional write at the end of the file. An offset index entry `(base_offset, position)`
+//! is added before a batch once `index_interval_bytes` have been written since the last one,
+//! so a lookup lands at most that many bytes before the batch it wants.
+//!
+//! Crash behaviour: the `.log` of the active segment may end in a torn batch after a crash;
+//! the partition log's recovery scans it with [`Segment::scan_and_rebuild`], which also
+//! rebuilds both indexes from the log (index contents are never trusted after a crash).
+//! A sealed segment was fsynced when it was sealed, and its indexes were trimmed to their
+//! used size; any damage found in it later is corruption, not a torn tail.
+//!
+//! Thread safety: a `Segment` has a single owner (the partition log's state lock). The
+//! `.log` handle is shared (`Arc<File>`) only so group commit can fsync it outside that lock.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use strata_proto::record::{check_stored_batch, BatchHeader, BATCH_HEADER_BYTES};
+use strata_proto::types::{LeaderEpoch, Offset};
+
+use super::config::LogConfig;
+use super::durable;
+use super::error::{LogError, LogResult};
+use super::offset_index::OffsetIndex;
+use super::time_index::TimeIndex;
+
+/// File name of a segment's file with the given extension (`log`, `index`, `timeindex`).
+pub fn segment_file_name(base_offset: Offset, extension: &str) -> String {
+    format!("{:020}.{extension}", base_offset.0)
+}
+
+/// The largest a segment's byte position may get: index positions are `u32`.
+const SEGMENT_BYTES_LIMIT: u64 = u32::MAX as u64;
+
+/// Where a scan of a segment stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanStop {
+    /// Every byte of the file belongs to a valid batch.
+    End,
+    /// The batch starting at `position` is torn or damaged.
+    Bad { position: u64, reason: String },
+}
+
+/// The result of [`Segment::scan_and_rebuild`].
+#[derive(Debug, Clone)]
+pub struct SegmentScan {
+    /// Bytes of whole, valid batches from the start of the file.
+    pub valid_bytes: u64,
+    /// Offset after the last valid batch.
+    pub next_offset: Offset,
+    /// The leader epoch of the last valid batch, if any.
+    pub last_epoch: Option<LeaderEpoch>,
+    /// Each epoch seen in the valid part, with the offset where it starts.
+    pub epoch_starts: Vec<(LeaderEpoch, Offset)>,
+    pub stop: ScanStop,
+}
+
+/// One segment. See the module docs.
+#[derive(Debug)]
+pub struct Segment {
+    base_offset: Offset,
+    log_path: PathBuf,
+    log: Arc<File>,
+    size_bytes: u64,
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    next_offset: Offset,
+    max_timestamp_ms: i64,
+    offset_of_max_timestamp: Offset,
+    bytes_since_index_entry: u64,
+    index_interval_bytes: u64,
+    first_append_ms: Option<i64>,
+    sealed: bool,
+}
+
+impl Segment {
+    /// Creates the three files of a new, empty, active segment and fsyncs the directory.
+    pub fn create(dir: &Path, base_offset: Offset, config: &LogConfig) -> LogResult<Segment> {
+        let log_path = dir.join(segment_file_name(base_offset, "log"));
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&log_path)
+            .map_err(|source| LogError::io("create segment", &log_path, source))?;
+        let segment = Segment::with_files(dir, base_offset, log_path, log, config)?;
+        durable::sync_file(&segment.log, &segment.log_path)?;
+        durable::sync_dir(dir)?;
+        Ok(segment)
+    }
+
+    /// Opens an existing segment. Its `next_offset` is not known until the caller either
+    /// scans it or tells it ([`Segment::set_next_offset`]).
+    pub fn open(dir: &Path, base_offset: Offset, config: &LogConfig) -> LogResult<Segment> {
+        let log_path = dir.join(segment_file_name(base_offset, "log"));
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(|source| LogError::io("open segment", &log_path, source))?;
+        Segment::with_files(dir, base_offset, log_path, log, config)
+    }
+
+    fn with_files(
+        dir: &Path,
+        base_offset: Offset,
+        log_path: PathBuf,
+        log: File,
+        config: &LogConfig,
+    ) -> LogResult<Segment> {
+        let size_bytes = log
+            .metadata()
+            .map_err(|source| LogError::io("stat segment", &log_path, source))?
+            .len();
+        let index_path = dir.join(segment_file_name(base_offset, "index"));
+        let time_index_path = dir.join(segment_file_name(base_offset, "timeindex"));
+        let index = OffsetIndex::open(&index_path, base_offset, config.index_bytes_max)?;
+        let time_index = TimeIndex::open(&time_index_path, base_offset, config.index_bytes_max)?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            log: Arc::new(log),
+            size_bytes,
+            index,
+            time_index,
+            next_offset: base_offset,
+            max_timestamp_ms: -1,
+            offset_of_max_timestamp: base_offset,
+            bytes_since_index_entry: 0,
+            index_interval_bytes: config.index_interval_bytes,
+            first_append_ms: None,
+            sealed: false,
+        })
+    }
+
+    pub fn base_offset(&self) -> Offset {
+        self.base_offset
+    }
+
+    pub fn next_offset(&self) -> Offset {
+        self.next_offset
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
+    }
+
+    pub fn max_timestamp_ms(&self) -> i64 {
+        self.max_timestamp_ms
+    }
+
+    /// The `.log` handle, for an fsync outside the state lock (group commit).
+    pub fn log_file(&self) -> Arc<File> {
+        Arc::clone(&self.log)
+    }
+
+    /// For sealed segments opened without a scan: their end is the next segment's base.
+    pub fn set_next_offset(&mut self, next_offset: Offset) {
+        self.next_offset = next_offset;
+        if let Some((timestamp_ms, offset)) = self.time_index.last_entry() {
+            self.max_timestamp_ms = timestamp_ms;
+            self.offset_of_max_timestamp = offset;
+        }
+    }
+
+    /// After a reopen the first append time is unknown; age counts from the reopen.
+    pub fn note_reopened(&mut self, now_ms: i64) {
+        if self.size_bytes > 0 {
+            self.first_append_ms = Some(now_ms);
+        }
+    }
+
+    pub fn mark_sealed(&mut self) {
+        self.sealed = true;
+    }
+
+    /// Whether appending `batch_bytes` with offsets up to `last_offset` must go to a new
+    /// segment instead.
+    pub fn needs_roll(
+        &self,
+        batch_bytes: u64,
+        last_offset: Offset,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> bool {
+        if self.size_bytes == 0 {
+            return false;
+        }
+        let segment_bytes = config.segment_bytes.min(SEGMENT_BYTES_LIMIT);
+        let too_big = self.size_bytes + batch_bytes > segment_bytes;
+        let too_old = match (config.segment_ms, self.first_append_ms) {
+            (Some(segment_ms), Some(first_ms)) => {
+                now_ms.saturating_sub(first_ms) >= segment_ms as i64
+            }
+            _ => false,
+        };
+        let relative_overflow = last_offset.0 - self.base_offset.0 > i64::from(u32::MAX);
+        too_big || too_old || relative_overflow || self.index.is_full() || self.time_index.is_full()
+    }
+
+    /// Writes one validated, stamped batch at the end of the file and indexes it.
+    /// On a failed write the file is cut back to its previous size, so no partial batch
+    /// is ever left behind by an error that the process survives.
+    pub fn append(&mut self, batch: &[u8], header: &BatchHeader, now_ms: i64) -> LogResult<()> {
+        let position = self.size_bytes;
+        if let Err(error) = durable::write_all_at(&self.log, batch, position, &self.log_path) {
+            self.log
+                .set_len(position)
+                .map_err(|source| LogError::io("cut a failed append", &self.log_path, source))?;
+            return Err(error);
+        }
+        self.index_batch(position, header)?;
+        self.size_bytes += batch.len() as u64;
+        self.first_append_ms.get_or_insert(now_ms);
+        Ok(())
+    }
+
+    /// Index bookkeeping for a batch written at `position` (append and rebuild share it).
+    fn index_batch(&mut self, position: u64, header: &BatchHeader) -> LogResult<()> {
+        if self.bytes_since_index_entry >= self.index_interval_bytes {
+            self.index.append(header.base_offset, position as u32)?;
+            self.time_index
+                .append(self.max_timestamp_ms, self.offset_of_max_timestamp)?;
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += header.total_bytes() as u64;
+        if header.max_timestamp > self.max_timestamp_ms {
+            self.max_timestamp_ms = header.max_timestamp;
+            self.offset_of_max_timestamp = header.last_offset();
+        }
+        self.next_offset = header.next_offset();
+        Ok(())
+    }
+
+    /// Reads the fixed header of the batch at `position`, or `None` at the end of the file.
+    pub fn read_header_at(&self, position: u64) -> LogResult<Option<BatchHeader>> {
+        if position + BATCH_HEADER_BYTES as u64 > self.size_bytes {
+            return Ok(None);
+        }
+        let mut buf = [0u8; BATCH_HEADER_BYTES];
+        self.log
+            .read_exact_at(&mut buf, position)
+            .map_err(|source| LogError::io("read batch header", &self.log_path, source))?;
+        Ok(Some(BatchHeader::parse(&buf)?))
+    }
+
+    /// The position and header of the first batch whose last offset is ≥ `offset`.
+    pub fn find_batch(&self, offset: Offset) -> LogResult<Option<(u64, BatchHeader)>> {
+        let mut position = self
+            .index
+            .lookup(offset)
+            .map_or(0, |(_, position)| u64::from(position));
+        while let Some(header) = self.read_header_at(position)? {
+            if header.last_offset() >= offset {
+                return Ok(Some((position, header)));
+            }
+            position += header.total_bytes() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Whole batches starting with the one holding `offset`, at most `max_bytes` (but always
+    /// the first batch, so a large batch cannot stall a reader), none ending at or beyond
+    /// `upper_bound`. One positional read; the bytes are returned exactly as stored.
+    pub fn read(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        upper_bound: Offset,
+    ) -> LogResult<Option<Bytes>> {
+        let Some((start, first)) = self.find_batch(offset)? else {
+            return Ok(None);
+        };
+        if first.next_offset() > upper_bound {
+            return Ok(None);
+        }
+        let available = self.size_bytes - start;
+        let wanted = (max_bytes as u64)
+            .min(available)
+            .max(first.total_bytes() as u64);
+        let mut buf = vec![0u8; wanted as usize];
+        self.log
+            .read_exact_at(&mut buf, start)
+            .map_err(|source| LogError::io("read batches", &self.log_path, source))?;
+        let mut end = 0usize;
+        while let Some(header_bytes) = buf.get(end..) {
+            let Ok(header) = BatchHeader::parse(header_bytes) else {
+                break;
+            };
+            let batch_end = end + header.total_bytes();
+            if batch_end > buf.len()
+                || header.next_offset() > upper_bound
+                || header.batch_length < 0
+            {
+                break;
+            }
+            end = batch_end;
+        }
+        buf.truncate(end);
+        Ok(Some(Bytes::from(buf)))
+    }
+
+    /// Scans the whole file from byte 0, checking every batch (framing, CRC, expected base
+    /// offset, leader epoch not decreasing), and rebuilds both indexes from what it finds.
+    /// Stops at the first bad batch without changing the file: the caller decides whether
+    /// that is a torn tail to cut or corruption to report.
+    pub fn scan_and_rebuild(
+        &mut self,
+        config: &LogConfig,
+        previous_epoch: Option<LeaderEpoch>,
+    ) -> LogResult<SegmentScan> {
+        self.index.reset();
+        self.time_index.reset();
+        self.bytes_since_index_entry = 0;
+        self.max_timestamp_ms = -1;
+        self.next_offset = self.base_offset;
+        let mut scan = SegmentScan {
+            valid_bytes: 0,
+            next_offset: self.base_offset,
+            last_epoch: previous_epoch,
+            epoch_starts: Vec::new(),
+            stop: ScanStop::End,
+        };
+        let mut buf = Vec::new();
+        while scan.valid_bytes < self.size_bytes {
+            let position = scan.valid_bytes;
+            match self.check_batch_at(
+                position,
+                scan.next_offset,
+                scan.last_epoch,
+                config,
+                &mut buf,
+            )? {
+                Ok(header) => {
+                    self.index_batch(position, &header)?;
+                    let epoch = header.partition_leader_epoch;
+                    if scan.last_epoch.is_none_or(|last| epoch > last) {
+                        scan.epoch_starts.push((epoch, header.base_offset));
+                    }
+                    scan.last_epoch = Some(epoch);
+                    scan.next_offset = header.next_offset();
+                    scan.valid_bytes += header.total_bytes() as u64;
+                }
+                Err(reason) => {
+                    scan.stop = ScanStop::Bad { position, reason };
+                    break;
+                }
+            }
+        }
+        Ok(scan)
+    }
+
+    /// Checks the batch at `position`; the inner `Err` is a description of the damage.
+    fn check_batch_at(
+        &self,
+        position: u64,
+        expected_offset: Offset,
+        previous_epoch: Option<LeaderEpoch>,
+        config: &LogConfig,
+        buf: &mut Vec<u8>,
+    ) -> LogResult<Result<BatchHeader, String>> {
+        let remaining = self.size_bytes - position;
+        let Some(header) = self.read_header_at(position)? else {
+            return Ok(Err(format!(
+                "torn batch header: only {remaining} bytes left"
+            )));
+        };
+        if let Err(error) = header.check_framing(config.batch_bytes_max) {
+            return Ok(Err(error.to_string()));
+        }
+        let total = header.total_bytes() as u64;
+        if total > remaining {
+            return Ok(Err(format!(
+                "batch of {total} bytes but only {remaining} bytes left"
+            )));
+        }
+        buf.resize(total as usize, 0);
+        self.log
+            .read_exact_at(buf, position)
+            .map_err(|source| LogError::io("read batch", &self.log_path, source))?;
+        if let Err(error) = check_stored_batch(buf, config.batch_bytes_max) {
+            return Ok(Err(error.to_string()));
+        }
+        if header.base_offset != expected_offset {
+            return Ok(Err(format!(
+                "batch base offset {} where {} was expected",
+                header.base_offset, expected_offset
+            )));
+        }
+        if previous_epoch.is_some_and(|previous| header.partition_leader_epoch < previous) {
+            return Ok(Err(format!(
+                "leader epoch {} after epoch {}",
+                header.partition_leader_epoch,
+                previous_epoch.unwrap_or_default()
+            )));
+        }
+        Ok(Ok(header))
+    }
+
+    /// Walks batch headers (no CRC) from the last index entry to the end to learn the
+    /// segment's next offset after a clean shutdown, when no scan is needed.
+    pub fn load_tail(&mut self, config: &LogConfig) -> LogResult<()> {
+        let (mut position, mut next_offset) = match self.index.last_entry() {
+            Some((offset, position)) => (u64::from(position), offset),
+            None => (0, self.base_offset),
+        };
+        if let Some((timestamp_ms, offset)) = self.time_index.last_entry() {
+            self.max_timestamp_ms = timestamp_ms;
+            self.offset_of_max_timestamp = offset;
+        }
+        while let Some(header) = self.read_header_at(position)? {
+            header.check_framing(config.batch_bytes_max)?;
+            if header.max_timestamp > self.max_timestamp_ms {
+                self.max_timestamp_ms = header.max_timestamp;
+                self.offset_of_max_timestamp = header.last_offset();
+            }
+            position += header.total_bytes() as u64;
+            self.bytes_since_index_entry += header.total_bytes() as u64;
+            next_offset = header.next_offset();
+        }
+        if position != self.size_bytes {
+            return Err(LogError::Corruption {
+                path: self.log_path.clone(),
+                position,
+                reason: "the last batch runs past the end of a cleanly closed segment".into(),
+            });
+        }
+        self.next_offset = next_offset;
+        Ok(())
+    }
+
+    /// Checks that the indexes agree with the file (used on segments that are not scanned).
+    pub fn check_indexes(&self) -> LogResult<()> {
+        self.index.sanity_check(self.size_bytes)?;
+        self.time_index.sanity_check(self.next_offset)
+    }
+
+    /// Cuts the file to its first `valid_bytes` (a torn tail found by a scan), fsyncs it and
+    /// its directory.
+    pub fn truncate_bytes(&mut self, valid_bytes: u64, next_offset: Offset) -> LogResult<()> {
+        self.log
+            .set_len(valid_bytes)
+            .map_err(|source| LogError::io("truncate segment", &self.log_path, source))?;
+        self.size_bytes = valid_bytes;
+        self.next_offset = next_offset;
+        self.index.truncate_to(next_offset);
+        self.time_index.truncate_to(next_offset);
+        let last_indexed = self
+            .index
+            .last_entry()
+            .map_or(0, |(_, position)| u64::from(position));
+        self.bytes_since_index_entry = valid_bytes.saturating_sub(last_indexed);
+        durable::sync_file(&self.log, &self.log_path)?;
+        durable::sync_dir(parent_dir(&self.log_path))
+    }
+
+    /// Removes every batch whose offsets reach `offset` or beyond (a batch holding `offset`
+    /// goes whole). Returns the segment's new next offset.
+    pub fn truncate_to(&mut self, offset: Offset) -> LogResult<Offset> {
+        if let Some((position, header)) = self.find_batch(offset)? {
+            self.truncate_bytes(position, header.base_offset)?;
+            if let Some((timestamp_ms, max_offset)) = self.time_index.last_entry() {
+                self.max_timestamp_ms = timestamp_ms;
+                self.offset_of_max_timestamp = max_offset;
+            }
+        }
+        Ok(self.next_offset)
+    }
+
+    /// Makes the segment read-only: final time index entry, indexes trimmed, `.log`
+    /// fsynced. Everything in a sealed segment is durable.
+    pub fn seal(&mut self) -> LogResult<()> {
+        self.time_index
+            .append(self.max_timestamp_ms, self.offset_of_max_timestamp)?;
+        self.index.trim()?;
+        self.time_index.trim()?;
+        durable::sync_file(&self.log, &self.log_path)?;
+        self.sealed = true;
+        Ok(())
+    }
+
+    /// Prepares a sealed segment to take appends again (after a truncation made it the
+    /// last one): the trimmed indexes are extended and mapped for writing again.
+    pub fn unseal(&mut self) -> LogResult<()> {
+        self.index.unseal()?;
+        self.time_index.unseal()?;
+        self.sealed = false;
+        Ok(())
+    }
+
+    /// Flushes the `.log` data to disk.
+    pub fn sync(&self) -> LogResult<()> {
+        durable::sync_file(&self.log, &self.log_path)
+    }
+
+    /// Trims the indexes at a clean close (the next open reads their length).
+    pub fn close(&mut self) -> LogResult<()> {
+        self.index.trim()?;
+        self.time_index.trim()?;
+        self.sync()
+    }
+
+    /// Deletes the three files. The caller fsyncs the directory.
+    pub fn delete(self) -> LogResult<()> {
+        let Segment {
+            log_path,
+            index,
+            time_index,
+            ..
+        } = self;
+        index.delete()?;
+        time_index.delete()?;
+        fs::remove_file(&log_path)
+            .map_err(|source| LogError::io("delete segment", &log_path, source))
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    path.parent().unwrap_or_else(|| Path::new("."))
+}

@@ -1,0 +1,112 @@
+//! The records section of a batch (everything after the 61-byte header): getting its plain
+//! bytes and walking its records in order.
+//!
+//! The walk is shared by [`decode_batch`](super::decode_batch) and
+//! [`validate_batch`](super::validate_batch), so both enforce the same structure: exactly
+//! `record_count` records, offset deltas `0, 1, 2, …` with no jump and no step back, and no
+//! byte after the last record. It borrows the section and allocates nothing.
+
+use std::borrow::Cow;
+
+use super::compression::decompress;
+use super::cursor::ByteCursor;
+use super::error::RecordError;
+use super::header::{BatchHeader, Compression, BATCH_HEADER_BYTES};
+use super::record_wire::{parse_record, RecordView};
+
+/// The plain records section of a whole, framing-checked batch: borrowed when uncompressed,
+/// decompressed (capped at `decompressed_bytes_max`) otherwise.
+pub(crate) fn records_section<'a>(
+    batch: &'a [u8],
+    header: &BatchHeader,
+    decompressed_bytes_max: usize,
+) -> Result<Cow<'a, [u8]>, RecordError> {
+    let block = batch.get(BATCH_HEADER_BYTES..).unwrap_or(&[]);
+    match header.compression() {
+        Some(Compression::None) => Ok(Cow::Borrowed(block)),
+        Some(compression) => decompress(compression, block, decompressed_bytes_max).map(Cow::Owned),
+        None => Err(RecordError::invalid(format!(
+            "unknown compression id {}",
+            header.attributes & super::header::attributes::COMPRESSION_MASK
+        ))),
+    }
+}
+
+/// Parses the `record_count` records of `section` in order and hands each to `visit`,
+/// stopping at the first error (its own or `visit`'s).
+pub(crate) fn for_each_record<'a>(
+    section: &'a [u8],
+    record_count: i32,
+    mut visit: impl FnMut(RecordView<'a>) -> Result<(), RecordError>,
+) -> Result<(), RecordError> {
+    let mut cursor = ByteCursor::new(section);
+    for expected_delta in 0..record_count.max(0) {
+        if cursor.is_empty() {
+            return Err(RecordError::invalid(format!(
+                "record_count is {record_count} but only {expected_delta} records are present"
+            )));
+        }
+        let view = parse_record(&mut cursor)?;
+        if view.offset_delta != expected_delta {
+            return Err(RecordError::invalid(format!(
+                "record {expected_delta} has offset_delta {}; offset deltas must run 0, 1, 2, …",
+                view.offset_delta
+            )));
+        }
+        visit(view)?;
+    }
+    if !cursor.is_empty() {
+        return Err(RecordError::invalid(format!(
+            "{} bytes follow the last of {record_count} records",
+            cursor.remaining()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::record::model::Record;
+    use crate::record::record_wire::encode_record;
+
+    fn section(offset_deltas: &[i32]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &delta in offset_deltas {
+            encode_record(&Record::from_value(0, &b"v"[..]), delta, 0, &mut out).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn walks_contiguous_records() {
+        let bytes = section(&[0, 1, 2]);
+        let mut seen = Vec::new();
+        for_each_record(&bytes, 3, |view| {
+            seen.push(view.offset_delta);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [0, 1, 2]);
+    }
+
+    #[test]
+    fn refuses_gaps_steps_back_missing_and_extra_records() {
+        for (deltas, count) in [
+            (&[0, 2, 3][..], 3),
+            (&[0, 1, 0][..], 3),
+            (&[1, 2, 3][..], 3),
+            (&[0, 1][..], 3),
+            (&[0, 1, 2][..], 2),
+        ] {
+            let bytes = section(deltas);
+            let result = for_each_record(&bytes, count, |_| Ok(()));
+            assert!(
+                matches!(result, Err(RecordError::InvalidRecord { .. })),
+                "{deltas:?} with count {count}: {result:?}"
+            );
+        }
+    }
+}

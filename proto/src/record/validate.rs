@@ -1,0 +1,190 @@
+//! [`validate_batch`]: what a broker runs on every produced batch before appending it.
+//!
+//! In order, each failure ending the check:
+//! 1. framing ([`check_stored_batch`]): magic 2 (else `UnsupportedMagic`), known
+//!    compression id and no reserved attribute bit (else `InvalidRecord`), `batch_length`
+//!    within `batch_bytes_max` (else `MessageTooLarge`) and equal to the bytes present, and
+//!    `last_offset_delta` = `record_count` - 1 (else `InvalidRecord`);
+//! 2. the CRC (else `CrcMismatch`, the one retriable refusal);
+//! 3. every record, walked in place (decompressed first, capped at
+//!    `decompressed_bytes_max`, when compressed): lengths consistent, offset deltas
+//!    `0, 1, 2, …`, exactly `record_count` records, no trailing bytes (else
+//!    `InvalidRecord`); each record at most `record_bytes_max` (else `RecordTooLarge`);
+//!    timestamps not below -1 and, for create-time batches with a window set, inside
+//!    the window (else `InvalidTimestamp`); `max_timestamp` equal to the largest record
+//!    timestamp for create-time batches (else `InvalidTimestamp`), because the time index
+//!    and retention trust it.
+//!
+//! An uncompressed batch is validated without allocating.
+
+use super::error::RecordError;
+use super::header::{check_stored_batch, BatchHeader, TimestampType};
+use super::model::NO_TIMESTAMP;
+use super::record_wire::RecordView;
+use super::section::{for_each_record, records_section};
+use crate::record::decode::{BATCH_BYTES_MAX_DEFAULT, DECOMPRESSED_BYTES_MAX_DEFAULT};
+
+/// The accepted range of create-time timestamps around the broker's clock (Kafka's
+/// `log.message.timestamp.before.max.ms` / `after.max.ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampWindow {
+    /// The broker's clock, milliseconds since the Unix epoch.
+    pub now_ms: i64,
+    /// How far in the past a timestamp may be.
+    pub before_ms_max: i64,
+    /// How far in the future a timestamp may be.
+    pub after_ms_max: i64,
+}
+
+impl TimestampWindow {
+    /// `[now - skew, now + skew]`.
+    pub fn symmetric(now_ms: i64, skew_ms_max: i64) -> TimestampWindow {
+        TimestampWindow {
+            now_ms,
+            before_ms_max: skew_ms_max,
+            after_ms_max: skew_ms_max,
+        }
+    }
+
+    fn check(&self, timestamp_ms: i64) -> Result<(), RecordError> {
+        let earliest = self.now_ms.saturating_sub(self.before_ms_max);
+        let latest = self.now_ms.saturating_add(self.after_ms_max);
+        if timestamp_ms < earliest || timestamp_ms > latest {
+            return Err(RecordError::InvalidTimestamp {
+                timestamp_ms,
+                reason: format!("outside the accepted window [{earliest}, {latest}]"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The broker's limits on produced batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidateLimits {
+    /// Largest whole batch (header included), as received.
+    pub batch_bytes_max: usize,
+    /// Largest records section a compressed batch may expand to.
+    pub decompressed_bytes_max: usize,
+    /// Largest single record, its length varint included (after decompression).
+    pub record_bytes_max: usize,
+    /// When set, create-time timestamps outside it are refused.
+    pub timestamp_window: Option<TimestampWindow>,
+}
+
+impl Default for ValidateLimits {
+    fn default() -> ValidateLimits {
+        ValidateLimits {
+            batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
+            decompressed_bytes_max: DECOMPRESSED_BYTES_MAX_DEFAULT,
+            record_bytes_max: BATCH_BYTES_MAX_DEFAULT,
+            timestamp_window: None,
+        }
+    }
+}
+
+/// Checks exactly one whole produced batch; returns its header when it may be appended.
+pub fn validate_batch(batch: &[u8], limits: &ValidateLimits) -> Result<BatchHeader, RecordError> {
+    let header = check_stored_batch(batch, limits.batch_bytes_max)?;
+    let section = records_section(batch, &header, limits.decompressed_bytes_max)?;
+    let mut max_timestamp = NO_TIMESTAMP;
+    for_each_record(&section, header.record_count, |view| {
+        let timestamp_ms = check_record(&header, &view, limits)?;
+        max_timestamp = max_timestamp.max(timestamp_ms);
+        Ok(())
+    })?;
+    if header.timestamp_type() == TimestampType::CreateTime && header.max_timestamp != max_timestamp
+    {
+        return Err(RecordError::InvalidTimestamp {
+            timestamp_ms: header.max_timestamp,
+            reason: format!(
+                "max_timestamp differs from the largest record timestamp {max_timestamp}"
+            ),
+        });
+    }
+    Ok(header)
+}
+
+/// Checks one record's size and timestamp; returns the timestamp.
+fn check_record(
+    header: &BatchHeader,
+    view: &RecordView<'_>,
+    limits: &ValidateLimits,
+) -> Result<i64, RecordError> {
+    if view.size_bytes > limits.record_bytes_max {
+        return Err(RecordError::RecordTooLarge {
+            offset_delta: view.offset_delta,
+            size: view.size_bytes as u64,
+            max: limits.record_bytes_max as u64,
+        });
+    }
+    let timestamp_ms = header.base_timestamp.wrapping_add(view.timestamp_delta);
+    if timestamp_ms < NO_TIMESTAMP {
+        return Err(RecordError::InvalidTimestamp {
+            timestamp_ms,
+            reason: "timestamps below -1 are not allowed".to_owned(),
+        });
+    }
+    if let Some(window) = &limits.timestamp_window {
+        if header.timestamp_type() == TimestampType::CreateTime && timestamp_ms != NO_TIMESTAMP {
+            window.check(timestamp_ms)?;
+        }
+    }
+    Ok(timestamp_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::record::builder::BatchBuilder;
+    use crate::record::model::Record;
+
+    fn batch(timestamps: &[i64]) -> bytes::Bytes {
+        let mut builder = BatchBuilder::default();
+        for &timestamp_ms in timestamps {
+            builder
+                .append(&Record::from_value(timestamp_ms, &b"v"[..]))
+                .unwrap();
+        }
+        builder.build().unwrap()
+    }
+
+    #[test]
+    fn a_built_batch_is_valid() {
+        let header = validate_batch(&batch(&[5, -1, 7]), &ValidateLimits::default()).unwrap();
+        assert_eq!((header.record_count, header.max_timestamp), (3, 7));
+    }
+
+    #[test]
+    fn window_bounds_are_inclusive_and_no_timestamp_is_exempt() {
+        let limits = ValidateLimits {
+            timestamp_window: Some(TimestampWindow::symmetric(1_000, 100)),
+            ..ValidateLimits::default()
+        };
+        assert!(validate_batch(&batch(&[900, 1_100, -1]), &limits).is_ok());
+        for outside in [899, 1_101] {
+            let error = validate_batch(&batch(&[outside]), &limits).unwrap_err();
+            assert!(
+                matches!(error, RecordError::InvalidTimestamp { .. }),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn windows_may_be_asymmetric() {
+        let window = TimestampWindow {
+            now_ms: 1_000,
+            before_ms_max: i64::MAX,
+            after_ms_max: 0,
+        };
+        let limits = ValidateLimits {
+            timestamp_window: Some(window),
+            ..ValidateLimits::default()
+        };
+        assert!(validate_batch(&batch(&[0]), &limits).is_ok());
+        assert!(validate_batch(&batch(&[1_001]), &limits).is_err());
+    }
+}
