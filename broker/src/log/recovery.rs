@@ -107,23 +107,20 @@ pub(crate) fn recover(
         Err(error) => return Err(error),
     };
 
+    let bases = list_segments(dir)?;
     let mut segments = BTreeMap::new();
-    for base in list_segments(dir)? {
-        segments.insert(base, Segment::open(dir, base, config)?);
+    for pair in bases.windows(2) {
+        if let [base, next] = pair {
+            segments.insert(*base, Segment::open_sealed(dir, *base, *next, config)?);
+        }
     }
-    if segments.is_empty() {
+    if let Some(last) = bases.last() {
+        segments.insert(*last, Segment::open(dir, *last, config)?);
+    } else {
         let base = checkpoint.map_or(Offset(0), |checkpoint| checkpoint.log_start_offset);
         segments.insert(base, Segment::create(dir, base, config)?);
     }
     let bases: Vec<Offset> = segments.keys().copied().collect();
-    for pair in bases.windows(2) {
-        if let [base, next] = pair {
-            if let Some(segment) = segments.get_mut(base) {
-                segment.set_next_offset(*next);
-                segment.mark_sealed();
-            }
-        }
-    }
     report.segments = segments.len();
 
     let first_base = bases.first().copied().unwrap_or_default();
@@ -262,6 +259,12 @@ fn scan_segment(
     epochs: &mut LeaderEpochCache,
     report: &mut RecoveryReport,
 ) -> LogResult<Option<LeaderEpoch>> {
+    // A sealed segment's indexes are read-only maps: reopen them for the rebuild, and
+    // seal the segment again afterwards.
+    let sealed = segment.is_sealed();
+    if sealed {
+        segment.unseal()?;
+    }
     let scan = segment.scan_and_rebuild(config, previous_epoch)?;
     for (epoch, start_offset) in &scan.epoch_starts {
         epochs.assign(*epoch, *start_offset);
@@ -281,6 +284,9 @@ fn scan_segment(
         );
         report.truncated_bytes += cut_bytes;
         segment.truncate_bytes(scan.valid_bytes, scan.next_offset)?;
+    }
+    if sealed {
+        segment.seal()?;
     }
     Ok(scan.last_epoch)
 }

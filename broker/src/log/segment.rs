@@ -62,6 +62,13 @@ pub struct SegmentScan {
     pub stop: ScanStop,
 }
 
+/// Whether a segment's indexes are mapped for appends or as sealed, read-only files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IndexMode {
+    Appendable,
+    Sealed,
+}
+
 /// One segment. See the module docs.
 #[derive(Debug)]
 pub struct Segment {
@@ -90,7 +97,14 @@ impl Segment {
             .create_new(true)
             .open(&log_path)
             .map_err(|source| LogError::io("create segment", &log_path, source))?;
-        let segment = Segment::with_files(dir, base_offset, log_path, log, config)?;
+        let segment = Segment::with_files(
+            dir,
+            base_offset,
+            log_path,
+            log,
+            config,
+            IndexMode::Appendable,
+        )?;
         durable::sync_file(&segment.log, &segment.log_path)?;
         durable::sync_dir(dir)?;
         Ok(segment)
@@ -105,7 +119,35 @@ impl Segment {
             .write(true)
             .open(&log_path)
             .map_err(|source| LogError::io("open segment", &log_path, source))?;
-        Segment::with_files(dir, base_offset, log_path, log, config)
+        Segment::with_files(
+            dir,
+            base_offset,
+            log_path,
+            log,
+            config,
+            IndexMode::Appendable,
+        )
+    }
+
+    /// Opens an existing sealed segment: its trimmed indexes are mapped as they are, read
+    /// only. Its end is the next segment's base, given by the caller.
+    pub fn open_sealed(
+        dir: &Path,
+        base_offset: Offset,
+        next_offset: Offset,
+        config: &LogConfig,
+    ) -> LogResult<Segment> {
+        let log_path = dir.join(segment_file_name(base_offset, "log"));
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(|source| LogError::io("open segment", &log_path, source))?;
+        let mut segment =
+            Segment::with_files(dir, base_offset, log_path, log, config, IndexMode::Sealed)?;
+        segment.set_next_offset(next_offset);
+        segment.sealed = true;
+        Ok(segment)
     }
 
     fn with_files(
@@ -114,6 +156,7 @@ impl Segment {
         log_path: PathBuf,
         log: File,
         config: &LogConfig,
+        mode: IndexMode,
     ) -> LogResult<Segment> {
         let size_bytes = log
             .metadata()
@@ -121,8 +164,16 @@ impl Segment {
             .len();
         let index_path = dir.join(segment_file_name(base_offset, "index"));
         let time_index_path = dir.join(segment_file_name(base_offset, "timeindex"));
-        let index = OffsetIndex::open(&index_path, base_offset, config.index_bytes_max)?;
-        let time_index = TimeIndex::open(&time_index_path, base_offset, config.index_bytes_max)?;
+        let (index, time_index) = match mode {
+            IndexMode::Appendable => (
+                OffsetIndex::open(&index_path, base_offset, config.index_bytes_max)?,
+                TimeIndex::open(&time_index_path, base_offset, config.index_bytes_max)?,
+            ),
+            IndexMode::Sealed => (
+                OffsetIndex::open_sealed(&index_path, base_offset, config.index_bytes_max)?,
+                TimeIndex::open_sealed(&time_index_path, base_offset, config.index_bytes_max)?,
+            ),
+        };
         Ok(Segment {
             base_offset,
             log_path,
@@ -183,10 +234,6 @@ impl Segment {
         if self.size_bytes > 0 {
             self.first_append_ms = Some(now_ms);
         }
-    }
-
-    pub fn mark_sealed(&mut self) {
-        self.sealed = true;
     }
 
     /// Whether appending `batch_bytes` with offsets up to `last_offset` must go to a new
@@ -485,8 +532,10 @@ impl Segment {
     /// Makes the segment read-only: final time index entry, indexes trimmed, `.log`
     /// fsynced. Everything in a sealed segment is durable.
     pub fn seal(&mut self) -> LogResult<()> {
-        self.time_index
-            .append(self.max_timestamp_ms, self.offset_of_max_timestamp)?;
+        if self.max_timestamp_ms >= 0 {
+            self.time_index
+                .append(self.max_timestamp_ms, self.offset_of_max_timestamp)?;
+        }
         self.index.trim()?;
         self.time_index.trim()?;
         durable::sync_file(&self.log, &self.log_path)?;
