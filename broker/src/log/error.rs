@@ -41,9 +41,6 @@ pub enum LogError {
     /// The batch handed to append is not a valid batch.
     #[error("invalid batch")]
     InvalidBatch(#[from] RecordError),
-    /// A follower append whose base offset is not the log end offset.
-    #[error("batch starts at offset {actual} but the log end offset is {expected}")]
-    UnexpectedOffset { expected: Offset, actual: Offset },
     /// A leader append with an epoch older than one the log has already seen: the caller
     /// is a deposed leader and must be fenced.
     #[error("leader epoch {epoch} is older than the log's latest epoch {latest}")]
@@ -61,9 +58,6 @@ pub enum LogError {
     /// An index or checkpoint file that cannot be used; callers rebuild it from the log.
     #[error("{path} is unusable: {reason}")]
     BadAuxiliaryFile { path: PathBuf, reason: String },
-    /// A directory name under the data directory that is not `<topic>-<partition>`.
-    #[error("{path} is not a partition directory (<topic>-<partition>)")]
-    NotAPartitionDirectory { path: PathBuf },
 }
 
 impl LogError {

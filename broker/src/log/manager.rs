@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use strata_proto::types::{PartitionId, TopicName};
 
@@ -199,21 +201,55 @@ impl LogManager {
         Ok(log)
     }
 
-    /// One round of background duties: interval flushes, checkpoints, retention.
-    pub fn run_periodic_tasks(&self) -> LogResult<()> {
-        let logs: Vec<Arc<PartitionLog>> = self
-            .logs
+    fn all_logs(&self) -> Vec<Arc<PartitionLog>> {
+        self.logs
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .values()
             .cloned()
-            .collect();
-        for log in logs {
+            .collect()
+    }
+
+    /// fsyncs every `flush = interval:<ms>` log whose interval has passed.
+    pub fn flush_due_logs(&self) -> LogResult<()> {
+        for log in self.all_logs() {
             log.flush_if_due()?;
+        }
+        Ok(())
+    }
+
+    /// Applies retention and writes every partition checkpoint (recovery point, HW, log
+    /// start), like Kafka's `log.flush.offset.checkpoint.interval.ms` task.
+    pub fn checkpoint_and_apply_retention(&self) -> LogResult<()> {
+        for log in self.all_logs() {
             log.apply_retention()?;
             log.checkpoint()?;
         }
         Ok(())
+    }
+
+    /// Starts the background thread that runs [`LogManager::flush_due_logs`] every
+    /// `tick` and [`LogManager::checkpoint_and_apply_retention`] every `checkpoint_every`.
+    /// It stops when the returned guard is dropped, or when the manager is gone.
+    pub fn start_background_tasks(
+        self: &Arc<Self>,
+        tick: Duration,
+        checkpoint_every: Duration,
+    ) -> BackgroundTasks {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let manager = Arc::downgrade(self);
+        let thread_stop = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name("strata-log-tasks".into())
+            .spawn(move || background_loop(&manager, &thread_stop, tick, checkpoint_every));
+        let handle = match handle {
+            Ok(handle) => Some(handle),
+            Err(error) => {
+                tracing::error!(%error, "cannot start the log background thread");
+                None
+            }
+        };
+        BackgroundTasks { stop, handle }
     }
 
     /// Clean shutdown: close every log, then write the marker as the very last step.
@@ -232,5 +268,61 @@ impl LogManager {
         durable::sync_dir(&self.data_dir)?;
         tracing::info!(data_dir = %self.data_dir.display(), "logs closed cleanly");
         Ok(())
+    }
+}
+
+type StopSignal = Arc<(Mutex<bool>, Condvar)>;
+
+fn background_loop(
+    manager: &Weak<LogManager>,
+    stop: &StopSignal,
+    tick: Duration,
+    checkpoint_every: Duration,
+) {
+    let (stopped, wake) = &**stop;
+    let mut last_checkpoint = Instant::now();
+    loop {
+        let guard = stopped
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (guard, _) = wake
+            .wait_timeout_while(guard, tick, |stopped| !*stopped)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *guard {
+            return;
+        }
+        drop(guard);
+        let Some(manager) = manager.upgrade() else {
+            return;
+        };
+        if let Err(error) = manager.flush_due_logs() {
+            tracing::error!(%error, "background flush failed");
+        }
+        if last_checkpoint.elapsed() >= checkpoint_every {
+            last_checkpoint = Instant::now();
+            if let Err(error) = manager.checkpoint_and_apply_retention() {
+                tracing::error!(%error, "background checkpoint or retention failed");
+            }
+        }
+    }
+}
+
+/// The log manager's background thread; dropping it stops and joins the thread.
+#[derive(Debug)]
+pub struct BackgroundTasks {
+    stop: StopSignal,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for BackgroundTasks {
+    fn drop(&mut self) {
+        let (stopped, wake) = &*self.stop;
+        *stopped
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
+        wake.notify_all();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
     }
 }

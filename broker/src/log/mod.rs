@@ -37,7 +37,7 @@ pub mod time_index;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FlushPolicy, LogConfig};
 pub use error::{LogError, LogResult};
-pub use manager::{LogManager, TopicPartition};
+pub use manager::{BackgroundTasks, LogManager, TopicPartition};
 pub use partition_log::{AppendInfo, PartitionLog, ReadResult, RetentionOutcome};
 pub use recovery::{PreviousShutdown, RecoveryReport};
 

@@ -363,3 +363,44 @@ fn concurrent_appenders_share_fsyncs_and_lose_nothing() {
     values.dedup();
     assert_eq!(values.len(), 200, "every append present exactly once");
 }
+
+#[test]
+fn interval_flush_happens_in_the_background_not_on_append() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{FlushPolicy, LogManager, SystemClock, TopicPartition};
+    use strata_proto::types::{PartitionId, TopicName};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        flush: FlushPolicy::Interval { interval_ms: 10 },
+        ..small_config()
+    };
+    let manager = Arc::new(LogManager::open(dir.path(), config, Arc::new(SystemClock)).unwrap());
+    let partition = TopicPartition::new(TopicName::new("t").unwrap(), PartitionId(0));
+    let log = manager.get_or_create(&partition, None).unwrap();
+    let tasks = manager.start_background_tasks(Duration::from_millis(5), Duration::from_secs(60));
+    log.append(&mut tagged_batch("x", 2, NOW_MS), LeaderEpoch(0))
+        .unwrap();
+    // Bounded wait for the background thread; the assertion is about what it did, and
+    // a slow machine only makes the loop take longer.
+    for _ in 0..2000 {
+        if log.durable_offset() == Offset(2) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        log.durable_offset(),
+        Offset(2),
+        "the background thread flushed"
+    );
+    drop(tasks);
+    drop(log);
+    Arc::try_unwrap(manager).unwrap().close().unwrap();
+    assert!(dir
+        .path()
+        .join(super::manager::CLEAN_SHUTDOWN_FILE)
+        .exists());
+}
