@@ -69,8 +69,9 @@ fn open_log(dir: &std::path::Path, flush: FlushPolicy) -> PartitionLog {
     .unwrap()
 }
 
-/// Appends `total_mib` MiB from `appenders` threads and fsyncs everything at the end.
-fn timed_append(flush: FlushPolicy, appenders: usize, batch: &[u8]) -> Duration {
+/// Appends `STRATA_BENCH_MIB` MiB from `appenders` threads and fsyncs everything at the
+/// end. Returns the time taken and how many fsyncs group commit issued.
+fn timed_append(flush: FlushPolicy, appenders: usize, batch: &[u8]) -> (Duration, u64) {
     let dir = bench_dir();
     let log = open_log(dir.path(), flush);
     let batches = bench_mib() * BATCH_BYTES / batch.len();
@@ -86,7 +87,7 @@ fn timed_append(flush: FlushPolicy, appenders: usize, batch: &[u8]) -> Duration 
         }
     });
     log.flush().unwrap();
-    started.elapsed()
+    (started.elapsed(), log.fsyncs_total())
 }
 
 fn append(c: &mut Criterion) {

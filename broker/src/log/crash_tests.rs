@@ -281,3 +281,111 @@ fn failed_write_leaves_no_partial_batch() {
     assert_eq!(log.recovery_report().truncated_bytes, 0);
     assert_eq!(read_all(&log).len(), 3);
 }
+
+#[test]
+fn a_damaged_length_field_is_reported_by_reads_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config()
+    };
+    let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
+    for i in 0..4 {
+        log.append(
+            &mut tagged_batch(&format!("l{i}"), 2, NOW_MS),
+            LeaderEpoch(0),
+        )
+        .unwrap();
+    }
+    let batch_bytes = tagged_batch("l0", 2, NOW_MS).len() as u64;
+    // batch_length of the second batch becomes ~2 GiB.
+    flip_byte(&segment_path(dir.path(), Offset(0)), batch_bytes + 8);
+    // Reading offset 2 walks from the start of the segment (no index entry before it).
+    let error = log.read(Offset(2), 1 << 20, None).unwrap_err();
+    assert!(
+        matches!(error, LogError::Corruption { position, .. } if position == batch_bytes),
+        "{error}"
+    );
+    // The intact first batch is still served.
+    assert_eq!(
+        super::test_support::decode_values(&log.read(Offset(0), 1, None).unwrap().batches).len(),
+        2
+    );
+}
+
+#[test]
+fn index_files_of_odd_length_or_missing_are_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let config = LogConfig {
+        retention_ms: Some(1000),
+        ..small_config()
+    };
+    let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
+    for i in 0..40 {
+        log.append(
+            &mut tagged_batch(&format!("o{i}"), 2, NOW_MS),
+            LeaderEpoch(0),
+        )
+        .unwrap();
+    }
+    let before = read_all(&log);
+    let segments = log.segment_count();
+    log.close().unwrap();
+    drop(log);
+    // An index whose length is not a whole number of entries, and a missing time index.
+    let index = dir.path().join(segment_file_name(Offset(0), "index"));
+    let mut bytes = fs::read(&index).unwrap();
+    bytes.extend_from_slice(&[1, 2, 3]);
+    fs::write(&index, bytes).unwrap();
+    fs::remove_file(dir.path().join(segment_file_name(Offset(0), "timeindex"))).unwrap();
+
+    let log = open(dir.path(), &config, &clock, PreviousShutdown::Clean);
+    assert!(log.recovery_report().rebuilt_files >= 1);
+    assert_eq!(read_all(&log), before);
+    // The rebuilt time index still lets time retention delete the old segments.
+    log.set_high_watermark(log.log_end_offset());
+    clock.advance_ms(2000);
+    assert_eq!(
+        log.apply_retention().unwrap().segments_deleted,
+        segments - 1
+    );
+}
+
+#[test]
+fn a_damaged_epoch_cache_does_not_turn_corruption_into_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config()
+    };
+    let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
+    for i in 0..10 {
+        log.append(
+            &mut tagged_batch(&format!("e{i}"), 2, NOW_MS),
+            LeaderEpoch(3),
+        )
+        .unwrap();
+    }
+    log.checkpoint().unwrap(); // recovery point = 20
+    drop(log);
+    let epochs = dir
+        .path()
+        .join(super::leader_epoch_cache::LeaderEpochCache::FILE_NAME);
+    flip_byte(&epochs, 3);
+    let batch_bytes = tagged_batch("e0", 2, NOW_MS).len() as u64;
+    flip_byte(&segment_path(dir.path(), Offset(0)), batch_bytes * 4 + 70);
+    let error = super::PartitionLog::open(
+        dir.path(),
+        config,
+        std::sync::Arc::new(clock),
+        PreviousShutdown::Crashed,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(error, LogError::Corruption { position, .. } if position == batch_bytes * 4),
+        "{error}"
+    );
+}

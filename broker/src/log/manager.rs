@@ -8,7 +8,7 @@
 //! so a crash from then on is always detected.
 //!
 //! It also runs the background duties that need a clock rather than a request: interval
-//! flushes, periodic checkpoints and retention ([`LogManager::run_periodic_tasks`]).
+//! flushes, periodic checkpoints and retention ([`LogManager::start_background_tasks`]).
 
 use std::collections::BTreeMap;
 use std::fmt;

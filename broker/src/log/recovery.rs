@@ -138,10 +138,9 @@ pub(crate) fn recover(
                 .map_or(first_base, |(base, _)| *base),
         )
     };
-    let recovery_point = match (clean, checkpoint) {
-        (false, Some(checkpoint)) if epochs_trusted => checkpoint.recovery_point,
-        _ => first_base,
-    };
+    // The flushed point comes from the partition checkpoint alone; a damaged epoch cache
+    // widens the scan but must not turn damage in flushed data into a "torn tail".
+    let recovery_point = checkpoint.map_or(first_base, |checkpoint| checkpoint.recovery_point);
 
     if !epochs_trusted {
         epochs.clear();
@@ -165,34 +164,16 @@ pub(crate) fn recover(
                 &mut epochs,
                 &mut report,
             )?;
-        } else if is_last {
-            if segment
-                .load_tail(config)
-                .and_then(|()| segment.check_indexes())
-                .is_err()
-            {
-                // Everything was fsynced before the clean shutdown: a bad batch found by
-                // the rebuild is corruption, never a tail to cut.
-                report.rebuilt_files += 1;
-                last_epoch = scan_segment(
-                    segment,
-                    config,
-                    last_epoch,
-                    true,
-                    Offset(i64::MAX),
-                    &mut epochs,
-                    &mut report,
-                )?;
-            }
-        } else if segment.check_indexes().is_err() {
+        } else if needs_rebuild(segment, is_last, config) {
+            // Not scanned because it was fsynced (sealed, or closed cleanly): a bad batch
+            // found while rebuilding its indexes is corruption, never a tail to cut.
             tracing::warn!(path = %segment.log_path().display(), "damaged index; rebuilding it from the segment");
             report.rebuilt_files += 1;
-            // A sealed segment: any bad batch found while rebuilding is corruption.
             last_epoch = scan_segment(
                 segment,
                 config,
                 last_epoch,
-                false,
+                is_last,
                 Offset(i64::MAX),
                 &mut epochs,
                 &mut report,
@@ -248,6 +229,18 @@ pub(crate) fn recover(
         closed: false,
     };
     Ok((state, report))
+}
+
+/// Whether an unscanned segment's indexes must be rebuilt: recreated at open, failing
+/// their sanity check, or (for the active segment) not leading to a clean end.
+fn needs_rebuild(segment: &mut Segment, is_last: bool, config: &LogConfig) -> bool {
+    if segment.index_rebuild_needed() {
+        return true;
+    }
+    if is_last && segment.load_tail(config).is_err() {
+        return true;
+    }
+    segment.check_indexes().is_err()
 }
 
 /// Scans one segment (see the module docs for torn tail vs corruption) and feeds the

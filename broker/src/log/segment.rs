@@ -83,8 +83,11 @@ pub struct Segment {
     offset_of_max_timestamp: Offset,
     bytes_since_index_entry: u64,
     index_interval_bytes: u64,
+    batch_bytes_max: usize,
     first_append_ms: Option<i64>,
     sealed: bool,
+    /// An index file was missing or unusable at open and was recreated empty.
+    index_rebuild_needed: bool,
 }
 
 impl Segment {
@@ -164,16 +167,22 @@ impl Segment {
             .len();
         let index_path = dir.join(segment_file_name(base_offset, "index"));
         let time_index_path = dir.join(segment_file_name(base_offset, "timeindex"));
-        let (index, time_index) = match mode {
-            IndexMode::Appendable => (
-                OffsetIndex::open(&index_path, base_offset, config.index_bytes_max)?,
-                TimeIndex::open(&time_index_path, base_offset, config.index_bytes_max)?,
-            ),
-            IndexMode::Sealed => (
-                OffsetIndex::open_sealed(&index_path, base_offset, config.index_bytes_max)?,
-                TimeIndex::open_sealed(&time_index_path, base_offset, config.index_bytes_max)?,
-            ),
-        };
+        let (index, index_rebuild) = open_or_recreate(&index_path, || match mode {
+            IndexMode::Appendable => {
+                OffsetIndex::open(&index_path, base_offset, config.index_bytes_max)
+            }
+            IndexMode::Sealed => {
+                OffsetIndex::open_sealed(&index_path, base_offset, config.index_bytes_max)
+            }
+        })?;
+        let (time_index, time_index_rebuild) = open_or_recreate(&time_index_path, || match mode {
+            IndexMode::Appendable => {
+                TimeIndex::open(&time_index_path, base_offset, config.index_bytes_max)
+            }
+            IndexMode::Sealed => {
+                TimeIndex::open_sealed(&time_index_path, base_offset, config.index_bytes_max)
+            }
+        })?;
         Ok(Segment {
             base_offset,
             log_path,
@@ -186,8 +195,10 @@ impl Segment {
             offset_of_max_timestamp: base_offset,
             bytes_since_index_entry: 0,
             index_interval_bytes: config.index_interval_bytes,
+            batch_bytes_max: config.batch_bytes_max,
             first_append_ms: None,
             sealed: false,
+            index_rebuild_needed: (index_rebuild || time_index_rebuild) && size_bytes > 0,
         })
     }
 
@@ -205,6 +216,12 @@ impl Segment {
 
     pub fn log_path(&self) -> &Path {
         &self.log_path
+    }
+
+    /// Whether an index file had to be recreated at open: the caller must rebuild the
+    /// indexes from the log ([`Segment::scan_and_rebuild`]).
+    pub fn index_rebuild_needed(&self) -> bool {
+        self.index_rebuild_needed
     }
 
     pub fn is_sealed(&self) -> bool {
@@ -281,8 +298,10 @@ impl Segment {
     fn index_batch(&mut self, position: u64, header: &BatchHeader) -> LogResult<()> {
         if self.bytes_since_index_entry >= self.index_interval_bytes {
             self.index.append(header.base_offset, position as u32)?;
-            self.time_index
-                .append(self.max_timestamp_ms, self.offset_of_max_timestamp)?;
+            if self.max_timestamp_ms >= 0 {
+                self.time_index
+                    .append(self.max_timestamp_ms, self.offset_of_max_timestamp)?;
+            }
             self.bytes_since_index_entry = 0;
         }
         self.bytes_since_index_entry += header.total_bytes() as u64;
@@ -313,6 +332,15 @@ impl Segment {
             .lookup(offset)
             .map_or(0, |(_, position)| u64::from(position));
         while let Some(header) = self.read_header_at(position)? {
+            // A length field is never trusted to size a read before it is checked: damage
+            // found here is reported, and the bytes are not served.
+            header
+                .check_framing(self.batch_bytes_max)
+                .map_err(|error| LogError::Corruption {
+                    path: self.log_path.clone(),
+                    position,
+                    reason: error.to_string(),
+                })?;
             if header.last_offset() >= offset {
                 return Ok(Some((position, header)));
             }
@@ -375,7 +403,9 @@ impl Segment {
         self.time_index.reset();
         self.bytes_since_index_entry = 0;
         self.max_timestamp_ms = -1;
+        self.offset_of_max_timestamp = self.base_offset;
         self.next_offset = self.base_offset;
+        self.index_rebuild_needed = false;
         let mut scan = SegmentScan {
             valid_bytes: 0,
             next_offset: self.base_offset,
@@ -576,6 +606,22 @@ impl Segment {
         time_index.delete()?;
         fs::remove_file(&log_path)
             .map_err(|source| LogError::io("delete segment", &log_path, source))
+    }
+}
+
+/// Opens an index file; a missing or unusable one is replaced by an empty file. The flag
+/// says whether that happened (the segment's indexes must then be rebuilt from the log).
+fn open_or_recreate<T>(path: &Path, open: impl Fn() -> LogResult<T>) -> LogResult<(T, bool)> {
+    let existed = path.exists();
+    match open() {
+        Ok(index) => Ok((index, !existed)),
+        Err(LogError::BadAuxiliaryFile { reason, .. }) => {
+            tracing::warn!(path = %path.display(), %reason, "unusable index file; rebuilding it");
+            fs::remove_file(path)
+                .map_err(|source| LogError::io("remove damaged index", path, source))?;
+            Ok((open()?, true))
+        }
+        Err(error) => Err(error),
     }
 }
 
