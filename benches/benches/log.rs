@@ -110,10 +110,17 @@ fn append(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter_custom(|iterations| {
                 (0..iterations)
-                    .map(|_| timed_append(flush, appenders, &batch))
+                    .map(|_| timed_append(flush, appenders, &batch).0)
                     .sum()
             })
         });
+        // How much group commit shares: fsyncs issued per append in one more run.
+        let (_, fsyncs) = timed_append(flush, appenders, &batch);
+        let appends = bench_mib() * BATCH_BYTES / batch.len();
+        eprintln!(
+            "{name}: {fsyncs} fsyncs for {appends} appends of {} bytes",
+            batch.len()
+        );
     }
     group.finish();
 }
