@@ -176,7 +176,7 @@ fn index_lookup(c: &mut Criterion) {
     let mut index = OffsetIndex::open(&path, Offset(0), 10 << 20).unwrap();
     let entries = (10 << 20) / 8 - 1;
     for i in 0..entries as i64 {
-        index.append(Offset(i * 10), (i * 4096) as u32).unwrap();
+        index.append(Offset(i * 10), (i * 1024) as u32).unwrap();
     }
     let mut state = 12345u64;
     c.bench_function("offset_index_lookup_1m_entries", |b| {

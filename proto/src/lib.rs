@@ -8,11 +8,28 @@
 //!   recovery; producers use it to build batches; consumers to decode them.
 //! - [`types`]: the newtypes of Kafka's vocabulary (`Offset`, `LeaderEpoch`, …) shared by
 //!   broker and client, so a byte position can never be passed where an offset is expected.
-//! - later: the gRPC services (client API, replication, controller), generated with
-//!   `tonic`/`prost` from `proto/*.proto` without a system `protoc`.
+//! - [`api`]: the gRPC services generated with `tonic`/`prost` from `proto/strata/v1/*.proto`
+//!   by `build.rs` (protox: no system `protoc`). [`error_code`] says which wire error codes
+//!   are retriable. Replication and controller services come later.
 //!
 //! Start reading at [`record::header`]: the fixed 61-byte batch header every other layer
 //! relies on.
 
+pub mod error_code;
 pub mod record;
 pub mod types;
+
+/// The gRPC API, generated from `proto/strata/v1/*.proto` at build time.
+pub mod api {
+    /// Version 1 of the client API.
+    #[allow(
+        clippy::all,
+        clippy::pedantic,
+        missing_docs,
+        missing_debug_implementations,
+        rust_2018_idioms
+    )]
+    pub mod v1 {
+        tonic::include_proto!("strata.v1");
+    }
+}
