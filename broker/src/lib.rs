@@ -14,5 +14,8 @@
 //! → group commit → ack; fetch → `log::PartitionLog::read` returns stored batch bytes
 //! verbatim. Start reading at `log/mod.rs`.
 
+pub mod controller;
 pub mod dump;
 pub mod log;
+pub mod node;
+pub mod service;

@@ -1,14 +1,31 @@
-//! The `strata-broker` binary. For now it offers the storage tools (`dump-log`); the
-//! gRPC server arrives with the one-node broker.
+//! `strata-broker`: with no subcommand, runs a broker (by default a complete one-node
+//! cluster: node 1, gRPC on 127.0.0.1:7070, data in ./strata-data). `dump-log` prints
+//! segments. Settings: flags > `STRATA_…` env > `--config` TOML > defaults;
+//! `--print-config` shows the merged result.
+//!
+//! Signals: the first SIGTERM/SIGINT stops accepting requests, finishes in-flight ones,
+//! flushes and checkpoints every log and writes the clean-shutdown marker, then exits 0.
+//! A second signal exits at once (the next start runs a recovery scan). A fatal storage
+//! error (failed fsync) exits with status 70 without the marker.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use strata_broker::node::config::{BrokerSettings, LogFormat, ServeArgs};
+use strata_broker::node::{Limits, Node, NodeConfig};
 
 /// The Strata broker.
 #[derive(Debug, Parser)]
-#[command(name = "strata-broker", version, about)]
+#[command(
+    name = "strata-broker",
+    version,
+    about = "The Strata broker. With no subcommand it serves: a one-node cluster on 127.0.0.1:7070 with data in ./strata-data.",
+    after_help = "Examples:\n  strata-broker\n  strata-broker --data-dir /var/lib/strata --listen 0.0.0.0:7070 --flush interval:1000\n  strata-broker --print-config --config strata.toml\n  strata-broker dump-log strata-data/orders-0 --records"
+)]
 struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -16,17 +33,156 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print the batches of a segment file or of every segment in a partition directory,
-    /// checking each batch's framing and CRC (like Kafka's kafka-dump-log).
+    /// checking each batch's framing and CRC (like Kafka's kafka-dump-log). Works on the
+    /// metadata log too: `dump-log <data>/__cluster_metadata-0 --records`.
     DumpLog(strata_broker::dump::DumpLogArgs),
 }
 
+/// Exit status after a fatal storage error (EX_SOFTWARE).
+const EXIT_FATAL: u8 = 70;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Some(Command::DumpLog(args)) => strata_broker::dump::run(&args),
-        None => {
-            eprintln!("strata-broker: the gRPC server is not built yet; try `strata-broker dump-log --help`");
-            ExitCode::from(2)
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    if let Some(Command::DumpLog(args)) = &cli.command {
+        return strata_broker::dump::run(args);
+    }
+    let settings = match BrokerSettings::load(&cli.serve, &matches) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("strata-broker: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.serve.print_config {
+        print!("{}", settings.to_annotated_toml());
+        return ExitCode::SUCCESS;
+    }
+    init_tracing(settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("strata-broker: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn node_config(settings: &BrokerSettings) -> NodeConfig {
+    let log_defaults = strata_broker::log::LogConfig {
+        segment_bytes: settings.segment_bytes,
+        retention_ms: u64::try_from(settings.retention_ms).ok(),
+        retention_bytes: u64::try_from(settings.retention_bytes).ok(),
+        flush: settings.flush,
+        batch_bytes_max: settings.message_max_bytes.max(16 << 20),
+        ..strata_broker::log::LogConfig::default()
+    };
+    let limits = Limits {
+        message_max_bytes: settings.message_max_bytes,
+        ..Limits::default()
+    };
+    NodeConfig {
+        node_id: strata_proto::types::BrokerId(settings.node_id),
+        advertised_address: settings.advertised_address.clone(),
+        data_dir: settings.data_dir.clone(),
+        topic_defaults: strata_broker::controller::BrokerDefaults::from_log_config(
+            &log_defaults,
+            settings.message_max_bytes,
+        ),
+        log_defaults,
+        limits,
+    }
+}
+
+async fn run(settings: BrokerSettings) -> anyhow::Result<ExitCode> {
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = %settings.to_annotated_toml().replace('\n', "; "),
+        "starting strata-broker"
+    );
+    let config = node_config(&settings);
+    let node = tokio::task::spawn_blocking(move || Node::open(config)).await??;
+    let listener = strata_broker::service::bind(settings.listen).await?;
+    tracing::info!(listen = %listener.local_addr()?, data_dir = %settings.data_dir.display(), "broker ready");
+
+    let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
+    let fatal_node = Arc::clone(&node);
+    let stopper = tokio::spawn(async move {
+        let reason = tokio::select! {
+            signal = first_signal() => Stop::Signal(signal),
+            reason = fatal_node.fatal_error() => Stop::Fatal(reason),
+        };
+        let _ = stop_sender.send(());
+        reason
+    });
+    strata_broker::service::serve(Arc::clone(&node), listener, async {
+        let _ = stop_receiver.await;
+    })
+    .await?;
+    match stopper.await? {
+        Stop::Fatal(reason) => {
+            tracing::error!(%reason, "stopping after a fatal storage error, without the clean-shutdown marker");
+            Ok(ExitCode::from(EXIT_FATAL))
+        }
+        Stop::Signal(signal) => {
+            tracing::info!(signal, "shutting down");
+            tokio::spawn(async {
+                let second = first_signal().await;
+                tracing::warn!(signal = second, "second signal: exiting at once");
+                std::process::exit(130);
+            });
+            tokio::task::spawn_blocking(move || node.shutdown()).await??;
+            tracing::info!("clean shutdown complete");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+enum Stop {
+    Signal(&'static str),
+    Fatal(String),
+}
+
+/// The name of the first SIGTERM or SIGINT.
+async fn first_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    match (terminate, interrupt) {
+        (Ok(mut terminate), Ok(mut interrupt)) => tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        },
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
         }
     }
 }

@@ -123,6 +123,11 @@ impl LogManager {
                 continue;
             }
             let name = entry.file_name();
+            if name.to_str().is_some_and(|name| name.ends_with(".deleted")) {
+                fs::remove_dir_all(&path)
+                    .map_err(|source| LogError::io("remove deleted partition", &path, source))?;
+                continue;
+            }
             let Some(partition) = name.to_str().and_then(TopicPartition::parse_dir_name) else {
                 tracing::warn!(path = %path.display(), "ignoring a directory that is not <topic>-<partition>");
                 continue;
@@ -252,13 +257,37 @@ impl LogManager {
         BackgroundTasks { stop, handle }
     }
 
-    /// Clean shutdown: close every log, then write the marker as the very last step.
-    pub fn close(self) -> LogResult<()> {
-        let logs = self
+    /// Removes a partition (its topic was deleted): the log is closed, its directory
+    /// renamed to `<dir>.<millis>.deleted` (so a crash mid-way never leaves a half-deleted
+    /// partition that looks live), the data directory fsynced, then the files removed.
+    pub fn delete(&self, partition: &TopicPartition) -> LogResult<()> {
+        let removed = self
             .logs
-            .into_inner()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for log in logs.values() {
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(partition);
+        let Some(log) = removed else { return Ok(()) };
+        log.close()?;
+        let dir = log.dir().to_path_buf();
+        drop(log);
+        let doomed = self.data_dir.join(format!(
+            "{}.{}.deleted",
+            partition.dir_name(),
+            self.clock.now_ms()
+        ));
+        fs::rename(&dir, &doomed)
+            .map_err(|source| LogError::io("rename deleted partition", &dir, source))?;
+        durable::sync_dir(&self.data_dir)?;
+        fs::remove_dir_all(&doomed)
+            .map_err(|source| LogError::io("remove deleted partition", &doomed, source))?;
+        tracing::info!(%partition, "deleted partition log");
+        Ok(())
+    }
+
+    /// Clean shutdown: close every log, then write the marker as the very last step.
+    /// Logs still referenced elsewhere are closed too and refuse later writes.
+    pub fn close(&self) -> LogResult<()> {
+        for log in self.all_logs() {
             log.close()?;
         }
         let marker = self.data_dir.join(CLEAN_SHUTDOWN_FILE);

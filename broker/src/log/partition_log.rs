@@ -97,7 +97,7 @@ fn no_segment() -> LogError {
 #[derive(Debug)]
 pub struct PartitionLog {
     dir: PathBuf,
-    config: LogConfig,
+    config: RwLock<LogConfig>,
     clock: Arc<dyn Clock>,
     state: RwLock<LogState>,
     commit: GroupCommit,
@@ -118,7 +118,7 @@ impl PartitionLog {
         let log = PartitionLog {
             dir: dir.to_path_buf(),
             last_flush_ms: AtomicI64::new(clock.now_ms()),
-            config,
+            config: RwLock::new(config),
             clock,
             state: RwLock::new(state),
             commit: GroupCommit::new(durable_offset),
@@ -149,8 +149,21 @@ impl PartitionLog {
         &self.dir
     }
 
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    /// The settings in force (a copy; they can change with [`PartitionLog::set_config`]).
+    pub fn config(&self) -> LogConfig {
+        self.config
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Changes the settings (a topic config change). They apply from the next append,
+    /// roll or retention pass; nothing already on disk is rewritten.
+    pub fn set_config(&self, config: LogConfig) {
+        *self
+            .config
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = config;
     }
 
     /// What recovery found when the log was opened.
@@ -236,29 +249,36 @@ impl PartitionLog {
     /// fsynced. The batch's records should already have been validated by the caller
     /// (`strata_proto::record::validate_batch`). On any error nothing was appended.
     pub fn append(&self, batch: &mut [u8], epoch: LeaderEpoch) -> LogResult<AppendInfo> {
-        self.check_running()?;
-        let mut header = check_stored_batch(batch, self.config.batch_bytes_max)?;
-        let info = {
-            let mut state = self.write_state();
-            if state.closed {
-                return Err(self.closed_error());
-            }
-            if let Some((latest, _)) = state.epochs.latest() {
-                if epoch < latest {
-                    return Err(LogError::StaleLeaderEpoch { epoch, latest });
-                }
-            }
-            header.base_offset = state.log_end_offset;
-            header.partition_leader_epoch = epoch;
-            set_base_offset(batch, header.base_offset);
-            set_partition_leader_epoch(batch, epoch);
-            let result = self.append_locked(&mut state, batch, &header);
-            self.stop_on_fatal(result)?
-        };
-        if self.config.flush == FlushPolicy::Always {
+        let info = self.append_deferred(batch, epoch)?;
+        if self.config().flush == FlushPolicy::Always {
             self.wait_durable(info.log_end_offset)?;
         }
         Ok(info)
+    }
+
+    /// Like [`PartitionLog::append`] but returns as soon as the batch is written (in the
+    /// page cache), whatever the flush policy. The caller decides when to wait for
+    /// [`PartitionLog::wait_durable`]; this lets it release its own locks first, so
+    /// concurrent appends can share the fsync.
+    pub fn append_deferred(&self, batch: &mut [u8], epoch: LeaderEpoch) -> LogResult<AppendInfo> {
+        self.check_running()?;
+        let config = self.config();
+        let mut header = check_stored_batch(batch, config.batch_bytes_max)?;
+        let mut state = self.write_state();
+        if state.closed {
+            return Err(self.closed_error());
+        }
+        if let Some((latest, _)) = state.epochs.latest() {
+            if epoch < latest {
+                return Err(LogError::StaleLeaderEpoch { epoch, latest });
+            }
+        }
+        header.base_offset = state.log_end_offset;
+        header.partition_leader_epoch = epoch;
+        set_base_offset(batch, header.base_offset);
+        set_partition_leader_epoch(batch, epoch);
+        let result = self.append_locked(&mut state, &config, batch, &header);
+        self.stop_on_fatal(result)
     }
 
     fn closed_error(&self) -> LogError {
@@ -271,18 +291,17 @@ impl PartitionLog {
     fn append_locked(
         &self,
         state: &mut LogState,
+        config: &LogConfig,
         batch: &[u8],
         header: &BatchHeader,
     ) -> LogResult<AppendInfo> {
         let now_ms = self.clock.now_ms();
-        let needs_roll = state.active()?.needs_roll(
-            batch.len() as u64,
-            header.last_offset(),
-            &self.config,
-            now_ms,
-        );
+        let needs_roll =
+            state
+                .active()?
+                .needs_roll(batch.len() as u64, header.last_offset(), config, now_ms);
         if needs_roll {
-            self.roll_locked(state)?;
+            self.roll_locked(state, config)?;
         }
         state.active_mut()?.append(batch, header, now_ms)?;
         state.log_end_offset = header.next_offset();
@@ -301,14 +320,14 @@ impl PartitionLog {
     }
 
     /// Seals the active segment (fsynced) and starts a new one at the log end offset.
-    fn roll_locked(&self, state: &mut LogState) -> LogResult<()> {
+    fn roll_locked(&self, state: &mut LogState, config: &LogConfig) -> LogResult<()> {
         let log_end_offset = state.log_end_offset;
         if state.active()?.size_bytes() == 0 {
             return Ok(());
         }
         state.active_mut()?.seal()?;
         self.commit.mark_durable(log_end_offset);
-        let segment = Segment::create(&self.dir, log_end_offset, &self.config)?;
+        let segment = Segment::create(&self.dir, log_end_offset, config)?;
         state.segments.insert(log_end_offset, segment);
         tracing::debug!(dir = %self.dir.display(), base_offset = %log_end_offset, "rolled segment");
         Ok(())
@@ -318,7 +337,8 @@ impl PartitionLog {
     pub fn roll(&self) -> LogResult<()> {
         self.check_running()?;
         let mut state = self.write_state();
-        let result = self.roll_locked(&mut state);
+        let config = self.config();
+        let result = self.roll_locked(&mut state, &config);
         self.stop_on_fatal(result)
     }
 
@@ -350,7 +370,7 @@ impl PartitionLog {
     /// Under `flush = interval:<ms>`, fsyncs when the interval has passed. Returns whether
     /// it flushed.
     pub fn flush_if_due(&self) -> LogResult<bool> {
-        let FlushPolicy::Interval { interval_ms } = self.config.flush else {
+        let FlushPolicy::Interval { interval_ms } = self.config().flush else {
             return Ok(false);
         };
         let now_ms = self.clock.now_ms();
@@ -404,6 +424,19 @@ impl PartitionLog {
             break;
         }
         Ok(result(Bytes::new()))
+    }
+
+    /// The base offset of the first batch (from the log start) whose newest timestamp is
+    /// ≥ `timestamp_ms`, or `None` when every record is older. The caller decodes that
+    /// batch to find the exact record (Kafka's ListOffsets by timestamp).
+    pub fn find_batch_by_timestamp(&self, timestamp_ms: i64) -> LogResult<Option<Offset>> {
+        let state = self.read_state();
+        for segment in state.segments.values() {
+            if let Some(header) = segment.find_batch_by_timestamp(timestamp_ms)? {
+                return Ok(Some(header.base_offset.max(state.log_start_offset)));
+            }
+        }
+        Ok(None)
     }
 
     /// Removes every record at `offset` or beyond (a batch holding `offset` goes whole), for
@@ -463,6 +496,7 @@ impl PartitionLog {
     pub fn apply_retention(&self) -> LogResult<RetentionOutcome> {
         self.check_running()?;
         let now_ms = self.clock.now_ms();
+        let config = self.config();
         let mut state = self.write_state();
         let mut outcome = RetentionOutcome {
             log_start_offset: state.log_start_offset,
@@ -473,11 +507,11 @@ impl PartitionLog {
             let Some(oldest) = state.segments.values().next() else {
                 break;
             };
-            let expired = self.config.retention_ms.is_some_and(|retention_ms| {
+            let expired = config.retention_ms.is_some_and(|retention_ms| {
                 oldest.max_timestamp_ms() >= 0
                     && now_ms - oldest.max_timestamp_ms() > retention_ms as i64
             });
-            let oversized = self.config.retention_bytes.is_some_and(|retention_bytes| {
+            let oversized = config.retention_bytes.is_some_and(|retention_bytes| {
                 total_bytes - oldest.size_bytes() >= retention_bytes
             });
             if !(expired || oversized) || oldest.next_offset() > state.high_watermark {

@@ -349,6 +349,35 @@ impl Segment {
         Ok(None)
     }
 
+    /// The first batch whose newest timestamp is ≥ `timestamp_ms`, found by starting at
+    /// the time index's floor entry and walking headers.
+    pub fn find_batch_by_timestamp(&self, timestamp_ms: i64) -> LogResult<Option<BatchHeader>> {
+        if self.max_timestamp_ms < timestamp_ms {
+            return Ok(None);
+        }
+        let start_offset = self
+            .time_index
+            .lookup(timestamp_ms)
+            .map_or(self.base_offset, |(_, offset)| offset);
+        let Some((mut position, _)) = self.find_batch(start_offset)? else {
+            return Ok(None);
+        };
+        while let Some(header) = self.read_header_at(position)? {
+            header
+                .check_framing(self.batch_bytes_max)
+                .map_err(|error| LogError::Corruption {
+                    path: self.log_path.clone(),
+                    position,
+                    reason: error.to_string(),
+                })?;
+            if header.max_timestamp >= timestamp_ms {
+                return Ok(Some(header));
+            }
+            position += header.total_bytes() as u64;
+        }
+        Ok(None)
+    }
+
     /// Whole batches starting with the one holding `offset`, at most `max_bytes` (but always
     /// the first batch, so a large batch cannot stall a reader), none ending at or beyond
     /// `upper_bound`. One positional read; the bytes are returned exactly as stored.

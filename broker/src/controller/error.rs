@@ -1,0 +1,97 @@
+//! The controller's one error type, [`ControllerError`].
+//!
+//! Every variant that a client can cause carries the offending name, key or value and
+//! reads as a sentence; [`ControllerError::code_name`] gives the Kafka error code the gRPC
+//! layer (`service/status.rs`) turns it into. Nothing here knows about gRPC.
+
+use crate::log::LogError;
+
+/// Everything `broker::controller` can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// The topic name breaks the naming rules or collides with an existing topic
+    /// (reliability.md #24).
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopic { name: String, reason: String },
+    #[error("topic {name:?} already exists")]
+    TopicAlreadyExists { name: String },
+    #[error("topic {name:?} does not exist")]
+    UnknownTopic { name: String },
+    /// A partition count that is out of range or does not grow the topic (#25).
+    #[error("invalid partition count: {reason}")]
+    InvalidPartitions { reason: String },
+    /// A replication factor below 1 or above the number of registered brokers (#25).
+    #[error("invalid replication factor: {reason}")]
+    InvalidReplicationFactor { reason: String },
+    /// An unknown topic config key, or a value of the wrong type or range (#33).
+    #[error("invalid config {key}={value:?}: {reason}")]
+    InvalidConfig {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    /// A metadata record the state machine refuses (it does not fit the current state),
+    /// or one that cannot be encoded or decoded. On replay this stops the controller from
+    /// opening: a metadata log that cannot be applied must not be served half-applied.
+    #[error("invalid metadata record: {reason}")]
+    InvalidRecord { reason: String },
+    /// The metadata log could not be read or written.
+    #[error("metadata log storage failed")]
+    Storage(#[from] LogError),
+}
+
+impl ControllerError {
+    pub(crate) fn invalid_record(reason: impl Into<String>) -> ControllerError {
+        ControllerError::InvalidRecord {
+            reason: reason.into(),
+        }
+    }
+
+    /// The Kafka error code name this error is reported as.
+    pub fn code_name(&self) -> &'static str {
+        match self {
+            ControllerError::InvalidTopic { .. } => "INVALID_TOPIC",
+            ControllerError::TopicAlreadyExists { .. } => "TOPIC_ALREADY_EXISTS",
+            ControllerError::UnknownTopic { .. } => "UNKNOWN_TOPIC_OR_PARTITION",
+            ControllerError::InvalidPartitions { .. } => "INVALID_PARTITIONS",
+            ControllerError::InvalidReplicationFactor { .. } => "INVALID_REPLICATION_FACTOR",
+            ControllerError::InvalidConfig { .. } => "INVALID_CONFIG",
+            ControllerError::InvalidRecord { .. } => "UNKNOWN_SERVER_ERROR",
+            ControllerError::Storage(_) => "STORAGE_ERROR",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_names_are_kafkas() {
+        let cases = [
+            (
+                ControllerError::InvalidTopic {
+                    name: "a/b".into(),
+                    reason: "bad".into(),
+                },
+                "INVALID_TOPIC",
+            ),
+            (
+                ControllerError::UnknownTopic { name: "t".into() },
+                "UNKNOWN_TOPIC_OR_PARTITION",
+            ),
+            (
+                ControllerError::InvalidConfig {
+                    key: "retention_ms".into(),
+                    value: "-2".into(),
+                    reason: "must be -1 or at least 0".into(),
+                },
+                "INVALID_CONFIG",
+            ),
+            (ControllerError::invalid_record("x"), "UNKNOWN_SERVER_ERROR"),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code_name(), code, "{error}");
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! Topic configs: the keys Strata knows, how their values are checked, and how a topic's
+//! overrides combine with the broker's defaults into the settings its partition logs use.
+//!
+//! Keys have a Strata name (`retention_ms`) and, where Kafka has the setting, Kafka's
+//! dotted name as an alias (`retention.ms`). [`TopicConfig::normalize`] accepts either and
+//! stores the Strata name with a canonical value; everything it refuses is
+//! [`ControllerError::InvalidConfig`] naming the key, the value and the rule
+//! (reliability.md #33), so a bad config never reaches the metadata log.
+//!
+//! | key | alias | value |
+//! |---|---|---|
+//! | `retention_ms` | `retention.ms` | -1 (infinite) or ≥ 0 |
+//! | `retention_bytes` | `retention.bytes` | -1 (infinite) or ≥ 0 |
+//! | `segment_bytes` | `segment.bytes` | 1024 ..= 2^31 - 1 |
+//! | `segment_ms` | `segment.ms` | ≥ 1 |
+//! | `flush` | — | `always` or `interval:<ms>` |
+//! | `cleanup_policy` | `cleanup.policy` | `delete` or `compact` (compact is stored, not yet run) |
+//! | `message_max_bytes` | `max.message.bytes` | 1 ..= 2^31 - 1 |
+//!
+//! `message_max_bytes` is enforced by the produce path; the log's own `batch_bytes_max`
+//! is a storage sanity bound and stays at the broker's value, so lowering the topic limit
+//! can never make batches already stored look damaged.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::log::{FlushPolicy, LogConfig};
+
+use super::error::ControllerError;
+
+/// A topic config key Strata knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConfigKey {
+    RetentionMs,
+    RetentionBytes,
+    SegmentBytes,
+    SegmentMs,
+    Flush,
+    CleanupPolicy,
+    MessageMaxBytes,
+}
+
+impl ConfigKey {
+    pub const ALL: [ConfigKey; 7] = [
+        ConfigKey::RetentionMs,
+        ConfigKey::RetentionBytes,
+        ConfigKey::SegmentBytes,
+        ConfigKey::SegmentMs,
+        ConfigKey::Flush,
+        ConfigKey::CleanupPolicy,
+        ConfigKey::MessageMaxBytes,
+    ];
+
+    /// The Strata name, under which the key is stored.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigKey::RetentionMs => "retention_ms",
+            ConfigKey::RetentionBytes => "retention_bytes",
+            ConfigKey::SegmentBytes => "segment_bytes",
+            ConfigKey::SegmentMs => "segment_ms",
+            ConfigKey::Flush => "flush",
+            ConfigKey::CleanupPolicy => "cleanup_policy",
+            ConfigKey::MessageMaxBytes => "message_max_bytes",
+        }
+    }
+
+    /// Kafka's name for the same setting, accepted as an alias.
+    pub fn kafka_name(self) -> Option<&'static str> {
+        match self {
+            ConfigKey::RetentionMs => Some("retention.ms"),
+            ConfigKey::RetentionBytes => Some("retention.bytes"),
+            ConfigKey::SegmentBytes => Some("segment.bytes"),
+            ConfigKey::SegmentMs => Some("segment.ms"),
+            ConfigKey::Flush => None,
+            ConfigKey::CleanupPolicy => Some("cleanup.policy"),
+            ConfigKey::MessageMaxBytes => Some("max.message.bytes"),
+        }
+    }
+
+    /// Looks a key up by its Strata or Kafka name.
+    pub fn parse(key: &str) -> Result<ConfigKey, ControllerError> {
+        ConfigKey::ALL
+            .into_iter()
+            .find(|known| known.name() == key || known.kafka_name() == Some(key))
+            .ok_or_else(|| ControllerError::InvalidConfig {
+                key: key.to_owned(),
+                value: String::new(),
+                reason: "unknown topic config key".into(),
+            })
+    }
+
+    /// Checks `value` for this key; returns it typed.
+    fn parse_value(self, value: &str) -> Result<TypedValue, ControllerError> {
+        let invalid = |reason: String| ControllerError::InvalidConfig {
+            key: self.name().to_owned(),
+            value: value.to_owned(),
+            reason,
+        };
+        let integer = |min: i64, max: i64, rule: &str| {
+            let number: i64 = value
+                .parse()
+                .map_err(|_| invalid(format!("not an integer; expected {rule}")))?;
+            if (min..=max).contains(&number) {
+                Ok(TypedValue::Integer(number))
+            } else {
+                Err(invalid(format!("out of range; expected {rule}")))
+            }
+        };
+        let i32_max = i64::from(i32::MAX);
+        match self {
+            ConfigKey::RetentionMs | ConfigKey::RetentionBytes => {
+                integer(-1, i64::MAX, "-1 (infinite) or a number ≥ 0")
+            }
+            ConfigKey::SegmentBytes => integer(SEGMENT_BYTES_MIN, i32_max, "1024 ..= 2147483647"),
+            ConfigKey::SegmentMs => integer(1, i64::MAX, "a number ≥ 1"),
+            ConfigKey::MessageMaxBytes => integer(1, i32_max, "1 ..= 2147483647"),
+            ConfigKey::Flush => FlushPolicy::from_str(value)
+                .map(TypedValue::Flush)
+                .map_err(|error| invalid(error.to_string())),
+            ConfigKey::CleanupPolicy => CleanupPolicy::from_str(value)
+                .map(TypedValue::Cleanup)
+                .map_err(invalid),
+        }
+    }
+}
+
+/// The smallest `segment_bytes` accepted: small enough for tests that roll often, large
+/// enough to hold a batch header and a record.
+pub const SEGMENT_BYTES_MIN: i64 = 1024;
+
+/// What happens to old segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CleanupPolicy {
+    /// Delete whole sealed segments past retention.
+    #[default]
+    Delete,
+    /// Keep the newest record per key (stored; the cleaner comes later).
+    Compact,
+}
+
+impl FromStr for CleanupPolicy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<CleanupPolicy, String> {
+        match text {
+            "delete" => Ok(CleanupPolicy::Delete),
+            "compact" => Ok(CleanupPolicy::Compact),
+            _ => Err("expected \"delete\" or \"compact\"".into()),
+        }
+    }
+}
+
+impl fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+        })
+    }
+}
+
+/// A checked config value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TypedValue {
+    Integer(i64),
+    Flush(FlushPolicy),
+    Cleanup(CleanupPolicy),
+}
+
+impl TypedValue {
+    /// The number of an integer-valued key (every key but `flush` and `cleanup_policy`).
+    fn integer(self) -> i64 {
+        match self {
+            TypedValue::Integer(number) => number,
+            TypedValue::Flush(_) | TypedValue::Cleanup(_) => 0,
+        }
+    }
+}
+
+impl fmt::Display for TypedValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TypedValue::Integer(number) => write!(f, "{number}"),
+            TypedValue::Flush(flush) => write!(f, "{flush}"),
+            TypedValue::Cleanup(policy) => write!(f, "{policy}"),
+        }
+    }
+}
+
+/// The broker-level defaults a topic falls back to for every key it does not override,
+/// plus the defaults of topic creation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerDefaults {
+    pub flush: FlushPolicy,
+    pub segment_bytes: i64,
+    pub segment_ms: i64,
+    /// -1 = infinite.
+    pub retention_ms: i64,
+    /// -1 = infinite.
+    pub retention_bytes: i64,
+    pub cleanup_policy: CleanupPolicy,
+    pub message_max_bytes: i32,
+    /// Partitions of a topic created without a count.
+    pub default_partitions: i32,
+    /// Replication factor of a topic created without one.
+    pub default_replication_factor: i32,
+}
+
+impl Default for BrokerDefaults {
+    /// Kafka's defaults, with `flush = always` (DESIGN.md §4).
+    fn default() -> BrokerDefaults {
+        BrokerDefaults {
+            flush: FlushPolicy::Always,
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            cleanup_policy: CleanupPolicy::Delete,
+            message_max_bytes: 1 << 20,
+            default_partitions: 1,
+            default_replication_factor: 1,
+        }
+    }
+}
+
+impl BrokerDefaults {
+    /// The defaults of a broker whose partition logs are configured by `log` and whose
+    /// produce path accepts batches up to `message_max_bytes`.
+    pub fn from_log_config(log: &LogConfig, message_max_bytes: usize) -> BrokerDefaults {
+        let defaults = BrokerDefaults::default();
+        let signed =
+            |value: Option<u64>| value.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX));
+        BrokerDefaults {
+            flush: log.flush,
+            segment_bytes: i64::try_from(log.segment_bytes).unwrap_or(i64::MAX),
+            segment_ms: log
+                .segment_ms
+                .map_or(i64::MAX, |ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+            retention_ms: signed(log.retention_ms),
+            retention_bytes: signed(log.retention_bytes),
+            message_max_bytes: i32::try_from(message_max_bytes).unwrap_or(i32::MAX),
+            ..defaults
+        }
+    }
+
+    fn value(&self, key: ConfigKey) -> TypedValue {
+        match key {
+            ConfigKey::RetentionMs => TypedValue::Integer(self.retention_ms),
+            ConfigKey::RetentionBytes => TypedValue::Integer(self.retention_bytes),
+            ConfigKey::SegmentBytes => TypedValue::Integer(self.segment_bytes),
+            ConfigKey::SegmentMs => TypedValue::Integer(self.segment_ms),
+            ConfigKey::Flush => TypedValue::Flush(self.flush),
+            ConfigKey::CleanupPolicy => TypedValue::Cleanup(self.cleanup_policy),
+            ConfigKey::MessageMaxBytes => TypedValue::Integer(i64::from(self.message_max_bytes)),
+        }
+    }
+}
+
+/// Where an effective config value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigValueSource {
+    /// Strata's built-in default.
+    Default,
+    /// The broker's configuration, where it differs from the built-in default.
+    Broker,
+    /// An override set on the topic.
+    Topic,
+}
+
+/// One effective value and where it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigValue<T> {
+    pub value: T,
+    pub source: ConfigValueSource,
+}
+
+/// Every setting of a topic after defaults are applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectiveTopicConfig {
+    pub retention_ms: ConfigValue<i64>,
+    pub retention_bytes: ConfigValue<i64>,
+    pub segment_bytes: ConfigValue<i64>,
+    pub segment_ms: ConfigValue<i64>,
+    pub flush: ConfigValue<FlushPolicy>,
+    pub cleanup_policy: ConfigValue<CleanupPolicy>,
+    pub message_max_bytes: ConfigValue<i32>,
+}
+
+/// Topic config validation and resolution; see the module docs.
+#[derive(Debug)]
+pub struct TopicConfig;
+
+impl TopicConfig {
+    /// Checks raw overrides (Strata or Kafka names) and returns them under Strata names
+    /// with canonical values. Two spellings of one key in the same request are refused.
+    pub fn normalize(
+        raw: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ControllerError> {
+        let mut normalized = BTreeMap::new();
+        for (key, value) in raw {
+            let known = ConfigKey::parse(key).map_err(|_| ControllerError::InvalidConfig {
+                key: key.clone(),
+                value: value.clone(),
+                reason: "unknown topic config key".into(),
+            })?;
+            let canonical = known.parse_value(value)?.to_string();
+            if normalized
+                .insert(known.name().to_owned(), canonical)
+                .is_some()
+            {
+                return Err(ControllerError::InvalidConfig {
+                    key: key.clone(),
+                    value: value.clone(),
+                    reason: format!("{} is given twice (under two names)", known.name()),
+                });
+            }
+        }
+        Ok(normalized)
+    }
+
+    /// The effective settings of a topic with `overrides` (as stored: Strata names). A
+    /// stored override that no longer parses is ignored with a warning rather than making
+    /// the topic unusable.
+    pub fn effective(
+        overrides: &BTreeMap<String, String>,
+        defaults: &BrokerDefaults,
+    ) -> EffectiveTopicConfig {
+        let resolve = |key| resolve(key, overrides, defaults);
+        EffectiveTopicConfig {
+            retention_ms: resolve(ConfigKey::RetentionMs).map(TypedValue::integer),
+            retention_bytes: resolve(ConfigKey::RetentionBytes).map(TypedValue::integer),
+            segment_bytes: resolve(ConfigKey::SegmentBytes).map(TypedValue::integer),
+            segment_ms: resolve(ConfigKey::SegmentMs).map(TypedValue::integer),
+            flush: resolve(ConfigKey::Flush).map(|value| match value {
+                TypedValue::Flush(flush) => flush,
+                _ => defaults.flush,
+            }),
+            cleanup_policy: resolve(ConfigKey::CleanupPolicy).map(|value| match value {
+                TypedValue::Cleanup(policy) => policy,
+                _ => defaults.cleanup_policy,
+            }),
+            message_max_bytes: resolve(ConfigKey::MessageMaxBytes)
+                .map(|value| i32::try_from(value.integer()).unwrap_or(i32::MAX)),
+        }
+    }
+}
+
+/// The override of `key` if there is a valid one, else the broker's value.
+fn resolve(
+    key: ConfigKey,
+    overrides: &BTreeMap<String, String>,
+    defaults: &BrokerDefaults,
+) -> ConfigValue<TypedValue> {
+    if let Some(raw) = overrides.get(key.name()) {
+        match key.parse_value(raw) {
+            Ok(value) => {
+                return ConfigValue {
+                    value,
+                    source: ConfigValueSource::Topic,
+                }
+            }
+            Err(error) => tracing::warn!(%error, "ignoring a stored topic config"),
+        }
+    }
+    let value = defaults.value(key);
+    let source = if value == BrokerDefaults::default().value(key) {
+        ConfigValueSource::Default
+    } else {
+        ConfigValueSource::Broker
+    };
+    ConfigValue { value, source }
+}
+
+impl<T> ConfigValue<T> {
+    fn map<U>(self, convert: impl FnOnce(T) -> U) -> ConfigValue<U> {
+        ConfigValue {
+            value: convert(self.value),
+            source: self.source,
+        }
+    }
+}
+
+impl EffectiveTopicConfig {
+    /// Every setting as `(Strata key, value as text, source)`, in [`ConfigKey::ALL`]
+    /// order, for describe-configs.
+    pub fn entries(&self) -> Vec<(String, String, ConfigValueSource)> {
+        fn entry<T: fmt::Display>(
+            key: ConfigKey,
+            value: &ConfigValue<T>,
+        ) -> (String, String, ConfigValueSource) {
+            (key.name().to_owned(), value.value.to_string(), value.source)
+        }
+        vec![
+            entry(ConfigKey::RetentionMs, &self.retention_ms),
+            entry(ConfigKey::RetentionBytes, &self.retention_bytes),
+            entry(ConfigKey::SegmentBytes, &self.segment_bytes),
+            entry(ConfigKey::SegmentMs, &self.segment_ms),
+            entry(ConfigKey::Flush, &self.flush),
+            entry(ConfigKey::CleanupPolicy, &self.cleanup_policy),
+            entry(ConfigKey::MessageMaxBytes, &self.message_max_bytes),
+        ]
+    }
+
+    /// The partition-log settings of this topic: `base` (the broker's log config) with the
+    /// topic's segment, retention and flush settings. `-1` retention becomes `None`.
+    pub fn to_log_config(&self, base: &LogConfig) -> LogConfig {
+        let limit = |value: i64| u64::try_from(value).ok();
+        LogConfig {
+            segment_bytes: limit(self.segment_bytes.value).unwrap_or(base.segment_bytes),
+            segment_ms: limit(self.segment_ms.value),
+            retention_ms: limit(self.retention_ms.value),
+            retention_bytes: limit(self.retention_bytes.value),
+            flush: self.flush.value,
+            ..base.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "topic_config_tests.rs"]
+mod tests;

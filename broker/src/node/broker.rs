@@ -1,0 +1,556 @@
+//! The broker process core: owns the log manager, the controller and the partitions this
+//! broker leads, and serves produce, fetch, offsets and admin requests in domain terms.
+//! `service/` converts gRPC messages to these calls and back.
+//!
+//! Metadata flow (one node): an admin call goes to the [`Controller`], which appends
+//! typed records to the metadata log and returns the new [`MetadataImage`]; the broker
+//! then applies that image — opens logs for new partitions at their leader epoch,
+//! applies topic configs, deletes the logs of deleted topics.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use strata_proto::record::{decode_batch, DecodeLimits, TimestampWindow, ValidateLimits};
+use strata_proto::types::{BrokerId, LeaderEpoch, Offset, PartitionId, TopicName};
+use tokio::sync::Notify;
+
+use super::error::NodeError;
+use super::partition::{Appended, PartitionHandle, Written};
+use crate::controller::{
+    BrokerDefaults, BrokerRegistration, Controller, MetadataImage, TopicConfig,
+};
+use crate::log::{
+    BackgroundTasks, Clock, LogConfig, LogError, LogManager, SystemClock, TopicPartition,
+};
+
+/// The internal topic holding the cluster metadata log; never served to clients.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// Request limits (reliability.md §5 and §7).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest record batch accepted (Kafka `message.max.bytes`).
+    pub message_max_bytes: usize,
+    /// Largest fetch response.
+    pub fetch_max_bytes: usize,
+    /// Longest a fetch may wait.
+    pub fetch_wait_max_ms: u64,
+    /// How far in the future a record timestamp may be.
+    pub timestamp_after_max_ms: i64,
+    /// How far in the past a record timestamp may be (`None` = unlimited, Kafka's default).
+    pub timestamp_before_max_ms: Option<i64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            message_max_bytes: 1 << 20,
+            fetch_max_bytes: 50 << 20,
+            fetch_wait_max_ms: 30_000,
+            timestamp_after_max_ms: 3_600_000,
+            timestamp_before_max_ms: None,
+        }
+    }
+}
+
+/// Everything the broker core needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub node_id: BrokerId,
+    pub advertised_address: String,
+    pub data_dir: std::path::PathBuf,
+    pub log_defaults: LogConfig,
+    pub topic_defaults: BrokerDefaults,
+    pub limits: Limits,
+}
+
+/// One partition of a fetch request.
+#[derive(Debug, Clone)]
+pub struct FetchSpec {
+    pub topic: String,
+    pub partition: i32,
+    pub fetch_offset: Offset,
+    pub max_bytes: usize,
+    pub current_leader_epoch: Option<LeaderEpoch>,
+}
+
+/// What a fetch returns for one partition.
+#[derive(Debug, Clone)]
+pub struct FetchedData {
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
+    pub records: Bytes,
+}
+
+/// An offset found by [`Node::list_offset`].
+#[derive(Debug, Clone, Copy)]
+pub struct ListedOffset {
+    pub offset: Offset,
+    pub timestamp_ms: i64,
+    pub leader_epoch: LeaderEpoch,
+}
+
+/// Which offset [`Node::list_offset`] looks for.
+#[derive(Debug, Clone, Copy)]
+pub enum OffsetQuery {
+    Earliest,
+    Latest,
+    Timestamp(i64),
+}
+
+/// The broker core. See the module docs.
+#[derive(Debug)]
+pub struct Node {
+    config: NodeConfig,
+    logs: Arc<LogManager>,
+    controller: Controller,
+    partitions: RwLock<HashMap<(String, i32), Arc<PartitionHandle>>>,
+    appended: Notify,
+    shutting_down: AtomicBool,
+    background: std::sync::Mutex<Option<BackgroundTasks>>,
+    fatal: tokio::sync::watch::Sender<Option<String>>,
+}
+
+/// A batch written to its log, waiting to count (fsync, high watermark).
+#[derive(Debug)]
+pub struct PendingAppend {
+    node: Arc<Node>,
+    handle: Arc<PartitionHandle>,
+    written: Written,
+}
+
+impl PendingAppend {
+    /// Waits until the batch counts (fsynced under `flush = always`) and wakes fetchers.
+    pub async fn commit(self) -> Result<Appended, NodeError> {
+        let PendingAppend {
+            node,
+            handle,
+            written,
+        } = self;
+        let result = tokio::task::spawn_blocking(move || handle.commit(written))
+            .await
+            .map_err(|error| NodeError::InvalidRequest {
+                reason: format!("commit task failed: {error}"),
+            })?;
+        let appended = node.check_fatal(result)?;
+        node.appended.notify_waiters();
+        Ok(appended)
+    }
+}
+
+impl Node {
+    /// Opens the data directory (recovering every log), replays the metadata log and
+    /// starts serving the partitions this broker leads. Blocking.
+    pub fn open(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
+        let logs = Arc::new(LogManager::open(
+            &config.data_dir,
+            config.log_defaults.clone(),
+            Arc::new(SystemClock),
+        )?);
+        let registration = BrokerRegistration {
+            broker_id: config.node_id,
+            address: config.advertised_address.clone(),
+            rack: None,
+        };
+        let controller = Controller::open(&logs, config.topic_defaults.clone(), registration)?;
+        let background =
+            logs.start_background_tasks(Duration::from_millis(50), Duration::from_secs(60));
+        let node = Arc::new(Node {
+            config,
+            logs,
+            controller,
+            partitions: RwLock::new(HashMap::new()),
+            appended: Notify::new(),
+            shutting_down: AtomicBool::new(false),
+            background: std::sync::Mutex::new(Some(background)),
+            fatal: tokio::sync::watch::Sender::new(None),
+        });
+        let image = node.controller.image();
+        node.apply_image(&image)?;
+        node.delete_stray_partitions(&image)?;
+        Ok(node)
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.controller.image()
+    }
+
+    pub fn controller(&self) -> &Controller {
+        &self.controller
+    }
+
+    /// Opens or updates every partition of `image` that this broker leads, and drops the
+    /// ones whose topic is gone.
+    fn apply_image(&self, image: &MetadataImage) -> Result<(), NodeError> {
+        let mut wanted: HashMap<(String, i32), (TopicName, LeaderEpoch, LogConfig)> =
+            HashMap::new();
+        for topic in image.topics.values() {
+            let effective = TopicConfig::effective(&topic.configs, self.controller.defaults());
+            let log_config = effective.to_log_config(&self.config.log_defaults);
+            let name = TopicName::new(&topic.name).map_err(|error| NodeError::InvalidRequest {
+                reason: error.to_string(),
+            })?;
+            for (partition, state) in &topic.partitions {
+                if state.leader == Some(self.config.node_id) {
+                    let key = (topic.name.clone(), *partition);
+                    wanted.insert(
+                        key,
+                        (
+                            name.clone(),
+                            LeaderEpoch(state.leader_epoch),
+                            log_config.clone(),
+                        ),
+                    );
+                }
+            }
+        }
+        let mut partitions = self
+            .partitions
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let gone: Vec<(String, i32)> = partitions
+            .keys()
+            .filter(|key| !wanted.contains_key(*key))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(handle) = partitions.remove(&key) {
+                let topic_partition = TopicPartition::new(handle.topic.clone(), handle.partition);
+                self.logs.delete(&topic_partition)?;
+            }
+        }
+        for (key, (name, epoch, log_config)) in wanted {
+            if let Some(handle) = partitions.get(&key) {
+                handle.set_leader_epoch(epoch);
+                if handle.log.config() != log_config {
+                    handle.log.set_config(log_config);
+                }
+                continue;
+            }
+            let topic_partition = TopicPartition::new(name.clone(), PartitionId(key.1));
+            let log = self
+                .logs
+                .get_or_create(&topic_partition, Some(log_config.clone()))?;
+            log.set_config(log_config);
+            let handle = PartitionHandle::open(name, PartitionId(key.1), log, epoch)?;
+            partitions.insert(key, Arc::new(handle));
+        }
+        Ok(())
+    }
+
+    /// Partition directories left by a topic deletion the process did not finish.
+    fn delete_stray_partitions(&self, image: &MetadataImage) -> Result<(), NodeError> {
+        for partition in self.logs.partitions() {
+            let topic = partition.topic.as_str();
+            let known = image
+                .topics
+                .get(topic)
+                .is_some_and(|state| state.partitions.contains_key(&partition.partition.0));
+            if topic != METADATA_TOPIC && !known {
+                tracing::warn!(%partition, "deleting a partition that the metadata does not know");
+                self.logs.delete(&partition)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The partition `topic`-`partition` if this broker leads it.
+    pub fn partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Arc<PartitionHandle>, NodeError> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&(topic.to_owned(), partition))
+            .cloned()
+            .ok_or_else(|| NodeError::UnknownTopicOrPartition {
+                topic: topic.to_owned(),
+                partition,
+            })
+    }
+
+    fn validate_limits(&self) -> ValidateLimits {
+        let limits = &self.config.limits;
+        let now_ms = SystemClock.now_ms();
+        ValidateLimits {
+            batch_bytes_max: limits.message_max_bytes,
+            record_bytes_max: limits.message_max_bytes,
+            timestamp_window: Some(TimestampWindow {
+                now_ms,
+                before_ms_max: limits.timestamp_before_max_ms.unwrap_or(i64::MAX),
+                after_ms_max: limits.timestamp_after_max_ms,
+            }),
+            ..ValidateLimits::default()
+        }
+    }
+
+    /// Writes one batch (validated, deduplicated) and returns the pending append; the
+    /// caller awaits [`PendingAppend::commit`] for the acknowledgement. A producer's
+    /// batches are written in the order of these calls.
+    pub async fn produce(
+        self: &Arc<Self>,
+        topic: &str,
+        partition: i32,
+        batch: Bytes,
+    ) -> Result<PendingAppend, NodeError> {
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err(NodeError::ShuttingDown);
+        }
+        let handle = self.partition(topic, partition)?;
+        let limits = self.validate_limits();
+        let writer = Arc::clone(&handle);
+        let written = tokio::task::spawn_blocking(move || writer.write(&batch, &limits))
+            .await
+            .map_err(|error| NodeError::InvalidRequest {
+                reason: format!("append task failed: {error}"),
+            })?;
+        let written = self.check_fatal(written)?;
+        Ok(PendingAppend {
+            node: Arc::clone(self),
+            handle,
+            written,
+        })
+    }
+
+    /// Notes a fatal storage error (a failed fsync): the process must stop.
+    fn check_fatal<T>(&self, result: Result<T, NodeError>) -> Result<T, NodeError> {
+        if let Err(NodeError::Log(error)) = &result {
+            if error.is_fatal() {
+                self.report_fatal(error);
+            }
+        }
+        result
+    }
+
+    fn report_fatal(&self, error: &LogError) {
+        tracing::error!(%error, "fatal storage error; the broker stops");
+        self.fatal.send_replace(Some(error.to_string()));
+    }
+
+    /// Resolves when a fatal storage error has happened, with its description.
+    pub async fn fatal_error(&self) -> String {
+        let mut receiver = self.fatal.subscribe();
+        loop {
+            if let Some(reason) = receiver.borrow_and_update().clone() {
+                return reason;
+            }
+            if receiver.changed().await.is_err() {
+                return "fatal error channel closed".to_owned();
+            }
+        }
+    }
+
+    /// A long-poll fetch: returns once `min_bytes` are available across the partitions,
+    /// an error occurs, or `max_wait` has passed. Never returns data at or above a
+    /// partition's high watermark.
+    pub async fn fetch(
+        self: &Arc<Self>,
+        specs: Vec<FetchSpec>,
+        max_wait: Duration,
+        min_bytes: usize,
+        max_bytes: usize,
+    ) -> Vec<Result<FetchedData, NodeError>> {
+        let max_wait = max_wait.min(Duration::from_millis(self.config.limits.fetch_wait_max_ms));
+        let max_bytes = max_bytes.clamp(1, self.config.limits.fetch_max_bytes);
+        let deadline = Instant::now() + max_wait;
+        loop {
+            let notified = self.appended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let node = Arc::clone(self);
+            let read_specs = specs.clone();
+            let results =
+                tokio::task::spawn_blocking(move || node.read_partitions(&read_specs, max_bytes))
+                    .await
+                    .unwrap_or_else(|error| {
+                        vec![Err(NodeError::InvalidRequest {
+                            reason: format!("fetch task failed: {error}"),
+                        })]
+                    });
+            let total: usize = results
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .map(|d| d.records.len())
+                .sum();
+            let now = Instant::now();
+            if total >= min_bytes.max(1) || results.iter().any(Result::is_err) || now >= deadline {
+                return results;
+            }
+            if tokio::time::timeout(deadline - now, notified)
+                .await
+                .is_err()
+            {
+                // Timed out: one last read so data that arrived at the deadline is served.
+                continue;
+            }
+        }
+    }
+
+    fn read_partitions(
+        &self,
+        specs: &[FetchSpec],
+        max_bytes: usize,
+    ) -> Vec<Result<FetchedData, NodeError>> {
+        let mut remaining = max_bytes;
+        let mut results = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let result = self.read_partition(spec, remaining);
+            if let Ok(data) = &result {
+                remaining = remaining.saturating_sub(data.records.len()).max(1);
+            }
+            results.push(result);
+        }
+        results
+    }
+
+    fn read_partition(
+        &self,
+        spec: &FetchSpec,
+        remaining_bytes: usize,
+    ) -> Result<FetchedData, NodeError> {
+        let handle = self.partition(&spec.topic, spec.partition)?;
+        let current = handle.leader_epoch();
+        if let Some(requested) = spec.current_leader_epoch {
+            if requested < current {
+                return Err(NodeError::FencedLeaderEpoch { requested, current });
+            }
+            if requested > current {
+                return Err(NodeError::UnknownLeaderEpoch { requested, current });
+            }
+        }
+        let high_watermark = handle.log.high_watermark();
+        let log_start_offset = handle.log.log_start_offset();
+        if spec.fetch_offset < log_start_offset || spec.fetch_offset > high_watermark {
+            return Err(NodeError::OffsetOutOfRange {
+                offset: spec.fetch_offset,
+                log_start_offset,
+                high_watermark,
+            });
+        }
+        let records = if spec.fetch_offset == high_watermark {
+            Bytes::new()
+        } else {
+            let max_bytes = spec.max_bytes.clamp(1, remaining_bytes.max(1));
+            handle
+                .log
+                .read(spec.fetch_offset, max_bytes, Some(high_watermark))?
+                .batches
+        };
+        Ok(FetchedData {
+            high_watermark,
+            log_start_offset,
+            records,
+        })
+    }
+
+    /// Kafka's ListOffsets: earliest, latest (the high watermark), or the first record
+    /// with a timestamp ≥ the one given (offset -1 when there is none).
+    pub fn list_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        query: OffsetQuery,
+    ) -> Result<ListedOffset, NodeError> {
+        let handle = self.partition(topic, partition)?;
+        let leader_epoch = handle.leader_epoch();
+        let listed = |offset, timestamp_ms| ListedOffset {
+            offset,
+            timestamp_ms,
+            leader_epoch,
+        };
+        match query {
+            OffsetQuery::Earliest => Ok(listed(handle.log.log_start_offset(), -1)),
+            OffsetQuery::Latest => Ok(listed(handle.log.high_watermark(), -1)),
+            OffsetQuery::Timestamp(target_ms) => {
+                let Some(base) = handle.log.find_batch_by_timestamp(target_ms)? else {
+                    return Ok(listed(Offset(-1), -1));
+                };
+                let high_watermark = handle.log.high_watermark();
+                let read = handle.log.read(base, 1, Some(high_watermark))?;
+                let limits = DecodeLimits::default();
+                let batch_len = strata_proto::record::BatchHeader::parse(&read.batches)
+                    .map(|header| header.total_bytes())
+                    .unwrap_or(0);
+                let Some(batch) = read.batches.get(..batch_len) else {
+                    return Ok(listed(Offset(-1), -1));
+                };
+                let decoded = decode_batch(batch, &limits)?;
+                Ok(decoded
+                    .records
+                    .iter()
+                    .find(|record| record.timestamp_ms >= target_ms)
+                    .map_or(listed(Offset(-1), -1), |record| {
+                        listed(record.offset, record.timestamp_ms)
+                    }))
+            }
+        }
+    }
+
+    /// A new producer id for an idempotent producer (epoch 0).
+    pub fn init_producer_id(&self) -> Result<(i64, i16), NodeError> {
+        Ok((self.controller.allocate_producer_id()?, 0))
+    }
+
+    /// Runs a controller mutation and applies the metadata image it produced.
+    pub fn apply_controller_result(&self, image: &MetadataImage) -> Result<(), NodeError> {
+        self.apply_image(image)
+    }
+
+    /// `(log start, high watermark, log end)` of a partition led here.
+    pub fn partition_offsets(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Option<(Offset, Offset, Offset)> {
+        let handle = self.partition(topic, partition).ok()?;
+        Some((
+            handle.log.log_start_offset(),
+            handle.log.high_watermark(),
+            handle.log.log_end_offset(),
+        ))
+    }
+
+    /// Topic name → partition → offsets, for describe.
+    pub fn all_offsets(&self) -> BTreeMap<(String, i32), (Offset, Offset, Offset)> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|(key, handle)| {
+                let log = &handle.log;
+                (
+                    key.clone(),
+                    (
+                        log.log_start_offset(),
+                        log.high_watermark(),
+                        log.log_end_offset(),
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// Clean shutdown: refuse new produce, stop background tasks, close every log (fsync,
+    /// checkpoints) and write the clean-shutdown marker. Blocking.
+    pub fn shutdown(&self) -> Result<(), NodeError> {
+        self.shutting_down.store(true, Ordering::Release);
+        self.appended.notify_waiters();
+        drop(
+            self.background
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take(),
+        );
+        self.logs.close()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,418 @@
+//! `strata-broker` settings. Precedence: command-line flags > environment variables
+//! (`STRATA_…`) > TOML file (`--config`) > built-in defaults (`reference/operations.md` §5).
+//! Every value remembers where it came from, for `--print-config` and the start-up log.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use serde::Deserialize;
+
+use crate::log::FlushPolicy;
+
+/// Flags of the broker (also readable from `STRATA_…` variables).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file; a file named here must exist.
+    #[arg(long, env = "STRATA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the merged configuration with the source of every value, then exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// This broker's id.
+    #[arg(long, env = "STRATA_NODE_ID")]
+    pub node_id: Option<i32>,
+    /// Directory holding the partition logs and the metadata log.
+    #[arg(long, env = "STRATA_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// gRPC listen address.
+    #[arg(long, env = "STRATA_LISTENERS__GRPC", value_name = "HOST:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Address given to clients in metadata (default: the listen address).
+    #[arg(long, env = "STRATA_ADVERTISED__GRPC", value_name = "HOST:PORT")]
+    pub advertised_address: Option<String>,
+    /// Controller voters, `id@host:port,…`. Only this node alone is supported for now.
+    #[arg(long, env = "STRATA_CONTROLLER_VOTERS")]
+    pub controller_voters: Option<String>,
+    /// Default flush policy: `always` or `interval:<ms>`.
+    #[arg(long, env = "STRATA_FLUSH")]
+    pub flush: Option<String>,
+    /// Default segment size in bytes.
+    #[arg(long, env = "STRATA_SEGMENT_BYTES")]
+    pub segment_bytes: Option<u64>,
+    /// Default retention in milliseconds, -1 for unlimited.
+    #[arg(long, env = "STRATA_RETENTION_MS", allow_negative_numbers = true)]
+    pub retention_ms: Option<i64>,
+    /// Default retention in bytes per partition, -1 for unlimited.
+    #[arg(long, env = "STRATA_RETENTION_BYTES", allow_negative_numbers = true)]
+    pub retention_bytes: Option<i64>,
+    /// Largest record batch accepted, in bytes.
+    #[arg(long, env = "STRATA_MESSAGE_MAX_BYTES")]
+    pub message_max_bytes: Option<usize>,
+    /// Log output: `text` or `json`.
+    #[arg(long, env = "STRATA_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileListeners {
+    grpc: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAdvertised {
+    grpc: Option<String>,
+}
+
+/// The TOML file: the same keys as the flags, with `listeners.grpc` and `advertised.grpc`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    node_id: Option<i32>,
+    data_dir: Option<PathBuf>,
+    listeners: Option<FileListeners>,
+    advertised: Option<FileAdvertised>,
+    controller_voters: Option<String>,
+    flush: Option<String>,
+    segment_bytes: Option<u64>,
+    retention_ms: Option<i64>,
+    retention_bytes: Option<i64>,
+    message_max_bytes: Option<usize>,
+    log_format: Option<String>,
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    Env,
+    File,
+    Default,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::Flag => "flag",
+            Source::Env => "env",
+            Source::File => "file",
+            Source::Default => "default",
+        }
+    }
+}
+
+/// A bad setting, naming its source.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {reason}")]
+    ParseFile { path: PathBuf, reason: String },
+    #[error("{key} (from {source_name}): {reason}")]
+    Invalid {
+        key: &'static str,
+        source_name: &'static str,
+        reason: String,
+    },
+}
+
+/// The merged settings of one broker.
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    pub node_id: i32,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub advertised_address: String,
+    pub controller_voters: String,
+    pub flush: FlushPolicy,
+    pub segment_bytes: u64,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub message_max_bytes: usize,
+    pub log_format: LogFormat,
+    sources: BTreeMap<&'static str, Source>,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("expected \"text\" or \"json\", not {other:?}")),
+        }
+    }
+}
+
+/// Picks flag/env (told apart by clap's value source), then file, then default.
+struct Merger<'a> {
+    matches: &'a ArgMatches,
+    sources: BTreeMap<&'static str, Source>,
+}
+
+impl Merger<'_> {
+    fn pick<T>(
+        &mut self,
+        key: &'static str,
+        arg_id: &str,
+        cli: Option<T>,
+        file: Option<T>,
+        default: T,
+    ) -> T {
+        let (value, source) = match (cli, file) {
+            (Some(value), _) => {
+                let source = match self.matches.value_source(arg_id) {
+                    Some(ValueSource::EnvVariable) => Source::Env,
+                    _ => Source::Flag,
+                };
+                (value, source)
+            }
+            (None, Some(value)) => (value, Source::File),
+            (None, None) => (default, Source::Default),
+        };
+        self.sources.insert(key, source);
+        value
+    }
+
+    fn source_name(&self, key: &'static str) -> &'static str {
+        self.sources
+            .get(key)
+            .map_or("default", |source| source.name())
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|error| ConfigError::ParseFile {
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    })
+}
+
+impl BrokerSettings {
+    /// Merges `args` (parsed from `matches`) with the file and the defaults.
+    pub fn load(args: &ServeArgs, matches: &ArgMatches) -> Result<BrokerSettings, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut merger = Merger {
+            matches,
+            sources: BTreeMap::new(),
+        };
+        let node_id = merger.pick("node_id", "node_id", args.node_id, file.node_id, 1);
+        let data_dir = merger.pick(
+            "data_dir",
+            "data_dir",
+            args.data_dir.clone(),
+            file.data_dir,
+            PathBuf::from("./strata-data"),
+        );
+        let default_listen = SocketAddr::from(([127, 0, 0, 1], 7070));
+        let listen = merger.pick(
+            "listeners.grpc",
+            "listen",
+            args.listen,
+            file.listeners.and_then(|l| l.grpc),
+            default_listen,
+        );
+        let advertised_address = merger.pick(
+            "advertised.grpc",
+            "advertised_address",
+            args.advertised_address.clone(),
+            file.advertised.and_then(|a| a.grpc),
+            listen.to_string(),
+        );
+        let controller_voters = merger.pick(
+            "controller_voters",
+            "controller_voters",
+            args.controller_voters.clone(),
+            file.controller_voters,
+            format!("{node_id}@{advertised_address}"),
+        );
+        let flush_text = merger.pick(
+            "flush",
+            "flush",
+            args.flush.clone(),
+            file.flush,
+            "always".to_owned(),
+        );
+        let segment_bytes = merger.pick(
+            "segment_bytes",
+            "segment_bytes",
+            args.segment_bytes,
+            file.segment_bytes,
+            1 << 30,
+        );
+        let retention_ms = merger.pick(
+            "retention_ms",
+            "retention_ms",
+            args.retention_ms,
+            file.retention_ms,
+            7 * 24 * 3_600_000,
+        );
+        let retention_bytes = merger.pick(
+            "retention_bytes",
+            "retention_bytes",
+            args.retention_bytes,
+            file.retention_bytes,
+            -1,
+        );
+        let message_max_bytes = merger.pick(
+            "message_max_bytes",
+            "message_max_bytes",
+            args.message_max_bytes,
+            file.message_max_bytes,
+            1 << 20,
+        );
+        let log_format_text = merger.pick(
+            "log_format",
+            "log_format",
+            args.log_format.clone(),
+            file.log_format,
+            "text".to_owned(),
+        );
+
+        let invalid =
+            |merger: &Merger<'_>, key: &'static str, reason: String| ConfigError::Invalid {
+                key,
+                source_name: merger.source_name(key),
+                reason,
+            };
+        let flush =
+            flush_text
+                .parse()
+                .map_err(|error: crate::log::config::InvalidFlushPolicy| {
+                    invalid(&merger, "flush", error.to_string())
+                })?;
+        let log_format = log_format_text
+            .parse()
+            .map_err(|reason| invalid(&merger, "log_format", reason))?;
+        if node_id < 0 {
+            return Err(invalid(&merger, "node_id", "must be ≥ 0".into()));
+        }
+        if !(1024..=(1 << 31) - 1).contains(&segment_bytes) {
+            return Err(invalid(
+                &merger,
+                "segment_bytes",
+                "must be between 1024 and 2147483647".into(),
+            ));
+        }
+        if retention_ms < -1 || retention_bytes < -1 {
+            let key = if retention_ms < -1 {
+                "retention_ms"
+            } else {
+                "retention_bytes"
+            };
+            return Err(invalid(
+                &merger,
+                key,
+                "must be ≥ 0, or -1 for unlimited".into(),
+            ));
+        }
+        if !(1024..=(64 << 20)).contains(&message_max_bytes) {
+            return Err(invalid(
+                &merger,
+                "message_max_bytes",
+                "must be between 1024 and 67108864".into(),
+            ));
+        }
+        let voters: Vec<&str> = controller_voters
+            .split(',')
+            .filter(|voter| !voter.is_empty())
+            .collect();
+        if voters.len() != 1
+            || !voters
+                .iter()
+                .all(|voter| voter.starts_with(&format!("{node_id}@")))
+        {
+            return Err(invalid(
+                &merger,
+                "controller_voters",
+                format!("only a one-node cluster (\"{node_id}@<address>\") is supported for now, not {controller_voters:?}"),
+            ));
+        }
+        Ok(BrokerSettings {
+            node_id,
+            data_dir,
+            listen,
+            advertised_address,
+            controller_voters,
+            flush,
+            segment_bytes,
+            retention_ms,
+            retention_bytes,
+            message_max_bytes,
+            log_format,
+            sources: merger.sources,
+        })
+    }
+
+    /// The merged configuration as TOML, each value followed by its source.
+    pub fn to_annotated_toml(&self) -> String {
+        let source = |key: &str| {
+            self.sources
+                .get(key)
+                .map_or("default", |source| source.name())
+        };
+        let mut out = String::new();
+        let mut line = |key: &str, value: String| {
+            let _ = writeln!(out, "{key} = {value} # {}", source(key));
+        };
+        line("node_id", self.node_id.to_string());
+        line(
+            "data_dir",
+            format!("{:?}", self.data_dir.display().to_string()),
+        );
+        line("controller_voters", format!("{:?}", self.controller_voters));
+        line("flush", format!("{:?}", self.flush.to_string()));
+        line("segment_bytes", self.segment_bytes.to_string());
+        line("retention_ms", self.retention_ms.to_string());
+        line("retention_bytes", self.retention_bytes.to_string());
+        line("message_max_bytes", self.message_max_bytes.to_string());
+        line(
+            "log_format",
+            format!(
+                "{:?}",
+                if self.log_format == LogFormat::Json {
+                    "json"
+                } else {
+                    "text"
+                }
+            ),
+        );
+        let _ = writeln!(
+            out,
+            "\n[listeners]\ngrpc = {:?} # {}",
+            self.listen.to_string(),
+            source("listeners.grpc")
+        );
+        let _ = writeln!(
+            out,
+            "\n[advertised]\ngrpc = {:?} # {}",
+            self.advertised_address,
+            source("advertised.grpc")
+        );
+        out
+    }
+}

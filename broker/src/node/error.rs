@@ -1,0 +1,55 @@
+//! Errors of the broker process layer. Each becomes exactly one wire error code in
+//! `service/status.rs`.
+
+use strata_proto::record::RecordError;
+use strata_proto::types::{LeaderEpoch, Offset};
+
+use crate::controller::ControllerError;
+use crate::log::LogError;
+
+/// Why a request to this broker failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("unknown topic or partition {topic}-{partition}")]
+    UnknownTopicOrPartition { topic: String, partition: i32 },
+    #[error("acks must be -1, 0 or 1, not {acks}")]
+    InvalidRequiredAcks { acks: i32 },
+    #[error("invalid record batch")]
+    Record(#[from] RecordError),
+    #[error("storage error")]
+    Log(#[from] LogError),
+    #[error("controller refused the request")]
+    Controller(#[from] ControllerError),
+    #[error("offset {offset} is outside [{log_start_offset}, {high_watermark}]")]
+    OffsetOutOfRange {
+        offset: Offset,
+        log_start_offset: Offset,
+        high_watermark: Offset,
+    },
+    #[error("leader epoch {requested} is older than the current epoch {current}")]
+    FencedLeaderEpoch {
+        requested: LeaderEpoch,
+        current: LeaderEpoch,
+    },
+    #[error("leader epoch {requested} is newer than the current epoch {current}")]
+    UnknownLeaderEpoch {
+        requested: LeaderEpoch,
+        current: LeaderEpoch,
+    },
+    #[error("producer {producer_id}: expected sequence {expected}, got {actual}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        actual: i32,
+    },
+    #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current_epoch}")]
+    ProducerFenced {
+        producer_id: i64,
+        epoch: i16,
+        current_epoch: i16,
+    },
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+    #[error("invalid request: {reason}")]
+    InvalidRequest { reason: String },
+}

@@ -1,0 +1,20 @@
+//! # The broker process (`broker::node`)
+//!
+//! - [`broker`]: [`Node`], the core: log manager + controller + the partitions this broker
+//!   leads; produce (write, then commit), long-poll fetch, list offsets, producer ids.
+//! - [`partition`]: one led partition: validation, idempotence, acks, high watermark.
+//! - [`producer_state`]: idempotent-producer sequence tracking, rebuilt from the log.
+//! - [`config`]: `strata-broker` settings: flags > env (`STRATA_…`) > TOML > defaults.
+//! - [`error`]: [`NodeError`], mapped to wire codes once, in `service/status.rs`.
+
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod partition;
+pub mod producer_state;
+
+pub use broker::{
+    FetchSpec, FetchedData, Limits, ListedOffset, Node, NodeConfig, OffsetQuery, PendingAppend,
+};
+pub use error::NodeError;
+pub use partition::{Acks, Appended};

@@ -1,0 +1,181 @@
+//! One partition this broker leads: its log, leader epoch, producer state and the
+//! append path with acks and idempotence.
+//!
+//! The append path holds the producer-state lock only while checking sequences and
+//! writing the batch (page cache), never while waiting for the fsync, so concurrent
+//! producers still share one fsync (group commit). The high watermark of a one-replica
+//! partition is the durable log end under `flush = always` and the log end under
+//! `flush = interval`; it only moves forward.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use strata_proto::record::{validate_batch, BatchHeader, ValidateLimits};
+use strata_proto::types::{LeaderEpoch, Offset, PartitionId, TopicName};
+
+use super::error::NodeError;
+use super::producer_state::{ProducerStateTable, SequenceCheck};
+use crate::log::{FlushPolicy, PartitionLog};
+
+/// Which acknowledgement the producer asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// No response at all.
+    None,
+    /// After the leader's append (and fsync under `flush = always`).
+    Leader,
+    /// Once the high watermark passes the batch (RF 1: same as `Leader`).
+    All,
+}
+
+impl Acks {
+    /// Kafka's wire values: 0, 1, -1.
+    pub fn from_wire(acks: i32) -> Result<Acks, NodeError> {
+        match acks {
+            0 => Ok(Acks::None),
+            1 => Ok(Acks::Leader),
+            -1 => Ok(Acks::All),
+            other => Err(NodeError::InvalidRequiredAcks { acks: other }),
+        }
+    }
+}
+
+/// The outcome of a produce that the broker acknowledges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: Offset,
+    pub log_start_offset: Offset,
+}
+
+/// A partition led by this broker.
+#[derive(Debug)]
+pub struct PartitionHandle {
+    pub topic: TopicName,
+    pub partition: PartitionId,
+    pub log: Arc<PartitionLog>,
+    leader_epoch: Mutex<LeaderEpoch>,
+    producers: Mutex<ProducerStateTable>,
+}
+
+impl PartitionHandle {
+    /// Wraps an opened log, rebuilding the producer state from its batch headers.
+    pub fn open(
+        topic: TopicName,
+        partition: PartitionId,
+        log: Arc<PartitionLog>,
+        leader_epoch: LeaderEpoch,
+    ) -> Result<PartitionHandle, NodeError> {
+        let producers = rebuild_producer_state(&log)?;
+        log.set_high_watermark(log.durable_offset());
+        Ok(PartitionHandle {
+            topic,
+            partition,
+            log,
+            leader_epoch: Mutex::new(leader_epoch),
+            producers: Mutex::new(producers),
+        })
+    }
+
+    fn producers(&self) -> MutexGuard<'_, ProducerStateTable> {
+        self.producers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn leader_epoch(&self) -> LeaderEpoch {
+        *self
+            .leader_epoch
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn set_leader_epoch(&self, epoch: LeaderEpoch) {
+        *self
+            .leader_epoch
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = epoch;
+    }
+
+    /// Validates, deduplicates and writes one batch (page cache only); returns where it
+    /// went. Call [`PartitionHandle::commit`] with the result to make it count. Splitting
+    /// the two lets a producer's next batch be written while this one's fsync runs.
+    /// Blocking: call it from a blocking thread.
+    pub fn write(&self, batch: &Bytes, limits: &ValidateLimits) -> Result<Written, NodeError> {
+        let header = validate_batch(batch, limits)?;
+        let epoch = self.leader_epoch();
+        let mut producers = self.producers();
+        let base_offset = match producers.check(&header) {
+            SequenceCheck::Append => {
+                let mut bytes = batch.to_vec();
+                let info = self.log.append_deferred(&mut bytes, epoch)?;
+                producers.record(&header, info.base_offset);
+                info.base_offset
+            }
+            SequenceCheck::Duplicate { base_offset } => base_offset,
+            SequenceCheck::Fenced { current_epoch } => {
+                return Err(NodeError::ProducerFenced {
+                    producer_id: header.producer_id,
+                    epoch: header.producer_epoch,
+                    current_epoch,
+                })
+            }
+            SequenceCheck::OutOfOrder { expected, actual } => {
+                return Err(NodeError::OutOfOrderSequence {
+                    producer_id: header.producer_id,
+                    expected,
+                    actual,
+                })
+            }
+        };
+        Ok(Written {
+            base_offset,
+            end_offset: base_offset.plus(i64::from(header.last_offset_delta) + 1),
+        })
+    }
+
+    /// Makes everything below `written.end_offset` count: waits for the fsync under
+    /// `flush = always` (group commit), then moves the high watermark, never backwards.
+    /// Blocking.
+    pub fn commit(&self, written: Written) -> Result<Appended, NodeError> {
+        let high_watermark = match self.log.config().flush {
+            FlushPolicy::Always => {
+                self.log.wait_durable(written.end_offset)?;
+                self.log.durable_offset()
+            }
+            FlushPolicy::Interval { .. } => self.log.log_end_offset(),
+        };
+        if high_watermark > self.log.high_watermark() {
+            self.log.set_high_watermark(high_watermark);
+        }
+        Ok(Appended {
+            base_offset: written.base_offset,
+            log_start_offset: self.log.log_start_offset(),
+        })
+    }
+}
+
+/// A batch written to the log but not yet committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub base_offset: Offset,
+    /// The offset after the batch's last record.
+    pub end_offset: Offset,
+}
+
+/// Replays the batch headers of the whole log into a producer-state table.
+fn rebuild_producer_state(log: &PartitionLog) -> Result<ProducerStateTable, NodeError> {
+    let mut table = ProducerStateTable::default();
+    let mut offset = log.log_start_offset();
+    loop {
+        let read = log.read(offset, 1 << 20, None)?;
+        if read.batches.is_empty() {
+            return Ok(table);
+        }
+        let mut bytes = &read.batches[..];
+        while let Ok(header) = BatchHeader::parse(bytes) {
+            table.record(&header, header.base_offset);
+            offset = header.next_offset();
+            bytes = bytes.get(header.total_bytes()..).unwrap_or_default();
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The `ClientApi` gRPC service: each method converts the request, makes one call into
+//! [`Node`] (or its controller), and converts the answer. No logic lives here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_proto::api::v1::client_api_server::ClientApi;
+use strata_proto::api::v1::{
+    AlterConfigsRequest, AlterConfigsResponse, ConfigChange, CreatePartitionsRequest,
+    CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, DescribeTopicsRequest, DescribeTopicsResponse, FetchRequest,
+    FetchResponse, FetchedPartition, InitProducerIdRequest, InitProducerIdResponse,
+    ListOffsetsRequest, ListOffsetsResponse, ListedOffset, MetadataRequest, MetadataResponse,
+    OffsetSpec, ProduceRequest, TopicResult,
+};
+use strata_proto::types::{LeaderEpoch, Offset};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::produce::{self, ProduceStream};
+use super::{metadata, status};
+use crate::controller::{MetadataImage, NewTopic};
+use crate::node::{FetchSpec, Node, NodeError, OffsetQuery};
+
+/// The gRPC front of one broker.
+#[derive(Debug, Clone)]
+pub struct ClientApiService {
+    node: Arc<Node>,
+}
+
+impl ClientApiService {
+    pub fn new(node: Arc<Node>) -> ClientApiService {
+        ClientApiService { node }
+    }
+
+    /// Runs a blocking controller call off the async threads, then applies its image.
+    async fn mutate<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Node) -> Result<(T, Option<Arc<MetadataImage>>), NodeError> + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let node = Arc::clone(&self.node);
+        tokio::task::spawn_blocking(move || {
+            let (value, image) = call(&node)?;
+            if let Some(image) = image {
+                node.apply_controller_result(&image)?;
+            }
+            Ok(value)
+        })
+        .await
+        .map_err(|error| NodeError::InvalidRequest {
+            reason: format!("admin task failed: {error}"),
+        })?
+    }
+}
+
+fn topic_result(name: String, result: Result<(), NodeError>) -> TopicResult {
+    TopicResult {
+        name,
+        error: Some(result.map_or_else(|error| status::to_wire(&error), |()| status::none())),
+    }
+}
+
+#[tonic::async_trait]
+impl ClientApi for ClientApiService {
+    async fn metadata(
+        &self,
+        request: Request<MetadataRequest>,
+    ) -> Result<Response<MetadataResponse>, Status> {
+        let image = self.node.image();
+        Ok(Response::new(metadata::metadata(
+            &image,
+            &request.into_inner().topics,
+        )))
+    }
+
+    async fn create_topics(
+        &self,
+        request: Request<CreateTopicsRequest>,
+    ) -> Result<Response<CreateTopicsResponse>, Status> {
+        let request = request.into_inner();
+        let mut results = Vec::with_capacity(request.topics.len().min(1000));
+        for spec in request.topics {
+            let name = spec.name.clone();
+            let new_topic = NewTopic {
+                name: spec.name,
+                partitions: (spec.partitions != 0).then_some(spec.partitions),
+                replication_factor: (spec.replication_factor != 0)
+                    .then_some(spec.replication_factor),
+                configs: spec.configs.into_iter().collect::<BTreeMap<_, _>>(),
+            };
+            let validate_only = request.validate_only;
+            let result = self
+                .mutate(move |node| {
+                    let image = node.controller().create_topic(new_topic, validate_only)?;
+                    Ok(((), (!validate_only).then_some(image)))
+                })
+                .await;
+            results.push(topic_result(name, result));
+        }
+        Ok(Response::new(CreateTopicsResponse { results }))
+    }
+
+    async fn delete_topics(
+        &self,
+        request: Request<DeleteTopicsRequest>,
+    ) -> Result<Response<DeleteTopicsResponse>, Status> {
+        let mut results = Vec::new();
+        for name in request.into_inner().names {
+            let topic = name.clone();
+            let result = self
+                .mutate(move |node| Ok(((), Some(node.controller().delete_topic(&topic)?))))
+                .await;
+            results.push(topic_result(name, result));
+        }
+        Ok(Response::new(DeleteTopicsResponse { results }))
+    }
+
+    async fn describe_topics(
+        &self,
+        request: Request<DescribeTopicsRequest>,
+    ) -> Result<Response<DescribeTopicsResponse>, Status> {
+        let topics = metadata::describe(&self.node, &request.into_inner().names);
+        Ok(Response::new(DescribeTopicsResponse { topics }))
+    }
+
+    async fn alter_configs(
+        &self,
+        request: Request<AlterConfigsRequest>,
+    ) -> Result<Response<AlterConfigsResponse>, Status> {
+        let request = request.into_inner();
+        let set: BTreeMap<String, String> = request.set.into_iter().collect();
+        let result = self
+            .mutate(move |node| {
+                let (changes, image) = node.controller().alter_configs(
+                    &request.topic,
+                    set,
+                    request.delete,
+                    request.validate_only,
+                )?;
+                Ok((changes, (!request.validate_only).then_some(image)))
+            })
+            .await;
+        let response = match result {
+            Ok(changes) => AlterConfigsResponse {
+                error: Some(status::none()),
+                changes: changes
+                    .into_iter()
+                    .map(|change| ConfigChange {
+                        key: change.key,
+                        has_old_value: change.old.is_some(),
+                        old_value: change.old.unwrap_or_default(),
+                        has_new_value: change.new.is_some(),
+                        new_value: change.new.unwrap_or_default(),
+                    })
+                    .collect(),
+            },
+            Err(error) => AlterConfigsResponse {
+                error: Some(status::to_wire(&error)),
+                changes: Vec::new(),
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn create_partitions(
+        &self,
+        request: Request<CreatePartitionsRequest>,
+    ) -> Result<Response<CreatePartitionsResponse>, Status> {
+        let request = request.into_inner();
+        let result = self
+            .mutate(move |node| {
+                let image = node.controller().create_partitions(
+                    &request.topic,
+                    request.total_count,
+                    request.validate_only,
+                )?;
+                Ok(((), (!request.validate_only).then_some(image)))
+            })
+            .await;
+        let error = result.map_or_else(|error| status::to_wire(&error), |()| status::none());
+        Ok(Response::new(CreatePartitionsResponse {
+            error: Some(error),
+        }))
+    }
+
+    type ProduceStream = ProduceStream;
+
+    async fn produce(
+        &self,
+        request: Request<Streaming<ProduceRequest>>,
+    ) -> Result<Response<Self::ProduceStream>, Status> {
+        Ok(Response::new(produce::serve(
+            Arc::clone(&self.node),
+            request.into_inner(),
+        )))
+    }
+
+    async fn fetch(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<Response<FetchResponse>, Status> {
+        let request = request.into_inner();
+        let specs: Vec<FetchSpec> = request
+            .partitions
+            .iter()
+            .map(|partition| FetchSpec {
+                topic: partition.topic.clone(),
+                partition: partition.partition,
+                fetch_offset: Offset(partition.fetch_offset),
+                max_bytes: partition.partition_max_bytes as usize,
+                current_leader_epoch: (partition.current_leader_epoch >= 0)
+                    .then_some(LeaderEpoch(partition.current_leader_epoch)),
+            })
+            .collect();
+        let results = self
+            .node
+            .fetch(
+                specs,
+                Duration::from_millis(u64::from(request.max_wait_ms)),
+                request.min_bytes as usize,
+                request.max_bytes as usize,
+            )
+            .await;
+        let partitions = request
+            .partitions
+            .into_iter()
+            .zip(results)
+            .map(|(partition, result)| match result {
+                Ok(data) => FetchedPartition {
+                    topic: partition.topic,
+                    partition: partition.partition,
+                    error: Some(status::none()),
+                    high_watermark: data.high_watermark.0,
+                    log_start_offset: data.log_start_offset.0,
+                    records: data.records,
+                },
+                Err(error) => FetchedPartition {
+                    topic: partition.topic,
+                    partition: partition.partition,
+                    error: Some(status::to_wire(&error)),
+                    high_watermark: -1,
+                    log_start_offset: -1,
+                    records: bytes::Bytes::new(),
+                },
+            })
+            .collect();
+        Ok(Response::new(FetchResponse { partitions }))
+    }
+
+    async fn list_offsets(
+        &self,
+        request: Request<ListOffsetsRequest>,
+    ) -> Result<Response<ListOffsetsResponse>, Status> {
+        let offsets = request
+            .into_inner()
+            .partitions
+            .into_iter()
+            .map(|partition| {
+                let query = match OffsetSpec::try_from(partition.spec) {
+                    Ok(OffsetSpec::Earliest) => Ok(OffsetQuery::Earliest),
+                    Ok(OffsetSpec::Latest) => Ok(OffsetQuery::Latest),
+                    Ok(OffsetSpec::Timestamp) => Ok(OffsetQuery::Timestamp(partition.timestamp_ms)),
+                    Err(_) => Err(NodeError::InvalidRequest {
+                        reason: format!("unknown offset spec {}", partition.spec),
+                    }),
+                };
+                let result = query.and_then(|query| {
+                    self.node
+                        .list_offset(&partition.topic, partition.partition, query)
+                });
+                match result {
+                    Ok(listed) => ListedOffset {
+                        topic: partition.topic,
+                        partition: partition.partition,
+                        error: Some(status::none()),
+                        offset: listed.offset.0,
+                        timestamp_ms: listed.timestamp_ms,
+                        leader_epoch: listed.leader_epoch.0,
+                    },
+                    Err(error) => ListedOffset {
+                        topic: partition.topic,
+                        partition: partition.partition,
+                        error: Some(status::to_wire(&error)),
+                        offset: -1,
+                        timestamp_ms: -1,
+                        leader_epoch: -1,
+                    },
+                }
+            })
+            .collect();
+        Ok(Response::new(ListOffsetsResponse { offsets }))
+    }
+
+    async fn init_producer_id(
+        &self,
+        _request: Request<InitProducerIdRequest>,
+    ) -> Result<Response<InitProducerIdResponse>, Status> {
+        let node = Arc::clone(&self.node);
+        let result = tokio::task::spawn_blocking(move || node.init_producer_id())
+            .await
+            .map_err(|error| Status::internal(format!("producer id task failed: {error}")))?;
+        let response = match result {
+            Ok((producer_id, producer_epoch)) => InitProducerIdResponse {
+                error: Some(status::none()),
+                producer_id,
+                producer_epoch: i32::from(producer_epoch),
+            },
+            Err(error) => InitProducerIdResponse {
+                error: Some(status::to_wire(&error)),
+                producer_id: -1,
+                producer_epoch: -1,
+            },
+        };
+        Ok(Response::new(response))
+    }
+}

@@ -1,0 +1,150 @@
+//! Metadata and describe answers, converted from the controller's [`MetadataImage`].
+
+use strata_proto::api::v1::{
+    BrokerInfo, ConfigEntry, ConfigSource, ErrorCode, MetadataResponse, PartitionMetadata,
+    PartitionOffsets, TopicDescription, TopicMetadata,
+};
+
+use super::status;
+use crate::controller::{MetadataImage, TopicConfig, TopicImage};
+use crate::node::Node;
+
+/// 32 hex characters → 16 bytes (empty if malformed).
+fn topic_id_bytes(id: &str) -> Vec<u8> {
+    (0..id.len() / 2)
+        .filter_map(|i| {
+            id.get(2 * i..2 * i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
+        .collect()
+}
+
+fn topic_metadata(topic: &TopicImage) -> TopicMetadata {
+    TopicMetadata {
+        name: topic.name.clone(),
+        topic_id: topic_id_bytes(&topic.id).into(),
+        partitions: topic
+            .partitions
+            .iter()
+            .map(|(partition, state)| PartitionMetadata {
+                partition: *partition,
+                leader: state.leader.map_or(-1, |leader| leader.0),
+                leader_epoch: state.leader_epoch,
+                replicas: state.replicas.iter().map(|id| id.0).collect(),
+                isr: state.isr.iter().map(|id| id.0).collect(),
+            })
+            .collect(),
+        error: Some(status::none()),
+    }
+}
+
+fn unknown_topic(name: &str) -> TopicMetadata {
+    TopicMetadata {
+        name: name.to_owned(),
+        error: Some(strata_proto::api::v1::Error::new(
+            ErrorCode::UnknownTopicOrPartition,
+            format!("unknown topic {name}"),
+        )),
+        ..TopicMetadata::default()
+    }
+}
+
+/// Topics named in `names` (every user topic when empty), plus brokers and ids.
+pub fn metadata(image: &MetadataImage, names: &[String]) -> MetadataResponse {
+    let topics = if names.is_empty() {
+        image
+            .topics
+            .values()
+            .filter(|topic| !topic.is_internal())
+            .map(topic_metadata)
+            .collect()
+    } else {
+        names
+            .iter()
+            .map(|name| {
+                image
+                    .topic(name)
+                    .map_or_else(|| unknown_topic(name), topic_metadata)
+            })
+            .collect()
+    };
+    MetadataResponse {
+        cluster_id: image.cluster_id.clone().unwrap_or_default(),
+        controller_id: image.brokers.keys().next().map_or(-1, |id| id.0),
+        brokers: image
+            .brokers
+            .values()
+            .map(|broker| BrokerInfo {
+                node_id: broker.id.0,
+                address: broker.address.clone(),
+                rack: broker.rack.clone().unwrap_or_default(),
+            })
+            .collect(),
+        topics,
+        metadata_version: image.version,
+    }
+}
+
+/// Metadata plus configs (with their source) and offsets, per named topic.
+pub fn describe(node: &Node, names: &[String]) -> Vec<TopicDescription> {
+    let image = node.image();
+    let offsets = node.all_offsets();
+    let names: Vec<String> = if names.is_empty() {
+        image
+            .topics
+            .values()
+            .filter(|topic| !topic.is_internal())
+            .map(|topic| topic.name.clone())
+            .collect()
+    } else {
+        names.to_vec()
+    };
+    names
+        .iter()
+        .map(|name| {
+            let Some(topic) = image.topic(name) else {
+                return TopicDescription {
+                    metadata: Some(unknown_topic(name)),
+                    ..TopicDescription::default()
+                };
+            };
+            let effective = TopicConfig::effective(&topic.configs, node.controller().defaults());
+            TopicDescription {
+                metadata: Some(topic_metadata(topic)),
+                configs: effective
+                    .entries()
+                    .into_iter()
+                    .map(|(key, value, source)| ConfigEntry {
+                        key,
+                        value,
+                        source: config_source(source) as i32,
+                    })
+                    .collect(),
+                offsets: topic
+                    .partitions
+                    .keys()
+                    .map(|partition| {
+                        let (start, high_watermark, end) = offsets
+                            .get(&(name.clone(), *partition))
+                            .copied()
+                            .unwrap_or_default();
+                        PartitionOffsets {
+                            partition: *partition,
+                            log_start_offset: start.0,
+                            high_watermark: high_watermark.0,
+                            log_end_offset: end.0,
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+fn config_source(source: crate::controller::ConfigValueSource) -> ConfigSource {
+    match source {
+        crate::controller::ConfigValueSource::Default => ConfigSource::Default,
+        crate::controller::ConfigValueSource::Topic => ConfigSource::Topic,
+        crate::controller::ConfigValueSource::Broker => ConfigSource::Broker,
+    }
+}

@@ -1,0 +1,56 @@
+//! # gRPC adapters (`broker::service`)
+//!
+//! Convert → one call into [`crate::node`] → convert. The only place that knows tonic
+//! and the generated types besides `main.rs`.
+//!
+//! - [`client_api`]: the `strata.v1.ClientApi` service.
+//! - [`produce`]: the produce stream (ordered writes, concurrent commits).
+//! - [`metadata`]: metadata and describe answers from the metadata image.
+//! - [`status`]: the one domain-error → wire-code mapping.
+//!
+//! [`serve`] builds the server with explicit limits (reliability.md §7): decode limit =
+//! the largest batch plus framing, encode limit = the largest fetch plus framing,
+//! bounded concurrent streams and header list size, HTTP/2 keepalive.
+
+pub mod client_api;
+pub mod metadata;
+pub mod produce;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_proto::api::v1::client_api_server::ClientApiServer;
+
+use crate::node::Node;
+
+/// Room for the protobuf fields around a batch or a fetch's records.
+const FRAMING_BYTES: usize = 64 * 1024;
+
+/// Serves the client API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    node: Arc<Node>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let limits = node.config().limits.clone();
+    let service = ClientApiServer::new(client_api::ClientApiService::new(node))
+        .max_decoding_message_size(limits.message_max_bytes + FRAMING_BYTES)
+        .max_encoding_message_size(limits.fetch_max_bytes + FRAMING_BYTES);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(1024))
+        .http2_max_header_list_size(Some(16 * 1024))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .tcp_nodelay(true)
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}
+
+/// Binds the gRPC listener (so the caller knows the port before serving).
+pub async fn bind(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address).await
+}

@@ -1,0 +1,165 @@
+//! Real `strata-broker` processes for integration tests: each gets a temporary data
+//! directory and a free 127.0.0.1 port, is started from the binary cargo built, and is
+//! stopped by PID (SIGTERM for a clean stop, SIGKILL for a crash).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// Path of a binary of this workspace built by the same `cargo test` run
+/// (`target/<profile>/<name>`), found next to the test executable.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let mut dir = std::env::current_exe().unwrap_or_default();
+    dir.pop(); // the test executable
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join(name)
+}
+
+/// A free port on 127.0.0.1 (bound, then released for the broker to take).
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// One broker process and what is needed to restart it on the same data.
+#[derive(Debug)]
+pub struct BrokerProcess {
+    data_dir: PathBuf,
+    address: SocketAddr,
+    extra_args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl BrokerProcess {
+    /// Starts a broker on `data_dir` and a free port, and waits until it accepts
+    /// connections.
+    pub fn start(data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<BrokerProcess> {
+        let address: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let mut broker = BrokerProcess {
+            data_dir: data_dir.to_path_buf(),
+            address,
+            extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+            child: None,
+        };
+        broker.restart()?;
+        Ok(broker)
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `http://127.0.0.1:<port>`, for gRPC clients.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Starts the process again with the same data directory, port and flags.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            bail!("broker is still running");
+        }
+        let child = Command::new(workspace_binary("strata-broker"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--listen")
+            .arg(self.address.to_string())
+            .args(&self.extra_args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("start strata-broker (was it built? `cargo build -p strata-broker`)")?;
+        self.child = Some(child);
+        self.wait_until_listening(Duration::from_secs(60))
+    }
+
+    /// Polls the port until the broker accepts a connection (bounded).
+    fn wait_until_listening(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if TcpStream::connect_timeout(&self.address, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.child = None;
+                    bail!("strata-broker exited during start-up: {status}");
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!(
+            "strata-broker did not listen on {} within {limit:?}",
+            self.address
+        )
+    }
+
+    fn signal(&self, signal: i32) -> anyhow::Result<()> {
+        let Some(pid) = self.pid() else {
+            bail!("broker is not running")
+        };
+        let pid = i32::try_from(pid)?;
+        // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet
+        // (we still hold its `Child`), so the pid cannot have been reused.
+        let result = unsafe { libc::kill(pid, signal) };
+        if result != 0 {
+            bail!(
+                "kill({pid}, {signal}) failed: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        Ok(())
+    }
+
+    /// SIGKILL and reap: a crash.
+    pub fn kill(&mut self) -> anyhow::Result<ExitStatus> {
+        self.signal(libc::SIGKILL)?;
+        self.reap()
+    }
+
+    /// SIGTERM and wait (bounded) for the clean shutdown.
+    pub fn terminate(&mut self) -> anyhow::Result<ExitStatus> {
+        self.signal(libc::SIGTERM)?;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.child = None;
+                    return Ok(status);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("strata-broker did not exit within 30 s of SIGTERM")
+    }
+
+    fn reap(&mut self) -> anyhow::Result<ExitStatus> {
+        let mut child = self.child.take().context("broker is not running")?;
+        Ok(child.wait()?)
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
