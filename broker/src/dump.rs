@@ -206,11 +206,15 @@ fn print_records(out: &mut impl Write, batch: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Bytes as text when they are UTF-8, else as hex; `null` for none.
+/// Bytes as a quoted string when they are UTF-8 (as is when they are a JSON object, like
+/// the metadata log's records), else as hex; `null` for none.
 fn show_bytes(bytes: Option<&[u8]>) -> String {
     match bytes {
         None => "null".to_owned(),
         Some(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) if text.starts_with('{') && serde_json::from_str::<serde_json::Value>(text).is_ok() => {
+                text.to_owned()
+            }
             Ok(text) => format!("{text:?}"),
             Err(_) => bytes.iter().map(|byte| format!("{byte:02x}")).collect(),
         },
