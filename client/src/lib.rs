@@ -1,14 +1,100 @@
 //! # strata-client — the Rust client for Strata
 //!
-//! Empty for now. What will live here (DESIGN.md §8, `reference/client-api.md`):
+//! Produce, consume and administer a Strata cluster over its gRPC client API
+//! (`proto/strata/v1/client_api.proto`), following `reference/client-api.md`.
 //!
-//! - `Client`: connection and metadata cache for a set of bootstrap brokers.
-//! - `Producer`: murmur2 keyed partitioning, sticky keyless partitioning, per-partition
-//!   accumulators (`batch_size`, `linger`), lz4/zstd compression, acks, idempotence on by
-//!   default, bounded retries with a `delivery_timeout`.
-//! - `Consumer`: `assign` and group `subscribe`, an async `Stream` of records, `seek`,
-//!   `pause`/`resume`, offset commits; retry and dead-letter topics as an opt-in wrapper.
-//! - `Admin`: topics, configs, groups, cluster health.
+//! ## Map of the crate
 //!
-//! The crate depends on `strata-proto` only, never on the broker. Batches are built with
-//! [`strata_proto::record`].
+//! - [`client`]: [`Client`] and its builder: bootstrap brokers (`STRATA_BROKERS`,
+//!   default `127.0.0.1:7070`), one gRPC channel per broker (`connection`), the
+//!   `metadata` cache that routes each partition to its leader.
+//! - [`producer`]: [`Producer`]. Records go through a per-topic task (metadata,
+//!   [`partitioner`]: explicit partition, Kafka's murmur2 for keys, sticky for keyless)
+//!   to a per-partition task (accumulator with `batch_size`/`linger`, compression,
+//!   idempotent sequence numbers, up to `max_in_flight` requests on one bidirectional
+//!   `Produce` stream per broker, ordered retries until `delivery_timeout`).
+//! - [`consumer`]: [`Consumer`], a `Stream` of [`ConsumedRecord`]s fed by one long-poll
+//!   fetch loop per leader broker, with per-partition prefetch, `seek`, `pause`, `resume`.
+//! - [`admin`]: [`Admin`]: topics, configs, partitions, offsets, cluster info.
+//! - [`record`]: [`Record`], [`Delivery`], [`ConsumedRecord`], [`Offset`].
+//! - [`error`]: [`Error`], with `is_retriable()`, `outcome()` and Kafka code names.
+//!
+//! The crate depends on `strata-proto` only, never on the broker. Batches are built and
+//! decoded with [`strata_proto::record`]. Start reading at `producer/mod.rs` for the
+//! produce flow and `consumer/mod.rs` for the fetch flow.
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use strata_client::{Acks, Client, Compression, Offset, Record};
+//! use tokio_stream::StreamExt;
+//!
+//! # async fn handle(_record: &strata_client::ConsumedRecord) -> Result<(), strata_client::Error> { Ok(()) }
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::builder()
+//!     .brokers(["127.0.0.1:7070"]) // or STRATA_BROKERS
+//!     .client_id("billing-svc")
+//!     .build()
+//!     .await?; // connects, loads metadata
+//!
+//! let producer = client
+//!     .producer()
+//!     .acks(Acks::All) // default
+//!     .linger(Duration::from_millis(5))
+//!     .compression(Compression::Lz4)
+//!     .build()?;
+//!
+//! let d = producer
+//!     .send(Record::to("orders").key("k1").value("payload").header("trace", "abc"))
+//!     .await?;
+//! println!("{}@{} at {}", d.partition, d.offset, d.timestamp);
+//!
+//! let pending = producer.enqueue(Record::to("orders").value("later"))?; // queue now
+//! producer.flush().await?; // also done by close()
+//! let _delivery = pending.await?;
+//! producer.close().await?;
+//!
+//! let mut consumer = client
+//!     .consumer()
+//!     .topics(["orders"]) // manual assignment; `.group("billing")` comes with groups
+//!     .start(Offset::Earliest) // auto.offset.reset
+//!     .build()
+//!     .await?;
+//! while let Some(record) = consumer.next().await {
+//!     let record = record?;
+//!     handle(&record).await?;
+//! }
+//! consumer.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod admin;
+pub mod client;
+mod connection;
+pub mod consumer;
+pub mod error;
+mod metadata;
+pub mod partitioner;
+pub mod producer;
+pub mod record;
+mod retry;
+
+pub use admin::{
+    Admin, ClusterInfo, ConfigChange, ConfigEntry, ConfigSource, NewTopic, OffsetSpec,
+    PartitionDescription, TopicDescription, TopicInfo,
+};
+pub use client::{Client, ClientBuilder};
+pub use consumer::{CommitMode, Consumer, ConsumerBuilder};
+pub use error::{Error, ErrorCode, WriteOutcome};
+pub use metadata::BrokerNode;
+pub use producer::{Acks, DeliveryFuture, Producer, ProducerBuilder, SendError};
+pub use record::{ConsumedRecord, Delivery, Offset, Record};
+pub use strata_proto::record::Compression;
+
+#[cfg(test)]
+mod e2e_tests;
+#[cfg(test)]
+mod test_broker;

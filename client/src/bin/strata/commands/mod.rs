@@ -1,0 +1,132 @@
+//! One file per command group; this module connects and dispatches.
+//!
+//! Each command gets a [`Context`]: the global flags, a connected [`Client`] and stdout.
+//! Commands return `Ok(ExitStatus)` when they have reported everything themselves (also a
+//! partial failure, exit 1, after per-item error lines) and `Err(CliError)` for a single
+//! failure that `main` reports as `error: ... (CODE)`.
+
+mod cluster;
+mod consume;
+mod consume_plan;
+mod offsets;
+mod produce;
+mod topic;
+mod topic_alter;
+mod topic_describe;
+
+use strata_client::Client;
+
+use crate::args::{Cli, Command, GlobalArgs, TopicCommand};
+use crate::exit::{CliError, ExitStatus};
+use crate::output::{Output, OutputError, OutputFormat};
+use crate::signals::Interrupts;
+
+/// What every command needs.
+#[derive(Debug)]
+pub struct Context {
+    pub global: GlobalArgs,
+    pub client: Client,
+    pub out: Output,
+}
+
+impl Context {
+    pub fn format(&self) -> OutputFormat {
+        self.global.format
+    }
+
+    /// Prints a whole result (table or JSON document) on stdout.
+    pub fn print(&mut self, text: &str) -> Result<(), CliError> {
+        self.out.print(text).or_else(stdout_closed_is_fine)
+    }
+
+    /// Prints `value` as one pretty JSON document on stdout.
+    pub fn print_json<T: serde::Serialize>(&mut self, value: &T) -> Result<(), CliError> {
+        let text = serde_json::to_string_pretty(value)
+            .map_err(|e| CliError::failure("INTERNAL", format!("encoding JSON output: {e}")))?;
+        self.print(&(text + "\n"))
+    }
+}
+
+/// A reader that closed stdout early (`| head`) is not an error for one-shot output.
+pub fn stdout_closed_is_fine(error: OutputError) -> Result<(), CliError> {
+    match error {
+        OutputError::Closed => Ok(()),
+        OutputError::Io(error) => Err(CliError::io("writing to stdout", &error)),
+    }
+}
+
+/// Converts a library error, keeping its code and retriability.
+pub fn client_error(error: strata_client::Error) -> CliError {
+    CliError::failure(error.code_name(), &error).retriable(error.is_retriable())
+}
+
+/// Runs the parsed command line. Connecting and admin commands are abandoned on the first
+/// Ctrl-C (exit 130: nothing to finish); produce and consume handle it themselves to finish
+/// cleanly and exit 0.
+pub async fn run(cli: Cli, mut interrupts: Interrupts) -> Result<ExitStatus, CliError> {
+    let Cli { global, command } = cli;
+    if let Command::Consume(args) = &command {
+        if args.group.is_some() {
+            return Err(
+                CliError::failure("UNSUPPORTED", "consumer groups are not supported yet")
+                    .with_hint("drop -g to read without a group (-o start|end|N|@T chooses where)"),
+            );
+        }
+    }
+    let client = tokio::select! {
+        client = connect(&global) => client?,
+        () = interrupts.requested() => return Ok(ExitStatus::Interrupted),
+    };
+    let mut context = Context {
+        global,
+        client,
+        out: Output::stdout(),
+    };
+    match command {
+        Command::Produce(args) => produce::run(&mut context, args, interrupts).await,
+        Command::Consume(args) => consume::run(&mut context, args, interrupts).await,
+        command => {
+            tokio::select! {
+                result = run_admin(&mut context, command) => result,
+                () = interrupts.requested() => Ok(ExitStatus::Interrupted),
+            }
+        }
+    }
+}
+
+async fn run_admin(context: &mut Context, command: Command) -> Result<ExitStatus, CliError> {
+    match command {
+        Command::Topic(TopicCommand::List) | Command::Topics => topic::list(context).await,
+        Command::Topic(command) => topic::run(context, command).await,
+        Command::Offsets(args) => offsets::run(context, args).await,
+        Command::Cluster(command) => cluster::run(context, command).await,
+        Command::Produce(_) | Command::Consume(_) => Err(CliError::failure(
+            "INTERNAL",
+            "produce and consume are dispatched elsewhere",
+        )),
+    }
+}
+
+async fn connect(global: &GlobalArgs) -> Result<Client, CliError> {
+    Client::builder()
+        .brokers(global.brokers.iter().cloned())
+        .client_id("strata-cli")
+        .request_timeout(global.timeout)
+        .connect_timeout(global.timeout)
+        .build()
+        .await
+        .map_err(|error| {
+            let hint = match error.code_name() {
+                "CONNECT" | "TRANSPORT" | "TIMEOUT" => Some(format!(
+                    "is a broker running at {}? Set --brokers or STRATA_BROKERS",
+                    global.brokers.join(",")
+                )),
+                _ => None,
+            };
+            let error = client_error(error).context("connecting to the cluster");
+            match hint {
+                Some(hint) => error.with_hint(hint),
+                None => error,
+            }
+        })
+}

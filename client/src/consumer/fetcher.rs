@@ -1,0 +1,376 @@
+//! The consumer's background tasks: a supervisor that starts one fetch loop per leader
+//! broker, and the loops, which long-poll `Fetch` for the fetchable partitions their
+//! broker leads and push decoded [`Chunk`]s into the bounded channel.
+//!
+//! Per-partition errors: routing errors (wrong leader, unknown partition, fenced epoch)
+//! refresh metadata and back off; the supervisor starts a loop for a new leader. Errors
+//! the application must see (`OFFSET_OUT_OF_RANGE`, a batch failing its CRC, other final
+//! codes) become an error item and stop the partition until it seeks: the consumer never
+//! jumps to another offset on its own.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strata_proto::api::v1 as wire;
+use strata_proto::record::header::attributes;
+use strata_proto::record::{
+    decode_batch, DecodeLimits, RecordError, BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES,
+};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{Chunk, ChunkContent, ConsumerShared};
+use crate::connection::{request, with_deadline, RESPONSE_BYTES_MAX};
+use crate::error::Error;
+use crate::record::ConsumedRecord;
+use crate::retry::backoff;
+
+/// How often idle loops look again (leader moves, retry times).
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
+
+/// Starts the supervisor, which starts the fetch loops.
+pub(crate) fn spawn(shared: Arc<ConsumerShared>, chunks: mpsc::Sender<Chunk>) {
+    tokio::spawn(supervise(shared, chunks));
+}
+
+fn stopped(shared: &ConsumerShared, chunks: &mpsc::Sender<Chunk>) -> bool {
+    shared.shutdown.load(Ordering::SeqCst) || chunks.is_closed()
+}
+
+/// Keeps one fetch loop running per broker that leads an assigned partition.
+async fn supervise(shared: Arc<ConsumerShared>, chunks: mpsc::Sender<Chunk>) {
+    let mut loops: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut attempts = 0;
+    while !stopped(&shared, &chunks) {
+        let notified = shared.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let mut leaderless = false;
+        for (topic, partition) in &shared.partitions {
+            let Some(leader) = shared.client.metadata().leader(topic, *partition) else {
+                leaderless = true;
+                continue;
+            };
+            let running = loops
+                .get(&leader.address)
+                .is_some_and(|handle| !handle.is_finished());
+            if !running {
+                let task = fetch_loop(shared.clone(), leader.address.clone(), chunks.clone());
+                loops.insert(leader.address, tokio::spawn(task));
+            }
+        }
+        if leaderless {
+            attempts += 1;
+            refresh_metadata(&shared).await;
+            let config = &shared.config;
+            tokio::time::sleep(backoff(
+                config.retry_backoff,
+                config.retry_backoff_max,
+                attempts,
+            ))
+            .await;
+            continue;
+        }
+        attempts = 0;
+        tokio::select! {
+            () = &mut notified => {}
+            () = tokio::time::sleep(IDLE_RECHECK) => {}
+        }
+    }
+}
+
+/// One partition asked for in a fetch.
+#[derive(Debug, Clone, Copy)]
+struct Work {
+    index: usize,
+    generation: u64,
+    fetch_offset: i64,
+}
+
+async fn fetch_loop(shared: Arc<ConsumerShared>, address: String, chunks: mpsc::Sender<Chunk>) {
+    while !stopped(&shared, &chunks) {
+        let notified = shared.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (work, next_retry) = take_work(&shared, &address);
+        if work.is_empty() {
+            let recheck = Instant::now() + IDLE_RECHECK;
+            let wake_at = next_retry.map_or(recheck, |retry| retry.min(recheck));
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(wake_at) => {}
+            }
+            continue;
+        }
+        let answer = fetch(&shared, &address, &work).await;
+        let outcome = match answer {
+            Ok(response) => handle_response(&shared, &work, &response),
+            Err(error) => handle_failure(&shared, &work, &error),
+        };
+        if outcome.refresh {
+            refresh_metadata(&shared).await;
+            shared.wake.notify_waiters();
+        }
+        for chunk in outcome.chunks {
+            if chunks.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The fetchable partitions led by `address`, marked as being fetched, and the earliest
+/// retry time among those waiting.
+fn take_work(shared: &ConsumerShared, address: &str) -> (Vec<Work>, Option<Instant>) {
+    let now = Instant::now();
+    let metadata = shared.client.metadata();
+    let mut state = shared.state();
+    let mut work = Vec::new();
+    let mut next_retry: Option<Instant> = None;
+    for (index, (topic, partition)) in shared.partitions.iter().enumerate() {
+        let Some(fetch) = state.get_mut(index) else {
+            continue;
+        };
+        let led_here = metadata
+            .leader(topic, *partition)
+            .is_some_and(|leader| leader.address == address);
+        if !led_here {
+            continue;
+        }
+        if fetch.fetchable(now) {
+            fetch.in_fetch = true;
+            work.push(Work {
+                index,
+                generation: fetch.generation,
+                fetch_offset: fetch.fetch_offset,
+            });
+        } else if let Some(retry_at) = fetch.retry_at.filter(|_| !fetch.in_fetch) {
+            next_retry = Some(next_retry.map_or(retry_at, |next| next.min(retry_at)));
+        }
+    }
+    (work, next_retry)
+}
+
+async fn fetch(
+    shared: &ConsumerShared,
+    address: &str,
+    work: &[Work],
+) -> Result<wire::FetchResponse, Error> {
+    let config = &shared.config;
+    let partitions = work
+        .iter()
+        .filter_map(|item| {
+            let (topic, partition) = shared.partitions.get(item.index)?;
+            Some(wire::FetchPartition {
+                topic: topic.clone(),
+                partition: *partition,
+                fetch_offset: item.fetch_offset,
+                partition_max_bytes: config.max_partition_fetch_bytes,
+                current_leader_epoch: -1,
+            })
+        })
+        .collect();
+    let message = wire::FetchRequest {
+        max_wait_ms: u32::try_from(config.max_wait.as_millis()).unwrap_or(u32::MAX),
+        min_bytes: config.min_bytes,
+        max_bytes: config.max_bytes,
+        partitions,
+    };
+    let timeout = config.max_wait + shared.client.request_timeout();
+    let mut broker = shared.client.broker(address)?;
+    with_deadline("fetch", timeout, broker.fetch(request(message, timeout))).await
+}
+
+/// What one fetch produced: chunks to push, and whether routing is in doubt.
+#[derive(Default)]
+struct Outcome {
+    chunks: Vec<Chunk>,
+    refresh: bool,
+}
+
+fn handle_response(
+    shared: &ConsumerShared,
+    work: &[Work],
+    response: &wire::FetchResponse,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    for item in work {
+        let Some((topic, partition)) = shared.partitions.get(item.index) else {
+            continue;
+        };
+        let answer = response
+            .partitions
+            .iter()
+            .find(|fetched| &fetched.topic == topic && fetched.partition == *partition);
+        let result = match answer {
+            None => Err(Error::broker(
+                wire::ErrorCode::UnknownServerError,
+                format!("fetch answer has no entry for {topic}/{partition}"),
+            )),
+            Some(fetched) => match Error::from_wire(fetched.error.as_ref()) {
+                Some(error) => Err(error),
+                None => decode_partition(topic, *partition, item.fetch_offset, fetched),
+            },
+        };
+        apply(shared, item, result, &mut outcome);
+    }
+    outcome
+}
+
+fn handle_failure(shared: &ConsumerShared, work: &[Work], error: &Error) -> Outcome {
+    tracing::debug!(%error, "fetch failed");
+    let mut outcome = Outcome::default();
+    for item in work {
+        apply(shared, item, Err(error.duplicate()), &mut outcome);
+    }
+    outcome
+}
+
+/// Records the result of fetching one partition in its state, unless a seek made it
+/// stale, and queues the chunk to push.
+fn apply(
+    shared: &ConsumerShared,
+    item: &Work,
+    result: Result<(VecDeque<ConsumedRecord>, i64), Error>,
+    outcome: &mut Outcome,
+) {
+    let mut state = shared.state();
+    let Some(fetch) = state.get_mut(item.index) else {
+        return;
+    };
+    fetch.in_fetch = false;
+    if fetch.generation != item.generation {
+        return;
+    }
+    let content = match result {
+        Ok((records, next_offset)) => {
+            fetch.attempts = 0;
+            fetch.retry_at = None;
+            fetch.fetch_offset = fetch.fetch_offset.max(next_offset);
+            if records.is_empty() {
+                return;
+            }
+            ChunkContent::Records(records)
+        }
+        Err(error) if error.is_retriable() => {
+            outcome.refresh |= error.needs_metadata_refresh();
+            fetch.attempts = fetch.attempts.saturating_add(1);
+            let config = &shared.config;
+            let delay = backoff(
+                config.retry_backoff,
+                config.retry_backoff_max,
+                fetch.attempts,
+            );
+            fetch.retry_at = Some(Instant::now() + delay);
+            return;
+        }
+        Err(error) => {
+            fetch.blocked = true;
+            ChunkContent::Error(error)
+        }
+    };
+    fetch.buffered_chunks += 1;
+    outcome.chunks.push(Chunk {
+        index: item.index,
+        generation: item.generation,
+        content,
+    });
+}
+
+/// Splits a partition's fetched bytes into whole batches, checks and decodes each, and
+/// keeps the records at or after `fetch_offset`. Returns them and the next offset to fetch.
+fn decode_partition(
+    topic: &str,
+    partition: i32,
+    fetch_offset: i64,
+    fetched: &wire::FetchedPartition,
+) -> Result<(VecDeque<ConsumedRecord>, i64), Error> {
+    let limits = DecodeLimits {
+        batch_bytes_max: RESPONSE_BYTES_MAX,
+        ..DecodeLimits::default()
+    };
+    let mut records = VecDeque::new();
+    let mut next_offset = fetch_offset;
+    for batch in split_batches(&fetched.records)? {
+        let decoded = decode_batch(&batch, &limits)?;
+        let header = decoded.header;
+        next_offset = next_offset.max(header.next_offset().0);
+        if header.attributes & attributes::CONTROL != 0 {
+            continue;
+        }
+        let leader_epoch = header.partition_leader_epoch.0;
+        for stored in decoded.records {
+            if stored.offset.0 < fetch_offset {
+                continue; // a batch may start before the offset asked for
+            }
+            records.push_back(ConsumedRecord {
+                topic: topic.to_owned(),
+                partition,
+                offset: stored.offset.0,
+                timestamp: stored.timestamp_ms,
+                key: stored.key,
+                value: stored.value,
+                headers: stored
+                    .headers
+                    .into_iter()
+                    .map(|header| (header.key, header.value))
+                    .collect(),
+                leader_epoch,
+                high_watermark: fetched.high_watermark,
+                log_start_offset: fetched.log_start_offset,
+            });
+        }
+    }
+    Ok((records, next_offset))
+}
+
+/// The whole batches in `data`, in order. A cut-off batch at the end is left out (the
+/// next fetch starts at it); data that holds no whole batch at all is an error.
+pub(crate) fn split_batches(data: &Bytes) -> Result<Vec<Bytes>, RecordError> {
+    let mut batches = Vec::new();
+    let mut position = 0;
+    while let Some(prefix) = data.get(position..position + BATCH_LENGTH_PREFIX_BYTES) {
+        let mut length_bytes = [0u8; 4];
+        length_bytes.copy_from_slice(prefix.get(8..12).unwrap_or(&[0; 4]));
+        let length = i32::from_be_bytes(length_bytes);
+        let minimum = (BATCH_HEADER_BYTES - BATCH_LENGTH_PREFIX_BYTES) as i32;
+        if length < minimum {
+            return Err(RecordError::InvalidRecord {
+                reason: format!("fetched batch at byte {position} claims batch_length {length}"),
+            });
+        }
+        let end = position + BATCH_LENGTH_PREFIX_BYTES + length as usize;
+        if end > data.len() {
+            break;
+        }
+        batches.push(data.slice(position..end));
+        position = end;
+    }
+    if batches.is_empty() && !data.is_empty() {
+        return Err(RecordError::Truncated {
+            needed: BATCH_HEADER_BYTES.max(data.len() + 1),
+            available: data.len(),
+        });
+    }
+    Ok(batches)
+}
+
+async fn refresh_metadata(shared: &ConsumerShared) {
+    let mut topics: Vec<String> = shared
+        .partitions
+        .iter()
+        .map(|(topic, _)| topic.clone())
+        .collect();
+    topics.sort();
+    topics.dedup();
+    if let Err(error) = shared.client.refresh_metadata(&topics).await {
+        tracing::debug!(%error, "consumer metadata refresh failed");
+    }
+}
+
+#[cfg(test)]
+#[path = "fetcher_tests.rs"]
+mod tests;

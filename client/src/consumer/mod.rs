@@ -1,0 +1,140 @@
+//! [`Consumer`]: reads assigned partitions as an async `Stream` of [`ConsumedRecord`]s.
+//!
+//! - `builder`: settings, assignment, start offset; `group` has its place but is refused.
+//! - `offsets`: `Offset` → number via `ListOffsets` (also used by `Admin`).
+//! - `fetcher`: one long-poll fetch loop per leader broker, plus a supervisor that starts
+//!   loops as leaders appear; each fetched partition becomes a `Chunk` of decoded
+//!   records (CRC checked) pushed into a bounded channel.
+//! - `stream`: the `Consumer` itself, which drains the channel; `seek`, `pause`,
+//!   `resume`, `position`.
+//!
+//! Backpressure: at most `PREFETCH_CHUNKS` chunks per partition exist at a time, and the
+//! channel is bounded, so memory stays near `partitions × 2 × max.partition.fetch.bytes`.
+//!
+//! `seek` bumps the partition's *generation*; chunks and fetches of an older generation
+//! are dropped wherever they are met, so nothing from before a seek is ever yielded.
+
+mod builder;
+mod fetcher;
+pub(crate) mod offsets;
+mod stream;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Mutex, MutexGuard};
+
+use std::collections::VecDeque;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+pub use builder::{CommitMode, ConsumerBuilder};
+pub use stream::Consumer;
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::record::ConsumedRecord;
+use builder::ConsumerConfig;
+
+/// Chunks (fetched but not yet yielded answers) allowed per partition.
+pub(crate) const PREFETCH_CHUNKS: usize = 2;
+
+/// What the fetch loops and the stream share.
+#[derive(Debug)]
+pub(crate) struct ConsumerShared {
+    pub(crate) client: Client,
+    pub(crate) config: ConsumerConfig,
+    /// The assignment: index → (topic, partition). Fixed for a consumer without a group.
+    pub(crate) partitions: Vec<(String, i32)>,
+    state: Mutex<Vec<FetchState>>,
+    /// Signalled when fetchable work may have appeared (seek, resume, a chunk consumed).
+    pub(crate) wake: Notify,
+    pub(crate) shutdown: AtomicBool,
+}
+
+/// The fetch side of one assigned partition.
+#[derive(Debug, Clone)]
+pub(crate) struct FetchState {
+    /// The next offset to fetch.
+    pub(crate) fetch_offset: i64,
+    pub(crate) generation: u64,
+    pub(crate) paused: bool,
+    /// Stopped after an error the application must act on (out of range, corrupt data)
+    /// until it seeks.
+    pub(crate) blocked: bool,
+    pub(crate) retry_at: Option<Instant>,
+    pub(crate) attempts: u32,
+    /// A fetch for it is outstanding.
+    pub(crate) in_fetch: bool,
+    /// Chunks pushed and not yet drained by the stream.
+    pub(crate) buffered_chunks: usize,
+}
+
+impl FetchState {
+    fn new(fetch_offset: i64) -> FetchState {
+        FetchState {
+            fetch_offset,
+            generation: 0,
+            paused: false,
+            blocked: false,
+            retry_at: None,
+            attempts: 0,
+            in_fetch: false,
+            buffered_chunks: 0,
+        }
+    }
+
+    /// Whether a fetch loop may ask for this partition now.
+    pub(crate) fn fetchable(&self, now: Instant) -> bool {
+        !self.paused
+            && !self.blocked
+            && !self.in_fetch
+            && self.buffered_chunks < PREFETCH_CHUNKS
+            && self.retry_at.is_none_or(|retry_at| retry_at <= now)
+    }
+}
+
+/// The result of fetching one partition once: records at or after the fetch offset, or an
+/// error to surface.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    pub(crate) index: usize,
+    pub(crate) generation: u64,
+    pub(crate) content: ChunkContent,
+}
+
+#[derive(Debug)]
+pub(crate) enum ChunkContent {
+    Records(VecDeque<ConsumedRecord>),
+    Error(Error),
+}
+
+impl ConsumerShared {
+    pub(crate) fn new(
+        client: Client,
+        config: ConsumerConfig,
+        partitions: Vec<(String, i32)>,
+        start_offsets: &[i64],
+    ) -> ConsumerShared {
+        ConsumerShared {
+            client,
+            config,
+            partitions,
+            state: Mutex::new(start_offsets.iter().copied().map(FetchState::new).collect()),
+            wake: Notify::new(),
+            shutdown: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, Vec<FetchState>> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The stream finished with a chunk of partition `index`: a prefetch slot is free.
+    pub(crate) fn release_chunk(&self, index: usize) {
+        if let Some(partition) = self.state().get_mut(index) {
+            partition.buffered_chunks = partition.buffered_chunks.saturating_sub(1);
+        }
+        self.wake.notify_waiters();
+    }
+}

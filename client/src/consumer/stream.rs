@@ -1,0 +1,300 @@
+//! [`Consumer`]: the `Stream` the application polls, and the controls that change what
+//! it yields next (`seek`, `pause`, `resume`).
+//!
+//! The consumer keeps its own copy of each partition's generation, pause flag and
+//! position, so yielding a record takes no lock. A chunk whose generation is older than
+//! the partition's is dropped; a chunk of a paused partition is set aside until `resume`.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+
+use super::builder::ConsumerBuilder;
+use super::offsets::resolve_all;
+use super::{fetcher, Chunk, ChunkContent, ConsumerShared, PREFETCH_CHUNKS};
+use crate::error::{Error, ErrorCode};
+use crate::record::{ConsumedRecord, Offset};
+
+/// Reads its assigned partitions as a `Stream<Item = Result<ConsumedRecord, Error>>`.
+///
+/// Records of one partition come in offset order; partitions interleave. An error item
+/// (e.g. `OFFSET_OUT_OF_RANGE`) stops that partition until [`Consumer::seek`]; the other
+/// partitions go on. Dropping the consumer stops its background fetches.
+#[derive(Debug)]
+pub struct Consumer {
+    shared: Arc<ConsumerShared>,
+    chunks: mpsc::Receiver<Chunk>,
+    /// The chunk being yielded from.
+    current: Option<Chunk>,
+    /// Chunks of paused partitions, kept for `resume`.
+    stashed: VecDeque<Chunk>,
+    generations: Vec<u64>,
+    paused: Vec<bool>,
+    /// The next offset to yield, per partition.
+    positions: Vec<i64>,
+}
+
+impl Consumer {
+    /// Resolves the assignment and start offsets, then starts the fetch tasks.
+    pub(crate) async fn start(builder: ConsumerBuilder) -> Result<Consumer, Error> {
+        let client = builder.client.clone();
+        let mut topics: Vec<String> = builder.topics.clone();
+        topics.extend(builder.assigned.iter().map(|(topic, _)| topic.clone()));
+        topics.sort();
+        topics.dedup();
+        client.refresh_metadata(&topics).await?;
+        let mut partitions: Vec<(String, i32)> = Vec::new();
+        for topic in &builder.topics {
+            let numbers = client
+                .metadata()
+                .partitions(topic)
+                .ok_or_else(|| unknown_topic(topic))?;
+            partitions.extend(numbers.into_iter().map(|number| (topic.clone(), number)));
+        }
+        for (topic, partition) in &builder.assigned {
+            let numbers = client
+                .metadata()
+                .partitions(topic)
+                .ok_or_else(|| unknown_topic(topic))?;
+            if !numbers.contains(partition) {
+                return Err(Error::Broker {
+                    code: ErrorCode::UnknownTopicOrPartition,
+                    message: format!(
+                        "partition {partition} does not exist: topic {topic} has {} partitions",
+                        numbers.len()
+                    ),
+                    retriable: false,
+                });
+            }
+            partitions.push((topic.clone(), *partition));
+        }
+        partitions.sort();
+        partitions.dedup();
+        let offsets = resolve_all(&client, &partitions, builder.config.start).await?;
+        let count = partitions.len();
+        let shared = Arc::new(ConsumerShared::new(
+            client,
+            builder.config,
+            partitions,
+            &offsets,
+        ));
+        let (sender, chunks) = mpsc::channel((count * PREFETCH_CHUNKS).clamp(4, 1024));
+        fetcher::spawn(shared.clone(), sender);
+        Ok(Consumer {
+            shared,
+            chunks,
+            current: None,
+            stashed: VecDeque::new(),
+            generations: vec![0; count],
+            paused: vec![false; count],
+            positions: offsets,
+        })
+    }
+
+    /// The assigned partitions, sorted.
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        self.shared.partitions.clone()
+    }
+
+    /// The offset of the next record this consumer yields for `topic/partition`.
+    pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
+        let index = self.index_of(topic, partition)?;
+        self.positions.get(index).copied()
+    }
+
+    /// Moves `topic/partition` to `offset`: the next record yielded for it is the one at
+    /// the resolved offset. Clears an error that stopped the partition.
+    pub async fn seek(&mut self, topic: &str, partition: i32, offset: Offset) -> Result<(), Error> {
+        let index = self.assigned_index(topic, partition)?;
+        let target = [(topic.to_owned(), partition)];
+        let resolved = resolve_all(&self.shared.client, &target, offset).await?;
+        let Some(offset) = resolved.first().copied() else {
+            return Err(Error::InvalidConfig("seek resolved no offset".to_owned()));
+        };
+        let generation = {
+            let mut state = self.shared.state();
+            let Some(fetch) = state.get_mut(index) else {
+                return Err(not_assigned(topic, partition));
+            };
+            fetch.generation += 1;
+            fetch.fetch_offset = offset;
+            fetch.blocked = false;
+            fetch.retry_at = None;
+            fetch.attempts = 0;
+            fetch.generation
+        };
+        if let Some(slot) = self.generations.get_mut(index) {
+            *slot = generation;
+        }
+        if let Some(slot) = self.positions.get_mut(index) {
+            *slot = offset;
+        }
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|chunk| chunk.index == index)
+        {
+            self.current = None;
+            self.shared.release_chunk(index);
+        }
+        let (stale, kept): (VecDeque<Chunk>, VecDeque<Chunk>) = std::mem::take(&mut self.stashed)
+            .into_iter()
+            .partition(|chunk| chunk.index == index);
+        self.stashed = kept;
+        for _ in stale {
+            self.shared.release_chunk(index);
+        }
+        self.shared.wake.notify_waiters();
+        Ok(())
+    }
+
+    /// Stops yielding and fetching these partitions until [`Consumer::resume`].
+    pub fn pause<T: AsRef<str>>(&mut self, partitions: &[(T, i32)]) {
+        self.set_paused(partitions, true);
+    }
+
+    /// Undoes [`Consumer::pause`].
+    pub fn resume<T: AsRef<str>>(&mut self, partitions: &[(T, i32)]) {
+        self.set_paused(partitions, false);
+        self.shared.wake.notify_waiters();
+    }
+
+    /// Stops the background fetches. (With groups, this will commit and leave first.)
+    pub async fn close(self) -> Result<(), Error> {
+        self.stop();
+        Ok(())
+    }
+
+    fn stop(&self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_waiters();
+    }
+
+    fn set_paused<T: AsRef<str>>(&mut self, partitions: &[(T, i32)], paused: bool) {
+        let indexes: Vec<usize> = partitions
+            .iter()
+            .filter_map(|(topic, partition)| self.index_of(topic.as_ref(), *partition))
+            .collect();
+        let mut state = self.shared.state();
+        for index in indexes {
+            if let Some(flag) = self.paused.get_mut(index) {
+                *flag = paused;
+            }
+            if let Some(fetch) = state.get_mut(index) {
+                fetch.paused = paused;
+            }
+        }
+    }
+
+    fn index_of(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.shared
+            .partitions
+            .iter()
+            .position(|(assigned, number)| assigned == topic && *number == partition)
+    }
+
+    fn assigned_index(&self, topic: &str, partition: i32) -> Result<usize, Error> {
+        self.index_of(topic, partition)
+            .ok_or_else(|| not_assigned(topic, partition))
+    }
+
+    fn is_paused(&self, index: usize) -> bool {
+        self.paused.get(index).copied().unwrap_or(false)
+    }
+
+    fn is_current(&self, chunk: &Chunk) -> bool {
+        self.generations.get(chunk.index) == Some(&chunk.generation)
+    }
+
+    /// The next item from the chunk being drained, or `None` when it is used up, stale
+    /// or paused (then it is released or stashed).
+    fn next_from_current(&mut self) -> Option<Result<ConsumedRecord, Error>> {
+        let chunk = self.current.take()?;
+        let index = chunk.index;
+        if !self.is_current(&chunk) {
+            self.shared.release_chunk(index);
+            return None;
+        }
+        if self.is_paused(index) {
+            self.stashed.push_back(chunk);
+            return None;
+        }
+        let mut chunk = chunk;
+        match &mut chunk.content {
+            ChunkContent::Records(records) => {
+                let record = records.pop_front();
+                if records.is_empty() {
+                    self.shared.release_chunk(index);
+                } else {
+                    self.current = Some(chunk);
+                }
+                let record = record?;
+                if let Some(position) = self.positions.get_mut(index) {
+                    *position = record.offset + 1;
+                }
+                Some(Ok(record))
+            }
+            ChunkContent::Error(_) => {
+                self.shared.release_chunk(index);
+                match chunk.content {
+                    ChunkContent::Error(error) => Some(Err(error)),
+                    ChunkContent::Records(_) => None,
+                }
+            }
+        }
+    }
+}
+
+impl Stream for Consumer {
+    type Item = Result<ConsumedRecord, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(item) = this.next_from_current() {
+                return Poll::Ready(Some(item));
+            }
+            if this.current.is_some() {
+                continue;
+            }
+            let resumable = this
+                .stashed
+                .iter()
+                .position(|chunk| !this.is_paused(chunk.index));
+            if let Some(chunk) = resumable.and_then(|position| this.stashed.remove(position)) {
+                this.current = Some(chunk);
+                continue;
+            }
+            match this.chunks.poll_recv(cx) {
+                Poll::Ready(Some(chunk)) => this.current = Some(chunk),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn unknown_topic(topic: &str) -> Error {
+    Error::Broker {
+        code: ErrorCode::UnknownTopicOrPartition,
+        message: format!("topic {topic} does not exist"),
+        retriable: false,
+    }
+}
+
+fn not_assigned(topic: &str, partition: i32) -> Error {
+    Error::InvalidConfig(format!(
+        "{topic}/{partition} is not assigned to this consumer"
+    ))
+}

@@ -1,0 +1,377 @@
+//! [`Error`]: the one error type of the client library, and what each error means for a
+//! caller (`reference/client-api.md` §4).
+//!
+//! Every error answers two questions: [`Error::is_retriable`] (may the same call succeed
+//! later?) and, for writes, [`Error::outcome`] ([`WriteOutcome::NotApplied`]: certainly not
+//! written; [`WriteOutcome::Unknown`]: it may have been written, and with idempotence a
+//! retry is safe). Broker errors keep the wire code so tools can print Kafka's names
+//! ([`Error::code_name`]).
+
+use std::time::Duration;
+
+use strata_proto::api::v1 as wire;
+use strata_proto::record::RecordError;
+
+pub use strata_proto::api::v1::ErrorCode;
+
+/// Whether a failed write may have been applied by the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WriteOutcome {
+    /// The write was certainly not applied.
+    NotApplied,
+    /// The write may have been applied (timeouts, lost connections): retrying with the same
+    /// producer id and sequence number is safe, the broker deduplicates.
+    Unknown,
+}
+
+/// Everything that can go wrong in a client call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The broker answered with a typed error code.
+    #[error("{}", broker_message(*.code, .message))]
+    Broker {
+        code: ErrorCode,
+        message: String,
+        /// As the broker said; for codes the client raises itself, [`ErrorCode::is_retriable`].
+        retriable: bool,
+    },
+    /// A gRPC call failed without a Strata error code (connection reset, bad frame, …).
+    #[error("gRPC call failed: {}", transport_message(.0))]
+    Transport(#[source] tonic::Status),
+    /// No connection could be opened to a broker.
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        address: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// A call or a record's delivery took longer than its timeout.
+    #[error("{operation} timed out after {}", humanize(*.after))]
+    Timeout {
+        operation: &'static str,
+        after: Duration,
+        /// Whether the request may have reached the broker.
+        outcome: WriteOutcome,
+    },
+    /// A setting has a bad value or an unknown name.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// A record could not be encoded, or a fetched batch could not be decoded (bad CRC, …).
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The producer's buffer (`buffer.memory`) is full; `enqueue` does not wait.
+    #[error("producer buffer is full ({buffer_memory_bytes} bytes in use); retry after awaiting some deliveries")]
+    BufferFull { buffer_memory_bytes: usize },
+    /// The feature exists in the API but not yet in this client or broker.
+    #[error("{0} is not supported yet")]
+    Unsupported(String),
+    /// The producer, consumer or client was closed.
+    #[error("the {0} is closed")]
+    Closed(&'static str),
+}
+
+impl Error {
+    /// A broker-style error the client raises itself, e.g. an unknown partition number.
+    pub(crate) fn broker(code: ErrorCode, message: impl Into<String>) -> Error {
+        Error::Broker {
+            code,
+            message: message.into(),
+            retriable: code.is_retriable(),
+        }
+    }
+
+    /// The error a response carries, or `None` when it says `NONE` (or is absent).
+    pub(crate) fn from_wire(error: Option<&wire::Error>) -> Option<Error> {
+        let error = error?;
+        if error.is_none() {
+            return None;
+        }
+        let code = error.error_code();
+        Some(Error::Broker {
+            code,
+            message: error.message.clone(),
+            retriable: error.retriable || code.is_retriable(),
+        })
+    }
+
+    /// The wire error code, for broker errors.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Broker { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Kafka's SCREAMING_SNAKE name for broker codes (`INVALID_TOPIC`), otherwise a name
+    /// for the client-side kind (`TRANSPORT`, `TIMEOUT`, …). For `error: <msg> (<CODE>)`.
+    pub fn code_name(&self) -> &'static str {
+        match self {
+            Error::Broker { code, .. } => code.as_str_name(),
+            Error::Transport(_) => "TRANSPORT",
+            Error::Connect { .. } => "CONNECT",
+            Error::Timeout { .. } => "TIMEOUT",
+            Error::InvalidConfig(_) => "INVALID_CONFIG",
+            Error::Record(error) => ErrorCode::from(error.code()).as_str_name(),
+            Error::BufferFull { .. } => "BUFFER_FULL",
+            Error::Unsupported(_) => "UNSUPPORTED",
+            Error::Closed(_) => "CLOSED",
+        }
+    }
+
+    /// Whether the same call may succeed if made again later.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Broker { retriable, .. } => *retriable,
+            Error::Transport(status) => status_is_retriable(status.code()),
+            Error::Connect { .. } | Error::Timeout { .. } | Error::BufferFull { .. } => true,
+            Error::Record(error) => error.is_retriable(),
+            Error::InvalidConfig(_) | Error::Unsupported(_) | Error::Closed(_) => false,
+        }
+    }
+
+    /// For a failed write: whether it may have been applied (client-api.md §4).
+    pub fn outcome(&self) -> WriteOutcome {
+        match self {
+            Error::Broker { code, .. } => match code {
+                ErrorCode::RequestTimedOut
+                | ErrorCode::UnknownServerError
+                | ErrorCode::StorageError => WriteOutcome::Unknown,
+                _ => WriteOutcome::NotApplied,
+            },
+            Error::Transport(status) => match status.code() {
+                tonic::Code::InvalidArgument
+                | tonic::Code::NotFound
+                | tonic::Code::AlreadyExists
+                | tonic::Code::PermissionDenied
+                | tonic::Code::Unauthenticated
+                | tonic::Code::FailedPrecondition
+                | tonic::Code::OutOfRange
+                | tonic::Code::Unimplemented => WriteOutcome::NotApplied,
+                _ => WriteOutcome::Unknown,
+            },
+            Error::Timeout { outcome, .. } => *outcome,
+            Error::Connect { .. }
+            | Error::InvalidConfig(_)
+            | Error::Record(_)
+            | Error::BufferFull { .. }
+            | Error::Unsupported(_)
+            | Error::Closed(_) => WriteOutcome::NotApplied,
+        }
+    }
+
+    /// Whether the client's routing may be stale: the metadata should be refreshed before
+    /// a retry (wrong leader, unknown partition, broker gone).
+    pub fn needs_metadata_refresh(&self) -> bool {
+        match self {
+            Error::Broker { code, .. } => matches!(
+                code,
+                ErrorCode::NotLeader
+                    | ErrorCode::FencedLeaderEpoch
+                    | ErrorCode::UnknownLeaderEpoch
+                    | ErrorCode::UnknownTopicOrPartition
+                    | ErrorCode::BrokerNotAvailable
+            ),
+            Error::Transport(_) | Error::Connect { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the producer cannot go on after this error and must be rebuilt.
+    pub(crate) fn is_fatal_for_producer(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(
+                ErrorCode::OutOfOrderSequence
+                    | ErrorCode::ProducerFenced
+                    | ErrorCode::UnknownProducerId
+            )
+        )
+    }
+}
+
+impl Error {
+    /// A copy of this error, e.g. one for each record of a failed batch. `Error` is not `Clone` (it holds a
+    /// `tonic::Status` and transport errors), so this keeps what a caller needs: the kind,
+    /// code, message, retriability and outcome.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Broker {
+                code,
+                message,
+                retriable,
+            } => Error::Broker {
+                code: *code,
+                message: message.clone(),
+                retriable: *retriable,
+            },
+            Error::Transport(status) => Error::Transport(tonic::Status::new(
+                status.code(),
+                status.message().to_owned(),
+            )),
+            Error::Timeout {
+                operation,
+                after,
+                outcome,
+            } => Error::Timeout {
+                operation,
+                after: *after,
+                outcome: *outcome,
+            },
+            Error::InvalidConfig(message) => Error::InvalidConfig(message.clone()),
+            Error::Record(error) => Error::Record(error.clone()),
+            Error::BufferFull {
+                buffer_memory_bytes,
+            } => Error::BufferFull {
+                buffer_memory_bytes: *buffer_memory_bytes,
+            },
+            Error::Unsupported(what) => Error::Unsupported(what.clone()),
+            Error::Closed(what) => Error::Closed(what),
+            Error::Connect { address, source } => Error::Transport(tonic::Status::unavailable(
+                format!("cannot connect to {address}: {source}"),
+            )),
+        }
+    }
+}
+
+impl From<tonic::Status> for Error {
+    /// A status whose details hold a Strata `Error` (client-api.md §4: "the Strata code
+    /// travels in the gRPC status details") becomes [`Error::Broker`].
+    fn from(status: tonic::Status) -> Error {
+        use prost::Message;
+        let details = status.details();
+        if !details.is_empty() {
+            if let Ok(error) = wire::Error::decode(details) {
+                if let Some(broker) = Error::from_wire(Some(&error)) {
+                    return broker;
+                }
+            }
+        }
+        Error::Transport(status)
+    }
+}
+
+fn status_is_retriable(code: tonic::Code) -> bool {
+    // Connection resets surface as Unknown or Internal depending on where hyper noticed
+    // them; retrying those is bounded by the caller's timeout, so lean towards retrying.
+    matches!(
+        code,
+        tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::ResourceExhausted
+            | tonic::Code::Aborted
+            | tonic::Code::Cancelled
+            | tonic::Code::Unknown
+            | tonic::Code::Internal
+    )
+}
+
+fn broker_message(code: ErrorCode, message: &str) -> String {
+    if message.is_empty() {
+        format!("broker error {}", code.as_str_name())
+    } else {
+        message.to_owned()
+    }
+}
+
+fn transport_message(status: &tonic::Status) -> String {
+    if status.message().is_empty() {
+        format!("{:?}", status.code())
+    } else {
+        format!("{} ({:?})", status.message(), status.code())
+    }
+}
+
+fn humanize(duration: Duration) -> String {
+    if duration.as_millis() < 10_000 {
+        format!("{} ms", duration.as_millis())
+    } else {
+        format!("{} s", duration.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn routing_errors_are_retriable_and_not_applied() {
+        for code in [
+            ErrorCode::NotLeader,
+            ErrorCode::FencedLeaderEpoch,
+            ErrorCode::NotEnoughReplicas,
+            ErrorCode::CorruptMessage,
+            ErrorCode::UnknownTopicOrPartition,
+        ] {
+            let error = Error::broker(code, "x");
+            assert!(error.is_retriable(), "{code:?}");
+            assert_eq!(error.outcome(), WriteOutcome::NotApplied, "{code:?}");
+        }
+        assert!(Error::broker(ErrorCode::NotLeader, "").needs_metadata_refresh());
+        assert!(!Error::broker(ErrorCode::NotEnoughReplicas, "").needs_metadata_refresh());
+    }
+
+    #[test]
+    fn timeouts_and_lost_connections_have_an_unknown_outcome() {
+        let timed_out = Error::broker(ErrorCode::RequestTimedOut, "acks=all wait expired");
+        assert!(timed_out.is_retriable());
+        assert_eq!(timed_out.outcome(), WriteOutcome::Unknown);
+        let reset = Error::Transport(tonic::Status::unavailable("connection reset"));
+        assert!(reset.is_retriable());
+        assert_eq!(reset.outcome(), WriteOutcome::Unknown);
+        assert_eq!(reset.code_name(), "TRANSPORT");
+    }
+
+    #[test]
+    fn validation_and_fencing_errors_are_final() {
+        for code in [
+            ErrorCode::MessageTooLarge,
+            ErrorCode::InvalidRecord,
+            ErrorCode::InvalidTimestamp,
+            ErrorCode::InvalidTopic,
+            ErrorCode::OutOfOrderSequence,
+            ErrorCode::ProducerFenced,
+            ErrorCode::OffsetOutOfRange,
+        ] {
+            let error = Error::broker(code, "");
+            assert!(!error.is_retriable(), "{code:?}");
+            assert_eq!(error.outcome(), WriteOutcome::NotApplied);
+        }
+        assert!(Error::broker(ErrorCode::OutOfOrderSequence, "").is_fatal_for_producer());
+        assert!(!Error::broker(ErrorCode::MessageTooLarge, "").is_fatal_for_producer());
+        assert!(!Error::InvalidConfig("x".into()).is_retriable());
+    }
+
+    #[test]
+    fn wire_errors_keep_their_code_name_and_message() {
+        let wire = wire::Error::new(ErrorCode::InvalidTopic, "topic name contains '/'");
+        let error = Error::from_wire(Some(&wire)).unwrap();
+        assert_eq!(error.code(), Some(ErrorCode::InvalidTopic));
+        assert_eq!(error.code_name(), "INVALID_TOPIC");
+        assert_eq!(error.to_string(), "topic name contains '/'");
+        assert!(Error::from_wire(Some(&wire::Error::new(ErrorCode::None, ""))).is_none());
+        assert!(Error::from_wire(None).is_none());
+        let unnamed = Error::broker(ErrorCode::NotLeader, "");
+        assert_eq!(unnamed.to_string(), "broker error NOT_LEADER");
+    }
+
+    #[test]
+    fn status_details_carry_the_strata_code() {
+        use prost::Message;
+        let wire = wire::Error::new(ErrorCode::NotLeader, "leader moved");
+        let status = tonic::Status::with_details(
+            tonic::Code::Unavailable,
+            "not leader",
+            wire.encode_to_vec().into(),
+        );
+        let error = Error::from(status);
+        assert_eq!(error.code(), Some(ErrorCode::NotLeader));
+        assert!(error.is_retriable());
+        let plain = Error::from(tonic::Status::invalid_argument("bad"));
+        assert!(matches!(plain, Error::Transport(_)));
+        assert!(!plain.is_retriable());
+        assert_eq!(plain.outcome(), WriteOutcome::NotApplied);
+    }
+}

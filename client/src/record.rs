@@ -1,0 +1,205 @@
+//! The records users handle: [`Record`] (what `send` takes), [`Delivery`] (what it returns),
+//! [`ConsumedRecord`] (what the consumer stream yields) and [`Offset`] (where a consumer
+//! starts or seeks to).
+//!
+//! Keys, values and header values are [`Bytes`]: `None` is Kafka's null, distinct from an
+//! empty value (a tombstone is a record whose value is `None`).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use strata_proto::record as batch;
+
+/// A record to produce: `Record::to("orders").key("k1").value("v").header("trace", "abc")`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Record {
+    pub topic: String,
+    /// An explicit partition wins over the key hash.
+    pub partition: Option<i32>,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+    /// Create time in ms since the Unix epoch; `None` takes the clock at `send`.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl Record {
+    /// An empty record (null key and value) for `topic`.
+    pub fn to(topic: impl Into<String>) -> Record {
+        Record {
+            topic: topic.into(),
+            partition: None,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+            timestamp_ms: None,
+        }
+    }
+
+    #[must_use]
+    pub fn key(mut self, key: impl Into<Bytes>) -> Record {
+        self.key = Some(key.into());
+        self
+    }
+
+    #[must_use]
+    pub fn value(mut self, value: impl Into<Bytes>) -> Record {
+        self.value = Some(value.into());
+        self
+    }
+
+    /// Appends a header; keys may repeat, as in Kafka.
+    #[must_use]
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Record {
+        self.headers.push((key.into(), Some(value.into())));
+        self
+    }
+
+    /// Appends a header with a null value.
+    #[must_use]
+    pub fn header_null(mut self, key: impl Into<String>) -> Record {
+        self.headers.push((key.into(), None));
+        self
+    }
+
+    /// Sends to this partition instead of hashing the key.
+    #[must_use]
+    pub fn partition(mut self, partition: i32) -> Record {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Sets the create time (ms since the Unix epoch).
+    #[must_use]
+    pub fn timestamp(mut self, timestamp_ms: i64) -> Record {
+        self.timestamp_ms = Some(timestamp_ms);
+        self
+    }
+
+    /// The batch-codec form of this record, stamped with `timestamp_ms`.
+    pub(crate) fn to_batch_record(&self, timestamp_ms: i64) -> batch::Record {
+        batch::Record {
+            timestamp_ms,
+            key: self.key.clone(),
+            value: self.value.clone(),
+            headers: self
+                .headers
+                .iter()
+                .map(|(key, value)| batch::Header::new(key.clone(), value.clone()))
+                .collect(),
+        }
+    }
+
+    /// Bytes this record holds in memory, for `buffer.memory` accounting: payload plus a
+    /// fixed overhead per record and header.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        const RECORD_OVERHEAD_BYTES: usize = 64;
+        const HEADER_OVERHEAD_BYTES: usize = 16;
+        let payload = self.key.as_ref().map_or(0, Bytes::len)
+            + self.value.as_ref().map_or(0, Bytes::len)
+            + self.topic.len();
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(key, value)| {
+                key.len() + value.as_ref().map_or(0, Bytes::len) + HEADER_OVERHEAD_BYTES
+            })
+            .sum();
+        RECORD_OVERHEAD_BYTES + payload + headers
+    }
+}
+
+/// Where an acknowledged record landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivery {
+    pub topic: String,
+    pub partition: i32,
+    /// -1 with `acks=0`: the broker does not answer.
+    pub offset: i64,
+    /// The record's create time, or the broker's append time for log-append-time topics.
+    pub timestamp: i64,
+}
+
+impl Delivery {
+    pub(crate) fn new(topic: String, partition: i32, offset: i64, timestamp: i64) -> Delivery {
+        Delivery {
+            topic,
+            partition,
+            offset,
+            timestamp,
+        }
+    }
+}
+
+/// A record read from a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsumedRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// Create time, or append time for log-append-time topics (ms since the Unix epoch).
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+    /// The leader epoch stamped into the record's batch.
+    pub leader_epoch: i32,
+    /// The partition's high watermark when the record was fetched.
+    pub high_watermark: i64,
+    /// The partition's log start offset when the record was fetched.
+    pub log_start_offset: i64,
+}
+
+/// Where a consumer starts reading a partition, or where `seek` moves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Offset {
+    /// The log start offset (Kafka `auto.offset.reset=earliest`).
+    Earliest,
+    /// The end of the log: only records produced from now on (the default).
+    #[default]
+    Latest,
+    /// This exact offset.
+    At(i64),
+    /// The last `n` records: `max(latest - n, earliest)`.
+    Tail(u64),
+    /// The first record with a timestamp at or after this one (ms since the Unix epoch);
+    /// the end of the log when there is none.
+    Time(i64),
+}
+
+/// Milliseconds since the Unix epoch, by the local clock.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_sets_every_field() {
+        let record = Record::to("orders")
+            .key("k1")
+            .value("v")
+            .header("trace", "abc")
+            .header_null("empty")
+            .partition(3)
+            .timestamp(1_700_000_000_000);
+        assert_eq!(record.topic, "orders");
+        assert_eq!(record.partition, Some(3));
+        assert_eq!(record.key.as_deref(), Some(&b"k1"[..]));
+        assert_eq!(record.headers.len(), 2);
+        let encoded = record.to_batch_record(7);
+        assert_eq!(encoded.timestamp_ms, 7);
+        assert_eq!(encoded.headers[1].value, None);
+        assert!(record.memory_bytes() > 64);
+    }
+}

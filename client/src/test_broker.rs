@@ -1,0 +1,447 @@
+//! An in-memory, in-process stand-in for a one-node broker, for the client's own tests:
+//! enough of the client API to produce, deduplicate, fetch and list offsets, plus fault
+//! injection (error answers, lost answers, a killed stream). Not a model of the real
+//! broker's storage; the integration tests in `tests/` run the real one.
+//!
+//! Deduplication follows the rule the real broker implements: per (producer id,
+//! partition), a batch whose base sequence is the next expected one is appended; one that
+//! repeats an appended batch is answered with that batch's original offset; anything
+//! else is `OUT_OF_ORDER_SEQUENCE`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use strata_proto::api::v1 as wire;
+use strata_proto::api::v1::client_api_server::{ClientApi, ClientApiServer};
+use strata_proto::record::{check_stored_batch, set_base_offset};
+use strata_proto::types::Offset as WireOffset;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status};
+
+/// What to do to the next produce requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// Answer with this error without appending.
+    Answer(wire::ErrorCode),
+    /// Append, but never answer (a lost response).
+    Silence,
+    /// Append, answer nothing and end the stream with an error.
+    KillStream,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) topics: HashMap<String, Vec<PartitionLog>>,
+    pub(crate) faults: VecDeque<Fault>,
+    pub(crate) produce_requests: usize,
+    next_producer_id: i64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PartitionLog {
+    /// (base offset, record count, stamped batch).
+    pub(crate) batches: Vec<(i64, i64, Bytes)>,
+    pub(crate) end_offset: i64,
+    /// Producer id → (last sequence appended, base sequence → base offset of recent batches).
+    producers: HashMap<i64, (i32, HashMap<i32, i64>)>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct TestBroker {
+    pub(crate) state: Arc<Mutex<State>>,
+    pub(crate) address: String,
+}
+
+impl TestBroker {
+    /// Starts a broker on a free port with `topics` (name, partitions).
+    pub(crate) async fn start(topics: &[(&str, usize)]) -> TestBroker {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address: SocketAddr = listener.local_addr().unwrap();
+        let mut state = State::default();
+        for (name, partitions) in topics {
+            state.topics.insert(
+                (*name).to_owned(),
+                vec![PartitionLog::default(); *partitions],
+            );
+        }
+        let broker = TestBroker {
+            state: Arc::new(Mutex::new(state)),
+            address: address.to_string(),
+        };
+        let service = Service {
+            state: broker.state.clone(),
+            address: broker.address.clone(),
+        };
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(ClientApiServer::new(service))
+                .serve_with_incoming(TcpListenerStream::new(listener))
+                .await
+                .unwrap();
+        });
+        broker
+    }
+
+    pub(crate) fn inject(&self, faults: &[Fault]) {
+        self.state
+            .lock()
+            .unwrap()
+            .faults
+            .extend(faults.iter().copied());
+    }
+
+    /// The values stored in `topic/partition`, in offset order.
+    pub(crate) fn values(&self, topic: &str, partition: usize) -> Vec<String> {
+        let state = self.state.lock().unwrap();
+        let log = &state.topics[topic][partition];
+        log.batches
+            .iter()
+            .flat_map(|(_, _, batch)| {
+                let decoded =
+                    strata_proto::record::decode_batch(batch, &Default::default()).unwrap();
+                decoded
+                    .records
+                    .into_iter()
+                    .map(|record| String::from_utf8(record.value.unwrap().to_vec()).unwrap())
+            })
+            .collect()
+    }
+}
+
+struct Service {
+    state: Arc<Mutex<State>>,
+    address: String,
+}
+
+fn ok() -> Option<wire::Error> {
+    None
+}
+
+fn error(code: wire::ErrorCode) -> Option<wire::Error> {
+    Some(wire::Error::new(
+        code,
+        format!("test broker says {}", code.as_str_name()),
+    ))
+}
+
+impl State {
+    fn produce(&mut self, request: &wire::ProduceRequest) -> wire::ProduceResponse {
+        let mut answer = wire::ProduceResponse {
+            request_id: request.request_id,
+            error: ok(),
+            base_offset: -1,
+            log_append_time_ms: -1,
+            log_start_offset: 0,
+        };
+        let Some(log) = self
+            .topics
+            .get_mut(&request.topic)
+            .and_then(|partitions| partitions.get_mut(request.partition as usize))
+        else {
+            answer.error = error(wire::ErrorCode::UnknownTopicOrPartition);
+            return answer;
+        };
+        let header = match check_stored_batch(&request.records, usize::MAX) {
+            Ok(header) => header,
+            Err(_) => {
+                answer.error = error(wire::ErrorCode::CorruptMessage);
+                return answer;
+            }
+        };
+        let count = i64::from(header.record_count);
+        if header.producer_id >= 0 {
+            let (last, recent) = log
+                .producers
+                .entry(header.producer_id)
+                .or_insert_with(|| (-1, HashMap::new()));
+            if let Some(offset) = recent.get(&header.base_sequence) {
+                answer.base_offset = *offset;
+                return answer;
+            }
+            if header.base_sequence != *last + 1 {
+                answer.error = error(wire::ErrorCode::OutOfOrderSequence);
+                return answer;
+            }
+            *last = header.base_sequence + header.record_count - 1;
+            recent.insert(header.base_sequence, log.end_offset);
+        }
+        let mut stamped = request.records.to_vec();
+        set_base_offset(&mut stamped, WireOffset(log.end_offset));
+        log.batches
+            .push((log.end_offset, count, Bytes::from(stamped)));
+        answer.base_offset = log.end_offset;
+        log.end_offset += count;
+        answer
+    }
+}
+
+#[tonic::async_trait]
+impl ClientApi for Service {
+    async fn metadata(
+        &self,
+        _request: Request<wire::MetadataRequest>,
+    ) -> Result<Response<wire::MetadataResponse>, Status> {
+        let state = self.state.lock().unwrap();
+        let topics = state
+            .topics
+            .iter()
+            .map(|(name, partitions)| wire::TopicMetadata {
+                name: name.clone(),
+                topic_id: Bytes::from_static(&[7; 16]),
+                partitions: (0..partitions.len())
+                    .map(|partition| wire::PartitionMetadata {
+                        partition: partition as i32,
+                        leader: 1,
+                        leader_epoch: 0,
+                        replicas: vec![1],
+                        isr: vec![1],
+                    })
+                    .collect(),
+                error: ok(),
+            })
+            .collect();
+        Ok(Response::new(wire::MetadataResponse {
+            cluster_id: "test-cluster".into(),
+            controller_id: 1,
+            brokers: vec![wire::BrokerInfo {
+                node_id: 1,
+                address: self.address.clone(),
+                rack: String::new(),
+            }],
+            topics,
+            metadata_version: 1,
+        }))
+    }
+
+    async fn create_topics(
+        &self,
+        request: Request<wire::CreateTopicsRequest>,
+    ) -> Result<Response<wire::CreateTopicsResponse>, Status> {
+        let mut state = self.state.lock().unwrap();
+        let results = request
+            .into_inner()
+            .topics
+            .into_iter()
+            .map(|spec| {
+                let error = if state.topics.contains_key(&spec.name) {
+                    error(wire::ErrorCode::TopicAlreadyExists)
+                } else {
+                    let partitions = spec.partitions.max(1) as usize;
+                    state
+                        .topics
+                        .insert(spec.name.clone(), vec![PartitionLog::default(); partitions]);
+                    ok()
+                };
+                wire::TopicResult {
+                    name: spec.name,
+                    error,
+                }
+            })
+            .collect();
+        Ok(Response::new(wire::CreateTopicsResponse { results }))
+    }
+
+    async fn delete_topics(
+        &self,
+        _request: Request<wire::DeleteTopicsRequest>,
+    ) -> Result<Response<wire::DeleteTopicsResponse>, Status> {
+        Err(Status::unimplemented("test broker"))
+    }
+
+    async fn describe_topics(
+        &self,
+        _request: Request<wire::DescribeTopicsRequest>,
+    ) -> Result<Response<wire::DescribeTopicsResponse>, Status> {
+        Err(Status::unimplemented("test broker"))
+    }
+
+    async fn alter_configs(
+        &self,
+        _request: Request<wire::AlterConfigsRequest>,
+    ) -> Result<Response<wire::AlterConfigsResponse>, Status> {
+        Err(Status::unimplemented("test broker"))
+    }
+
+    async fn create_partitions(
+        &self,
+        _request: Request<wire::CreatePartitionsRequest>,
+    ) -> Result<Response<wire::CreatePartitionsResponse>, Status> {
+        Err(Status::unimplemented("test broker"))
+    }
+
+    type ProduceStream = ReceiverStream<Result<wire::ProduceResponse, Status>>;
+
+    async fn produce(
+        &self,
+        request: Request<tonic::Streaming<wire::ProduceRequest>>,
+    ) -> Result<Response<Self::ProduceStream>, Status> {
+        let mut requests = request.into_inner();
+        let (answers, receiver) = mpsc::channel(64);
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(request)) = requests.next().await {
+                let (fault, answer) = {
+                    let mut state = state.lock().unwrap();
+                    state.produce_requests += 1;
+                    match state.faults.pop_front() {
+                        Some(Fault::Answer(code)) => {
+                            let answer = wire::ProduceResponse {
+                                request_id: request.request_id,
+                                error: error(code),
+                                base_offset: -1,
+                                log_append_time_ms: -1,
+                                log_start_offset: 0,
+                            };
+                            (None, Some(answer))
+                        }
+                        Some(fault) => {
+                            state.produce(&request);
+                            (Some(fault), None)
+                        }
+                        None => (None, Some(state.produce(&request))),
+                    }
+                };
+                match fault {
+                    Some(Fault::KillStream) => {
+                        let _ = answers
+                            .send(Err(Status::unavailable("stream killed")))
+                            .await;
+                        return;
+                    }
+                    Some(_) => continue,
+                    None => {}
+                }
+                if request.acks != 0 {
+                    if let Some(answer) = answer {
+                        if answers.send(Ok(answer)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    async fn fetch(
+        &self,
+        request: Request<wire::FetchRequest>,
+    ) -> Result<Response<wire::FetchResponse>, Status> {
+        let request = request.into_inner();
+        for _ in 0..2 {
+            let response = self.fetch_now(&request);
+            if response
+                .partitions
+                .iter()
+                .any(|partition| !partition.records.is_empty())
+            {
+                return Ok(Response::new(response));
+            }
+            tokio::time::sleep(Duration::from_millis(u64::from(
+                request.max_wait_ms.min(50),
+            )))
+            .await;
+        }
+        Ok(Response::new(self.fetch_now(&request)))
+    }
+
+    async fn list_offsets(
+        &self,
+        request: Request<wire::ListOffsetsRequest>,
+    ) -> Result<Response<wire::ListOffsetsResponse>, Status> {
+        let state = self.state.lock().unwrap();
+        let offsets = request
+            .into_inner()
+            .partitions
+            .into_iter()
+            .map(|asked| {
+                let log = state
+                    .topics
+                    .get(&asked.topic)
+                    .and_then(|partitions| partitions.get(asked.partition as usize));
+                let (offset, error) = match log {
+                    None => (-1, error(wire::ErrorCode::UnknownTopicOrPartition)),
+                    Some(_) if asked.spec == wire::OffsetSpec::Earliest as i32 => (0, ok()),
+                    Some(log) => (log.end_offset, ok()),
+                };
+                wire::ListedOffset {
+                    topic: asked.topic,
+                    partition: asked.partition,
+                    error,
+                    offset,
+                    timestamp_ms: -1,
+                    leader_epoch: 0,
+                }
+            })
+            .collect();
+        Ok(Response::new(wire::ListOffsetsResponse { offsets }))
+    }
+
+    async fn init_producer_id(
+        &self,
+        _request: Request<wire::InitProducerIdRequest>,
+    ) -> Result<Response<wire::InitProducerIdResponse>, Status> {
+        let mut state = self.state.lock().unwrap();
+        state.next_producer_id += 1;
+        Ok(Response::new(wire::InitProducerIdResponse {
+            error: ok(),
+            producer_id: state.next_producer_id,
+            producer_epoch: 0,
+        }))
+    }
+}
+
+impl Service {
+    fn fetch_now(&self, request: &wire::FetchRequest) -> wire::FetchResponse {
+        let state = self.state.lock().unwrap();
+        let partitions = request
+            .partitions
+            .iter()
+            .map(|asked| {
+                let mut fetched = wire::FetchedPartition {
+                    topic: asked.topic.clone(),
+                    partition: asked.partition,
+                    error: ok(),
+                    high_watermark: 0,
+                    log_start_offset: 0,
+                    records: Bytes::new(),
+                };
+                let Some(log) = state
+                    .topics
+                    .get(&asked.topic)
+                    .and_then(|partitions| partitions.get(asked.partition as usize))
+                else {
+                    fetched.error = error(wire::ErrorCode::UnknownTopicOrPartition);
+                    return fetched;
+                };
+                fetched.high_watermark = log.end_offset;
+                if asked.fetch_offset < 0 || asked.fetch_offset > log.end_offset {
+                    fetched.error = error(wire::ErrorCode::OffsetOutOfRange);
+                    return fetched;
+                }
+                let mut data = Vec::new();
+                for (base, count, batch) in &log.batches {
+                    if base + count <= asked.fetch_offset {
+                        continue;
+                    }
+                    if !data.is_empty()
+                        && data.len() + batch.len() > asked.partition_max_bytes as usize
+                    {
+                        break;
+                    }
+                    data.extend_from_slice(batch);
+                }
+                fetched.records = Bytes::from(data);
+                fetched
+            })
+            .collect();
+        wire::FetchResponse { partitions }
+    }
+}
