@@ -212,7 +212,10 @@ fn show_bytes(bytes: Option<&[u8]>) -> String {
     match bytes {
         None => "null".to_owned(),
         Some(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) if text.starts_with('{') && serde_json::from_str::<serde_json::Value>(text).is_ok() => {
+            Ok(text)
+                if text.starts_with('{')
+                    && serde_json::from_str::<serde_json::Value>(text).is_ok() =>
+            {
                 text.to_owned()
             }
             Ok(text) => format!("{text:?}"),

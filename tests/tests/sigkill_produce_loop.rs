@@ -40,7 +40,7 @@ async fn produce_until_killed(
         .idempotence(true)
         .linger(Duration::from_millis(1))
         .delivery_timeout(Duration::from_millis(1500))
-        .request_timeout(Duration::from_secs(2))
+        .request_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
     let mut pending = Vec::new();
@@ -58,7 +58,7 @@ async fn produce_until_killed(
             Err(_) => break,
         }
         sequence += 1;
-        if sequence % 64 == 0 {
+        if sequence.is_multiple_of(64) {
             tokio::task::yield_now().await;
         }
     }

@@ -34,7 +34,7 @@ use super::error::{LogError, LogResult};
 use super::group_commit::{GroupCommit, SyncTarget};
 use super::leader_epoch_cache::LeaderEpochCache;
 use super::recovery::{self, PreviousShutdown, RecoveryReport};
-use super::segment::Segment;
+use super::segment::{FirstBatch, Segment};
 
 /// What an append assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,6 +394,27 @@ impl PartitionLog {
         max_bytes: usize,
         upper_bound: Option<Offset>,
     ) -> LogResult<ReadResult> {
+        self.read_with(offset, max_bytes, upper_bound, FirstBatch::AlwaysWhole)
+    }
+
+    /// Like [`PartitionLog::read`], but returns nothing rather than a first batch larger
+    /// than `max_bytes`: for the partitions of a fetch after the first one with data.
+    pub fn read_within(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        upper_bound: Option<Offset>,
+    ) -> LogResult<ReadResult> {
+        self.read_with(offset, max_bytes, upper_bound, FirstBatch::OnlyIfItFits)
+    }
+
+    fn read_with(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        upper_bound: Option<Offset>,
+        first_batch: FirstBatch,
+    ) -> LogResult<ReadResult> {
         let state = self.read_state();
         let log_end_offset = state.log_end_offset;
         let result = |batches| ReadResult {
@@ -418,7 +439,7 @@ impl PartitionLog {
             if segment.next_offset() <= offset {
                 continue;
             }
-            if let Some(batches) = segment.read(offset, max_bytes, upper)? {
+            if let Some(batches) = segment.read(offset, max_bytes, upper, first_batch)? {
                 return Ok(result(batches));
             }
             break;

@@ -62,6 +62,16 @@ pub struct SegmentScan {
     pub stop: ScanStop,
 }
 
+/// Whether a read returns its first batch even when it is larger than `max_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstBatch {
+    /// Always (Kafka's KIP-74: a large batch must not stall a reader).
+    AlwaysWhole,
+    /// Only within `max_bytes`: for the later partitions of a multi-partition fetch,
+    /// so one request cannot make the broker read more than its limit per entry.
+    OnlyIfItFits,
+}
+
 /// Whether a segment's indexes are mapped for appends or as sealed, read-only files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum IndexMode {
@@ -386,11 +396,15 @@ impl Segment {
         offset: Offset,
         max_bytes: usize,
         upper_bound: Offset,
+        first_batch: FirstBatch,
     ) -> LogResult<Option<Bytes>> {
         let Some((start, first)) = self.find_batch(offset)? else {
             return Ok(None);
         };
         if first.next_offset() > upper_bound {
+            return Ok(None);
+        }
+        if first_batch == FirstBatch::OnlyIfItFits && first.total_bytes() > max_bytes {
             return Ok(None);
         }
         let available = self.size_bytes - start;

@@ -395,17 +395,23 @@ impl Node {
         }
     }
 
+    /// Reads each partition in turn within `max_bytes` in total. Only the first partition
+    /// that returns data may exceed the limit (by one whole batch, KIP-74); once the limit
+    /// is used up the rest are answered without reading, so repeating a partition many
+    /// times in one request cannot multiply what the broker reads.
     fn read_partitions(
         &self,
         specs: &[FetchSpec],
         max_bytes: usize,
     ) -> Vec<Result<FetchedData, NodeError>> {
         let mut remaining = max_bytes;
+        let mut any_data = false;
         let mut results = Vec::with_capacity(specs.len());
         for spec in specs {
-            let result = self.read_partition(spec, remaining);
+            let result = self.read_partition(spec, remaining, any_data);
             if let Ok(data) = &result {
-                remaining = remaining.saturating_sub(data.records.len()).max(1);
+                remaining = remaining.saturating_sub(data.records.len());
+                any_data |= !data.records.is_empty();
             }
             results.push(result);
         }
@@ -416,6 +422,7 @@ impl Node {
         &self,
         spec: &FetchSpec,
         remaining_bytes: usize,
+        strict: bool,
     ) -> Result<FetchedData, NodeError> {
         let handle = self.partition(&spec.topic, spec.partition)?;
         let current = handle.leader_epoch();
@@ -436,13 +443,20 @@ impl Node {
                 high_watermark,
             });
         }
-        let records = if spec.fetch_offset == high_watermark {
+        // Sizes are clamped, never refused: the first partition with data always gets at
+        // least one whole batch (a limit of 0 included); later ones only what fits.
+        let max_bytes = spec.max_bytes.min(remaining_bytes);
+        let records = if spec.fetch_offset == high_watermark || (strict && max_bytes == 0) {
             Bytes::new()
-        } else {
-            let max_bytes = spec.max_bytes.clamp(1, remaining_bytes.max(1));
+        } else if strict {
             handle
                 .log
-                .read(spec.fetch_offset, max_bytes, Some(high_watermark))?
+                .read_within(spec.fetch_offset, max_bytes, Some(high_watermark))?
+                .batches
+        } else {
+            handle
+                .log
+                .read(spec.fetch_offset, max_bytes.max(1), Some(high_watermark))?
                 .batches
         };
         Ok(FetchedData {

@@ -14,11 +14,11 @@ pub enum NodeError {
     UnknownTopicOrPartition { topic: String, partition: i32 },
     #[error("acks must be -1, 0 or 1, not {acks}")]
     InvalidRequiredAcks { acks: i32 },
-    #[error("invalid record batch")]
+    #[error(transparent)]
     Record(#[from] RecordError),
-    #[error("storage error")]
+    #[error(transparent)]
     Log(#[from] LogError),
-    #[error("controller refused the request")]
+    #[error(transparent)]
     Controller(#[from] ControllerError),
     #[error("offset {offset} is outside [{log_start_offset}, {high_watermark}]")]
     OffsetOutOfRange {
@@ -42,6 +42,10 @@ pub enum NodeError {
         expected: i32,
         actual: i32,
     },
+    #[error(
+        "producer {producer_id} is unknown to this partition and sent sequence {actual}, not 0"
+    )]
+    UnknownProducerId { producer_id: i64, actual: i32 },
     #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current_epoch}")]
     ProducerFenced {
         producer_id: i64,

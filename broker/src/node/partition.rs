@@ -126,6 +126,12 @@ impl PartitionHandle {
                     actual,
                 })
             }
+            SequenceCheck::UnknownProducer { actual } => {
+                return Err(NodeError::UnknownProducerId {
+                    producer_id: header.producer_id,
+                    actual,
+                })
+            }
         };
         Ok(Written {
             base_offset,

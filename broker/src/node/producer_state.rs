@@ -8,7 +8,9 @@
 //! - the same `(first, last)` as one of the last [`BATCHES_KEPT`] batches → duplicate:
 //!   answer with that batch's base offset, append nothing;
 //! - otherwise `first` must be the last sequence + 1, else `OUT_OF_ORDER_SEQUENCE`;
-//! - a producer id never seen on this partition must start at sequence 0.
+//! - a producer id never seen on this partition must start at sequence 0, else
+//!   `UNKNOWN_PRODUCER_ID` (its earlier batches are not here, e.g. they were deleted by
+//!   retention, or the first one was refused).
 //!
 //! Batches with `producer_id = -1` are not idempotent and skip every check. The table is
 //! rebuilt from the log's batch headers when a partition is opened, so deduplication
@@ -48,6 +50,8 @@ pub enum SequenceCheck {
     Fenced { current_epoch: i16 },
     /// A gap or reordering in the sequence numbers.
     OutOfOrder { expected: i32, actual: i32 },
+    /// A producer this partition has no state for, not starting at sequence 0.
+    UnknownProducer { actual: i32 },
 }
 
 /// The producer state of one partition.
@@ -71,10 +75,7 @@ impl ProducerStateTable {
             return if first == 0 {
                 SequenceCheck::Append
             } else {
-                SequenceCheck::OutOfOrder {
-                    expected: 0,
-                    actual: first,
-                }
+                SequenceCheck::UnknownProducer { actual: first }
             };
         };
         if header.producer_epoch < entry.epoch {
@@ -217,10 +218,10 @@ mod tests {
             table.check(&header(7, 3, 5, 1)),
             SequenceCheck::OutOfOrder { .. }
         ));
-        assert!(matches!(
+        assert_eq!(
             table.check(&header(8, 0, 9, 1)),
-            SequenceCheck::OutOfOrder { .. }
-        ));
+            SequenceCheck::UnknownProducer { actual: 9 }
+        );
         assert_eq!(table.check(&header(-1, -1, -1, 1)), SequenceCheck::Append);
     }
 

@@ -7,6 +7,8 @@
 //! - [`produce`]: the produce stream (ordered writes, concurrent commits).
 //! - [`metadata`]: metadata and describe answers from the metadata image.
 //! - [`status`]: the one domain-error → wire-code mapping.
+//! - [`transport_status`]: tonic's own refusals (decode limit, bad protobuf) answered
+//!   with the codes reliability.md asks for.
 //!
 //! [`serve`] builds the server with explicit limits (reliability.md §7): decode limit =
 //! the largest batch plus framing, encode limit = the largest fetch plus framing,
@@ -16,6 +18,7 @@ pub mod client_api;
 pub mod metadata;
 pub mod produce;
 pub mod status;
+pub mod transport_status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +43,9 @@ pub async fn serve(
         .max_encoding_message_size(limits.fetch_max_bytes + FRAMING_BYTES);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            transport_status::rewrite_response,
+        ))
         .max_concurrent_streams(Some(1024))
         .http2_max_header_list_size(Some(16 * 1024))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Status, Streaming};
 
-use super::status;
+use super::{status, transport_status};
 use crate::node::{Acks, Appended, Node, NodeError};
 
 /// The response stream type of `Produce`.
@@ -37,7 +37,9 @@ async fn run(
         let request = match request {
             Ok(request) => request,
             Err(status) => {
-                let _ = sender.send(Err(status)).await;
+                let _ = sender
+                    .send(Err(transport_status::rewrite_status(status)))
+                    .await;
                 return;
             }
         };

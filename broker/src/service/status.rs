@@ -38,6 +38,7 @@ fn code_of(error: &NodeError) -> ErrorCode {
         NodeError::UnknownLeaderEpoch { .. } => ErrorCode::UnknownLeaderEpoch,
         NodeError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
         NodeError::ProducerFenced { .. } => ErrorCode::ProducerFenced,
+        NodeError::UnknownProducerId { .. } => ErrorCode::UnknownProducerId,
         NodeError::ShuttingDown => ErrorCode::BrokerNotAvailable,
         NodeError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
     }

@@ -1,0 +1,126 @@
+//! #9, #10, #12: inputs the gRPC transport refuses before the broker sees a request.
+
+use bytes::Bytes;
+use prost::Message;
+use tonic::Code;
+
+use crate::common::raw_grpc::{self, frame, honest_frame};
+use crate::common::{fetch_partition, produce_once, produce_request};
+use crate::fixture::{fetch_request, fixture, Fixture, TOPIC};
+use crate::forge::overlong_varint;
+
+/// An encoded FetchRequest for the fixture's topic, for raw calls.
+fn fetch_request_bytes() -> Vec<u8> {
+    fetch_request(fetch_partition(TOPIC, 0, 0)).encode_to_vec()
+}
+
+/// #9's oversized messages and the statuses they got: a 2 MiB produce over the stream
+/// (the decode limit is message_max_bytes + 64 KiB = 1 MiB + 64 KiB), and a length
+/// prefix of 4 GiB with a 10-byte body on Produce and on Fetch.
+async fn oversized_message_statuses(fixture: &mut Fixture) -> Vec<(String, Code)> {
+    let records = Bytes::from(vec![0u8; 2 << 20]);
+    let request = produce_request(1, TOPIC, 0, records);
+    let status = produce_once(&mut fixture.client, request)
+        .await
+        .expect_err("a 2 MiB produce message must be refused");
+    let mut statuses = vec![(format!("2 MiB produce: {status:?}"), status.code())];
+    for method in ["Produce", "Fetch"] {
+        let body = frame(false, u32::MAX, &[0; 10]);
+        let status = raw_grpc::call(&fixture.broker, method, &[], body).await;
+        statuses.push((format!("4 GiB prefix on {method}: {status:?}"), status.code));
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_09_message_over_the_decode_limit_is_refused_before_decoding() {
+    let mut fixture = fixture(&[]).await;
+    let before = fixture.state().await;
+    for (input, code) in oversized_message_statuses(&mut fixture).await {
+        // OUT_OF_RANGE is what tonic answers for its decode limit; the test below
+        // holds the broker to RESOURCE_EXHAUSTED.
+        assert!(
+            matches!(code, Code::ResourceExhausted | Code::OutOfRange),
+            "{input}"
+        );
+    }
+    fixture
+        .assert_unchanged(&before, "oversized messages")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_09_message_over_the_decode_limit_is_resource_exhausted() {
+    let mut fixture = fixture(&[]).await;
+    for (input, code) in oversized_message_statuses(&mut fixture).await {
+        assert_eq!(code, Code::ResourceExhausted, "{input}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_10_unknown_grpc_encoding_is_unimplemented() {
+    let mut fixture = fixture(&[]).await;
+    let before = fixture.state().await;
+    let body = fetch_request_bytes();
+    for encoding in ["br", "gzip", "x-bogus"] {
+        let framed = frame(true, u32::try_from(body.len()).unwrap(), &body);
+        let headers = [("grpc-encoding", encoding)];
+        let status = raw_grpc::call(&fixture.broker, "Fetch", &headers, framed).await;
+        assert_eq!(status.code, Code::Unimplemented, "{encoding}: {status:?}");
+    }
+    // The same request, uncompressed: the raw client itself is sound.
+    let status = raw_grpc::call(&fixture.broker, "Fetch", &[], honest_frame(&body)).await;
+    assert_eq!(status.code, Code::Ok, "{status:?}");
+    fixture.assert_unchanged(&before, "unknown encodings").await;
+}
+
+/// #12's malformed protobuf, sent as Fetch requests, and the statuses they got.
+async fn malformed_protobuf_statuses(fixture: &Fixture) -> Vec<(String, Code)> {
+    let mut deep_groups = vec![0x2b; 200]; // field 5, start group, 200 deep
+    deep_groups.extend(vec![0x2c; 200]); // and their ends
+    let mut overlong = vec![0x08]; // field 1 (max_wait_ms), varint …
+    overlong.extend(overlong_varint());
+    let inputs: [(&str, Vec<u8>); 5] = [
+        ("bad wire type", vec![0x0f, 0x00]),
+        ("truncated varint", vec![0x08, 0xff]),
+        ("overlong varint", overlong),
+        ("nesting over 100", deep_groups),
+        // field 99, length-delimited, claims 1 GiB with 3 bytes present.
+        (
+            "huge unknown field",
+            vec![0x9a, 0x06, 0x80, 0x80, 0x80, 0x80, 0x04, 1, 2, 3],
+        ),
+    ];
+    let mut statuses = Vec::new();
+    for (input, body) in inputs {
+        let status = raw_grpc::call(&fixture.broker, "Fetch", &[], honest_frame(&body)).await;
+        statuses.push((format!("{input}: {status:?}"), status.code));
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_12_malformed_protobuf_is_a_typed_error_without_a_panic() {
+    let mut fixture = fixture(&[]).await;
+    let before = fixture.state().await;
+    for (input, code) in malformed_protobuf_statuses(&fixture).await {
+        // INTERNAL is tonic's (and gRPC's) code for an unparsable request; the test
+        // below holds the broker to reliability.md's INVALID_ARGUMENT.
+        assert!(
+            matches!(code, Code::InvalidArgument | Code::Internal),
+            "{input}"
+        );
+    }
+    // The broker is still there and answers (state() calls it).
+    fixture
+        .assert_unchanged(&before, "malformed protobuf")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_12_malformed_protobuf_is_invalid_argument() {
+    let fixture = fixture(&[]).await;
+    for (input, code) in malformed_protobuf_statuses(&fixture).await {
+        assert_eq!(code, Code::InvalidArgument, "{input}");
+    }
+}
