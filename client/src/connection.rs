@@ -15,6 +15,11 @@ use std::time::Duration;
 use strata_proto::api::v1::client_api_client::ClientApiClient;
 use tonic::transport::{Channel, Endpoint};
 
+/// HTTP/2 flow-control window per stream (a produce stream carries many batches).
+const HTTP2_STREAM_WINDOW_BYTES: u32 = 8 << 20;
+/// HTTP/2 flow-control window per connection.
+const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
+
 use crate::error::Error;
 
 /// Largest response the client decodes: a fetch of up to `fetch.max.bytes` (50 MiB by
@@ -64,6 +69,10 @@ impl Connections {
             })?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
+            // HTTP/2's default 64 KiB windows cap a stream at one window per round trip
+            // (tens of MB/s on loopback); batches are up to MiBs.
+            .initial_stream_window_size(Some(HTTP2_STREAM_WINDOW_BYTES))
+            .initial_connection_window_size(Some(HTTP2_CONNECTION_WINDOW_BYTES))
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(false);
         let client = ClientApiClient::new(endpoint.connect_lazy())

@@ -28,6 +28,11 @@ use strata_proto::api::v1::client_api_server::ClientApiServer;
 
 use crate::node::Node;
 
+/// HTTP/2 flow-control window per stream.
+const HTTP2_STREAM_WINDOW_BYTES: u32 = 8 << 20;
+/// HTTP/2 flow-control window per connection.
+const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
+
 /// Room for the protobuf fields around a batch or a fetch's records.
 const FRAMING_BYTES: usize = 64 * 1024;
 
@@ -47,6 +52,10 @@ pub async fn serve(
             transport_status::rewrite_response,
         ))
         .max_concurrent_streams(Some(1024))
+        // HTTP/2's default 64 KiB windows cap a produce stream at one window per round
+        // trip; batches are up to `message_max_bytes`.
+        .initial_stream_window_size(Some(HTTP2_STREAM_WINDOW_BYTES))
+        .initial_connection_window_size(Some(HTTP2_CONNECTION_WINDOW_BYTES))
         .http2_max_header_list_size(Some(16 * 1024))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
