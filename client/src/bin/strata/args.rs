@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::commands::BenchCommand;
 use crate::duration::parse_duration_arg;
 use crate::offset_spec::OffsetSpec;
 use crate::output::OutputFormat;
@@ -98,6 +99,14 @@ Without -n, :end or -e, follows the log until Ctrl-C (then exits 0).
     /// Cluster-wide information
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Benchmark producing, consuming, and end-to-end latency
+    #[command(subcommand, after_help = "Examples:
+  strata bench produce --create -p 6 -r 1 --records 50000000 --record-size 100 --acks 1
+  strata bench consume --records 50000000
+  strata bench e2e --rate 1000 --duration 60s --format json > e2e.json
+
+Output follows kafka-producer-perf-test, kafka-consumer-perf-test and OMB (benchmarks.md).")]
+    Bench(BenchCommand),
 }
 
 #[derive(Debug, Subcommand)]

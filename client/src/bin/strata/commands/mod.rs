@@ -5,6 +5,7 @@
 //! partial failure, exit 1, after per-item error lines) and `Err(CliError)` for a single
 //! failure that `main` reports as `error: ... (CODE)`.
 
+mod bench;
 mod cluster;
 mod consume;
 mod consume_plan;
@@ -15,6 +16,8 @@ mod topic_alter;
 mod topic_describe;
 
 use strata_client::Client;
+
+pub use bench::BenchCommand;
 
 use crate::args::{Cli, Command, GlobalArgs, TopicCommand};
 use crate::exit::{CliError, ExitStatus};
@@ -61,8 +64,8 @@ pub fn client_error(error: strata_client::Error) -> CliError {
 }
 
 /// Runs the parsed command line. Connecting and admin commands are abandoned on the first
-/// Ctrl-C (exit 130: nothing to finish); produce and consume handle it themselves to finish
-/// cleanly and exit 0.
+/// Ctrl-C (exit 130: nothing to finish); produce, consume and bench handle it themselves to
+/// finish cleanly and exit 0.
 pub async fn run(cli: Cli, mut interrupts: Interrupts) -> Result<ExitStatus, CliError> {
     let Cli { global, command } = cli;
     if let Command::Consume(args) = &command {
@@ -85,6 +88,7 @@ pub async fn run(cli: Cli, mut interrupts: Interrupts) -> Result<ExitStatus, Cli
     match command {
         Command::Produce(args) => produce::run(&mut context, args, interrupts).await,
         Command::Consume(args) => consume::run(&mut context, args, interrupts).await,
+        Command::Bench(command) => bench::run(&mut context, command, interrupts).await,
         command => {
             tokio::select! {
                 result = run_admin(&mut context, command) => result,
@@ -100,9 +104,9 @@ async fn run_admin(context: &mut Context, command: Command) -> Result<ExitStatus
         Command::Topic(command) => topic::run(context, command).await,
         Command::Offsets(args) => offsets::run(context, args).await,
         Command::Cluster(command) => cluster::run(context, command).await,
-        Command::Produce(_) | Command::Consume(_) => Err(CliError::failure(
+        Command::Produce(_) | Command::Consume(_) | Command::Bench(_) => Err(CliError::failure(
             "INTERNAL",
-            "produce and consume are dispatched elsewhere",
+            "produce, consume and bench are dispatched elsewhere",
         )),
     }
 }

@@ -1,0 +1,156 @@
+//! `scenarios`: runs Strata's end-to-end benchmark table against fresh release brokers and
+//! prints it as markdown next to the machine's raw limits; writes everything as JSON.
+//!
+//! ```sh
+//! cargo build --release -p strata-broker -p strata-client
+//! cargo run --release -p strata-benches --bin scenarios -- --quick
+//! cargo run --release -p strata-benches --bin scenarios -- --only e2e-10k --out e2e.json
+//! ```
+//!
+//! It builds nothing: `strata-broker` and `strata` must sit next to this executable (in
+//! `target/release`). Progress goes to stderr, the markdown report to stdout. The work is
+//! in `strata_benches::scenarios`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use strata_benches::scenarios::checks;
+use strata_benches::scenarios::environment::Environment;
+use strata_benches::scenarios::interrupt;
+use strata_benches::scenarios::limits;
+use strata_benches::scenarios::plan::{self, Timing};
+use strata_benches::scenarios::report::Report;
+use strata_benches::scenarios::runner::{self, Reference, RunConfig};
+
+/// Strata's scenario runner: benchmarks.md §3 on one node, Iggy's shape and issue 4's
+/// acceptance rows, each with flush=interval and flush=always.
+#[derive(Debug, Parser)]
+#[command(name = "scenarios")]
+struct Args {
+    /// 5 s runs after 1 s of warm-up instead of 20 s after 5 s.
+    #[arg(long)]
+    quick: bool,
+    /// Where to write the JSON report (default: target/scenarios.json).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Run only these scenarios (repeatable or comma-separated), e.g. kreps-1p,e2e-10k.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    only: Vec<String>,
+    /// Directory for the brokers' temporary data dirs and dd's file (default: the system
+    /// temp dir). It decides which disk is measured.
+    #[arg(long, value_name = "DIR")]
+    data_root: Option<PathBuf>,
+    /// Skip the iperf3 and dd measurements (ratios are then left out).
+    #[arg(long)]
+    skip_limits: bool,
+    /// Directory holding strata-broker and strata (default: this executable's directory).
+    #[arg(long, value_name = "DIR")]
+    bin_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("scenarios: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    interrupt::install();
+    let sessions = plan::select(&args.only)?;
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => own_dir()?,
+    };
+    let strata = required_binary(&bin_dir, "strata")?;
+    let broker = required_binary(&bin_dir, "strata-broker")?;
+    let data_root = args.data_root.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&data_root)
+        .with_context(|| format!("creating {}", data_root.display()))?;
+    // target/release/scenarios: the target dir is two levels up, the workspace three.
+    let target_dir = bin_dir
+        .parent()
+        .map_or_else(|| bin_dir.clone(), Path::to_path_buf);
+    let workspace = target_dir
+        .parent()
+        .map_or_else(|| target_dir.clone(), Path::to_path_buf);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| target_dir.join("scenarios.json"));
+
+    let environment = Environment::probe(&workspace, &strata, &data_root);
+    let (iperf3, dd) = measure_limits(&data_root, args.skip_limits)?;
+    let config = RunConfig {
+        strata,
+        broker,
+        data_root,
+        timing: Timing::new(args.quick),
+    };
+    let reference = Reference::new(&iperf3, &dd);
+    let mut records = Vec::new();
+    for session in &sessions {
+        for &flush in session.flushes {
+            if !interrupt::requested() {
+                records.push(runner::run_session(&config, session, flush, reference));
+            }
+        }
+    }
+    let report = Report {
+        tool: "strata-scenarios",
+        quick: args.quick,
+        interrupted: interrupt::requested(),
+        timing: config.timing,
+        environment,
+        iperf3,
+        dd,
+        checks: checks::checks(&records),
+        sessions: records,
+    };
+    println!("{}", report.markdown());
+    let json = serde_json::to_string_pretty(&report).context("encoding the JSON report")?;
+    std::fs::write(&out, json + "\n").with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("scenarios: JSON report in {}", out.display());
+    Ok(())
+}
+
+/// iperf3 then dd, in a scratch dir under the data root that is deleted afterwards.
+fn measure_limits(data_root: &Path, skip: bool) -> anyhow::Result<(limits::Limit, limits::Limit)> {
+    if skip {
+        let skipped = || limits::Limit::skipped();
+        return Ok((skipped(), skipped()));
+    }
+    let scratch = data_root.join(format!("strata-scenarios-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    eprintln!("scenarios: iperf3 on 127.0.0.1 …");
+    let iperf3 = limits::iperf3(&scratch);
+    eprintln!("scenarios: iperf3: {}", limits::describe(&iperf3));
+    eprintln!("scenarios: dd to {} …", scratch.display());
+    let dd = limits::dd(&scratch);
+    eprintln!("scenarios: dd: {}", limits::describe(&dd));
+    std::fs::remove_dir_all(&scratch).with_context(|| format!("deleting {}", scratch.display()))?;
+    Ok((iperf3, dd))
+}
+
+fn own_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating this executable")?;
+    exe.parent()
+        .map(Path::to_path_buf)
+        .context("this executable has no parent directory")
+}
+
+fn required_binary(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    if !path.is_file() {
+        bail!(
+            "{} is missing; build it first with\n  cargo build --release -p strata-broker -p strata-client",
+            path.display()
+        );
+    }
+    Ok(path)
+}

@@ -1,0 +1,201 @@
+//! Issue 4's acceptance lines, each judged on one row of the run: measured figure,
+//! target, and a verdict that says by how much a missed target was missed.
+//!
+//! Ratios are the rows' MB/s over iperf3's single-stream MiB/s (see [`super::report`]).
+
+use super::plan::Flush;
+use super::runner::SessionRecord;
+
+/// One acceptance line of issue 4, judged on one row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    pub criterion: String,
+    pub row: String,
+    pub measured: Option<f64>,
+    pub target: f64,
+    /// `pass`, `MISS …` with the shortfall, or `no figure`.
+    pub verdict: String,
+}
+
+/// Which figure of a row a check reads, and which way the target points.
+#[derive(Debug, Clone, Copy)]
+enum Figure {
+    RatioToIperf3AtLeast,
+    E2eP99MsAtMost,
+    RecordsPerSecAtLeast,
+}
+
+/// One acceptance line: which row it reads, which figure, and the target.
+#[derive(Debug, Clone, Copy)]
+struct Criterion {
+    text: &'static str,
+    session: &'static str,
+    step: &'static str,
+    flush: Flush,
+    figure: Figure,
+    target: f64,
+}
+
+const fn criterion(
+    text: &'static str,
+    (session, step): (&'static str, &'static str),
+    flush: Flush,
+    figure: Figure,
+    target: f64,
+) -> Criterion {
+    Criterion {
+        text,
+        session,
+        step,
+        flush,
+        figure,
+        target,
+    }
+}
+
+const PRODUCE_1P1P: (&str, &str) = ("accept-1p1p", "accept-1p1p");
+const CONSUME_1P1P: (&str, &str) = ("accept-1p1p", "accept-1p1p-consume");
+const E2E_10K: (&str, &str) = ("e2e-10k", "e2e-10k");
+const KREPS_1P: (&str, &str) = ("kreps-1p", "kreps-1p");
+
+/// Issue 4's acceptance lines (the Iggy-shape line applies the first target to its row).
+const CRITERIA: [Criterion; 9] = [
+    criterion(
+        "1p/1 partition/1000 B produce ≥ 0.35 × iperf3",
+        PRODUCE_1P1P,
+        Flush::Interval,
+        Figure::RatioToIperf3AtLeast,
+        0.35,
+    ),
+    criterion(
+        "1p/1 partition/1000 B produce ≥ 0.2 × iperf3",
+        PRODUCE_1P1P,
+        Flush::Always,
+        Figure::RatioToIperf3AtLeast,
+        0.2,
+    ),
+    criterion(
+        "consume of that data ≥ 0.65 × iperf3",
+        CONSUME_1P1P,
+        Flush::Interval,
+        Figure::RatioToIperf3AtLeast,
+        0.65,
+    ),
+    criterion(
+        "consume of that data ≥ 0.65 × iperf3",
+        CONSUME_1P1P,
+        Flush::Always,
+        Figure::RatioToIperf3AtLeast,
+        0.65,
+    ),
+    criterion(
+        "e2e 10k/s × 1000 B, p99 ≤ 1 ms",
+        E2E_10K,
+        Flush::Interval,
+        Figure::E2eP99MsAtMost,
+        1.0,
+    ),
+    criterion(
+        "e2e 10k/s × 1000 B, p99 ≤ 3 ms",
+        E2E_10K,
+        Flush::Always,
+        Figure::E2eP99MsAtMost,
+        3.0,
+    ),
+    criterion(
+        "100 B records, 1 producer ≥ 2,000,000 records/s",
+        KREPS_1P,
+        Flush::Interval,
+        Figure::RecordsPerSecAtLeast,
+        2_000_000.0,
+    ),
+    criterion(
+        "100 B records, 1 producer ≥ 2,000,000 records/s",
+        KREPS_1P,
+        Flush::Always,
+        Figure::RecordsPerSecAtLeast,
+        2_000_000.0,
+    ),
+    criterion(
+        "Iggy shape 1p/1 partition produce ≥ 0.35 × iperf3",
+        ("iggy-1p1p", "iggy-1p1p"),
+        Flush::Interval,
+        Figure::RatioToIperf3AtLeast,
+        0.35,
+    ),
+];
+
+/// The checks whose rows ran.
+pub fn checks(sessions: &[SessionRecord]) -> Vec<Check> {
+    CRITERIA
+        .iter()
+        .filter_map(|line| {
+            let row = sessions
+                .iter()
+                .filter(|record| record.session == line.session && record.flush == line.flush)
+                .flat_map(|record| &record.rows)
+                .find(|row| row.step.name == line.step)?;
+            let measured = match line.figure {
+                Figure::RatioToIperf3AtLeast => row.ratio_to_iperf3,
+                Figure::E2eP99MsAtMost => row.bench.summary.e2e_ms.p99,
+                Figure::RecordsPerSecAtLeast => row.bench.summary.records_per_sec,
+            };
+            Some(Check {
+                criterion: line.text.to_owned(),
+                row: format!("{} flush={}", line.step, line.flush.name()),
+                measured,
+                target: line.target,
+                verdict: verdict(line.figure, measured, line.target, row.error.is_some()),
+            })
+        })
+        .collect()
+}
+
+fn verdict(figure: Figure, measured: Option<f64>, target: f64, had_errors: bool) -> String {
+    let Some(measured) = measured else {
+        return "no figure".to_owned();
+    };
+    let at_most = matches!(figure, Figure::E2eP99MsAtMost);
+    let met = if at_most {
+        measured <= target
+    } else {
+        measured >= target
+    };
+    let verdict = if met {
+        "pass".to_owned()
+    } else if at_most {
+        format!("MISS: {:.1} × the limit", measured / target)
+    } else {
+        format!("MISS: {:.0} % short", (1.0 - measured / target) * 100.0)
+    };
+    if had_errors {
+        format!("{verdict} (row has errors)")
+    } else {
+        verdict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_say_by_how_much() {
+        assert_eq!(
+            verdict(Figure::RatioToIperf3AtLeast, Some(0.4), 0.35, false),
+            "pass"
+        );
+        assert_eq!(
+            verdict(Figure::RatioToIperf3AtLeast, Some(0.175), 0.35, false),
+            "MISS: 50 % short"
+        );
+        assert_eq!(
+            verdict(Figure::E2eP99MsAtMost, Some(2.0), 1.0, true),
+            "MISS: 2.0 × the limit (row has errors)"
+        );
+        assert_eq!(
+            verdict(Figure::E2eP99MsAtMost, None, 1.0, false),
+            "no figure"
+        );
+    }
+}

@@ -1,0 +1,32 @@
+//! The end-to-end scenario runner behind `cargo run --release -p strata-benches --bin
+//! scenarios`: fresh release brokers on 127.0.0.1, driven by `strata bench`, compared with
+//! the machine's raw limits measured in the same sitting.
+//!
+//! Map:
+//!
+//! - [`plan`]: the scenario table (benchmarks.md §3 on one node, Iggy's shape, issue 4's
+//!   acceptance rows) as sessions of steps, each session run with both flush modes.
+//! - [`broker`]: one fresh `strata-broker` per session — temp dir, free port, stop by PID.
+//! - [`bench`](mod@bench): one `strata bench` command line, run with a deadline, its JSON read.
+//! - [`runner`]: a session's steps against its broker, with broker CPU per GiB.
+//! - [`limits`]: `iperf3` loopback and `dd … conv=fdatasync` figures.
+//! - [`environment`]: cores, memory, kernel, disk, git sha.
+//! - [`report`]: the markdown tables and the JSON document.
+//! - [`checks`]: issue 4's acceptance lines judged on the rows.
+//! - [`process`]: child processes with bounded waits; CPU time from `/proc/<pid>/stat`.
+//! - [`interrupt`]: Ctrl-C ends the run early but cleanly, keeping the rows so far.
+//!
+//! Rules: the runner builds nothing, sends traffic only to 127.0.0.1, never uses ports
+//! 7070 or 17070, bounds every wait, stops every child by its PID, and records a failure in
+//! its row instead of stopping the run.
+
+pub mod bench;
+pub mod broker;
+pub mod checks;
+pub mod environment;
+pub mod interrupt;
+pub mod limits;
+pub mod plan;
+pub mod process;
+pub mod report;
+pub mod runner;

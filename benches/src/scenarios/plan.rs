@@ -1,0 +1,249 @@
+//! The scenario table: benchmarks.md §3 adapted to one node (RF 1), Iggy's benchmark shape
+//! and issue 4's acceptance rows.
+//!
+//! A [`Session`] is one fresh broker: its steps run in order against it, so a `consume`
+//! step reads the backlog an earlier `produce` step of the same session wrote. Every
+//! session runs once per [`Flush`] mode it lists, each time on a new broker and data dir.
+
+use std::time::Duration;
+
+/// The broker's `--flush` policy for a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flush {
+    /// `--flush interval:1000`: acknowledge from the page cache, fsync once a second.
+    Interval,
+    /// `--flush always`: fsync before acknowledging (group commit).
+    Always,
+}
+
+impl Flush {
+    pub const BOTH: [Flush; 2] = [Flush::Interval, Flush::Always];
+
+    pub fn broker_arg(self) -> &'static str {
+        match self {
+            Flush::Interval => "interval:1000",
+            Flush::Always => "always",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Flush::Interval => "interval",
+            Flush::Always => "always",
+        }
+    }
+}
+
+/// Which `strata bench` subcommand a step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Produce,
+    Consume,
+    E2e,
+}
+
+impl Mode {
+    pub fn subcommand(self) -> &'static str {
+        match self {
+            Mode::Produce => "produce",
+            Mode::Consume => "consume",
+            Mode::E2e => "e2e",
+        }
+    }
+}
+
+/// Producer batching that differs from the client defaults.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Batching {
+    pub batch_size_bytes: u32,
+    pub linger_ms: u32,
+}
+
+/// One `strata bench` invocation; one row of the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Step {
+    /// The row's name, e.g. `kreps-1p` or `consume-3`.
+    pub name: &'static str,
+    pub mode: Mode,
+    /// Created by `produce`/`e2e`; read by `consume`.
+    pub topic: &'static str,
+    pub partitions: u32,
+    pub record_size_bytes: u32,
+    pub producers: u32,
+    pub consumers: u32,
+    pub acks: &'static str,
+    /// Target records/s in total; `None` is unlimited.
+    pub rate: Option<u32>,
+    pub batching: Option<Batching>,
+}
+
+/// One fresh broker and the steps run against it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub name: &'static str,
+    pub flushes: &'static [Flush],
+    pub steps: Vec<Step>,
+}
+
+/// How long each time-bounded step runs.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Timing {
+    #[serde(serialize_with = "as_seconds")]
+    pub duration: Duration,
+    #[serde(serialize_with = "as_seconds")]
+    pub warmup: Duration,
+}
+
+impl Timing {
+    pub fn new(quick: bool) -> Timing {
+        let (duration_s, warmup_s) = if quick { (5, 1) } else { (20, 5) };
+        Timing {
+            duration: Duration::from_secs(duration_s),
+            warmup: Duration::from_secs(warmup_s),
+        }
+    }
+}
+
+fn as_seconds<S: serde::Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(value.as_secs_f64())
+}
+
+/// Iggy's shape: 1000-byte records in batches of about 1000 records.
+const IGGY_BATCHING: Batching = Batching {
+    batch_size_bytes: 1_000_000,
+    linger_ms: 5,
+};
+
+/// Unlimited produce: `partitions` partitions, `producers` producers, acks=1.
+fn produce(name: &'static str, partitions: u32, record_size_bytes: u32, producers: u32) -> Step {
+    Step {
+        name,
+        mode: Mode::Produce,
+        topic: name,
+        partitions,
+        record_size_bytes,
+        producers,
+        consumers: 0,
+        acks: "1",
+        rate: None,
+        batching: None,
+    }
+}
+
+/// Reads back everything `producer` wrote, with `consumers` consumers.
+fn consume(name: &'static str, producer: &Step, consumers: u32) -> Step {
+    Step {
+        name,
+        mode: Mode::Consume,
+        producers: 0,
+        consumers,
+        ..producer.clone()
+    }
+}
+
+/// Produce and consume together at a fixed rate, acks=1, one consumer.
+fn e2e(name: &'static str, partitions: u32, record_size_bytes: u32, rate: u32) -> Step {
+    Step {
+        mode: Mode::E2e,
+        consumers: 1,
+        rate: Some(rate),
+        ..produce(name, partitions, record_size_bytes, 1)
+    }
+}
+
+fn session(name: &'static str, steps: Vec<Step>) -> Session {
+    Session {
+        name,
+        flushes: &Flush::BOTH,
+        steps,
+    }
+}
+
+/// Every session, in the order they run.
+pub fn all_sessions() -> Vec<Session> {
+    let kreps_1p = produce("kreps-1p", 6, 100, 1);
+    let kreps_acks_all = Step {
+        acks: "all",
+        ..produce("kreps-acks-all", 6, 100, 1)
+    };
+    let iggy_1p = Step {
+        batching: Some(IGGY_BATCHING),
+        ..produce("iggy-1p1p", 1, 1000, 1)
+    };
+    let iggy_2p = Step {
+        batching: Some(IGGY_BATCHING),
+        ..produce("iggy-2p2p", 2, 1000, 2)
+    };
+    let accept = produce("accept-1p1p", 1, 1000, 1);
+    vec![
+        session(
+            "kreps-1p",
+            vec![
+                kreps_1p.clone(),
+                consume("consume-1", &kreps_1p, 1),
+                consume("consume-3", &kreps_1p, 3),
+            ],
+        ),
+        session("kreps-3p", vec![produce("kreps-3p", 6, 100, 3)]),
+        session("kreps-acks-all", vec![kreps_acks_all]),
+        session("e2e-1k", vec![e2e("e2e-1k", 6, 100, 1000)]),
+        session("e2e-10k", vec![e2e("e2e-10k", 1, 1000, 10_000)]),
+        session(
+            "iggy-1p1p",
+            vec![iggy_1p.clone(), consume("iggy-1p1p-consume", &iggy_1p, 1)],
+        ),
+        session(
+            "iggy-2p2p",
+            vec![iggy_2p.clone(), consume("iggy-2p2p-consume", &iggy_2p, 2)],
+        ),
+        session(
+            "accept-1p1p",
+            vec![accept.clone(), consume("accept-1p1p-consume", &accept, 1)],
+        ),
+    ]
+}
+
+/// The sessions named in `only` (all when empty). Unknown names are an error that lists
+/// the known ones.
+pub fn select(only: &[String]) -> anyhow::Result<Vec<Session>> {
+    let sessions = all_sessions();
+    if only.is_empty() {
+        return Ok(sessions);
+    }
+    let known: Vec<&str> = sessions.iter().map(|session| session.name).collect();
+    if let Some(unknown) = only.iter().find(|name| !known.contains(&name.as_str())) {
+        anyhow::bail!("unknown scenario {unknown:?}; known: {}", known.join(", "));
+    }
+    Ok(sessions
+        .into_iter()
+        .filter(|session| only.iter().any(|name| name == session.name))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consume_steps_follow_the_produce_step_of_their_topic() {
+        for session in all_sessions() {
+            for (index, step) in session.steps.iter().enumerate() {
+                if step.mode == Mode::Consume {
+                    let producer = session.steps[..index].iter().any(|earlier| {
+                        earlier.mode != Mode::Consume && earlier.topic == step.topic
+                    });
+                    assert!(producer, "{} reads a topic nobody wrote", step.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn select_rejects_unknown_names() {
+        assert!(select(&["nope".to_owned()]).is_err());
+        let chosen = select(&["e2e-10k".to_owned()]).ok().unwrap_or_default();
+        assert_eq!(chosen.len(), 1);
+    }
+}

@@ -1,0 +1,176 @@
+//! What a run prints and saves: the markdown table of every row, the raw limits, issue 4's
+//! acceptance checks ([`super::checks`]), and the JSON document with everything (each
+//! bench's own document included).
+//!
+//! MB are MiB (2^20 bytes) of record values throughout, like Kafka's tools; the limits are
+//! converted to MiB/s so that every ratio compares like with like.
+
+use std::fmt::Write as _;
+
+use super::checks::Check;
+use super::environment::Environment;
+use super::limits::Limit;
+use super::plan::{Mode, Timing};
+use super::runner::{Row, SessionRecord};
+
+/// Everything one run produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub tool: &'static str,
+    pub quick: bool,
+    /// The user stopped the run early; only the rows measured so far are present.
+    pub interrupted: bool,
+    pub timing: Timing,
+    pub environment: Environment,
+    pub iperf3: Limit,
+    pub dd: Limit,
+    pub sessions: Vec<SessionRecord>,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    /// The whole report as markdown.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "## Strata scenarios{}{}\n",
+            if self.quick { " (--quick)" } else { "" },
+            if self.interrupted {
+                " — INTERRUPTED, partial"
+            } else {
+                ""
+            }
+        );
+        out.push_str(&self.environment.markdown());
+        let _ = writeln!(
+            out,
+            "- timing: {} s per produce/e2e step after {} s warm-up; consume reads the whole backlog\n\
+             - broker: a fresh `strata-broker --data-dir <temp> --listen 127.0.0.1:<free port> \
+             --flush interval:1000|always` per scenario and flush mode (RF 1)\n\
+             - MB = MiB (2^20 B) of record values; broker CPU s/GiB = (utime + stime) during \
+             the step ÷ GiB of values it moved; exact commands in the JSON \
+             (`sessions[].rows[].bench.command`)\n",
+            self.timing.duration.as_secs(),
+            self.timing.warmup.as_secs()
+        );
+        out.push_str(&limits_table(&self.iperf3, &self.dd));
+        out.push('\n');
+        out.push_str(&rows_table(&self.sessions));
+        if !self.checks.is_empty() {
+            out.push('\n');
+            out.push_str(&checks_table(&self.checks));
+        }
+        out
+    }
+}
+
+fn limits_table(iperf3: &Limit, dd: &Limit) -> String {
+    let mut out = String::from(
+        "| limit | MiB/s (median) | runs | status | command |\n|---|---|---|---|---|\n",
+    );
+    for (name, limit) in [
+        ("loopback TCP, 1 stream (iperf3)", iperf3),
+        ("disk write (dd, fdatasync)", dd),
+    ] {
+        let runs: Vec<String> = limit
+            .runs_mib_per_sec
+            .iter()
+            .map(|run| format!("{run:.0}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} | `{}` |",
+            cell(limit.mib_per_sec, 0),
+            runs.join(", "),
+            limit.status,
+            limit.command
+        );
+    }
+    out
+}
+
+fn rows_table(sessions: &[SessionRecord]) -> String {
+    let mut out = String::from(
+        "| scenario | flush | prod/cons | partitions | record B | records/s | MB/s | publish p99 ms | e2e p99 ms | broker CPU s/GiB | ÷ iperf3 | ÷ dd | note |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for row in sessions.iter().flat_map(|record| &record.rows) {
+        let _ = writeln!(out, "{}", row_line(row));
+    }
+    out
+}
+
+fn row_line(row: &Row) -> String {
+    let step = &row.step;
+    let summary = &row.bench.summary;
+    let clients = match step.mode {
+        Mode::Produce => format!("{}p", step.producers),
+        Mode::Consume => format!("{}c", step.consumers),
+        Mode::E2e => format!("{}p/{}c", step.producers, step.consumers),
+    };
+    let mut name = format!("{} ({}", step.name, step.mode.subcommand());
+    if let Some(rate) = step.rate {
+        let _ = write!(name, " @{rate}/s");
+    }
+    if step.acks != "1" {
+        let _ = write!(name, ", acks={}", step.acks);
+    }
+    name.push(')');
+    format!(
+        "| {name} | {} | {clients} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        row.flush.name(),
+        step.partitions,
+        step.record_size_bytes,
+        cell(summary.records_per_sec, 0),
+        cell(summary.mb_per_sec, 1),
+        cell(summary.publish_ms.p99, 2),
+        cell(summary.e2e_ms.p99, 2),
+        cell(row.broker_cpu_seconds_per_gib, 2),
+        cell(row.ratio_to_iperf3, 2),
+        cell(row.ratio_to_dd, 2),
+        row.error.as_deref().map(escape).unwrap_or_default(),
+    )
+}
+
+fn checks_table(checks: &[Check]) -> String {
+    let mut out = String::from(
+        "| issue 4 acceptance | row | measured | target | verdict |\n|---|---|---|---|---|\n",
+    );
+    for check in checks {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            check.criterion,
+            check.row,
+            cell(check.measured, 2),
+            check.target,
+            check.verdict
+        );
+    }
+    out
+}
+
+fn cell(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "–".to_owned(), |value| format!("{value:.decimals$}"))
+}
+
+/// A note fit for one table cell.
+fn escape(text: &str) -> String {
+    let text: String = text.replace('|', "\\|").replace('\n', " ");
+    match text.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_are_escaped_and_shortened() {
+        assert_eq!(escape("a|b\nc"), "a\\|b c");
+        assert_eq!(escape(&"x".repeat(300)).chars().count(), 201);
+    }
+}

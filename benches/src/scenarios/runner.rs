@@ -1,0 +1,306 @@
+//! Runs one session under one flush mode: a fresh broker, each step's `strata bench`,
+//! the broker's CPU time around each step, and the records the topic holds afterwards.
+//!
+//! CPU per GiB: utime + stime of the broker process, read right before and right after
+//! the step, divided by the GiB of record values the step moved. For `produce` and `e2e`
+//! that is the topic's record count afterwards (`strata offsets`, so the warm-up counts,
+//! like the CPU it used) times the record size; for `consume`, the records the bench read.
+//!
+//! Failures stay in their row: a broker that does not start fails every step of the
+//! session, a broker that dies fails the steps after it, and nothing stops the run.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use super::bench::{self, BenchRun};
+use super::broker::BrokerProcess;
+use super::interrupt;
+use super::limits::Limit;
+use super::plan::{Flush, Mode, Session, Step, Timing};
+use super::process::run_captured;
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// What every session needs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub strata: PathBuf,
+    pub broker: PathBuf,
+    pub data_root: PathBuf,
+    pub timing: Timing,
+}
+
+/// The raw limits the rows are compared with, MiB/s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reference {
+    pub iperf3_mib_per_sec: Option<f64>,
+    pub dd_mib_per_sec: Option<f64>,
+}
+
+impl Reference {
+    pub fn new(iperf3: &Limit, dd: &Limit) -> Reference {
+        Reference {
+            iperf3_mib_per_sec: iperf3.mib_per_sec,
+            dd_mib_per_sec: dd.mib_per_sec,
+        }
+    }
+}
+
+/// One step's result: one row of the table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    pub session: &'static str,
+    pub flush: Flush,
+    pub step: Step,
+    /// Records in the topic after `produce`/`e2e`; the backlog before a `consume`.
+    pub topic_records: Option<u64>,
+    pub broker_cpu_seconds: Option<f64>,
+    pub values_gib: Option<f64>,
+    pub broker_cpu_seconds_per_gib: Option<f64>,
+    /// MB/s ÷ iperf3 single-stream MiB/s (unlimited-rate produce and consume only).
+    pub ratio_to_iperf3: Option<f64>,
+    /// Produce MB/s ÷ median `dd` MiB/s.
+    pub ratio_to_dd: Option<f64>,
+    pub bench: BenchRun,
+    /// Everything that went wrong in this step, the bench's own errors included.
+    pub error: Option<String>,
+}
+
+/// One broker's life: the rows of its steps and how it stopped.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionRecord {
+    pub session: &'static str,
+    pub flush: Flush,
+    pub broker_address: Option<SocketAddr>,
+    pub broker_exit: Option<String>,
+    pub rows: Vec<Row>,
+}
+
+/// Runs `session` once with `flush`.
+pub fn run_session(
+    config: &RunConfig,
+    session: &Session,
+    flush: Flush,
+    reference: Reference,
+) -> SessionRecord {
+    let label = format!("{}-{}", session.name, flush.name());
+    let mut record = SessionRecord {
+        session: session.name,
+        flush,
+        broker_address: None,
+        broker_exit: None,
+        rows: Vec::new(),
+    };
+    let mut broker = match BrokerProcess::start(&config.broker, &config.data_root, &label, flush) {
+        Ok(broker) => broker,
+        Err(error) => {
+            let message = format!("broker did not start: {error:#}");
+            eprintln!("scenarios: {label}: {message}");
+            record.rows = session
+                .steps
+                .iter()
+                .map(|step| failed_row(session, flush, step, message.clone()))
+                .collect();
+            return record;
+        }
+    };
+    record.broker_address = Some(broker.address());
+    for step in &session.steps {
+        if interrupt::requested() {
+            break;
+        }
+        eprintln!(
+            "scenarios: {label}: {} {} …",
+            step.mode.subcommand(),
+            step.name
+        );
+        let row = match broker.check_running() {
+            Ok(()) => run_step(config, &broker, session, flush, step, reference),
+            Err(error) => failed_row(session, flush, step, format!("{error:#}")),
+        };
+        eprintln!("scenarios: {label}: {}", one_line_summary(&row));
+        record.rows.push(row);
+    }
+    record.broker_exit = Some(match broker.stop() {
+        Ok(status) => status,
+        Err(error) => format!("stop failed: {error:#}"),
+    });
+    record
+}
+
+fn run_step(
+    config: &RunConfig,
+    broker: &BrokerProcess,
+    session: &Session,
+    flush: Flush,
+    step: &Step,
+    reference: Reference,
+) -> Row {
+    let mut notes = Vec::new();
+    let mut note =
+        |context: &str, error: anyhow::Error| notes.push(format!("{context}: {error:#}"));
+    let backlog = match step.mode {
+        Mode::Consume => topic_records(config, broker, step.topic)
+            .map_err(|error| note("counting the backlog", error))
+            .ok(),
+        Mode::Produce | Mode::E2e => None,
+    };
+    let args = bench::arguments(step, config.timing, broker.address());
+    let cpu_before = broker.cpu_seconds();
+    let run = bench::run(
+        &config.strata,
+        &args,
+        step.mode,
+        broker.scratch_dir(),
+        bench::deadline(step, config.timing),
+    );
+    let cpu_after = broker.cpu_seconds();
+    let cpu_seconds = match (cpu_before, cpu_after) {
+        (Ok(before), Ok(after)) => Some(after - before),
+        (Err(error), _) | (_, Err(error)) => {
+            note("reading the broker's CPU time", error);
+            None
+        }
+    };
+    let topic_records = match step.mode {
+        Mode::Consume => backlog,
+        Mode::Produce | Mode::E2e => topic_records(config, broker, step.topic)
+            .map_err(|error| note("counting the records produced", error))
+            .ok(),
+    };
+    let moved_records = match step.mode {
+        Mode::Consume => run
+            .summary
+            .records
+            .or(topic_records.map(|count| count as f64)),
+        Mode::Produce | Mode::E2e => topic_records.map(|count| count as f64),
+    };
+    let values_gib = moved_records
+        .map(|records| records * f64::from(step.record_size_bytes) / GIB)
+        .filter(|gib| *gib > 0.0);
+    if let Some(error) = &run.error {
+        notes.insert(0, error.clone());
+    }
+    let unlimited = step.rate.is_none();
+    let mb_per_sec = run.summary.mb_per_sec;
+    Row {
+        session: session.name,
+        flush,
+        step: step.clone(),
+        topic_records,
+        broker_cpu_seconds: cpu_seconds,
+        values_gib,
+        broker_cpu_seconds_per_gib: cpu_seconds.zip(values_gib).map(|(cpu, gib)| cpu / gib),
+        ratio_to_iperf3: ratio(
+            mb_per_sec.filter(|_| unlimited),
+            reference.iperf3_mib_per_sec,
+        ),
+        ratio_to_dd: ratio(
+            mb_per_sec.filter(|_| unlimited && step.mode == Mode::Produce),
+            reference.dd_mib_per_sec,
+        ),
+        bench: run,
+        error: (!notes.is_empty()).then(|| notes.join("; ")),
+    }
+}
+
+fn ratio(value: Option<f64>, limit: Option<f64>) -> Option<f64> {
+    value
+        .zip(limit)
+        .filter(|(_, limit)| *limit > 0.0)
+        .map(|(value, limit)| value / limit)
+}
+
+fn failed_row(session: &Session, flush: Flush, step: &Step, error: String) -> Row {
+    Row {
+        session: session.name,
+        flush,
+        step: step.clone(),
+        topic_records: None,
+        broker_cpu_seconds: None,
+        values_gib: None,
+        broker_cpu_seconds_per_gib: None,
+        ratio_to_iperf3: None,
+        ratio_to_dd: None,
+        bench: BenchRun::failed(String::new(), error.clone()),
+        error: Some(error),
+    }
+}
+
+/// The records a topic holds: the sum over its partitions of high watermark minus log
+/// start offset, from `strata offsets TOPIC --format json`.
+fn topic_records(config: &RunConfig, broker: &BrokerProcess, topic: &str) -> anyhow::Result<u64> {
+    let mut command = Command::new(&config.strata);
+    command.args([
+        "-b",
+        &broker.address().to_string(),
+        "--format",
+        "json",
+        "offsets",
+        topic,
+    ]);
+    let finished = run_captured(
+        command,
+        "strata-offsets",
+        broker.scratch_dir(),
+        Duration::from_secs(30),
+    )?;
+    if !finished.status.is_some_and(|status| status.success()) {
+        anyhow::bail!("strata offsets failed: {}", finished.stderr.trim());
+    }
+    let document: Value =
+        serde_json::from_str(finished.stdout.trim()).context("strata offsets printed no JSON")?;
+    sum_of_ranges(&document).context("strata offsets printed an unexpected document")
+}
+
+/// Σ (end − start) over `[{"partition":…,"start":…,"end":…}, …]`.
+fn sum_of_ranges(document: &Value) -> Option<u64> {
+    document.as_array()?.iter().try_fold(0u64, |total, range| {
+        let span = range["end"].as_i64()? - range["start"].as_i64()?;
+        Some(total + u64::try_from(span).ok()?)
+    })
+}
+
+fn one_line_summary(row: &Row) -> String {
+    let figure = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+    let summary = &row.bench.summary;
+    let mut line = format!(
+        "{} records/s, {} MB/s, publish p99 {} ms, e2e p99 {} ms, CPU {} s/GiB",
+        figure(summary.records_per_sec),
+        figure(summary.mb_per_sec),
+        figure(summary.publish_ms.p99),
+        figure(summary.e2e_ms.p99),
+        figure(row.broker_cpu_seconds_per_gib),
+    );
+    if let Some(error) = &row.error {
+        line.push_str(&format!(" — ERROR: {error}"));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_document_is_summed() {
+        let document = serde_json::json!([
+            {"partition": 0, "start": 0, "end": 10},
+            {"partition": 1, "start": 5, "end": 7}
+        ]);
+        assert_eq!(sum_of_ranges(&document), Some(12));
+        assert_eq!(sum_of_ranges(&serde_json::json!({"x": 1})), None);
+    }
+
+    #[test]
+    fn ratio_needs_both_figures() {
+        assert_eq!(ratio(Some(50.0), Some(100.0)), Some(0.5));
+        assert_eq!(ratio(None, Some(100.0)), None);
+        assert_eq!(ratio(Some(1.0), Some(0.0)), None);
+    }
+}
