@@ -188,6 +188,17 @@ impl PartitionLog {
         self.read_state().high_watermark
     }
 
+    /// Raises the high watermark to `high_watermark` (clamped to the log end offset);
+    /// never lowers it. Check and update happen under one lock, so concurrent commits
+    /// cannot move it backwards (only a truncation lowers it).
+    pub fn advance_high_watermark(&self, high_watermark: Offset) {
+        let mut state = self.write_state();
+        let candidate = high_watermark.min(state.log_end_offset);
+        if candidate > state.high_watermark {
+            state.high_watermark = candidate;
+        }
+    }
+
     /// Sets the high watermark (replication decides it), clamped to the log end offset.
     pub fn set_high_watermark(&self, high_watermark: Offset) {
         let mut state = self.write_state();

@@ -404,3 +404,34 @@ fn interval_flush_happens_in_the_background_not_on_append() {
         .join(super::manager::CLEAN_SHUTDOWN_FILE)
         .exists());
 }
+
+#[test]
+fn the_high_watermark_never_moves_backwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let log = open(
+        dir.path(),
+        &small_config(),
+        &clock,
+        PreviousShutdown::Crashed,
+    );
+    for i in 0..5 {
+        log.append(
+            &mut tagged_batch(&format!("h{i}"), 2, NOW_MS),
+            LeaderEpoch(0),
+        )
+        .unwrap();
+    }
+    log.advance_high_watermark(Offset(8));
+    // A slower, earlier commit arriving late must not lower it.
+    log.advance_high_watermark(Offset(4));
+    assert_eq!(log.high_watermark(), Offset(8));
+    log.advance_high_watermark(Offset(99));
+    assert_eq!(log.high_watermark(), Offset(10), "clamped to the log end");
+    log.truncate_to(Offset(6)).unwrap();
+    assert_eq!(
+        log.high_watermark(),
+        Offset(6),
+        "only a truncation lowers it"
+    );
+}

@@ -150,9 +150,7 @@ impl PartitionHandle {
             }
             FlushPolicy::Interval { .. } => self.log.log_end_offset(),
         };
-        if high_watermark > self.log.high_watermark() {
-            self.log.set_high_watermark(high_watermark);
-        }
+        self.log.advance_high_watermark(high_watermark);
         Ok(Appended {
             base_offset: written.base_offset,
             log_start_offset: self.log.log_start_offset(),

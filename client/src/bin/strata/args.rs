@@ -100,12 +100,15 @@ Without -n, :end or -e, follows the log until Ctrl-C (then exits 0).
     #[command(subcommand)]
     Cluster(ClusterCommand),
     /// Benchmark producing, consuming, and end-to-end latency
-    #[command(subcommand, after_help = "Examples:
+    #[command(
+        subcommand,
+        after_help = "Examples:
   strata bench produce --create -p 6 -r 1 --records 50000000 --record-size 100 --acks 1
   strata bench consume --records 50000000
   strata bench e2e --rate 1000 --duration 60s --format json > e2e.json
 
-Output follows kafka-producer-perf-test, kafka-consumer-perf-test and OMB (benchmarks.md).")]
+Output follows kafka-producer-perf-test, kafka-consumer-perf-test and OMB (benchmarks.md)."
+    )]
     Bench(BenchCommand),
 }
 

@@ -16,7 +16,7 @@
 //! the clock starts; start the clock (`Timing`), the progress task and the generators;
 //! wait for the last delivery (or record); stop progress; summarise what came after the
 //! warm-up; print; exit 1 if any record failed or went missing. The first Ctrl-C stops
-//! sending (and reading), and the run is summarised as far as it got.
+//! sending (consume: reading), and the run is summarised as far as it got.
 
 mod args;
 mod collector;
@@ -157,11 +157,14 @@ impl Timing {
     }
 }
 
-/// Turns the first Ctrl-C into a stop of the generators and consumers.
+/// Turns the first Ctrl-C into a stop of the generators. Consumers stop when told
+/// ([`Stopper::stop_reading`]): `consume` does so on Ctrl-C or at its deadline, `e2e` only
+/// after the drain, so records already sent are still received and not counted missing.
 #[derive(Debug)]
 pub struct Stopper {
     sending: Arc<AtomicBool>,
     reading: watch::Sender<bool>,
+    interrupted: watch::Receiver<bool>,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -169,19 +172,20 @@ impl Stopper {
     fn install(mut interrupts: Interrupts) -> Stopper {
         let sending = Arc::new(AtomicBool::new(false));
         let (reading, _) = watch::channel(false);
+        let (interrupt, interrupted) = watch::channel(false);
         let listener = {
             let sending = sending.clone();
-            let reading = reading.clone();
             tokio::spawn(async move {
                 interrupts.requested().await;
                 status!("interrupted: stopping; the run so far is summarised");
                 sending.store(true, Ordering::SeqCst);
-                let _ = reading.send(true);
+                let _ = interrupt.send(true);
             })
         };
         Stopper {
             sending,
             reading,
+            interrupted,
             listener,
         }
     }
@@ -196,6 +200,19 @@ impl Stopper {
 
     pub fn stop_reading(&self) {
         let _ = self.reading.send(true);
+    }
+
+    /// Stops the consumers at `deadline` or on Ctrl-C, whichever comes first.
+    fn stop_reading_at(&self, deadline: Instant) -> tokio::task::JoinHandle<()> {
+        let reading = self.reading.clone();
+        let mut interrupted = self.interrupted.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {}
+                _ = interrupted.wait_for(|interrupted| *interrupted) => {}
+            }
+            let _ = reading.send(true);
+        })
     }
 
     pub fn interrupted(&self) -> bool {
@@ -306,13 +323,7 @@ async fn run_consume(
         },
         done_receiver,
     );
-    let deadline_stop = {
-        let reading = stopper.reading.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep_until(timing.deadline).await;
-            let _ = reading.send(true);
-        })
-    };
+    let deadline_stop = stopper.stop_reading_at(timing.deadline);
     let tasks = setup::start_consumers(ready, &side, timing.warmup_end, &stopper.reading());
     let (mut finished_at, mut errors) = (None, 0);
     for task in tasks {

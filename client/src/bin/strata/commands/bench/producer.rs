@@ -30,7 +30,8 @@ const HANDOFF_BATCH: usize = 64;
 /// Batches waiting in the channel at most.
 const HANDOFF_QUEUE: usize = 256;
 /// How long the generator parks at most when it cannot send; the collector unparks it as
-/// soon as enough deliveries completed, so this only bounds a missed wake-up.
+/// soon as enough deliveries completed, so this bounds only how late a stop or deadline is
+/// noticed, and a wait on a full topic queue (which no completion signals).
 const PARK_MAX: Duration = Duration::from_millis(2);
 /// The window reopens when this share of it has completed (at least one record), so the
 /// generator wakes once per few dozen deliveries rather than once per delivery.
@@ -108,9 +109,12 @@ impl Window {
     }
 
     /// Counts one completion; whether the parked generator should be woken.
+    ///
+    /// `SeqCst` here and in `park_until` (store `resume_at`, then load `completed`) makes
+    /// sure at least one side sees the other's write, so no wake-up is missed.
     pub(super) fn complete_one(&self) -> bool {
-        let completed = self.completed.fetch_add(1, Ordering::AcqRel) + 1;
-        completed >= self.resume_at.load(Ordering::Acquire)
+        let completed = self.completed.fetch_add(1, Ordering::SeqCst) + 1;
+        completed >= self.resume_at.load(Ordering::SeqCst)
     }
 }
 
@@ -276,11 +280,11 @@ impl Generator {
 
     /// Parks until `completed` reaches `target` (or briefly, to look at the stop flag).
     fn park_until(&self, target: u64) {
-        self.window.resume_at.store(target, Ordering::Release);
-        if self.window.completed.load(Ordering::Acquire) < target {
+        self.window.resume_at.store(target, Ordering::SeqCst);
+        if self.window.completed.load(Ordering::SeqCst) < target {
             std::thread::park_timeout(PARK_MAX);
         }
-        self.window.resume_at.store(u64::MAX, Ordering::Release);
+        self.window.resume_at.store(u64::MAX, Ordering::SeqCst);
     }
 
     /// Passes the batch to the collector; waits while the collector is behind.

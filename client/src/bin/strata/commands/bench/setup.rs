@@ -121,7 +121,7 @@ pub fn window(args: &ProducerArgs, settings: &ProducerSettings, topic: &str, e2e
     if let Some(window) = args.window {
         return window;
     }
-    let keys = KeySource::new(args.keys).key_bytes_max();
+    let keys = KeySource::key_bytes_max(args.keys);
     let header = if e2e {
         HEADER_MEMORY_OVERHEAD_BYTES + TIMESTAMP_HEADER.len() + TIMESTAMP_BYTES
     } else {
@@ -201,7 +201,11 @@ pub fn start_producers(
     let header_sizes = launch
         .clock
         .map(|_| (TIMESTAMP_HEADER.len(), TIMESTAMP_BYTES));
-    let record_bytes = record_wire_bytes(keys.key_bytes_max(), args.record_size, header_sizes);
+    let record_bytes = record_wire_bytes(
+        KeySource::key_bytes_max(args.keys),
+        args.record_size,
+        header_sizes,
+    );
     let wire_bytes_per_record =
         record_bytes as f64 + batch_overhead_per_record(record_bytes, launch.resolved.batch_size);
     let count = u64::from(args.producers.max(1));

@@ -95,12 +95,12 @@ impl KeySource {
         }
     }
 
-    /// The largest key in bytes, for memory and wire-size estimates.
-    pub fn key_bytes_max(&self) -> usize {
-        match self {
-            KeySource::None => 0,
-            KeySource::Random(_) => RANDOM_KEY_BYTES,
-            KeySource::Distinct(keys) => keys.iter().map(Bytes::len).max().unwrap_or(0),
+    /// The largest key `keys` makes, in bytes, for memory and wire-size estimates.
+    pub fn key_bytes_max(keys: Keys) -> usize {
+        match keys {
+            Keys::None => 0,
+            Keys::Random => RANDOM_KEY_BYTES,
+            Keys::Distinct(count) => format!("key-{}", count.saturating_sub(1)).len(),
         }
     }
 }
@@ -271,6 +271,11 @@ mod tests {
         let b = random.key(1, rng.next_u64()).unwrap();
         assert_eq!(a.len(), RANDOM_KEY_BYTES);
         assert_ne!(a, b);
+        assert_eq!(
+            KeySource::key_bytes_max(Keys::Distinct(1000)),
+            "key-999".len()
+        );
+        assert_eq!(KeySource::key_bytes_max(Keys::None), 0);
     }
 
     #[test]
