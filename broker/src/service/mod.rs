@@ -46,7 +46,9 @@ pub async fn serve(
     let service = ClientApiServer::new(client_api::ClientApiService::new(node))
         .max_decoding_message_size(limits.message_max_bytes + FRAMING_BYTES)
         .max_encoding_message_size(limits.fetch_max_bytes + FRAMING_BYTES);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // `Server::tcp_nodelay` does not apply to a caller-provided listener: set it on the
+    // accepted sockets here, or Nagle's algorithm holds small responses (~40 ms stalls).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(
             transport_status::rewrite_response,
