@@ -335,15 +335,15 @@ impl Segment {
         Ok(Some(BatchHeader::parse(&buf)?))
     }
 
-    /// The position and header of the first batch whose last offset is ≥ `offset`.
-    pub fn find_batch(&self, offset: Offset) -> LogResult<Option<(u64, BatchHeader)>> {
-        let mut position = self
-            .index
-            .lookup(offset)
-            .map_or(0, |(_, position)| u64::from(position));
+    /// Walks batch headers from `position` to the first one `found` accepts. A length
+    /// field is never trusted to size a read before it is checked: damage found here is
+    /// reported as corruption, and the bytes are not served.
+    fn walk_headers(
+        &self,
+        mut position: u64,
+        found: impl Fn(&BatchHeader) -> bool,
+    ) -> LogResult<Option<(u64, BatchHeader)>> {
         while let Some(header) = self.read_header_at(position)? {
-            // A length field is never trusted to size a read before it is checked: damage
-            // found here is reported, and the bytes are not served.
             header
                 .check_framing(self.batch_bytes_max)
                 .map_err(|error| LogError::Corruption {
@@ -351,12 +351,21 @@ impl Segment {
                     position,
                     reason: error.to_string(),
                 })?;
-            if header.last_offset() >= offset {
+            if found(&header) {
                 return Ok(Some((position, header)));
             }
             position += header.total_bytes() as u64;
         }
         Ok(None)
+    }
+
+    /// The position and header of the first batch whose last offset is ≥ `offset`.
+    pub fn find_batch(&self, offset: Offset) -> LogResult<Option<(u64, BatchHeader)>> {
+        let start = self
+            .index
+            .lookup(offset)
+            .map_or(0, |(_, position)| u64::from(position));
+        self.walk_headers(start, |header| header.last_offset() >= offset)
     }
 
     /// The first batch whose newest timestamp is ≥ `timestamp_ms`, found by starting at
@@ -369,23 +378,12 @@ impl Segment {
             .time_index
             .lookup(timestamp_ms)
             .map_or(self.base_offset, |(_, offset)| offset);
-        let Some((mut position, _)) = self.find_batch(start_offset)? else {
+        let Some((start, _)) = self.find_batch(start_offset)? else {
             return Ok(None);
         };
-        while let Some(header) = self.read_header_at(position)? {
-            header
-                .check_framing(self.batch_bytes_max)
-                .map_err(|error| LogError::Corruption {
-                    path: self.log_path.clone(),
-                    position,
-                    reason: error.to_string(),
-                })?;
-            if header.max_timestamp >= timestamp_ms {
-                return Ok(Some(header));
-            }
-            position += header.total_bytes() as u64;
-        }
-        Ok(None)
+        Ok(self
+            .walk_headers(start, |header| header.max_timestamp >= timestamp_ms)?
+            .map(|(_, header)| header))
     }
 
     /// Whole batches starting with the one holding `offset`, at most `max_bytes` (but always
