@@ -8,8 +8,6 @@
 //!   bytes went there, then switch to a random partition that has a leader, so keyless
 //!   traffic forms full batches instead of one tiny batch per partition.
 
-use std::collections::HashMap;
-
 use rand::Rng;
 
 /// Kafka's murmur2 seed.
@@ -54,10 +52,10 @@ pub fn partition_for_key(key: &[u8], partition_count: usize) -> i32 {
     (positive as usize % partition_count) as i32
 }
 
-/// Per-topic sticky choice for keyless records.
+/// The sticky choice of one topic for keyless records.
 #[derive(Debug, Default)]
-pub(crate) struct StickyPartitioner {
-    topics: HashMap<String, StickyState>,
+pub(crate) struct StickyChoice {
+    current: Option<StickyState>,
 }
 
 #[derive(Debug)]
@@ -66,19 +64,19 @@ struct StickyState {
     bytes_since_switch: usize,
 }
 
-impl StickyPartitioner {
-    /// The partition for a keyless record of `record_bytes` bytes. `available` lists the
-    /// partitions with a leader (may be empty: then any of `0..partition_count`).
-    /// Switches after `batch_size_bytes` went to the current partition.
+impl StickyChoice {
+    /// The partition for a keyless record of `record_bytes` bytes. Switches after
+    /// `batch_size_bytes` went to the current partition (or when it no longer exists);
+    /// only then is `available` asked for the partitions with a leader (may be empty:
+    /// then any of `0..partition_count`).
     pub(crate) fn partition(
         &mut self,
-        topic: &str,
         partition_count: usize,
-        available: &[i32],
         record_bytes: usize,
         batch_size_bytes: usize,
+        available: impl FnOnce() -> Vec<i32>,
     ) -> i32 {
-        let state = match self.topics.get_mut(topic) {
+        let state = match &mut self.current {
             Some(state)
                 if (state.partition as usize) < partition_count
                     && state.bytes_since_switch < batch_size_bytes =>
@@ -86,19 +84,12 @@ impl StickyPartitioner {
                 state
             }
             current => {
-                let previous = current.map(|state| state.partition);
-                let partition = choose(partition_count, available, previous);
-                self.topics.insert(
-                    topic.to_owned(),
-                    StickyState {
-                        partition,
-                        bytes_since_switch: 0,
-                    },
-                );
-                match self.topics.get_mut(topic) {
-                    Some(state) => state,
-                    None => return partition,
-                }
+                let previous = current.as_ref().map(|state| state.partition);
+                let partition = choose(partition_count, &available(), previous);
+                current.insert(StickyState {
+                    partition,
+                    bytes_since_switch: 0,
+                })
             }
         };
         state.bytes_since_switch = state.bytes_since_switch.saturating_add(record_bytes);
@@ -169,35 +160,48 @@ mod tests {
 
     #[test]
     fn sticky_stays_until_a_batch_is_full_then_switches() {
-        let mut sticky = StickyPartitioner::default();
-        let first = sticky.partition("t", 4, &[0, 1, 2, 3], 100, 1_000);
+        let mut sticky = StickyChoice::default();
+        let all = || vec![0, 1, 2, 3];
+        let first = sticky.partition(4, 100, 1_000, all);
         for _ in 0..9 {
-            assert_eq!(sticky.partition("t", 4, &[0, 1, 2, 3], 100, 1_000), first);
+            assert_eq!(sticky.partition(4, 100, 1_000, all), first);
         }
         // 1 000 bytes went to `first`: the next record switches to another partition.
-        let second = sticky.partition("t", 4, &[0, 1, 2, 3], 100, 1_000);
+        let second = sticky.partition(4, 100, 1_000, all);
         assert_ne!(second, first);
-        assert_eq!(sticky.partition("t", 4, &[0, 1, 2, 3], 100, 1_000), second);
+        assert_eq!(sticky.partition(4, 100, 1_000, all), second);
     }
 
     #[test]
-    fn sticky_prefers_partitions_with_a_leader_and_tracks_topics_apart() {
-        let mut sticky = StickyPartitioner::default();
+    fn sticky_prefers_partitions_with_a_leader_and_asks_only_on_a_switch() {
+        let mut sticky = StickyChoice::default();
+        let mut asked = 0;
         for _ in 0..50 {
-            let partition = sticky.partition("a", 8, &[5], 10_000, 100);
+            let partition = sticky.partition(8, 10_000, 100, || {
+                asked += 1;
+                vec![5]
+            });
             assert_eq!(partition, 5, "only partition 5 has a leader");
         }
-        let b = sticky.partition("b", 2, &[], 1, 100);
+        assert_eq!(asked, 50, "every record fills a batch here");
+        let mut other = StickyChoice::default();
+        let b = other.partition(2, 1, 100, Vec::new);
         assert!(b < 2);
-        assert_eq!(sticky.partition("b", 2, &[], 1, 100), b);
+        let mut asked = false;
+        let again = other.partition(2, 1, 100, || {
+            asked = true;
+            Vec::new()
+        });
+        assert_eq!(again, b);
+        assert!(!asked, "no switch, no lookup");
     }
 
     #[test]
     fn sticky_moves_off_a_partition_that_no_longer_exists() {
-        let mut sticky = StickyPartitioner::default();
-        let first = sticky.partition("t", 4, &[3], 1, 1_000);
+        let mut sticky = StickyChoice::default();
+        let first = sticky.partition(4, 1, 1_000, || vec![3]);
         assert_eq!(first, 3);
         // The topic was recreated with one partition.
-        assert_eq!(sticky.partition("t", 1, &[], 1, 1_000), 0);
+        assert_eq!(sticky.partition(1, 1, 1_000, Vec::new), 0);
     }
 }

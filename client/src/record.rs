@@ -8,7 +8,6 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use strata_proto::record as batch;
 
 /// A record to produce: `Record::to("orders").key("k1").value("v").header("trace", "abc")`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,20 +74,6 @@ impl Record {
     pub fn timestamp(mut self, timestamp_ms: i64) -> Record {
         self.timestamp_ms = Some(timestamp_ms);
         self
-    }
-
-    /// The batch-codec form of this record, stamped with `timestamp_ms`.
-    pub(crate) fn to_batch_record(&self, timestamp_ms: i64) -> batch::Record {
-        batch::Record {
-            timestamp_ms,
-            key: self.key.clone(),
-            value: self.value.clone(),
-            headers: self
-                .headers
-                .iter()
-                .map(|(key, value)| batch::Header::new(key.clone(), value.clone()))
-                .collect(),
-        }
     }
 
     /// Bytes this record holds in memory, for `buffer.memory` accounting: payload plus a
@@ -197,9 +182,7 @@ mod tests {
         assert_eq!(record.partition, Some(3));
         assert_eq!(record.key.as_deref(), Some(&b"k1"[..]));
         assert_eq!(record.headers.len(), 2);
-        let encoded = record.to_batch_record(7);
-        assert_eq!(encoded.timestamp_ms, 7);
-        assert_eq!(encoded.headers[1].value, None);
+        assert_eq!(record.headers[1].1, None);
         assert!(record.memory_bytes() > 64);
     }
 }

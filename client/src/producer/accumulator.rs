@@ -1,6 +1,9 @@
 //! [`Accumulator`]: the records of one partition waiting to be sent, grouped into batches.
 //!
-//! One batch is open at a time. It is sealed (encoded, compressed, ready to send) when
+//! Records are encoded straight into the open batch's buffer by the thread that enqueues
+//! them (under the topic's lock), so a record costs one copy of its bytes and no
+//! allocation of its own. One batch is open at a time. It is sealed (encoded, compressed,
+//! ready to send) when
 //!
 //! - the next record would push it past `batch.size` (that record opens the next batch; a
 //!   single record larger than `batch.size` gets a batch of its own),
@@ -13,27 +16,59 @@
 //! drive it with Tokio's paused time.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata_proto::record::{BatchBuilder, BatchSettings, Compression};
+use strata_proto::record::{BatchBuilder, BatchSettings, Compression, RecordFields};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::pending::Pending;
+use super::completion::{BatchCompletion, BatchRecords, FlushTracker, Linked, MemoryShare};
 use crate::error::{Error, ErrorCode};
+use crate::record::Record;
+
+/// The largest buffer reserved up front for a batch; bigger batches grow as they fill.
+const BATCH_CAPACITY_MAX: usize = 1 << 20;
+
+/// A record on its way into a batch.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub(crate) record: Record,
+    /// The create time stamped into the batch.
+    pub(crate) timestamp_ms: i64,
+    /// Its share of `buffer.memory`.
+    pub(crate) memory: MemoryShare,
+    /// When delivery gives up (`enqueue` time + `delivery.timeout.ms`).
+    pub(crate) deadline: Instant,
+    /// Set when the record waited for metadata and already has a future of its own.
+    pub(crate) link: Option<Linked>,
+}
+
+/// Where an appended record went.
+#[derive(Debug)]
+pub(crate) struct Placed {
+    pub(crate) completion: Arc<BatchCompletion>,
+    /// The record's offset delta in its batch.
+    pub(crate) index: usize,
+    /// A batch was opened or sealed: the partition's sender has something new to do.
+    pub(crate) wake: bool,
+}
 
 /// A batch ready to send: encoded bytes (producer id and sequence not yet stamped) and
-/// the records it carries, in offset order.
+/// what it owes the callers of its records.
 #[derive(Debug)]
 pub(crate) struct SealedBatch {
     pub(crate) bytes: Bytes,
-    pub(crate) records: Vec<Pending>,
+    pub(crate) records: BatchRecords,
+    /// The earliest delivery deadline of its records.
+    pub(crate) deadline: Instant,
 }
 
 impl SealedBatch {
     /// The earliest delivery deadline of its records.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.records.iter().map(|pending| pending.deadline).min()
+        Some(self.deadline)
     }
 
     pub(crate) fn record_count(&self) -> i32 {
@@ -42,17 +77,17 @@ impl SealedBatch {
 
     /// Fails every record of the batch with `error`.
     pub(crate) fn fail(self, error: &Error) {
-        for pending in self.records {
-            pending.complete(Err(error.duplicate()));
-        }
+        self.records.fail(error);
     }
 }
 
 #[derive(Debug)]
 struct OpenBatch {
     builder: BatchBuilder,
-    records: Vec<Pending>,
+    records: BatchRecords,
     opened_at: Instant,
+    /// The earliest delivery deadline of its records (`None` while it has none).
+    deadline: Option<Instant>,
 }
 
 /// The batches of one partition.
@@ -62,6 +97,8 @@ pub(crate) struct Accumulator {
     batch_size_bytes: usize,
     max_request_size_bytes: usize,
     linger: Duration,
+    tracker: Arc<FlushTracker>,
+    memory: Arc<Semaphore>,
     open: Option<OpenBatch>,
     sealed: VecDeque<SealedBatch>,
 }
@@ -72,63 +109,124 @@ impl Accumulator {
         batch_size_bytes: usize,
         max_request_size_bytes: usize,
         linger: Duration,
+        tracker: Arc<FlushTracker>,
+        memory: Arc<Semaphore>,
     ) -> Accumulator {
         Accumulator {
             compression,
             batch_size_bytes,
             max_request_size_bytes,
             linger,
+            tracker,
+            memory,
             open: None,
             sealed: VecDeque::new(),
         }
     }
 
-    /// Adds a record to the open batch, sealing batches as sizes demand. A record that
-    /// cannot be encoded or is larger than `max.request.size` completes with an error.
-    pub(crate) fn append(&mut self, pending: Pending, now: Instant) {
-        let Some(record) = pending.record() else {
-            return;
+    /// Encodes a record into the open batch, sealing batches as sizes demand. A record
+    /// that cannot be encoded or is larger than `max.request.size` is handed back with
+    /// the error, and nothing changes.
+    // The error hands the record back so the caller can return it in a `SendError`.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn append(
+        &mut self,
+        incoming: Incoming,
+        now: Instant,
+    ) -> Result<Placed, (Error, Incoming)> {
+        let mut wake = false;
+        let appended = {
+            let record = &incoming.record;
+            let fields = RecordFields {
+                timestamp_ms: incoming.timestamp_ms,
+                key: record.key.as_deref(),
+                value: record.value.as_deref(),
+                headers: record.headers.as_slice(),
+            };
+            self.encode(&fields, now, &mut wake)
         };
-        let encoded = record.to_batch_record(pending.timestamp_ms);
-        let size_alone = match self.new_builder().estimated_size_bytes_with(&encoded) {
-            Ok(size) => size,
-            Err(error) => return pending.complete(Err(Error::Record(error))),
+        if let Err(error) = appended {
+            return Err((error, incoming));
+        }
+        let Some(open) = self.open.as_mut() else {
+            // `encode` leaves a batch open on success.
+            return Err((Error::Closed("producer"), incoming));
         };
+        open.deadline = Some(open.deadline.map_or(incoming.deadline, |deadline| {
+            deadline.min(incoming.deadline)
+        }));
+        let index = open
+            .records
+            .push(incoming.record, incoming.memory, incoming.link);
+        let completion = open.records.completion().clone();
+        if open.builder.estimated_size_bytes() >= self.batch_size_bytes {
+            self.seal();
+            wake = true;
+        }
+        Ok(Placed {
+            completion,
+            index,
+            wake,
+        })
+    }
+
+    /// Encodes `fields` into the open batch (opening or sealing batches as needed).
+    fn encode(
+        &mut self,
+        fields: &RecordFields<'_, (String, Option<Bytes>)>,
+        now: Instant,
+        wake: &mut bool,
+    ) -> Result<(), Error> {
+        let size_alone = BatchBuilder::size_alone(fields).map_err(Error::Record)?;
         if size_alone > self.max_request_size_bytes {
-            let error = Error::broker(
+            return Err(Error::broker(
                 ErrorCode::MessageTooLarge,
                 format!(
                     "record of {size_alone} bytes (as a batch) is larger than max.request.size ({} bytes)",
                     self.max_request_size_bytes
                 ),
-            );
-            return pending.complete(Err(error));
+            ));
         }
-        let overflows = self.open.as_ref().is_some_and(|open| {
-            !open.records.is_empty()
-                && open
-                    .builder
-                    .estimated_size_bytes_with(&encoded)
-                    .map_or(true, |size| size > self.batch_size_bytes)
-        });
-        if overflows {
+        for _ in 0..2 {
+            if self.open.is_none() {
+                *wake = true;
+                self.open = Some(self.new_batch(now));
+            }
+            let Some(open) = self.open.as_mut() else {
+                break;
+            };
+            if open
+                .builder
+                .append_within(fields, self.batch_size_bytes)
+                .map_err(Error::Record)?
+            {
+                return Ok(());
+            }
+            // Full: this record opens the next batch.
             self.seal();
         }
-        let compression = self.compression;
-        let open = self.open.get_or_insert_with(|| OpenBatch {
-            builder: BatchBuilder::new(BatchSettings {
-                compression,
-                ..BatchSettings::default()
-            }),
-            records: Vec::new(),
+        // An empty batch takes any record that fits max.request.size: not reached.
+        Err(Error::Record(
+            strata_proto::record::RecordError::InvalidRecord {
+                reason: "record does not fit an empty batch".to_owned(),
+            },
+        ))
+    }
+
+    fn new_batch(&self, now: Instant) -> OpenBatch {
+        let settings = BatchSettings {
+            compression: self.compression,
+            ..BatchSettings::default()
+        };
+        let capacity = self.batch_size_bytes.min(BATCH_CAPACITY_MAX);
+        OpenBatch {
+            builder: BatchBuilder::with_capacity(settings, capacity),
+            records: BatchRecords::new(
+                self.tracker.clone(),
+                MemoryShare::empty(self.memory.clone()),
+            ),
             opened_at: now,
-        });
-        if let Err(error) = open.builder.append(&encoded) {
-            return pending.complete(Err(Error::Record(error)));
-        }
-        open.records.push(pending);
-        if open.builder.estimated_size_bytes() >= self.batch_size_bytes {
-            self.seal();
+            deadline: None,
         }
     }
 
@@ -147,15 +245,14 @@ impl Accumulator {
         }
     }
 
-    /// Seals the open batch if it holds a record with a ticket at or below `ticket`
-    /// (a flush waits for it).
+    /// Seals the open batch if it holds a ticket at or below `ticket` (a flush waits for
+    /// it).
     pub(crate) fn seal_for_flush(&mut self, ticket: u64) {
-        let holds = self.open.as_ref().is_some_and(|open| {
-            open.records
-                .first()
-                .is_some_and(|pending| pending.ticket <= ticket)
-        });
-        if holds {
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|open| open.records.min_ticket() <= ticket)
+        {
             self.seal();
         }
     }
@@ -166,19 +263,16 @@ impl Accumulator {
             return;
         };
         if open.records.is_empty() {
-            return;
+            return; // dropping it completes its ticket
         }
+        let deadline = open.deadline.unwrap_or(open.opened_at);
         match open.builder.build() {
             Ok(bytes) => self.sealed.push_back(SealedBatch {
                 bytes,
                 records: open.records,
+                deadline,
             }),
-            Err(error) => {
-                let error = Error::Record(error);
-                for pending in open.records {
-                    pending.complete(Err(error.duplicate()));
-                }
-            }
+            Err(error) => open.records.fail(&Error::Record(error)),
         }
     }
 
@@ -198,17 +292,13 @@ impl Accumulator {
     /// The earliest delivery deadline of the batches [`Accumulator::expire`] looks at:
     /// the oldest sealed one and the open one (deadlines follow send order).
     pub(crate) fn earliest_deadline(&self) -> Option<Instant> {
-        let open = self
-            .open
-            .iter()
-            .flat_map(|open| open.records.iter().map(|pending| pending.deadline));
-        let sealed = self.sealed.front().and_then(SealedBatch::deadline);
-        open.chain(sealed).min()
+        let open = self.open.as_ref().and_then(|open| open.deadline);
+        let sealed = self.sealed.front().map(|batch| batch.deadline);
+        open.into_iter().chain(sealed).min()
     }
 
     /// Fails every unsent record whose deadline passed (they never reached a broker).
     pub(crate) fn expire(&mut self, now: Instant, delivery_timeout: Duration) {
-        let expired = |pending: &Pending| pending.deadline <= now;
         let timeout = || Error::Timeout {
             operation: "delivery",
             after: delivery_timeout,
@@ -217,7 +307,7 @@ impl Accumulator {
         while self
             .sealed
             .front()
-            .is_some_and(|batch| batch.records.iter().any(expired))
+            .is_some_and(|batch| batch.deadline <= now)
         {
             if let Some(batch) = self.sealed.pop_front() {
                 batch.fail(&timeout());
@@ -226,29 +316,22 @@ impl Accumulator {
         if self
             .open
             .as_ref()
-            .is_some_and(|open| open.records.iter().any(expired))
+            .is_some_and(|open| open.deadline.is_some_and(|deadline| deadline <= now))
         {
             if let Some(open) = self.open.take() {
-                for pending in open.records {
-                    pending.complete(Err(timeout()));
-                }
+                open.records.fail(&timeout());
             }
         }
     }
 
     /// Fails everything not yet sent with `error`.
     pub(crate) fn fail_all(&mut self, error: &Error) {
-        self.seal();
+        if let Some(open) = self.open.take() {
+            open.records.fail(error);
+        }
         while let Some(batch) = self.sealed.pop_front() {
             batch.fail(error);
         }
-    }
-
-    fn new_builder(&self) -> BatchBuilder {
-        BatchBuilder::new(BatchSettings {
-            compression: self.compression,
-            ..BatchSettings::default()
-        })
     }
 }
 

@@ -2,43 +2,71 @@
 
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::Semaphore;
 
 use super::*;
-use crate::producer::pending::FlushTracker;
-use crate::producer::SendError;
-use crate::record::{Delivery, Record};
+use crate::producer::completion::{DeliveryFuture, FlushTracker, MemoryShare};
+use crate::record::Record;
 
-type Receiver = oneshot::Receiver<Result<Delivery, SendError>>;
+const MEMORY: usize = 1 << 20;
 
-fn pending(tracker: &Arc<FlushTracker>, value_bytes: usize) -> (Pending, Receiver) {
-    let (done, receiver) = oneshot::channel();
-    let record = Record::to("t").value(vec![b'x'; value_bytes]);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let pending = Pending::new(record, 1_000, deadline, done, tracker.clone(), None);
-    (pending, receiver)
+struct Fixture {
+    tracker: Arc<FlushTracker>,
+    memory: Arc<Semaphore>,
 }
 
-fn accumulator(batch_size_bytes: usize) -> Accumulator {
-    Accumulator::new(
-        Compression::None,
-        batch_size_bytes,
-        1 << 20,
-        Duration::from_millis(5),
-    )
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture {
+            tracker: Arc::new(FlushTracker::default()),
+            memory: Arc::new(Semaphore::new(MEMORY)),
+        }
+    }
+
+    fn accumulator(
+        &self,
+        compression: Compression,
+        batch_size: usize,
+        request_max: usize,
+    ) -> Accumulator {
+        Accumulator::new(
+            compression,
+            batch_size,
+            request_max,
+            Duration::from_millis(5),
+            self.tracker.clone(),
+            self.memory.clone(),
+        )
+    }
+
+    fn incoming(&self, value_bytes: usize) -> Incoming {
+        Incoming {
+            record: Record::to("t").value(vec![b'x'; value_bytes]),
+            timestamp_ms: 1_000,
+            memory: MemoryShare::try_take(&self.memory, 100).unwrap(),
+            deadline: Instant::now() + Duration::from_secs(120),
+            link: None,
+        }
+    }
+
+    /// Appends a record and returns its future.
+    fn append(&self, accumulator: &mut Accumulator, value_bytes: usize) -> DeliveryFuture {
+        let placed = accumulator
+            .append(self.incoming(value_bytes), Instant::now())
+            .unwrap();
+        DeliveryFuture::new(placed.completion, placed.index, Arc::from("t"), 1_000)
+    }
 }
 
 #[tokio::test(start_paused = true)]
-async fn batches_close_at_batch_size() {
-    let tracker = Arc::new(FlushTracker::default());
-    let mut accumulator = accumulator(1_000);
-    let mut receivers = Vec::new();
-    for _ in 0..10 {
-        let (record, receiver) = pending(&tracker, 200);
-        receivers.push(receiver);
-        accumulator.append(record, Instant::now());
-    }
+async fn batches_close_at_batch_size_and_futures_get_their_offsets() {
+    let fixture = Fixture::new();
+    let mut accumulator = fixture.accumulator(Compression::None, 1_000, 1 << 20);
+    let futures: Vec<DeliveryFuture> = (0..10)
+        .map(|_| fixture.append(&mut accumulator, 200))
+        .collect();
     let mut sizes = Vec::new();
+    let mut base = 100;
     while let Some(batch) = accumulator.pop_sealed() {
         assert!(
             batch.bytes.len() <= 1_000,
@@ -46,6 +74,9 @@ async fn batches_close_at_batch_size() {
             batch.bytes.len()
         );
         sizes.push(batch.records.len());
+        let count = batch.records.len() as i64;
+        batch.records.succeed(3, base, -1);
+        base += count;
     }
     // 200-byte values: four fit under 1 000 bytes with the header, the fifth would not.
     assert_eq!(sizes, [4, 4]);
@@ -53,18 +84,30 @@ async fn batches_close_at_batch_size() {
         accumulator.linger_deadline().is_some(),
         "two records still open"
     );
+    let mut futures = futures.into_iter();
+    for expected in 100..108 {
+        let delivery = futures.next().unwrap().await.unwrap();
+        assert_eq!(
+            (delivery.partition, delivery.offset, delivery.timestamp),
+            (3, expected, 1_000)
+        );
+    }
+    assert_eq!(fixture.tracker.outstanding_records(), 2);
+    assert_eq!(
+        fixture.memory.available_permits(),
+        MEMORY - 200,
+        "the completed records gave their memory back"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_batch_is_sealed_once_it_lingered() {
-    let tracker = Arc::new(FlushTracker::default());
-    let mut accumulator = accumulator(16_384);
+    let fixture = Fixture::new();
+    let mut accumulator = fixture.accumulator(Compression::None, 16_384, 1 << 20);
     let start = Instant::now();
-    let (first, _first) = pending(&tracker, 10);
-    accumulator.append(first, start);
+    let _first = fixture.append(&mut accumulator, 10);
     tokio::time::advance(Duration::from_millis(3)).await;
-    let (second, _second) = pending(&tracker, 10);
-    accumulator.append(second, Instant::now());
+    let _second = fixture.append(&mut accumulator, 10);
     assert_eq!(
         accumulator.linger_deadline(),
         Some(start + Duration::from_millis(5))
@@ -83,43 +126,45 @@ async fn a_batch_is_sealed_once_it_lingered() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn oversized_records_get_their_own_batch_or_fail() {
-    let tracker = Arc::new(FlushTracker::default());
-    let mut accumulator = Accumulator::new(Compression::Lz4, 100, 10_000, Duration::from_millis(5));
-    let (small, _small) = pending(&tracker, 10);
-    accumulator.append(small, Instant::now());
-    let (large, _large) = pending(&tracker, 500);
-    accumulator.append(large, Instant::now());
+async fn oversized_records_get_their_own_batch_or_are_handed_back() {
+    let fixture = Fixture::new();
+    let mut accumulator = fixture.accumulator(Compression::Lz4, 100, 10_000);
+    let _small = fixture.append(&mut accumulator, 10);
+    let _large = fixture.append(&mut accumulator, 500);
     assert_eq!(accumulator.pop_sealed().unwrap().records.len(), 1);
+    accumulator.seal();
     assert_eq!(accumulator.pop_sealed().unwrap().records.len(), 1);
-    let (huge, huge_result) = pending(&tracker, 20_000);
-    accumulator.append(huge, Instant::now());
-    let error = huge_result.await.unwrap().unwrap_err();
-    assert_eq!(error.error.code(), Some(ErrorCode::MessageTooLarge));
-    assert_eq!(error.record.value.map(|value| value.len()), Some(20_000));
+    let (error, incoming) = accumulator
+        .append(fixture.incoming(20_000), Instant::now())
+        .unwrap_err();
+    assert_eq!(error.code(), Some(ErrorCode::MessageTooLarge));
+    assert_eq!(incoming.record.value.map(|value| value.len()), Some(20_000));
+    assert!(accumulator.is_empty(), "a refused record changes nothing");
 }
 
 #[tokio::test(start_paused = true)]
 async fn flush_seals_batches_holding_earlier_tickets_and_expiry_fails_unsent_records() {
-    let tracker = Arc::new(FlushTracker::default());
-    let mut accumulator = accumulator(16_384);
-    let (first, first_result) = pending(&tracker, 10);
-    let ticket = first.ticket;
-    accumulator.append(first, Instant::now());
+    let fixture = Fixture::new();
+    let mut accumulator = fixture.accumulator(Compression::None, 16_384, 1 << 20);
+    let first = fixture.append(&mut accumulator, 10);
+    // The open batch took the newest ticket when it opened.
+    let ticket = {
+        let probe = fixture.tracker.register();
+        probe - 1
+    };
     accumulator.seal_for_flush(ticket - 1);
     assert!(
         !accumulator.has_sealed(),
-        "the flush began before this record"
+        "the flush began before this batch"
     );
     accumulator.seal_for_flush(ticket);
     assert!(accumulator.has_sealed());
-    let (second, _second) = pending(&tracker, 10);
-    accumulator.append(second, Instant::now());
+    let _second = fixture.append(&mut accumulator, 10);
     assert!(accumulator.earliest_deadline().is_some());
     tokio::time::advance(Duration::from_secs(121)).await;
     accumulator.expire(Instant::now(), Duration::from_secs(120));
     assert!(accumulator.is_empty());
-    let error = first_result.await.unwrap().unwrap_err();
+    let error = first.await.unwrap_err();
     assert!(matches!(
         error.error,
         Error::Timeout {
@@ -127,5 +172,19 @@ async fn flush_seals_batches_holding_earlier_tickets_and_expiry_fails_unsent_rec
             ..
         }
     ));
-    assert_eq!(tracker.outstanding(), 0);
+    assert_eq!(error.record.value.map(|value| value.len()), Some(10));
+    assert_eq!(fixture.tracker.outstanding_records(), 0);
+    assert_eq!(fixture.memory.available_permits(), MEMORY);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_accumulator_fails_its_records_with_closed() {
+    let fixture = Fixture::new();
+    let mut accumulator = fixture.accumulator(Compression::None, 16_384, 1 << 20);
+    let open = fixture.append(&mut accumulator, 10);
+    drop(accumulator);
+    let error = open.await.unwrap_err();
+    assert!(matches!(error.error, Error::Closed(_)), "{:?}", error.error);
+    assert_eq!(fixture.tracker.outstanding_records(), 0);
+    assert_eq!(fixture.memory.available_permits(), MEMORY);
 }

@@ -180,22 +180,23 @@ mod tests {
     use std::time::Duration;
 
     use bytes::Bytes;
-    use tokio::sync::oneshot;
+    use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::producer::pending::{FlushTracker, Pending};
+    use crate::producer::completion::{BatchRecords, FlushTracker, MemoryShare};
     use crate::record::Record;
 
     fn batch(tracker: &Arc<FlushTracker>, records: usize, deadline: Instant) -> SealedBatch {
-        let records = (0..records)
-            .map(|_| {
-                let (done, _) = oneshot::channel();
-                Pending::new(Record::to("t"), 0, deadline, done, tracker.clone(), None)
-            })
-            .collect();
+        let memory = Arc::new(Semaphore::new(0));
+        let mut batch_records =
+            BatchRecords::new(tracker.clone(), MemoryShare::empty(memory.clone()));
+        for _ in 0..records {
+            batch_records.push(Record::to("t"), MemoryShare::empty(memory.clone()), None);
+        }
         SealedBatch {
             bytes: Bytes::new(),
-            records,
+            records: batch_records,
+            deadline,
         }
     }
 

@@ -2,54 +2,52 @@
 //!
 //! Flow of one record:
 //!
-//! 1. [`Producer::enqueue`] takes the record's share of `buffer.memory` (a semaphore) and
-//!    hands it to the task of its topic (`router`).
-//! 2. The topic task loads the topic's metadata and picks the partition
-//!    ([`crate::partitioner`]: explicit, murmur2 of the key, or sticky), then passes the
-//!    record to that partition's task.
-//! 3. The partition task (`sender`) appends it to the open batch (`accumulator`),
-//!    seals the batch when it is full, lingered long enough or a flush asks for it, stamps
-//!    producer id and sequence numbers (`idempotence`) and sends it over the one
-//!    bidirectional `Produce` stream of the leader's broker (`stream`), with up to
-//!    `max_in_flight` requests outstanding.
-//! 4. The answer completes every record of the batch (`pending`); retriable errors are
-//!    retried, in order, until `delivery.timeout.ms`.
+//! 1. [`Producer::enqueue`] takes the record's share of `buffer.memory` (a semaphore,
+//!    no waiting; `send` may wait up to `max.block.ms`).
+//! 2. On the caller's thread, the topic (`router`) picks the partition
+//!    ([`crate::partitioner`]: explicit, murmur2 of the key, or sticky) and encodes the
+//!    record straight into that partition's open batch (`accumulator`). The future it
+//!    returns is the batch's shared completion plus the record's index (`completion`):
+//!    no channel, task hop or allocation per record. A topic whose metadata is not known
+//!    yet queues its records, in order, until a task has loaded it.
+//! 3. The partition's task (`sender`) seals the batch when it is full, lingered long
+//!    enough or a flush asks for it, stamps producer id and sequence numbers
+//!    (`idempotence`) and sends it over the one bidirectional `Produce` stream of the
+//!    leader's broker (`stream`), with up to `max_in_flight` requests outstanding.
+//! 4. The answer completes the batch, and with it every record's future; retriable
+//!    errors are retried, in order, until `delivery.timeout.ms`.
 //!
-//! Ordering: records of one producer to one partition pass through one topic task and one
-//! partition task, both FIFO; on a retriable error the failed batch and every later
-//! in-flight batch of the partition are resent in order with their sequence numbers, and
-//! the broker answers duplicates with the original offsets.
+//! Ordering: records of one producer to one partition are encoded in call order under
+//! the topic's lock and their batches leave FIFO from one partition task; on a retriable
+//! error the failed batch and every later in-flight batch of the partition are resent in
+//! order with their sequence numbers, and the broker answers duplicates with the
+//! original offsets.
 
 mod accumulator;
 mod builder;
+mod completion;
 mod idempotence;
 mod in_flight;
-mod pending;
 mod router;
 mod sender;
 mod stream;
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 
 pub use builder::{parse_compression, Acks, ProducerBuilder};
+pub use completion::DeliveryFuture;
 
 use crate::client::Client;
 use crate::error::{Error, ErrorCode};
 use crate::record::{now_ms, Delivery, Record};
+use accumulator::Incoming;
 use builder::ProducerConfig;
-use pending::Pending;
-use router::ProducerContext;
-
-/// Records queued per topic task before `send` waits (memory is bounded separately).
-const TOPIC_QUEUE_RECORDS: usize = 1024;
+use completion::MemoryShare;
+use router::{ProducerContext, TopicShared};
 
 /// A failed `send`: the error and the record, so the caller can retry without cloning.
 #[derive(Debug)]
@@ -76,32 +74,6 @@ impl From<SendError> for Error {
     }
 }
 
-/// Resolves when the broker acknowledged (or finally refused) an enqueued record.
-#[derive(Debug)]
-#[must_use = "a DeliveryFuture does nothing unless awaited; dropping it does not cancel the send"]
-pub struct DeliveryFuture {
-    receiver: oneshot::Receiver<Result<Delivery, SendError>>,
-}
-
-impl Future for DeliveryFuture {
-    type Output = Result<Delivery, SendError>;
-
-    // `SendError` hands the record back (client-api.md §1); that is what makes it large.
-    #[allow(clippy::result_large_err)]
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.receiver).poll(cx).map(|result| {
-            // The sender side always answers (see `Pending`'s Drop); a closed channel
-            // means the producer's tasks are gone.
-            result.unwrap_or_else(|_| {
-                Err(SendError {
-                    error: Error::Closed("producer"),
-                    record: Record::to(""),
-                })
-            })
-        })
-    }
-}
-
 /// A handle to a running producer. Cheap to clone; clones share batches and connections.
 ///
 /// Dropping the last handle lets queued records finish in the background (bounded by
@@ -114,20 +86,17 @@ pub struct Producer {
 #[derive(Debug)]
 struct ProducerShared {
     context: Arc<ProducerContext>,
-    /// The queue of each topic's task; cleared by `close`, which ends the tasks.
-    topics: Mutex<HashMap<String, mpsc::Sender<Pending>>>,
-    memory: Arc<Semaphore>,
+    /// Each topic's batches, created on first use.
+    topics: Mutex<HashMap<String, Arc<TopicShared>>>,
     closed: AtomicBool,
 }
 
 impl Producer {
     pub(crate) fn start(client: Client, config: ProducerConfig) -> Producer {
-        let memory = Arc::new(Semaphore::new(config.buffer_memory_bytes));
         Producer {
             shared: Arc::new(ProducerShared {
                 context: Arc::new(ProducerContext::new(client, config)),
                 topics: Mutex::new(HashMap::new()),
-                memory,
                 closed: AtomicBool::new(false),
             }),
         }
@@ -137,15 +106,18 @@ impl Producer {
     /// `max.block.ms` for buffer space; the delivery itself is bounded by
     /// `delivery.timeout.ms`.
     pub async fn send(&self, record: Record) -> Result<Delivery, SendError> {
-        let config = &self.shared.context.config;
+        let context = &self.shared.context;
         let size = record.memory_bytes();
         if let Err(error) = self.check_open(size) {
             return Err(SendError { error, record });
         }
         let permits = permits_for(size);
-        let acquire = self.shared.memory.clone().acquire_many_owned(permits);
-        let permit = match tokio::time::timeout(config.max_block, acquire).await {
-            Ok(Ok(permit)) => permit,
+        let acquire = context.memory.acquire_many(permits);
+        let memory = match tokio::time::timeout(context.config.max_block, acquire).await {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                MemoryShare::taken(context.memory.clone(), permits as usize)
+            }
             Ok(Err(_)) => {
                 return Err(SendError {
                     error: Error::Closed("producer"),
@@ -155,58 +127,36 @@ impl Producer {
             Err(_) => {
                 return Err(SendError {
                     error: Error::BufferFull {
-                        buffer_memory_bytes: config.buffer_memory_bytes,
+                        buffer_memory_bytes: context.config.buffer_memory_bytes,
                     },
                     record,
                 })
             }
         };
-        let (pending, future) = self.pending(record, Some(permit));
-        let queue = self.topic_queue(pending.topic());
-        if let Err(mpsc::error::SendError(pending)) = queue.send(pending).await {
-            return Err(SendError {
-                error: Error::Closed("producer"),
-                record: pending.into_record(),
-            });
-        }
-        future.await
+        self.place(record, memory)?.await
     }
 
     /// Queues a record without waiting and returns a future of its delivery. Fails at once
     /// with [`Error::BufferFull`] when `buffer.memory` is used up.
+    ///
+    /// The record is encoded into its partition's open batch on the calling thread; the
+    /// future resolves when that batch is acknowledged.
     #[allow(clippy::result_large_err)] // SendError carries the record back, by design
     pub fn enqueue(&self, record: Record) -> Result<DeliveryFuture, SendError> {
+        let context = &self.shared.context;
         let size = record.memory_bytes();
         if let Err(error) = self.check_open(size) {
             return Err(SendError { error, record });
         }
-        let buffer_full = Error::BufferFull {
-            buffer_memory_bytes: self.shared.context.config.buffer_memory_bytes,
-        };
-        let Ok(permit) = self
-            .shared
-            .memory
-            .clone()
-            .try_acquire_many_owned(permits_for(size))
-        else {
+        let Some(memory) = MemoryShare::try_take(&context.memory, permits_for(size)) else {
             return Err(SendError {
-                error: buffer_full,
+                error: Error::BufferFull {
+                    buffer_memory_bytes: context.config.buffer_memory_bytes,
+                },
                 record,
             });
         };
-        let (pending, future) = self.pending(record, Some(permit));
-        let queue = self.topic_queue(pending.topic());
-        match queue.try_send(pending) {
-            Ok(()) => Ok(future),
-            Err(mpsc::error::TrySendError::Full(pending)) => Err(SendError {
-                error: buffer_full,
-                record: pending.into_record(),
-            }),
-            Err(mpsc::error::TrySendError::Closed(pending)) => Err(SendError {
-                error: Error::Closed("producer"),
-                record: pending.into_record(),
-            }),
-        }
+        self.place(record, memory)
     }
 
     /// Sends every batch now and waits until all records sent before this call completed
@@ -225,28 +175,25 @@ impl Producer {
     pub async fn close(&self) -> Result<(), Error> {
         self.shared.closed.store(true, Ordering::SeqCst);
         let result = self.flush().await;
-        self.shared
-            .topics
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
+        self.shared.stop_senders();
         self.shared.context.streams.close_all().await;
         result
     }
 
     /// Records enqueued and not yet completed.
     pub fn in_flight_records(&self) -> usize {
-        self.shared.context.tracker.outstanding()
+        self.shared.context.tracker.outstanding_records()
     }
 
     fn check_open(&self, size: usize) -> Result<(), Error> {
-        if self.shared.closed.load(Ordering::SeqCst) {
+        if self.shared.closed.load(Ordering::Relaxed) {
             return Err(Error::Closed("producer"));
         }
-        if let Some(error) = self.shared.context.fatal_error() {
+        let context = &self.shared.context;
+        if let Some(error) = context.fatal_error() {
             return Err(error);
         }
-        let config = &self.shared.context.config;
+        let config = &context.config;
         if size > config.buffer_memory_bytes || size > config.max_request_size_bytes {
             return Err(Error::broker(
                 ErrorCode::MessageTooLarge,
@@ -259,53 +206,68 @@ impl Producer {
         Ok(())
     }
 
-    fn pending(
-        &self,
-        record: Record,
-        permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    ) -> (Pending, DeliveryFuture) {
-        let (done, receiver) = oneshot::channel();
+    /// Hands a record that holds its memory share to its topic.
+    #[allow(clippy::result_large_err)] // SendError carries the record back, by design
+    fn place(&self, record: Record, memory: MemoryShare) -> Result<DeliveryFuture, SendError> {
+        let context = &self.shared.context;
         let timestamp_ms = record.timestamp_ms.unwrap_or_else(now_ms);
-        let deadline = Instant::now() + self.shared.context.config.delivery_timeout;
-        let pending = Pending::new(
-            record,
-            timestamp_ms,
-            deadline,
-            done,
-            self.shared.context.tracker.clone(),
-            permit,
-        );
-        (pending, DeliveryFuture { receiver })
+        let deadline = Instant::now() + context.config.delivery_timeout;
+        let topic = self.shared.topic(&record.topic);
+        topic.enqueue(
+            context,
+            Incoming {
+                record,
+                timestamp_ms,
+                memory,
+                deadline,
+                link: None,
+            },
+        )
     }
+}
 
-    /// The queue of `topic`'s task, starting the task on first use.
-    fn topic_queue(&self, topic: &str) -> mpsc::Sender<Pending> {
+impl ProducerShared {
+    /// The state of `topic`, created on first use.
+    fn topic(&self, topic: &str) -> Arc<TopicShared> {
         let mut topics = self
-            .shared
             .topics
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(queue) = topics.get(topic) {
-            if !queue.is_closed() {
-                return queue.clone();
-            }
+        if let Some(shared) = topics.get(topic) {
+            return shared.clone();
         }
-        let (queue, receiver) = mpsc::channel(TOPIC_QUEUE_RECORDS);
-        router::spawn(self.shared.context.clone(), topic.to_owned(), receiver);
-        topics.insert(topic.to_owned(), queue.clone());
-        queue
+        let shared = Arc::new(TopicShared::new(topic));
+        topics.insert(topic.to_owned(), shared.clone());
+        shared
+    }
+
+    /// Tells every partition sender to deliver what it holds and end.
+    fn stop_senders(&self) {
+        self.context.closing.store(true, Ordering::SeqCst);
+        let topics: Vec<Arc<TopicShared>> = self
+            .topics
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for topic in topics {
+            topic.wake_all();
+        }
     }
 }
 
 impl Drop for ProducerShared {
     fn drop(&mut self) {
-        let outstanding = self.context.tracker.outstanding();
+        let outstanding = self.context.tracker.outstanding_records();
         if outstanding > 0 && !self.closed.load(Ordering::SeqCst) {
             tracing::warn!(
                 outstanding,
                 "producer dropped without close(): its records are still being delivered in the background"
             );
         }
+        // The senders deliver what they hold, then end.
+        self.stop_senders();
     }
 }
 

@@ -1,38 +1,49 @@
-//! The task of one topic: waits for the topic's metadata, picks each record's partition
-//! and passes the record to that partition's task, starting it on first use.
+//! Routing records to partitions: [`TopicShared`] holds the batches of every partition of
+//! one topic behind one lock, picks each record's partition (explicit, murmur2 of the key,
+//! or sticky) and encodes it into that partition's open batch — on the caller's thread,
+//! with no task hop.
 //!
-//! Also [`ProducerContext`], what every task of one producer shares.
+//! A topic whose metadata is not known yet (or a record naming a partition the metadata
+//! does not have) takes the slow path: the record waits in the topic's queue, with a
+//! future of its own, while one task refreshes metadata up to `max.block.ms` (and the
+//! record's delivery deadline); then the queue is placed in order. While records wait,
+//! later ones queue behind them, so a producer's order per partition holds. After a wait
+//! gave up, records to a still-unknown topic fail after one more metadata look.
 //!
-//! A topic the cluster does not know is waited for (it may still be propagating) up to
-//! `max.block.ms` (and the record's delivery deadline); after that, records to it fail
-//! at once while later metadata refreshes still say it is unknown.
+//! Also [`ProducerContext`], what every part of one producer shares.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
+use super::accumulator::{Accumulator, Incoming};
 use super::builder::ProducerConfig;
+use super::completion::{fail_unbatched, BatchCompletion, DeliveryFuture, FlushTracker, Linked};
 use super::idempotence::IdentitySource;
-use super::pending::{FlushTracker, Pending};
 use super::sender;
 use super::stream::ProduceStreams;
+use super::SendError;
 use crate::client::Client;
 use crate::error::{Error, ErrorCode};
-use crate::partitioner::{partition_for_key, StickyPartitioner};
+use crate::partitioner::{partition_for_key, StickyChoice};
 
-/// Records queued per partition task.
-const PARTITION_QUEUE_RECORDS: usize = 1024;
-
-/// What the tasks of one producer share.
+/// What the parts of one producer share.
 #[derive(Debug)]
 pub(crate) struct ProducerContext {
     pub(crate) client: Client,
     pub(crate) config: ProducerConfig,
     pub(crate) tracker: Arc<FlushTracker>,
+    pub(crate) memory: Arc<Semaphore>,
     pub(crate) streams: ProduceStreams,
     pub(crate) identity: IdentitySource,
+    /// Set by `close` (or when the last handle goes): senders deliver what they hold,
+    /// then end.
+    pub(crate) closing: AtomicBool,
+    /// Set once `fatal` holds an error (checked on every record without a lock).
+    has_fatal: AtomicBool,
     /// The error that stopped the producer for good (fencing, sequence gaps).
     fatal: Mutex<Option<(ErrorCode, String)>>,
 }
@@ -42,19 +53,22 @@ impl ProducerContext {
         ProducerContext {
             identity: IdentitySource::new(client.clone()),
             streams: ProduceStreams::new(client.clone(), config.request_timeout),
+            memory: Arc::new(Semaphore::new(config.buffer_memory_bytes)),
             client,
             config,
             tracker: Arc::new(FlushTracker::default()),
+            closing: AtomicBool::new(false),
+            has_fatal: AtomicBool::new(false),
             fatal: Mutex::new(None),
         }
     }
 
     /// The fatal error, if the producer hit one; every later send fails with it.
     pub(crate) fn fatal_error(&self) -> Option<Error> {
-        let fatal = self
-            .fatal
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !self.has_fatal.load(Ordering::Acquire) {
+            return None;
+        }
+        let fatal = lock(&self.fatal);
         fatal.as_ref().map(|(code, message)| Error::Broker {
             code: *code,
             message: format!("producer stopped after a fatal error: {message}"),
@@ -63,175 +77,308 @@ impl ProducerContext {
     }
 
     pub(crate) fn set_fatal(&self, error: &Error) {
-        let mut fatal = self
-            .fatal
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut fatal = lock(&self.fatal);
         if fatal.is_none() {
             let code = error.code().unwrap_or(ErrorCode::UnknownServerError);
             tracing::error!(%error, "producer stopped by a fatal error; rebuild it to go on");
             *fatal = Some((code, error.to_string()));
+            self.has_fatal.store(true, Ordering::Release);
         }
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
     }
 }
 
-/// Starts the task of `topic`.
-pub(crate) fn spawn(
-    context: Arc<ProducerContext>,
-    topic: String,
-    receiver: mpsc::Receiver<Pending>,
-) {
-    let router = TopicRouter {
-        context,
-        topic,
-        partitions: HashMap::new(),
-        sticky: StickyPartitioner::default(),
-        unknown_since: None,
-    };
-    tokio::spawn(router.run(receiver));
+/// One topic of a producer: the accumulators of its partitions and the slow-path queue.
+#[derive(Debug)]
+pub(crate) struct TopicShared {
+    pub(crate) name: Arc<str>,
+    state: Mutex<TopicState>,
 }
 
-struct TopicRouter {
-    context: Arc<ProducerContext>,
-    topic: String,
-    partitions: HashMap<i32, mpsc::Sender<Pending>>,
-    sticky: StickyPartitioner,
+#[derive(Debug, Default)]
+struct TopicState {
+    /// Index = partition number; `None` until the first record goes there.
+    partitions: Vec<Option<PartitionSlot>>,
+    /// Records waiting for metadata, in enqueue order.
+    waiting: VecDeque<Incoming>,
+    waiter_running: bool,
+    sticky: StickyChoice,
     /// Set once waiting for an unknown topic gave up; cleared when it appears.
     unknown_since: Option<Instant>,
 }
 
-impl TopicRouter {
-    async fn run(mut self, mut receiver: mpsc::Receiver<Pending>) {
-        while let Some(pending) = receiver.recv().await {
-            let partition = match self.partition_of(&pending).await {
-                Ok(partition) => partition,
-                Err(error) => {
-                    pending.complete(Err(error));
-                    continue;
-                }
-            };
-            let queue = self.partition_queue(partition);
-            if let Err(mpsc::error::SendError(pending)) = queue.send(pending).await {
-                // The partition task ended (it only does when its queue closes): cannot
-                // happen while we hold the sender, but never lose the record silently.
-                pending.complete(Err(Error::Closed("producer")));
-            }
+#[derive(Debug)]
+struct PartitionSlot {
+    accumulator: Accumulator,
+    /// Tells the partition's sender that a batch opened, sealed, or the producer closes.
+    wake: Arc<Notify>,
+}
+
+impl TopicShared {
+    pub(crate) fn new(name: &str) -> TopicShared {
+        TopicShared {
+            name: Arc::from(name),
+            state: Mutex::new(TopicState::default()),
         }
     }
 
-    /// Explicit partition, murmur2 of the key, or sticky.
-    async fn partition_of(&mut self, pending: &Pending) -> Result<i32, Error> {
-        let count = self.partition_count(pending.deadline).await?;
-        let Some(record) = pending.record() else {
-            return Err(Error::Closed("producer"));
+    /// Places `incoming` in its partition's open batch, or queues it until the topic's
+    /// metadata is known.
+    #[allow(clippy::result_large_err)] // SendError carries the record back, by design
+    pub(crate) fn enqueue(
+        self: &Arc<Self>,
+        context: &Arc<ProducerContext>,
+        incoming: Incoming,
+    ) -> Result<DeliveryFuture, SendError> {
+        let timestamp_ms = incoming.timestamp_ms;
+        let mut state = lock(&self.state);
+        if state.waiting.is_empty() {
+            if let Some(partition) = state.choose_partition(context, &self.name, &incoming) {
+                let slot = state.slot(context, self, partition);
+                return match slot.accumulator.append(incoming, Instant::now()) {
+                    Ok(placed) => {
+                        if placed.wake {
+                            slot.wake.notify_one();
+                        }
+                        Ok(DeliveryFuture::new(
+                            placed.completion,
+                            placed.index,
+                            self.name.clone(),
+                            timestamp_ms,
+                        ))
+                    }
+                    Err((error, incoming)) => Err(SendError {
+                        error,
+                        record: incoming.record,
+                    }),
+                };
+            }
+        }
+        // Slow path: the record gets a completion of its own and waits.
+        let completion = Arc::new(BatchCompletion::default());
+        let link = Linked {
+            completion: completion.clone(),
+            ticket: context.tracker.register(),
         };
-        if let Some(partition) = record.partition {
-            if partition >= 0 && (partition as usize) < count {
-                return Ok(partition);
-            }
-            // Partitions may just have been added: look once more.
-            let _ = self
-                .context
-                .client
-                .refresh_metadata(std::slice::from_ref(&self.topic))
-                .await;
-            let count = self.metadata_count().unwrap_or(0);
-            if partition >= 0 && (partition as usize) < count {
-                return Ok(partition);
-            }
-            return Err(Error::Broker {
-                code: ErrorCode::UnknownTopicOrPartition,
-                message: format!(
-                    "partition {partition} does not exist: topic {} has {count} partitions",
-                    self.topic
-                ),
-                retriable: false,
-            });
+        context.tracker.records_added(1);
+        let mut incoming = incoming;
+        incoming.link = Some(link);
+        state.waiting.push_back(incoming);
+        if !state.waiter_running {
+            state.waiter_running = true;
+            tokio::spawn(wait_for_metadata(context.clone(), self.clone()));
         }
-        if let Some(key) = &record.key {
-            return Ok(partition_for_key(key, count));
-        }
-        let available = self
-            .context
-            .client
-            .metadata()
-            .partitions_with_leader(&self.topic);
-        Ok(self.sticky.partition(
-            &self.topic,
-            count,
-            &available,
-            record.memory_bytes(),
-            self.context.config.batch_size_bytes,
+        Ok(DeliveryFuture::new(
+            completion,
+            0,
+            self.name.clone(),
+            timestamp_ms,
         ))
     }
 
-    fn metadata_count(&self) -> Option<usize> {
-        self.context
-            .client
-            .metadata()
-            .partition_count(&self.topic)
-            .filter(|count| *count > 0)
+    /// Runs `action` on the accumulator of `partition` (if it exists).
+    pub(crate) fn with_accumulator<T>(
+        &self,
+        partition: i32,
+        action: impl FnOnce(&mut Accumulator) -> T,
+    ) -> Option<T> {
+        let mut state = lock(&self.state);
+        let slot = state
+            .partitions
+            .get_mut(usize::try_from(partition).ok()?)?
+            .as_mut()?;
+        Some(action(&mut slot.accumulator))
     }
 
-    /// The topic's partition count, refreshing metadata until it is known or the wait
-    /// (`max.block.ms`, capped by the record's deadline) is over.
-    async fn partition_count(&mut self, deadline: Instant) -> Result<usize, Error> {
-        if let Some(count) = self.metadata_count() {
-            return Ok(count);
+    /// Wakes every partition sender (flush targets, closing).
+    pub(crate) fn wake_all(&self) {
+        let state = lock(&self.state);
+        for slot in state.partitions.iter().flatten() {
+            slot.wake.notify_one();
         }
-        let config = &self.context.config;
-        let give_up = if self.unknown_since.is_some() {
-            // Already waited once: one more look, no long wait.
-            Instant::now()
-        } else {
-            deadline.min(Instant::now() + config.max_block)
-        };
-        let mut backoff = config.retry_backoff;
-        let mut last_error = None;
-        loop {
-            match self
-                .context
-                .client
-                .refresh_metadata(std::slice::from_ref(&self.topic))
-                .await
-            {
-                Ok(_) => {
-                    if let Some(count) = self.metadata_count() {
-                        self.unknown_since = None;
-                        return Ok(count);
-                    }
-                }
-                Err(error) => last_error = Some(error),
-            }
-            if Instant::now() + backoff > give_up {
-                break;
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(config.retry_backoff_max);
+    }
+}
+
+impl TopicState {
+    /// The partition for `incoming`, or `None` when it must wait for metadata.
+    fn choose_partition(
+        &mut self,
+        context: &ProducerContext,
+        topic: &str,
+        incoming: &Incoming,
+    ) -> Option<i32> {
+        let metadata = context.client.metadata();
+        let count = metadata.partition_count(topic).filter(|count| *count > 0)?;
+        let record = &incoming.record;
+        if let Some(partition) = record.partition {
+            return (partition >= 0 && (partition as usize) < count).then_some(partition);
         }
-        self.unknown_since.get_or_insert_with(Instant::now);
-        Err(match last_error {
-            Some(error) if !matches!(error, Error::Broker { .. }) => error,
-            _ => Error::Broker {
-                code: ErrorCode::UnknownTopicOrPartition,
-                message: format!("topic {} does not exist", self.topic),
-                retriable: false,
-            },
+        if let Some(key) = &record.key {
+            return Some(partition_for_key(key, count));
+        }
+        Some(self.sticky.partition(
+            count,
+            record.memory_bytes(),
+            context.config.batch_size_bytes,
+            || metadata.partitions_with_leader(topic),
+        ))
+    }
+
+    /// The slot of `partition`, starting its sender on first use.
+    fn slot(
+        &mut self,
+        context: &Arc<ProducerContext>,
+        topic: &Arc<TopicShared>,
+        partition: i32,
+    ) -> &mut PartitionSlot {
+        let index = usize::try_from(partition).unwrap_or(0);
+        if self.partitions.len() <= index {
+            self.partitions.resize_with(index + 1, || None);
+        }
+        let entry = &mut self.partitions[index];
+        entry.get_or_insert_with(|| {
+            let config = &context.config;
+            let wake = Arc::new(Notify::new());
+            sender::spawn(context.clone(), topic.clone(), partition, wake.clone());
+            PartitionSlot {
+                accumulator: Accumulator::new(
+                    config.compression,
+                    config.batch_size_bytes,
+                    config.max_request_size_bytes,
+                    config.linger,
+                    context.tracker.clone(),
+                    context.memory.clone(),
+                ),
+                wake,
+            }
         })
     }
+}
 
-    fn partition_queue(&mut self, partition: i32) -> mpsc::Sender<Pending> {
-        if let Some(queue) = self.partitions.get(&partition) {
-            return queue.clone();
+/// The slow path's task: refreshes metadata until the topic is known or the wait is
+/// over, then places (or fails) every waiting record, in order.
+async fn wait_for_metadata(context: Arc<ProducerContext>, topic: Arc<TopicShared>) {
+    let (deadline, waited_before) = {
+        let state = lock(&topic.state);
+        let deadline = state.waiting.front().map(|incoming| incoming.deadline);
+        (deadline, state.unknown_since.is_some())
+    };
+    let result = partition_count(&context, &topic.name, deadline, waited_before).await;
+    let mut state = lock(&topic.state);
+    state.waiter_running = false;
+    let waiting = std::mem::take(&mut state.waiting);
+    let error = match result {
+        Ok(_) => {
+            state.unknown_since = None;
+            None
         }
-        let (queue, receiver) = mpsc::channel(PARTITION_QUEUE_RECORDS);
-        sender::spawn(
-            self.context.clone(),
-            self.topic.clone(),
-            partition,
-            receiver,
-        );
-        self.partitions.insert(partition, queue.clone());
-        queue
+        Err(error) => {
+            state.unknown_since.get_or_insert_with(Instant::now);
+            Some(error)
+        }
+    };
+    for mut incoming in waiting {
+        let Some(link) = incoming.link.take() else {
+            continue;
+        };
+        if let Some(error) = &error {
+            fail_unbatched(link, incoming.record, &context.tracker, error.duplicate());
+            continue;
+        }
+        let Some(partition) = state.choose_partition(&context, &topic.name, &incoming) else {
+            let count = context
+                .client
+                .metadata()
+                .partition_count(&topic.name)
+                .unwrap_or(0);
+            let error = Error::Broker {
+                code: ErrorCode::UnknownTopicOrPartition,
+                message: format!(
+                    "partition {} does not exist: topic {} has {count} partitions",
+                    incoming.record.partition.unwrap_or(-1),
+                    topic.name
+                ),
+                retriable: false,
+            };
+            fail_unbatched(link, incoming.record, &context.tracker, error);
+            continue;
+        };
+        incoming.link = Some(link);
+        let slot = state.slot(&context, &topic, partition);
+        match slot.accumulator.append(incoming, Instant::now()) {
+            Ok(placed) => {
+                if placed.wake {
+                    slot.wake.notify_one();
+                }
+            }
+            Err((error, mut incoming)) => {
+                if let Some(link) = incoming.link.take() {
+                    fail_unbatched(link, incoming.record, &context.tracker, error);
+                }
+            }
+        }
     }
+}
+
+/// The topic's partition count after at least one metadata refresh, refreshing until it
+/// is known or the wait (`max.block.ms`, capped by the first record's deadline) is over.
+/// After an earlier wait gave up, one look only.
+async fn partition_count(
+    context: &ProducerContext,
+    topic: &str,
+    deadline: Option<Instant>,
+    waited_before: bool,
+) -> Result<usize, Error> {
+    let config = &context.config;
+    let now = Instant::now();
+    let give_up = if waited_before {
+        now
+    } else {
+        let limit = now + config.max_block;
+        deadline.map_or(limit, |deadline| deadline.min(limit))
+    };
+    let known = || {
+        context
+            .client
+            .metadata()
+            .partition_count(topic)
+            .filter(|count| *count > 0)
+    };
+    let mut backoff = config.retry_backoff;
+    let mut last_error = None;
+    loop {
+        match context.client.refresh_metadata(&[topic.to_owned()]).await {
+            Ok(_) => {
+                if let Some(count) = known() {
+                    return Ok(count);
+                }
+            }
+            Err(error) => last_error = Some(error),
+        }
+        if Instant::now() + backoff > give_up {
+            break;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(config.retry_backoff_max);
+    }
+    if let Some(count) = known() {
+        return Ok(count);
+    }
+    Err(match last_error {
+        Some(error) if !matches!(error, Error::Broker { .. }) => error,
+        _ => Error::Broker {
+            code: ErrorCode::UnknownTopicOrPartition,
+            message: format!("topic {topic} does not exist"),
+            retriable: false,
+        },
+    })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

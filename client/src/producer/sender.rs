@@ -20,45 +20,34 @@
 use std::sync::Arc;
 
 use strata_proto::api::v1 as wire;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
 use super::accumulator::Accumulator;
 use super::builder::Acks;
 use super::idempotence::{stamp, Identity};
 use super::in_flight::{InFlight, InFlightWindow};
-use super::pending::Pending;
-use super::router::ProducerContext;
+use super::router::{ProducerContext, TopicShared};
 use super::stream::{Route, StreamEvent};
 use crate::error::{Error, WriteOutcome};
 use crate::metadata::Leader;
-use crate::record::Delivery;
 use crate::retry::backoff;
 
-/// Records taken from the queue in one go before the task looks at timers and answers.
-const RECORDS_PER_WAKE: usize = 256;
-
-/// Starts the task of `topic/partition`.
+/// Starts the task of `topic/partition`; `wake` tells it a batch opened or sealed.
 pub(crate) fn spawn(
     context: Arc<ProducerContext>,
-    topic: String,
+    topic: Arc<TopicShared>,
     partition: i32,
-    records: mpsc::Receiver<Pending>,
+    wake: Arc<Notify>,
 ) {
-    let config = &context.config;
-    let accumulator = Accumulator::new(
-        config.compression,
-        config.batch_size_bytes,
-        config.max_request_size_bytes,
-        config.linger,
-    );
     let (events, answers) = mpsc::unbounded_channel();
     let flush = context.tracker.subscribe();
     let sender = PartitionSender {
+        topic_name: topic.name.to_string(),
         context,
         topic,
         partition,
-        accumulator,
+        wake,
         in_flight: InFlightWindow::default(),
         identity: None,
         identity_reset: false,
@@ -66,16 +55,17 @@ pub(crate) fn spawn(
         attempts: 0,
         refresh_metadata: false,
         events,
-        flush_target: 0,
     };
-    tokio::spawn(sender.run(records, answers, flush));
+    tokio::spawn(sender.run(answers, flush));
 }
 
 struct PartitionSender {
     context: Arc<ProducerContext>,
-    topic: String,
+    /// Holds this partition's accumulator.
+    topic: Arc<TopicShared>,
+    topic_name: String,
     partition: i32,
-    accumulator: Accumulator,
+    wake: Arc<Notify>,
     in_flight: InFlightWindow,
     identity: Option<Identity>,
     /// The sequence state is uncertain: take a fresh producer id before sending again.
@@ -84,61 +74,53 @@ struct PartitionSender {
     attempts: u32,
     refresh_metadata: bool,
     events: Route,
-    flush_target: u64,
 }
 
 impl PartitionSender {
     async fn run(
         mut self,
-        mut records: mpsc::Receiver<Pending>,
         mut answers: mpsc::UnboundedReceiver<StreamEvent>,
         mut flush: watch::Receiver<u64>,
     ) {
-        let mut closing = false;
         let mut flush_open = true;
+        let wake = self.wake.clone();
         loop {
+            let now = Instant::now();
+            let closing = self.context.is_closing();
+            self.accumulate(|accumulator| {
+                if closing {
+                    accumulator.seal();
+                } else {
+                    accumulator.seal_if_lingered(now);
+                }
+            });
             self.pump().await;
-            if closing && self.accumulator.is_empty() && self.in_flight.is_empty() {
+            if self.context.is_closing()
+                && self.in_flight.is_empty()
+                && self.accumulate(|accumulator| accumulator.is_empty()) != Some(false)
+            {
                 return;
             }
-            let wake = self.next_wake();
+            let due = self.next_wake();
             tokio::select! {
                 biased;
                 Some(event) = answers.recv() => self.on_event(event),
-                record = records.recv(), if !closing => match record {
-                    Some(pending) => {
-                        self.accept(pending);
-                        for _ in 1..RECORDS_PER_WAKE {
-                            let Ok(pending) = records.try_recv() else { break };
-                            self.accept(pending);
-                        }
-                    }
-                    None => {
-                        closing = true;
-                        self.accumulator.seal();
-                    }
-                },
+                () = wake.notified() => {}
                 changed = flush.changed(), if flush_open => match changed {
                     Ok(()) => {
-                        self.flush_target = *flush.borrow_and_update();
-                        self.accumulator.seal_for_flush(self.flush_target);
+                        let target = *flush.borrow_and_update();
+                        self.accumulate(|accumulator| accumulator.seal_for_flush(target));
                     }
                     Err(_) => flush_open = false,
                 },
-                () = sleep_until(wake), if wake.is_some() => self.on_timer(),
+                () = sleep_until(due), if due.is_some() => self.on_timer(),
             }
         }
     }
 
-    fn accept(&mut self, pending: Pending) {
-        if let Some(error) = self.context.fatal_error() {
-            return pending.complete(Err(error));
-        }
-        let flushing = pending.ticket <= self.flush_target;
-        self.accumulator.append(pending, Instant::now());
-        if flushing {
-            self.accumulator.seal_for_flush(self.flush_target);
-        }
+    /// Runs `action` on this partition's accumulator (under the topic's lock).
+    fn accumulate<T>(&self, action: impl FnOnce(&mut Accumulator) -> T) -> Option<T> {
+        self.topic.with_accumulator(self.partition, action)
     }
 
     /// The earliest moment something is due: linger, retry, a request timeout or a
@@ -146,12 +128,20 @@ impl PartitionSender {
     fn next_wake(&self) -> Option<Instant> {
         let request_timeout = self.context.config.request_timeout;
         let oldest_sent = self.in_flight.oldest_sent_at();
+        let (linger, deadline) = self
+            .accumulate(|accumulator| {
+                (
+                    accumulator.linger_deadline(),
+                    accumulator.earliest_deadline(),
+                )
+            })
+            .unwrap_or((None, None));
         [
-            self.accumulator.linger_deadline(),
+            linger,
             self.retry_at,
             oldest_sent.map(|sent_at| sent_at + request_timeout),
             self.in_flight.earliest_unsent_deadline(),
-            self.accumulator.earliest_deadline(),
+            deadline,
         ]
         .into_iter()
         .flatten()
@@ -161,8 +151,11 @@ impl PartitionSender {
     fn on_timer(&mut self) {
         let now = Instant::now();
         let config = &self.context.config;
-        self.accumulator.seal_if_lingered(now);
-        self.accumulator.expire(now, config.delivery_timeout);
+        let delivery_timeout = config.delivery_timeout;
+        self.accumulate(|accumulator| {
+            accumulator.seal_if_lingered(now);
+            accumulator.expire(now, delivery_timeout);
+        });
         let timed_out = self
             .in_flight
             .oldest_sent_at()
@@ -213,7 +206,9 @@ impl PartitionSender {
         self.retry_at = None;
         let unsent = self.in_flight.first_unsent().is_some();
         let room = self.in_flight.len() < self.context.config.max_in_flight;
-        if !(unsent || room && self.accumulator.has_sealed()) {
+        let has_sealed =
+            room && self.accumulate(|accumulator| accumulator.has_sealed()) == Some(true);
+        if !(unsent || has_sealed) {
             return;
         }
         let Some(leader) = self.leader().await else {
@@ -229,7 +224,7 @@ impl PartitionSender {
             }
         }
         while self.in_flight.len() < self.context.config.max_in_flight {
-            let Some(batch) = self.accumulator.pop_sealed() else {
+            let Some(batch) = self.accumulate(Accumulator::pop_sealed).flatten() else {
                 return;
             };
             let index = self.in_flight.push(batch);
@@ -245,13 +240,13 @@ impl PartitionSender {
         if self.refresh_metadata {
             self.refresh_metadata = false;
             if let Err(error) = client
-                .refresh_metadata(std::slice::from_ref(&self.topic))
+                .refresh_metadata(std::slice::from_ref(&self.topic_name))
                 .await
             {
-                tracing::debug!(%error, topic = %self.topic, "metadata refresh failed");
+                tracing::debug!(%error, topic = %self.topic_name, "metadata refresh failed");
             }
         }
-        let leader = client.metadata().leader(&self.topic, self.partition);
+        let leader = client.metadata().leader(&self.topic_name, self.partition);
         if leader.is_none() {
             self.refresh_metadata = true;
         }
@@ -272,7 +267,7 @@ impl PartitionSender {
         match fetched {
             Ok(identity) => {
                 if self.identity_reset {
-                    tracing::info!(topic = %self.topic, partition = self.partition, producer_id = identity.producer_id, "partition starts over with a fresh producer id");
+                    tracing::info!(topic = %self.topic_name, partition = self.partition, producer_id = identity.producer_id, "partition starts over with a fresh producer id");
                 }
                 self.identity = Some(identity);
                 self.identity_reset = false;
@@ -317,7 +312,7 @@ impl PartitionSender {
         let request_id = context.streams.next_request_id();
         let request = wire::ProduceRequest {
             request_id,
-            topic: self.topic.clone(),
+            topic: self.topic_name.clone(),
             partition: self.partition,
             acks: config.acks.wire(),
             timeout_ms: u32::try_from(config.request_timeout.as_millis()).unwrap_or(u32::MAX),
@@ -361,20 +356,10 @@ impl PartitionSender {
     }
 
     fn complete(&self, entry: InFlight, base_offset: i64, log_append_time_ms: i64) {
-        for (position, pending) in entry.batch.records.into_iter().enumerate() {
-            let offset = if base_offset < 0 {
-                -1
-            } else {
-                base_offset.saturating_add(position as i64)
-            };
-            let timestamp = if log_append_time_ms >= 0 {
-                log_append_time_ms
-            } else {
-                pending.timestamp_ms
-            };
-            let delivery = Delivery::new(self.topic.clone(), self.partition, offset, timestamp);
-            pending.complete(Ok(delivery));
-        }
+        entry
+            .batch
+            .records
+            .succeed(self.partition, base_offset, log_append_time_ms);
     }
 
     fn on_batch_error(&mut self, index: usize, error: Error) {
@@ -404,7 +389,7 @@ impl PartitionSender {
 
     /// A retriable failure: resend everything in flight, in order, after a back-off.
     fn on_retriable(&mut self, error: &Error) {
-        tracing::debug!(%error, topic = %self.topic, partition = self.partition, "produce failed; will retry");
+        tracing::debug!(%error, topic = %self.topic_name, partition = self.partition, "produce failed; will retry");
         if error.needs_metadata_refresh() {
             self.refresh_metadata = true;
         }
@@ -432,7 +417,7 @@ impl PartitionSender {
         for entry in self.in_flight.drain() {
             entry.batch.fail(error);
         }
-        self.accumulator.fail_all(error);
+        self.accumulate(|accumulator| accumulator.fail_all(error));
     }
 }
 

@@ -19,7 +19,9 @@ use super::header::{
     BATCH_LENGTH_PREFIX_BYTES, MAGIC,
 };
 use super::model::{Record, NO_TIMESTAMP};
-use super::record_wire::{encode_record, encoded_size};
+use super::record_wire::{
+    body_size, encode_sized, encoded_size, sized_with_length, HeaderFields, RecordFields,
+};
 use crate::types::{LeaderEpoch, Offset};
 
 /// The producer-side settings of one batch. The defaults describe a plain, non-idempotent
@@ -61,9 +63,17 @@ pub struct BatchBuilder {
 
 impl BatchBuilder {
     pub fn new(settings: BatchSettings) -> BatchBuilder {
+        BatchBuilder::with_capacity(settings, 0)
+    }
+
+    /// A builder whose buffer has room for `capacity_bytes` up front (a producer passes its
+    /// `batch.size`, so filling the batch never reallocates).
+    pub fn with_capacity(settings: BatchSettings, capacity_bytes: usize) -> BatchBuilder {
+        let mut buffer = Vec::with_capacity(capacity_bytes.max(BATCH_HEADER_BYTES));
+        buffer.resize(BATCH_HEADER_BYTES, 0);
         BatchBuilder {
             settings,
-            buffer: vec![0; BATCH_HEADER_BYTES],
+            buffer,
             record_count: 0,
             base_timestamp: NO_TIMESTAMP,
             max_timestamp: NO_TIMESTAMP,
@@ -76,6 +86,18 @@ impl BatchBuilder {
 
     /// Encodes `record` as the next record of the batch. On error the builder is unchanged.
     pub fn append(&mut self, record: &Record) -> Result<(), RecordError> {
+        self.append_within(&record.fields(), usize::MAX).map(|_| ())
+    }
+
+    /// Encodes `record` as the next record if the batch then stays within `size_max`
+    /// bytes (uncompressed) or is empty so far (a lone record may exceed it). Returns
+    /// `Ok(false)`, builder unchanged, when it would not fit; on error it is unchanged too.
+    /// Sizes the record once: the producer's hot path.
+    pub fn append_within<H: HeaderFields>(
+        &mut self,
+        record: &RecordFields<'_, H>,
+        size_max: usize,
+    ) -> Result<bool, RecordError> {
         check_compression(self.settings.compression)?;
         if record.timestamp_ms < NO_TIMESTAMP {
             return Err(RecordError::InvalidTimestamp {
@@ -88,14 +110,31 @@ impl BatchBuilder {
                 "a batch holds at most i32::MAX records",
             ));
         }
-        let (offset_delta, timestamp_delta) = self.deltas(record);
-        encode_record(record, offset_delta, timestamp_delta, &mut self.buffer)?;
+        let (offset_delta, timestamp_delta) = self.deltas(record.timestamp_ms);
+        let body_bytes = body_size(record, offset_delta, timestamp_delta)?;
+        let record_bytes = sized_with_length(body_bytes, offset_delta)?;
+        if self.record_count > 0 && self.buffer.len().saturating_add(record_bytes) > size_max {
+            return Ok(false);
+        }
+        encode_sized(
+            record,
+            offset_delta,
+            timestamp_delta,
+            body_bytes,
+            &mut self.buffer,
+        )?;
         if self.record_count == 0 {
             self.base_timestamp = record.timestamp_ms;
         }
         self.max_timestamp = self.max_timestamp.max(record.timestamp_ms);
         self.record_count += 1;
-        Ok(())
+        Ok(true)
+    }
+
+    /// The size of a batch holding `record` alone, before compression: what a producer
+    /// compares with its largest request.
+    pub fn size_alone<H: HeaderFields>(record: &RecordFields<'_, H>) -> Result<usize, RecordError> {
+        Ok(BATCH_HEADER_BYTES.saturating_add(encoded_size(record, 0, 0)?))
     }
 
     /// How many records have been appended.
@@ -116,8 +155,8 @@ impl BatchBuilder {
     /// What [`BatchBuilder::estimated_size_bytes`] would be after appending `record`, so a
     /// producer can close a batch before it grows past its target size.
     pub fn estimated_size_bytes_with(&self, record: &Record) -> Result<usize, RecordError> {
-        let (offset_delta, timestamp_delta) = self.deltas(record);
-        let record_bytes = encoded_size(record, offset_delta, timestamp_delta)?;
+        let (offset_delta, timestamp_delta) = self.deltas(record.timestamp_ms);
+        let record_bytes = encoded_size(&record.fields(), offset_delta, timestamp_delta)?;
         Ok(self.buffer.len().saturating_add(record_bytes))
     }
 
@@ -171,17 +210,14 @@ impl BatchBuilder {
     }
 
     /// The offset and timestamp deltas `record` gets if appended next.
-    fn deltas(&self, record: &Record) -> (i32, i64) {
+    fn deltas(&self, timestamp_ms: i64) -> (i32, i64) {
         let base_timestamp = if self.record_count == 0 {
-            record.timestamp_ms
+            timestamp_ms
         } else {
             self.base_timestamp
         };
         // Wrapping, as in Kafka: decoding adds the delta back with the same wrap.
-        (
-            self.record_count,
-            record.timestamp_ms.wrapping_sub(base_timestamp),
-        )
+        (self.record_count, timestamp_ms.wrapping_sub(base_timestamp))
     }
 
     fn attributes(&self) -> i16 {

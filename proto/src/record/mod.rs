@@ -42,4 +42,5 @@ pub use header::{
     Compression, TimestampType, BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES, MAGIC,
 };
 pub use model::{Header, Record, StoredRecord, NO_TIMESTAMP};
+pub use record_wire::{HeaderFields, RecordFields};
 pub use validate::{validate_batch, TimestampWindow, ValidateLimits};

@@ -20,7 +20,7 @@
 
 use super::cursor::ByteCursor;
 use super::error::RecordError;
-use super::model::Record;
+use super::model::{Header, Record};
 use super::varint::{encode_varint, encode_varlong, varint_size, varlong_size};
 
 /// The smallest possible record: seven one-byte fields (length, attributes, both deltas,
@@ -108,45 +108,116 @@ fn parse_header<'a>(cursor: &mut ByteCursor<'a>) -> Result<HeaderView<'a>, Recor
     Ok(HeaderView { key, value })
 }
 
+/// One header of a record to encode, borrowed: implemented for the codec's [`Header`]
+/// and for a client's `(String, Option<Bytes>)` pairs, so records are encoded straight
+/// from the caller's types without building a codec [`Record`] first.
+pub trait HeaderFields {
+    fn key(&self) -> &str;
+    fn value(&self) -> Option<&[u8]>;
+}
+
+impl HeaderFields for Header {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn value(&self) -> Option<&[u8]> {
+        self.value.as_deref()
+    }
+}
+
+impl HeaderFields for (String, Option<bytes::Bytes>) {
+    fn key(&self) -> &str {
+        &self.0
+    }
+
+    fn value(&self) -> Option<&[u8]> {
+        self.1.as_deref()
+    }
+}
+
+/// A record to encode, borrowed from whatever holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordFields<'a, H> {
+    /// Milliseconds since the Unix epoch, or `NO_TIMESTAMP`.
+    pub timestamp_ms: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [H],
+}
+
+impl Record {
+    /// This record as [`RecordFields`].
+    pub fn fields(&self) -> RecordFields<'_, Header> {
+        RecordFields {
+            timestamp_ms: self.timestamp_ms,
+            key: self.key.as_deref(),
+            value: self.value.as_deref(),
+            headers: &self.headers,
+        }
+    }
+}
+
 /// Appends `record` to `out` in wire form. Checks every length before writing, so on error
 /// `out` is unchanged.
-pub(crate) fn encode_record(
-    record: &Record,
+#[cfg(test)]
+pub(crate) fn encode_record<H: HeaderFields>(
+    record: &RecordFields<'_, H>,
     offset_delta: i32,
     timestamp_delta: i64,
     out: &mut Vec<u8>,
 ) -> Result<(), RecordError> {
     let body_bytes = body_size(record, offset_delta, timestamp_delta)?;
+    encode_sized(record, offset_delta, timestamp_delta, body_bytes, out)
+}
+
+/// [`encode_record`] with the body size already computed by [`body_size`].
+pub(crate) fn encode_sized<H: HeaderFields>(
+    record: &RecordFields<'_, H>,
+    offset_delta: i32,
+    timestamp_delta: i64,
+    body_bytes: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), RecordError> {
     let body_length = i32::try_from(body_bytes).map_err(|_| too_large(offset_delta, body_bytes))?;
     out.reserve(varint_size(body_length) + body_bytes);
     encode_varint(body_length, out);
     out.push(0); // attributes
     encode_varlong(timestamp_delta, out);
     encode_varint(offset_delta, out);
-    put_nullable(record.key.as_deref(), out);
-    put_nullable(record.value.as_deref(), out);
+    put_nullable(record.key, out);
+    put_nullable(record.value, out);
     // `body_size` checked that the count and every length fit in an i32.
     encode_varint(record.headers.len() as i32, out);
-    for header in &record.headers {
-        put_nullable(Some(header.key.as_bytes()), out);
-        put_nullable(header.value.as_deref(), out);
+    for header in record.headers {
+        put_nullable(Some(header.key().as_bytes()), out);
+        put_nullable(header.value(), out);
     }
     Ok(())
 }
 
 /// The size `encode_record` writes for `record`, its length varint included.
-pub(crate) fn encoded_size(
-    record: &Record,
+pub(crate) fn encoded_size<H: HeaderFields>(
+    record: &RecordFields<'_, H>,
     offset_delta: i32,
     timestamp_delta: i64,
 ) -> Result<usize, RecordError> {
     let body_bytes = body_size(record, offset_delta, timestamp_delta)?;
+    sized_with_length(body_bytes, offset_delta)
+}
+
+/// The full size of a record whose body is `body_bytes` long.
+pub(crate) fn sized_with_length(
+    body_bytes: usize,
+    offset_delta: i32,
+) -> Result<usize, RecordError> {
     let body_length = i32::try_from(body_bytes).map_err(|_| too_large(offset_delta, body_bytes))?;
     Ok(varint_size(body_length) + body_bytes)
 }
 
-fn body_size(
-    record: &Record,
+/// The size of a record's fields after its length varint.
+pub(crate) fn body_size<H: HeaderFields>(
+    record: &RecordFields<'_, H>,
     offset_delta: i32,
     timestamp_delta: i64,
 ) -> Result<usize, RecordError> {
@@ -157,12 +228,12 @@ fn body_size(
         ))
     })?;
     let mut size = 1 + varlong_size(timestamp_delta) + varint_size(offset_delta);
-    size = size.saturating_add(nullable_size(record.key.as_deref(), offset_delta)?);
-    size = size.saturating_add(nullable_size(record.value.as_deref(), offset_delta)?);
+    size = size.saturating_add(nullable_size(record.key, offset_delta)?);
+    size = size.saturating_add(nullable_size(record.value, offset_delta)?);
     size = size.saturating_add(varint_size(header_count));
-    for header in &record.headers {
-        size = size.saturating_add(nullable_size(Some(header.key.as_bytes()), offset_delta)?);
-        size = size.saturating_add(nullable_size(header.value.as_deref(), offset_delta)?);
+    for header in record.headers {
+        size = size.saturating_add(nullable_size(Some(header.key().as_bytes()), offset_delta)?);
+        size = size.saturating_add(nullable_size(header.value(), offset_delta)?);
     }
     Ok(size)
 }
@@ -217,8 +288,8 @@ mod tests {
             ],
         };
         let mut out = Vec::new();
-        encode_record(&record, 3, -7, &mut out).unwrap();
-        assert_eq!(out.len(), encoded_size(&record, 3, -7).unwrap());
+        encode_record(&record.fields(), 3, -7, &mut out).unwrap();
+        assert_eq!(out.len(), encoded_size(&record.fields(), 3, -7).unwrap());
         let mut cursor = ByteCursor::new(&out);
         let view = parse_record(&mut cursor).unwrap();
         assert!(cursor.is_empty());
@@ -242,7 +313,10 @@ mod tests {
             value: None,
             headers: Vec::new(),
         };
-        assert_eq!(encoded_size(&record, 0, 0).unwrap(), RECORD_BYTES_MIN);
+        assert_eq!(
+            encoded_size(&record.fields(), 0, 0).unwrap(),
+            RECORD_BYTES_MIN
+        );
     }
 
     #[test]

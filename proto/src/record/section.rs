@@ -75,7 +75,13 @@ mod tests {
     fn section(offset_deltas: &[i32]) -> Vec<u8> {
         let mut out = Vec::new();
         for &delta in offset_deltas {
-            encode_record(&Record::from_value(0, &b"v"[..]), delta, 0, &mut out).unwrap();
+            encode_record(
+                &Record::from_value(0, &b"v"[..]).fields(),
+                delta,
+                0,
+                &mut out,
+            )
+            .unwrap();
         }
         out
     }
