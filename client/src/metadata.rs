@@ -53,6 +53,8 @@ struct Snapshot {
 #[derive(Debug, Default)]
 pub(crate) struct MetadataCache {
     snapshot: RwLock<Snapshot>,
+    /// Bumped by every `apply`, so readers can cache what they derived from a snapshot.
+    version: std::sync::atomic::AtomicU64,
     /// Held while a refresh is in flight, so concurrent callers queue behind one request.
     pub(crate) refresh_lock: tokio::sync::Mutex<()>,
 }
@@ -65,6 +67,10 @@ impl MetadataCache {
             .snapshot
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Bumped under the write lock: a reader that saw the new version reads the new
+        // snapshot (or a later one).
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         snapshot.cluster_id.clone_from(&response.cluster_id);
         snapshot.controller_id = response.controller_id;
         if !response.brokers.is_empty() {
@@ -106,6 +112,11 @@ impl MetadataCache {
                 .collect();
             snapshot.topics.insert(topic.name.clone(), partitions);
         }
+    }
+
+    /// A number that changes whenever the cached metadata may have changed.
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// How many partitions `topic` has, if known.

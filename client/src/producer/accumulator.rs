@@ -39,8 +39,10 @@ pub(crate) struct Incoming {
     pub(crate) timestamp_ms: i64,
     /// Its share of `buffer.memory`.
     pub(crate) memory: MemoryShare,
-    /// When delivery gives up (`enqueue` time + `delivery.timeout.ms`).
-    pub(crate) deadline: Instant,
+    /// When delivery gives up, for a record that waited for metadata (its `enqueue`
+    /// time + `delivery.timeout.ms`); others take their batch's (Kafka's rule: the
+    /// batch's creation + `delivery.timeout.ms`).
+    pub(crate) deadline: Option<Instant>,
     /// Set when the record waited for metadata and already has a future of its own.
     pub(crate) link: Option<Linked>,
 }
@@ -86,8 +88,8 @@ struct OpenBatch {
     builder: BatchBuilder,
     records: BatchRecords,
     opened_at: Instant,
-    /// The earliest delivery deadline of its records (`None` while it has none).
-    deadline: Option<Instant>,
+    /// The earliest delivery deadline of its records.
+    deadline: Instant,
 }
 
 /// The batches of one partition.
@@ -97,6 +99,7 @@ pub(crate) struct Accumulator {
     batch_size_bytes: usize,
     max_request_size_bytes: usize,
     linger: Duration,
+    delivery_timeout: Duration,
     tracker: Arc<FlushTracker>,
     memory: Arc<Semaphore>,
     open: Option<OpenBatch>,
@@ -109,6 +112,7 @@ impl Accumulator {
         batch_size_bytes: usize,
         max_request_size_bytes: usize,
         linger: Duration,
+        delivery_timeout: Duration,
         tracker: Arc<FlushTracker>,
         memory: Arc<Semaphore>,
     ) -> Accumulator {
@@ -117,6 +121,7 @@ impl Accumulator {
             batch_size_bytes,
             max_request_size_bytes,
             linger,
+            delivery_timeout,
             tracker,
             memory,
             open: None,
@@ -129,11 +134,7 @@ impl Accumulator {
     /// the error, and nothing changes.
     // The error hands the record back so the caller can return it in a `SendError`.
     #[allow(clippy::result_large_err)]
-    pub(crate) fn append(
-        &mut self,
-        incoming: Incoming,
-        now: Instant,
-    ) -> Result<Placed, (Error, Incoming)> {
+    pub(crate) fn append(&mut self, incoming: Incoming) -> Result<Placed, (Error, Incoming)> {
         let mut wake = false;
         let appended = {
             let record = &incoming.record;
@@ -143,7 +144,7 @@ impl Accumulator {
                 value: record.value.as_deref(),
                 headers: record.headers.as_slice(),
             };
-            self.encode(&fields, now, &mut wake)
+            self.encode(&fields, &mut wake)
         };
         if let Err(error) = appended {
             return Err((error, incoming));
@@ -152,9 +153,9 @@ impl Accumulator {
             // `encode` leaves a batch open on success.
             return Err((Error::Closed("producer"), incoming));
         };
-        open.deadline = Some(open.deadline.map_or(incoming.deadline, |deadline| {
-            deadline.min(incoming.deadline)
-        }));
+        if let Some(deadline) = incoming.deadline {
+            open.deadline = open.deadline.min(deadline);
+        }
         let index = open
             .records
             .push(incoming.record, incoming.memory, incoming.link);
@@ -174,7 +175,6 @@ impl Accumulator {
     fn encode(
         &mut self,
         fields: &RecordFields<'_, (String, Option<Bytes>)>,
-        now: Instant,
         wake: &mut bool,
     ) -> Result<(), Error> {
         let size_alone = BatchBuilder::size_alone(fields).map_err(Error::Record)?;
@@ -190,7 +190,7 @@ impl Accumulator {
         for _ in 0..2 {
             if self.open.is_none() {
                 *wake = true;
-                self.open = Some(self.new_batch(now));
+                self.open = Some(self.new_batch(Instant::now()));
             }
             let Some(open) = self.open.as_mut() else {
                 break;
@@ -226,7 +226,7 @@ impl Accumulator {
                 MemoryShare::empty(self.memory.clone()),
             ),
             opened_at: now,
-            deadline: None,
+            deadline: now + self.delivery_timeout,
         }
     }
 
@@ -265,7 +265,7 @@ impl Accumulator {
         if open.records.is_empty() {
             return; // dropping it completes its ticket
         }
-        let deadline = open.deadline.unwrap_or(open.opened_at);
+        let deadline = open.deadline;
         match open.builder.build() {
             Ok(bytes) => self.sealed.push_back(SealedBatch {
                 bytes,
@@ -292,7 +292,7 @@ impl Accumulator {
     /// The earliest delivery deadline of the batches [`Accumulator::expire`] looks at:
     /// the oldest sealed one and the open one (deadlines follow send order).
     pub(crate) fn earliest_deadline(&self) -> Option<Instant> {
-        let open = self.open.as_ref().and_then(|open| open.deadline);
+        let open = self.open.as_ref().map(|open| open.deadline);
         let sealed = self.sealed.front().map(|batch| batch.deadline);
         open.into_iter().chain(sealed).min()
     }
@@ -313,11 +313,7 @@ impl Accumulator {
                 batch.fail(&timeout());
             }
         }
-        if self
-            .open
-            .as_ref()
-            .is_some_and(|open| open.deadline.is_some_and(|deadline| deadline <= now))
-        {
+        if self.open.as_ref().is_some_and(|open| open.deadline <= now) {
             if let Some(open) = self.open.take() {
                 open.records.fail(&timeout());
             }

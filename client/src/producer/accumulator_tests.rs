@@ -34,6 +34,7 @@ impl Fixture {
             batch_size,
             request_max,
             Duration::from_millis(5),
+            Duration::from_secs(120),
             self.tracker.clone(),
             self.memory.clone(),
         )
@@ -44,17 +45,21 @@ impl Fixture {
             record: Record::to("t").value(vec![b'x'; value_bytes]),
             timestamp_ms: 1_000,
             memory: MemoryShare::try_take(&self.memory, 100).unwrap(),
-            deadline: Instant::now() + Duration::from_secs(120),
+            deadline: None,
             link: None,
         }
     }
 
     /// Appends a record and returns its future.
     fn append(&self, accumulator: &mut Accumulator, value_bytes: usize) -> DeliveryFuture {
-        let placed = accumulator
-            .append(self.incoming(value_bytes), Instant::now())
-            .unwrap();
-        DeliveryFuture::new(placed.completion, placed.index, Arc::from("t"), 1_000)
+        let placed = accumulator.append(self.incoming(value_bytes)).unwrap();
+        DeliveryFuture::new(
+            placed.completion,
+            placed.index,
+            Arc::from("t"),
+            Some(0),
+            1_000,
+        )
     }
 }
 
@@ -134,9 +139,7 @@ async fn oversized_records_get_their_own_batch_or_are_handed_back() {
     assert_eq!(accumulator.pop_sealed().unwrap().records.len(), 1);
     accumulator.seal();
     assert_eq!(accumulator.pop_sealed().unwrap().records.len(), 1);
-    let (error, incoming) = accumulator
-        .append(fixture.incoming(20_000), Instant::now())
-        .unwrap_err();
+    let (error, incoming) = accumulator.append(fixture.incoming(20_000)).unwrap_err();
     assert_eq!(error.code(), Some(ErrorCode::MessageTooLarge));
     assert_eq!(incoming.record.value.map(|value| value.len()), Some(20_000));
     assert!(accumulator.is_empty(), "a refused record changes nothing");

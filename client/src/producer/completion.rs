@@ -67,6 +67,8 @@ pub struct DeliveryFuture {
     completion: Arc<BatchCompletion>,
     index: usize,
     topic: Arc<str>,
+    /// The partition, when it was chosen at `enqueue`.
+    partition: Option<i32>,
     timestamp_ms: i64,
     /// Where this future's waker sits in `waiters`, once registered.
     waiter_slot: Option<usize>,
@@ -77,15 +79,23 @@ impl DeliveryFuture {
         completion: Arc<BatchCompletion>,
         index: usize,
         topic: Arc<str>,
+        partition: Option<i32>,
         timestamp_ms: i64,
     ) -> DeliveryFuture {
         DeliveryFuture {
             completion,
             index,
             topic,
+            partition,
             timestamp_ms,
             waiter_slot: None,
         }
+    }
+
+    /// The partition the record was placed in, known at `enqueue` unless the topic's
+    /// metadata was still loading then. Records of one partition complete in order.
+    pub fn partition(&self) -> Option<i32> {
+        self.partition
     }
 
     // `SendError` hands the record back (client-api.md §1); that is what makes it large.

@@ -18,7 +18,7 @@ fn batch_of(
 }
 
 fn future(batch: &BatchRecords, index: usize) -> DeliveryFuture {
-    DeliveryFuture::new(batch.completion().clone(), index, Arc::from("t"), 7)
+    DeliveryFuture::new(batch.completion().clone(), index, Arc::from("t"), None, 7)
 }
 
 #[tokio::test]
@@ -78,7 +78,7 @@ async fn linked_records_get_their_offset_in_the_batch() {
         }),
     );
     assert_eq!(batch.min_ticket(), ticket.min(1));
-    let linked = DeliveryFuture::new(own, 0, Arc::from("t"), 7);
+    let linked = DeliveryFuture::new(own, 0, Arc::from("t"), None, 7);
     batch.succeed(0, 10, -1);
     assert_eq!(linked.await.unwrap().offset, 11);
 }

@@ -36,8 +36,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::time::Instant;
-
 pub use builder::{parse_compression, Acks, ProducerBuilder};
 pub use completion::DeliveryFuture;
 
@@ -87,7 +85,7 @@ pub struct Producer {
 struct ProducerShared {
     context: Arc<ProducerContext>,
     /// Each topic's batches, created on first use.
-    topics: Mutex<HashMap<String, Arc<TopicShared>>>,
+    topics: Mutex<TopicMap>,
     closed: AtomicBool,
 }
 
@@ -96,7 +94,7 @@ impl Producer {
         Producer {
             shared: Arc::new(ProducerShared {
                 context: Arc::new(ProducerContext::new(client, config)),
-                topics: Mutex::new(HashMap::new()),
+                topics: Mutex::new(TopicMap::default()),
                 closed: AtomicBool::new(false),
             }),
         }
@@ -211,7 +209,6 @@ impl Producer {
     fn place(&self, record: Record, memory: MemoryShare) -> Result<DeliveryFuture, SendError> {
         let context = &self.shared.context;
         let timestamp_ms = record.timestamp_ms.unwrap_or_else(now_ms);
-        let deadline = Instant::now() + context.config.delivery_timeout;
         let topic = self.shared.topic(&record.topic);
         topic.enqueue(
             context,
@@ -219,11 +216,18 @@ impl Producer {
                 record,
                 timestamp_ms,
                 memory,
-                deadline,
+                deadline: None,
                 link: None,
             },
         )
     }
+}
+
+/// The producer's topics, with the last one used at hand (most producers write to one).
+#[derive(Debug, Default)]
+struct TopicMap {
+    by_name: HashMap<String, Arc<TopicShared>>,
+    last: Option<Arc<TopicShared>>,
 }
 
 impl ProducerShared {
@@ -233,11 +237,18 @@ impl ProducerShared {
             .topics
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(shared) = topics.get(topic) {
-            return shared.clone();
+        if let Some(last) = topics.last.as_ref().filter(|last| &*last.name == topic) {
+            return last.clone();
         }
-        let shared = Arc::new(TopicShared::new(topic));
-        topics.insert(topic.to_owned(), shared.clone());
+        let shared = match topics.by_name.get(topic) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared = Arc::new(TopicShared::new(topic));
+                topics.by_name.insert(topic.to_owned(), shared.clone());
+                shared
+            }
+        };
+        topics.last = Some(shared.clone());
         shared
     }
 
@@ -248,6 +259,7 @@ impl ProducerShared {
             .topics
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .by_name
             .values()
             .cloned()
             .collect();

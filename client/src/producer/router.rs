@@ -106,6 +106,8 @@ struct TopicState {
     waiting: VecDeque<Incoming>,
     waiter_running: bool,
     sticky: StickyChoice,
+    /// The partition count read from metadata version `.0`.
+    partition_count: Option<(u64, usize)>,
     /// Set once waiting for an unknown topic gave up; cleared when it appears.
     unknown_since: Option<Instant>,
 }
@@ -138,7 +140,7 @@ impl TopicShared {
         if state.waiting.is_empty() {
             if let Some(partition) = state.choose_partition(context, &self.name, &incoming) {
                 let slot = state.slot(context, self, partition);
-                return match slot.accumulator.append(incoming, Instant::now()) {
+                return match slot.accumulator.append(incoming) {
                     Ok(placed) => {
                         if placed.wake {
                             slot.wake.notify_one();
@@ -147,6 +149,7 @@ impl TopicShared {
                             placed.completion,
                             placed.index,
                             self.name.clone(),
+                            Some(partition),
                             timestamp_ms,
                         ))
                     }
@@ -166,6 +169,7 @@ impl TopicShared {
         context.tracker.records_added(1);
         let mut incoming = incoming;
         incoming.link = Some(link);
+        incoming.deadline = Some(Instant::now() + context.config.delivery_timeout);
         state.waiting.push_back(incoming);
         if !state.waiter_running {
             state.waiter_running = true;
@@ -175,6 +179,7 @@ impl TopicShared {
             completion,
             0,
             self.name.clone(),
+            None,
             timestamp_ms,
         ))
     }
@@ -211,7 +216,15 @@ impl TopicState {
         incoming: &Incoming,
     ) -> Option<i32> {
         let metadata = context.client.metadata();
-        let count = metadata.partition_count(topic).filter(|count| *count > 0)?;
+        let version = metadata.version();
+        let count = match self.partition_count {
+            Some((seen, count)) if seen == version => count,
+            _ => {
+                let count = metadata.partition_count(topic).filter(|count| *count > 0)?;
+                self.partition_count = Some((version, count));
+                count
+            }
+        };
         let record = &incoming.record;
         if let Some(partition) = record.partition {
             return (partition >= 0 && (partition as usize) < count).then_some(partition);
@@ -249,6 +262,7 @@ impl TopicState {
                     config.batch_size_bytes,
                     config.max_request_size_bytes,
                     config.linger,
+                    config.delivery_timeout,
                     context.tracker.clone(),
                     context.memory.clone(),
                 ),
@@ -263,7 +277,7 @@ impl TopicState {
 async fn wait_for_metadata(context: Arc<ProducerContext>, topic: Arc<TopicShared>) {
     let (deadline, waited_before) = {
         let state = lock(&topic.state);
-        let deadline = state.waiting.front().map(|incoming| incoming.deadline);
+        let deadline = state.waiting.front().and_then(|incoming| incoming.deadline);
         (deadline, state.unknown_since.is_some())
     };
     let result = partition_count(&context, &topic.name, deadline, waited_before).await;
@@ -308,7 +322,7 @@ async fn wait_for_metadata(context: Arc<ProducerContext>, topic: Arc<TopicShared
         };
         incoming.link = Some(link);
         let slot = state.slot(&context, &topic, partition);
-        match slot.accumulator.append(incoming, Instant::now()) {
+        match slot.accumulator.append(incoming) {
             Ok(placed) => {
                 if placed.wake {
                     slot.wake.notify_one();
