@@ -125,7 +125,10 @@ impl ProducerBuilder {
         self
     }
 
-    /// `delivery.timeout.ms`: upper bound on a `send`, retries included; 120 s.
+    /// `delivery.timeout.ms`: upper bound on a `send`, retries included; 120 s. As in
+    /// Kafka it counts from the creation of the record's batch (at most `linger.ms`
+    /// before the record joined it), or from `enqueue` for a record that waited for its
+    /// topic's metadata.
     pub fn delivery_timeout(mut self, timeout: Duration) -> ProducerBuilder {
         self.config.delivery_timeout = timeout;
         self
