@@ -21,6 +21,7 @@ use strata_benches::scenarios::environment::Environment;
 use strata_benches::scenarios::interrupt;
 use strata_benches::scenarios::limits;
 use strata_benches::scenarios::plan::{self, Timing};
+use strata_benches::scenarios::prefault;
 use strata_benches::scenarios::report::Report;
 use strata_benches::scenarios::runner::{self, Reference, RunConfig};
 
@@ -45,6 +46,11 @@ struct Args {
     /// Skip the iperf3 and dd measurements (ratios are then left out).
     #[arg(long)]
     skip_limits: bool,
+    /// Touch the machine's free memory once before measuring (for VMs that back guest
+    /// memory lazily, where the first write to a page is ~10× slower; see
+    /// docs/BENCHMARKS.md). The report says whether it was done.
+    #[arg(long)]
+    prefault_memory: bool,
     /// Directory holding strata-broker and strata (default: this executable's directory).
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
@@ -84,7 +90,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| target_dir.join("scenarios.json"));
 
-    let environment = Environment::probe(&workspace, &strata, &data_root);
+    let mut environment = Environment::probe(&workspace, &strata, &data_root);
+    if args.prefault_memory {
+        eprintln!("scenarios: touching free memory once (--prefault-memory) …");
+        let prefault = prefault::prefault()?;
+        eprintln!("scenarios: {}", prefault.describe());
+        environment.prefault = Some(prefault.describe());
+    }
     let (iperf3, dd) = measure_limits(&data_root, args.skip_limits)?;
     let config = RunConfig {
         strata,

@@ -22,6 +22,8 @@ pub struct Environment {
     pub data_root_filesystem: Option<String>,
     pub git_sha: Option<String>,
     pub strata_version: Option<String>,
+    /// Set when `--prefault-memory` touched the free memory before measuring.
+    pub prefault: Option<String>,
 }
 
 impl Environment {
@@ -62,6 +64,7 @@ impl Environment {
             data_root: root.clone(),
             git_sha: tool("git", &["rev-parse", "--short", "HEAD"], workspace),
             strata_version: tool(&strata.display().to_string(), &["--version"], data_root),
+            prefault: None,
         }
     }
 
@@ -84,6 +87,11 @@ impl Environment {
             unknown(&self.data_root_filesystem),
             unknown(&self.strata_version),
             unknown(&self.git_sha),
+        ) + &format!(
+            "- memory: {}\n",
+            self.prefault.as_deref().unwrap_or(
+                "not prefaulted (a lazily backed VM's first touch of each page is slow)"
+            )
         )
     }
 }

@@ -27,6 +27,7 @@ pub mod environment;
 pub mod interrupt;
 pub mod limits;
 pub mod plan;
+pub mod prefault;
 pub mod process;
 pub mod report;
 pub mod runner;
