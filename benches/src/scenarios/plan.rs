@@ -144,11 +144,20 @@ fn consume(name: &'static str, producer: &Step, consumers: u32) -> Step {
 }
 
 /// Produce and consume together at a fixed rate, acks=1, one consumer.
+/// Latency runs send each record as soon as the producer can (`linger.ms=0`, Kafka's
+/// default before 4.0; with the 5 ms default the linger alone would exceed the 1 ms
+/// target). Batches still form while requests are in flight.
+const LATENCY_BATCHING: Batching = Batching {
+    batch_size_bytes: 16 * 1024,
+    linger_ms: 0,
+};
+
 fn e2e(name: &'static str, partitions: u32, record_size_bytes: u32, rate: u32) -> Step {
     Step {
         mode: Mode::E2e,
         consumers: 1,
         rate: Some(rate),
+        batching: Some(LATENCY_BATCHING),
         ..produce(name, partitions, record_size_bytes, 1)
     }
 }

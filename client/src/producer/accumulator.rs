@@ -30,6 +30,8 @@ use crate::record::Record;
 
 /// The largest buffer reserved up front for a batch; bigger batches grow as they fill.
 const BATCH_CAPACITY_MAX: usize = 1 << 20;
+/// The smallest buffer reserved up front for a batch.
+const BATCH_CAPACITY_MIN: usize = 4 << 10;
 
 /// A record on its way into a batch.
 #[derive(Debug)]
@@ -104,6 +106,9 @@ pub(crate) struct Accumulator {
     memory: Arc<Semaphore>,
     open: Option<OpenBatch>,
     sealed: VecDeque<SealedBatch>,
+    /// The size of the last sealed batch: the next one reserves about as much, so a
+    /// partition that sends small batches does not reserve `batch.size` each time.
+    last_batch_bytes: usize,
 }
 
 impl Accumulator {
@@ -126,6 +131,7 @@ impl Accumulator {
             memory,
             open: None,
             sealed: VecDeque::new(),
+            last_batch_bytes: batch_size_bytes,
         }
     }
 
@@ -218,7 +224,9 @@ impl Accumulator {
             compression: self.compression,
             ..BatchSettings::default()
         };
-        let capacity = self.batch_size_bytes.min(BATCH_CAPACITY_MAX);
+        let capacity = (self.last_batch_bytes + self.last_batch_bytes / 8)
+            .min(self.batch_size_bytes)
+            .clamp(BATCH_CAPACITY_MIN, BATCH_CAPACITY_MAX);
         OpenBatch {
             builder: BatchBuilder::with_capacity(settings, capacity),
             records: BatchRecords::new(
@@ -266,6 +274,7 @@ impl Accumulator {
             return; // dropping it completes its ticket
         }
         let deadline = open.deadline;
+        self.last_batch_bytes = open.builder.estimated_size_bytes();
         match open.builder.build() {
             Ok(bytes) => self.sealed.push_back(SealedBatch {
                 bytes,

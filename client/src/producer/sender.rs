@@ -87,10 +87,11 @@ impl PartitionSender {
         loop {
             let now = Instant::now();
             let closing = self.context.is_closing();
+            let ready = self.ready_for_a_batch();
             self.accumulate(|accumulator| {
                 if closing {
                     accumulator.seal();
-                } else {
+                } else if ready {
                     accumulator.seal_if_lingered(now);
                 }
             });
@@ -123,15 +124,27 @@ impl PartitionSender {
         self.topic.with_accumulator(self.partition, action)
     }
 
-    /// The earliest moment something is due: linger, retry, a request timeout or a
-    /// delivery deadline.
+    /// Whether a batch sealed now would leave at once: a free in-flight slot, no batch
+    /// already waiting for one, no back-off. Only then does a lingered batch close; until
+    /// then it keeps filling (Kafka's rule: with `linger.ms=0` a busy producer still
+    /// forms batches instead of a queue of one-record requests).
+    fn ready_for_a_batch(&self) -> bool {
+        self.in_flight.len() < self.context.config.max_in_flight
+            && self.in_flight.first_unsent().is_none()
+            && self.retry_at.is_none()
+            && self.accumulate(|accumulator| accumulator.has_sealed()) != Some(true)
+    }
+
+    /// The earliest moment something is due: linger (when a batch could leave), retry,
+    /// a request timeout or a delivery deadline.
     fn next_wake(&self) -> Option<Instant> {
         let request_timeout = self.context.config.request_timeout;
         let oldest_sent = self.in_flight.oldest_sent_at();
+        let ready = self.ready_for_a_batch();
         let (linger, deadline) = self
             .accumulate(|accumulator| {
                 (
-                    accumulator.linger_deadline(),
+                    accumulator.linger_deadline().filter(|_| ready),
                     accumulator.earliest_deadline(),
                 )
             })
@@ -152,8 +165,11 @@ impl PartitionSender {
         let now = Instant::now();
         let config = &self.context.config;
         let delivery_timeout = config.delivery_timeout;
+        let ready = self.ready_for_a_batch();
         self.accumulate(|accumulator| {
-            accumulator.seal_if_lingered(now);
+            if ready {
+                accumulator.seal_if_lingered(now);
+            }
             accumulator.expire(now, delivery_timeout);
         });
         let timed_out = self
