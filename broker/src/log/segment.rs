@@ -287,19 +287,24 @@ impl Segment {
         too_big || too_old || relative_overflow || self.index.is_full() || self.time_index.is_full()
     }
 
-    /// Writes one validated, stamped batch at the end of the file and indexes it.
+    /// Writes one validated, stamped batch at the end of the file and indexes it. The
+    /// batch is given in `parts` that are written back to back with one vectored write
+    /// (the leader passes its stamped header and the rest of the batch as received).
     /// On a failed write the file is cut back to its previous size, so no partial batch
     /// is ever left behind by an error that the process survives.
-    pub fn append(&mut self, batch: &[u8], header: &BatchHeader, now_ms: i64) -> LogResult<()> {
+    pub fn append(&mut self, parts: &[&[u8]], header: &BatchHeader, now_ms: i64) -> LogResult<()> {
         let position = self.size_bytes;
-        if let Err(error) = durable::write_all_at(&self.log, batch, position, &self.log_path) {
+        let batch_bytes: usize = parts.iter().map(|part| part.len()).sum();
+        debug_assert_eq!(batch_bytes, header.total_bytes());
+        let written = durable::write_all_vectored_at(&self.log, parts, position, &self.log_path);
+        if let Err(error) = written {
             self.log
                 .set_len(position)
                 .map_err(|source| LogError::io("cut a failed append", &self.log_path, source))?;
             return Err(error);
         }
         self.index_batch(position, header)?;
-        self.size_bytes += batch.len() as u64;
+        self.size_bytes += batch_bytes as u64;
         self.first_append_ms.get_or_insert(now_ms);
         Ok(())
     }

@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use strata_proto::record::{validate_batch, BatchHeader, ValidateLimits};
+use strata_proto::record::{BatchHeader, CheckedBatch, ValidateLimits};
 use strata_proto::types::{LeaderEpoch, Offset, PartitionId, TopicName};
 
 use super::error::NodeError;
@@ -101,13 +101,13 @@ impl PartitionHandle {
     /// the two lets a producer's next batch be written while this one's fsync runs.
     /// Blocking: call it from a blocking thread.
     pub fn write(&self, batch: &Bytes, limits: &ValidateLimits) -> Result<Written, NodeError> {
-        let header = validate_batch(batch, limits)?;
+        let checked = CheckedBatch::validate(batch, limits)?;
+        let header = *checked.header();
         let epoch = self.leader_epoch();
         let mut producers = self.producers();
         let base_offset = match producers.check(&header) {
             SequenceCheck::Append => {
-                let mut bytes = batch.to_vec();
-                let info = self.log.append_deferred(&mut bytes, epoch)?;
+                let info = self.log.append_deferred(checked, epoch)?;
                 producers.record(&header, info.base_offset);
                 info.base_offset
             }
