@@ -29,6 +29,7 @@ use super::config::LogConfig;
 use super::durable;
 use super::error::{LogError, LogResult};
 use super::offset_index::OffsetIndex;
+use super::read_buffer::ReadBuffer;
 use super::time_index::TimeIndex;
 
 /// File name of a segment's file with the given extension (`log`, `index`, `timeindex`).
@@ -393,7 +394,8 @@ impl Segment {
 
     /// Whole batches starting with the one holding `offset`, at most `max_bytes` (but always
     /// the first batch, so a large batch cannot stall a reader), none ending at or beyond
-    /// `upper_bound`. One positional read; the bytes are returned exactly as stored.
+    /// `upper_bound`. One positional read into a reused buffer (`read_buffer.rs`); the
+    /// bytes are returned exactly as stored.
     pub fn read(
         &self,
         offset: Offset,
@@ -414,9 +416,10 @@ impl Segment {
         let wanted = (max_bytes as u64)
             .min(available)
             .max(first.total_bytes() as u64);
-        let mut buf = vec![0u8; wanted as usize];
+        let mut buffer = ReadBuffer::take(wanted as usize);
+        let buf = buffer.as_mut_slice();
         self.log
-            .read_exact_at(&mut buf, start)
+            .read_exact_at(buf, start)
             .map_err(|source| LogError::io("read batches", &self.log_path, source))?;
         let mut end = 0usize;
         while let Some(header_bytes) = buf.get(end..) {
@@ -432,8 +435,7 @@ impl Segment {
             }
             end = batch_end;
         }
-        buf.truncate(end);
-        Ok(Some(Bytes::from(buf)))
+        Ok(Some(buffer.into_bytes(end)))
     }
 
     /// Scans the whole file from byte 0, checking every batch (framing, CRC, expected base
