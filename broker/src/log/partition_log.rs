@@ -288,13 +288,14 @@ impl PartitionLog {
         // The checker's size limit may be the request's; the log's own limit holds too.
         header.check_framing(config.batch_bytes_max)?;
         // A checked batch always holds its whole header; this cannot fail in practice.
-        let (received_header, records) = batch
-            .bytes()
-            .split_at_checked(BATCH_HEADER_BYTES)
-            .ok_or(RecordError::Truncated {
-                needed: BATCH_HEADER_BYTES,
-                available: batch.bytes().len(),
-            })?;
+        let (received_header, records) =
+            batch
+                .bytes()
+                .split_at_checked(BATCH_HEADER_BYTES)
+                .ok_or(RecordError::Truncated {
+                    needed: BATCH_HEADER_BYTES,
+                    available: batch.bytes().len(),
+                })?;
         let mut stamped_header = [0u8; BATCH_HEADER_BYTES];
         stamped_header.copy_from_slice(received_header);
         let mut state = self.write_state();
@@ -331,9 +332,10 @@ impl PartitionLog {
     ) -> LogResult<AppendInfo> {
         let now_ms = self.clock.now_ms();
         let batch_bytes = header.total_bytes() as u64;
-        let needs_roll = state
-            .active()?
-            .needs_roll(batch_bytes, header.last_offset(), config, now_ms);
+        let needs_roll =
+            state
+                .active()?
+                .needs_roll(batch_bytes, header.last_offset(), config, now_ms);
         if needs_roll {
             self.roll_locked(state, config)?;
         }

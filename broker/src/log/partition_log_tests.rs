@@ -164,11 +164,8 @@ fn rolls_by_size_and_by_age_and_reads_across_segments() {
     };
     let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
     for i in 0..20 {
-        log.append(
-            &tagged_batch(&format!("s{i}"), 10, NOW_MS),
-            LeaderEpoch(0),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("s{i}"), 10, NOW_MS), LeaderEpoch(0))
+            .unwrap();
     }
     let by_size = log.segment_count();
     assert!(by_size > 3, "1 KiB segments must roll: {by_size}");
@@ -240,11 +237,8 @@ fn retention_by_time_and_size_advances_log_start() {
     };
     let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
     for i in 0..10 {
-        log.append(
-            &tagged_batch(&format!("old{i}"), 3, NOW_MS),
-            LeaderEpoch(0),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("old{i}"), 3, NOW_MS), LeaderEpoch(0))
+            .unwrap();
     }
     log.roll().unwrap();
     for i in 0..3 {
@@ -282,11 +276,8 @@ fn retention_by_time_and_size_advances_log_start() {
     };
     let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
     for i in 0..40 {
-        log.append(
-            &tagged_batch(&format!("b{i}"), 3, NOW_MS),
-            LeaderEpoch(0),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("b{i}"), 3, NOW_MS), LeaderEpoch(0))
+            .unwrap();
     }
     log.set_high_watermark(log.log_end_offset());
     log.apply_retention().unwrap();
@@ -314,11 +305,8 @@ fn retention_never_deletes_above_the_high_watermark() {
     };
     let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
     for i in 0..10 {
-        log.append(
-            &tagged_batch(&format!("x{i}"), 3, NOW_MS),
-            LeaderEpoch(0),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("x{i}"), 3, NOW_MS), LeaderEpoch(0))
+            .unwrap();
     }
     clock.advance_ms(10);
     assert_eq!(
@@ -339,11 +327,8 @@ fn clean_close_and_reopen_keeps_everything_without_a_scan() {
         PreviousShutdown::Crashed,
     );
     for i in 0..25 {
-        log.append(
-            &tagged_batch(&format!("c{i}"), 2, NOW_MS),
-            LeaderEpoch(2),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("c{i}"), 2, NOW_MS), LeaderEpoch(2))
+            .unwrap();
     }
     let before = read_all(&log);
     log.close().unwrap();
@@ -445,11 +430,8 @@ fn the_high_watermark_never_moves_backwards() {
         PreviousShutdown::Crashed,
     );
     for i in 0..5 {
-        log.append(
-            &tagged_batch(&format!("h{i}"), 2, NOW_MS),
-            LeaderEpoch(0),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("h{i}"), 2, NOW_MS), LeaderEpoch(0))
+            .unwrap();
     }
     log.advance_high_watermark(Offset(8));
     // A slower, earlier commit arriving late must not lower it.

@@ -129,7 +129,9 @@ mod tests {
     fn huge_buffers_are_not_kept() {
         let buffer = ReadBuffer::take(POOLED_BUFFER_BYTES_MAX + 1);
         drop(buffer.into_bytes(0));
-        assert!(free_list().iter().all(|buf| buf.len() <= POOLED_BUFFER_BYTES_MAX));
+        assert!(free_list()
+            .iter()
+            .all(|buf| buf.len() <= POOLED_BUFFER_BYTES_MAX));
         assert!(free_list().len() <= POOLED_BUFFERS_MAX);
     }
 }

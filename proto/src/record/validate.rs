@@ -17,8 +17,8 @@
 //!
 //! An uncompressed batch is validated without allocating.
 
-use super::error::RecordError;
 use super::checked::CheckedBatch;
+use super::error::RecordError;
 use super::header::{BatchHeader, TimestampType};
 use super::model::NO_TIMESTAMP;
 use super::record_wire::RecordView;
