@@ -3,7 +3,7 @@
 //!
 //! The `.log` file is the concatenation of whole record batches exactly as validated and
 //! stamped by the leader; nothing else is stored in it. Batches are written with one
-//! positional write at the end of the file. An offset index entry `(base_offset, position)`
+//! positional (vectored) write at the end of the file. An offset index entry `(base_offset, position)`
 //! is added before a batch once `index_interval_bytes` have been written since the last one,
 //! so a lookup lands at most that many bytes before the batch it wants.
 //!
