@@ -143,18 +143,25 @@ impl PartitionHandle {
     /// when group commit already made the batch durable. `None` means it must wait for an
     /// fsync: call `commit` from a blocking thread.
     pub fn commit_without_waiting(&self, written: Written) -> Option<Result<Appended, NodeError>> {
-        let must_wait = match self.log.config().flush {
+        // One read of the policy: a config change in between must not turn this into a
+        // blocking wait on an async thread.
+        let flush = self.log.config().flush;
+        let must_wait = match flush {
             FlushPolicy::Always => self.log.durable_offset() < written.end_offset,
             FlushPolicy::Interval { .. } => false,
         };
-        (!must_wait).then(|| self.commit(written))
+        (!must_wait).then(|| self.commit_under(flush, written))
     }
 
     /// Makes everything below `written.end_offset` count: waits for the fsync under
     /// `flush = always` (group commit), then moves the high watermark, never backwards.
     /// Blocking.
     pub fn commit(&self, written: Written) -> Result<Appended, NodeError> {
-        let high_watermark = match self.log.config().flush {
+        self.commit_under(self.log.config().flush, written)
+    }
+
+    fn commit_under(&self, flush: FlushPolicy, written: Written) -> Result<Appended, NodeError> {
+        let high_watermark = match flush {
             FlushPolicy::Always => {
                 self.log.wait_durable(written.end_offset)?;
                 self.log.durable_offset()
