@@ -79,9 +79,8 @@ fn timed_append(flush: FlushPolicy, appenders: usize, batch: &[u8]) -> (Duration
     std::thread::scope(|scope| {
         for _ in 0..appenders {
             scope.spawn(|| {
-                let mut copy = batch.to_vec();
                 for _ in 0..batches / appenders {
-                    log.append(&mut copy, LeaderEpoch(0)).unwrap();
+                    log.append(batch, LeaderEpoch(0)).unwrap();
                 }
             });
         }
@@ -128,10 +127,10 @@ fn append(c: &mut Criterion) {
 fn read_sequential(c: &mut Criterion) {
     let dir = bench_dir();
     let log = open_log(dir.path(), FlushPolicy::Interval { interval_ms: 1000 });
-    let mut batch = one_mib_batch();
+    let batch = one_mib_batch();
     let total_mib = bench_mib().min(256);
     for _ in 0..total_mib {
-        log.append(&mut batch, LeaderEpoch(0)).unwrap();
+        log.append(&batch, LeaderEpoch(0)).unwrap();
     }
     log.flush().unwrap();
     let mut group = c.benchmark_group("log_read_sequential");

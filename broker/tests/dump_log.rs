@@ -38,11 +38,11 @@ fn write_partition(data_dir: &Path) -> usize {
                 .push(Header::new("source", Some(Bytes::from_static(b"test"))));
             builder.append(&record).unwrap();
         }
-        let mut batch = builder.build().unwrap().to_vec();
+        let batch = builder.build().unwrap();
         if i == 0 {
             batch_bytes = batch.len();
         }
-        log.append(&mut batch, LeaderEpoch(1)).unwrap();
+        log.append(&batch, LeaderEpoch(1)).unwrap();
     }
     drop(log);
     manager.close().unwrap();

@@ -154,8 +154,8 @@ impl MetadataLog {
                 ),
             }));
         }
-        let mut batch = encode_batch(records, SystemClock.now_ms())?;
-        let info = self.log.append(&mut batch, LeaderEpoch(0))?;
+        let batch = encode_batch(records, SystemClock.now_ms())?;
+        let info = self.log.append(&batch, LeaderEpoch(0))?;
         self.log.wait_durable(info.log_end_offset)?;
         debug_assert_eq!(info.base_offset, Offset(expected_offset));
         Ok(())

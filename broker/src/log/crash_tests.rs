@@ -41,11 +41,8 @@ fn torn_tail_cut_at_every_byte_of_the_last_batch_keeps_exactly_the_whole_batches
     };
     let log = open(source.path(), &config, &clock, PreviousShutdown::Crashed);
     for i in 0..60 {
-        log.append(
-            &mut tagged_batch(&format!("w{i}"), 2, NOW_MS),
-            LeaderEpoch(1),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("w{i}"), 2, NOW_MS), LeaderEpoch(1))
+            .unwrap();
     }
     let last_start_offset = log.log_end_offset();
     let active_base = *log
@@ -56,7 +53,7 @@ fn torn_tail_cut_at_every_byte_of_the_last_batch_keeps_exactly_the_whole_batches
         .unwrap();
     let active = segment_path(source.path(), active_base);
     let last_start = fs::metadata(&active).unwrap().len();
-    log.append(&mut tagged_batch("last", 3, NOW_MS), LeaderEpoch(1))
+    log.append(&tagged_batch("last", 3, NOW_MS), LeaderEpoch(1))
         .unwrap();
     let full = fs::metadata(&active).unwrap().len();
     let whole = read_all(&log);
@@ -85,7 +82,7 @@ fn torn_tail_cut_at_every_byte_of_the_last_batch_keeps_exactly_the_whole_batches
         assert_eq!(read_all(&log), expected, "cut at {cut}");
         // The log takes appends again at the right offset.
         let info = log
-            .append(&mut tagged_batch("again", 1, NOW_MS), LeaderEpoch(1))
+            .append(&tagged_batch("again", 1, NOW_MS), LeaderEpoch(1))
             .unwrap();
         assert_eq!(info.base_offset, last_start_offset);
     }
@@ -101,11 +98,8 @@ fn damaged_indexes_are_rebuilt_with_nothing_lost() {
     let config = small_config();
     let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
     for i in 0..40 {
-        log.append(
-            &mut tagged_batch(&format!("i{i}"), 2, NOW_MS),
-            LeaderEpoch(0),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("i{i}"), 2, NOW_MS), LeaderEpoch(0))
+            .unwrap();
     }
     let before = read_all(&log);
     log.close().unwrap();
@@ -136,11 +130,8 @@ fn flipped_byte_in_a_sealed_segment_is_reported_not_truncated() {
     let config = small_config();
     let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
     for i in 0..40 {
-        log.append(
-            &mut tagged_batch(&format!("s{i}"), 2, NOW_MS),
-            LeaderEpoch(0),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("s{i}"), 2, NOW_MS), LeaderEpoch(0))
+            .unwrap();
     }
     assert!(log.segment_count() > 2);
     drop(log);
@@ -184,14 +175,11 @@ fn flipped_byte_before_the_recovery_point_of_the_active_segment_is_corruption() 
     };
     let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
     for i in 0..10 {
-        log.append(
-            &mut tagged_batch(&format!("r{i}"), 2, NOW_MS),
-            LeaderEpoch(0),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("r{i}"), 2, NOW_MS), LeaderEpoch(0))
+            .unwrap();
     }
     log.checkpoint().unwrap(); // recovery point = 20
-    log.append(&mut tagged_batch("tail", 2, NOW_MS), LeaderEpoch(0))
+    log.append(&tagged_batch("tail", 2, NOW_MS), LeaderEpoch(0))
         .unwrap();
     drop(log);
     let active = segment_path(dir.path(), Offset(0));
@@ -220,18 +208,18 @@ fn fsync_failure_stops_the_writer_for_good() {
         &clock,
         PreviousShutdown::Crashed,
     );
-    log.append(&mut tagged_batch("ok", 1, NOW_MS), LeaderEpoch(0))
+    log.append(&tagged_batch("ok", 1, NOW_MS), LeaderEpoch(0))
         .unwrap();
     let filter = dir.path().display().to_string();
     fail::cfg("log::fsync", &format!("return({filter})")).unwrap();
     let error = log
-        .append(&mut tagged_batch("doomed", 1, NOW_MS), LeaderEpoch(0))
+        .append(&tagged_batch("doomed", 1, NOW_MS), LeaderEpoch(0))
         .unwrap_err();
     assert!(matches!(error, LogError::FsyncFailed { .. }), "{error}");
     assert!(error.is_fatal());
     fail::remove("log::fsync");
     let error = log
-        .append(&mut tagged_batch("after", 1, NOW_MS), LeaderEpoch(0))
+        .append(&tagged_batch("after", 1, NOW_MS), LeaderEpoch(0))
         .unwrap_err();
     assert!(
         matches!(error, LogError::Stopped { .. }),
@@ -254,14 +242,14 @@ fn failed_write_leaves_no_partial_batch() {
         ..small_config()
     };
     let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
-    log.append(&mut tagged_batch("ok", 2, NOW_MS), LeaderEpoch(0))
+    log.append(&tagged_batch("ok", 2, NOW_MS), LeaderEpoch(0))
         .unwrap();
     let active = segment_path(dir.path(), Offset(0));
     let size = fs::metadata(&active).unwrap().len();
     let filter = dir.path().display().to_string();
     fail::cfg("log::write", &format!("return(partial:{filter})")).unwrap();
     let error = log
-        .append(&mut tagged_batch("full-disk", 3, NOW_MS), LeaderEpoch(0))
+        .append(&tagged_batch("full-disk", 3, NOW_MS), LeaderEpoch(0))
         .unwrap_err();
     fail::remove("log::write");
     assert!(matches!(error, LogError::Io { .. }), "{error}");
@@ -273,7 +261,7 @@ fn failed_write_leaves_no_partial_batch() {
     );
     assert_eq!(log.log_end_offset(), Offset(2));
     let info = log
-        .append(&mut tagged_batch("next", 1, NOW_MS), LeaderEpoch(0))
+        .append(&tagged_batch("next", 1, NOW_MS), LeaderEpoch(0))
         .unwrap();
     assert_eq!(info.base_offset, Offset(2));
     drop(log);
@@ -292,11 +280,8 @@ fn a_damaged_length_field_is_reported_by_reads_not_trusted() {
     };
     let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
     for i in 0..4 {
-        log.append(
-            &mut tagged_batch(&format!("l{i}"), 2, NOW_MS),
-            LeaderEpoch(0),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("l{i}"), 2, NOW_MS), LeaderEpoch(0))
+            .unwrap();
     }
     let batch_bytes = tagged_batch("l0", 2, NOW_MS).len() as u64;
     // batch_length of the second batch becomes ~2 GiB.
@@ -324,11 +309,8 @@ fn index_files_of_odd_length_or_missing_are_rebuilt() {
     };
     let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
     for i in 0..40 {
-        log.append(
-            &mut tagged_batch(&format!("o{i}"), 2, NOW_MS),
-            LeaderEpoch(0),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("o{i}"), 2, NOW_MS), LeaderEpoch(0))
+            .unwrap();
     }
     let before = read_all(&log);
     let segments = log.segment_count();
@@ -363,11 +345,8 @@ fn a_damaged_epoch_cache_does_not_turn_corruption_into_a_torn_tail() {
     };
     let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
     for i in 0..10 {
-        log.append(
-            &mut tagged_batch(&format!("e{i}"), 2, NOW_MS),
-            LeaderEpoch(3),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("e{i}"), 2, NOW_MS), LeaderEpoch(3))
+            .unwrap();
     }
     log.checkpoint().unwrap(); // recovery point = 20
     drop(log);

@@ -18,8 +18,9 @@
 //!
 //! - `log::fsync` — [`sync_file`], [`sync_dir`] and [`sync_mmap`] fail with
 //!   [`LogError::FsyncFailed`] before touching the disk.
-//! - `log::write` — [`write_all_at`] fails with `ENOSPC`; with the argument `partial` it
-//!   first writes the first half of the buffer (a torn write), then fails.
+//! - `log::write` — [`write_all_at`] and [`write_all_vectored_at`] fail with `ENOSPC`; with
+//!   the argument `partial` they first write the first half of the bytes (of the
+//!   concatenation, for the vectored write: a torn write), then fail.
 //!
 //! The argument of `return(...)` (for `log::write`: the text after `partial:` or the whole
 //! argument if it is not `partial`) is a path filter: only paths containing it fail. Tests
@@ -27,6 +28,8 @@
 //! another test (the failpoint registry is global).
 
 use std::fs::File;
+use std::io::IoSlice;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -76,6 +79,70 @@ pub fn write_all_at(file: &File, buf: &[u8], position: u64, path: &Path) -> LogR
         .map_err(|source| LogError::io("write", path, source))
 }
 
+/// Writes `parts` one after the other, starting at byte `position` of `file`, with
+/// positional vectored writes (`pwritev`, looping over short writes): the same bytes as
+/// [`write_all_at`] of their concatenation, without building it. The append path uses it
+/// to write a stamped batch header and the rest of the batch as received.
+/// On error some prefix of the concatenation may have been written; the caller truncates
+/// it away.
+pub fn write_all_vectored_at(
+    file: &File,
+    parts: &[&[u8]],
+    position: u64,
+    path: &Path,
+) -> LogResult<()> {
+    write_vectored_failpoint(file, parts, position, path)?;
+    pwritev_all(file, parts, position).map_err(|source| LogError::io("write", path, source))
+}
+
+/// At most this many buffers go to one `pwritev` (Linux's `IOV_MAX` is 1024).
+const IOVECS_MAX: usize = 64;
+
+fn pwritev_all(file: &File, parts: &[&[u8]], mut position: u64) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = parts
+        .iter()
+        .filter(|part| !part.is_empty())
+        .map(|part| IoSlice::new(part))
+        .collect();
+    let mut remaining: &mut [IoSlice<'_>] = &mut slices;
+    while !remaining.is_empty() {
+        let count = remaining.len().min(IOVECS_MAX);
+        let offset = libc::off_t::try_from(position).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("write position {position} does not fit in off_t"),
+            )
+        })?;
+        // SAFETY: `IoSlice` is documented to be ABI compatible with `struct iovec` on Unix;
+        // the pointer and count describe `count` live, initialized entries of `remaining`,
+        // whose buffers are borrowed for the whole call; the kernel only reads them. The fd
+        // is owned by `file`, which outlives the call.
+        let written = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                remaining.as_ptr().cast::<libc::iovec>(),
+                count as libc::c_int,
+                offset,
+            )
+        };
+        if written < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        if written == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::WriteZero));
+        }
+        // `written` is positive and at most the sum of the lengths given.
+        let written = written as usize;
+        position += written as u64;
+        IoSlice::advance_slices(&mut remaining, written);
+    }
+    Ok(())
+}
+
 // The failpoint helpers below are compiled out with the `fail` crate's `failpoints` feature
 // off (production builds), which leaves their arguments and callees unused.
 
@@ -89,6 +156,21 @@ fn fsync_failpoint(path: &Path) -> LogResult<()> {
 fn write_failpoint(file: &File, buf: &[u8], position: u64, path: &Path) -> LogResult<()> {
     fail::fail_point!("log::write", |argument| {
         injected_write_failure(file, buf, position, path, argument)
+    });
+    Ok(())
+}
+
+#[allow(unused_variables)]
+fn write_vectored_failpoint(
+    file: &File,
+    parts: &[&[u8]],
+    position: u64,
+    path: &Path,
+) -> LogResult<()> {
+    fail::fail_point!("log::write", |argument| {
+        // Tests only: the torn half is taken from the concatenation of the parts.
+        let joined = parts.concat();
+        injected_write_failure(file, &joined, position, path, argument)
     });
     Ok(())
 }
@@ -172,6 +254,28 @@ mod tests {
     }
 
     #[test]
+    fn vectored_write_stores_the_concatenation_at_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        let file = open_rw(&path);
+        write_all_at(&file, b"0123", 0, &path).unwrap();
+        write_all_vectored_at(&file, &[b"ab", b"", b"cde"], 4, &path).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"0123abcde");
+        // More parts than one pwritev takes, of varied sizes, and a large one.
+        let big = vec![7u8; 3 << 20];
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let small: Vec<Vec<u8>> = (0..IOVECS_MAX * 2 + 3)
+            .map(|i| vec![i as u8; i % 5])
+            .collect();
+        parts.extend(small.iter().map(Vec::as_slice));
+        parts.push(&big);
+        write_all_vectored_at(&file, &parts, 9, &path).unwrap();
+        let mut expected = b"0123abcde".to_vec();
+        expected.extend(parts.concat());
+        assert_eq!(fs::read(&path).unwrap(), expected);
+    }
+
+    #[test]
     fn sync_dir_of_missing_directory_is_an_io_error() {
         let dir = tempfile::tempdir().unwrap();
         let error = sync_dir(&dir.path().join("missing")).unwrap_err();
@@ -215,9 +319,19 @@ mod tests {
         assert!(write_all_at(&file, b"abcd", 0, &path).is_err());
         assert_eq!(fs::read(&path).unwrap(), b"ab");
 
+        // The vectored write tears the same way: half of the concatenation.
+        let error = write_all_vectored_at(&file, &[b"wxy", b"z12345"], 2, &path).unwrap_err();
+        assert!(matches!(error, LogError::Io { .. }), "{error:?}");
+        assert_eq!(fs::read(&path).unwrap(), b"abwxyz");
+        fail::cfg("log::write", &format!("return({filter})")).unwrap();
+        assert!(write_all_vectored_at(&file, &[b"wxy", b"z"], 0, &path).is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"abwxyz", "nothing written");
+
         fail::cfg("log::write", "off").unwrap();
         write_all_at(&file, b"abcd", 0, &path).unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"abcd");
+        assert_eq!(fs::read(&path).unwrap(), b"abcdyz");
+        write_all_vectored_at(&file, &[b"ef", b"gh"], 4, &path).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"abcdefgh");
         scenario.teardown();
     }
 }

@@ -30,6 +30,7 @@ pub mod leader_epoch_cache;
 pub mod manager;
 pub mod offset_index;
 pub mod partition_log;
+mod read_buffer;
 pub mod recovery;
 pub mod segment;
 pub mod time_index;

@@ -67,7 +67,7 @@ proptest! {
                     if new_epoch { epoch = LeaderEpoch(epoch.0 + 1); }
                     let tag = format!("v{next_tag}");
                     next_tag += 1;
-                    let info = log.append(&mut tagged_batch(&tag, records, NOW_MS), epoch).unwrap();
+                    let info = log.append(&tagged_batch(&tag, records, NOW_MS), epoch).unwrap();
                     prop_assert_eq!(info.base_offset, model_end);
                     for i in 0..records {
                         model.push((model_end, format!("{tag}-{i}").into_bytes()));

@@ -22,7 +22,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use strata_proto::record::{
-    check_stored_batch, set_base_offset, set_partition_leader_epoch, BatchHeader,
+    set_base_offset, set_partition_leader_epoch, BatchHeader, CheckedBatch, RecordError,
+    BATCH_HEADER_BYTES,
 };
 use strata_proto::types::{LeaderEpoch, Offset};
 
@@ -259,7 +260,8 @@ impl PartitionLog {
     /// and `epoch` into it, writes it, and (under `flush = always`) waits until it is
     /// fsynced. The batch's records should already have been validated by the caller
     /// (`strata_proto::record::validate_batch`). On any error nothing was appended.
-    pub fn append(&self, batch: &mut [u8], epoch: LeaderEpoch) -> LogResult<AppendInfo> {
+    pub fn append(&self, batch: &[u8], epoch: LeaderEpoch) -> LogResult<AppendInfo> {
+        let batch = CheckedBatch::check(batch, self.config().batch_bytes_max)?;
         let info = self.append_deferred(batch, epoch)?;
         if self.config().flush == FlushPolicy::Always {
             self.wait_durable(info.log_end_offset)?;
@@ -267,14 +269,35 @@ impl PartitionLog {
         Ok(info)
     }
 
-    /// Like [`PartitionLog::append`] but returns as soon as the batch is written (in the
+    /// Like [`PartitionLog::append`] but for a batch the caller already checked (its CRC
+    /// is not computed again), and it returns as soon as the batch is written (in the
     /// page cache), whatever the flush policy. The caller decides when to wait for
     /// [`PartitionLog::wait_durable`]; this lets it release its own locks first, so
     /// concurrent appends can share the fsync.
-    pub fn append_deferred(&self, batch: &mut [u8], epoch: LeaderEpoch) -> LogResult<AppendInfo> {
+    ///
+    /// The caller's bytes are not modified: the stamped header is written from a copy,
+    /// followed by the rest of the batch as given, in one vectored write.
+    pub fn append_deferred(
+        &self,
+        batch: CheckedBatch<'_>,
+        epoch: LeaderEpoch,
+    ) -> LogResult<AppendInfo> {
         self.check_running()?;
         let config = self.config();
-        let mut header = check_stored_batch(batch, config.batch_bytes_max)?;
+        let mut header = *batch.header();
+        // The checker's size limit may be the request's; the log's own limit holds too.
+        header.check_framing(config.batch_bytes_max)?;
+        // A checked batch always holds its whole header; this cannot fail in practice.
+        let (received_header, records) =
+            batch
+                .bytes()
+                .split_at_checked(BATCH_HEADER_BYTES)
+                .ok_or(RecordError::Truncated {
+                    needed: BATCH_HEADER_BYTES,
+                    available: batch.bytes().len(),
+                })?;
+        let mut stamped_header = [0u8; BATCH_HEADER_BYTES];
+        stamped_header.copy_from_slice(received_header);
         let mut state = self.write_state();
         if state.closed {
             return Err(self.closed_error());
@@ -286,9 +309,10 @@ impl PartitionLog {
         }
         header.base_offset = state.log_end_offset;
         header.partition_leader_epoch = epoch;
-        set_base_offset(batch, header.base_offset);
-        set_partition_leader_epoch(batch, epoch);
-        let result = self.append_locked(&mut state, &config, batch, &header);
+        set_base_offset(&mut stamped_header, header.base_offset);
+        set_partition_leader_epoch(&mut stamped_header, epoch);
+        let parts = [&stamped_header[..], records];
+        let result = self.append_locked(&mut state, &config, &parts, &header);
         self.stop_on_fatal(result)
     }
 
@@ -303,18 +327,19 @@ impl PartitionLog {
         &self,
         state: &mut LogState,
         config: &LogConfig,
-        batch: &[u8],
+        parts: &[&[u8]],
         header: &BatchHeader,
     ) -> LogResult<AppendInfo> {
         let now_ms = self.clock.now_ms();
+        let batch_bytes = header.total_bytes() as u64;
         let needs_roll =
             state
                 .active()?
-                .needs_roll(batch.len() as u64, header.last_offset(), config, now_ms);
+                .needs_roll(batch_bytes, header.last_offset(), config, now_ms);
         if needs_roll {
             self.roll_locked(state, config)?;
         }
-        state.active_mut()?.append(batch, header, now_ms)?;
+        state.active_mut()?.append(parts, header, now_ms)?;
         state.log_end_offset = header.next_offset();
         if state
             .epochs

@@ -1,6 +1,7 @@
 //! Behaviour of [`PartitionLog`]: append, read, roll, truncate, retention, reopen.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use strata_proto::record::{check_stored_batch, BatchHeader, CheckedBatch};
 use strata_proto::types::{LeaderEpoch, Offset};
 
 use super::test_support::{decode_values, open, read_all, small_config, tagged_batch};
@@ -19,10 +20,10 @@ fn append_assigns_dense_offsets_and_stamps_epoch() {
         PreviousShutdown::Crashed,
     );
     let first = log
-        .append(&mut tagged_batch("a", 3, NOW_MS), LeaderEpoch(0))
+        .append(&tagged_batch("a", 3, NOW_MS), LeaderEpoch(0))
         .unwrap();
     let second = log
-        .append(&mut tagged_batch("b", 2, NOW_MS), LeaderEpoch(1))
+        .append(&tagged_batch("b", 2, NOW_MS), LeaderEpoch(1))
         .unwrap();
     assert_eq!(
         (first.base_offset, first.last_offset),
@@ -50,6 +51,34 @@ fn append_assigns_dense_offsets_and_stamps_epoch() {
 }
 
 #[test]
+fn append_stores_a_stamped_copy_of_the_header_and_leaves_the_callers_bytes_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let log = open(
+        dir.path(),
+        &small_config(),
+        &clock,
+        PreviousShutdown::Crashed,
+    );
+    log.append(&tagged_batch("a", 2, NOW_MS), LeaderEpoch(3))
+        .unwrap();
+    let batch = tagged_batch("b", 3, NOW_MS);
+    let original = batch.clone();
+    let checked = CheckedBatch::check(&batch, small_config().batch_bytes_max).unwrap();
+    let info = log.append_deferred(checked, LeaderEpoch(4)).unwrap();
+    assert_eq!(batch, original, "the caller's batch is not modified");
+    assert_eq!(info.base_offset, Offset(2));
+    let stored = log.read(Offset(2), 1 << 20, None).unwrap().batches;
+    let header = BatchHeader::parse(&stored).unwrap();
+    assert_eq!(header.base_offset, Offset(2));
+    assert_eq!(header.partition_leader_epoch, LeaderEpoch(4));
+    // Everything but the stamped fields is stored exactly as given, and the CRC holds.
+    assert_eq!(stored.len(), original.len());
+    assert_eq!(stored[16..], original[16..]);
+    check_stored_batch(&stored, small_config().batch_bytes_max).unwrap();
+}
+
+#[test]
 fn stale_epoch_and_bad_crc_append_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(NOW_MS);
@@ -59,10 +88,10 @@ fn stale_epoch_and_bad_crc_append_nothing() {
         &clock,
         PreviousShutdown::Crashed,
     );
-    log.append(&mut tagged_batch("a", 1, NOW_MS), LeaderEpoch(5))
+    log.append(&tagged_batch("a", 1, NOW_MS), LeaderEpoch(5))
         .unwrap();
     let error = log
-        .append(&mut tagged_batch("b", 1, NOW_MS), LeaderEpoch(4))
+        .append(&tagged_batch("b", 1, NOW_MS), LeaderEpoch(4))
         .unwrap_err();
     assert!(
         matches!(error, LogError::StaleLeaderEpoch { .. }),
@@ -72,7 +101,7 @@ fn stale_epoch_and_bad_crc_append_nothing() {
     let last = damaged.len() - 1;
     damaged[last] ^= 0xff;
     assert!(matches!(
-        log.append(&mut damaged, LeaderEpoch(5)),
+        log.append(&damaged, LeaderEpoch(5)),
         Err(LogError::InvalidBatch(_))
     ));
     assert_eq!(log.log_end_offset(), Offset(1));
@@ -90,7 +119,7 @@ fn reads_return_whole_batches_within_max_bytes_but_at_least_one() {
     let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
     let batch_bytes = tagged_batch("x", 4, NOW_MS).len();
     for _ in 0..10 {
-        log.append(&mut tagged_batch("x", 4, NOW_MS), LeaderEpoch(0))
+        log.append(&tagged_batch("x", 4, NOW_MS), LeaderEpoch(0))
             .unwrap();
     }
     let small = log.read(Offset(0), 1, None).unwrap();
@@ -135,16 +164,13 @@ fn rolls_by_size_and_by_age_and_reads_across_segments() {
     };
     let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
     for i in 0..20 {
-        log.append(
-            &mut tagged_batch(&format!("s{i}"), 10, NOW_MS),
-            LeaderEpoch(0),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("s{i}"), 10, NOW_MS), LeaderEpoch(0))
+            .unwrap();
     }
     let by_size = log.segment_count();
     assert!(by_size > 3, "1 KiB segments must roll: {by_size}");
     clock.advance_ms(60_000);
-    log.append(&mut tagged_batch("late", 1, NOW_MS), LeaderEpoch(0))
+    log.append(&tagged_batch("late", 1, NOW_MS), LeaderEpoch(0))
         .unwrap();
     assert_eq!(
         log.segment_count(),
@@ -170,7 +196,7 @@ fn truncate_to_removes_whole_batches_and_later_segments() {
     );
     for i in 0..30 {
         log.append(
-            &mut tagged_batch(&format!("t{i}"), 2, NOW_MS),
+            &tagged_batch(&format!("t{i}"), 2, NOW_MS),
             LeaderEpoch(i / 10),
         )
         .unwrap();
@@ -186,7 +212,7 @@ fn truncate_to_removes_whole_batches_and_later_segments() {
         log.leader_epochs(),
         vec![(LeaderEpoch(0), Offset(0)), (LeaderEpoch(1), Offset(20))]
     );
-    log.append(&mut tagged_batch("after", 1, NOW_MS), LeaderEpoch(3))
+    log.append(&tagged_batch("after", 1, NOW_MS), LeaderEpoch(3))
         .unwrap();
     let all = read_all(&log);
     assert_eq!(all.len(), 25);
@@ -211,16 +237,13 @@ fn retention_by_time_and_size_advances_log_start() {
     };
     let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
     for i in 0..10 {
-        log.append(
-            &mut tagged_batch(&format!("old{i}"), 3, NOW_MS),
-            LeaderEpoch(0),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("old{i}"), 3, NOW_MS), LeaderEpoch(0))
+            .unwrap();
     }
     log.roll().unwrap();
     for i in 0..3 {
         log.append(
-            &mut tagged_batch(&format!("new{i}"), 3, NOW_MS + 7_200_000),
+            &tagged_batch(&format!("new{i}"), 3, NOW_MS + 7_200_000),
             LeaderEpoch(0),
         )
         .unwrap();
@@ -253,11 +276,8 @@ fn retention_by_time_and_size_advances_log_start() {
     };
     let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
     for i in 0..40 {
-        log.append(
-            &mut tagged_batch(&format!("b{i}"), 3, NOW_MS),
-            LeaderEpoch(0),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("b{i}"), 3, NOW_MS), LeaderEpoch(0))
+            .unwrap();
     }
     log.set_high_watermark(log.log_end_offset());
     log.apply_retention().unwrap();
@@ -285,11 +305,8 @@ fn retention_never_deletes_above_the_high_watermark() {
     };
     let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
     for i in 0..10 {
-        log.append(
-            &mut tagged_batch(&format!("x{i}"), 3, NOW_MS),
-            LeaderEpoch(0),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("x{i}"), 3, NOW_MS), LeaderEpoch(0))
+            .unwrap();
     }
     clock.advance_ms(10);
     assert_eq!(
@@ -310,23 +327,20 @@ fn clean_close_and_reopen_keeps_everything_without_a_scan() {
         PreviousShutdown::Crashed,
     );
     for i in 0..25 {
-        log.append(
-            &mut tagged_batch(&format!("c{i}"), 2, NOW_MS),
-            LeaderEpoch(2),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("c{i}"), 2, NOW_MS), LeaderEpoch(2))
+            .unwrap();
     }
     let before = read_all(&log);
     log.close().unwrap();
     assert!(log
-        .append(&mut tagged_batch("late", 1, NOW_MS), LeaderEpoch(2))
+        .append(&tagged_batch("late", 1, NOW_MS), LeaderEpoch(2))
         .is_err());
     drop(log);
     let reopened = open(dir.path(), &small_config(), &clock, PreviousShutdown::Clean);
     assert_eq!(reopened.recovery_report().segments_scanned, 0);
     assert_eq!(read_all(&reopened), before);
     reopened
-        .append(&mut tagged_batch("more", 1, NOW_MS), LeaderEpoch(2))
+        .append(&tagged_batch("more", 1, NOW_MS), LeaderEpoch(2))
         .unwrap();
     assert_eq!(reopened.log_end_offset(), Offset(51));
 }
@@ -347,7 +361,7 @@ fn concurrent_appenders_share_fsyncs_and_lose_nothing() {
                 for i in 0..25 {
                     let info = log
                         .append(
-                            &mut tagged_batch(&format!("{thread}-{i}"), 1, NOW_MS),
+                            &tagged_batch(&format!("{thread}-{i}"), 1, NOW_MS),
                             LeaderEpoch(0),
                         )
                         .unwrap();
@@ -381,7 +395,7 @@ fn interval_flush_happens_in_the_background_not_on_append() {
     let partition = TopicPartition::new(TopicName::new("t").unwrap(), PartitionId(0));
     let log = manager.get_or_create(&partition, None).unwrap();
     let tasks = manager.start_background_tasks(Duration::from_millis(5), Duration::from_secs(60));
-    log.append(&mut tagged_batch("x", 2, NOW_MS), LeaderEpoch(0))
+    log.append(&tagged_batch("x", 2, NOW_MS), LeaderEpoch(0))
         .unwrap();
     // Bounded wait for the background thread; the assertion is about what it did, and
     // a slow machine only makes the loop take longer.
@@ -416,11 +430,8 @@ fn the_high_watermark_never_moves_backwards() {
         PreviousShutdown::Crashed,
     );
     for i in 0..5 {
-        log.append(
-            &mut tagged_batch(&format!("h{i}"), 2, NOW_MS),
-            LeaderEpoch(0),
-        )
-        .unwrap();
+        log.append(&tagged_batch(&format!("h{i}"), 2, NOW_MS), LeaderEpoch(0))
+            .unwrap();
     }
     log.advance_high_watermark(Offset(8));
     // A slower, earlier commit arriving late must not lower it.

@@ -3,7 +3,7 @@
 //!
 //! The `.log` file is the concatenation of whole record batches exactly as validated and
 //! stamped by the leader; nothing else is stored in it. Batches are written with one
-//! positional write at the end of the file. An offset index entry `(base_offset, position)`
+//! positional (vectored) write at the end of the file. An offset index entry `(base_offset, position)`
 //! is added before a batch once `index_interval_bytes` have been written since the last one,
 //! so a lookup lands at most that many bytes before the batch it wants.
 //!
@@ -29,6 +29,7 @@ use super::config::LogConfig;
 use super::durable;
 use super::error::{LogError, LogResult};
 use super::offset_index::OffsetIndex;
+use super::read_buffer::ReadBuffer;
 use super::time_index::TimeIndex;
 
 /// File name of a segment's file with the given extension (`log`, `index`, `timeindex`).
@@ -287,19 +288,24 @@ impl Segment {
         too_big || too_old || relative_overflow || self.index.is_full() || self.time_index.is_full()
     }
 
-    /// Writes one validated, stamped batch at the end of the file and indexes it.
+    /// Writes one validated, stamped batch at the end of the file and indexes it. The
+    /// batch is given in `parts` that are written back to back with one vectored write
+    /// (the leader passes its stamped header and the rest of the batch as received).
     /// On a failed write the file is cut back to its previous size, so no partial batch
     /// is ever left behind by an error that the process survives.
-    pub fn append(&mut self, batch: &[u8], header: &BatchHeader, now_ms: i64) -> LogResult<()> {
+    pub fn append(&mut self, parts: &[&[u8]], header: &BatchHeader, now_ms: i64) -> LogResult<()> {
         let position = self.size_bytes;
-        if let Err(error) = durable::write_all_at(&self.log, batch, position, &self.log_path) {
+        let batch_bytes: usize = parts.iter().map(|part| part.len()).sum();
+        debug_assert_eq!(batch_bytes, header.total_bytes());
+        let written = durable::write_all_vectored_at(&self.log, parts, position, &self.log_path);
+        if let Err(error) = written {
             self.log
                 .set_len(position)
                 .map_err(|source| LogError::io("cut a failed append", &self.log_path, source))?;
             return Err(error);
         }
         self.index_batch(position, header)?;
-        self.size_bytes += batch.len() as u64;
+        self.size_bytes += batch_bytes as u64;
         self.first_append_ms.get_or_insert(now_ms);
         Ok(())
     }
@@ -388,7 +394,8 @@ impl Segment {
 
     /// Whole batches starting with the one holding `offset`, at most `max_bytes` (but always
     /// the first batch, so a large batch cannot stall a reader), none ending at or beyond
-    /// `upper_bound`. One positional read; the bytes are returned exactly as stored.
+    /// `upper_bound`. One positional read into a reused buffer (`read_buffer.rs`); the
+    /// bytes are returned exactly as stored.
     pub fn read(
         &self,
         offset: Offset,
@@ -409,9 +416,10 @@ impl Segment {
         let wanted = (max_bytes as u64)
             .min(available)
             .max(first.total_bytes() as u64);
-        let mut buf = vec![0u8; wanted as usize];
+        let mut buffer = ReadBuffer::take(wanted as usize);
+        let buf = buffer.as_mut_slice();
         self.log
-            .read_exact_at(&mut buf, start)
+            .read_exact_at(buf, start)
             .map_err(|source| LogError::io("read batches", &self.log_path, source))?;
         let mut end = 0usize;
         while let Some(header_bytes) = buf.get(end..) {
@@ -427,8 +435,7 @@ impl Segment {
             }
             end = batch_end;
         }
-        buf.truncate(end);
-        Ok(Some(Bytes::from(buf)))
+        Ok(Some(buffer.into_bytes(end)))
     }
 
     /// Scans the whole file from byte 0, checking every batch (framing, CRC, expected base

@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use strata_proto::record::{validate_batch, BatchHeader, ValidateLimits};
+use strata_proto::record::{BatchHeader, CheckedBatch, ValidateLimits};
 use strata_proto::types::{LeaderEpoch, Offset, PartitionId, TopicName};
 
 use super::error::NodeError;
@@ -101,13 +101,13 @@ impl PartitionHandle {
     /// the two lets a producer's next batch be written while this one's fsync runs.
     /// Blocking: call it from a blocking thread.
     pub fn write(&self, batch: &Bytes, limits: &ValidateLimits) -> Result<Written, NodeError> {
-        let header = validate_batch(batch, limits)?;
+        let checked = CheckedBatch::validate(batch, limits)?;
+        let header = *checked.header();
         let epoch = self.leader_epoch();
         let mut producers = self.producers();
         let base_offset = match producers.check(&header) {
             SequenceCheck::Append => {
-                let mut bytes = batch.to_vec();
-                let info = self.log.append_deferred(&mut bytes, epoch)?;
+                let info = self.log.append_deferred(checked, epoch)?;
                 producers.record(&header, info.base_offset);
                 info.base_offset
             }
@@ -139,11 +139,29 @@ impl PartitionHandle {
         })
     }
 
+    /// [`PartitionHandle::commit`] when it would not block: under `flush = interval`, or
+    /// when group commit already made the batch durable. `None` means it must wait for an
+    /// fsync: call `commit` from a blocking thread.
+    pub fn commit_without_waiting(&self, written: Written) -> Option<Result<Appended, NodeError>> {
+        // One read of the policy: a config change in between must not turn this into a
+        // blocking wait on an async thread.
+        let flush = self.log.config().flush;
+        let must_wait = match flush {
+            FlushPolicy::Always => self.log.durable_offset() < written.end_offset,
+            FlushPolicy::Interval { .. } => false,
+        };
+        (!must_wait).then(|| self.commit_under(flush, written))
+    }
+
     /// Makes everything below `written.end_offset` count: waits for the fsync under
     /// `flush = always` (group commit), then moves the high watermark, never backwards.
     /// Blocking.
     pub fn commit(&self, written: Written) -> Result<Appended, NodeError> {
-        let high_watermark = match self.log.config().flush {
+        self.commit_under(self.log.config().flush, written)
+    }
+
+    fn commit_under(&self, flush: FlushPolicy, written: Written) -> Result<Appended, NodeError> {
+        let high_watermark = match flush {
             FlushPolicy::Always => {
                 self.log.wait_durable(written.end_offset)?;
                 self.log.durable_offset()
@@ -181,5 +199,74 @@ fn rebuild_producer_state(log: &PartitionLog) -> Result<ProducerStateTable, Node
             offset = header.next_offset();
             bytes = bytes.get(header.total_bytes()..).unwrap_or_default();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use strata_proto::record::{BatchBuilder, Record};
+
+    use super::*;
+    use crate::log::{Clock, LogConfig, PreviousShutdown, SystemClock};
+
+    fn handle(dir: &std::path::Path, flush: FlushPolicy) -> PartitionHandle {
+        let config = LogConfig {
+            flush,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(
+            dir,
+            config,
+            Arc::new(SystemClock),
+            PreviousShutdown::Crashed,
+        )
+        .unwrap();
+        let topic = TopicName::new("t").unwrap();
+        PartitionHandle::open(topic, PartitionId(0), Arc::new(log), LeaderEpoch(0)).unwrap()
+    }
+
+    fn batch() -> Bytes {
+        let mut builder = BatchBuilder::default();
+        let now_ms = SystemClock.now_ms();
+        builder
+            .append(&Record::from_value(now_ms, &b"v"[..]))
+            .unwrap();
+        builder.build().unwrap()
+    }
+
+    #[test]
+    fn commit_without_waiting_only_when_no_fsync_is_owed() {
+        let dir = tempfile::tempdir().unwrap();
+        let always = handle(dir.path(), FlushPolicy::Always);
+        let written = always.write(&batch(), &ValidateLimits::default()).unwrap();
+        assert!(
+            always.commit_without_waiting(written).is_none(),
+            "flush=always: written but not yet fsynced must wait"
+        );
+        assert_eq!(always.log.high_watermark(), Offset(0));
+        always.log.flush().unwrap();
+        let appended = always.commit_without_waiting(written).unwrap().unwrap();
+        assert_eq!(appended.base_offset, Offset(0));
+        assert_eq!(always.log.high_watermark(), Offset(1));
+
+        let dir = tempfile::tempdir().unwrap();
+        let interval = handle(
+            dir.path(),
+            FlushPolicy::Interval {
+                interval_ms: 60_000,
+            },
+        );
+        let written = interval
+            .write(&batch(), &ValidateLimits::default())
+            .unwrap();
+        interval.commit_without_waiting(written).unwrap().unwrap();
+        assert_eq!(interval.log.high_watermark(), Offset(1));
+        assert_eq!(
+            interval.log.durable_offset(),
+            Offset(0),
+            "no fsync was made"
+        );
     }
 }

@@ -2,12 +2,17 @@
 //! strictly in the order received (so one producer's batches keep their order with many
 //! in flight); each one's commit (fsync, high watermark) then runs concurrently and its
 //! response is sent when it is done, tagged with the request id. acks=0 gets no response.
+//!
+//! Bounded: at most [`COMMITS_IN_FLIGHT_MAX`] commits per stream wait at once, and at most
+//! [`RESPONSES_QUEUED_MAX`] responses wait for a slow client; past either, the broker
+//! stops reading the stream's requests (HTTP/2 flow control then stops the client)
+//! instead of queueing without limit.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use strata_proto::api::v1::{ProduceRequest, ProduceResponse};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Status, Streaming};
 
@@ -21,10 +26,14 @@ pub type ProduceStream = Pin<Box<dyn Stream<Item = Result<ProduceResponse, Statu
 /// requests (backpressure instead of an unbounded queue).
 const RESPONSES_QUEUED_MAX: usize = 256;
 
+/// How many written requests of one stream may wait for their commit (fsync) at once.
+const COMMITS_IN_FLIGHT_MAX: usize = 256;
+
 /// Starts serving one produce stream.
 pub fn serve(node: Arc<Node>, inbound: Streaming<ProduceRequest>) -> ProduceStream {
     let (sender, receiver) = mpsc::channel(RESPONSES_QUEUED_MAX);
-    tokio::spawn(run(node, inbound, sender));
+    let commits = Arc::new(Semaphore::new(COMMITS_IN_FLIGHT_MAX));
+    tokio::spawn(run(node, inbound, sender, commits));
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))
 }
 
@@ -32,6 +41,7 @@ async fn run(
     node: Arc<Node>,
     mut inbound: Streaming<ProduceRequest>,
     sender: mpsc::Sender<Result<ProduceResponse, Status>>,
+    commits: Arc<Semaphore>,
 ) {
     while let Some(request) = inbound.next().await {
         let request = match request {
@@ -53,12 +63,17 @@ async fn run(
                 continue;
             }
         };
+        // A free commit slot before the write, so no more than the bound ever wait.
+        let Ok(commit_slot) = Arc::clone(&commits).acquire_owned().await else {
+            return;
+        };
         // Written in order, here; committed concurrently, below.
         let pending = node
             .produce(&request.topic, request.partition, request.records)
             .await;
         let sender = sender.clone();
         tokio::spawn(async move {
+            let _commit_slot = commit_slot;
             let result = match pending {
                 Ok(pending) => pending.commit().await,
                 Err(error) => Err(error),

@@ -19,6 +19,7 @@
 //! before anything is allocated; decompression never produces more than its cap.
 
 pub mod builder;
+mod checked;
 mod compression;
 mod cursor;
 pub mod decode;
@@ -31,6 +32,7 @@ pub mod validate;
 pub mod varint;
 
 pub use builder::{BatchBuilder, BatchSettings};
+pub use checked::CheckedBatch;
 pub use compression::ZSTD_LEVEL;
 pub use decode::{
     decode_batch, DecodeLimits, DecodedBatch, BATCH_BYTES_MAX_DEFAULT,

@@ -1,7 +1,7 @@
 //! [`validate_batch`]: what a broker runs on every produced batch before appending it.
 //!
 //! In order, each failure ending the check:
-//! 1. framing ([`check_stored_batch`]): magic 2 (else `UnsupportedMagic`), known
+//! 1. framing ([`check_stored_batch`](super::check_stored_batch)): magic 2 (else `UnsupportedMagic`), known
 //!    compression id and no reserved attribute bit (else `InvalidRecord`), `batch_length`
 //!    within `batch_bytes_max` (else `MessageTooLarge`) and equal to the bytes present, and
 //!    `last_offset_delta` = `record_count` - 1 (else `InvalidRecord`);
@@ -17,8 +17,9 @@
 //!
 //! An uncompressed batch is validated without allocating.
 
+use super::checked::CheckedBatch;
 use super::error::RecordError;
-use super::header::{check_stored_batch, BatchHeader, TimestampType};
+use super::header::{BatchHeader, TimestampType};
 use super::model::NO_TIMESTAMP;
 use super::record_wire::RecordView;
 use super::section::{for_each_record, records_section};
@@ -85,11 +86,21 @@ impl Default for ValidateLimits {
 
 /// Checks exactly one whole produced batch; returns its header when it may be appended.
 pub fn validate_batch(batch: &[u8], limits: &ValidateLimits) -> Result<BatchHeader, RecordError> {
-    let header = check_stored_batch(batch, limits.batch_bytes_max)?;
-    let section = records_section(batch, &header, limits.decompressed_bytes_max)?;
+    CheckedBatch::validate(batch, limits).map(|checked| *checked.header())
+}
+
+/// The record checks of [`validate_batch`], for a batch whose framing and CRC were already
+/// checked ([`CheckedBatch::validate`]). Uncompressed batches are walked in place: no
+/// allocation per batch or per record.
+pub(crate) fn validate_records(
+    batch: &[u8],
+    header: &BatchHeader,
+    limits: &ValidateLimits,
+) -> Result<(), RecordError> {
+    let section = records_section(batch, header, limits.decompressed_bytes_max)?;
     let mut max_timestamp = NO_TIMESTAMP;
     for_each_record(&section, header.record_count, |view| {
-        let timestamp_ms = check_record(&header, &view, limits)?;
+        let timestamp_ms = check_record(header, &view, limits)?;
         max_timestamp = max_timestamp.max(timestamp_ms);
         Ok(())
     })?;
@@ -102,7 +113,7 @@ pub fn validate_batch(batch: &[u8], limits: &ValidateLimits) -> Result<BatchHead
             ),
         });
     }
-    Ok(header)
+    Ok(())
 }
 
 /// Checks one record's size and timestamp; returns the timestamp.

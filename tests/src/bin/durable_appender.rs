@@ -57,8 +57,8 @@ fn main() -> anyhow::Result<()> {
                         );
                         builder.append(&record)?;
                     }
-                    let mut batch = builder.build()?.to_vec();
-                    let info = log.append(&mut batch, LeaderEpoch(incarnation as i32))?;
+                    let batch = builder.build()?;
+                    let info = log.append(&batch, LeaderEpoch(incarnation as i32))?;
                     let mut out = stdout
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
