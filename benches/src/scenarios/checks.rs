@@ -56,7 +56,7 @@ const fn criterion(
 const PRODUCE_1P1P: (&str, &str) = ("accept-1p1p", "accept-1p1p");
 const CONSUME_1P1P: (&str, &str) = ("accept-1p1p", "accept-1p1p-consume");
 const E2E_10K: (&str, &str) = ("e2e-10k", "e2e-10k");
-const KREPS_1P: (&str, &str) = ("kreps-1p", "kreps-1p");
+const PRODUCE_100B: (&str, &str) = ("accept-100b", "accept-100b");
 
 /// Issue 4's acceptance lines (the Iggy-shape line applies the first target to its row).
 const CRITERIA: [Criterion; 9] = [
@@ -104,14 +104,14 @@ const CRITERIA: [Criterion; 9] = [
     ),
     criterion(
         "100 B records, 1 producer ≥ 2,000,000 records/s",
-        KREPS_1P,
+        PRODUCE_100B,
         Flush::Interval,
         Figure::RecordsPerSecAtLeast,
         2_000_000.0,
     ),
     criterion(
         "100 B records, 1 producer ≥ 2,000,000 records/s",
-        KREPS_1P,
+        PRODUCE_100B,
         Flush::Always,
         Figure::RecordsPerSecAtLeast,
         2_000_000.0,
