@@ -1,5 +1,7 @@
-//! The task of one partition: accumulates its records into batches and keeps up to
-//! `max_in_flight` of them outstanding on the leader's produce stream.
+//! The task of one partition: closes its batches (linger, flush, close; records are
+//! encoded into them by the enqueuing thread, see `router`) and keeps up to
+//! `max_in_flight` of them outstanding on the leader's produce stream. It sleeps until a
+//! batch opens or seals, an answer arrives, a flush starts or a timer is due.
 //!
 //! The batches that have sequence numbers live in an [`InFlightWindow`], oldest first,
 //! each *sent* (a request is outstanding) or *unsent* (waiting for a retry); sent ones
