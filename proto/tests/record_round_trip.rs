@@ -5,8 +5,9 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 use strata_proto::record::{
-    decode_batch, set_base_offset, set_partition_leader_epoch, validate_batch, BatchBuilder,
-    BatchSettings, Compression, DecodeLimits, Header, Record, ValidateLimits, NO_TIMESTAMP,
+    compute_crc, decode_batch, recompute_crc_for_header, set_base_offset,
+    set_partition_leader_epoch, validate_batch, BatchBuilder, BatchHeader, BatchSettings,
+    Compression, DecodeLimits, Header, Record, ValidateLimits, BATCH_HEADER_BYTES, NO_TIMESTAMP,
 };
 use strata_proto::types::{LeaderEpoch, Offset};
 
@@ -101,6 +102,33 @@ proptest! {
         }
         let decoded: Vec<Record> = decoded.records.into_iter().map(Record::from).collect();
         prop_assert_eq!(decoded, records);
+    }
+
+    /// Restamping producer id, epoch and sequence (what an idempotent producer does to a
+    /// built batch) gives the CRC a full pass would, from the header alone.
+    #[test]
+    fn recomputed_crc_for_a_new_header_matches_a_full_pass(
+        records in proptest::collection::vec(record_strategy(), 1..20),
+        settings in settings_strategy(),
+        producer_id in any::<i64>(),
+        producer_epoch in any::<i16>(),
+        base_sequence in any::<i32>(),
+    ) {
+        let mut builder = BatchBuilder::new(settings);
+        for record in &records {
+            builder.append(record).unwrap();
+        }
+        let mut batch = builder.build().unwrap().to_vec();
+        let mut header = BatchHeader::parse(&batch).unwrap();
+        let old_header = header.encode();
+        header.producer_id = producer_id;
+        header.producer_epoch = producer_epoch;
+        header.base_sequence = base_sequence;
+        let new_header = header.encode();
+        let records_bytes = batch.len() - BATCH_HEADER_BYTES;
+        let crc = recompute_crc_for_header(header.crc, &old_header, &new_header, records_bytes);
+        batch[..BATCH_HEADER_BYTES].copy_from_slice(&new_header);
+        prop_assert_eq!(crc, compute_crc(&batch));
     }
 }
 

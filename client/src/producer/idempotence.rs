@@ -14,15 +14,12 @@
 
 use bytes::Bytes;
 use strata_proto::api::v1 as wire;
-use strata_proto::record::{compute_crc, BatchHeader, RecordError};
+use strata_proto::record::{recompute_crc_for_header, BatchHeader, RecordError};
 use tokio::sync::OnceCell;
 
 use crate::client::Client;
 use crate::connection::request;
 use crate::error::Error;
-
-/// Position of the CRC in the batch header (docs/FORMAT.md).
-const CRC_POS: usize = 17;
 
 /// A producer id and epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,17 +109,18 @@ pub(crate) fn stamp(
     {
         return Ok(batch);
     }
+    let old_header = header.encode();
     header.producer_id = producer_id;
     header.producer_epoch = producer_epoch;
     header.base_sequence = base_sequence;
+    let mut encoded = header.encode();
+    let records_bytes = batch.len().saturating_sub(encoded.len());
+    header.crc = recompute_crc_for_header(header.crc, &old_header, &encoded, records_bytes);
+    encoded = header.encode();
+    // Copies only when the bytes are shared (a resend keeps the sent copy alive).
     let mut bytes = Vec::from(batch);
-    let encoded = header.encode();
     if let Some(target) = bytes.get_mut(..encoded.len()) {
         target.copy_from_slice(&encoded);
-    }
-    let crc = compute_crc(&bytes);
-    if let Some(target) = bytes.get_mut(CRC_POS..CRC_POS + 4) {
-        target.copy_from_slice(&crc.to_be_bytes());
     }
     Ok(Bytes::from(bytes))
 }

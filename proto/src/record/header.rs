@@ -325,6 +325,30 @@ pub fn check_stored_batch(
 }
 
 /// Writes `crc` into the CRC field of an encoded batch (used after building it).
+/// The CRC of a batch whose header changed from `old_header` to `new_header` (both the
+/// full [`BATCH_HEADER_BYTES`]) while its `records_bytes` after the header stayed the same,
+/// from the old CRC alone: no pass over the records.
+///
+/// CRC-32 is linear: `crc(X ‖ R) = shift(crc(X), |R|) ⊕ crc(R)`, so the new CRC is the
+/// old one XOR the shifted difference of the header parts it covers (`crc32fast`'s
+/// `combine` does the shift in O(log |R|)).
+pub fn recompute_crc_for_header(
+    old_crc: u32,
+    old_header: &[u8],
+    new_header: &[u8],
+    records_bytes: usize,
+) -> u32 {
+    let covered = CRC_START_POS..BATCH_HEADER_BYTES;
+    let old = crc32fast::hash(old_header.get(covered.clone()).unwrap_or(&[]));
+    let new = crc32fast::hash(new_header.get(covered).unwrap_or(&[]));
+    let mut shifted = crc32fast::Hasher::new_with_initial(old ^ new);
+    shifted.combine(&crc32fast::Hasher::new_with_initial_len(
+        0,
+        records_bytes as u64,
+    ));
+    old_crc ^ shifted.finalize()
+}
+
 pub(crate) fn set_crc(batch: &mut [u8], crc: u32) {
     if let Some(field) = batch.get_mut(CRC_POS..CRC_POS + 4) {
         field.copy_from_slice(&crc.to_be_bytes());

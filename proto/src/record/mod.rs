@@ -40,8 +40,9 @@ pub use decode::{
 };
 pub use error::{RecordError, RecordErrorCode};
 pub use header::{
-    check_stored_batch, compute_crc, set_base_offset, set_partition_leader_epoch, BatchHeader,
-    Compression, TimestampType, BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES, MAGIC,
+    check_stored_batch, compute_crc, recompute_crc_for_header, set_base_offset,
+    set_partition_leader_epoch, BatchHeader, Compression, TimestampType, BATCH_HEADER_BYTES,
+    BATCH_LENGTH_PREFIX_BYTES, MAGIC,
 };
 pub use model::{Header, Record, StoredRecord, NO_TIMESTAMP};
 pub use record_wire::{HeaderFields, RecordFields};
