@@ -3,8 +3,10 @@
 //! - `builder`: settings, assignment, start offset; `group` has its place but is refused.
 //! - `offsets`: `Offset` → number via `ListOffsets` (also used by `Admin`).
 //! - `fetcher`: one long-poll fetch loop per leader broker, plus a supervisor that starts
-//!   loops as leaders appear; each fetched partition becomes a `Chunk` of decoded
-//!   records (CRC checked) pushed into a bounded channel.
+//!   loops as leaders appear; each fetched partition becomes a `Chunk` of whole, still
+//!   undecoded batches pushed into a bounded channel.
+//! - `batches`: `FetchedBatches`, a chunk's batches and the lazy decoder: CRC checked when
+//!   a batch is first reached, one record decoded per poll, payloads sliced not copied.
 //! - `stream`: the `Consumer` itself, which drains the channel; `seek`, `pause`,
 //!   `resume`, `position`.
 //!
@@ -14,6 +16,7 @@
 //! `seek` bumps the partition's *generation*; chunks and fetches of an older generation
 //! are dropped wherever they are met, so nothing from before a seek is ever yielded.
 
+mod batches;
 mod builder;
 mod fetcher;
 pub(crate) mod offsets;
@@ -22,7 +25,6 @@ mod stream;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, MutexGuard};
 
-use std::collections::VecDeque;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -31,7 +33,7 @@ pub use stream::Consumer;
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::record::ConsumedRecord;
+use batches::FetchedBatches;
 use builder::ConsumerConfig;
 
 /// Chunks (fetched but not yet yielded answers) allowed per partition.
@@ -92,8 +94,8 @@ impl FetchState {
     }
 }
 
-/// The result of fetching one partition once: records at or after the fetch offset, or an
-/// error to surface.
+/// The result of fetching one partition once: batches holding the records at or after the
+/// fetch offset, or an error to surface.
 #[derive(Debug)]
 pub(crate) struct Chunk {
     pub(crate) index: usize,
@@ -103,7 +105,7 @@ pub(crate) struct Chunk {
 
 #[derive(Debug)]
 pub(crate) enum ChunkContent {
-    Records(VecDeque<ConsumedRecord>),
+    Batches(FetchedBatches),
     Error(Error),
 }
 
