@@ -120,7 +120,7 @@ impl FetchedBatches {
         leader_epoch: i32,
     ) -> ConsumedRecord {
         ConsumedRecord {
-            topic: self.topic.to_string(),
+            topic: self.topic.clone(),
             partition: self.partition,
             offset: stored.offset.0,
             timestamp: stored.timestamp_ms,

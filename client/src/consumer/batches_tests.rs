@@ -79,7 +79,7 @@ fn records_below_the_fetch_offset_are_skipped() {
     assert_eq!(first.value.as_deref(), Some(&b"c"[..]));
     assert_eq!(first.key.as_deref(), Some(&b"k"[..]));
     assert_eq!(first.timestamp, 1_002);
-    assert_eq!((first.topic.as_ref(), first.partition), ("t", 2));
+    assert_eq!((&*first.topic, first.partition), ("t", 2));
     assert_eq!((first.high_watermark, first.log_start_offset), (10, 0));
 }
 
