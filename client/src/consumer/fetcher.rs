@@ -108,18 +108,20 @@ async fn fetch_loop(shared: Arc<ConsumerShared>, address: String, chunks: mpsc::
             continue;
         }
         let answer = fetch(&shared, &address, &work).await;
+        // Splitting the answer is cheap (no decoding here), so the chunks go out and the
+        // next fetch is asked for right away while the stream decodes these.
         let outcome = match answer {
             Ok(response) => handle_response(&shared, &work, &response),
             Err(error) => handle_failure(&shared, &work, &error),
         };
-        if outcome.refresh {
-            refresh_metadata(&shared).await;
-            shared.wake.notify_waiters();
-        }
         for chunk in outcome.chunks {
             if chunks.send(chunk).await.is_err() {
                 return;
             }
+        }
+        if outcome.refresh {
+            refresh_metadata(&shared).await;
+            shared.wake.notify_waiters();
         }
     }
 }
