@@ -1,4 +1,4 @@
-//! [`Consumer`]: reads assigned partitions as an async `Stream` of [`ConsumedRecord`]s.
+//! [`Consumer`]: reads assigned partitions as an async `Stream` of [`ConsumedRecord`](crate::ConsumedRecord)s.
 //!
 //! - `builder`: settings, assignment, start offset; `group` has its place but is refused.
 //! - `offsets`: `Offset` → number via `ListOffsets` (also used by `Admin`).

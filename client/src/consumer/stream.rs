@@ -23,8 +23,14 @@ use crate::record::{ConsumedRecord, Offset};
 /// Reads its assigned partitions as a `Stream<Item = Result<ConsumedRecord, Error>>`.
 ///
 /// Records of one partition come in offset order; partitions interleave. An error item
-/// (e.g. `OFFSET_OUT_OF_RANGE`) stops that partition until [`Consumer::seek`]; the other
-/// partitions go on. Dropping the consumer stops its background fetches.
+/// (e.g. `OFFSET_OUT_OF_RANGE`, or a fetched batch failing its CRC) stops that partition
+/// until [`Consumer::seek`]; the other partitions go on. After a bad batch,
+/// [`Consumer::position`] is the offset where it starts, so seeking there reads it again
+/// (`CORRUPT_MESSAGE` is retriable: the bytes may have been damaged in transit).
+/// Dropping the consumer stops its background fetches.
+///
+/// Records are decoded one per poll from the fetched batches; their payloads share the
+/// fetched buffer (see [`ConsumedRecord`]).
 #[derive(Debug)]
 pub struct Consumer {
     shared: Arc<ConsumerShared>,
