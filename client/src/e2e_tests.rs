@@ -235,6 +235,42 @@ async fn consumer_seeks_and_reports_out_of_range() {
 }
 
 #[tokio::test]
+async fn a_corrupt_batch_is_an_error_and_stops_the_partition_until_seek() {
+    let broker = TestBroker::start(&[("t", 1)]).await;
+    let client = client(&broker).await;
+    let producer = client.producer().build().unwrap();
+    for value in values(5) {
+        producer.send(Record::to("t").value(value)).await.unwrap();
+    }
+    {
+        let mut state = broker.state.lock().unwrap();
+        let (base_offset, _, batch) = &mut state.topics.get_mut("t").unwrap()[0].batches[2];
+        assert_eq!(*base_offset, 2, "one batch per awaited send");
+        let mut damaged = batch.to_vec();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0xff;
+        *batch = bytes::Bytes::from(damaged);
+    }
+    let mut consumer = client
+        .consumer()
+        .assign([("t", 0)])
+        .start(Offset::Earliest)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(next(&mut consumer).await.unwrap().offset, 0);
+    assert_eq!(next(&mut consumer).await.unwrap().offset, 1);
+    let error = next(&mut consumer).await.unwrap_err();
+    assert_eq!(error.code_name(), "CORRUPT_MESSAGE", "{error}");
+    assert_eq!(consumer.position("t", 0), Some(2));
+    let nothing = tokio::time::timeout(Duration::from_millis(300), consumer.next()).await;
+    assert!(nothing.is_err(), "the partition stays stopped");
+    consumer.seek("t", 0, Offset::At(3)).await.unwrap();
+    assert_eq!(next(&mut consumer).await.unwrap().offset, 3);
+    assert_eq!(next(&mut consumer).await.unwrap().offset, 4);
+}
+
+#[tokio::test]
 async fn paused_partitions_yield_nothing_until_resumed() {
     let broker = TestBroker::start(&[("t", 2)]).await;
     let client = client(&broker).await;

@@ -5,6 +5,7 @@
 //! Keys, values and header values are [`Bytes`]: `None` is Kafka's null, distinct from an
 //! empty value (a tombstone is a record whose value is `None`).
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -119,10 +120,16 @@ impl Delivery {
 }
 
 /// A record read from a partition.
+///
+/// Cheap to produce and to clone: the topic name is shared by the records of a fetch,
+/// and the key, value and header values are slices of the fetched buffer (they keep it
+/// alive; copy them out with `Bytes::copy_from_slice` to hold one record for long).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConsumedRecord {
-    pub topic: String,
+    /// Shared, not copied per record; use it as a `&str` (`&*record.topic`,
+    /// `record.topic.as_ref()`), or `to_string()` it.
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
     /// Create time, or append time for log-append-time topics (ms since the Unix epoch).

@@ -31,6 +31,17 @@ impl Default for CommitMode {
     }
 }
 
+/// Default `max.partition.fetch.bytes`: 2 MiB, where Kafka has 1 MiB.
+///
+/// Measured with `strata bench consume` on one partition of 1000-byte records in ~1 MB
+/// batches (2 shared cores, medians of 5 runs): 1 MiB ≈ 840 MB/s, 2 MiB ≈ 920–950 MB/s,
+/// 4 MiB no better than 2 MiB, 8 MiB worse (the answer then fills the 8 MiB HTTP/2 stream
+/// window). With a 1 MiB cap every fetch carries a single 1 MB batch; 2 MiB halves the
+/// round trips for the same bytes. Memory stays bounded: per partition at most
+/// `PREFETCH_CHUNKS` (2) fetched answers waiting plus one in flight, so about 6 MiB, and
+/// one answer never exceeds `fetch.max.bytes` (50 MiB) across partitions.
+pub(crate) const MAX_PARTITION_FETCH_BYTES_DEFAULT: u32 = 2 << 20;
+
 /// The checked settings of a running consumer.
 #[derive(Debug, Clone)]
 pub(crate) struct ConsumerConfig {
@@ -50,7 +61,7 @@ impl Default for ConsumerConfig {
             max_wait: Duration::from_millis(500),
             min_bytes: 1,
             max_bytes: 50 << 20,
-            max_partition_fetch_bytes: 1 << 20,
+            max_partition_fetch_bytes: MAX_PARTITION_FETCH_BYTES_DEFAULT,
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_secs(1),
         }
@@ -126,7 +137,9 @@ impl ConsumerBuilder {
         self
     }
 
-    /// `fetch.max.wait.ms`: how long the broker holds a fetch for `min_bytes`; 500 ms.
+    /// `fetch.max.wait.ms`: how long the broker holds a fetch for `min_bytes`; 500 ms. The
+    /// broker answers as soon as `min_bytes` are there, so with the default `min_bytes` of
+    /// 1 this only bounds how long an idle partition's fetch stays open, not latency.
     pub fn max_wait(mut self, wait: Duration) -> ConsumerBuilder {
         self.config.max_wait = wait;
         self
@@ -144,7 +157,10 @@ impl ConsumerBuilder {
         self
     }
 
-    /// `max.partition.fetch.bytes`: the cap per partition and fetch; 1 MiB.
+    /// `max.partition.fetch.bytes`: the cap per partition and fetch; 2 MiB (Kafka: 1 MiB,
+    /// see `MAX_PARTITION_FETCH_BYTES_DEFAULT` for the measurements). A consumer buffers up
+    /// to about three times this per partition (two answers waiting, one in flight). A
+    /// batch larger than the cap is still returned whole when it is the first one.
     pub fn max_partition_fetch_bytes(mut self, bytes: u32) -> ConsumerBuilder {
         self.config.max_partition_fetch_bytes = bytes;
         self

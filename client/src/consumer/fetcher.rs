@@ -1,31 +1,33 @@
 //! The consumer's background tasks: a supervisor that starts one fetch loop per leader
 //! broker, and the loops, which long-poll `Fetch` for the fetchable partitions their
-//! broker leads and push decoded [`Chunk`]s into the bounded channel.
+//! broker leads and push [`Chunk`]s of undecoded batches into the bounded channel. A loop
+//! never decodes: it splits the answer into batches and asks for more right away, so the
+//! network and the stream's decoding overlap.
 //!
 //! Per-partition errors: routing errors (wrong leader, unknown partition, fenced epoch)
 //! refresh metadata and back off; the supervisor starts a loop for a new leader. Errors
 //! the application must see (`OFFSET_OUT_OF_RANGE`, a batch failing its CRC, other final
 //! codes) become an error item and stop the partition until it seeks: the consumer never
-//! jumps to another offset on its own.
+//! jumps to another offset on its own. A batch failing its CRC is found by the stream
+//! when it reaches it, and stops the partition the same way (`Consumer::poll_next`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use strata_proto::api::v1 as wire;
-use strata_proto::record::header::attributes;
 use strata_proto::record::{
-    decode_batch, DecodeLimits, RecordError, BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES,
+    BatchHeader, RecordError, BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::batches::{FetchedBatches, FetchedFrom};
 use super::{Chunk, ChunkContent, ConsumerShared};
 use crate::connection::{request, with_deadline, RESPONSE_BYTES_MAX};
 use crate::error::Error;
-use crate::record::ConsumedRecord;
 use crate::retry::backoff;
 
 /// How often idle loops look again (leader moves, retry times).
@@ -106,18 +108,20 @@ async fn fetch_loop(shared: Arc<ConsumerShared>, address: String, chunks: mpsc::
             continue;
         }
         let answer = fetch(&shared, &address, &work).await;
+        // Splitting the answer is cheap (no decoding here), so the chunks go out and the
+        // next fetch is asked for right away while the stream decodes these.
         let outcome = match answer {
             Ok(response) => handle_response(&shared, &work, &response),
             Err(error) => handle_failure(&shared, &work, &error),
         };
-        if outcome.refresh {
-            refresh_metadata(&shared).await;
-            shared.wake.notify_waiters();
-        }
         for chunk in outcome.chunks {
             if chunks.send(chunk).await.is_err() {
                 return;
             }
+        }
+        if outcome.refresh {
+            refresh_metadata(&shared).await;
+            shared.wake.notify_waiters();
         }
     }
 }
@@ -212,7 +216,7 @@ fn handle_response(
             )),
             Some(fetched) => match Error::from_wire(fetched.error.as_ref()) {
                 Some(error) => Err(error),
-                None => decode_partition(topic, *partition, item.fetch_offset, fetched),
+                None => split_partition(topic, *partition, item.fetch_offset, fetched),
             },
         };
         apply(shared, item, result, &mut outcome);
@@ -234,7 +238,7 @@ fn handle_failure(shared: &ConsumerShared, work: &[Work], error: &Error) -> Outc
 fn apply(
     shared: &ConsumerShared,
     item: &Work,
-    result: Result<(VecDeque<ConsumedRecord>, i64), Error>,
+    result: Result<(FetchedBatches, i64), Error>,
     outcome: &mut Outcome,
 ) {
     let mut state = shared.state();
@@ -246,14 +250,14 @@ fn apply(
         return;
     }
     let content = match result {
-        Ok((records, next_offset)) => {
+        Ok((batches, next_offset)) => {
             fetch.attempts = 0;
             fetch.retry_at = None;
             fetch.fetch_offset = fetch.fetch_offset.max(next_offset);
-            if records.is_empty() {
+            if batches.is_empty() {
                 return;
             }
-            ChunkContent::Records(records)
+            ChunkContent::Batches(batches)
         }
         Err(error) if error.is_retriable() => {
             outcome.refresh |= error.needs_metadata_refresh();
@@ -280,51 +284,37 @@ fn apply(
     });
 }
 
-/// Splits a partition's fetched bytes into whole batches, checks and decodes each, and
-/// keeps the records at or after `fetch_offset`. Returns them and the next offset to fetch.
-fn decode_partition(
+/// Splits a partition's fetched bytes into whole batches, left undecoded for the stream,
+/// and reads the next offset to fetch from their headers. Only the framing is looked at
+/// here; CRC and records are checked when the stream reaches each batch, so a batch whose
+/// framing is already wrong is kept (the stream reports it) and ends the chunk.
+fn split_partition(
     topic: &str,
     partition: i32,
     fetch_offset: i64,
     fetched: &wire::FetchedPartition,
-) -> Result<(VecDeque<ConsumedRecord>, i64), Error> {
-    let limits = DecodeLimits {
-        batch_bytes_max: RESPONSE_BYTES_MAX,
-        ..DecodeLimits::default()
-    };
-    let mut records = VecDeque::new();
+) -> Result<(FetchedBatches, i64), Error> {
+    let mut batches = split_batches(&fetched.records)?;
     let mut next_offset = fetch_offset;
-    for batch in split_batches(&fetched.records)? {
-        let decoded = decode_batch(&batch, &limits)?;
-        let header = decoded.header;
-        next_offset = next_offset.max(header.next_offset().0);
-        if header.attributes & attributes::CONTROL != 0 {
-            continue;
-        }
-        let leader_epoch = header.partition_leader_epoch.0;
-        for stored in decoded.records {
-            if stored.offset.0 < fetch_offset {
-                continue; // a batch may start before the offset asked for
+    for (index, batch) in batches.iter().enumerate() {
+        let framed = BatchHeader::parse(batch)
+            .and_then(|header| header.check_framing(RESPONSE_BYTES_MAX).map(|()| header));
+        match framed {
+            Ok(header) => next_offset = next_offset.max(header.next_offset().0),
+            Err(_) => {
+                batches.truncate(index + 1);
+                break;
             }
-            records.push_back(ConsumedRecord {
-                topic: topic.to_owned(),
-                partition,
-                offset: stored.offset.0,
-                timestamp: stored.timestamp_ms,
-                key: stored.key,
-                value: stored.value,
-                headers: stored
-                    .headers
-                    .into_iter()
-                    .map(|header| (header.key, header.value))
-                    .collect(),
-                leader_epoch,
-                high_watermark: fetched.high_watermark,
-                log_start_offset: fetched.log_start_offset,
-            });
         }
     }
-    Ok((records, next_offset))
+    let from = FetchedFrom {
+        topic: Arc::from(topic),
+        partition,
+        fetch_offset,
+        high_watermark: fetched.high_watermark,
+        log_start_offset: fetched.log_start_offset,
+    };
+    Ok((FetchedBatches::new(from, batches), next_offset))
 }
 
 /// The whole batches in `data`, in order. A cut-off batch at the end is left out (the

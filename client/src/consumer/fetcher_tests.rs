@@ -31,17 +31,21 @@ fn fetched(records: Vec<u8>) -> wire::FetchedPartition {
     }
 }
 
+fn offsets(mut batches: FetchedBatches) -> Vec<i64> {
+    let mut offsets = Vec::new();
+    while let Some(record) = batches.next_record() {
+        offsets.push(record.unwrap().offset);
+    }
+    offsets
+}
+
 #[test]
-fn records_before_the_fetch_offset_are_skipped() {
+fn the_next_fetch_starts_after_the_last_whole_batch() {
     let mut data = batch(0, &["a", "b", "c"]);
     data.extend(batch(3, &["d", "e"]));
-    let (records, next) = decode_partition("t", 2, 2, &fetched(data)).unwrap();
-    let offsets: Vec<i64> = records.iter().map(|record| record.offset).collect();
-    assert_eq!(offsets, [2, 3, 4]);
+    let (batches, next) = split_partition("t", 2, 2, &fetched(data)).unwrap();
     assert_eq!(next, 5);
-    let first = records.front().unwrap();
-    assert_eq!(first.value.as_deref(), Some(&b"c"[..]));
-    assert_eq!((first.partition, first.high_watermark), (2, 10));
+    assert_eq!(offsets(batches), [2, 3, 4]);
 }
 
 #[test]
@@ -49,21 +53,40 @@ fn a_cut_off_last_batch_is_left_for_the_next_fetch() {
     let mut data = batch(0, &["a"]);
     let second = batch(1, &["b"]);
     data.extend_from_slice(&second[..second.len() - 3]);
-    let (records, next) = decode_partition("t", 0, 0, &fetched(data)).unwrap();
-    assert_eq!(records.len(), 1);
+    let (batches, next) = split_partition("t", 0, 0, &fetched(data)).unwrap();
     assert_eq!(next, 1);
+    assert_eq!(offsets(batches), [0]);
 }
 
 #[test]
-fn a_damaged_batch_is_an_error_not_records() {
+fn a_damaged_batch_is_left_for_the_stream_to_report() {
     let mut data = batch(0, &["a", "b"]);
     let last = data.len() - 1;
     data[last] ^= 0xff;
-    let error = decode_partition("t", 0, 0, &fetched(data)).unwrap_err();
+    // Splitting looks at framing only; the CRC is checked when the batch is reached.
+    let (mut batches, next) = split_partition("t", 0, 0, &fetched(data)).unwrap();
+    assert_eq!(next, 2);
+    let error = batches.next_record().unwrap().unwrap_err();
     assert!(
         matches!(error, Error::Record(RecordError::CrcMismatch { .. })),
         "{error}"
     );
+}
+
+#[test]
+fn batches_after_one_with_broken_framing_are_not_split_out() {
+    let mut broken = batch(0, &["a"]);
+    broken[16] = 7; // magic
+    let mut data = broken;
+    data.extend(batch(1, &["b"]));
+    let (mut batches, next) = split_partition("t", 0, 0, &fetched(data)).unwrap();
+    assert_eq!(next, 0, "nothing trusted, nothing skipped");
+    assert!(batches.next_record().unwrap().is_err());
+    assert!(batches.next_record().is_none());
+}
+
+#[test]
+fn hostile_lengths_are_refused() {
     let hostile = Bytes::from(vec![0u8; 20]);
     assert!(split_batches(&hostile).is_err());
     assert!(split_batches(&Bytes::new()).unwrap().is_empty());

@@ -1,19 +1,23 @@
-//! [`Consumer`]: reads assigned partitions as an async `Stream` of [`ConsumedRecord`]s.
+//! [`Consumer`]: reads assigned partitions as an async `Stream` of [`ConsumedRecord`](crate::ConsumedRecord)s.
 //!
 //! - `builder`: settings, assignment, start offset; `group` has its place but is refused.
 //! - `offsets`: `Offset` → number via `ListOffsets` (also used by `Admin`).
 //! - `fetcher`: one long-poll fetch loop per leader broker, plus a supervisor that starts
-//!   loops as leaders appear; each fetched partition becomes a `Chunk` of decoded
-//!   records (CRC checked) pushed into a bounded channel.
+//!   loops as leaders appear; each fetched partition becomes a `Chunk` of whole, still
+//!   undecoded batches pushed into a bounded channel.
+//! - `batches`: `FetchedBatches`, a chunk's batches and the lazy decoder: CRC checked when
+//!   a batch is first reached, one record decoded per poll, payloads sliced not copied.
 //! - `stream`: the `Consumer` itself, which drains the channel; `seek`, `pause`,
 //!   `resume`, `position`.
 //!
-//! Backpressure: at most `PREFETCH_CHUNKS` chunks per partition exist at a time, and the
-//! channel is bounded, so memory stays near `partitions × 2 × max.partition.fetch.bytes`.
+//! Backpressure: at most `PREFETCH_CHUNKS` chunks per partition exist at a time (plus one
+//! fetch in flight), and the channel is bounded, so memory stays near
+//! `partitions × 3 × max.partition.fetch.bytes` (2 MiB by default, see `builder`).
 //!
 //! `seek` bumps the partition's *generation*; chunks and fetches of an older generation
 //! are dropped wherever they are met, so nothing from before a seek is ever yielded.
 
+mod batches;
 mod builder;
 mod fetcher;
 pub(crate) mod offsets;
@@ -22,7 +26,6 @@ mod stream;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, MutexGuard};
 
-use std::collections::VecDeque;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -31,7 +34,7 @@ pub use stream::Consumer;
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::record::ConsumedRecord;
+use batches::FetchedBatches;
 use builder::ConsumerConfig;
 
 /// Chunks (fetched but not yet yielded answers) allowed per partition.
@@ -92,8 +95,8 @@ impl FetchState {
     }
 }
 
-/// The result of fetching one partition once: records at or after the fetch offset, or an
-/// error to surface.
+/// The result of fetching one partition once: batches holding the records at or after the
+/// fetch offset, or an error to surface.
 #[derive(Debug)]
 pub(crate) struct Chunk {
     pub(crate) index: usize,
@@ -103,7 +106,7 @@ pub(crate) struct Chunk {
 
 #[derive(Debug)]
 pub(crate) enum ChunkContent {
-    Records(VecDeque<ConsumedRecord>),
+    Batches(FetchedBatches),
     Error(Error),
 }
 

@@ -23,8 +23,14 @@ use crate::record::{ConsumedRecord, Offset};
 /// Reads its assigned partitions as a `Stream<Item = Result<ConsumedRecord, Error>>`.
 ///
 /// Records of one partition come in offset order; partitions interleave. An error item
-/// (e.g. `OFFSET_OUT_OF_RANGE`) stops that partition until [`Consumer::seek`]; the other
-/// partitions go on. Dropping the consumer stops its background fetches.
+/// (e.g. `OFFSET_OUT_OF_RANGE`, or a fetched batch failing its CRC) stops that partition
+/// until [`Consumer::seek`]; the other partitions go on. After a bad batch,
+/// [`Consumer::position`] is the offset where it starts, so seeking there reads it again
+/// (`CORRUPT_MESSAGE` is retriable: the bytes may have been damaged in transit).
+/// Dropping the consumer stops its background fetches.
+///
+/// Records are decoded one per poll from the fetched batches; their payloads share the
+/// fetched buffer (see [`ConsumedRecord`]).
 #[derive(Debug)]
 pub struct Consumer {
     shared: Arc<ConsumerShared>,
@@ -226,26 +232,51 @@ impl Consumer {
         }
         let mut chunk = chunk;
         match &mut chunk.content {
-            ChunkContent::Records(records) => {
-                let record = records.pop_front();
-                if records.is_empty() {
+            ChunkContent::Batches(batches) => {
+                let item = batches.next_record();
+                if batches.is_empty() {
                     self.shared.release_chunk(index);
                 } else {
                     self.current = Some(chunk);
                 }
-                let record = record?;
-                if let Some(position) = self.positions.get_mut(index) {
-                    *position = record.offset + 1;
+                match item? {
+                    Ok(record) => {
+                        if let Some(position) = self.positions.get_mut(index) {
+                            *position = record.offset + 1;
+                        }
+                        Some(Ok(record))
+                    }
+                    Err(error) => {
+                        self.stop_partition(index);
+                        Some(Err(error))
+                    }
                 }
-                Some(Ok(record))
             }
             ChunkContent::Error(_) => {
                 self.shared.release_chunk(index);
                 match chunk.content {
                     ChunkContent::Error(error) => Some(Err(error)),
-                    ChunkContent::Records(_) => None,
+                    ChunkContent::Batches(_) => None,
                 }
             }
+        }
+    }
+
+    /// Stops partition `index` after a fetched batch failed its checks, as the fetcher does
+    /// after an error answer: nothing more is fetched until `seek`. Its generation moves on,
+    /// so chunks fetched past the bad batch are dropped wherever they are met.
+    fn stop_partition(&mut self, index: usize) {
+        let generation = {
+            let mut state = self.shared.state();
+            let Some(fetch) = state.get_mut(index) else {
+                return;
+            };
+            fetch.generation += 1;
+            fetch.blocked = true;
+            fetch.generation
+        };
+        if let Some(slot) = self.generations.get_mut(index) {
+            *slot = generation;
         }
     }
 }

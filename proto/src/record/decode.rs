@@ -1,5 +1,6 @@
-//! [`decode_batch`]: how a consumer (or `dump-log`) turns one stored batch back into
-//! [`StoredRecord`]s with absolute offsets and timestamps.
+//! [`decode_batch`]: how tools, tests and `dump-log` turn one stored batch back into
+//! [`StoredRecord`]s with absolute offsets and timestamps, all at once. (The consumer reads
+//! batches lazily and without copying through [`BatchRecords`].)
 //!
 //! Decoding checks what validation checks about structure (framing, length, CRC, exactly
 //! `record_count` records with offset deltas `0, 1, 2, …`, no trailing bytes) but not the
@@ -12,12 +13,12 @@
 
 use bytes::Bytes;
 
+use super::batch_records::BatchRecords;
 use super::error::RecordError;
-use super::header::{check_stored_batch, BatchHeader, TimestampType};
-use super::model::{Header, StoredRecord};
-use super::record_wire::{RecordView, RECORD_BYTES_MIN};
-use super::section::{for_each_record, records_section};
-use crate::types::Offset;
+use super::header::{check_stored_batch, BatchHeader};
+use super::model::StoredRecord;
+use super::record_wire::RECORD_BYTES_MIN;
+use super::section::records_section;
 
 /// Size limits a decoder enforces on untrusted batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,7 @@ pub struct DecodedBatch {
 }
 
 /// Decodes exactly one whole batch (`batch.len()` must equal its `batch_length` + 12).
+/// Copies the records section once; [`BatchRecords`] reads a `Bytes` batch without copying.
 pub fn decode_batch(batch: &[u8], limits: &DecodeLimits) -> Result<DecodedBatch, RecordError> {
     let header = check_stored_batch(batch, limits.batch_bytes_max)?;
     let section = match records_section(batch, &header, limits.decompressed_bytes_max)? {
@@ -58,55 +60,12 @@ pub fn decode_batch(batch: &[u8], limits: &DecodeLimits) -> Result<DecodedBatch,
     };
     let claimed = usize::try_from(header.record_count).unwrap_or(0);
     let mut records = Vec::with_capacity(claimed.min(section.len() / RECORD_BYTES_MIN));
-    for_each_record(&section, header.record_count, |view| {
-        records.push(stored_record(&section, &header, view)?);
-        Ok(())
-    })?;
-    Ok(DecodedBatch { header, records })
-}
-
-fn stored_record(
-    section: &Bytes,
-    header: &BatchHeader,
-    view: RecordView<'_>,
-) -> Result<StoredRecord, RecordError> {
-    let offset = header
-        .base_offset
-        .0
-        .checked_add(i64::from(view.offset_delta))
-        .ok_or_else(|| {
-            RecordError::invalid(format!(
-                "base_offset {} plus offset_delta {} overflows",
-                header.base_offset, view.offset_delta
-            ))
-        })?;
-    let timestamp_ms = match header.timestamp_type() {
-        TimestampType::CreateTime => header.base_timestamp.wrapping_add(view.timestamp_delta),
-        TimestampType::LogAppendTime => header.max_timestamp,
-    };
-    let mut headers = Vec::with_capacity(view.header_count);
-    for raw in view.headers() {
-        let raw = raw?;
-        headers.push(Header {
-            key: raw.key.to_owned(),
-            value: raw.value.map(|value| share(section, value)),
-        });
+    let reader = BatchRecords::from_section(header, section)?;
+    let header = *reader.header();
+    for record in reader {
+        records.push(record?);
     }
-    Ok(StoredRecord {
-        offset: Offset(offset),
-        timestamp_ms,
-        attributes: view.attributes,
-        key: view.key.map(|key| share(section, key)),
-        value: view.value.map(|value| share(section, value)),
-        headers,
-    })
-}
-
-/// A `Bytes` for `part`, sharing `section`'s buffer instead of copying.
-fn share(section: &Bytes, part: &[u8]) -> Bytes {
-    // Every view was parsed out of `section` itself, so `part` always lies inside it, which
-    // is the one condition under which `slice_ref` could panic.
-    section.slice_ref(part)
+    Ok(DecodedBatch { header, records })
 }
 
 #[cfg(test)]
@@ -115,8 +74,9 @@ mod tests {
 
     use super::*;
     use crate::record::builder::{BatchBuilder, BatchSettings};
-    use crate::record::header::{set_base_offset, Compression};
+    use crate::record::header::{set_base_offset, Compression, TimestampType};
     use crate::record::model::Record;
+    use crate::types::Offset;
 
     #[test]
     fn offsets_are_absolute_after_stamping() {

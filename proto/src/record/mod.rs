@@ -5,19 +5,21 @@
 //! - [`varint`]: Kafka's zig-zag varint and varlong.
 //! - [`model`]: [`Record`] (what producers write) and [`StoredRecord`] (what consumers read).
 //! - [`builder`]: [`BatchBuilder`], records → one encoded batch (producers).
-//! - [`decode`]: [`decode_batch`], one batch → records with absolute offsets (consumers).
+//! - [`decode`]: [`decode_batch`], one batch → records with absolute offsets (tools, tests).
+//! - [`batch_records`]: [`BatchRecords`], one batch read lazily, zero-copy (consumers).
 //! - [`validate`]: [`validate_batch`], the broker's check of a produced batch.
 //! - internals: `cursor` (bounds-checked reads), `record_wire` (one record's bytes),
 //!   `section` (the records section and its walk), `compression` (lz4/zstd frames, capped).
 //!
 //! Flows: producer `BatchBuilder::append`… → `build` → bytes on the wire → broker
 //! `validate_batch` → `set_base_offset`/`set_partition_leader_epoch` → stored verbatim →
-//! fetched → consumer `decode_batch`.
+//! fetched → consumer `BatchRecords::open` → one record per `next`.
 //!
 //! Invariants: a batch is the unit of write, storage and fetch; the CRC covers
 //! `attributes..end`; every length read from the bytes is checked against the bytes present
 //! before anything is allocated; decompression never produces more than its cap.
 
+pub mod batch_records;
 pub mod builder;
 mod checked;
 mod compression;
@@ -31,6 +33,7 @@ mod section;
 pub mod validate;
 pub mod varint;
 
+pub use batch_records::BatchRecords;
 pub use builder::{BatchBuilder, BatchSettings};
 pub use checked::CheckedBatch;
 pub use compression::ZSTD_LEVEL;
