@@ -96,11 +96,12 @@ impl Record {
     }
 }
 
-/// Where an acknowledged record landed.
+/// Where an acknowledged record landed. The topic name is shared by the records of the
+/// producer's topic (like [`ConsumedRecord::topic`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Delivery {
-    pub topic: String,
+    pub topic: std::sync::Arc<str>,
     pub partition: i32,
     /// -1 with `acks=0`: the broker does not answer.
     pub offset: i64,
@@ -109,7 +110,12 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(topic: String, partition: i32, offset: i64, timestamp: i64) -> Delivery {
+    pub(crate) fn new(
+        topic: std::sync::Arc<str>,
+        partition: i32,
+        offset: i64,
+        timestamp: i64,
+    ) -> Delivery {
         Delivery {
             topic,
             partition,

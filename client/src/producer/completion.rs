@@ -118,7 +118,7 @@ impl DeliveryFuture {
                     self.timestamp_ms
                 };
                 Ok(Delivery::new(
-                    self.topic.to_string(),
+                    self.topic.clone(),
                     *partition,
                     offset,
                     timestamp,
