@@ -12,7 +12,7 @@
 //!
 //! Backpressure: at most `PREFETCH_CHUNKS` chunks per partition exist at a time (plus one
 //! fetch in flight), and the channel is bounded, so memory stays near
-//! `partitions × 3 × max.partition.fetch.bytes` (2 MiB by default, see `builder`).
+//! `partitions × 3 × max.partition.fetch.bytes` (1 MiB by default, see `builder`).
 //!
 //! `seek` bumps the partition's *generation*; chunks and fetches of an older generation
 //! are dropped wherever they are met, so nothing from before a seek is ever yielded.
