@@ -77,7 +77,10 @@ pub fn arguments(step: &Step, timing: Timing, broker: SocketAddr) -> Vec<String>
             "--warmup".into(),
             "0s".into(),
         ]);
-        if step.batching.is_some_and(|batching| batching.batch_size_bytes >= 1 << 19) {
+        if step
+            .batching
+            .is_some_and(|batching| batching.batch_size_bytes >= 1 << 19)
+        {
             // Batches near 1 MB: let one fetch carry two of them (the client default of
             // 1 MiB, Kafka's, carries one; see `MAX_PARTITION_FETCH_BYTES_DEFAULT`).
             args.extend(["-X".into(), "max.partition.fetch.bytes=2097152".into()]);

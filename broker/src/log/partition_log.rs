@@ -212,6 +212,17 @@ impl PartitionLog {
         self.read_state().segments.len()
     }
 
+    /// The base offset of the active (last) segment: reads at or above it hit the file
+    /// being written, whose recent pages the page cache holds.
+    pub fn active_segment_base_offset(&self) -> Offset {
+        self.read_state()
+            .segments
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(Offset(0))
+    }
+
     pub fn size_bytes(&self) -> u64 {
         self.read_state()
             .segments

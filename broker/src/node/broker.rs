@@ -77,6 +77,31 @@ pub struct FetchSpec {
     pub current_leader_epoch: Option<LeaderEpoch>,
 }
 
+/// Batches up to this size are written (to the page cache) on the async task; larger ones
+/// on a blocking thread. See [`Node::produce`].
+const INLINE_WRITE_BYTES_MAX: usize = 64 << 10;
+
+/// A fetch reads on the async task when every partition with data is at most this many
+/// offsets behind its high watermark in its active segment (a consumer keeping up);
+/// otherwise on a blocking thread. See [`Node::fetch`].
+const TAIL_READ_OFFSETS_MAX: i64 = 1000;
+
+/// What a fetch pass would read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadingNeeded {
+    Nothing,
+    Tail,
+    Files,
+}
+
+/// Whether a fetch pass may read segment files (it runs on a blocking thread) or must
+/// answer from memory only (it runs on the async task).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    Allowed,
+    Forbidden,
+}
+
 /// What a fetch returns for one partition.
 #[derive(Debug, Clone)]
 pub struct FetchedData {
@@ -312,12 +337,18 @@ impl Node {
         }
         let handle = self.partition(topic, partition)?;
         let limits = self.validate_limits();
-        let writer = Arc::clone(&handle);
-        let written = tokio::task::spawn_blocking(move || writer.write(&batch, &limits))
-            .await
-            .map_err(|error| NodeError::InvalidRequest {
-                reason: format!("append task failed: {error}"),
-            })?;
+        let written = if batch.len() <= INLINE_WRITE_BYTES_MAX {
+            // A small page-cache write takes microseconds: cheaper here than the two
+            // thread wake-ups of a blocking task, which dominate small-request workloads.
+            handle.write(&batch, &limits)
+        } else {
+            let writer = Arc::clone(&handle);
+            tokio::task::spawn_blocking(move || writer.write(&batch, &limits))
+                .await
+                .map_err(|error| NodeError::InvalidRequest {
+                    reason: format!("append task failed: {error}"),
+                })?
+        };
         let written = self.check_fatal(written)?;
         Ok(PendingAppend {
             node: Arc::clone(self),
@@ -371,16 +402,32 @@ impl Node {
             let notified = self.appended.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let node = Arc::clone(self);
-            let read_specs = specs.clone();
-            let results =
-                tokio::task::spawn_blocking(move || node.read_partitions(&read_specs, max_bytes))
+            let results = match self.reading_needed(&specs) {
+                ReadingNeeded::Tail => {
+                    // Only the active segment's end, which was just written: the page
+                    // cache has it, so the copy is cheaper here than two thread wake-ups.
+                    self.read_partitions(&specs, max_bytes, Reads::Allowed)
+                }
+                ReadingNeeded::Files => {
+                    let node = Arc::clone(self);
+                    let read_specs = specs.clone();
+                    tokio::task::spawn_blocking(move || {
+                        node.read_partitions(&read_specs, max_bytes, Reads::Allowed)
+                    })
                     .await
                     .unwrap_or_else(|error| {
                         vec![Err(NodeError::InvalidRequest {
                             reason: format!("fetch task failed: {error}"),
                         })]
-                    });
+                    })
+                }
+                ReadingNeeded::Nothing => {
+                    // Every partition is at its high watermark (or answers an error):
+                    // nothing to read, so no trip to a blocking thread — a long poll
+                    // waiting for new data costs no thread hop until data arrives.
+                    self.read_partitions(&specs, max_bytes, Reads::Forbidden)
+                }
+            };
             let total: usize = results
                 .iter()
                 .filter_map(|r| r.as_ref().ok())
@@ -408,12 +455,13 @@ impl Node {
         &self,
         specs: &[FetchSpec],
         max_bytes: usize,
+        reads: Reads,
     ) -> Vec<Result<FetchedData, NodeError>> {
         let mut remaining = max_bytes;
         let mut any_data = false;
         let mut results = Vec::with_capacity(specs.len());
         for spec in specs {
-            let result = self.read_partition(spec, remaining, any_data);
+            let result = self.read_partition(spec, remaining, any_data, reads);
             if let Ok(data) = &result {
                 remaining = remaining.saturating_sub(data.records.len());
                 any_data |= !data.records.is_empty();
@@ -423,11 +471,35 @@ impl Node {
         results
     }
 
+    /// What a fetch of `specs` would read now, without reading: nothing (every partition
+    /// is at its high watermark or answers an error), only the tails of active segments
+    /// (data written within the last `TAIL_READ_OFFSETS_MAX` offsets), or more.
+    fn reading_needed(&self, specs: &[FetchSpec]) -> ReadingNeeded {
+        let mut needed = ReadingNeeded::Nothing;
+        for spec in specs {
+            let Ok(handle) = self.partition(&spec.topic, spec.partition) else {
+                continue;
+            };
+            let high_watermark = handle.log.high_watermark();
+            if spec.fetch_offset >= high_watermark {
+                continue;
+            }
+            let recent = spec.fetch_offset >= handle.log.active_segment_base_offset()
+                && high_watermark.0 - spec.fetch_offset.0 <= TAIL_READ_OFFSETS_MAX;
+            if !recent {
+                return ReadingNeeded::Files;
+            }
+            needed = ReadingNeeded::Tail;
+        }
+        needed
+    }
+
     fn read_partition(
         &self,
         spec: &FetchSpec,
         remaining_bytes: usize,
         strict: bool,
+        reads: Reads,
     ) -> Result<FetchedData, NodeError> {
         let handle = self.partition(&spec.topic, spec.partition)?;
         let current = handle.leader_epoch();
@@ -451,7 +523,12 @@ impl Node {
         // Sizes are clamped, never refused: the first partition with data always gets at
         // least one whole batch (a limit of 0 included); later ones only what fits.
         let max_bytes = spec.max_bytes.min(remaining_bytes);
-        let records = if spec.fetch_offset == high_watermark || (strict && max_bytes == 0) {
+        let records = if spec.fetch_offset == high_watermark
+            || (strict && max_bytes == 0)
+            || reads == Reads::Forbidden
+        {
+            // With reads forbidden (the high watermark moved since `anything_to_read`),
+            // the empty answer sends the long poll round again, to a blocking read.
             Bytes::new()
         } else if strict {
             handle
