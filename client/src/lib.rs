@@ -91,7 +91,7 @@ pub use consumer::{CommitMode, Consumer, ConsumerBuilder};
 pub use error::{Error, ErrorCode, WriteOutcome};
 pub use metadata::BrokerNode;
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerBuilder, SendError};
-pub use record::{ConsumedRecord, Delivery, Offset, Record};
+pub use record::{ConsumedRecord, Delivery, IntoTopic, Offset, Record};
 pub use strata_proto::record::Compression;
 
 #[cfg(test)]

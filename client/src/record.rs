@@ -10,11 +10,51 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+/// What [`Record::to`] takes as a topic name: `&str`, `String`, `&String`, or an
+/// `Arc<str>` (shared, no allocation).
+pub trait IntoTopic {
+    fn into_topic(self) -> std::sync::Arc<str>;
+}
+
+impl IntoTopic for &str {
+    fn into_topic(self) -> std::sync::Arc<str> {
+        std::sync::Arc::from(self)
+    }
+}
+
+impl IntoTopic for String {
+    fn into_topic(self) -> std::sync::Arc<str> {
+        std::sync::Arc::from(self)
+    }
+}
+
+impl IntoTopic for &String {
+    fn into_topic(self) -> std::sync::Arc<str> {
+        std::sync::Arc::from(self.as_str())
+    }
+}
+
+impl IntoTopic for std::sync::Arc<str> {
+    fn into_topic(self) -> std::sync::Arc<str> {
+        self
+    }
+}
+
+impl IntoTopic for &std::sync::Arc<str> {
+    fn into_topic(self) -> std::sync::Arc<str> {
+        self.clone()
+    }
+}
+
 /// A record to produce: `Record::to("orders").key("k1").value("v").header("trace", "abc")`.
+///
+/// The topic is an `Arc<str>`: a producer that sends many records to one topic can build
+/// each from a clone of one `Arc` (`Record::to(topic.clone())`) and allocate nothing for
+/// the name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Record {
-    pub topic: String,
+    pub topic: std::sync::Arc<str>,
     /// An explicit partition wins over the key hash.
     pub partition: Option<i32>,
     pub key: Option<Bytes>,
@@ -26,9 +66,9 @@ pub struct Record {
 
 impl Record {
     /// An empty record (null key and value) for `topic`.
-    pub fn to(topic: impl Into<String>) -> Record {
+    pub fn to(topic: impl IntoTopic) -> Record {
         Record {
-            topic: topic.into(),
+            topic: topic.into_topic(),
             partition: None,
             key: None,
             value: None,
@@ -191,7 +231,7 @@ mod tests {
             .header_null("empty")
             .partition(3)
             .timestamp(1_700_000_000_000);
-        assert_eq!(record.topic, "orders");
+        assert_eq!(&*record.topic, "orders");
         assert_eq!(record.partition, Some(3));
         assert_eq!(record.key.as_deref(), Some(&b"k1"[..]));
         assert_eq!(record.headers.len(), 2);

@@ -128,7 +128,7 @@ impl DeliveryFuture {
                 let record = lock(records)
                     .get_mut(self.index)
                     .and_then(Option::take)
-                    .unwrap_or_else(|| Record::to(self.topic.to_string()));
+                    .unwrap_or_else(|| Record::to(&self.topic));
                 Err(SendError {
                     error: error.duplicate(),
                     record,

@@ -128,7 +128,7 @@ pub(super) async fn collect(
             biased;
             done = std::future::poll_fn(|context| outstanding.poll_done(context)), if !outstanding.is_empty() => {
                 let now = Instant::now();
-                let mut wake = false;
+                let count = done.len() as u64;
                 for (result, started, send_delay) in done {
                     match result {
                         Ok(delivery) => {
@@ -142,10 +142,9 @@ pub(super) async fn collect(
                         }
                         Err(error) => fail(&mut recorder, &mut outcome, &error),
                     }
-                    wake |= window.complete_one();
                 }
                 outcome.finished_at = Some(now);
-                if wake {
+                if window.complete_many(count) {
                     generator.unpark();
                 }
             }

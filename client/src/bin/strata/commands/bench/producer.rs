@@ -113,7 +113,12 @@ impl Window {
     /// `SeqCst` here and in `park_until` (store `resume_at`, then load `completed`) makes
     /// sure at least one side sees the other's write, so no wake-up is missed.
     pub(super) fn complete_one(&self) -> bool {
-        let completed = self.completed.fetch_add(1, Ordering::SeqCst) + 1;
+        self.complete_many(1)
+    }
+
+    /// Counts `count` completions at once; whether the parked generator should be woken.
+    pub(super) fn complete_many(&self, count: u64) -> bool {
+        let completed = self.completed.fetch_add(count, Ordering::SeqCst) + count;
         completed >= self.resume_at.load(Ordering::SeqCst)
     }
 }
@@ -139,6 +144,7 @@ pub fn start(
             precise_sleeps();
             Generator {
                 producer,
+                topic: Arc::from(plan.topic.as_str()),
                 plan,
                 handoff,
                 window: generator_window,
@@ -174,6 +180,8 @@ pub(super) struct InFlight {
 
 struct Generator {
     producer: Producer,
+    /// Shared by every record: no allocation per record for the name.
+    topic: Arc<str>,
     plan: GeneratorPlan,
     handoff: mpsc::Sender<Vec<InFlight>>,
     window: Arc<Window>,
@@ -225,7 +233,7 @@ impl Generator {
 
     fn record(&self, index: u64, started: Instant, random: u64) -> Record {
         let plan = &self.plan;
-        let mut record = Record::to(plan.topic.as_str()).value(plan.payload.value(index));
+        let mut record = Record::to(&self.topic).value(plan.payload.value(index));
         if let Some(key) = plan.keys.key(index, random) {
             record = record.key(key);
         }
