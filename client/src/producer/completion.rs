@@ -263,9 +263,10 @@ impl BatchRecords {
         self.records.push(record);
         self.count += 1;
         self.memory.absorb(memory);
-        self.tracker.records_added(1);
-        if let Some(link) = link {
-            self.linked.push((index, link));
+        match link {
+            // Counted when it started waiting for metadata.
+            Some(link) => self.linked.push((index, link)),
+            None => self.tracker.records_added(1),
         }
         index
     }

@@ -79,8 +79,15 @@ async fn linked_records_get_their_offset_in_the_batch() {
     );
     assert_eq!(batch.min_ticket(), ticket.min(1));
     let linked = DeliveryFuture::new(own, 0, Arc::from("t"), None, 7);
+    assert_eq!(tracker.outstanding_records(), 2);
     batch.succeed(0, 10, -1);
     assert_eq!(linked.await.unwrap().offset, 11);
+    assert_eq!(
+        tracker.outstanding_records(),
+        0,
+        "a linked record is counted once"
+    );
+    tracker.flush().await;
 }
 
 #[tokio::test(start_paused = true)]
