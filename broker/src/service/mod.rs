@@ -32,6 +32,9 @@ use crate::node::Node;
 const HTTP2_STREAM_WINDOW_BYTES: u32 = 8 << 20;
 /// HTTP/2 flow-control window per connection.
 const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
+/// Largest HTTP/2 frame a client may send (the default is 16 KiB): a produced batch of
+/// MiBs then arrives in a few frames, and each socket read takes up to a frame.
+const HTTP2_FRAME_BYTES_MAX: u32 = 1 << 20;
 
 /// Room for the protobuf fields around a batch or a fetch's records.
 const FRAMING_BYTES: usize = 64 * 1024;
@@ -58,6 +61,7 @@ pub async fn serve(
         // trip; batches are up to `message_max_bytes`.
         .initial_stream_window_size(Some(HTTP2_STREAM_WINDOW_BYTES))
         .initial_connection_window_size(Some(HTTP2_CONNECTION_WINDOW_BYTES))
+        .max_frame_size(Some(HTTP2_FRAME_BYTES_MAX))
         .http2_max_header_list_size(Some(16 * 1024))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
