@@ -215,10 +215,13 @@ impl LogManager {
             .collect()
     }
 
-    /// fsyncs every `flush = interval:<ms>` log whose interval has passed.
+    /// fsyncs every `flush = interval:<ms>` log whose interval has passed, and starts
+    /// writeback of the others' recent appends.
     pub fn flush_due_logs(&self) -> LogResult<()> {
         for log in self.all_logs() {
-            log.flush_if_due()?;
+            if !log.flush_if_due()? {
+                log.start_writeback_if_due()?;
+            }
         }
         Ok(())
     }

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use strata_proto::record::{
@@ -103,8 +103,21 @@ pub struct PartitionLog {
     state: RwLock<LogState>,
     commit: GroupCommit,
     last_flush_ms: AtomicI64,
+    /// How far writeback has been started in the active segment (`flush = interval`).
+    writeback: Mutex<WritebackMark>,
     recovery: RecoveryReport,
 }
+
+/// Writeback was started for the bytes before `position` of the segment at `base_offset`.
+#[derive(Debug, Clone, Copy, Default)]
+struct WritebackMark {
+    base_offset: Offset,
+    position: u64,
+}
+
+/// Under `flush = interval`, writeback of the active segment is started once this many
+/// bytes have been appended since the last start (RocksDB's `bytes_per_sync`).
+pub const WRITEBACK_START_BYTES: u64 = 256 * 1024;
 
 impl PartitionLog {
     /// Opens (or creates) the log in `dir`, recovering it as `previous` requires.
@@ -123,6 +136,7 @@ impl PartitionLog {
             clock,
             state: RwLock::new(state),
             commit: GroupCommit::new(durable_offset),
+            writeback: Mutex::new(WritebackMark::default()),
             recovery: report,
         };
         log.checkpoint()?;
@@ -429,6 +443,54 @@ impl PartitionLog {
             return Ok(false);
         }
         self.flush()?;
+        Ok(true)
+    }
+
+    /// Under `flush = interval:<ms>`, starts writeback (without waiting) of the active
+    /// segment's bytes appended since the last start, once there are at least
+    /// [`WRITEBACK_START_BYTES`]. The disk then receives the interval's bytes a little at a
+    /// time instead of all at once at the interval's fsync: a second's worth of dirty pages
+    /// written back in one burst held producers and consumers up by tens of milliseconds on
+    /// a 2-vCPU machine. Promises nothing about durability; a failure to start writeback is
+    /// followed by a full flush, whose fsync reports any error the fatal way. Returns
+    /// whether it started writeback.
+    pub fn start_writeback_if_due(&self) -> LogResult<bool> {
+        if !matches!(self.config().flush, FlushPolicy::Interval { .. }) {
+            return Ok(false);
+        }
+        let (file, path, base_offset, size) = {
+            let state = self.read_state();
+            let active = state.active()?;
+            (
+                active.log_file(),
+                active.log_path().to_path_buf(),
+                active.base_offset(),
+                active.size_bytes(),
+            )
+        };
+        let mut mark = self
+            .writeback
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if mark.base_offset != base_offset || mark.position > size {
+            // A new active segment, or this one was truncated.
+            *mark = WritebackMark {
+                base_offset,
+                position: 0,
+            };
+        }
+        if size - mark.position < WRITEBACK_START_BYTES {
+            return Ok(false);
+        }
+        if let Err(error) =
+            durable::start_writeback(&file, mark.position, size - mark.position, &path)
+        {
+            tracing::warn!(%error, "starting writeback failed; flushing instead");
+            drop(mark);
+            self.flush()?;
+            return Ok(false);
+        }
+        mark.position = size;
         Ok(true)
     }
 

@@ -446,3 +446,95 @@ fn the_high_watermark_never_moves_backwards() {
         "only a truncation lowers it"
     );
 }
+
+/// A batch of `count` values of `value_bytes` bytes each.
+fn large_batch(count: usize, value_bytes: usize) -> Vec<u8> {
+    let values: Vec<Vec<u8>> = (0..count)
+        .map(|i| vec![b'a' + (i % 26) as u8; value_bytes])
+        .collect();
+    super::test_support::batch(&values, NOW_MS)
+}
+
+#[test]
+fn writeback_starts_every_quarter_mib_under_interval_and_promises_nothing() {
+    use super::partition_log::WRITEBACK_START_BYTES;
+    use super::FlushPolicy;
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let config = LogConfig {
+        flush: FlushPolicy::Interval {
+            interval_ms: 60_000,
+        },
+        segment_bytes: 1 << 20,
+        ..small_config()
+    };
+    let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
+    let batch = large_batch(100, 1000); // ≈ 100 KiB
+    assert!((batch.len() as u64) < WRITEBACK_START_BYTES);
+
+    log.append(&batch, LeaderEpoch(0)).unwrap();
+    assert!(
+        !log.start_writeback_if_due().unwrap(),
+        "less than the threshold"
+    );
+    log.append(&batch, LeaderEpoch(0)).unwrap();
+    log.append(&batch, LeaderEpoch(0)).unwrap();
+    assert!(log.start_writeback_if_due().unwrap(), "past the threshold");
+    assert!(!log.start_writeback_if_due().unwrap(), "nothing new since");
+    assert_eq!(
+        log.durable_offset(),
+        Offset(0),
+        "starting writeback is not a flush: nothing became durable"
+    );
+
+    // Roll into a new segment: the mark follows the active segment.
+    while log.active_segment_base_offset() == Offset(0) {
+        log.append(&batch, LeaderEpoch(0)).unwrap();
+    }
+    let _ = log.start_writeback_if_due().unwrap();
+    for _ in 0..3 {
+        log.append(&batch, LeaderEpoch(0)).unwrap();
+    }
+    assert!(
+        log.start_writeback_if_due().unwrap(),
+        "the new segment's bytes"
+    );
+
+    // A truncation below the mark: it restarts from the segment's start.
+    let end = log.log_end_offset();
+    log.truncate_to(Offset(end.0 - 300)).unwrap();
+    assert!(
+        !log.start_writeback_if_due().unwrap(),
+        "one batch left in the segment: below the threshold again"
+    );
+    log.append(&batch, LeaderEpoch(0)).unwrap();
+    log.append(&batch, LeaderEpoch(0)).unwrap();
+    assert!(
+        log.start_writeback_if_due().unwrap(),
+        "counted from the cut"
+    );
+    log.flush().unwrap();
+    assert_eq!(log.durable_offset(), log.log_end_offset());
+    let values = read_all(&log);
+    assert_eq!(values.len() as i64, log.log_end_offset().0);
+    assert!(values
+        .iter()
+        .enumerate()
+        .all(|(i, (offset, _))| offset.0 == i as i64));
+}
+
+#[test]
+fn writeback_is_not_started_under_flush_always() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config()
+    };
+    let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
+    for _ in 0..4 {
+        log.append(&large_batch(100, 1000), LeaderEpoch(0)).unwrap();
+    }
+    assert!(!log.start_writeback_if_due().unwrap());
+}
