@@ -348,6 +348,21 @@ impl PartitionLog {
         }
     }
 
+    /// Whether appending a batch of `batch_bytes` now would first roll to a new segment
+    /// (creating files and fsyncing the directory). A hint for callers that choose a thread
+    /// for the append: the append itself decides again under the lock. It assumes the
+    /// batch's offsets fit the active segment (a roll for a relative-offset overflow, after
+    /// 4 billion offsets in one segment, is not foreseen).
+    pub fn append_would_roll(&self, batch_bytes: u64) -> bool {
+        let now_ms = self.clock.now_ms();
+        let config = self.config();
+        let state = self.read_state();
+        match state.active() {
+            Ok(active) => active.needs_roll(batch_bytes, state.log_end_offset, &config, now_ms),
+            Err(_) => true,
+        }
+    }
+
     fn append_locked(
         &self,
         state: &mut LogState,

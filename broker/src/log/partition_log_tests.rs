@@ -538,3 +538,36 @@ fn writeback_is_not_started_under_flush_always() {
     }
     assert!(!log.start_writeback_if_due().unwrap());
 }
+
+#[test]
+fn append_would_roll_foresees_the_roll_of_the_next_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let config = LogConfig {
+        segment_bytes: 4096,
+        segment_ms: Some(60_000),
+        ..small_config()
+    };
+    let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
+    let batch = large_batch(1, 1000);
+    let size = batch.len() as u64;
+    assert!(
+        !log.append_would_roll(size * 100),
+        "an empty segment takes any batch"
+    );
+    log.append(&batch, LeaderEpoch(0)).unwrap();
+    log.append(&batch, LeaderEpoch(0)).unwrap();
+    assert!(!log.append_would_roll(size), "a third batch fits");
+    assert!(log.append_would_roll(4096), "past segment_bytes");
+
+    // What it foresaw is what the append does.
+    log.append(&batch, LeaderEpoch(0)).unwrap();
+    assert_eq!(log.active_segment_base_offset(), Offset(0));
+    assert!(log.append_would_roll(size));
+    log.append(&batch, LeaderEpoch(0)).unwrap();
+    assert_eq!(log.active_segment_base_offset(), Offset(3));
+
+    assert!(!log.append_would_roll(size));
+    clock.advance_ms(60_000);
+    assert!(log.append_would_roll(size), "past segment_ms");
+}

@@ -337,9 +337,13 @@ impl Node {
         }
         let handle = self.partition(topic, partition)?;
         let limits = self.validate_limits();
-        let written = if batch.len() <= INLINE_WRITE_BYTES_MAX {
+        let inline = batch.len() <= INLINE_WRITE_BYTES_MAX
+            && !handle.log.append_would_roll(batch.len() as u64);
+        let written = if inline {
             // A small page-cache write takes microseconds: cheaper here than the two
             // thread wake-ups of a blocking task, which dominate small-request workloads.
+            // One that rolls the segment (new files, a directory fsync) goes to a blocking
+            // thread like a large one.
             handle.write(&batch, &limits)
         } else {
             let writer = Arc::clone(&handle);
