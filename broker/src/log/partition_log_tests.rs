@@ -571,3 +571,56 @@ fn append_would_roll_foresees_the_roll_of_the_next_append() {
     clock.advance_ms(60_000);
     assert!(log.append_would_roll(size), "past segment_ms");
 }
+
+#[test]
+fn a_slice_of_a_sealed_segment_outlives_a_truncation_into_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let log = open(
+        dir.path(),
+        &small_config(),
+        &clock,
+        PreviousShutdown::Crashed,
+    );
+    for i in 0..60 {
+        log.append(&tagged_batch(&format!("m{i}"), 2, NOW_MS), LeaderEpoch(0))
+            .unwrap();
+    }
+    assert!(log.segment_count() > 3);
+    // Served from the sealed first segment's map.
+    let held = log.read(Offset(0), 4096, None).unwrap().batches;
+    let before = decode_values(&held);
+    assert!(before.len() >= 4, "{} records", before.len());
+
+    assert_eq!(log.truncate_to(Offset(3)).unwrap(), Offset(2));
+
+    // Shrinking the mapped file in place would make this a SIGBUS; the file was replaced.
+    assert_eq!(decode_values(&held), before);
+    assert_eq!(
+        read_all(&log),
+        vec![(Offset(0), b"m0-0".to_vec()), (Offset(1), b"m0-1".to_vec())]
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let stored = std::fs::metadata(dir.path().join("00000000000000000000.log"))
+        .unwrap()
+        .len();
+    assert_eq!(stored as usize, tagged_batch("m0", 2, NOW_MS).len());
+
+    log.append(&tagged_batch("after", 1, NOW_MS), LeaderEpoch(1))
+        .unwrap();
+    let all = read_all(&log);
+    assert_eq!(all.len(), 3);
+    drop(log);
+    let reopened = open(
+        dir.path(),
+        &small_config(),
+        &clock,
+        PreviousShutdown::Crashed,
+    );
+    assert_eq!(read_all(&reopened), all);
+}

@@ -13,15 +13,26 @@
 //! A sealed segment was fsynced when it was sealed, and its indexes were trimmed to their
 //! used size; any damage found in it later is corruption, not a torn tail.
 //!
+//! Reads: a sealed segment is served from a read-only memory map of its `.log`
+//! ([`Segment::read`] returns slices of it as `Bytes`, no copy); the active segment with one
+//! positional read into a reused buffer. A slice may outlive the segment's lock and even
+//! the file's deletion (the map keeps the inode), so a mapped file is never shrunk in
+//! place: [`Segment::truncate_bytes`] on a segment that was ever mapped writes the kept
+//! prefix to a new file and renames it over the old one. Appends only ever go past the
+//! mapped length (a sealed segment takes appends only after a truncation unsealed it).
+//! The trade: a disk read error under a map is a SIGBUS that stops the process, where
+//! `pread` returns EIO to the one fetch. The indexes (here and in Kafka) take the same risk.
+//!
 //! Thread safety: a `Segment` has a single owner (the partition log's state lock). The
 //! `.log` handle is shared (`Arc<File>`) only so group commit can fsync it outside that lock.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use memmap2::{Advice, MmapOptions};
 use strata_proto::record::{check_stored_batch, BatchHeader, BATCH_HEADER_BYTES};
 use strata_proto::types::{LeaderEpoch, Offset};
 
@@ -99,7 +110,14 @@ pub struct Segment {
     sealed: bool,
     /// An index file was missing or unusable at open and was recreated empty.
     index_rebuild_needed: bool,
+    /// The read-only map of the sealed `.log` (the whole file as one `Bytes`), made on the
+    /// first read after sealing. Kept until a truncation replaces the file, so its presence
+    /// also says that slices of this file may be alive.
+    map: Mutex<Option<Bytes>>,
 }
+
+/// A page: reads of a mapped range touch one byte per page.
+const PAGE_BYTES: usize = 4096;
 
 impl Segment {
     /// Creates the three files of a new, empty, active segment and fsyncs the directory.
@@ -210,6 +228,7 @@ impl Segment {
             first_append_ms: None,
             sealed: false,
             index_rebuild_needed: (index_rebuild || time_index_rebuild) && size_bytes > 0,
+            map: Mutex::new(None),
         })
     }
 
@@ -416,26 +435,57 @@ impl Segment {
         let wanted = (max_bytes as u64)
             .min(available)
             .max(first.total_bytes() as u64);
+        if let Some(whole) = self.sealed_map()? {
+            if start.saturating_add(wanted) > whole.len() as u64 {
+                // What `read_exact_at` reports for a batch cut short by the end of the file.
+                return Err(LogError::io(
+                    "read batches",
+                    &self.log_path,
+                    std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+                ));
+            }
+            return Ok(Some(read_mapped(&whole, start, wanted, upper_bound)));
+        }
         let mut buffer = ReadBuffer::take(wanted as usize);
         let buf = buffer.as_mut_slice();
         self.log
             .read_exact_at(buf, start)
             .map_err(|source| LogError::io("read batches", &self.log_path, source))?;
-        let mut end = 0usize;
-        while let Some(header_bytes) = buf.get(end..) {
-            let Ok(header) = BatchHeader::parse(header_bytes) else {
-                break;
-            };
-            let batch_end = end + header.total_bytes();
-            if batch_end > buf.len()
-                || header.next_offset() > upper_bound
-                || header.batch_length < 0
-            {
-                break;
-            }
-            end = batch_end;
-        }
+        let end = whole_batches_len(buf, upper_bound);
         Ok(Some(buffer.into_bytes(end)))
+    }
+
+    /// The map of a sealed segment's `.log`, made on first use; `None` for the active
+    /// segment (or an empty file, which cannot be mapped).
+    fn sealed_map(&self) -> LogResult<Option<Bytes>> {
+        if !self.sealed || self.size_bytes == 0 {
+            return Ok(None);
+        }
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(whole) = map.as_ref() {
+            if whole.len() as u64 == self.size_bytes {
+                return Ok(Some(whole.clone()));
+            }
+        }
+        let length = usize::try_from(self.size_bytes).map_err(|_| {
+            LogError::io(
+                "map segment",
+                &self.log_path,
+                std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            )
+        })?;
+        // SAFETY: the mapped range of a sealed segment is never written or shrunk while
+        // mapped (module docs: appends go past it; truncation replaces the file).
+        let mapped = unsafe { MmapOptions::new().len(length).map(&*self.log) }
+            .map_err(|source| LogError::io("map segment", &self.log_path, source))?;
+        // Fetches read forward; a failed hint changes nothing.
+        let _ = mapped.advise(Advice::Sequential);
+        let whole = Bytes::from_owner(mapped);
+        *map = Some(whole.clone());
+        Ok(Some(whole))
     }
 
     /// Scans the whole file from byte 0, checking every batch (framing, CRC, expected base
@@ -578,9 +628,13 @@ impl Segment {
     /// Cuts the file to its first `valid_bytes` (a torn tail found by a scan), fsyncs it and
     /// its directory.
     pub fn truncate_bytes(&mut self, valid_bytes: u64, next_offset: Offset) -> LogResult<()> {
-        self.log
-            .set_len(valid_bytes)
-            .map_err(|source| LogError::io("truncate segment", &self.log_path, source))?;
+        if self.map_taken() {
+            self.replace_with_prefix(valid_bytes)?;
+        } else {
+            self.log
+                .set_len(valid_bytes)
+                .map_err(|source| LogError::io("truncate segment", &self.log_path, source))?;
+        }
         self.size_bytes = valid_bytes;
         self.next_offset = next_offset;
         self.index.truncate_to(next_offset);
@@ -592,6 +646,49 @@ impl Segment {
         self.bytes_since_index_entry = valid_bytes.saturating_sub(last_indexed);
         durable::sync_file(&self.log, &self.log_path)?;
         durable::sync_dir(parent_dir(&self.log_path))
+    }
+
+    /// Drops this segment's map; whether there was one (slices of it may still be alive).
+    fn map_taken(&mut self) -> bool {
+        self.map
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+            .is_some()
+    }
+
+    /// Shrinks a file that was mapped without shrinking it in place (readers may still
+    /// hold slices of the map, and touching a page past the end of a mapped file is a
+    /// SIGBUS): the first `valid_bytes` go to `<name>.log.tmp`, which is fsynced and renamed
+    /// over the `.log`. A crash before the rename leaves a `.tmp` that recovery removes.
+    /// The caller fsyncs the new file and the directory.
+    fn replace_with_prefix(&mut self, valid_bytes: u64) -> LogResult<()> {
+        let mut temp_name = self.log_path.clone().into_os_string();
+        temp_name.push(".tmp");
+        let temp_path = PathBuf::from(temp_name);
+        let temp = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp_path)
+            .map_err(|source| LogError::io("create truncated segment", &temp_path, source))?;
+        let mut copied = 0u64;
+        let mut chunk = vec![0u8; (1 << 20).min(valid_bytes as usize)];
+        while copied < valid_bytes {
+            let length = chunk.len().min((valid_bytes - copied) as usize);
+            let part = &mut chunk[..length];
+            self.log
+                .read_exact_at(part, copied)
+                .map_err(|source| LogError::io("read segment", &self.log_path, source))?;
+            durable::write_all_at(&temp, part, copied, &temp_path)?;
+            copied += length as u64;
+        }
+        durable::sync_file(&temp, &temp_path)?;
+        fs::rename(&temp_path, &self.log_path)
+            .map_err(|source| LogError::io("replace segment", &self.log_path, source))?;
+        self.log = Arc::new(temp);
+        Ok(())
     }
 
     /// Removes every batch whose offsets reach `offset` or beyond (a batch holding `offset`
@@ -655,6 +752,42 @@ impl Segment {
         fs::remove_file(&log_path)
             .map_err(|source| LogError::io("delete segment", &log_path, source))
     }
+}
+
+/// The length of the whole batches at the start of `buf` (none ending at or beyond
+/// `upper_bound`).
+fn whole_batches_len(buf: &[u8], upper_bound: Offset) -> usize {
+    let mut end = 0usize;
+    while let Some(header_bytes) = buf.get(end..) {
+        let Ok(header) = BatchHeader::parse(header_bytes) else {
+            break;
+        };
+        let batch_end = end + header.total_bytes();
+        if batch_end > buf.len() || header.next_offset() > upper_bound || header.batch_length < 0 {
+            break;
+        }
+        end = batch_end;
+    }
+    end
+}
+
+/// Whole batches of the mapped `.log` from `start`, at most `wanted` bytes (the caller
+/// checked that they are within the map), as a slice of the map. Every page of it is
+/// touched here, on the caller's (blocking) thread, so the gRPC layer's copy out of it
+/// later does not wait for the disk on an async thread.
+fn read_mapped(whole: &Bytes, start: u64, wanted: u64, upper_bound: Offset) -> Bytes {
+    let start = usize::try_from(start)
+        .unwrap_or(whole.len())
+        .min(whole.len());
+    let stop = start
+        .saturating_add(usize::try_from(wanted).unwrap_or(usize::MAX))
+        .min(whole.len());
+    let window = &whole[start..stop];
+    let end = whole_batches_len(window, upper_bound);
+    for page in window[..end].chunks(PAGE_BYTES) {
+        std::hint::black_box(page.first());
+    }
+    whole.slice(start..start + end)
 }
 
 /// Opens an index file; a missing or unusable one is replaced by an empty file. The flag
