@@ -53,7 +53,8 @@ pub fn sync_file(file: &File, path: &Path) -> LogResult<()> {
 /// Starts writeback of `length` bytes of `file` from `offset` without waiting for it
 /// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`). Durability promises nothing here: only an
 /// fsync does. It spreads the disk writes of `flush = interval` logs over the interval, so
-/// the interval's fsync finds little left to write.
+/// the interval's fsync finds little left to write. Linux only; elsewhere it does nothing.
+#[cfg(target_os = "linux")]
 pub fn start_writeback(file: &File, offset: u64, length: u64, path: &Path) -> LogResult<()> {
     let (Ok(offset), Ok(length)) = (
         libc::off64_t::try_from(offset),
@@ -83,6 +84,12 @@ pub fn start_writeback(file: &File, offset: u64, length: u64, path: &Path) -> Lo
             std::io::Error::last_os_error(),
         ))
     }
+}
+
+/// See the Linux version: there is no `sync_file_range` here, and the hint is skipped.
+#[cfg(not(target_os = "linux"))]
+pub fn start_writeback(_file: &File, _offset: u64, _length: u64, _path: &Path) -> LogResult<()> {
+    Ok(())
 }
 
 /// Makes the directory entries of `dir` durable: needed after a file in it was created,
