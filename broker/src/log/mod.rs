@@ -33,6 +33,7 @@ pub mod partition_log;
 mod read_buffer;
 pub mod recovery;
 pub mod segment;
+mod segment_map;
 pub mod time_index;
 
 pub use clock::{Clock, ManualClock, SystemClock};

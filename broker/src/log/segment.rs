@@ -32,7 +32,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use memmap2::{Advice, MmapOptions};
 use strata_proto::record::{check_stored_batch, BatchHeader, BATCH_HEADER_BYTES};
 use strata_proto::types::{LeaderEpoch, Offset};
 
@@ -41,6 +40,7 @@ use super::durable;
 use super::error::{LogError, LogResult};
 use super::offset_index::OffsetIndex;
 use super::read_buffer::ReadBuffer;
+use super::segment_map;
 use super::time_index::TimeIndex;
 
 /// File name of a segment's file with the given extension (`log`, `index`, `timeindex`).
@@ -115,9 +115,6 @@ pub struct Segment {
     /// also says that slices of this file may be alive.
     map: Mutex<Option<Bytes>>,
 }
-
-/// A page: reads of a mapped range touch one byte per page.
-const PAGE_BYTES: usize = 4096;
 
 impl Segment {
     /// Creates the three files of a new, empty, active segment and fsyncs the directory.
@@ -444,14 +441,19 @@ impl Segment {
                     std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
                 ));
             }
-            return Ok(Some(read_mapped(&whole, start, wanted, upper_bound)));
+            return Ok(Some(segment_map::read_mapped(
+                &whole,
+                start,
+                wanted,
+                upper_bound,
+            )));
         }
         let mut buffer = ReadBuffer::take(wanted as usize);
         let buf = buffer.as_mut_slice();
         self.log
             .read_exact_at(buf, start)
             .map_err(|source| LogError::io("read batches", &self.log_path, source))?;
-        let end = whole_batches_len(buf, upper_bound);
+        let end = segment_map::whole_batches_len(buf, upper_bound);
         Ok(Some(buffer.into_bytes(end)))
     }
 
@@ -470,20 +472,7 @@ impl Segment {
                 return Ok(Some(whole.clone()));
             }
         }
-        let length = usize::try_from(self.size_bytes).map_err(|_| {
-            LogError::io(
-                "map segment",
-                &self.log_path,
-                std::io::Error::from(std::io::ErrorKind::InvalidInput),
-            )
-        })?;
-        // SAFETY: the mapped range of a sealed segment is never written or shrunk while
-        // mapped (module docs: appends go past it; truncation replaces the file).
-        let mapped = unsafe { MmapOptions::new().len(length).map(&*self.log) }
-            .map_err(|source| LogError::io("map segment", &self.log_path, source))?;
-        // Fetches read forward; a failed hint changes nothing.
-        let _ = mapped.advise(Advice::Sequential);
-        let whole = Bytes::from_owner(mapped);
+        let whole = segment_map::map_whole_file(&self.log, self.size_bytes, &self.log_path)?;
         *map = Some(whole.clone());
         Ok(Some(whole))
     }
@@ -629,7 +618,11 @@ impl Segment {
     /// its directory.
     pub fn truncate_bytes(&mut self, valid_bytes: u64, next_offset: Offset) -> LogResult<()> {
         if self.map_taken() {
-            self.replace_with_prefix(valid_bytes)?;
+            self.log = Arc::new(segment_map::replace_with_prefix(
+                &self.log,
+                &self.log_path,
+                valid_bytes,
+            )?);
         } else {
             self.log
                 .set_len(valid_bytes)
@@ -655,40 +648,6 @@ impl Segment {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take()
             .is_some()
-    }
-
-    /// Shrinks a file that was mapped without shrinking it in place (readers may still
-    /// hold slices of the map, and touching a page past the end of a mapped file is a
-    /// SIGBUS): the first `valid_bytes` go to `<name>.log.tmp`, which is fsynced and renamed
-    /// over the `.log`. A crash before the rename leaves a `.tmp` that recovery removes.
-    /// The caller fsyncs the new file and the directory.
-    fn replace_with_prefix(&mut self, valid_bytes: u64) -> LogResult<()> {
-        let mut temp_name = self.log_path.clone().into_os_string();
-        temp_name.push(".tmp");
-        let temp_path = PathBuf::from(temp_name);
-        let temp = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp_path)
-            .map_err(|source| LogError::io("create truncated segment", &temp_path, source))?;
-        let mut copied = 0u64;
-        let mut chunk = vec![0u8; (1 << 20).min(valid_bytes as usize)];
-        while copied < valid_bytes {
-            let length = chunk.len().min((valid_bytes - copied) as usize);
-            let part = &mut chunk[..length];
-            self.log
-                .read_exact_at(part, copied)
-                .map_err(|source| LogError::io("read segment", &self.log_path, source))?;
-            durable::write_all_at(&temp, part, copied, &temp_path)?;
-            copied += length as u64;
-        }
-        durable::sync_file(&temp, &temp_path)?;
-        fs::rename(&temp_path, &self.log_path)
-            .map_err(|source| LogError::io("replace segment", &self.log_path, source))?;
-        self.log = Arc::new(temp);
-        Ok(())
     }
 
     /// Removes every batch whose offsets reach `offset` or beyond (a batch holding `offset`
@@ -752,43 +711,6 @@ impl Segment {
         fs::remove_file(&log_path)
             .map_err(|source| LogError::io("delete segment", &log_path, source))
     }
-}
-
-/// The length of the whole batches at the start of `buf` (none ending at or beyond
-/// `upper_bound`).
-fn whole_batches_len(buf: &[u8], upper_bound: Offset) -> usize {
-    let mut end = 0usize;
-    while let Some(header_bytes) = buf.get(end..) {
-        let Ok(header) = BatchHeader::parse(header_bytes) else {
-            break;
-        };
-        let batch_end = end + header.total_bytes();
-        if batch_end > buf.len() || header.next_offset() > upper_bound || header.batch_length < 0 {
-            break;
-        }
-        end = batch_end;
-    }
-    end
-}
-
-/// Whole batches of the mapped `.log` from `start`, at most `wanted` bytes (the caller
-/// checked that they are within the map), as a slice of the map. Every page of it is
-/// touched here, on the caller's (blocking) thread, so the gRPC layer's copy out of it
-/// later does not wait for the disk on an async thread.
-fn read_mapped(whole: &Bytes, start: u64, wanted: u64, upper_bound: Offset) -> Bytes {
-    let start = usize::try_from(start)
-        .unwrap_or(whole.len())
-        .min(whole.len());
-    let stop = start
-        .saturating_add(usize::try_from(wanted).unwrap_or(usize::MAX))
-        .min(whole.len());
-    let window = &whole[start..stop];
-    let end = whole_batches_len(window, upper_bound);
-    for page in window[..end].chunks(PAGE_BYTES) {
-        // The byte itself (not its address) goes through `black_box`, so it is loaded.
-        std::hint::black_box(page.first().copied());
-    }
-    whole.slice(start..start + end)
 }
 
 /// Opens an index file; a missing or unusable one is replaced by an empty file. The flag
