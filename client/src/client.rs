@@ -175,6 +175,11 @@ impl Client {
         self.inner.connections.get(address)
     }
 
+    /// The channel to the broker at `address`, for calls without the generated client.
+    pub(crate) fn channel(&self, address: &str) -> Result<tonic::transport::Channel, Error> {
+        self.inner.connections.channel(address)
+    }
+
     /// Asks the cluster for metadata of `topics` (all topics when empty) and merges the
     /// answer into the cache. Concurrent callers wait for one another's refresh.
     pub(crate) async fn refresh_metadata(

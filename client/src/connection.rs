@@ -36,7 +36,7 @@ pub(crate) type BrokerClient = ClientApiClient<Channel>;
 /// The channel per broker address.
 #[derive(Debug)]
 pub(crate) struct Connections {
-    channels: Mutex<HashMap<String, BrokerClient>>,
+    channels: Mutex<HashMap<String, Channel>>,
     connect_timeout: Duration,
     request_timeout: Duration,
 }
@@ -58,13 +58,20 @@ impl Connections {
     /// The client for `address` (`host:port` or a URI), creating its lazy channel on first
     /// use. Fails only when the address cannot be parsed.
     pub(crate) fn get(&self, address: &str) -> Result<BrokerClient, Error> {
+        let channel = self.channel(address)?;
+        Ok(ClientApiClient::new(channel).max_decoding_message_size(RESPONSE_BYTES_MAX))
+    }
+
+    /// The lazy channel for `address`, for calls made without the generated client
+    /// ([`crate::fetch_call`]).
+    pub(crate) fn channel(&self, address: &str) -> Result<Channel, Error> {
         let uri = normalize_address(address);
         let mut channels = self
             .channels
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(client) = channels.get(&uri) {
-            return Ok(client.clone());
+        if let Some(channel) = channels.get(&uri) {
+            return Ok(channel.clone());
         }
         let endpoint = Endpoint::from_shared(uri.clone())
             .map_err(|source| Error::Connect {
@@ -80,10 +87,9 @@ impl Connections {
             .max_frame_size(HTTP2_FRAME_BYTES_MAX)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(false);
-        let client = ClientApiClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(RESPONSE_BYTES_MAX);
-        channels.insert(uri, client.clone());
-        Ok(client)
+        let channel = endpoint.connect_lazy();
+        channels.insert(uri, channel.clone());
+        Ok(channel)
     }
 }
 

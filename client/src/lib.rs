@@ -76,6 +76,7 @@ pub mod client;
 mod connection;
 pub mod consumer;
 pub mod error;
+mod fetch_call;
 mod metadata;
 pub mod partitioner;
 pub mod producer;

@@ -10,12 +10,14 @@
 //!   broker and client, so a byte position can never be passed where an offset is expected.
 //! - [`api`]: the gRPC services generated with `tonic`/`prost` from `proto/strata/v1/*.proto`
 //!   by `build.rs` (protox: no system `protoc`). [`error_code`] says which wire error codes
-//!   are retriable. Replication and controller services come later.
+//!   are retriable. [`grpc_frame`] lays fetch answers out and reads them back without
+//!   copying record bytes (the fetch path's zero-copy framing). Replication and controller services come later.
 //!
 //! Start reading at [`record::header`]: the fixed 61-byte batch header every other layer
 //! relies on.
 
 pub mod error_code;
+pub mod grpc_frame;
 pub mod record;
 pub mod types;
 

@@ -199,52 +199,9 @@ impl ClientApi for ClientApiService {
         &self,
         request: Request<FetchRequest>,
     ) -> Result<Response<FetchResponse>, Status> {
-        let request = request.into_inner();
-        let specs: Vec<FetchSpec> = request
-            .partitions
-            .iter()
-            .map(|partition| FetchSpec {
-                topic: partition.topic.clone(),
-                partition: partition.partition,
-                fetch_offset: Offset(partition.fetch_offset),
-                max_bytes: partition.partition_max_bytes as usize,
-                current_leader_epoch: (partition.current_leader_epoch >= 0)
-                    .then_some(LeaderEpoch(partition.current_leader_epoch)),
-            })
-            .collect();
-        let results = self
-            .node
-            .fetch(
-                specs,
-                Duration::from_millis(u64::from(request.max_wait_ms)),
-                request.min_bytes as usize,
-                request.max_bytes as usize,
-            )
-            .await;
-        let partitions = request
-            .partitions
-            .into_iter()
-            .zip(results)
-            .map(|(partition, result)| match result {
-                Ok(data) => FetchedPartition {
-                    topic: partition.topic,
-                    partition: partition.partition,
-                    error: Some(status::none()),
-                    high_watermark: data.high_watermark.0,
-                    log_start_offset: data.log_start_offset.0,
-                    records: data.records,
-                },
-                Err(error) => FetchedPartition {
-                    topic: partition.topic,
-                    partition: partition.partition,
-                    error: Some(status::to_wire(&error)),
-                    high_watermark: -1,
-                    log_start_offset: -1,
-                    records: bytes::Bytes::new(),
-                },
-            })
-            .collect();
-        Ok(Response::new(FetchResponse { partitions }))
+        Ok(Response::new(
+            fetch_response(&self.node, request.into_inner()).await,
+        ))
     }
 
     async fn list_offsets(
@@ -313,4 +270,53 @@ impl ClientApi for ClientApiService {
         };
         Ok(Response::new(response))
     }
+}
+
+/// Answers a fetch: the long poll in [`Node::fetch`], each partition's outcome converted.
+/// Shared by the generated handler and the zero-copy fetch path ([`super::fetch_path`]).
+pub(crate) async fn fetch_response(node: &Arc<Node>, request: FetchRequest) -> FetchResponse {
+    let specs: Vec<FetchSpec> = request
+        .partitions
+        .iter()
+        .map(|partition| FetchSpec {
+            topic: partition.topic.clone(),
+            partition: partition.partition,
+            fetch_offset: Offset(partition.fetch_offset),
+            max_bytes: partition.partition_max_bytes as usize,
+            current_leader_epoch: (partition.current_leader_epoch >= 0)
+                .then_some(LeaderEpoch(partition.current_leader_epoch)),
+        })
+        .collect();
+    let results = node
+        .fetch(
+            specs,
+            Duration::from_millis(u64::from(request.max_wait_ms)),
+            request.min_bytes as usize,
+            request.max_bytes as usize,
+        )
+        .await;
+    let partitions = request
+        .partitions
+        .into_iter()
+        .zip(results)
+        .map(|(partition, result)| match result {
+            Ok(data) => FetchedPartition {
+                topic: partition.topic,
+                partition: partition.partition,
+                error: Some(status::none()),
+                high_watermark: data.high_watermark.0,
+                log_start_offset: data.log_start_offset.0,
+                records: data.records,
+            },
+            Err(error) => FetchedPartition {
+                topic: partition.topic,
+                partition: partition.partition,
+                error: Some(status::to_wire(&error)),
+                high_watermark: -1,
+                log_start_offset: -1,
+                records: bytes::Bytes::new(),
+            },
+        })
+        .collect();
+    FetchResponse { partitions }
 }

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use super::batches::{FetchedBatches, FetchedFrom};
 use super::{Chunk, ChunkContent, ConsumerShared};
-use crate::connection::{request, with_deadline, RESPONSE_BYTES_MAX};
+use crate::connection::{with_deadline, RESPONSE_BYTES_MAX};
 use crate::error::Error;
 use crate::retry::backoff;
 
@@ -184,8 +184,13 @@ async fn fetch(
         partitions,
     };
     let timeout = config.max_wait + shared.client.request_timeout();
-    let mut broker = shared.client.broker(address)?;
-    with_deadline("fetch", timeout, broker.fetch(request(message, timeout))).await
+    let channel = shared.client.channel(address)?;
+    with_deadline(
+        "fetch",
+        timeout,
+        crate::fetch_call::fetch(channel, &message, timeout),
+    )
+    .await
 }
 
 /// What one fetch produced: chunks to push, and whether routing is in doubt.

@@ -1,0 +1,126 @@
+//! The fetch call, made without the generated client so the records are not copied.
+//!
+//! tonic's client copies every received HTTP/2 data frame into one decode buffer before
+//! it decodes a message: for a consumer that is a copy of every fetched byte, 14 % of
+//! `strata bench consume`'s CPU (`docs/BENCHMARKS.md` item 16). Here the frames are kept
+//! as they arrive ([`Chunks`]) and the response is decoded from them, so a batch that
+//! arrived inside one frame reaches the consumer as a slice of that frame. The request
+//! and the answer are ordinary gRPC (a framed message, `grpc-status` in the trailers or
+//! in a trailers-only answer), and the call goes over the same [`Channel`] as every
+//! other call to that broker.
+
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use prost::Message;
+use strata_proto::api::v1 as wire;
+use strata_proto::grpc_frame::{self, Chunks, FrameError, FETCH_PATH};
+use tonic::body::Body;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tower::ServiceExt;
+
+use crate::connection::RESPONSE_BYTES_MAX;
+
+/// Sends `request` with a `grpc-timeout` of `timeout` and decodes the answer.
+pub(crate) async fn fetch(
+    channel: Channel,
+    request: &wire::FetchRequest,
+    timeout: Duration,
+) -> Result<tonic::Response<wire::FetchResponse>, Status> {
+    let body = Body::new(http_body_util::Full::new(grpc_frame::encode_message(
+        request,
+    )));
+    let request = http::Request::post(FETCH_PATH)
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .header(http::header::TE, "trailers")
+        .header("grpc-timeout", grpc_timeout(timeout))
+        .body(body)
+        .map_err(|error| Status::internal(format!("building the fetch request: {error}")))?;
+    let response = channel
+        .oneshot(request)
+        .await
+        .map_err(|error| Status::from_error(error.into()))?;
+    let (parts, mut body) = response.into_parts();
+    if parts.status != http::StatusCode::OK {
+        return Err(http_status(parts.status));
+    }
+    if let Some(status) = Status::from_header_map(&parts.headers) {
+        // A trailers-only answer: the call failed before any message.
+        if status.code() != Code::Ok {
+            return Err(status);
+        }
+    }
+    let mut chunks = Chunks::new();
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        match frame?.into_data() {
+            Ok(data) => chunks
+                .push(data, RESPONSE_BYTES_MAX)
+                .map_err(frame_status)?,
+            Err(frame) => trailers = frame.into_trailers().ok(),
+        }
+    }
+    match trailers.as_ref().and_then(Status::from_header_map) {
+        Some(status) if status.code() == Code::Ok => {}
+        Some(status) => return Err(status),
+        None if parts.headers.contains_key("grpc-status") => {}
+        None => {
+            return Err(Status::internal(
+                "the fetch answer ended without a grpc-status",
+            ))
+        }
+    }
+    let message = chunks
+        .take_message(RESPONSE_BYTES_MAX)
+        .map_err(frame_status)?
+        .ok_or_else(|| Status::internal("the fetch answer carries no message"))?;
+    let response = wire::FetchResponse::decode(message)
+        .map_err(|error| Status::internal(format!("failed to decode the fetch answer: {error}")))?;
+    Ok(tonic::Response::new(response))
+}
+
+/// gRPC's `grpc-timeout` value: at most 8 digits and a unit.
+fn grpc_timeout(timeout: Duration) -> String {
+    let millis = timeout.as_millis();
+    if millis <= 99_999_999 {
+        format!("{millis}m")
+    } else {
+        format!("{}S", timeout.as_secs().min(99_999_999))
+    }
+}
+
+/// A non-200 answer, mapped as gRPC's HTTP-to-status table says.
+fn http_status(status: http::StatusCode) -> Status {
+    let code = match status.as_u16() {
+        400 => Code::Internal,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::Unimplemented,
+        429 | 502..=504 => Code::Unavailable,
+        _ => Code::Unknown,
+    };
+    Status::new(code, format!("the fetch answer had HTTP status {status}"))
+}
+
+fn frame_status(error: FrameError) -> Status {
+    let code = match error {
+        FrameError::TooLarge { .. } => Code::OutOfRange,
+        FrameError::Compressed
+        | FrameError::Truncated { .. }
+        | FrameError::TrailingBytes { .. } => Code::Internal,
+    };
+    Status::new(code, format!("fetch answer: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_fit_grpc_timeouts_eight_digits() {
+        assert_eq!(grpc_timeout(Duration::from_millis(30_500)), "30500m");
+        assert_eq!(grpc_timeout(Duration::from_secs(200_000)), "200000S");
+        assert_eq!(grpc_timeout(Duration::MAX), "99999999S");
+    }
+}

@@ -1,0 +1,407 @@
+//! # gRPC messages laid out in chunks, so that record bytes are never copied
+//!
+//! tonic encodes each message into one contiguous buffer and decodes each message out of
+//! one contiguous buffer. For a fetch answer of MiBs that is a copy of every record byte
+//! on the broker (into the encode buffer) and another on the consumer (the HTTP/2 frames
+//! into the decode buffer). The fetch path of broker and client uses these helpers
+//! instead; what goes over the wire is byte for byte a gRPC message, so either side
+//! still talks to a plain tonic peer.
+//!
+//! - [`fetch_response_chunks`] lays a [`FetchResponse`] out as a gRPC message (the 5-byte
+//!   prefix, then protobuf) in chunks, each partition's `records` being a chunk of its
+//!   own: the `Bytes` the log returned, not a copy.
+//! - [`Chunks`] collects the chunks of a message as they arrive, refusing a message over
+//!   a limit before it is buffered, and is a [`Buf`] whose `copy_to_bytes` slices a chunk
+//!   instead of copying when the range lies inside one. prost reads `bytes` fields with
+//!   `copy_to_bytes`, so a batch that arrived in one HTTP/2 frame is decoded in place.
+//! - [`Chunks::take_message`] checks the prefix and takes one message out.
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
+use prost::Message;
+
+use crate::api::v1::FetchResponse;
+
+/// The path of the fetch call (`ClientApi.Fetch`), which broker and client frame with
+/// these helpers; the broker's tests check it against the generated service's name.
+pub const FETCH_PATH: &str = "/strata.v1.ClientApi/Fetch";
+/// The gRPC length prefix: a compressed flag byte and a big-endian `u32` length.
+pub const PREFIX_BYTES: usize = 5;
+/// `FetchResponse.partitions`.
+const PARTITIONS_FIELD: u32 = 1;
+/// `FetchedPartition.records`.
+const RECORDS_FIELD: u32 = 6;
+
+/// Why a sequence of chunks is not one acceptable gRPC message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("message of {length} bytes is over the limit of {limit} bytes")]
+    TooLarge { length: u64, limit: usize },
+    #[error("message has the compressed flag set; no compression was negotiated")]
+    Compressed,
+    #[error("message ends after {present} of {expected} bytes")]
+    Truncated { present: usize, expected: usize },
+    #[error("{extra} bytes follow the message; a unary call carries one")]
+    TrailingBytes { extra: usize },
+}
+
+/// Lays `response` out as one gRPC message: the prefix and the protobuf fields in small
+/// chunks, each partition's records as the chunk it already is. The bytes are those
+/// prost would write (fields in number order, `records` last and left out when empty).
+///
+/// Fails only for a message over 4 GiB, which no fetch limit allows.
+pub fn fetch_response_chunks(mut response: FetchResponse) -> Result<Vec<Bytes>, FrameError> {
+    let records: Vec<Bytes> = response
+        .partitions
+        .iter_mut()
+        .map(|partition| std::mem::take(&mut partition.records))
+        .collect();
+    let partition_lengths: Vec<usize> = response
+        .partitions
+        .iter()
+        .zip(&records)
+        .map(|(partition, records)| partition.encoded_len() + records_field_len(records))
+        .collect();
+    let message_length: usize = partition_lengths
+        .iter()
+        .map(|length| key_len(PARTITIONS_FIELD) + encoded_len_varint(*length as u64) + length)
+        .sum();
+    let prefix_length = u32::try_from(message_length).map_err(|_| FrameError::TooLarge {
+        length: message_length as u64,
+        limit: u32::MAX as usize,
+    })?;
+    let mut chunks = Vec::with_capacity(2 * records.len() + 1);
+    let mut head = BytesMut::with_capacity(PREFIX_BYTES + 64 * response.partitions.len());
+    head.put_u8(0);
+    head.put_u32(prefix_length);
+    for ((partition, records), length) in response
+        .partitions
+        .iter()
+        .zip(records)
+        .zip(partition_lengths)
+    {
+        encode_key(PARTITIONS_FIELD, WireType::LengthDelimited, &mut head);
+        encode_varint(length as u64, &mut head);
+        // A `BytesMut` grows as needed, so encoding into it cannot run out of room.
+        partition
+            .encode(&mut head)
+            .map_err(|_| FrameError::TooLarge {
+                length: message_length as u64,
+                limit: u32::MAX as usize,
+            })?;
+        if !records.is_empty() {
+            encode_key(RECORDS_FIELD, WireType::LengthDelimited, &mut head);
+            encode_varint(records.len() as u64, &mut head);
+            chunks.push(head.split().freeze());
+            chunks.push(records);
+        }
+    }
+    if !head.is_empty() {
+        chunks.push(head.freeze());
+    }
+    Ok(chunks)
+}
+
+fn records_field_len(records: &Bytes) -> usize {
+    if records.is_empty() {
+        0
+    } else {
+        key_len(RECORDS_FIELD) + encoded_len_varint(records.len() as u64) + records.len()
+    }
+}
+
+/// One gRPC message with its prefix, in one chunk (for small requests).
+pub fn encode_message(message: &impl Message) -> Bytes {
+    let length = message.encoded_len();
+    let mut buffer = BytesMut::with_capacity(PREFIX_BYTES + length);
+    buffer.put_u8(0);
+    // Requests built here are far below 4 GiB; a longer one would fail the peer's limit.
+    buffer.put_u32(u32::try_from(length).unwrap_or(u32::MAX));
+    // The buffer has room for the whole message, so encoding cannot fail.
+    let _ = message.encode(&mut buffer);
+    buffer.freeze()
+}
+
+/// Received chunks of a gRPC body, read as one [`Buf`].
+#[derive(Debug, Default)]
+pub struct Chunks {
+    chunks: VecDeque<Bytes>,
+    remaining: usize,
+}
+
+impl Chunks {
+    pub fn new() -> Chunks {
+        Chunks::default()
+    }
+
+    /// Adds the next chunk of the body; refuses it when the body would then hold more
+    /// than one message of at most `limit` bytes, so a peer cannot make us buffer more.
+    pub fn push(&mut self, chunk: Bytes, limit: usize) -> Result<(), FrameError> {
+        let total = self.remaining + chunk.len();
+        if total > PREFIX_BYTES + limit {
+            return Err(FrameError::TooLarge {
+                length: self.claimed_length().unwrap_or(total as u64),
+                limit,
+            });
+        }
+        if let Some(length) = self.claimed_length_with(&chunk) {
+            if length > limit as u64 {
+                return Err(FrameError::TooLarge { length, limit });
+            }
+        }
+        if !chunk.is_empty() {
+            self.remaining = total;
+            self.chunks.push_back(chunk);
+        }
+        Ok(())
+    }
+
+    /// The length the prefix claims, once its five bytes are here.
+    fn claimed_length(&self) -> Option<u64> {
+        self.claimed_length_with(&Bytes::new())
+    }
+
+    fn claimed_length_with(&self, next: &Bytes) -> Option<u64> {
+        let mut prefix = [0u8; PREFIX_BYTES];
+        let mut filled = 0;
+        for chunk in self.chunks.iter().chain(std::iter::once(next)) {
+            let take = (PREFIX_BYTES - filled).min(chunk.len());
+            prefix[filled..filled + take].copy_from_slice(&chunk[..take]);
+            filled += take;
+            if filled == PREFIX_BYTES {
+                let length = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
+                return Some(u64::from(length));
+            }
+        }
+        None
+    }
+
+    /// Takes the body's one message (without its prefix); the body must hold exactly
+    /// one, uncompressed, of at most `limit` bytes. An empty body is no message.
+    pub fn take_message(mut self, limit: usize) -> Result<Option<Chunks>, FrameError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        if self.remaining < PREFIX_BYTES {
+            return Err(FrameError::Truncated {
+                present: self.remaining,
+                expected: PREFIX_BYTES,
+            });
+        }
+        let compressed = self.get_u8();
+        let length = self.get_u32() as usize;
+        if length > limit {
+            return Err(FrameError::TooLarge {
+                length: length as u64,
+                limit,
+            });
+        }
+        if compressed != 0 {
+            return Err(FrameError::Compressed);
+        }
+        if self.remaining < length {
+            return Err(FrameError::Truncated {
+                present: self.remaining,
+                expected: length,
+            });
+        }
+        if self.remaining > length {
+            return Err(FrameError::TrailingBytes {
+                extra: self.remaining - length,
+            });
+        }
+        Ok(Some(self))
+    }
+}
+
+impl Buf for Chunks {
+    fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.chunks.front().map_or(&[], |chunk| chunk.as_ref())
+    }
+
+    fn advance(&mut self, mut count: usize) {
+        assert!(
+            count <= self.remaining,
+            "advance past the end of the chunks"
+        );
+        self.remaining -= count;
+        while count > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            if count < front.len() {
+                front.advance(count);
+                break;
+            }
+            count -= front.len();
+            self.chunks.pop_front();
+        }
+    }
+
+    /// A slice of the front chunk when it holds all `length` bytes; a copy otherwise.
+    fn copy_to_bytes(&mut self, length: usize) -> Bytes {
+        assert!(
+            length <= self.remaining,
+            "copy_to_bytes past the end of the chunks"
+        );
+        if let Some(front) = self.chunks.front_mut() {
+            if length <= front.len() {
+                let bytes = front.split_to(length);
+                if front.is_empty() {
+                    self.chunks.pop_front();
+                }
+                self.remaining -= length;
+                return bytes;
+            }
+        }
+        let mut joined = BytesMut::with_capacity(length);
+        joined.put((&mut *self).take(length));
+        joined.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::api::v1::{Error, FetchedPartition};
+
+    fn partition(name: &str, records: &[u8]) -> FetchedPartition {
+        FetchedPartition {
+            topic: name.to_owned(),
+            partition: 3,
+            error: Some(Error::default()),
+            high_watermark: 1_000_000,
+            log_start_offset: 17,
+            records: Bytes::copy_from_slice(records),
+        }
+    }
+
+    fn response() -> FetchResponse {
+        FetchResponse {
+            partitions: vec![
+                partition("a", &[7; 3000]),
+                partition("empty", &[]),
+                partition("b", &[9; 40]),
+            ],
+        }
+    }
+
+    fn framed_by_prost(response: &FetchResponse) -> Vec<u8> {
+        let mut bytes = vec![0];
+        bytes.extend((response.encoded_len() as u32).to_be_bytes());
+        bytes.extend(response.encode_to_vec());
+        bytes
+    }
+
+    #[test]
+    fn chunks_are_the_bytes_prost_writes_and_records_are_not_copied() {
+        let response = response();
+        let records = response.partitions[0].records.clone();
+        let chunks = fetch_response_chunks(response.clone()).unwrap();
+        assert_eq!(chunks.concat(), framed_by_prost(&response));
+        assert!(
+            chunks
+                .iter()
+                .any(|chunk| chunk.as_ptr() == records.as_ptr()),
+            "the records must be their own chunk"
+        );
+    }
+
+    #[test]
+    fn a_message_split_anywhere_decodes_and_whole_records_are_sliced() {
+        let response = response();
+        let wire = framed_by_prost(&response);
+        for cut in 0..wire.len() {
+            let wire = Bytes::from(wire.clone());
+            let mut chunks = Chunks::new();
+            chunks.push(wire.slice(..cut), 1 << 20).unwrap();
+            chunks.push(wire.slice(cut..), 1 << 20).unwrap();
+            let message = chunks.take_message(1 << 20).unwrap().unwrap();
+            let decoded = FetchResponse::decode(message).unwrap();
+            assert_eq!(decoded, response, "cut at {cut}");
+        }
+        // Records inside one chunk come out as a slice of it.
+        let chunks_in = fetch_response_chunks(response).unwrap();
+        let mut chunks = Chunks::new();
+        for chunk in &chunks_in {
+            chunks.push(chunk.clone(), 1 << 20).unwrap();
+        }
+        let decoded =
+            FetchResponse::decode(chunks.take_message(1 << 20).unwrap().unwrap()).unwrap();
+        assert!(chunks_in
+            .iter()
+            .any(|chunk| chunk.as_ptr() == decoded.partitions[0].records.as_ptr()));
+    }
+
+    #[test]
+    fn a_prefix_over_the_limit_is_refused_before_the_body_arrives() {
+        let mut chunks = Chunks::new();
+        chunks.push(Bytes::from_static(&[0, 0xff]), 1024).unwrap();
+        let refused = chunks.push(Bytes::from_static(&[0xff, 0xff, 0xff, 1, 2]), 1024);
+        assert_eq!(
+            refused,
+            Err(FrameError::TooLarge {
+                length: u64::from(u32::MAX),
+                limit: 1024
+            })
+        );
+        let mut chunks = Chunks::new();
+        chunks
+            .push(Bytes::from_static(&[0, 0, 0, 0, 1]), 1024)
+            .unwrap();
+        let refused = chunks.push(Bytes::from(vec![0; 2000]), 1024);
+        assert!(
+            matches!(refused, Err(FrameError::TooLarge { .. })),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn bad_framing_is_a_typed_error() {
+        let take = |bytes: &'static [u8]| {
+            let mut chunks = Chunks::new();
+            chunks.push(Bytes::from_static(bytes), 1024).unwrap();
+            chunks
+                .take_message(1024)
+                .map(|message| message.map(|m| m.remaining()))
+        };
+        assert_eq!(take(&[]), Ok(None));
+        assert_eq!(
+            take(&[0, 0, 0]),
+            Err(FrameError::Truncated {
+                present: 3,
+                expected: 5
+            })
+        );
+        assert_eq!(take(&[1, 0, 0, 0, 1, 9]), Err(FrameError::Compressed));
+        assert_eq!(
+            take(&[0, 0, 0, 0, 4, 9]),
+            Err(FrameError::Truncated {
+                present: 1,
+                expected: 4
+            })
+        );
+        assert_eq!(
+            take(&[0, 0, 0, 0, 1, 9, 9]),
+            Err(FrameError::TrailingBytes { extra: 1 })
+        );
+        assert_eq!(take(&[0, 0, 0, 0, 1, 9]), Ok(Some(1)));
+    }
+
+    #[test]
+    fn an_encoded_request_is_one_framed_message() {
+        let response = response();
+        let mut chunks = Chunks::new();
+        chunks.push(encode_message(&response), 1 << 20).unwrap();
+        let message = chunks.take_message(1 << 20).unwrap().unwrap();
+        assert_eq!(FetchResponse::decode(message).unwrap(), response);
+    }
+}
