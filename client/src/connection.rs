@@ -22,7 +22,7 @@ const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
 /// Largest HTTP/2 frame the broker may send us (the default is 16 KiB). A fetch answer of
 /// MiBs then arrives in a few frames, and each socket read takes up to a frame: with
 /// 16 KiB frames a 1 GB/s consumer made ~120,000 `recvfrom` calls a second.
-const HTTP2_FRAME_BYTES_MAX: u32 = 1 << 20;
+const HTTP2_FRAME_BYTES_MAX: u32 = (1 << 24) - 1;
 
 use crate::error::Error;
 

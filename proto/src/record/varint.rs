@@ -78,7 +78,31 @@ fn unsigned_size(value: u64) -> usize {
 }
 
 /// Reads at most `bytes_max` groups of 7 bits into an unsigned value of `bits` bits.
+///
+/// Most varints of a record (attributes, deltas, a missing key, no headers, lengths
+/// under 8 KiB) take one or two bytes; those are read without the loop, which was 7 %
+/// of a consumer's CPU (`docs/BENCHMARKS.md` item 16). Every caller allows at least two
+/// bytes of at least 14 bits, so neither can overflow.
+#[inline]
 fn decode_unsigned(
+    buf: &[u8],
+    bytes_max: usize,
+    bits: u32,
+    name: &str,
+) -> Result<(u64, usize), RecordError> {
+    debug_assert!(bytes_max >= 2 && bits >= 14);
+    match buf {
+        [first, ..] if first & CONTINUATION_BIT == 0 => return Ok((u64::from(*first), 1)),
+        [first, second, ..] if second & CONTINUATION_BIT == 0 => {
+            return Ok((u64::from(first & PAYLOAD_MASK) | u64::from(*second) << 7, 2));
+        }
+        _ => {}
+    }
+    decode_unsigned_long(buf, bytes_max, bits, name)
+}
+
+/// [`decode_unsigned`] for three bytes or more, and for every error.
+fn decode_unsigned_long(
     buf: &[u8],
     bytes_max: usize,
     bits: u32,
