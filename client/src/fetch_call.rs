@@ -115,7 +115,45 @@ fn frame_status(error: FrameError) -> Status {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
+    use crate::connection::Connections;
+    use crate::test_broker::{Fault, TestBroker};
+
+    #[tokio::test]
+    async fn answers_and_failures_match_the_generated_clients() {
+        let broker = TestBroker::start(&[("t", 1)]).await;
+        let connections = Connections::new(Duration::from_secs(5), Duration::from_secs(5));
+        let channel = connections.channel(&broker.address).unwrap();
+        let partition = |partition| wire::FetchPartition {
+            topic: "t".to_owned(),
+            partition,
+            fetch_offset: 0,
+            partition_max_bytes: 1 << 20,
+            current_leader_epoch: -1,
+        };
+        let request = wire::FetchRequest {
+            max_wait_ms: 0,
+            min_bytes: 0,
+            max_bytes: 1 << 20,
+            partitions: vec![partition(0), partition(7)],
+        };
+        let timeout = Duration::from_secs(5);
+        let by_hand = fetch(channel.clone(), &request, timeout).await.unwrap();
+        let generated = connections
+            .get(&broker.address)
+            .unwrap()
+            .fetch(request.clone())
+            .await
+            .unwrap();
+        assert_eq!(by_hand.into_inner(), generated.into_inner());
+
+        broker.inject(&[Fault::FailFetch]);
+        let status = fetch(channel, &request, timeout).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert_eq!(status.message(), "injected fetch failure");
+    }
 
     #[test]
     fn timeouts_fit_grpc_timeouts_eight_digits() {

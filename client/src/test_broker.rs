@@ -34,6 +34,8 @@ pub(crate) enum Fault {
     Silence,
     /// Append, answer nothing and end the stream with an error.
     KillStream,
+    /// Fail the next fetch call with `UNAVAILABLE` (produce ignores it).
+    FailFetch,
 }
 
 #[derive(Debug, Default)]
@@ -335,6 +337,13 @@ impl ClientApi for Service {
         request: Request<wire::FetchRequest>,
     ) -> Result<Response<wire::FetchResponse>, Status> {
         let request = request.into_inner();
+        {
+            let mut state = self.state.lock().unwrap();
+            if state.faults.front() == Some(&Fault::FailFetch) {
+                state.faults.pop_front();
+                return Err(Status::unavailable("injected fetch failure"));
+            }
+        }
         for _ in 0..2 {
             let response = self.fetch_now(&request);
             if response

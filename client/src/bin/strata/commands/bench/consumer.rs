@@ -369,6 +369,21 @@ mod tests {
     }
 
     #[test]
+    fn the_clock_is_read_for_each_record_only_when_latencies_are_measured() {
+        let mut clock = RecordClock::new(false);
+        let first = clock.now();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        for _ in 1..CLOCK_EVERY {
+            assert_eq!(clock.now(), first);
+        }
+        assert!(clock.now() > first, "read again after CLOCK_EVERY records");
+        let mut clock = RecordClock::new(true);
+        let first = clock.now();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(clock.now() > first);
+    }
+
+    #[test]
     fn partitions_are_dealt_round_robin() {
         let partitions: Vec<_> = (0..5).map(|p| range(p, None)).collect();
         let split = split_partitions(&partitions, 2);
