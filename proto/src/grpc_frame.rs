@@ -27,6 +27,9 @@ use crate::api::v1::FetchResponse;
 /// The path of the fetch call (`ClientApi.Fetch`), which broker and client frame with
 /// these helpers; the broker's tests check it against the generated service's name.
 pub const FETCH_PATH: &str = "/strata.v1.ClientApi/Fetch";
+/// The path of the produce stream (`ClientApi.Produce`), whose requests the broker reads
+/// with [`Chunks::next_message`].
+pub const PRODUCE_PATH: &str = "/strata.v1.ClientApi/Produce";
 /// The gRPC length prefix: a compressed flag byte and a big-endian `u32` length.
 pub const PREFIX_BYTES: usize = 5;
 /// `FetchResponse.partitions`.
@@ -156,6 +159,61 @@ impl Chunks {
             self.chunks.push_back(chunk);
         }
         Ok(())
+    }
+
+    /// Adds the next chunk of a stream of messages. The caller bounds the buffer: it
+    /// appends only while [`Chunks::next_message`] has no whole message, which refuses a
+    /// prefix over its limit, so at most one message and one chunk are ever held.
+    pub fn append(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.remaining += chunk.len();
+            self.chunks.push_back(chunk);
+        }
+    }
+
+    /// Takes the next whole message (without its prefix) off the front of a stream of
+    /// messages; `None` until all of it has arrived. A prefix claiming more than `limit`
+    /// bytes, or a compressed message, is refused as soon as the prefix is here.
+    pub fn next_message(&mut self, limit: usize) -> Result<Option<Chunks>, FrameError> {
+        let Some(length) = self.claimed_length() else {
+            return Ok(None);
+        };
+        if length > limit as u64 {
+            return Err(FrameError::TooLarge { length, limit });
+        }
+        if self.chunk().first() != Some(&0) {
+            return Err(FrameError::Compressed);
+        }
+        // At most `limit`, so it fits a usize.
+        let length = length as usize;
+        if self.remaining < PREFIX_BYTES + length {
+            return Ok(None);
+        }
+        self.advance(PREFIX_BYTES);
+        Ok(Some(self.split_to(length)))
+    }
+
+    /// The first `length` bytes as chunks of their own (slices, no copy).
+    fn split_to(&mut self, length: usize) -> Chunks {
+        let mut taken = Chunks::new();
+        let mut left = length;
+        while left > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            if front.len() <= left {
+                left -= front.len();
+                if let Some(chunk) = self.chunks.pop_front() {
+                    taken.chunks.push_back(chunk);
+                }
+            } else {
+                taken.chunks.push_back(front.split_to(left));
+                left = 0;
+            }
+        }
+        self.remaining -= length - left;
+        taken.remaining = length - left;
+        taken
     }
 
     /// The length the prefix claims, once its five bytes are here.
@@ -394,6 +452,43 @@ mod tests {
             Err(FrameError::TrailingBytes { extra: 1 })
         );
         assert_eq!(take(&[0, 0, 0, 0, 1, 9]), Ok(Some(1)));
+    }
+
+    #[test]
+    fn a_stream_of_messages_comes_apart_message_by_message() {
+        let first = encode_message(&response());
+        let second = encode_message(&FetchResponse::default());
+        let wire = Bytes::from([first.to_vec(), second.to_vec()].concat());
+        for cut in 0..wire.len() {
+            let mut chunks = Chunks::new();
+            chunks.append(wire.slice(..cut));
+            let mut messages = Vec::new();
+            while let Some(message) = chunks.next_message(1 << 20).unwrap() {
+                messages.push(FetchResponse::decode(message).unwrap());
+            }
+            chunks.append(wire.slice(cut..));
+            while let Some(message) = chunks.next_message(1 << 20).unwrap() {
+                messages.push(FetchResponse::decode(message).unwrap());
+            }
+            assert_eq!(
+                messages,
+                [response(), FetchResponse::default()],
+                "cut at {cut}"
+            );
+            assert_eq!(chunks.remaining(), 0);
+        }
+        let mut chunks = Chunks::new();
+        chunks.append(Bytes::from_static(&[0, 0, 0, 4, 1]));
+        assert!(matches!(
+            chunks.next_message(1024),
+            Err(FrameError::TooLarge { .. })
+        ));
+        let mut chunks = Chunks::new();
+        chunks.append(Bytes::from_static(&[1, 0, 0, 0, 1, 0]));
+        assert_eq!(
+            chunks.next_message(1024).map(|m| m.is_some()),
+            Err(FrameError::Compressed)
+        );
     }
 
     #[test]

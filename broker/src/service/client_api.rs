@@ -273,7 +273,7 @@ impl ClientApi for ClientApiService {
 }
 
 /// Answers a fetch: the long poll in [`Node::fetch`], each partition's outcome converted.
-/// Shared by the generated handler and the zero-copy fetch path ([`super::fetch_path`]).
+/// Shared by the generated handler and the zero-copy fetch path ([`super::fast_path`]).
 pub(crate) async fn fetch_response(node: &Arc<Node>, request: FetchRequest) -> FetchResponse {
     let specs: Vec<FetchSpec> = request
         .partitions

@@ -4,8 +4,8 @@
 //! and the generated types besides `main.rs`.
 //!
 //! - [`client_api`]: the `strata.v1.ClientApi` service.
-//! - [`fetch_path`]: the fetch call answered in front of tonic, records sent without a
-//!   copy.
+//! - [`fast_path`]: fetch and produce answered in front of tonic's router, so batches
+//!   are not copied into or out of tonic's buffers.
 //! - [`produce`]: the produce stream (ordered writes, concurrent commits).
 //! - [`metadata`]: metadata and describe answers from the metadata image.
 //! - [`status`]: the one domain-error → wire-code mapping.
@@ -17,7 +17,7 @@
 //! bounded concurrent streams and header list size, HTTP/2 keepalive.
 
 pub mod client_api;
-pub mod fetch_path;
+pub mod fast_path;
 pub mod metadata;
 pub mod produce;
 pub mod status;
@@ -50,7 +50,7 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let limits = node.config().limits.clone();
     let decode_limit = limits.message_max_bytes + FRAMING_BYTES;
-    let fetch_path = fetch_path::FetchPathLayer::new(Arc::clone(&node), decode_limit);
+    let fast_path = fast_path::FastPathLayer::new(Arc::clone(&node), decode_limit);
     let service = ClientApiServer::new(client_api::ClientApiService::new(node))
         .max_decoding_message_size(decode_limit)
         .max_encoding_message_size(limits.fetch_max_bytes + FRAMING_BYTES);
@@ -61,7 +61,7 @@ pub async fn serve(
         .layer(tower::util::MapResponseLayer::new(
             transport_status::rewrite_response,
         ))
-        .layer(fetch_path)
+        .layer(fast_path)
         .max_concurrent_streams(Some(1024))
         // HTTP/2's default 64 KiB windows cap a produce stream at one window per round
         // trip; batches are up to `message_max_bytes`.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use strata_proto::api::v1::{ProduceRequest, ProduceResponse};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::{Stream, StreamExt};
-use tonic::{Status, Streaming};
+use tonic::Status;
 
 use super::{status, transport_status};
 use crate::node::{Acks, Appended, Node, NodeError};
@@ -29,20 +29,26 @@ const RESPONSES_QUEUED_MAX: usize = 256;
 /// How many written requests of one stream may wait for their commit (fsync) at once.
 const COMMITS_IN_FLIGHT_MAX: usize = 256;
 
-/// Starts serving one produce stream.
-pub fn serve(node: Arc<Node>, inbound: Streaming<ProduceRequest>) -> ProduceStream {
+/// Starts serving one produce stream: `inbound` is tonic's decoder of the request stream
+/// or the fast path's ([`super::fast_path::produce`]).
+pub fn serve<S>(node: Arc<Node>, inbound: S) -> ProduceStream
+where
+    S: Stream<Item = Result<ProduceRequest, Status>> + Send + Unpin + 'static,
+{
     let (sender, receiver) = mpsc::channel(RESPONSES_QUEUED_MAX);
     let commits = Arc::new(Semaphore::new(COMMITS_IN_FLIGHT_MAX));
     tokio::spawn(run(node, inbound, sender, commits));
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))
 }
 
-async fn run(
+async fn run<S>(
     node: Arc<Node>,
-    mut inbound: Streaming<ProduceRequest>,
+    mut inbound: S,
     sender: mpsc::Sender<Result<ProduceResponse, Status>>,
     commits: Arc<Semaphore>,
-) {
+) where
+    S: Stream<Item = Result<ProduceRequest, Status>> + Send + Unpin + 'static,
+{
     while let Some(request) = inbound.next().await {
         let request = match request {
             Ok(request) => request,

@@ -1,0 +1,194 @@
+//! Fetch and produce answered in front of tonic's router, without copying batches.
+//!
+//! tonic encodes every message into one buffer and decodes every message out of one
+//! buffer. For the two calls that carry batches that is a copy of every byte on the
+//! broker's side: fetched records copied out of the page cache (or the segment's map)
+//! before the socket copies them again, 16 % of the broker's CPU while a consumer read
+//! 2 GB; produced batches copied out of the HTTP/2 frames before they are written, 9 %
+//! of the broker's CPU while producing, on the partition's one serial write path
+//! (`perf`, `docs/BENCHMARKS.md` item 16). [`FastPathLayer`] is a tower layer that takes
+//! these two methods before the router does and runs the same handlers with framing of
+//! its own ([`strata_proto::grpc_frame`]):
+//!
+//! - [`fetch`]: the answer goes out as chunks, each partition's records the `Bytes` the
+//!   log returned; h2 writes a data frame of more than 256 bytes with a vectored write.
+//! - [`produce`]: requests are decoded from the frames as they arrive, so a batch that
+//!   came in one frame is written from that frame; responses go out as they complete.
+//!
+//! The bytes on the wire are exactly gRPC's, so any gRPC peer talks to them (the
+//! hostile-input tests use the generated tonic client and hand-made HTTP/2). The
+//! requests are read with tonic's rules and Strata's codes (reliability.md §5): a
+//! `grpc-encoding` other than identity is `UNIMPLEMENTED`, a length prefix over the
+//! decode limit is `RESOURCE_EXHAUSTED` before the message is buffered, a compressed flag
+//! without an encoding is `INTERNAL` (as the gRPC spec says), and bytes that are not the
+//! method's protobuf message are `INVALID_ARGUMENT`. Every other call goes to tonic.
+
+pub mod fetch;
+pub mod produce;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, HeaderValue};
+use strata_proto::grpc_frame::{FrameError, FETCH_PATH, PRODUCE_PATH};
+use tonic::body::Body;
+use tonic::{Code, Status};
+
+use crate::node::Node;
+
+/// Puts [`FastPath`] in front of a service (the server's router).
+#[derive(Debug, Clone)]
+pub struct FastPathLayer {
+    node: Arc<Node>,
+    request_limit: usize,
+}
+
+impl FastPathLayer {
+    /// `request_limit` is the decode limit for one request message, as tonic's.
+    pub fn new(node: Arc<Node>, request_limit: usize) -> FastPathLayer {
+        FastPathLayer {
+            node,
+            request_limit,
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for FastPathLayer {
+    type Service = FastPath<S>;
+
+    fn layer(&self, inner: S) -> FastPath<S> {
+        FastPath {
+            inner,
+            node: Arc::clone(&self.node),
+            request_limit: self.request_limit,
+        }
+    }
+}
+
+/// Answers fetch and produce calls itself and passes every other call to `inner`.
+#[derive(Debug, Clone)]
+pub struct FastPath<S> {
+    inner: S,
+    node: Arc<Node>,
+    request_limit: usize,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S> tower::Service<http::Request<Body>> for FastPath<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<http::Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let path = request.uri().path();
+        if path != FETCH_PATH && path != PRODUCE_PATH {
+            return Box::pin(self.inner.call(request));
+        }
+        if let Some(status) = unsupported_encoding(request.headers()) {
+            let mut response = status.into_http::<Body>();
+            response
+                .headers_mut()
+                .insert("grpc-accept-encoding", HeaderValue::from_static("identity"));
+            return Box::pin(async move { Ok(response) });
+        }
+        let node = Arc::clone(&self.node);
+        let limit = self.request_limit;
+        if path == FETCH_PATH {
+            Box::pin(async move { Ok(fetch::answer(&node, request.into_body(), limit).await) })
+        } else {
+            let response = produce::answer(node, request.into_body(), limit);
+            Box::pin(async move { Ok(response) })
+        }
+    }
+}
+
+/// `UNIMPLEMENTED` for a `grpc-encoding` other than identity (none is negotiated).
+fn unsupported_encoding(headers: &HeaderMap) -> Option<Status> {
+    let encoding = headers.get("grpc-encoding")?;
+    (encoding.as_bytes() != b"identity").then(|| {
+        Status::unimplemented(format!(
+            "Content is compressed with `{}` which isn't supported",
+            String::from_utf8_lossy(encoding.as_bytes())
+        ))
+    })
+}
+
+/// The status a framing error is refused with.
+fn frame_status(error: FrameError) -> Status {
+    let code = match error {
+        FrameError::TooLarge { .. } => Code::ResourceExhausted,
+        FrameError::Compressed => Code::Internal,
+        FrameError::Truncated { .. } | FrameError::TrailingBytes { .. } => Code::InvalidArgument,
+    };
+    Status::new(code, error.to_string())
+}
+
+/// A protobuf message that does not decode.
+fn decode_status(error: &prost::DecodeError) -> Status {
+    Status::invalid_argument(format!("failed to decode Protobuf message: {error}"))
+}
+
+/// A `200 OK` gRPC response with `body`.
+fn grpc_response(body: Body) -> http::Response<Body> {
+    let mut response = http::Response::new(body);
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    response
+}
+
+/// Trailers that end a call with `status`.
+fn trailers(status: &Status) -> HeaderMap {
+    let mut trailers = HeaderMap::new();
+    if status.add_header(&mut trailers).is_err() {
+        // Only a message that cannot be a header value fails; the code alone still can.
+        trailers.insert("grpc-status", HeaderValue::from(status.code() as i32));
+    }
+    trailers
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use strata_proto::api::v1::client_api_server::ClientApiServer;
+    use tonic::server::NamedService;
+
+    use super::*;
+    use crate::service::client_api::ClientApiService;
+
+    #[test]
+    fn the_paths_are_the_generated_services_methods() {
+        let name = <ClientApiServer<ClientApiService> as NamedService>::NAME;
+        assert_eq!(FETCH_PATH, format!("/{name}/Fetch"));
+        assert_eq!(PRODUCE_PATH, format!("/{name}/Produce"));
+    }
+
+    #[test]
+    fn trailers_carry_the_code_and_message() {
+        let map = trailers(&Status::resource_exhausted("too big"));
+        assert_eq!(map.get("grpc-status").unwrap(), "8");
+        assert_eq!(map.get("grpc-message").unwrap(), "too%20big"); // percent-encoded
+        let back = Status::from_header_map(&map).unwrap();
+        assert_eq!(
+            (back.code(), back.message()),
+            (Code::ResourceExhausted, "too big")
+        );
+        assert_eq!(trailers(&Status::ok("")).get("grpc-status").unwrap(), "0");
+    }
+}

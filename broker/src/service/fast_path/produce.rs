@@ -1,0 +1,208 @@
+//! The produce stream: requests decoded from the HTTP/2 frames as they arrive, handed to
+//! [`crate::service::produce::serve`] (the same ordered writes and concurrent commits as
+//! through tonic), responses framed as they complete.
+//!
+//! A batch that arrived inside one frame (the producer's batches of up to a MiB fit the
+//! 1 MiB frames the broker accepts) is decoded as a slice of that frame and written from
+//! it. At most one message beyond the one being completed is buffered: the body is read
+//! only while no whole message is waiting, and a length prefix over the limit ends the
+//! call before its message is buffered.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http_body::{Body as _, Frame};
+use prost::Message;
+use strata_proto::api::v1::ProduceRequest;
+use strata_proto::grpc_frame::{self, Chunks};
+use tokio_stream::Stream;
+use tonic::body::Body;
+use tonic::Status;
+
+use super::{decode_status, frame_status, grpc_response, trailers};
+use crate::node::Node;
+use crate::service::produce::{self, ProduceStream};
+
+/// Starts serving the produce stream whose requests arrive in `body`.
+pub(super) fn answer(node: Arc<Node>, body: Body, limit: usize) -> http::Response<Body> {
+    let requests = RequestStream {
+        body,
+        chunks: Chunks::new(),
+        limit,
+        ended: false,
+    };
+    let responses = produce::serve(node, requests);
+    grpc_response(Body::new(ResponseBody {
+        responses,
+        ended: false,
+    }))
+}
+
+/// The `ProduceRequest`s of a request body, decoded as their last byte arrives.
+struct RequestStream {
+    body: Body,
+    chunks: Chunks,
+    limit: usize,
+    /// After the body's end or the first error: nothing more is read.
+    ended: bool,
+}
+
+impl Stream for RequestStream {
+    type Item = Result<ProduceRequest, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            match this.chunks.next_message(this.limit) {
+                Ok(Some(message)) => {
+                    let decoded = ProduceRequest::decode(message);
+                    this.ended = decoded.is_err();
+                    return Poll::Ready(Some(decoded.map_err(|error| decode_status(&error))));
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(frame_status(error))));
+                }
+            }
+            match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        this.chunks.append(data);
+                    }
+                }
+                Some(Err(status)) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(status)));
+                }
+                None => {
+                    this.ended = true;
+                    if this.chunks.has_remaining() {
+                        return Poll::Ready(Some(Err(Status::invalid_argument(
+                            "the stream ended inside a message",
+                        ))));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The response stream as a body: each response one framed message; the trailers carry
+/// the status the stream ended with.
+struct ResponseBody {
+    responses: ProduceStream,
+    ended: bool,
+}
+
+impl http_body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let frame = match ready!(this.responses.as_mut().poll_next(cx)) {
+            Some(Ok(response)) => Frame::data(grpc_frame::encode_message(&response)),
+            Some(Err(status)) => {
+                this.ended = true;
+                Frame::trailers(trailers(&status))
+            }
+            None => {
+                this.ended = true;
+                Frame::trailers(trailers(&Status::ok("")))
+            }
+        };
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use tokio_stream::StreamExt;
+    use tonic::Code;
+
+    use super::*;
+
+    fn body_of(chunks: Vec<Bytes>) -> Body {
+        let frames = chunks
+            .into_iter()
+            .map(|chunk| Ok::<_, Infallible>(Frame::data(chunk)));
+        Body::new(http_body_util::StreamBody::new(tokio_stream::iter(frames)))
+    }
+
+    fn request(id: u64, records: &[u8]) -> ProduceRequest {
+        ProduceRequest {
+            request_id: id,
+            records: Bytes::copy_from_slice(records),
+            ..ProduceRequest::default()
+        }
+    }
+
+    async fn decoded(chunks: Vec<Bytes>, limit: usize) -> Vec<Result<ProduceRequest, Code>> {
+        let stream = RequestStream {
+            body: body_of(chunks),
+            chunks: Chunks::new(),
+            limit,
+            ended: false,
+        };
+        stream
+            .map(|item| item.map_err(|status| status.code()))
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn requests_split_and_joined_across_frames_come_out_in_order() {
+        let wire: Vec<u8> = [request(1, &[7; 300]), request(2, &[]), request(3, &[9; 40])]
+            .iter()
+            .flat_map(|request| grpc_frame::encode_message(request).to_vec())
+            .collect();
+        let wire = Bytes::from(wire);
+        for cut in [1, 5, 100, 320, wire.len() - 1] {
+            let got = decoded(vec![wire.slice(..cut), wire.slice(cut..)], 1024).await;
+            let ids: Vec<u64> = got.iter().map(|r| r.as_ref().unwrap().request_id).collect();
+            assert_eq!(ids, [1, 2, 3], "cut at {cut}");
+            assert_eq!(got[0].as_ref().unwrap().records.len(), 300);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_oversized_torn_or_malformed_request_ends_the_stream_with_a_typed_status() {
+        let big = grpc_frame::encode_message(&request(1, &[0; 2000]));
+        assert_eq!(
+            decoded(vec![big.clone()], 1024).await,
+            [Err(Code::ResourceExhausted)]
+        );
+        let torn = big.slice(..100);
+        assert_eq!(
+            decoded(vec![torn], 4096).await,
+            [Err(Code::InvalidArgument)]
+        );
+        let garbage = Bytes::from_static(&[0, 0, 0, 0, 2, 0x0f, 0x00]);
+        let good = grpc_frame::encode_message(&request(2, b"x"));
+        assert_eq!(
+            decoded(vec![garbage, good], 4096).await,
+            [Err(Code::InvalidArgument)]
+        );
+        let compressed = Bytes::from_static(&[1, 0, 0, 0, 1, 0]);
+        assert_eq!(decoded(vec![compressed], 4096).await, [Err(Code::Internal)]);
+    }
+}
