@@ -79,6 +79,7 @@ pub mod error;
 mod fetch_call;
 mod metadata;
 pub mod partitioner;
+mod produce_call;
 pub mod producer;
 pub mod record;
 mod retry;

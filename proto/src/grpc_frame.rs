@@ -22,7 +22,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
 use prost::Message;
 
-use crate::api::v1::FetchResponse;
+use crate::api::v1::{FetchResponse, ProduceRequest};
 
 /// The path of the fetch call (`ClientApi.Fetch`), which broker and client frame with
 /// these helpers; the broker's tests check it against the generated service's name.
@@ -113,6 +113,34 @@ fn records_field_len(records: &Bytes) -> usize {
     } else {
         key_len(RECORDS_FIELD) + encoded_len_varint(records.len() as u64) + records.len()
     }
+}
+
+/// Lays `request` out as one gRPC message: the prefix and the other fields in one small
+/// chunk, the batch as the `Bytes` it already is (left out when empty). The bytes are
+/// those prost would write (`records` is the last field).
+pub fn produce_request_chunks(mut request: ProduceRequest) -> Result<Vec<Bytes>, FrameError> {
+    let records = std::mem::take(&mut request.records);
+    let message_length = request.encoded_len() + records_field_len(&records);
+    let prefix_length = u32::try_from(message_length).map_err(|_| FrameError::TooLarge {
+        length: message_length as u64,
+        limit: u32::MAX as usize,
+    })?;
+    let mut head = BytesMut::with_capacity(PREFIX_BYTES + 64);
+    head.put_u8(0);
+    head.put_u32(prefix_length);
+    // A `BytesMut` grows as needed, so encoding into it cannot run out of room.
+    request
+        .encode(&mut head)
+        .map_err(|_| FrameError::TooLarge {
+            length: message_length as u64,
+            limit: u32::MAX as usize,
+        })?;
+    if records.is_empty() {
+        return Ok(vec![head.freeze()]);
+    }
+    encode_key(RECORDS_FIELD, WireType::LengthDelimited, &mut head);
+    encode_varint(records.len() as u64, &mut head);
+    Ok(vec![head.freeze(), records])
 }
 
 /// One gRPC message with its prefix, in one chunk (for small requests).
@@ -488,6 +516,26 @@ mod tests {
         assert_eq!(
             chunks.next_message(1024).map(|m| m.is_some()),
             Err(FrameError::Compressed)
+        );
+    }
+
+    #[test]
+    fn a_produce_request_is_prosts_bytes_with_the_batch_as_its_own_chunk() {
+        let request = ProduceRequest {
+            request_id: 7,
+            topic: "t".to_owned(),
+            partition: 2,
+            acks: -1,
+            timeout_ms: 30_000,
+            records: Bytes::from(vec![5; 1000]),
+        };
+        let chunks = produce_request_chunks(request.clone()).unwrap();
+        assert_eq!(chunks.concat(), encode_message(&request));
+        assert_eq!(chunks[1].as_ptr(), request.records.as_ptr());
+        let empty = ProduceRequest::default();
+        assert_eq!(
+            produce_request_chunks(empty.clone()).unwrap(),
+            [encode_message(&empty)]
         );
     }
 

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use strata_proto::api::v1 as wire;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::client::Client;
 use crate::error::Error;
@@ -145,10 +144,10 @@ impl ProduceStreams {
                 return Ok((handle.requests.clone(), handle.routes.clone()));
             }
         }
-        let broker = self.client.broker(address)?;
+        let channel = self.client.channel(address)?;
         let (requests, receiver) = mpsc::channel(STREAM_QUEUE_REQUESTS);
         let routes = Arc::new(Mutex::new(Routes::default()));
-        let reader = tokio::spawn(read_answers(broker, receiver, routes.clone()));
+        let reader = tokio::spawn(read_answers(channel, receiver, routes.clone()));
         streams.insert(
             address.to_owned(),
             StreamHandle {
@@ -161,16 +160,16 @@ impl ProduceStreams {
     }
 }
 
-/// Opens the stream and forwards every answer to its route until the stream ends.
+/// Opens the stream ([`crate::produce_call`]: batches are not copied into an encode
+/// buffer) and forwards every answer to its route until the stream ends.
 async fn read_answers(
-    mut broker: crate::connection::BrokerClient,
+    channel: tonic::transport::Channel,
     requests: mpsc::Receiver<wire::ProduceRequest>,
     routes: Arc<Mutex<Routes>>,
 ) {
-    let error = match broker.produce(ReceiverStream::new(requests)).await {
+    let error = match crate::produce_call::open(channel, requests).await {
         Err(status) => Error::from(status),
-        Ok(response) => {
-            let mut answers = response.into_inner();
+        Ok(mut answers) => {
             loop {
                 match answers.message().await {
                     Ok(Some(answer)) => {
