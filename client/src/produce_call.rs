@@ -107,15 +107,14 @@ impl Answers {
                 return Ok(None);
             }
             let mut trailers = None;
-            match self.body.frame().await {
-                Some(frame) => match frame?.into_data() {
+            if let Some(frame) = self.body.frame().await {
+                match frame?.into_data() {
                     Ok(data) => {
                         self.chunks.append(data);
                         continue;
                     }
                     Err(frame) => trailers = frame.into_trailers().ok(),
-                },
-                None => {}
+                }
             }
             self.ended = true;
             if self.chunks.has_remaining() {
