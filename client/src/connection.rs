@@ -19,9 +19,11 @@ use tonic::transport::{Channel, Endpoint};
 const HTTP2_STREAM_WINDOW_BYTES: u32 = 8 << 20;
 /// HTTP/2 flow-control window per connection.
 const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
-/// Largest HTTP/2 frame the broker may send us (the default is 16 KiB). A fetch answer of
-/// MiBs then arrives in a few frames, and each socket read takes up to a frame: with
-/// 16 KiB frames a 1 GB/s consumer made ~120,000 `recvfrom` calls a second.
+/// Largest HTTP/2 frame the broker may send us: HTTP/2's maximum (the default is 16 KiB).
+/// Each socket read takes up to a frame (with 16 KiB frames a 1 GB/s consumer made
+/// ~120,000 `recvfrom` calls a second), and a partition's fetched records then arrive in
+/// one frame, which the consumer decodes in place instead of joining frames
+/// ([`crate::fetch_call`]). A frame is buffered whole, within the 64 MiB answer limit.
 const HTTP2_FRAME_BYTES_MAX: u32 = (1 << 24) - 1;
 
 use crate::error::Error;
@@ -63,7 +65,7 @@ impl Connections {
     }
 
     /// The lazy channel for `address`, for calls made without the generated client
-    /// ([`crate::fetch_call`]).
+    /// ([`crate::fetch_call`], [`crate::produce_call`]).
     pub(crate) fn channel(&self, address: &str) -> Result<Channel, Error> {
         let uri = normalize_address(address);
         let mut channels = self
