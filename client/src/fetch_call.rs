@@ -18,9 +18,9 @@ use strata_proto::grpc_frame::{self, Chunks, FrameError, FETCH_PATH};
 use tonic::body::Body;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
-use tower::ServiceExt;
 
 use crate::connection::RESPONSE_BYTES_MAX;
+use crate::grpc_call::{self, Started};
 
 /// Sends `request` with a `grpc-timeout` of `timeout` and decodes the answer.
 pub(crate) async fn fetch(
@@ -31,26 +31,8 @@ pub(crate) async fn fetch(
     let body = Body::new(http_body_util::Full::new(grpc_frame::encode_message(
         request,
     )));
-    let request = http::Request::post(FETCH_PATH)
-        .header(http::header::CONTENT_TYPE, "application/grpc")
-        .header(http::header::TE, "trailers")
-        .header("grpc-timeout", grpc_timeout(timeout))
-        .body(body)
-        .map_err(|error| Status::internal(format!("building the fetch request: {error}")))?;
-    let response = channel
-        .oneshot(request)
-        .await
-        .map_err(|error| Status::from_error(error.into()))?;
-    let (parts, mut body) = response.into_parts();
-    if parts.status != http::StatusCode::OK {
-        return Err(http_status(parts.status));
-    }
-    if let Some(status) = Status::from_header_map(&parts.headers) {
-        // A trailers-only answer: the call failed before any message.
-        if status.code() != Code::Ok {
-            return Err(status);
-        }
-    }
+    let Started { headers, mut body } =
+        grpc_call::start(channel, FETCH_PATH, body, Some(timeout)).await?;
     let mut chunks = Chunks::new();
     let mut trailers = None;
     while let Some(frame) = body.frame().await {
@@ -61,16 +43,7 @@ pub(crate) async fn fetch(
             Err(frame) => trailers = frame.into_trailers().ok(),
         }
     }
-    match trailers.as_ref().and_then(Status::from_header_map) {
-        Some(status) if status.code() == Code::Ok => {}
-        Some(status) => return Err(status),
-        None if parts.headers.contains_key("grpc-status") => {}
-        None => {
-            return Err(Status::internal(
-                "the fetch answer ended without a grpc-status",
-            ))
-        }
-    }
+    grpc_call::end_status(trailers.as_ref(), &headers)?;
     let message = chunks
         .take_message(RESPONSE_BYTES_MAX)
         .map_err(frame_status)?
@@ -78,29 +51,6 @@ pub(crate) async fn fetch(
     let response = wire::FetchResponse::decode(message)
         .map_err(|error| Status::internal(format!("failed to decode the fetch answer: {error}")))?;
     Ok(tonic::Response::new(response))
-}
-
-/// gRPC's `grpc-timeout` value: at most 8 digits and a unit.
-fn grpc_timeout(timeout: Duration) -> String {
-    let millis = timeout.as_millis();
-    if millis <= 99_999_999 {
-        format!("{millis}m")
-    } else {
-        format!("{}S", timeout.as_secs().min(99_999_999))
-    }
-}
-
-/// A non-200 answer, mapped as gRPC's HTTP-to-status table says.
-fn http_status(status: http::StatusCode) -> Status {
-    let code = match status.as_u16() {
-        400 => Code::Internal,
-        401 => Code::Unauthenticated,
-        403 => Code::PermissionDenied,
-        404 => Code::Unimplemented,
-        429 | 502..=504 => Code::Unavailable,
-        _ => Code::Unknown,
-    };
-    Status::new(code, format!("the fetch answer had HTTP status {status}"))
 }
 
 fn frame_status(error: FrameError) -> Status {
@@ -153,12 +103,5 @@ mod tests {
         let status = fetch(channel, &request, timeout).await.unwrap_err();
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
         assert_eq!(status.message(), "injected fetch failure");
-    }
-
-    #[test]
-    fn timeouts_fit_grpc_timeouts_eight_digits() {
-        assert_eq!(grpc_timeout(Duration::from_millis(30_500)), "30500m");
-        assert_eq!(grpc_timeout(Duration::from_secs(200_000)), "200000S");
-        assert_eq!(grpc_timeout(Duration::MAX), "99999999S");
     }
 }

@@ -77,6 +77,7 @@ mod connection;
 pub mod consumer;
 pub mod error;
 mod fetch_call;
+mod grpc_call;
 mod metadata;
 pub mod partitioner;
 mod produce_call;

@@ -1,7 +1,7 @@
 //! The produce stream, opened without the generated client so batches are not copied.
 //!
 //! tonic's client encodes each request into one buffer: a copy of every produced byte,
-//! about a fifth of `strata bench produce`'s CPU (`docs/BENCHMARKS.md` item 16). Here each
+//! 10 % of `strata bench produce`'s CPU (`docs/BENCHMARKS.md` item 16). Here each
 //! request goes to HTTP/2 as two chunks ([`grpc_frame::produce_request_chunks`]): its
 //! small fields, then the batch as the `Bytes` the accumulator built; h2 writes a large
 //! data frame with a vectored write. Answers are read from the frames as they arrive
@@ -22,10 +22,10 @@ use strata_proto::grpc_frame::{self, Chunks, PRODUCE_PATH};
 use tokio::sync::mpsc;
 use tonic::body::Body;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
-use tower::ServiceExt;
+use tonic::Status;
 
 use crate::connection::RESPONSE_BYTES_MAX;
+use crate::grpc_call::{self, Started};
 
 /// Opens the stream; `requests` are sent in order until the sender side is dropped.
 pub(crate) async fn open(
@@ -36,35 +36,11 @@ pub(crate) async fn open(
         requests,
         pending: VecDeque::new(),
     });
-    let request = http::Request::post(PRODUCE_PATH)
-        .header(http::header::CONTENT_TYPE, "application/grpc")
-        .header(http::header::TE, "trailers")
-        .body(body)
-        .map_err(|error| Status::internal(format!("building the produce request: {error}")))?;
-    let response = channel
-        .oneshot(request)
-        .await
-        .map_err(|error| Status::from_error(error.into()))?;
-    let (parts, body) = response.into_parts();
-    if parts.status != http::StatusCode::OK {
-        return Err(Status::new(
-            Code::Unknown,
-            format!(
-                "the produce stream was answered with HTTP status {}",
-                parts.status
-            ),
-        ));
-    }
-    if let Some(status) = Status::from_header_map(&parts.headers) {
-        // A trailers-only answer: refused before any message.
-        if status.code() != Code::Ok {
-            return Err(status);
-        }
-    }
+    let Started { headers, body } = grpc_call::start(channel, PRODUCE_PATH, body, None).await?;
     Ok(Answers {
         body,
         chunks: Chunks::new(),
-        headers: parts.headers,
+        headers,
         ended: false,
     })
 }
@@ -122,17 +98,7 @@ impl Answers {
                     "the produce stream ended inside an answer",
                 ));
             }
-            let status = trailers
-                .as_ref()
-                .and_then(Status::from_header_map)
-                .or_else(|| Status::from_header_map(&self.headers));
-            return match status {
-                Some(status) if status.code() == Code::Ok => Ok(None),
-                Some(status) => Err(status),
-                None => Err(Status::internal(
-                    "the produce stream ended without a grpc-status",
-                )),
-            };
+            return grpc_call::end_status(trailers.as_ref(), &self.headers).map(|()| None);
         }
     }
 }
