@@ -71,14 +71,8 @@ pub fn fetch_response_chunks(mut response: FetchResponse) -> Result<Vec<Bytes>, 
         .iter()
         .map(|length| key_len(PARTITIONS_FIELD) + encoded_len_varint(*length as u64) + length)
         .sum();
-    let prefix_length = u32::try_from(message_length).map_err(|_| FrameError::TooLarge {
-        length: message_length as u64,
-        limit: u32::MAX as usize,
-    })?;
+    let mut head = start_message(message_length, 64 * response.partitions.len())?;
     let mut chunks = Vec::with_capacity(2 * records.len() + 1);
-    let mut head = BytesMut::with_capacity(PREFIX_BYTES + 64 * response.partitions.len());
-    head.put_u8(0);
-    head.put_u32(prefix_length);
     for ((partition, records), length) in response
         .partitions
         .iter()
@@ -87,13 +81,7 @@ pub fn fetch_response_chunks(mut response: FetchResponse) -> Result<Vec<Bytes>, 
     {
         encode_key(PARTITIONS_FIELD, WireType::LengthDelimited, &mut head);
         encode_varint(length as u64, &mut head);
-        // A `BytesMut` grows as needed, so encoding into it cannot run out of room.
-        partition
-            .encode(&mut head)
-            .map_err(|_| FrameError::TooLarge {
-                length: message_length as u64,
-                limit: u32::MAX as usize,
-            })?;
+        encode_fields(partition, &mut head, message_length)?;
         if !records.is_empty() {
             encode_key(RECORDS_FIELD, WireType::LengthDelimited, &mut head);
             encode_varint(records.len() as u64, &mut head);
@@ -105,6 +93,33 @@ pub fn fetch_response_chunks(mut response: FetchResponse) -> Result<Vec<Bytes>, 
         chunks.push(head.freeze());
     }
     Ok(chunks)
+}
+
+/// A buffer holding the prefix of a message of `message_length` bytes, with room for
+/// `fields` bytes more.
+fn start_message(message_length: usize, fields: usize) -> Result<BytesMut, FrameError> {
+    let prefix_length = u32::try_from(message_length).map_err(|_| over_4_gib(message_length))?;
+    let mut head = BytesMut::with_capacity(PREFIX_BYTES + fields);
+    head.put_u8(0);
+    head.put_u32(prefix_length);
+    Ok(head)
+}
+
+/// Appends `message`'s fields to `head`. A `BytesMut` grows as needed, so this cannot run
+/// out of room; the error is there only because prost's `encode` has one.
+fn encode_fields(
+    message: &impl Message,
+    head: &mut BytesMut,
+    message_length: usize,
+) -> Result<(), FrameError> {
+    message.encode(head).map_err(|_| over_4_gib(message_length))
+}
+
+fn over_4_gib(message_length: usize) -> FrameError {
+    FrameError::TooLarge {
+        length: message_length as u64,
+        limit: u32::MAX as usize,
+    }
 }
 
 fn records_field_len(records: &Bytes) -> usize {
@@ -121,20 +136,8 @@ fn records_field_len(records: &Bytes) -> usize {
 pub fn produce_request_chunks(mut request: ProduceRequest) -> Result<Vec<Bytes>, FrameError> {
     let records = std::mem::take(&mut request.records);
     let message_length = request.encoded_len() + records_field_len(&records);
-    let prefix_length = u32::try_from(message_length).map_err(|_| FrameError::TooLarge {
-        length: message_length as u64,
-        limit: u32::MAX as usize,
-    })?;
-    let mut head = BytesMut::with_capacity(PREFIX_BYTES + 64);
-    head.put_u8(0);
-    head.put_u32(prefix_length);
-    // A `BytesMut` grows as needed, so encoding into it cannot run out of room.
-    request
-        .encode(&mut head)
-        .map_err(|_| FrameError::TooLarge {
-            length: message_length as u64,
-            limit: u32::MAX as usize,
-        })?;
+    let mut head = start_message(message_length, 64)?;
+    encode_fields(&request, &mut head, message_length)?;
     if records.is_empty() {
         return Ok(vec![head.freeze()]);
     }
