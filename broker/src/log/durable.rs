@@ -190,6 +190,7 @@ fn pwritev_all(file: &File, parts: &[&[u8]], mut position: u64) -> std::io::Resu
 
 #[allow(unused_variables)]
 fn fsync_failpoint(path: &Path) -> LogResult<()> {
+    fail::fail_point!("log::fsync_hold", |filter| held_fsync(path, filter));
     fail::fail_point!("log::fsync", |filter| injected_fsync_failure(path, filter));
     Ok(())
 }
@@ -214,6 +215,21 @@ fn write_vectored_failpoint(
         let joined = parts.concat();
         injected_write_failure(file, &joined, position, path, argument)
     });
+    Ok(())
+}
+
+/// Tests only: while `log::fsync_hold` is `return(<filter>)`, an fsync of a path that
+/// contains the filter waits for it to be turned off, so a test can hold commits back.
+/// Then the fsync runs (this returns `Ok`, and the `log::fsync` failpoint is skipped).
+#[allow(dead_code)]
+fn held_fsync(path: &Path, mut filter: Option<String>) -> LogResult<()> {
+    while path_matches(path, filter.as_deref()) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        match fail::eval("log::fsync_hold", |now| now) {
+            Some(now) => filter = now,
+            None => break,
+        }
+    }
     Ok(())
 }
 

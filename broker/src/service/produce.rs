@@ -115,3 +115,130 @@ fn failure(request_id: u64, error: &NodeError) -> ProduceResponse {
         log_start_offset: -1,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use bytes::Bytes;
+    use strata_proto::record::{BatchBuilder, BatchSettings, Record};
+    use strata_proto::types::BrokerId;
+
+    use super::*;
+    use crate::controller::topic_commands::NewTopic;
+    use crate::controller::BrokerDefaults;
+    use crate::log::{FlushPolicy, LogConfig};
+    use crate::node::{Limits, NodeConfig};
+
+    /// A one-node broker whose logs fsync every commit (`flush = always`).
+    fn node_with_topic(dir: &std::path::Path, topic: &str) -> Arc<Node> {
+        let log_defaults = LogConfig {
+            flush: FlushPolicy::Always,
+            ..LogConfig::default()
+        };
+        let node = Node::open(NodeConfig {
+            node_id: BrokerId(1),
+            advertised_address: "127.0.0.1:1".to_owned(),
+            data_dir: dir.to_path_buf(),
+            topic_defaults: BrokerDefaults::from_log_config(&log_defaults, 1 << 20),
+            log_defaults,
+            limits: Limits::default(),
+        })
+        .unwrap();
+        let spec = NewTopic {
+            name: topic.to_owned(),
+            partitions: Some(1),
+            replication_factor: Some(1),
+            configs: BTreeMap::new(),
+        };
+        let image = node.controller().create_topic(spec, false).unwrap();
+        node.apply_controller_result(&image).unwrap();
+        node
+    }
+
+    fn request(request_id: u64, topic: &str) -> ProduceRequest {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let mut builder = BatchBuilder::new(BatchSettings::default());
+        builder
+            .append(&Record::from_value(now_ms, Bytes::from_static(b"v")))
+            .unwrap();
+        ProduceRequest {
+            request_id,
+            topic: topic.to_owned(),
+            partition: 0,
+            acks: 1,
+            timeout_ms: 30_000,
+            records: builder.build().unwrap(),
+        }
+    }
+
+    /// Waits (bounded) until `condition` holds.
+    async fn eventually(what: &str, condition: impl Fn() -> bool) {
+        for _ in 0..2000 {
+            if condition() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_stops_reading_requests_while_its_commits_wait() {
+        let scenario = fail::FailScenario::setup();
+        let dir = tempfile::tempdir().unwrap();
+        let node = node_with_topic(dir.path(), "held");
+        // Only the segment's fsync (the group commit's). The first append of an epoch
+        // writes the leader-epoch checkpoint, whose fsync must not be held.
+        let segment = dir.path().join("held-0").join("00000000000000000000.log");
+        let hold = format!("return({})", segment.display());
+        fail::cfg("log::fsync_hold", &hold).unwrap();
+
+        let sent = COMMITS_IN_FLIGHT_MAX + 44;
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&pulled);
+        let requests = tokio_stream::iter(0..sent as u64).map(move |id| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Status>(request(id, "held"))
+        });
+        let mut responses = serve(Arc::clone(&node), requests);
+
+        // Every commit waits for the held fsync: the stream takes the bound's worth of
+        // requests, plus the one waiting for a slot, and no more.
+        let bound = COMMITS_IN_FLIGHT_MAX + 1;
+        eventually("the bound is reached", || {
+            pulled.load(Ordering::SeqCst) >= bound
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(pulled.load(Ordering::SeqCst), bound);
+
+        fail::cfg("log::fsync_hold", "off").unwrap();
+        let mut offsets = Vec::new();
+        while offsets.len() < sent {
+            let response = tokio::time::timeout(Duration::from_secs(30), responses.next())
+                .await
+                .expect("answers after the fsync is released")
+                .expect("one answer per request")
+                .expect("no stream error");
+            assert_eq!(
+                response.error.as_ref().map(|e| e.code),
+                Some(0),
+                "{response:?}"
+            );
+            offsets.push((response.request_id, response.base_offset));
+        }
+        offsets.sort_unstable();
+        let expected: Vec<(u64, i64)> = (0..sent as u64).map(|id| (id, id as i64)).collect();
+        assert_eq!(offsets, expected, "written in order, each committed once");
+        assert_eq!(pulled.load(Ordering::SeqCst), sent);
+        drop(scenario);
+    }
+}
