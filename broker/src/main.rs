@@ -193,7 +193,7 @@ async fn first_signal() -> &'static str {
 /// HTTP/2 frames of up to 1 MiB are kept as they arrive (produce batches until they are
 /// written, fetched batches until they are consumed), so each frame's buffer is a fresh
 /// allocation of about 1 MiB. By default glibc serves those with `mmap` and returns
-/// freed memory at once, and every page of every frame is then faulted in anew: 225,000
+/// freed memory at once, and every page of every frame is then faulted in anew: 125,000
 /// to 350,000 page faults while a consumer read 2.5 GB, about a third of its CPU on a
 /// VM whose first touch of a page costs 4 µs (`docs/BENCHMARKS.md` item 16). With these
 /// settings freed buffers are reused, and the process keeps its peak heap.
