@@ -17,100 +17,143 @@ pub(crate) struct ByteCursor<'a> {
 }
 
 impl<'a> ByteCursor<'a> {
+    #[inline]
     pub(crate) fn new(buf: &'a [u8]) -> ByteCursor<'a> {
         ByteCursor { buf, position: 0 }
     }
 
     /// Bytes not read yet.
+    #[inline]
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len().saturating_sub(self.position)
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
 
     /// The unread bytes, without consuming them.
+    #[inline]
     pub(crate) fn rest(&self) -> &'a [u8] {
         self.buf.get(self.position..).unwrap_or(&[])
     }
 
+    #[inline]
     pub(crate) fn read_i8(&mut self, field: &str) -> Result<i8, RecordError> {
-        let byte = self
-            .rest()
-            .first()
-            .copied()
-            .ok_or_else(|| RecordError::invalid(format!("{field} is missing")))?;
+        let Some(&byte) = self.rest().first() else {
+            return Err(missing(field));
+        };
         self.position += 1;
         Ok(byte as i8)
     }
 
+    #[inline]
     pub(crate) fn read_varint(&mut self, field: &str) -> Result<i32, RecordError> {
-        let (value, length) = decode_varint(self.rest()).map_err(|error| in_field(field, error))?;
-        self.position += length;
-        Ok(value)
+        match decode_varint(self.rest()) {
+            Ok((value, length)) => {
+                self.position += length;
+                Ok(value)
+            }
+            Err(error) => Err(in_field(field, error)),
+        }
     }
 
+    #[inline]
     pub(crate) fn read_varlong(&mut self, field: &str) -> Result<i64, RecordError> {
-        let (value, length) =
-            decode_varlong(self.rest()).map_err(|error| in_field(field, error))?;
-        self.position += length;
-        Ok(value)
+        match decode_varlong(self.rest()) {
+            Ok((value, length)) => {
+                self.position += length;
+                Ok(value)
+            }
+            Err(error) => Err(in_field(field, error)),
+        }
     }
 
     /// The next `length` bytes.
+    #[inline]
     pub(crate) fn read_bytes(
         &mut self,
         length: usize,
         field: &str,
     ) -> Result<&'a [u8], RecordError> {
-        let bytes = self.rest().get(..length).ok_or_else(|| {
-            RecordError::invalid(format!(
-                "{field} needs {length} bytes but only {} remain",
-                self.remaining()
-            ))
-        })?;
+        let Some(bytes) = self.rest().get(..length) else {
+            return Err(short(field, length, self.remaining()));
+        };
         self.position += length;
         Ok(bytes)
     }
 
     /// A length varint followed by that many bytes; -1 means null, any other negative
     /// length is refused.
+    #[inline]
     pub(crate) fn read_nullable_bytes(
         &mut self,
         field: &str,
     ) -> Result<Option<&'a [u8]>, RecordError> {
         match self.read_varint(field)? {
             -1 => Ok(None),
-            length if length < 0 => Err(RecordError::invalid(format!(
-                "{field} has negative length {length}; only -1 (null) is allowed"
-            ))),
+            length if length < 0 => Err(negative_length(field, length)),
             length => self.read_bytes(length as usize, field).map(Some),
         }
     }
 
     /// A count varint that must be non-negative and at most what the remaining bytes could
     /// hold at `item_bytes_min` bytes per item, so that it can size an allocation.
+    #[inline]
     pub(crate) fn read_count(
         &mut self,
         item_bytes_min: usize,
         field: &str,
     ) -> Result<usize, RecordError> {
         let count = self.read_varint(field)?;
-        let count = usize::try_from(count)
-            .map_err(|_| RecordError::invalid(format!("{field} {count} is negative")))?;
+        let Ok(count) = usize::try_from(count) else {
+            return Err(negative_count(field, count));
+        };
         let fits = self.remaining() / item_bytes_min.max(1);
         if count > fits {
-            return Err(RecordError::invalid(format!(
-                "{field} {count} is more than the {} remaining bytes can hold",
-                self.remaining()
-            )));
+            return Err(count_too_large(field, count, self.remaining()));
         }
         Ok(count)
     }
 }
 
+// The errors are built out of line: the reads above stay small enough to inline into the
+// record walks, which run them several times per record.
+
+#[cold]
+fn missing(field: &str) -> RecordError {
+    RecordError::invalid(format!("{field} is missing"))
+}
+
+#[cold]
+fn short(field: &str, length: usize, remaining: usize) -> RecordError {
+    RecordError::invalid(format!(
+        "{field} needs {length} bytes but only {remaining} remain"
+    ))
+}
+
+#[cold]
+fn negative_length(field: &str, length: i32) -> RecordError {
+    RecordError::invalid(format!(
+        "{field} has negative length {length}; only -1 (null) is allowed"
+    ))
+}
+
+#[cold]
+fn negative_count(field: &str, count: i32) -> RecordError {
+    RecordError::invalid(format!("{field} {count} is negative"))
+}
+
+#[cold]
+fn count_too_large(field: &str, count: usize, remaining: usize) -> RecordError {
+    RecordError::invalid(format!(
+        "{field} {count} is more than the {remaining} remaining bytes can hold"
+    ))
+}
+
 /// Prefixes a varint decoding error with the field it was read for.
+#[cold]
 fn in_field(field: &str, error: RecordError) -> RecordError {
     match error {
         RecordError::InvalidRecord { reason } => RecordError::invalid(format!("{field}: {reason}")),

@@ -61,11 +61,13 @@ impl<'a> RecordView<'a> {
 }
 
 /// Parses the record at the cursor and moves past it.
+#[inline]
 pub(crate) fn parse_record<'a>(cursor: &mut ByteCursor<'a>) -> Result<RecordView<'a>, RecordError> {
     let remaining_before = cursor.remaining();
     let length = cursor.read_varint("record length")?;
-    let length = usize::try_from(length)
-        .map_err(|_| RecordError::invalid(format!("record length {length} is negative")))?;
+    let Ok(length) = usize::try_from(length) else {
+        return Err(negative_record_length(length));
+    };
     let body = cursor.read_bytes(length, "record")?;
     let size_bytes = remaining_before - cursor.remaining();
 
@@ -81,10 +83,7 @@ pub(crate) fn parse_record<'a>(cursor: &mut ByteCursor<'a>) -> Result<RecordView
         parse_header(&mut body)?;
     }
     if !body.is_empty() {
-        return Err(RecordError::invalid(format!(
-            "record length says {length} bytes but its fields end {} bytes earlier",
-            body.remaining()
-        )));
+        return Err(length_mismatch(length, body.remaining()));
     }
     Ok(RecordView {
         size_bytes,
@@ -96,6 +95,18 @@ pub(crate) fn parse_record<'a>(cursor: &mut ByteCursor<'a>) -> Result<RecordView
         header_count,
         headers,
     })
+}
+
+#[cold]
+fn negative_record_length(length: i32) -> RecordError {
+    RecordError::invalid(format!("record length {length} is negative"))
+}
+
+#[cold]
+fn length_mismatch(length: usize, left: usize) -> RecordError {
+    RecordError::invalid(format!(
+        "record length says {length} bytes but its fields end {left} bytes earlier"
+    ))
 }
 
 fn parse_header<'a>(cursor: &mut ByteCursor<'a>) -> Result<HeaderView<'a>, RecordError> {
@@ -207,6 +218,7 @@ pub(crate) fn encoded_size<H: HeaderFields>(
 }
 
 /// The full size of a record whose body is `body_bytes` long.
+#[inline]
 pub(crate) fn sized_with_length(
     body_bytes: usize,
     offset_delta: i32,
@@ -238,6 +250,7 @@ pub(crate) fn body_size<H: HeaderFields>(
     Ok(size)
 }
 
+#[inline]
 fn nullable_size(bytes: Option<&[u8]>, offset_delta: i32) -> Result<usize, RecordError> {
     match bytes {
         None => Ok(varint_size(-1)),
@@ -250,6 +263,7 @@ fn nullable_size(bytes: Option<&[u8]>, offset_delta: i32) -> Result<usize, Recor
 }
 
 /// Writes a length varint (-1 for null) and the bytes. Lengths were checked by `body_size`.
+#[inline]
 fn put_nullable(bytes: Option<&[u8]>, out: &mut Vec<u8>) {
     match bytes {
         None => encode_varint(-1, out),
@@ -260,6 +274,7 @@ fn put_nullable(bytes: Option<&[u8]>, out: &mut Vec<u8>) {
     }
 }
 
+#[cold]
 fn too_large(offset_delta: i32, size: usize) -> RecordError {
     RecordError::RecordTooLarge {
         offset_delta,

@@ -42,16 +42,11 @@ pub(crate) fn for_each_record<'a>(
     let mut cursor = ByteCursor::new(section);
     for expected_delta in 0..record_count.max(0) {
         if cursor.is_empty() {
-            return Err(RecordError::invalid(format!(
-                "record_count is {record_count} but only {expected_delta} records are present"
-            )));
+            return Err(too_few(record_count, expected_delta));
         }
         let view = parse_record(&mut cursor)?;
         if view.offset_delta != expected_delta {
-            return Err(RecordError::invalid(format!(
-                "record {expected_delta} has offset_delta {}; offset deltas must run 0, 1, 2, …",
-                view.offset_delta
-            )));
+            return Err(out_of_sequence(expected_delta, view.offset_delta));
         }
         visit(view)?;
     }
@@ -62,6 +57,20 @@ pub(crate) fn for_each_record<'a>(
         )));
     }
     Ok(())
+}
+
+#[cold]
+fn too_few(record_count: i32, present: i32) -> RecordError {
+    RecordError::invalid(format!(
+        "record_count is {record_count} but only {present} records are present"
+    ))
+}
+
+#[cold]
+fn out_of_sequence(expected: i32, found: i32) -> RecordError {
+    RecordError::invalid(format!(
+        "record {expected} has offset_delta {found}; offset deltas must run 0, 1, 2, …"
+    ))
 }
 
 #[cfg(test)]

@@ -117,6 +117,7 @@ pub(crate) fn validate_records(
 }
 
 /// Checks one record's size and timestamp; returns the timestamp.
+#[inline]
 fn check_record(
     header: &BatchHeader,
     view: &RecordView<'_>,

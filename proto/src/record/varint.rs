@@ -21,26 +21,31 @@ const CONTINUATION_BIT: u8 = 0x80;
 const PAYLOAD_MASK: u8 = 0x7f;
 
 /// Appends the varint encoding of `value` to `out`.
+#[inline]
 pub fn encode_varint(value: i32, out: &mut Vec<u8>) {
     encode_unsigned(u64::from(zigzag_i32(value)), out);
 }
 
 /// Appends the varlong encoding of `value` to `out`.
+#[inline]
 pub fn encode_varlong(value: i64, out: &mut Vec<u8>) {
     encode_unsigned(zigzag_i64(value), out);
 }
 
 /// How many bytes [`encode_varint`] writes for `value`.
+#[inline]
 pub fn varint_size(value: i32) -> usize {
     unsigned_size(u64::from(zigzag_i32(value)))
 }
 
 /// How many bytes [`encode_varlong`] writes for `value`.
+#[inline]
 pub fn varlong_size(value: i64) -> usize {
     unsigned_size(zigzag_i64(value))
 }
 
 /// Reads a varint from the start of `buf`: the value and the number of bytes it took.
+#[inline]
 pub fn decode_varint(buf: &[u8]) -> Result<(i32, usize), RecordError> {
     let (unsigned, length) = decode_unsigned(buf, VARINT_BYTES_MAX, 32, "varint")?;
     // `decode_unsigned` refused anything above 32 bits, so the cast keeps every bit.
@@ -50,20 +55,24 @@ pub fn decode_varint(buf: &[u8]) -> Result<(i32, usize), RecordError> {
 }
 
 /// Reads a varlong from the start of `buf`: the value and the number of bytes it took.
+#[inline]
 pub fn decode_varlong(buf: &[u8]) -> Result<(i64, usize), RecordError> {
     let (unsigned, length) = decode_unsigned(buf, VARLONG_BYTES_MAX, 64, "varlong")?;
     let value = ((unsigned >> 1) as i64) ^ -((unsigned & 1) as i64);
     Ok((value, length))
 }
 
+#[inline]
 fn zigzag_i32(value: i32) -> u32 {
     ((value << 1) ^ (value >> 31)) as u32
 }
 
+#[inline]
 fn zigzag_i64(value: i64) -> u64 {
     ((value << 1) ^ (value >> 63)) as u64
 }
 
+#[inline]
 fn encode_unsigned(mut value: u64, out: &mut Vec<u8>) {
     while value >= u64::from(CONTINUATION_BIT) {
         out.push((value as u8 & PAYLOAD_MASK) | CONTINUATION_BIT);
@@ -72,6 +81,7 @@ fn encode_unsigned(mut value: u64, out: &mut Vec<u8>) {
     out.push(value as u8);
 }
 
+#[inline]
 fn unsigned_size(value: u64) -> usize {
     let significant_bits = 64 - value.leading_zeros() as usize;
     significant_bits.div_ceil(7).max(1)
@@ -102,6 +112,7 @@ fn decode_unsigned(
 }
 
 /// [`decode_unsigned`] for three bytes or more, and for every error.
+#[inline(never)]
 fn decode_unsigned_long(
     buf: &[u8],
     bytes_max: usize,
