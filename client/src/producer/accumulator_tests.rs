@@ -53,13 +53,7 @@ impl Fixture {
     /// Appends a record and returns its future.
     fn append(&self, accumulator: &mut Accumulator, value_bytes: usize) -> DeliveryFuture {
         let placed = accumulator.append(self.incoming(value_bytes)).unwrap();
-        DeliveryFuture::new(
-            placed.completion,
-            placed.index,
-            Arc::from("t"),
-            Some(0),
-            1_000,
-        )
+        DeliveryFuture::new(placed.completion, placed.index, Some(0), 1_000)
     }
 }
 

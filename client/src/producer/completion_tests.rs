@@ -18,7 +18,7 @@ fn batch_of(
 }
 
 fn future(batch: &BatchRecords, index: usize) -> DeliveryFuture {
-    DeliveryFuture::new(batch.completion().clone(), index, Arc::from("t"), None, 7)
+    DeliveryFuture::new(batch.completion().clone(), index, None, 7)
 }
 
 #[tokio::test]
@@ -66,7 +66,7 @@ async fn linked_records_get_their_offset_in_the_batch() {
     let tracker = Arc::new(FlushTracker::default());
     let memory = Arc::new(Semaphore::new(100));
     let mut batch = batch_of(&tracker, &memory, &["a"]);
-    let own = Arc::new(BatchCompletion::default());
+    let own = Arc::new(BatchCompletion::for_topic(Arc::from("t")));
     let ticket = tracker.register();
     tracker.records_added(1);
     batch.push(
@@ -78,7 +78,7 @@ async fn linked_records_get_their_offset_in_the_batch() {
         }),
     );
     assert_eq!(batch.min_ticket(), ticket.min(1));
-    let linked = DeliveryFuture::new(own, 0, Arc::from("t"), None, 7);
+    let linked = DeliveryFuture::new(own, 0, None, 7);
     assert_eq!(tracker.outstanding_records(), 2);
     batch.succeed(0, 10, -1);
     assert_eq!(linked.await.unwrap().offset, 11);

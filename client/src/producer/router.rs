@@ -148,7 +148,6 @@ impl TopicShared {
                         Ok(DeliveryFuture::new(
                             placed.completion,
                             placed.index,
-                            self.name.clone(),
                             Some(partition),
                             timestamp_ms,
                         ))
@@ -161,7 +160,7 @@ impl TopicShared {
             }
         }
         // Slow path: the record gets a completion of its own and waits.
-        let completion = Arc::new(BatchCompletion::default());
+        let completion = Arc::new(BatchCompletion::for_topic(self.name.clone()));
         let link = Linked {
             completion: completion.clone(),
             ticket: context.tracker.register(),
@@ -175,13 +174,7 @@ impl TopicShared {
             state.waiter_running = true;
             tokio::spawn(wait_for_metadata(context.clone(), self.clone()));
         }
-        Ok(DeliveryFuture::new(
-            completion,
-            0,
-            self.name.clone(),
-            None,
-            timestamp_ms,
-        ))
+        Ok(DeliveryFuture::new(completion, 0, None, timestamp_ms))
     }
 
     /// Runs `action` on the accumulator of `partition` (if it exists).
