@@ -32,6 +32,8 @@ use crate::record::Record;
 const BATCH_CAPACITY_MAX: usize = 1 << 20;
 /// The smallest buffer reserved up front for a batch.
 const BATCH_CAPACITY_MIN: usize = 4 << 10;
+/// Most records a new batch reserves room for in its record list.
+const RECORDS_RESERVED_MAX: usize = 1 << 16;
 
 /// A record on its way into a batch.
 #[derive(Debug)]
@@ -109,6 +111,9 @@ pub(crate) struct Accumulator {
     /// The size of the last sealed batch: the next one reserves about as much, so a
     /// partition that sends small batches does not reserve `batch.size` each time.
     last_batch_bytes: usize,
+    /// Records in the last sealed batch: the next one's record list reserves about as
+    /// many, instead of growing (and moving) a dozen times on the way to thousands.
+    last_batch_records: usize,
 }
 
 impl Accumulator {
@@ -132,6 +137,7 @@ impl Accumulator {
             open: None,
             sealed: VecDeque::new(),
             last_batch_bytes: batch_size_bytes,
+            last_batch_records: 0,
         }
     }
 
@@ -229,9 +235,10 @@ impl Accumulator {
             .clamp(BATCH_CAPACITY_MIN, BATCH_CAPACITY_MAX);
         OpenBatch {
             builder: BatchBuilder::with_capacity(settings, capacity),
-            records: BatchRecords::new(
+            records: BatchRecords::with_capacity(
                 self.tracker.clone(),
                 MemoryShare::empty(self.memory.clone()),
+                (self.last_batch_records + self.last_batch_records / 8).min(RECORDS_RESERVED_MAX),
             ),
             opened_at: now,
             deadline: now + self.delivery_timeout,
@@ -275,6 +282,7 @@ impl Accumulator {
         }
         let deadline = open.deadline;
         self.last_batch_bytes = open.builder.estimated_size_bytes();
+        self.last_batch_records = open.records.len();
         match open.builder.build() {
             Ok(bytes) => self.sealed.push_back(SealedBatch {
                 bytes,

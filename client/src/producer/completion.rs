@@ -237,7 +237,7 @@ pub(crate) struct Linked {
 #[derive(Debug)]
 pub(crate) struct BatchRecords {
     completion: Arc<BatchCompletion>,
-    records: Vec<Record>,
+    records: Vec<KeptRecord>,
     /// Records that came with their own completion: (position in the batch, link).
     linked: Vec<(usize, Linked)>,
     memory: MemoryShare,
@@ -250,11 +250,21 @@ pub(crate) struct BatchRecords {
 }
 
 impl BatchRecords {
+    #[cfg(test)]
     pub(crate) fn new(tracker: Arc<FlushTracker>, memory: MemoryShare) -> BatchRecords {
+        BatchRecords::with_capacity(tracker, memory, 0)
+    }
+
+    /// A batch with room reserved for `records` records.
+    pub(crate) fn with_capacity(
+        tracker: Arc<FlushTracker>,
+        memory: MemoryShare,
+        records: usize,
+    ) -> BatchRecords {
         let ticket = tracker.register();
         BatchRecords {
             completion: Arc::new(BatchCompletion::default()),
-            records: Vec::new(),
+            records: Vec::with_capacity(records),
             linked: Vec::new(),
             memory,
             count: 0,
@@ -272,10 +282,15 @@ impl BatchRecords {
         link: Option<Linked>,
     ) -> usize {
         let index = self.records.len();
+        let (topic, kept) = KeptRecord::split(record);
         if index == 0 {
-            let _ = self.completion.topic.set(record.topic.clone());
+            // A copy of the batch's own: the records' `Arc` is the caller's, cloned per
+            // record on the caller's thread, and futures clone this one on theirs.
+            let _ = self.completion.topic.set(Arc::from(&*topic));
         }
-        self.records.push(record);
+        // Dropped here, on the thread that cloned it, rather than when the batch completes.
+        drop(topic);
+        self.records.push(kept);
         self.count += 1;
         self.memory.absorb(memory);
         match link {
@@ -335,9 +350,10 @@ impl BatchRecords {
     }
 
     fn fail_in_place(&mut self, error: &Error) {
+        let topic = self.completion.topic();
         let mut records: Vec<Option<Record>> = std::mem::take(&mut self.records)
             .into_iter()
-            .map(Some)
+            .map(|kept| Some(kept.into_record(topic.clone())))
             .collect();
         for (position, link) in &self.linked {
             let record = records.get_mut(*position).and_then(Option::take);
@@ -364,6 +380,50 @@ impl BatchRecords {
         }
         self.tracker.complete(self.ticket);
         self.records.clear();
+    }
+}
+
+/// A record held by its batch for the `SendError` of a failure, without its topic (the
+/// batch's completion has it): the caller's topic `Arc` is then released on the caller's
+/// thread, not counted down on another core when the batch completes.
+#[derive(Debug)]
+struct KeptRecord {
+    partition: Option<i32>,
+    key: Option<bytes::Bytes>,
+    value: Option<bytes::Bytes>,
+    headers: Vec<(String, Option<bytes::Bytes>)>,
+    timestamp_ms: Option<i64>,
+}
+
+impl KeptRecord {
+    fn split(record: Record) -> (Arc<str>, KeptRecord) {
+        let Record {
+            topic,
+            partition,
+            key,
+            value,
+            headers,
+            timestamp_ms,
+        } = record;
+        let kept = KeptRecord {
+            partition,
+            key,
+            value,
+            headers,
+            timestamp_ms,
+        };
+        (topic, kept)
+    }
+
+    fn into_record(self, topic: Arc<str>) -> Record {
+        Record {
+            topic,
+            partition: self.partition,
+            key: self.key,
+            value: self.value,
+            headers: self.headers,
+            timestamp_ms: self.timestamp_ms,
+        }
     }
 }
 

@@ -50,6 +50,10 @@ async fn failure_hands_each_record_back_and_acks_zero_gives_minus_one() {
     let error_b = b.await.unwrap_err();
     assert_eq!(error_b.record.value.as_deref(), Some(&b"b"[..]));
     assert_eq!(
+        &*error_b.record.topic, "t",
+        "the batch keeps the topic for its records"
+    );
+    assert_eq!(
         a.await.unwrap_err().record.value.as_deref(),
         Some(&b"a"[..])
     );

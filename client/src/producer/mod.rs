@@ -232,19 +232,21 @@ struct TopicMap {
 
 impl ProducerShared {
     /// The state of `topic`, created on first use.
-    fn topic(&self, topic: &str) -> Arc<TopicShared> {
+    fn topic(&self, topic: &Arc<str>) -> Arc<TopicShared> {
         let mut topics = self
             .topics
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(last) = topics.last.as_ref().filter(|last| &*last.name == topic) {
+        // The same `Arc` (a caller reusing one for every record) needs no byte compare.
+        let same = |name: &Arc<str>| Arc::ptr_eq(name, topic) || name == topic;
+        if let Some(last) = topics.last.as_ref().filter(|last| same(&last.name)) {
             return last.clone();
         }
-        let shared = match topics.by_name.get(topic) {
+        let shared = match topics.by_name.get(&**topic) {
             Some(shared) => shared.clone(),
             None => {
-                let shared = Arc::new(TopicShared::new(topic));
-                topics.by_name.insert(topic.to_owned(), shared.clone());
+                let shared = Arc::new(TopicShared::new(topic.clone()));
+                topics.by_name.insert(topic.to_string(), shared.clone());
                 shared
             }
         };

@@ -120,9 +120,9 @@ struct PartitionSlot {
 }
 
 impl TopicShared {
-    pub(crate) fn new(name: &str) -> TopicShared {
+    pub(crate) fn new(name: Arc<str>) -> TopicShared {
         TopicShared {
-            name: Arc::from(name),
+            name,
             state: Mutex::new(TopicState::default()),
         }
     }
