@@ -286,8 +286,13 @@ impl Stream for Consumer {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        // Records decoded from a buffered chunk touch no Tokio resource, so without this a
+        // task draining a chunk never yields: the connection task that would send the
+        // next fetch waits behind thousands of records on the same worker.
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
         loop {
             if let Some(item) = this.next_from_current() {
+                coop.made_progress();
                 return Poll::Ready(Some(item));
             }
             if this.current.is_some() {
