@@ -211,16 +211,39 @@ pub enum Offset {
 
 /// Milliseconds since the Unix epoch, by the local clock.
 pub(crate) fn now_ms() -> i64 {
+    // Read once per record: whole seconds times 1000 plus the millisecond part, rather
+    // than `as_millis`'s 128-bit arithmetic.
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+            i64::try_from(elapsed.as_secs())
+                .unwrap_or(i64::MAX / 1000)
+                .saturating_mul(1000)
+                .saturating_add(i64::from(elapsed.subsec_millis()))
         })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn millis_since_epoch() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(-1, |elapsed| elapsed.as_millis() as i64)
+    }
+
+    #[test]
+    fn now_ms_is_unix_time_in_milliseconds() {
+        let before = millis_since_epoch();
+        let now = now_ms();
+        let after = millis_since_epoch();
+        assert!(before > 1_600_000_000_000, "the clock is set");
+        assert!(
+            before <= now && now <= after,
+            "{before} <= {now} <= {after}"
+        );
+    }
 
     #[test]
     fn builder_sets_every_field() {
