@@ -17,29 +17,29 @@ pub(crate) struct ByteCursor<'a> {
 }
 
 impl<'a> ByteCursor<'a> {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(buf: &'a [u8]) -> ByteCursor<'a> {
         ByteCursor { buf, position: 0 }
     }
 
     /// Bytes not read yet.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len().saturating_sub(self.position)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
 
     /// The unread bytes, without consuming them.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn rest(&self) -> &'a [u8] {
         self.buf.get(self.position..).unwrap_or(&[])
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_i8(&mut self, field: &str) -> Result<i8, RecordError> {
         let Some(&byte) = self.rest().first() else {
             return Err(missing(field));
@@ -48,7 +48,7 @@ impl<'a> ByteCursor<'a> {
         Ok(byte as i8)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_varint(&mut self, field: &str) -> Result<i32, RecordError> {
         match decode_varint(self.rest()) {
             Ok((value, length)) => {
@@ -59,7 +59,7 @@ impl<'a> ByteCursor<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_varlong(&mut self, field: &str) -> Result<i64, RecordError> {
         match decode_varlong(self.rest()) {
             Ok((value, length)) => {
@@ -71,7 +71,7 @@ impl<'a> ByteCursor<'a> {
     }
 
     /// The next `length` bytes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_bytes(
         &mut self,
         length: usize,
@@ -86,7 +86,7 @@ impl<'a> ByteCursor<'a> {
 
     /// A length varint followed by that many bytes; -1 means null, any other negative
     /// length is refused.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_nullable_bytes(
         &mut self,
         field: &str,
@@ -100,7 +100,7 @@ impl<'a> ByteCursor<'a> {
 
     /// A count varint that must be non-negative and at most what the remaining bytes could
     /// hold at `item_bytes_min` bytes per item, so that it can size an allocation.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_count(
         &mut self,
         item_bytes_min: usize,
