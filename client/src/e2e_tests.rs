@@ -271,6 +271,62 @@ async fn a_corrupt_batch_is_an_error_and_stops_the_partition_until_seek() {
 }
 
 #[tokio::test]
+async fn one_fetch_session_carries_a_partition_until_a_seek_replaces_it() {
+    let broker = TestBroker::start(&[("t", 1)]).await;
+    let client = client(&broker).await;
+    let producer = client.producer().build().unwrap();
+    for value in values(10) {
+        producer.send(Record::to("t").value(value)).await.unwrap();
+    }
+    // One batch per answer (a fetch returns at least one whole batch), so the ten
+    // records take ten answers, more than the prefetch slots hold.
+    let mut consumer = client
+        .consumer()
+        .assign([("t", 0)])
+        .start(Offset::Earliest)
+        .max_partition_fetch_bytes(1)
+        .build()
+        .await
+        .unwrap();
+    for offset in 0..10 {
+        assert_eq!(next(&mut consumer).await.unwrap().offset, offset);
+    }
+    {
+        let state = broker.state.lock().unwrap();
+        assert_eq!((state.fetch_streams, state.unary_fetches), (1, 0));
+    }
+    consumer.seek("t", 0, Offset::At(3)).await.unwrap();
+    assert_eq!(next(&mut consumer).await.unwrap().offset, 3);
+    assert_eq!(next(&mut consumer).await.unwrap().offset, 4);
+    assert_eq!(broker.state.lock().unwrap().fetch_streams, 2);
+}
+
+#[tokio::test]
+async fn a_broker_without_fetch_sessions_is_read_with_unary_fetches() {
+    let broker = TestBroker::start(&[("t", 1)]).await;
+    broker.state.lock().unwrap().fetch_streams_unimplemented = true;
+    let client = client(&broker).await;
+    let producer = client.producer().build().unwrap();
+    for value in values(5) {
+        producer.send(Record::to("t").value(value)).await.unwrap();
+    }
+    let mut consumer = client
+        .consumer()
+        .assign([("t", 0)])
+        .start(Offset::Earliest)
+        .max_partition_fetch_bytes(1)
+        .build()
+        .await
+        .unwrap();
+    for offset in 0..5 {
+        assert_eq!(next(&mut consumer).await.unwrap().offset, offset);
+    }
+    let state = broker.state.lock().unwrap();
+    assert_eq!(state.fetch_streams, 0);
+    assert!(state.unary_fetches >= 5, "{} fetches", state.unary_fetches);
+}
+
+#[tokio::test]
 async fn paused_partitions_yield_nothing_until_resumed() {
     let broker = TestBroker::start(&[("t", 2)]).await;
     let client = client(&broker).await;

@@ -11,10 +11,11 @@
 
 use std::time::Duration;
 
+use bytes::Buf;
 use http_body_util::BodyExt;
 use prost::Message;
 use strata_proto::api::v1 as wire;
-use strata_proto::grpc_frame::{self, Chunks, FrameError, FETCH_PATH};
+use strata_proto::grpc_frame::{self, Chunks, FrameError, FETCH_PATH, FETCH_STREAM_PATH};
 use tonic::body::Body;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -51,6 +52,74 @@ pub(crate) async fn fetch(
     let response = wire::FetchResponse::decode(message)
         .map_err(|error| Status::internal(format!("failed to decode the fetch answer: {error}")))?;
     Ok(tonic::Response::new(response))
+}
+
+/// An open fetch session (`FetchStream`): the broker's answers to one request, each read
+/// from where the previous one ended (`broker::service::fetch_session`). Dropping it
+/// cancels the stream.
+pub(crate) struct FetchSession {
+    headers: http::HeaderMap,
+    body: Body,
+    chunks: Chunks,
+    ended: bool,
+}
+
+impl FetchSession {
+    /// Starts a session for `request`. It has no deadline of its own: the caller bounds
+    /// each wait for an answer.
+    pub(crate) async fn open(
+        channel: Channel,
+        request: &wire::FetchRequest,
+    ) -> Result<FetchSession, Status> {
+        let body = Body::new(http_body_util::Full::new(grpc_frame::encode_message(
+            request,
+        )));
+        let Started { headers, body } =
+            grpc_call::start(channel, FETCH_STREAM_PATH, body, None).await?;
+        Ok(FetchSession {
+            headers,
+            body,
+            chunks: Chunks::new(),
+            ended: false,
+        })
+    }
+
+    /// The next answer; `None` once the broker ended the session with `OK`.
+    pub(crate) async fn next(&mut self) -> Result<Option<wire::FetchResponse>, Status> {
+        loop {
+            if let Some(message) = self
+                .chunks
+                .next_message(RESPONSE_BYTES_MAX)
+                .map_err(frame_status)?
+            {
+                return wire::FetchResponse::decode(message)
+                    .map(Some)
+                    .map_err(|error| {
+                        Status::internal(format!("failed to decode the fetch answer: {error}"))
+                    });
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            let trailers = match self.body.frame().await {
+                Some(frame) => match frame?.into_data() {
+                    Ok(data) => {
+                        self.chunks.append(data);
+                        continue;
+                    }
+                    Err(frame) => frame.into_trailers().ok(),
+                },
+                None => None,
+            };
+            self.ended = true;
+            grpc_call::end_status(trailers.as_ref(), &self.headers)?;
+            if self.chunks.has_remaining() {
+                return Err(Status::internal(
+                    "fetch session: the stream ended inside an answer",
+                ));
+            }
+        }
+    }
 }
 
 fn frame_status(error: FrameError) -> Status {

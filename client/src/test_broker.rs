@@ -43,6 +43,12 @@ pub(crate) struct State {
     pub(crate) topics: HashMap<String, Vec<PartitionLog>>,
     pub(crate) faults: VecDeque<Fault>,
     pub(crate) produce_requests: usize,
+    /// `FetchStream` calls started, and whether they are refused as `UNIMPLEMENTED` (as
+    /// a broker from before fetch sessions would).
+    pub(crate) fetch_streams: usize,
+    pub(crate) fetch_streams_unimplemented: bool,
+    /// Unary `Fetch` calls answered.
+    pub(crate) unary_fetches: usize,
     next_producer_id: i64,
 }
 
@@ -117,6 +123,7 @@ impl TestBroker {
     }
 }
 
+#[derive(Clone)]
 struct Service {
     state: Arc<Mutex<State>>,
     address: String,
@@ -336,29 +343,48 @@ impl ClientApi for Service {
         &self,
         request: Request<wire::FetchRequest>,
     ) -> Result<Response<wire::FetchResponse>, Status> {
-        let request = request.into_inner();
+        self.state.lock().unwrap().unary_fetches += 1;
+        self.answer_fetch(request.into_inner()).await
+    }
+
+    type FetchStreamStream = ReceiverStream<Result<wire::FetchResponse, Status>>;
+
+    /// A fetch session by the shared rule, each answer made as `fetch` makes one (an
+    /// injected fetch failure ends the stream with it).
+    async fn fetch_stream(
+        &self,
+        request: Request<wire::FetchRequest>,
+    ) -> Result<Response<Self::FetchStreamStream>, Status> {
         {
             let mut state = self.state.lock().unwrap();
-            if state.faults.front() == Some(&Fault::FailFetch) {
-                state.faults.pop_front();
-                return Err(Status::unavailable("injected fetch failure"));
+            if state.fetch_streams_unimplemented {
+                return Err(Status::unimplemented("no FetchStream here"));
             }
+            state.fetch_streams += 1;
         }
-        for _ in 0..2 {
-            let response = self.fetch_now(&request);
-            if response
-                .partitions
-                .iter()
-                .any(|partition| !partition.records.is_empty())
-            {
-                return Ok(Response::new(response));
+        let mut request = request.into_inner();
+        let service = self.clone();
+        let (sender, receiver) = mpsc::channel(1);
+        tokio::spawn(async move {
+            loop {
+                let answer = match service.answer_fetch(request.clone()).await {
+                    Ok(answer) => answer.into_inner(),
+                    Err(status) => {
+                        let _ = sender.send(Err(status)).await;
+                        return;
+                    }
+                };
+                let next = strata_proto::fetch_session::next_request(request, &answer);
+                if sender.send(Ok(answer)).await.is_err() {
+                    return;
+                }
+                match next {
+                    Some(next) => request = next,
+                    None => return,
+                }
             }
-            tokio::time::sleep(Duration::from_millis(u64::from(
-                request.max_wait_ms.min(50),
-            )))
-            .await;
-        }
-        Ok(Response::new(self.fetch_now(&request)))
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
     }
 
     async fn list_offsets(
@@ -408,6 +434,36 @@ impl ClientApi for Service {
 }
 
 impl Service {
+    /// One fetch answer, waiting up to twice 50 ms for records; an injected fetch
+    /// failure is this call's error.
+    async fn answer_fetch(
+        &self,
+        request: wire::FetchRequest,
+    ) -> Result<Response<wire::FetchResponse>, Status> {
+        {
+            let mut state = self.state.lock().unwrap();
+            if state.faults.front() == Some(&Fault::FailFetch) {
+                state.faults.pop_front();
+                return Err(Status::unavailable("injected fetch failure"));
+            }
+        }
+        for _ in 0..2 {
+            let response = self.fetch_now(&request);
+            if response
+                .partitions
+                .iter()
+                .any(|partition| !partition.records.is_empty())
+            {
+                return Ok(Response::new(response));
+            }
+            tokio::time::sleep(Duration::from_millis(u64::from(
+                request.max_wait_ms.min(50),
+            )))
+            .await;
+        }
+        Ok(Response::new(self.fetch_now(&request)))
+    }
+
     fn fetch_now(&self, request: &wire::FetchRequest) -> wire::FetchResponse {
         let state = self.state.lock().unwrap();
         let partitions = request
@@ -421,6 +477,7 @@ impl Service {
                     high_watermark: 0,
                     log_start_offset: 0,
                     records: Bytes::new(),
+                    fetch_offset: asked.fetch_offset,
                 };
                 let Some(log) = state
                     .topics

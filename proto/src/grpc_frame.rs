@@ -27,6 +27,9 @@ use crate::api::v1::{FetchResponse, ProduceRequest};
 /// The path of the fetch call (`ClientApi.Fetch`), which broker and client frame with
 /// these helpers; the broker's tests check it against the generated service's name.
 pub const FETCH_PATH: &str = "/strata.v1.ClientApi/Fetch";
+/// The path of the fetch session (`ClientApi.FetchStream`): a stream of answers framed
+/// like [`FETCH_PATH`]'s.
+pub const FETCH_STREAM_PATH: &str = "/strata.v1.ClientApi/FetchStream";
 /// The path of the produce stream (`ClientApi.Produce`), whose requests the broker reads
 /// with [`Chunks::next_message`].
 pub const PRODUCE_PATH: &str = "/strata.v1.ClientApi/Produce";
@@ -36,6 +39,8 @@ pub const PREFIX_BYTES: usize = 5;
 const PARTITIONS_FIELD: u32 = 1;
 /// `FetchedPartition.records`.
 const RECORDS_FIELD: u32 = 6;
+/// `FetchedPartition.fetch_offset`, the one field numbered after `records`.
+const FETCH_OFFSET_FIELD: u32 = 7;
 
 /// Why a sequence of chunks is not one acceptable gRPC message.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -52,32 +57,37 @@ pub enum FrameError {
 
 /// Lays `response` out as one gRPC message: the prefix and the protobuf fields in small
 /// chunks, each partition's records as the chunk it already is. The bytes are those
-/// prost would write (fields in number order, `records` last and left out when empty).
+/// prost would write (fields in number order: `records`, then `fetch_offset`, each left
+/// out when it is the default).
 ///
 /// Fails only for a message over 4 GiB, which no fetch limit allows.
 pub fn fetch_response_chunks(mut response: FetchResponse) -> Result<Vec<Bytes>, FrameError> {
-    let records: Vec<Bytes> = response
+    let taken: Vec<(Bytes, i64)> = response
         .partitions
         .iter_mut()
-        .map(|partition| std::mem::take(&mut partition.records))
+        .map(|partition| {
+            (
+                std::mem::take(&mut partition.records),
+                std::mem::take(&mut partition.fetch_offset),
+            )
+        })
         .collect();
     let partition_lengths: Vec<usize> = response
         .partitions
         .iter()
-        .zip(&records)
-        .map(|(partition, records)| partition.encoded_len() + records_field_len(records))
+        .zip(&taken)
+        .map(|(partition, (records, fetch_offset))| {
+            partition.encoded_len() + records_field_len(records) + fetch_offset_len(*fetch_offset)
+        })
         .collect();
     let message_length: usize = partition_lengths
         .iter()
         .map(|length| key_len(PARTITIONS_FIELD) + encoded_len_varint(*length as u64) + length)
         .sum();
     let mut head = start_message(message_length, 64 * response.partitions.len())?;
-    let mut chunks = Vec::with_capacity(2 * records.len() + 1);
-    for ((partition, records), length) in response
-        .partitions
-        .iter()
-        .zip(records)
-        .zip(partition_lengths)
+    let mut chunks = Vec::with_capacity(2 * taken.len() + 1);
+    for ((partition, (records, fetch_offset)), length) in
+        response.partitions.iter().zip(taken).zip(partition_lengths)
     {
         encode_key(PARTITIONS_FIELD, WireType::LengthDelimited, &mut head);
         encode_varint(length as u64, &mut head);
@@ -87,6 +97,9 @@ pub fn fetch_response_chunks(mut response: FetchResponse) -> Result<Vec<Bytes>, 
             encode_varint(records.len() as u64, &mut head);
             chunks.push(head.split().freeze());
             chunks.push(records);
+        }
+        if fetch_offset != 0 {
+            prost::encoding::int64::encode(FETCH_OFFSET_FIELD, &fetch_offset, &mut head);
         }
     }
     if !head.is_empty() {
@@ -127,6 +140,14 @@ fn records_field_len(records: &Bytes) -> usize {
         0
     } else {
         key_len(RECORDS_FIELD) + encoded_len_varint(records.len() as u64) + records.len()
+    }
+}
+
+fn fetch_offset_len(fetch_offset: i64) -> usize {
+    if fetch_offset == 0 {
+        0
+    } else {
+        prost::encoding::int64::encoded_len(FETCH_OFFSET_FIELD, &fetch_offset)
     }
 }
 
@@ -362,7 +383,7 @@ mod tests {
     use super::*;
     use crate::api::v1::{Error, FetchedPartition};
 
-    fn partition(name: &str, records: &[u8]) -> FetchedPartition {
+    fn partition(name: &str, records: &[u8], fetch_offset: i64) -> FetchedPartition {
         FetchedPartition {
             topic: name.to_owned(),
             partition: 3,
@@ -370,15 +391,19 @@ mod tests {
             high_watermark: 1_000_000,
             log_start_offset: 17,
             records: Bytes::copy_from_slice(records),
+            fetch_offset,
         }
     }
 
+    /// Partitions with and without records and with and without a fetch offset, so each
+    /// optional field is both written and left out.
     fn response() -> FetchResponse {
         FetchResponse {
             partitions: vec![
-                partition("a", &[7; 3000]),
-                partition("empty", &[]),
-                partition("b", &[9; 40]),
+                partition("a", &[7; 3000], 1 << 40),
+                partition("empty", &[], 0),
+                partition("b", &[9; 40], 0),
+                partition("empty-at", &[], 5),
             ],
         }
     }

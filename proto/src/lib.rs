@@ -17,6 +17,7 @@
 //! relies on.
 
 pub mod error_code;
+pub mod fetch_session;
 pub mod grpc_frame;
 pub mod record;
 pub mod types;

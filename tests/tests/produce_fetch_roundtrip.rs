@@ -1,8 +1,9 @@
 //! Records go in through the Produce stream and come back unchanged through Fetch: keys,
 //! headers, null values, lz4 and zstd batches, many requests in flight on one stream with
 //! dense offsets in send order per partition; a long-poll fetch wakes up for new data;
-//! ListOffsets answers earliest, latest and by timestamp; InitProducerId hands out
-//! distinct ids.
+//! a fetch session (FetchStream) answers from where each answer ended, waits at the end
+//! of the log for new data, and ends after an error; ListOffsets answers earliest, latest
+//! and by timestamp; InitProducerId hands out distinct ids.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -15,8 +16,9 @@ use common::{
     init_producer_id, latest_offset, list_offset, now_ms, produce_ok, produce_request,
     start_broker, values_batch, ProduceStream,
 };
-use strata_proto::api::v1::{FetchRequest, OffsetSpec};
+use strata_proto::api::v1::{ErrorCode, FetchRequest, FetchResponse, OffsetSpec};
 use strata_proto::record::{BatchSettings, Compression, Header, Record};
+use tokio_stream::StreamExt;
 
 const TOPIC: &str = "roundtrip";
 const REQUESTS: u64 = 20;
@@ -158,6 +160,113 @@ async fn a_long_poll_at_the_high_watermark_returns_the_data_produced_meanwhile()
         return;
     }
     panic!("no long poll returned the record produced while it waited");
+}
+
+/// The offsets and values of one answer's only partition, and where it was read from.
+fn session_answer(answer: &FetchResponse) -> (i64, Vec<(i64, String)>) {
+    assert_eq!(answer.partitions.len(), 1, "{answer:?}");
+    let fetched = &answer.partitions[0];
+    assert_ok(&fetched.error);
+    let records = common::decode_records(&fetched.records)
+        .into_iter()
+        .map(|record| {
+            let value = String::from_utf8(record.value.unwrap().to_vec()).unwrap();
+            (record.offset.0, value)
+        })
+        .collect();
+    (fetched.fetch_offset, records)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fetch_session_reads_on_from_each_answer_and_waits_at_the_end() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = start_broker(data.path(), &[]);
+    let mut client = connect(&broker).await;
+    create_topic(&mut client, TOPIC, 1, &[]).await;
+    produce_ok(&mut client, TOPIC, 0, values_batch(&["a", "b", "c"])).await;
+    produce_ok(&mut client, TOPIC, 0, values_batch(&["d", "e"])).await;
+
+    // partition_max_bytes 1: each answer is one whole batch (at least one is returned).
+    let mut partition = fetch_partition(TOPIC, 0, 1);
+    partition.partition_max_bytes = 1;
+    let request = FetchRequest {
+        max_wait_ms: 0,
+        min_bytes: 0,
+        max_bytes: 1 << 20,
+        partitions: vec![partition],
+    };
+    let mut answers = bounded("FetchStream", client.fetch_stream(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut next_answer = async || {
+        bounded("session answer", answers.next())
+            .await
+            .expect("the session goes on")
+            .expect("an answer")
+    };
+    let letters = |pairs: &[(i64, &str)]| -> Vec<(i64, String)> {
+        pairs
+            .iter()
+            .map(|(offset, value)| (*offset, (*value).to_owned()))
+            .collect()
+    };
+    // The first batch starts before the offset asked for; the client skips offset 0.
+    assert_eq!(
+        session_answer(&next_answer().await),
+        (1, letters(&[(0, "a"), (1, "b"), (2, "c")]))
+    );
+    assert_eq!(
+        session_answer(&next_answer().await),
+        (3, letters(&[(3, "d"), (4, "e")]))
+    );
+    // At the end of the log: an empty answer (asked with max_wait 0). The session then
+    // waits for data, and the record produced meanwhile comes next (after empty waits
+    // of at least 100 ms each, if this machine is slow to produce it).
+    assert_eq!(session_answer(&next_answer().await), (5, Vec::new()));
+    let mut producer_client = client.clone();
+    let producer = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        produce_ok(&mut producer_client, TOPIC, 0, values_batch(&["f"])).await
+    });
+    let mut records = Vec::new();
+    for _ in 0..50 {
+        let (from, got) = session_answer(&next_answer().await);
+        assert_eq!(from, 5);
+        if !got.is_empty() {
+            records = got;
+            break;
+        }
+    }
+    assert_eq!(bounded("produce", producer).await.unwrap(), 5);
+    assert_eq!(records, letters(&[(5, "f")]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fetch_session_ends_after_an_answer_with_an_error() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = start_broker(data.path(), &[]);
+    let mut client = connect(&broker).await;
+    create_topic(&mut client, TOPIC, 1, &[]).await;
+    produce_ok(&mut client, TOPIC, 0, values_batch(&["a"])).await;
+    let request = FetchRequest {
+        max_wait_ms: 0,
+        min_bytes: 0,
+        max_bytes: 1 << 20,
+        partitions: vec![fetch_partition(TOPIC, 0, 40)],
+    };
+    let mut answers = bounded("FetchStream", client.fetch_stream(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = bounded("answer", answers.next()).await.unwrap().unwrap();
+    let fetched = &answer.partitions[0];
+    assert_eq!(common::code(&fetched.error), ErrorCode::OffsetOutOfRange);
+    assert_eq!(fetched.fetch_offset, 40);
+    assert!(
+        bounded("end", answers.next()).await.is_none(),
+        "ended with OK"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

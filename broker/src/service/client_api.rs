@@ -18,7 +18,7 @@ use strata_proto::types::{LeaderEpoch, Offset};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::produce::{self, ProduceStream};
-use super::{metadata, status};
+use super::{fetch_session, metadata, status};
 use crate::controller::{MetadataImage, NewTopic};
 use crate::node::{FetchSpec, Node, NodeError, OffsetQuery};
 
@@ -204,6 +204,24 @@ impl ClientApi for ClientApiService {
         ))
     }
 
+    type FetchStreamStream = tokio_stream::wrappers::ReceiverStream<Result<FetchResponse, Status>>;
+
+    async fn fetch_stream(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<Response<Self::FetchStreamStream>, Status> {
+        let (answers, receiver) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(fetch_session::run(
+            Arc::clone(&self.node),
+            request.into_inner(),
+            answers,
+            Ok,
+        ));
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            receiver,
+        )))
+    }
+
     async fn list_offsets(
         &self,
         request: Request<ListOffsetsRequest>,
@@ -307,6 +325,7 @@ pub(crate) async fn fetch_response(node: &Arc<Node>, request: FetchRequest) -> F
                 high_watermark: data.high_watermark.0,
                 log_start_offset: data.log_start_offset.0,
                 records: data.records,
+                fetch_offset: partition.fetch_offset,
             },
             Err(error) => FetchedPartition {
                 topic: partition.topic,
@@ -315,6 +334,7 @@ pub(crate) async fn fetch_response(node: &Arc<Node>, request: FetchRequest) -> F
                 high_watermark: -1,
                 log_start_offset: -1,
                 records: bytes::Bytes::new(),
+                fetch_offset: partition.fetch_offset,
             },
         })
         .collect();

@@ -6,6 +6,7 @@
 //! - [`client_api`]: the `strata.v1.ClientApi` service.
 //! - [`fast_path`]: fetch and produce answered in front of tonic's router, so batches
 //!   are not copied into or out of tonic's buffers.
+//! - [`fetch_session`]: the fetch stream, answered ahead of the reader.
 //! - [`produce`]: the produce stream (ordered writes, concurrent commits).
 //! - [`metadata`]: metadata and describe answers from the metadata image.
 //! - [`status`]: the one domain-error → wire-code mapping.
@@ -18,6 +19,7 @@
 
 pub mod client_api;
 pub mod fast_path;
+pub mod fetch_session;
 pub mod metadata;
 pub mod produce;
 pub mod status;

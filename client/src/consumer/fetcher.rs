@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use strata_proto::api::v1 as wire;
+use strata_proto::fetch_session::next_request;
 use strata_proto::record::{
     BatchHeader, RecordError, BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES,
 };
@@ -28,6 +29,7 @@ use super::batches::{FetchedBatches, FetchedFrom};
 use super::{Chunk, ChunkContent, ConsumerShared};
 use crate::connection::{with_deadline, RESPONSE_BYTES_MAX};
 use crate::error::Error;
+use crate::fetch_call::FetchSession;
 use crate::retry::backoff;
 
 /// How often idle loops look again (leader moves, retry times).
@@ -93,11 +95,13 @@ struct Work {
 }
 
 async fn fetch_loop(shared: Arc<ConsumerShared>, address: String, chunks: mpsc::Sender<Chunk>) {
+    let mut sessions = Sessions::default();
     while !stopped(&shared, &chunks) {
         let notified = shared.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (work, next_retry) = take_work(&shared, &address);
+        let open = sessions.open.as_ref().map(|open| open.indices.as_slice());
+        let (work, next_retry) = take_work(&shared, &address, open);
         if work.is_empty() {
             let recheck = Instant::now() + IDLE_RECHECK;
             let wake_at = next_retry.map_or(recheck, |retry| retry.min(recheck));
@@ -107,7 +111,7 @@ async fn fetch_loop(shared: Arc<ConsumerShared>, address: String, chunks: mpsc::
             }
             continue;
         }
-        let answer = fetch(&shared, &address, &work).await;
+        let answer = fetch(&shared, &address, &work, &mut sessions).await;
         // Splitting the answer is cheap (no decoding here), so the chunks go out and the
         // next fetch is asked for right away while the stream decodes these.
         let outcome = match answer {
@@ -128,10 +132,28 @@ async fn fetch_loop(shared: Arc<ConsumerShared>, address: String, chunks: mpsc::
 
 /// The fetchable partitions led by `address`, marked as being fetched, and the earliest
 /// retry time among those waiting.
-fn take_work(shared: &ConsumerShared, address: &str) -> (Vec<Work>, Option<Instant>) {
+///
+/// `session` holds the partitions of the loop's open fetch session. While one of them
+/// waits only for a prefetch slot, nothing is taken: the loop waits for the slot and
+/// the session goes on, rather than being replaced by one without that partition.
+fn take_work(
+    shared: &ConsumerShared,
+    address: &str,
+    session: Option<&[usize]>,
+) -> (Vec<Work>, Option<Instant>) {
     let now = Instant::now();
     let metadata = shared.client.metadata();
     let mut state = shared.state();
+    if let Some(indices) = session {
+        let slot_awaited = indices.iter().any(|index| {
+            state
+                .get(*index)
+                .is_some_and(|fetch| fetch.awaits_prefetch_slot_only(now))
+        });
+        if slot_awaited {
+            return (Vec::new(), None);
+        }
+    }
     let mut work = Vec::new();
     let mut next_retry: Option<Instant> = None;
     for (index, (topic, partition)) in shared.partitions.iter().enumerate() {
@@ -158,10 +180,32 @@ fn take_work(shared: &ConsumerShared, address: &str) -> (Vec<Work>, Option<Insta
     (work, next_retry)
 }
 
+/// A fetch session open to the loop's broker, and what its next answer will answer.
+struct OpenSession {
+    session: FetchSession,
+    /// The request the broker answers next (its offsets moved on by each answer, by the
+    /// rule the broker follows).
+    next: wire::FetchRequest,
+    /// The assignment indices of its partitions.
+    indices: Vec<usize>,
+}
+
+/// How a fetch loop asks its broker.
+#[derive(Default)]
+struct Sessions {
+    open: Option<OpenSession>,
+    /// The broker does not know `FetchStream` (an older broker): unary fetches only.
+    unsupported: bool,
+}
+
+/// Answers the fetch `work` asks for. The answer comes from the loop's fetch session
+/// when the session's next answer is for exactly these partitions and offsets (it is
+/// then usually here already); otherwise the session is replaced by one for `work`.
 async fn fetch(
     shared: &ConsumerShared,
     address: &str,
     work: &[Work],
+    sessions: &mut Sessions,
 ) -> Result<wire::FetchResponse, Error> {
     let config = &shared.config;
     let partitions = work
@@ -185,12 +229,116 @@ async fn fetch(
     };
     let timeout = config.max_wait + shared.client.request_timeout();
     let channel = shared.client.channel(address)?;
-    with_deadline(
-        "fetch",
-        timeout,
-        crate::fetch_call::fetch(channel, &message, timeout),
-    )
-    .await
+    if sessions.unsupported {
+        return with_deadline(
+            "fetch",
+            timeout,
+            crate::fetch_call::fetch(channel, &message, timeout),
+        )
+        .await;
+    }
+    // A session the broker ended cleanly before this answer is opened once more.
+    for _ in 0..2 {
+        let continues = sessions
+            .open
+            .as_ref()
+            .is_some_and(|open| asks_the_same(&open.next, &message));
+        if !continues {
+            sessions.open = None;
+            let opened =
+                tokio::time::timeout(timeout, FetchSession::open(channel.clone(), &message)).await;
+            match opened {
+                Ok(Ok(session)) => {
+                    sessions.open = Some(OpenSession {
+                        session,
+                        next: message.clone(),
+                        indices: work.iter().map(|item| item.index).collect(),
+                    });
+                }
+                Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {
+                    tracing::debug!(%address, "the broker has no fetch sessions; fetching unary");
+                    sessions.unsupported = true;
+                    return with_deadline(
+                        "fetch",
+                        timeout,
+                        crate::fetch_call::fetch(channel, &message, timeout),
+                    )
+                    .await;
+                }
+                Ok(Err(status)) => return Err(Error::from(status)),
+                Err(_) => return Err(fetch_timeout(timeout)),
+            }
+        }
+        let Some(open) = sessions.open.as_mut() else {
+            break;
+        };
+        let answer = match tokio::time::timeout(timeout, open.session.next()).await {
+            Ok(Ok(Some(answer))) => answer,
+            Ok(Ok(None)) => {
+                sessions.open = None;
+                continue;
+            }
+            Ok(Err(status)) => {
+                sessions.open = None;
+                return Err(Error::from(status));
+            }
+            Err(_) => {
+                sessions.open = None;
+                return Err(fetch_timeout(timeout));
+            }
+        };
+        if !answers(&open.next, &answer) {
+            sessions.open = None;
+            return Err(Error::from(tonic::Status::unavailable(
+                "the fetch session answered for other partitions or offsets than asked",
+            )));
+        }
+        match next_request(open.next.clone(), &answer) {
+            Some(next) => open.next = next,
+            None => sessions.open = None,
+        }
+        return Ok(answer);
+    }
+    Err(Error::from(tonic::Status::unavailable(
+        "the broker ended the fetch session without answering",
+    )))
+}
+
+fn fetch_timeout(after: Duration) -> Error {
+    Error::Timeout {
+        operation: "fetch",
+        after,
+        outcome: crate::error::WriteOutcome::Unknown,
+    }
+}
+
+/// Whether a session whose next request is `next` would answer `wanted`: the same
+/// partitions in the same order, from the same offsets, with the same size limits. (The
+/// session's waiting rules may differ after an empty answer; they do not change what
+/// is read.)
+fn asks_the_same(next: &wire::FetchRequest, wanted: &wire::FetchRequest) -> bool {
+    next.max_bytes == wanted.max_bytes
+        && next.partitions.len() == wanted.partitions.len()
+        && next
+            .partitions
+            .iter()
+            .zip(&wanted.partitions)
+            .all(|(a, b)| a == b)
+}
+
+/// Whether `answer` answers `request`: an entry per partition, in order, each read from
+/// the offset asked for.
+fn answers(request: &wire::FetchRequest, answer: &wire::FetchResponse) -> bool {
+    request.partitions.len() == answer.partitions.len()
+        && request
+            .partitions
+            .iter()
+            .zip(&answer.partitions)
+            .all(|(asked, fetched)| {
+                asked.topic == fetched.topic
+                    && asked.partition == fetched.partition
+                    && asked.fetch_offset == fetched.fetch_offset
+            })
 }
 
 /// What one fetch produced: chunks to push, and whether routing is in doubt.

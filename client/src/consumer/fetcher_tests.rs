@@ -28,6 +28,7 @@ fn fetched(records: Vec<u8>) -> wire::FetchedPartition {
         high_watermark: 10,
         log_start_offset: 0,
         records: Bytes::from(records),
+        fetch_offset: 0,
     }
 }
 

@@ -3,16 +3,19 @@
 //! - `builder`: settings, assignment, start offset; `group` has its place but is refused.
 //! - `offsets`: `Offset` → number via `ListOffsets` (also used by `Admin`).
 //! - `fetcher`: one long-poll fetch loop per leader broker, plus a supervisor that starts
-//!   loops as leaders appear; each fetched partition becomes a `Chunk` of whole, still
-//!   undecoded batches pushed into a bounded channel.
+//!   loops as leaders appear; a loop reads through a fetch session (`FetchStream`), whose
+//!   broker reads the next answer while the client decodes this one; each fetched
+//!   partition becomes a `Chunk` of whole, still undecoded batches pushed into a bounded
+//!   channel.
 //! - `batches`: `FetchedBatches`, a chunk's batches and the lazy decoder: CRC checked when
 //!   a batch is first reached, one record decoded per poll, payloads sliced not copied.
 //! - `stream`: the `Consumer` itself, which drains the channel; `seek`, `pause`,
 //!   `resume`, `position`.
 //!
-//! Backpressure: at most `PREFETCH_CHUNKS` chunks per partition exist at a time (plus one
-//! fetch in flight), and the channel is bounded, so memory stays near
-//! `partitions × 5 × max.partition.fetch.bytes` (1 MiB by default, see `builder`).
+//! Backpressure: at most `PREFETCH_CHUNKS` chunks per partition exist at a time, and the
+//! channel is bounded, so memory stays near `partitions × 4 × max.partition.fetch.bytes`
+//! (1 MiB by default, see `builder`) plus what the fetch sessions have received and not
+//! been asked for yet (at most the HTTP/2 window: 8 MiB per broker connection's stream).
 //!
 //! `seek` bumps the partition's *generation*; chunks and fetches of an older generation
 //! are dropped wherever they are met, so nothing from before a seek is ever yielded.
@@ -95,6 +98,15 @@ impl FetchState {
             && !self.blocked
             && !self.in_fetch
             && self.buffered_chunks < PREFETCH_CHUNKS
+            && self.retry_at.is_none_or(|retry_at| retry_at <= now)
+    }
+
+    /// Whether only a free prefetch slot is missing for it to be fetchable.
+    pub(crate) fn awaits_prefetch_slot_only(&self, now: Instant) -> bool {
+        !self.paused
+            && !self.blocked
+            && !self.in_fetch
+            && self.buffered_chunks >= PREFETCH_CHUNKS
             && self.retry_at.is_none_or(|retry_at| retry_at <= now)
     }
 }

@@ -158,6 +158,28 @@ fn be_i16(buf: &[u8], pos: usize) -> i16 {
     i16::from_be_bytes([buf[pos], buf[pos + 1]])
 }
 
+/// The offset after the last whole batch of `data`, batches laid end to end as a fetch
+/// returns them; `None` when `data` starts with no whole batch whose header reads. The
+/// walk stops at the first batch that is cut off, claims a length below the header's, or
+/// whose magic is not [`MAGIC`]. Broker and client both move a fetch session on with it.
+pub fn next_offset_after(data: &[u8]) -> Option<Offset> {
+    let mut next = None;
+    let mut position = 0_usize;
+    while let Some(rest) = data.get(position..) {
+        let Ok(header) = BatchHeader::parse(rest) else {
+            break;
+        };
+        let long_enough = usize::try_from(header.batch_length)
+            .is_ok_and(|length| length >= BATCH_HEADER_BYTES - BATCH_LENGTH_PREFIX_BYTES);
+        if !long_enough || header.magic != MAGIC || header.total_bytes() > rest.len() {
+            break;
+        }
+        next = Some(header.next_offset());
+        position += header.total_bytes();
+    }
+    next
+}
+
 impl BatchHeader {
     /// Reads the fixed header from the start of `buf`.
     pub fn parse(buf: &[u8]) -> Result<BatchHeader, RecordError> {

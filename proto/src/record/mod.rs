@@ -43,7 +43,7 @@ pub use decode::{
 };
 pub use error::{RecordError, RecordErrorCode};
 pub use header::{
-    check_stored_batch, compute_crc, recompute_crc_for_header, set_base_offset,
+    check_stored_batch, compute_crc, next_offset_after, recompute_crc_for_header, set_base_offset,
     set_partition_leader_epoch, BatchHeader, Compression, TimestampType, BATCH_HEADER_BYTES,
     BATCH_LENGTH_PREFIX_BYTES, MAGIC,
 };

@@ -9,14 +9,18 @@ use crate::common::{fetch_partition, produce_once, produce_request};
 use crate::fixture::{fetch_request, fixture, Fixture, TOPIC};
 use crate::forge::overlong_varint;
 
-/// An encoded FetchRequest for the fixture's topic, for raw calls.
+/// An encoded FetchRequest for the fixture's topic, for raw calls. It asks for an offset
+/// far past the end, so a fetch session answers it once (OFFSET_OUT_OF_RANGE) and ends.
 fn fetch_request_bytes() -> Vec<u8> {
-    fetch_request(fetch_partition(TOPIC, 0, 0)).encode_to_vec()
+    fetch_request(fetch_partition(TOPIC, 0, 1 << 40)).encode_to_vec()
 }
+
+/// The methods that take a FetchRequest.
+const FETCH_METHODS: [&str; 2] = ["Fetch", "FetchStream"];
 
 /// #9's oversized messages and the statuses they got: a 2 MiB produce over the stream
 /// (the decode limit is message_max_bytes + 64 KiB = 1 MiB + 64 KiB), and a length
-/// prefix of 4 GiB with a 10-byte body on Produce and on Fetch.
+/// prefix of 4 GiB with a 10-byte body on Produce, Fetch and FetchStream.
 async fn oversized_message_statuses(fixture: &mut Fixture) -> Vec<(String, Code)> {
     let records = Bytes::from(vec![0u8; 2 << 20]);
     let request = produce_request(1, TOPIC, 0, records);
@@ -24,7 +28,7 @@ async fn oversized_message_statuses(fixture: &mut Fixture) -> Vec<(String, Code)
         .await
         .expect_err("a 2 MiB produce message must be refused");
     let mut statuses = vec![(format!("2 MiB produce: {status:?}"), status.code())];
-    for method in ["Produce", "Fetch"] {
+    for method in ["Produce", "Fetch", "FetchStream"] {
         let body = frame(false, u32::MAX, &[0; 10]);
         let status = raw_grpc::call(&fixture.broker, method, &[], body).await;
         statuses.push((format!("4 GiB prefix on {method}: {status:?}"), status.code));
@@ -62,19 +66,26 @@ async fn hostile_10_unknown_grpc_encoding_is_unimplemented() {
     let mut fixture = fixture(&[]).await;
     let before = fixture.state().await;
     let body = fetch_request_bytes();
-    for encoding in ["br", "gzip", "x-bogus"] {
-        let framed = frame(true, u32::try_from(body.len()).unwrap(), &body);
-        let headers = [("grpc-encoding", encoding)];
-        let status = raw_grpc::call(&fixture.broker, "Fetch", &headers, framed).await;
-        assert_eq!(status.code, Code::Unimplemented, "{encoding}: {status:?}");
+    for method in FETCH_METHODS {
+        for encoding in ["br", "gzip", "x-bogus"] {
+            let framed = frame(true, u32::try_from(body.len()).unwrap(), &body);
+            let headers = [("grpc-encoding", encoding)];
+            let status = raw_grpc::call(&fixture.broker, method, &headers, framed).await;
+            assert_eq!(
+                status.code,
+                Code::Unimplemented,
+                "{method} {encoding}: {status:?}"
+            );
+        }
+        // The same request, uncompressed: the raw client itself is sound.
+        let status = raw_grpc::call(&fixture.broker, method, &[], honest_frame(&body)).await;
+        assert_eq!(status.code, Code::Ok, "{method}: {status:?}");
     }
-    // The same request, uncompressed: the raw client itself is sound.
-    let status = raw_grpc::call(&fixture.broker, "Fetch", &[], honest_frame(&body)).await;
-    assert_eq!(status.code, Code::Ok, "{status:?}");
     fixture.assert_unchanged(&before, "unknown encodings").await;
 }
 
-/// #12's malformed protobuf, sent as Fetch requests, and the statuses they got.
+/// #12's malformed protobuf, sent as Fetch and FetchStream requests, and the statuses
+/// they got.
 async fn malformed_protobuf_statuses(fixture: &Fixture) -> Vec<(String, Code)> {
     let mut deep_groups = vec![0x2b; 200]; // field 5, start group, 200 deep
     deep_groups.extend(vec![0x2c; 200]); // and their ends
@@ -92,9 +103,11 @@ async fn malformed_protobuf_statuses(fixture: &Fixture) -> Vec<(String, Code)> {
         ),
     ];
     let mut statuses = Vec::new();
-    for (input, body) in inputs {
-        let status = raw_grpc::call(&fixture.broker, "Fetch", &[], honest_frame(&body)).await;
-        statuses.push((format!("{input}: {status:?}"), status.code));
+    for method in FETCH_METHODS {
+        for (input, body) in &inputs {
+            let status = raw_grpc::call(&fixture.broker, method, &[], honest_frame(body)).await;
+            statuses.push((format!("{method} {input}: {status:?}"), status.code));
+        }
     }
     statuses
 }

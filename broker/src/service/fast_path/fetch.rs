@@ -17,9 +17,35 @@ use strata_proto::grpc_frame::{self, Chunks};
 use tonic::body::Body;
 use tonic::{Code, Status};
 
+use tokio::sync::mpsc;
+
 use super::{decode_status, frame_status, grpc_response, trailers};
 use crate::node::Node;
-use crate::service::client_api;
+use crate::service::{client_api, fetch_session};
+
+/// Reads the one `FetchRequest` in `body` and answers it with a fetch session: a task
+/// runs the session and hands each answer's chunks to the response body.
+pub(super) async fn answer_stream(
+    node: Arc<Node>,
+    body: Body,
+    limit: usize,
+) -> http::Response<Body> {
+    let request = match read_request(body, limit).await {
+        Ok(request) => request,
+        Err(status) => return status.into_http(),
+    };
+    let (answers, receiver) = mpsc::channel(1);
+    tokio::spawn(fetch_session::run(node, request, answers, |answer| {
+        grpc_frame::fetch_response_chunks(answer)
+            .map_err(|error| Status::new(Code::Internal, error.to_string()))
+    }));
+    grpc_response(Body::new(SessionBody {
+        chunks: VecDeque::new(),
+        answers: receiver,
+        trailers: None,
+        ended: false,
+    }))
+}
 
 /// Reads the one `FetchRequest` in `body`, runs the fetch and answers it.
 pub(super) async fn answer(node: &Arc<Node>, body: Body, limit: usize) -> http::Response<Body> {
@@ -84,6 +110,52 @@ impl http_body::Body for ChunkedBody {
     fn size_hint(&self) -> http_body::SizeHint {
         let length: usize = self.chunks.iter().map(Bytes::len).sum();
         http_body::SizeHint::with_exact(length as u64)
+    }
+}
+
+/// A response body of a fetch session: each answer's chunks as the session task hands
+/// them over, then the trailers (OK, or the status a framing failure ended it with).
+struct SessionBody {
+    chunks: VecDeque<Bytes>,
+    answers: mpsc::Receiver<Result<Vec<Bytes>, Status>>,
+    trailers: Option<HeaderMap>,
+    ended: bool,
+}
+
+impl http_body::Body for SessionBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(chunk) = this.chunks.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(chunk))));
+            }
+            if this.ended {
+                return Poll::Ready(this.trailers.take().map(|map| Ok(Frame::trailers(map))));
+            }
+            match this.answers.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunks))) => this.chunks.extend(chunks),
+                Poll::Ready(Some(Err(status))) => {
+                    this.ended = true;
+                    this.trailers = Some(trailers(&status));
+                }
+                Poll::Ready(None) => {
+                    this.ended = true;
+                    this.trailers
+                        .get_or_insert_with(|| trailers(&Status::ok("")));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended && self.chunks.is_empty() && self.trailers.is_none()
     }
 }
 

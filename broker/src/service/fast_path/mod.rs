@@ -12,6 +12,8 @@
 //!
 //! - [`fetch`]: the answer goes out as chunks, each partition's records the `Bytes` the
 //!   log returned; h2 writes a data frame of more than 256 bytes with a vectored write.
+//!   The fetch session's answers (`FetchStream`, [`crate::service::fetch_session`]) go
+//!   out the same way, one after the other on one response.
 //! - [`produce`]: requests are decoded from the frames as they arrive, so a batch that
 //!   came in one frame is written from that frame; responses go out as they complete.
 //!
@@ -32,7 +34,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderMap, HeaderValue};
-use strata_proto::grpc_frame::{FrameError, FETCH_PATH, PRODUCE_PATH};
+use strata_proto::grpc_frame::{FrameError, FETCH_PATH, FETCH_STREAM_PATH, PRODUCE_PATH};
 use tonic::body::Body;
 use tonic::{Code, Status};
 
@@ -95,7 +97,7 @@ where
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let path = request.uri().path();
-        if path != FETCH_PATH && path != PRODUCE_PATH {
+        if path != FETCH_PATH && path != FETCH_STREAM_PATH && path != PRODUCE_PATH {
             return Box::pin(self.inner.call(request));
         }
         if let Some(status) = unsupported_encoding(request.headers()) {
@@ -109,6 +111,10 @@ where
         let limit = self.request_limit;
         if path == FETCH_PATH {
             Box::pin(async move { Ok(fetch::answer(&node, request.into_body(), limit).await) })
+        } else if path == FETCH_STREAM_PATH {
+            Box::pin(
+                async move { Ok(fetch::answer_stream(node, request.into_body(), limit).await) },
+            )
         } else {
             let response = produce::answer(node, request.into_body(), limit);
             Box::pin(async move { Ok(response) })
@@ -176,6 +182,7 @@ mod tests {
     fn the_paths_are_the_generated_services_methods() {
         let name = <ClientApiServer<ClientApiService> as NamedService>::NAME;
         assert_eq!(FETCH_PATH, format!("/{name}/Fetch"));
+        assert_eq!(FETCH_STREAM_PATH, format!("/{name}/FetchStream"));
         assert_eq!(PRODUCE_PATH, format!("/{name}/Produce"));
     }
 
