@@ -16,7 +16,7 @@ use strata_proto::api::v1::client_api_client::ClientApiClient;
 use tonic::transport::{Channel, Endpoint};
 
 /// HTTP/2 flow-control window per stream (a produce stream carries many batches).
-const HTTP2_STREAM_WINDOW_BYTES: u32 = 8 << 20;
+pub(crate) const HTTP2_STREAM_WINDOW_BYTES: u32 = 8 << 20;
 /// HTTP/2 flow-control window per connection.
 const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
 /// Largest HTTP/2 frame the broker may send us: HTTP/2's maximum (the default is 16 KiB).

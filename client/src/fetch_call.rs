@@ -9,13 +9,17 @@
 //! in a trailers-only answer), and the call goes over the same [`Channel`] as every
 //! other call to that broker.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
+use http_body::Frame;
 use http_body_util::BodyExt;
 use prost::Message;
 use strata_proto::api::v1 as wire;
 use strata_proto::grpc_frame::{self, Chunks, FrameError, FETCH_PATH, FETCH_STREAM_PATH};
+use tokio::sync::mpsc;
 use tonic::body::Body;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -54,26 +58,39 @@ pub(crate) async fn fetch(
     Ok(tonic::Response::new(response))
 }
 
-/// An open fetch session (`FetchStream`): the broker's answers to one request, each read
-/// from where the previous one ended (`broker::service::fetch_session`). Dropping it
-/// cancels the stream.
+/// An open fetch session (`FetchStream`): the broker's answers to one fetch, each read
+/// from where the previous one ended (`broker::service::fetch_session`). The broker sends
+/// only answers this side has granted: `grants` at the start, then one more for each
+/// answer taken. Dropping it cancels the stream.
 pub(crate) struct FetchSession {
     headers: http::HeaderMap,
     body: Body,
     chunks: Chunks,
     ended: bool,
+    grants: mpsc::Sender<Bytes>,
+    /// Grants not sent yet because the request channel was full.
+    owed: u32,
 }
 
+/// Grant messages that may wait for HTTP/2 before more are added up instead.
+const GRANT_MESSAGES_QUEUED: usize = 4;
+
 impl FetchSession {
-    /// Starts a session for `request`. It has no deadline of its own: the caller bounds
-    /// each wait for an answer.
+    /// Starts a session for `request` with `grants` answers granted. It has no deadline
+    /// of its own: the caller bounds each wait for an answer.
     pub(crate) async fn open(
         channel: Channel,
         request: &wire::FetchRequest,
+        grants: u32,
     ) -> Result<FetchSession, Status> {
-        let body = Body::new(http_body_util::Full::new(grpc_frame::encode_message(
-            request,
-        )));
+        let (sender, receiver) = mpsc::channel(GRANT_MESSAGES_QUEUED);
+        let first = wire::FetchSessionRequest {
+            fetch: Some(request.clone()),
+            grant: grants,
+        };
+        // The channel is empty, so the first message always fits.
+        let _ = sender.try_send(grpc_frame::encode_message(&first));
+        let body = Body::new(MessagesBody { messages: receiver });
         let Started { headers, body } =
             grpc_call::start(channel, FETCH_STREAM_PATH, body, None).await?;
         Ok(FetchSession {
@@ -81,10 +98,13 @@ impl FetchSession {
             body,
             chunks: Chunks::new(),
             ended: false,
+            grants: sender,
+            owed: 0,
         })
     }
 
-    /// The next answer; `None` once the broker ended the session with `OK`.
+    /// The next answer, granting one more in its place; `None` once the broker ended
+    /// the session with `OK`.
     pub(crate) async fn next(&mut self) -> Result<Option<wire::FetchResponse>, Status> {
         loop {
             if let Some(message) = self
@@ -92,11 +112,11 @@ impl FetchSession {
                 .next_message(RESPONSE_BYTES_MAX)
                 .map_err(frame_status)?
             {
-                return wire::FetchResponse::decode(message)
-                    .map(Some)
-                    .map_err(|error| {
-                        Status::internal(format!("failed to decode the fetch answer: {error}"))
-                    });
+                let answer = wire::FetchResponse::decode(message).map_err(|error| {
+                    Status::internal(format!("failed to decode the fetch answer: {error}"))
+                })?;
+                self.grant();
+                return Ok(Some(answer));
             }
             if self.ended {
                 return Ok(None);
@@ -119,6 +139,36 @@ impl FetchSession {
                 ));
             }
         }
+    }
+
+    /// Grants one more answer (with any owed), or owes it while the queue is full.
+    fn grant(&mut self) {
+        let grant = self.owed.saturating_add(1);
+        let message = wire::FetchSessionRequest { fetch: None, grant };
+        self.owed = match self.grants.try_send(grpc_frame::encode_message(&message)) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => 0,
+            Err(mpsc::error::TrySendError::Full(_)) => grant,
+        };
+    }
+}
+
+/// A request body of ready-framed messages, ended when the sender is dropped.
+struct MessagesBody {
+    messages: mpsc::Receiver<Bytes>,
+}
+
+impl http_body::Body for MessagesBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        self.get_mut()
+            .messages
+            .poll_recv(cx)
+            .map(|message| message.map(|bytes| Ok(Frame::data(bytes))))
     }
 }
 

@@ -349,11 +349,11 @@ impl ClientApi for Service {
 
     type FetchStreamStream = ReceiverStream<Result<wire::FetchResponse, Status>>;
 
-    /// A fetch session by the shared rule, each answer made as `fetch` makes one (an
-    /// injected fetch failure ends the stream with it).
+    /// A fetch session by the shared rule and the broker's grants, each answer made as
+    /// `fetch` makes one (an injected fetch failure ends the stream with it).
     async fn fetch_stream(
         &self,
-        request: Request<wire::FetchRequest>,
+        request: Request<tonic::Streaming<wire::FetchSessionRequest>>,
     ) -> Result<Response<Self::FetchStreamStream>, Status> {
         {
             let mut state = self.state.lock().unwrap();
@@ -362,7 +362,14 @@ impl ClientApi for Service {
             }
             state.fetch_streams += 1;
         }
-        let mut request = request.into_inner();
+        let mut messages = request.into_inner();
+        let Some(first) = messages.message().await? else {
+            return Err(Status::invalid_argument("no fetch"));
+        };
+        let mut request = first
+            .fetch
+            .ok_or_else(|| Status::invalid_argument("no fetch"))?;
+        let mut grants = first.grant;
         let service = self.clone();
         let (sender, receiver) = mpsc::channel(1);
         tokio::spawn(async move {
@@ -375,6 +382,13 @@ impl ClientApi for Service {
                     }
                 };
                 let next = strata_proto::fetch_session::next_request(request, &answer);
+                while grants == 0 {
+                    match messages.message().await {
+                        Ok(Some(message)) => grants = message.grant,
+                        Ok(None) | Err(_) => return,
+                    }
+                }
+                grants -= 1;
                 if sender.send(Ok(answer)).await.is_err() {
                     return;
                 }

@@ -16,7 +16,9 @@ use common::{
     init_producer_id, latest_offset, list_offset, now_ms, produce_ok, produce_request,
     start_broker, values_batch, ProduceStream,
 };
-use strata_proto::api::v1::{ErrorCode, FetchRequest, FetchResponse, OffsetSpec};
+use strata_proto::api::v1::{
+    ErrorCode, FetchRequest, FetchResponse, FetchSessionRequest, OffsetSpec,
+};
 use strata_proto::record::{BatchSettings, Compression, Header, Record};
 use tokio_stream::StreamExt;
 
@@ -177,6 +179,14 @@ fn session_answer(answer: &FetchResponse) -> (i64, Vec<(i64, String)>) {
     (fetched.fetch_offset, records)
 }
 
+/// The first message of a fetch session for `request`, granting `grant` answers.
+fn open_session(request: FetchRequest, grant: u32) -> FetchSessionRequest {
+    FetchSessionRequest {
+        fetch: Some(request),
+        grant,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fetch_session_reads_on_from_each_answer_and_waits_at_the_end() {
     let data = tempfile::tempdir().unwrap();
@@ -195,10 +205,15 @@ async fn a_fetch_session_reads_on_from_each_answer_and_waits_at_the_end() {
         max_bytes: 1 << 20,
         partitions: vec![partition],
     };
-    let mut answers = bounded("FetchStream", client.fetch_stream(request))
-        .await
-        .unwrap()
-        .into_inner();
+    let (grants, messages) = tokio::sync::mpsc::channel(8);
+    grants.send(open_session(request, 3)).await.unwrap();
+    let mut answers = bounded(
+        "FetchStream",
+        client.fetch_stream(tokio_stream::wrappers::ReceiverStream::new(messages)),
+    )
+    .await
+    .unwrap()
+    .into_inner();
     let mut next_answer = async || {
         bounded("session answer", answers.next())
             .await
@@ -224,6 +239,8 @@ async fn a_fetch_session_reads_on_from_each_answer_and_waits_at_the_end() {
     // waits for data, and the record produced meanwhile comes next (after empty waits
     // of at least 100 ms each, if this machine is slow to produce it).
     assert_eq!(session_answer(&next_answer().await), (5, Vec::new()));
+    let grant = |grant| FetchSessionRequest { fetch: None, grant };
+    grants.send(grant(50)).await.unwrap();
     let mut producer_client = client.clone();
     let producer = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -243,6 +260,38 @@ async fn a_fetch_session_reads_on_from_each_answer_and_waits_at_the_end() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_fetch_session_sends_only_granted_answers() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = start_broker(data.path(), &[]);
+    let mut client = connect(&broker).await;
+    create_topic(&mut client, TOPIC, 1, &[]).await;
+    for value in ["a", "b", "c", "d", "e"] {
+        produce_ok(&mut client, TOPIC, 0, values_batch(&[value])).await;
+    }
+    let mut partition = fetch_partition(TOPIC, 0, 0);
+    partition.partition_max_bytes = 1;
+    let request = FetchRequest {
+        max_wait_ms: 0,
+        min_bytes: 0,
+        max_bytes: 1 << 20,
+        partitions: vec![partition],
+    };
+    // Two answers granted and nothing more to say: five batches are there, two come,
+    // and the session ends with OK once the grants are used.
+    let messages = tokio_stream::iter([open_session(request, 2)]);
+    let mut answers = bounded("FetchStream", client.fetch_stream(messages))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut offsets = Vec::new();
+    while let Some(answer) = bounded("answer", answers.next()).await {
+        let (from, records) = session_answer(&answer.unwrap());
+        offsets.push((from, records.len()));
+    }
+    assert_eq!(offsets, [(0, 1), (1, 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_fetch_session_ends_after_an_answer_with_an_error() {
     let data = tempfile::tempdir().unwrap();
     let broker = start_broker(data.path(), &[]);
@@ -255,10 +304,16 @@ async fn a_fetch_session_ends_after_an_answer_with_an_error() {
         max_bytes: 1 << 20,
         partitions: vec![fetch_partition(TOPIC, 0, 40)],
     };
-    let mut answers = bounded("FetchStream", client.fetch_stream(request))
-        .await
-        .unwrap()
-        .into_inner();
+    // Granted plenty, and the client's side stays open: only the error ends it.
+    let (grants, messages) = tokio::sync::mpsc::channel(1);
+    grants.send(open_session(request, 10)).await.unwrap();
+    let mut answers = bounded(
+        "FetchStream",
+        client.fetch_stream(tokio_stream::wrappers::ReceiverStream::new(messages)),
+    )
+    .await
+    .unwrap()
+    .into_inner();
     let answer = bounded("answer", answers.next()).await.unwrap().unwrap();
     let fetched = &answer.partitions[0];
     assert_eq!(common::code(&fetched.error), ErrorCode::OffsetOutOfRange);
@@ -267,6 +322,7 @@ async fn a_fetch_session_ends_after_an_answer_with_an_error() {
         bounded("end", answers.next()).await.is_none(),
         "ended with OK"
     );
+    drop(grants);
 }
 
 #[tokio::test(flavor = "multi_thread")]

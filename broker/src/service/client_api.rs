@@ -10,9 +10,9 @@ use strata_proto::api::v1::{
     AlterConfigsRequest, AlterConfigsResponse, ConfigChange, CreatePartitionsRequest,
     CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
     DeleteTopicsResponse, DescribeTopicsRequest, DescribeTopicsResponse, FetchRequest,
-    FetchResponse, FetchedPartition, InitProducerIdRequest, InitProducerIdResponse,
-    ListOffsetsRequest, ListOffsetsResponse, ListedOffset, MetadataRequest, MetadataResponse,
-    OffsetSpec, ProduceRequest, TopicResult,
+    FetchResponse, FetchSessionRequest, FetchedPartition, InitProducerIdRequest,
+    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, ListedOffset, MetadataRequest,
+    MetadataResponse, OffsetSpec, ProduceRequest, TopicResult,
 };
 use strata_proto::types::{LeaderEpoch, Offset};
 use tonic::{Request, Response, Status, Streaming};
@@ -208,7 +208,7 @@ impl ClientApi for ClientApiService {
 
     async fn fetch_stream(
         &self,
-        request: Request<FetchRequest>,
+        request: Request<Streaming<FetchSessionRequest>>,
     ) -> Result<Response<Self::FetchStreamStream>, Status> {
         let (answers, receiver) = tokio::sync::mpsc::channel(1);
         tokio::spawn(fetch_session::run(

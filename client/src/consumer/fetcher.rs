@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::batches::{FetchedBatches, FetchedFrom};
 use super::{Chunk, ChunkContent, ConsumerShared};
-use crate::connection::{with_deadline, RESPONSE_BYTES_MAX};
+use crate::connection::{with_deadline, HTTP2_STREAM_WINDOW_BYTES, RESPONSE_BYTES_MAX};
 use crate::error::Error;
 use crate::fetch_call::FetchSession;
 use crate::retry::backoff;
@@ -245,8 +245,11 @@ async fn fetch(
             .is_some_and(|open| asks_the_same(&open.next, &message));
         if !continues {
             sessions.open = None;
-            let opened =
-                tokio::time::timeout(timeout, FetchSession::open(channel.clone(), &message)).await;
+            let opened = tokio::time::timeout(
+                timeout,
+                FetchSession::open(channel.clone(), &message, session_grants(&message)),
+            )
+            .await;
             match opened {
                 Ok(Ok(session)) => {
                     sessions.open = Some(OpenSession {
@@ -302,6 +305,21 @@ async fn fetch(
     Err(Error::from(tonic::Status::unavailable(
         "the broker ended the fetch session without answering",
     )))
+}
+
+/// How many answers a session may have on their way: as many as fit in half the HTTP/2
+/// stream window (at least one, at most eight). Within that the broker never waits for
+/// window, so it sends each answer whole; a data frame cut where the window ran out
+/// splits a batch, which the client then has to copy to read.
+fn session_grants(request: &wire::FetchRequest) -> u32 {
+    let partitions_max = request
+        .partitions
+        .iter()
+        .map(|partition| u64::from(partition.partition_max_bytes))
+        .sum::<u64>();
+    let answer_max = partitions_max.min(u64::from(request.max_bytes)).max(1);
+    let fitting = u64::from(HTTP2_STREAM_WINDOW_BYTES / 2) / answer_max;
+    u32::try_from(fitting.clamp(1, 8)).unwrap_or(1)
 }
 
 fn fetch_timeout(after: Duration) -> Error {

@@ -93,3 +93,39 @@ fn hostile_lengths_are_refused() {
     assert!(split_batches(&Bytes::new()).unwrap().is_empty());
     assert!(split_batches(&Bytes::from(vec![0u8; 5])).is_err());
 }
+
+#[test]
+fn a_session_grants_as_many_answers_as_fit_in_half_the_stream_window() {
+    let request = |sizes: &[u32], max_bytes: u32| wire::FetchRequest {
+        max_wait_ms: 500,
+        min_bytes: 1,
+        max_bytes,
+        partitions: sizes
+            .iter()
+            .map(|size| wire::FetchPartition {
+                topic: "t".into(),
+                partition: 0,
+                fetch_offset: 0,
+                partition_max_bytes: *size,
+                current_leader_epoch: -1,
+            })
+            .collect(),
+    };
+    let half_window = HTTP2_STREAM_WINDOW_BYTES / 2;
+    assert_eq!(
+        session_grants(&request(&[2 << 20], 50 << 20)),
+        half_window / (2 << 20)
+    );
+    assert_eq!(
+        session_grants(&request(&[1 << 20, 1 << 20], 50 << 20)),
+        half_window / (2 << 20)
+    );
+    // Answers bigger than half the window: still one, or the session could not go on.
+    assert_eq!(session_grants(&request(&[16 << 20], 50 << 20)), 1);
+    // max_bytes caps an answer over many partitions; tiny answers stop at eight.
+    assert_eq!(
+        session_grants(&request(&[8 << 20; 10], 1 << 20)),
+        half_window / (1 << 20)
+    );
+    assert_eq!(session_grants(&request(&[1], 50 << 20)), 8);
+}

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use prost::Message;
+use strata_proto::api::v1::FetchSessionRequest;
 use tonic::Code;
 
 use crate::common::raw_grpc::{self, frame, honest_frame};
@@ -9,10 +10,20 @@ use crate::common::{fetch_partition, produce_once, produce_request};
 use crate::fixture::{fetch_request, fixture, Fixture, TOPIC};
 use crate::forge::overlong_varint;
 
-/// An encoded FetchRequest for the fixture's topic, for raw calls. It asks for an offset
-/// far past the end, so a fetch session answers it once (OFFSET_OUT_OF_RANGE) and ends.
-fn fetch_request_bytes() -> Vec<u8> {
-    fetch_request(fetch_partition(TOPIC, 0, 1 << 40)).encode_to_vec()
+/// An encoded request of `method` (`Fetch`, or `FetchStream`'s first message granting
+/// one answer) for the fixture's topic, for raw calls. It asks for an offset far past
+/// the end, so a fetch session answers it once (OFFSET_OUT_OF_RANGE) and ends.
+fn fetch_request_bytes(method: &str) -> Vec<u8> {
+    let fetch = fetch_request(fetch_partition(TOPIC, 0, 1 << 40));
+    if method == "FetchStream" {
+        FetchSessionRequest {
+            fetch: Some(fetch),
+            grant: 1,
+        }
+        .encode_to_vec()
+    } else {
+        fetch.encode_to_vec()
+    }
 }
 
 /// The methods that take a FetchRequest.
@@ -65,8 +76,8 @@ async fn hostile_09_message_over_the_decode_limit_is_resource_exhausted() {
 async fn hostile_10_unknown_grpc_encoding_is_unimplemented() {
     let mut fixture = fixture(&[]).await;
     let before = fixture.state().await;
-    let body = fetch_request_bytes();
     for method in FETCH_METHODS {
+        let body = fetch_request_bytes(method);
         for encoding in ["br", "gzip", "x-bogus"] {
             let framed = frame(true, u32::try_from(body.len()).unwrap(), &body);
             let headers = [("grpc-encoding", encoding)];
@@ -127,6 +138,45 @@ async fn hostile_12_malformed_protobuf_is_a_typed_error_without_a_panic() {
     // The broker is still there and answers (state() calls it).
     fixture
         .assert_unchanged(&before, "malformed protobuf")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_session_messages_out_of_place_are_invalid_argument() {
+    let mut fixture = fixture(&[]).await;
+    let before = fixture.state().await;
+    let no_fetch = FetchSessionRequest {
+        fetch: None,
+        grant: 1,
+    }
+    .encode_to_vec();
+    let status = raw_grpc::call(&fixture.broker, "FetchStream", &[], honest_frame(&no_fetch)).await;
+    assert_eq!(
+        status.code,
+        Code::InvalidArgument,
+        "first message without a fetch: {status:?}"
+    );
+    // A first message granting nothing, then one carrying a second fetch.
+    let fetch = Some(fetch_request(fetch_partition(TOPIC, 0, 0)));
+    let mut body = honest_frame(
+        &FetchSessionRequest {
+            fetch: fetch.clone(),
+            grant: 0,
+        }
+        .encode_to_vec(),
+    )
+    .to_vec();
+    body.extend_from_slice(&honest_frame(
+        &FetchSessionRequest { fetch, grant: 1 }.encode_to_vec(),
+    ));
+    let status = raw_grpc::call(&fixture.broker, "FetchStream", &[], Bytes::from(body)).await;
+    assert_eq!(
+        status.code,
+        Code::InvalidArgument,
+        "a second fetch: {status:?}"
+    );
+    fixture
+        .assert_unchanged(&before, "fetch session messages")
         .await;
 }
 

@@ -12,30 +12,23 @@ use http::HeaderMap;
 use http_body::Frame;
 use http_body_util::BodyExt;
 use prost::Message;
-use strata_proto::api::v1::FetchRequest;
+use strata_proto::api::v1::{FetchRequest, FetchSessionRequest};
 use strata_proto::grpc_frame::{self, Chunks};
 use tonic::body::Body;
 use tonic::{Code, Status};
 
 use tokio::sync::mpsc;
 
-use super::{decode_status, frame_status, grpc_response, trailers};
+use super::{decode_status, frame_status, grpc_response, trailers, RequestStream};
 use crate::node::Node;
 use crate::service::{client_api, fetch_session};
 
-/// Reads the one `FetchRequest` in `body` and answers it with a fetch session: a task
-/// runs the session and hands each answer's chunks to the response body.
-pub(super) async fn answer_stream(
-    node: Arc<Node>,
-    body: Body,
-    limit: usize,
-) -> http::Response<Body> {
-    let request = match read_request(body, limit).await {
-        Ok(request) => request,
-        Err(status) => return status.into_http(),
-    };
+/// Serves the fetch session whose client messages arrive in `body`: a task runs the
+/// session and hands each answer's chunks to the response body.
+pub(super) fn answer_stream(node: Arc<Node>, body: Body, limit: usize) -> http::Response<Body> {
+    let requests = RequestStream::<FetchSessionRequest>::new(body, limit);
     let (answers, receiver) = mpsc::channel(1);
-    tokio::spawn(fetch_session::run(node, request, answers, |answer| {
+    tokio::spawn(fetch_session::run(node, requests, answers, |answer| {
         grpc_frame::fetch_response_chunks(answer)
             .map_err(|error| Status::new(Code::Internal, error.to_string()))
     }));

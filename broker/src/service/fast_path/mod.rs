@@ -29,12 +29,17 @@ pub mod fetch;
 pub mod produce;
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
+use bytes::Buf;
 use http::{HeaderMap, HeaderValue};
-use strata_proto::grpc_frame::{FrameError, FETCH_PATH, FETCH_STREAM_PATH, PRODUCE_PATH};
+use http_body::Body as _;
+use prost::Message;
+use strata_proto::grpc_frame::{Chunks, FrameError, FETCH_PATH, FETCH_STREAM_PATH, PRODUCE_PATH};
+use tokio_stream::Stream;
 use tonic::body::Body;
 use tonic::{Code, Status};
 
@@ -112,12 +117,77 @@ where
         if path == FETCH_PATH {
             Box::pin(async move { Ok(fetch::answer(&node, request.into_body(), limit).await) })
         } else if path == FETCH_STREAM_PATH {
-            Box::pin(
-                async move { Ok(fetch::answer_stream(node, request.into_body(), limit).await) },
-            )
+            let response = fetch::answer_stream(node, request.into_body(), limit);
+            Box::pin(async move { Ok(response) })
         } else {
             let response = produce::answer(node, request.into_body(), limit);
             Box::pin(async move { Ok(response) })
+        }
+    }
+}
+
+/// The messages of a streaming request body, decoded as their last byte arrives.
+pub(super) struct RequestStream<M> {
+    body: Body,
+    chunks: Chunks,
+    limit: usize,
+    /// After the body's end or the first error: nothing more is read.
+    ended: bool,
+    message: PhantomData<fn() -> M>,
+}
+
+impl<M> RequestStream<M> {
+    pub(super) fn new(body: Body, limit: usize) -> RequestStream<M> {
+        RequestStream {
+            body,
+            chunks: Chunks::new(),
+            limit,
+            ended: false,
+            message: PhantomData,
+        }
+    }
+}
+
+impl<M: Message + Default> Stream for RequestStream<M> {
+    type Item = Result<M, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            match this.chunks.next_message(this.limit) {
+                Ok(Some(message)) => {
+                    let decoded = M::decode(message);
+                    this.ended = decoded.is_err();
+                    return Poll::Ready(Some(decoded.map_err(|error| decode_status(&error))));
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(frame_status(error))));
+                }
+            }
+            match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        this.chunks.append(data);
+                    }
+                }
+                Some(Err(status)) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(status)));
+                }
+                None => {
+                    this.ended = true;
+                    if this.chunks.has_remaining() {
+                        return Poll::Ready(Some(Err(Status::invalid_argument(
+                            "the stream ended inside a message",
+                        ))));
+                    }
+                }
+            }
         }
     }
 }

@@ -13,85 +13,25 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes};
-use http_body::{Body as _, Frame};
-use prost::Message;
+use bytes::Bytes;
+use http_body::Frame;
 use strata_proto::api::v1::ProduceRequest;
-use strata_proto::grpc_frame::{self, Chunks};
-use tokio_stream::Stream;
+use strata_proto::grpc_frame;
 use tonic::body::Body;
 use tonic::Status;
 
-use super::{decode_status, frame_status, grpc_response, trailers};
+use super::{grpc_response, trailers, RequestStream};
 use crate::node::Node;
 use crate::service::produce::{self, ProduceStream};
 
 /// Starts serving the produce stream whose requests arrive in `body`.
 pub(super) fn answer(node: Arc<Node>, body: Body, limit: usize) -> http::Response<Body> {
-    let requests = RequestStream {
-        body,
-        chunks: Chunks::new(),
-        limit,
-        ended: false,
-    };
+    let requests = RequestStream::<ProduceRequest>::new(body, limit);
     let responses = produce::serve(node, requests);
     grpc_response(Body::new(ResponseBody {
         responses,
         ended: false,
     }))
-}
-
-/// The `ProduceRequest`s of a request body, decoded as their last byte arrives.
-struct RequestStream {
-    body: Body,
-    chunks: Chunks,
-    limit: usize,
-    /// After the body's end or the first error: nothing more is read.
-    ended: bool,
-}
-
-impl Stream for RequestStream {
-    type Item = Result<ProduceRequest, Status>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        loop {
-            if this.ended {
-                return Poll::Ready(None);
-            }
-            match this.chunks.next_message(this.limit) {
-                Ok(Some(message)) => {
-                    let decoded = ProduceRequest::decode(message);
-                    this.ended = decoded.is_err();
-                    return Poll::Ready(Some(decoded.map_err(|error| decode_status(&error))));
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    this.ended = true;
-                    return Poll::Ready(Some(Err(frame_status(error))));
-                }
-            }
-            match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        this.chunks.append(data);
-                    }
-                }
-                Some(Err(status)) => {
-                    this.ended = true;
-                    return Poll::Ready(Some(Err(status)));
-                }
-                None => {
-                    this.ended = true;
-                    if this.chunks.has_remaining() {
-                        return Poll::Ready(Some(Err(Status::invalid_argument(
-                            "the stream ended inside a message",
-                        ))));
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// The response stream as a body: each response one framed message; the trailers carry
@@ -157,12 +97,7 @@ mod tests {
     }
 
     async fn decoded(chunks: Vec<Bytes>, limit: usize) -> Vec<Result<ProduceRequest, Code>> {
-        let stream = RequestStream {
-            body: body_of(chunks),
-            chunks: Chunks::new(),
-            limit,
-            ended: false,
-        };
+        let stream = RequestStream::<ProduceRequest>::new(body_of(chunks), limit);
         stream
             .map(|item| item.map_err(|status| status.code()))
             .collect()
