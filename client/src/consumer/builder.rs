@@ -38,9 +38,9 @@ impl Default for CommitMode {
 /// cores, medians of 5 runs): 1 MiB ≈ 840 MB/s, 2 MiB ≈ 920–950 MB/s, 4 MiB no better than
 /// 2 MiB, 8 MiB worse (the answer then fills the 8 MiB HTTP/2 stream window); with 16 KB
 /// batches no size was clearly better. Memory stays bounded: per partition at most
-/// `PREFETCH_CHUNKS` (4) fetched answers waiting, so about 4 × this, plus what the fetch
-/// session has received ahead (at most its 8 MiB HTTP/2 stream window), and one answer
-/// never exceeds `fetch.max.bytes` (50 MiB) across partitions.
+/// `PREFETCH_CHUNKS` (4) fetched answers waiting, so about 4 × this, plus the answers the
+/// fetch session has granted ahead (as many as fit in 4 MiB, at least one), and one
+/// answer never exceeds `fetch.max.bytes` (50 MiB) across partitions.
 pub(crate) const MAX_PARTITION_FETCH_BYTES_DEFAULT: u32 = 1 << 20;
 
 /// The checked settings of a running consumer.

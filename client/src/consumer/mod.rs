@@ -14,8 +14,8 @@
 //!
 //! Backpressure: at most `PREFETCH_CHUNKS` chunks per partition exist at a time, and the
 //! channel is bounded, so memory stays near `partitions × 4 × max.partition.fetch.bytes`
-//! (1 MiB by default, see `builder`) plus what the fetch sessions have received and not
-//! been asked for yet (at most the HTTP/2 window: 8 MiB per broker connection's stream).
+//! (1 MiB by default, see `builder`) plus the answers a fetch session has granted and not
+//! handed over yet (as many as fit in half the 8 MiB HTTP/2 stream window).
 //!
 //! `seek` bumps the partition's *generation*; chunks and fetches of an older generation
 //! are dropped wherever they are met, so nothing from before a seek is ever yielded.
