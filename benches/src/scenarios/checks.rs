@@ -4,7 +4,7 @@
 //! Ratios are the rows' MB/s over iperf3's single-stream MiB/s (see [`super::report`]).
 
 use super::plan::Flush;
-use super::runner::SessionRecord;
+use super::runner::{SessionRecord, STEAL_NOTE_SECONDS};
 
 /// One acceptance line of issue 4, judged on one row.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -145,10 +145,21 @@ pub fn checks(sessions: &[SessionRecord]) -> Vec<Check> {
                 row: format!("{} flush={}", line.step, line.flush.name()),
                 measured,
                 target: line.target,
-                verdict: verdict(line.figure, measured, line.target, row.error.is_some()),
+                verdict: with_host_note(
+                    verdict(line.figure, measured, line.target, row.error.is_some()),
+                    row.host_steal_seconds,
+                ),
             })
         })
         .collect()
+}
+
+/// A verdict measured while the host stole CPU says so.
+fn with_host_note(verdict: String, stolen: Option<f64>) -> String {
+    match stolen.filter(|stolen| *stolen > STEAL_NOTE_SECONDS) {
+        Some(stolen) => format!("{verdict} (host stole {stolen:.2} s of CPU)"),
+        None => verdict,
+    }
 }
 
 fn verdict(figure: Figure, measured: Option<f64>, target: f64, had_errors: bool) -> String {
@@ -197,5 +208,15 @@ mod tests {
             verdict(Figure::E2eP99MsAtMost, None, 1.0, false),
             "no figure"
         );
+    }
+
+    #[test]
+    fn a_verdict_under_host_steal_says_so() {
+        assert_eq!(
+            with_host_note("pass".to_owned(), Some(0.37)),
+            "pass (host stole 0.37 s of CPU)"
+        );
+        assert_eq!(with_host_note("pass".to_owned(), Some(0.01)), "pass");
+        assert_eq!(with_host_note("pass".to_owned(), None), "pass");
     }
 }

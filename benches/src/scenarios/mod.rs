@@ -13,6 +13,8 @@
 //! - [`environment`]: cores, memory, kernel, disk, git sha.
 //! - [`report`]: the markdown tables and the JSON document.
 //! - [`checks`]: issue 4's acceptance lines judged on the rows.
+//! - [`steal`]: host steal time; every step waits for a quiet host and records the steal
+//!   during it.
 //! - [`process`]: child processes with bounded waits; CPU time from `/proc/<pid>/stat`.
 //! - [`interrupt`]: Ctrl-C ends the run early but cleanly, keeping the rows so far.
 //!
@@ -31,3 +33,4 @@ pub mod prefault;
 pub mod process;
 pub mod report;
 pub mod runner;
+pub mod steal;

@@ -129,7 +129,12 @@ fn row_line(row: &Row) -> String {
         cell(row.broker_cpu_seconds_per_gib, 2),
         cell(row.ratio_to_iperf3, 2),
         cell(row.ratio_to_dd, 2),
-        row.error.as_deref().map(escape).unwrap_or_default(),
+        [row.error.clone(), row.host_note()]
+            .into_iter()
+            .flatten()
+            .map(|note| escape(&note))
+            .collect::<Vec<_>>()
+            .join("; "),
     )
 }
 

@@ -23,8 +23,15 @@ use super::interrupt;
 use super::limits::Limit;
 use super::plan::{Flush, Mode, Session, Step, Timing};
 use super::process::run_captured;
+use super::steal;
 
 const GIB: f64 = (1u64 << 30) as f64;
+
+/// A step starts after one second without host steal, or after a minute of waiting.
+const QUIET_WINDOW: Duration = Duration::from_secs(1);
+const QUIET_WAIT_MAX: Duration = Duration::from_secs(60);
+/// Steal during a step above which its row carries a note.
+pub const STEAL_NOTE_SECONDS: f64 = 0.05;
 
 /// What every session needs.
 #[derive(Debug, Clone)]
@@ -69,6 +76,31 @@ pub struct Row {
     pub bench: BenchRun,
     /// Everything that went wrong in this step, the bench's own errors included.
     pub error: Option<String>,
+    /// How long the step waited for a quiet host first, and whether it got one.
+    pub settle_wait_seconds: Option<f64>,
+    pub host_quiet_before: Option<bool>,
+    /// CPU time the host stole from this VM during the step (`/proc/stat`).
+    pub host_steal_seconds: Option<f64>,
+}
+
+impl Row {
+    /// What the reader of a figure should know about the host during the step.
+    pub fn host_note(&self) -> Option<String> {
+        let mut notes = Vec::new();
+        if self.host_quiet_before == Some(false) {
+            notes.push(format!(
+                "host still stealing CPU after {:.0} s of waiting",
+                self.settle_wait_seconds.unwrap_or_default()
+            ));
+        }
+        if let Some(stolen) = self
+            .host_steal_seconds
+            .filter(|stolen| *stolen > STEAL_NOTE_SECONDS)
+        {
+            notes.push(format!("host stole {stolen:.2} s of CPU during the step"));
+        }
+        (!notes.is_empty()).then(|| notes.join("; "))
+    }
 }
 
 /// One broker's life: the rows of its steps and how it stopped.
@@ -151,6 +183,8 @@ fn run_step(
         Mode::Produce | Mode::E2e => None,
     };
     let args = bench::arguments(step, config.timing, broker.address());
+    let settled = steal::settle(QUIET_WINDOW, QUIET_WAIT_MAX);
+    let steal_before = steal::stolen_seconds();
     let cpu_before = broker.cpu_seconds();
     let run = bench::run(
         &config.strata,
@@ -160,6 +194,9 @@ fn run_step(
         bench::deadline(step, config.timing),
     );
     let cpu_after = broker.cpu_seconds();
+    let host_steal_seconds = steal_before
+        .zip(steal::stolen_seconds())
+        .map(|(before, after)| after - before);
     let cpu_seconds = match (cpu_before, cpu_after) {
         (Ok(before), Ok(after)) => Some(after - before),
         (Err(error), _) | (_, Err(error)) => {
@@ -206,6 +243,9 @@ fn run_step(
         ),
         bench: run,
         error: (!notes.is_empty()).then(|| notes.join("; ")),
+        settle_wait_seconds: Some(settled.waited.as_secs_f64()),
+        host_quiet_before: Some(settled.quiet),
+        host_steal_seconds,
     }
 }
 
@@ -229,6 +269,9 @@ fn failed_row(session: &Session, flush: Flush, step: &Step, error: String) -> Ro
         ratio_to_dd: None,
         bench: BenchRun::failed(String::new(), error.clone()),
         error: Some(error),
+        settle_wait_seconds: None,
+        host_quiet_before: None,
+        host_steal_seconds: None,
     }
 }
 
@@ -279,6 +322,9 @@ fn one_line_summary(row: &Row) -> String {
     );
     if let Some(error) = &row.error {
         line.push_str(&format!(" — ERROR: {error}"));
+    }
+    if let Some(note) = row.host_note() {
+        line.push_str(&format!(" — {note}"));
     }
     line
 }
