@@ -27,8 +27,9 @@ use super::steal;
 
 const GIB: f64 = (1u64 << 30) as f64;
 
-/// A step starts after one second without host steal, or after a minute of waiting.
+/// A step starts after three seconds in a row without host steal, or after a minute.
 const QUIET_WINDOW: Duration = Duration::from_secs(1);
+const QUIET_WINDOWS: u32 = 3;
 const QUIET_WAIT_MAX: Duration = Duration::from_secs(60);
 /// Steal during a step above which its row carries a note.
 pub const STEAL_NOTE_SECONDS: f64 = 0.05;
@@ -183,7 +184,7 @@ fn run_step(
         Mode::Produce | Mode::E2e => None,
     };
     let args = bench::arguments(step, config.timing, broker.address());
-    let settled = steal::settle(QUIET_WINDOW, QUIET_WAIT_MAX);
+    let settled = steal::settle(QUIET_WINDOW, QUIET_WINDOWS, QUIET_WAIT_MAX);
     let steal_before = steal::stolen_seconds();
     let cpu_before = broker.cpu_seconds();
     let run = bench::run(
