@@ -270,24 +270,30 @@ async fn a_corrupt_batch_is_an_error_and_stops_the_partition_until_seek() {
     assert_eq!(next(&mut consumer).await.unwrap().offset, 4);
 }
 
-#[tokio::test]
-async fn one_fetch_session_carries_a_partition_until_a_seek_replaces_it() {
-    let broker = TestBroker::start(&[("t", 1)]).await;
-    let client = client(&broker).await;
+/// A broker with `count` one-record batches in partition 0 of `t` (one awaited send
+/// each), and a consumer from its start that gets one batch per answer (a fetch returns
+/// at least one whole batch), so the records take `count` answers.
+async fn one_batch_per_answer(broker: &TestBroker, count: usize) -> Consumer {
+    let client = client(broker).await;
     let producer = client.producer().build().unwrap();
-    for value in values(10) {
+    for value in values(count) {
         producer.send(Record::to("t").value(value)).await.unwrap();
     }
-    // One batch per answer (a fetch returns at least one whole batch), so the ten
-    // records take ten answers, more than the prefetch slots hold.
-    let mut consumer = client
+    client
         .consumer()
         .assign([("t", 0)])
         .start(Offset::Earliest)
         .max_partition_fetch_bytes(1)
         .build()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn one_fetch_session_carries_a_partition_until_a_seek_replaces_it() {
+    let broker = TestBroker::start(&[("t", 1)]).await;
+    // Ten answers: more than the prefetch slots hold.
+    let mut consumer = one_batch_per_answer(&broker, 10).await;
     for offset in 0..10 {
         assert_eq!(next(&mut consumer).await.unwrap().offset, offset);
     }
@@ -305,19 +311,7 @@ async fn one_fetch_session_carries_a_partition_until_a_seek_replaces_it() {
 async fn a_broker_without_fetch_sessions_is_read_with_unary_fetches() {
     let broker = TestBroker::start(&[("t", 1)]).await;
     broker.state.lock().unwrap().fetch_streams_unimplemented = true;
-    let client = client(&broker).await;
-    let producer = client.producer().build().unwrap();
-    for value in values(5) {
-        producer.send(Record::to("t").value(value)).await.unwrap();
-    }
-    let mut consumer = client
-        .consumer()
-        .assign([("t", 0)])
-        .start(Offset::Earliest)
-        .max_partition_fetch_bytes(1)
-        .build()
-        .await
-        .unwrap();
+    let mut consumer = one_batch_per_answer(&broker, 5).await;
     for offset in 0..5 {
         assert_eq!(next(&mut consumer).await.unwrap().offset, offset);
     }

@@ -179,12 +179,42 @@ fn session_answer(answer: &FetchResponse) -> (i64, Vec<(i64, String)>) {
     (fetched.fetch_offset, records)
 }
 
-/// The first message of a fetch session for `request`, granting `grant` answers.
-fn open_session(request: FetchRequest, grant: u32) -> FetchSessionRequest {
+/// The first message of a fetch session of partition 0 from `fetch_offset` (answers
+/// at once, one whole batch each when `one_batch` is set), granting `grant` answers.
+fn open_session(fetch_offset: i64, one_batch: bool, grant: u32) -> FetchSessionRequest {
+    let mut partition = fetch_partition(TOPIC, 0, fetch_offset);
+    if one_batch {
+        partition.partition_max_bytes = 1;
+    }
     FetchSessionRequest {
-        fetch: Some(request),
+        fetch: Some(FetchRequest {
+            max_wait_ms: 0,
+            min_bytes: 0,
+            max_bytes: 1 << 20,
+            partitions: vec![partition],
+        }),
         grant,
     }
+}
+
+/// Opens a fetch session with `first`; later grants go through the returned sender.
+async fn start_session(
+    client: &mut common::Client,
+    first: FetchSessionRequest,
+) -> (
+    tokio::sync::mpsc::Sender<FetchSessionRequest>,
+    tonic::Streaming<FetchResponse>,
+) {
+    let (grants, messages) = tokio::sync::mpsc::channel(8);
+    grants.send(first).await.unwrap();
+    let answers = bounded(
+        "FetchStream",
+        client.fetch_stream(tokio_stream::wrappers::ReceiverStream::new(messages)),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    (grants, answers)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -197,23 +227,7 @@ async fn a_fetch_session_reads_on_from_each_answer_and_waits_at_the_end() {
     produce_ok(&mut client, TOPIC, 0, values_batch(&["d", "e"])).await;
 
     // partition_max_bytes 1: each answer is one whole batch (at least one is returned).
-    let mut partition = fetch_partition(TOPIC, 0, 1);
-    partition.partition_max_bytes = 1;
-    let request = FetchRequest {
-        max_wait_ms: 0,
-        min_bytes: 0,
-        max_bytes: 1 << 20,
-        partitions: vec![partition],
-    };
-    let (grants, messages) = tokio::sync::mpsc::channel(8);
-    grants.send(open_session(request, 3)).await.unwrap();
-    let mut answers = bounded(
-        "FetchStream",
-        client.fetch_stream(tokio_stream::wrappers::ReceiverStream::new(messages)),
-    )
-    .await
-    .unwrap()
-    .into_inner();
+    let (grants, mut answers) = start_session(&mut client, open_session(1, true, 3)).await;
     let mut next_answer = async || {
         bounded("session answer", answers.next())
             .await
@@ -268,17 +282,9 @@ async fn a_fetch_session_sends_only_granted_answers() {
     for value in ["a", "b", "c", "d", "e"] {
         produce_ok(&mut client, TOPIC, 0, values_batch(&[value])).await;
     }
-    let mut partition = fetch_partition(TOPIC, 0, 0);
-    partition.partition_max_bytes = 1;
-    let request = FetchRequest {
-        max_wait_ms: 0,
-        min_bytes: 0,
-        max_bytes: 1 << 20,
-        partitions: vec![partition],
-    };
     // Two answers granted and nothing more to say: five batches are there, two come,
     // and the session ends with OK once the grants are used.
-    let messages = tokio_stream::iter([open_session(request, 2)]);
+    let messages = tokio_stream::iter([open_session(0, true, 2)]);
     let mut answers = bounded("FetchStream", client.fetch_stream(messages))
         .await
         .unwrap()
@@ -298,22 +304,8 @@ async fn a_fetch_session_ends_after_an_answer_with_an_error() {
     let mut client = connect(&broker).await;
     create_topic(&mut client, TOPIC, 1, &[]).await;
     produce_ok(&mut client, TOPIC, 0, values_batch(&["a"])).await;
-    let request = FetchRequest {
-        max_wait_ms: 0,
-        min_bytes: 0,
-        max_bytes: 1 << 20,
-        partitions: vec![fetch_partition(TOPIC, 0, 40)],
-    };
     // Granted plenty, and the client's side stays open: only the error ends it.
-    let (grants, messages) = tokio::sync::mpsc::channel(1);
-    grants.send(open_session(request, 10)).await.unwrap();
-    let mut answers = bounded(
-        "FetchStream",
-        client.fetch_stream(tokio_stream::wrappers::ReceiverStream::new(messages)),
-    )
-    .await
-    .unwrap()
-    .into_inner();
+    let (grants, mut answers) = start_session(&mut client, open_session(40, false, 10)).await;
     let answer = bounded("answer", answers.next()).await.unwrap().unwrap();
     let fetched = &answer.partitions[0];
     assert_eq!(common::code(&fetched.error), ErrorCode::OffsetOutOfRange);
