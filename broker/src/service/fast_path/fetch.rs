@@ -14,10 +14,9 @@ use http_body_util::BodyExt;
 use prost::Message;
 use strata_proto::api::v1::{FetchRequest, FetchSessionRequest};
 use strata_proto::grpc_frame::{self, Chunks};
+use tokio::sync::mpsc;
 use tonic::body::Body;
 use tonic::{Code, Status};
-
-use tokio::sync::mpsc;
 
 use super::{decode_status, frame_status, grpc_response, trailers, RequestStream};
 use crate::node::Node;
@@ -107,7 +106,8 @@ impl http_body::Body for ChunkedBody {
 }
 
 /// A response body of a fetch session: each answer's chunks as the session task hands
-/// them over, then the trailers (OK, or the status a framing failure ended it with).
+/// them over, then the trailers (OK, or the status the session was refused or failed
+/// with).
 struct SessionBody {
     chunks: VecDeque<Bytes>,
     answers: mpsc::Receiver<Result<Vec<Bytes>, Status>>,
