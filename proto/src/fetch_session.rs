@@ -14,13 +14,18 @@ pub const EMPTY_ANSWER_WAIT_MIN_MS: u32 = 100;
 /// returned records that do not move its offset on (it would get them again forever).
 ///
 /// Each partition moves to the offset after the last whole batch it was given; one that
-/// was given nothing stays where it is. After an answer with no records at all, the next
-/// one waits for at least one byte, and for at least [`EMPTY_ANSWER_WAIT_MIN_MS`].
+/// was given nothing stays where it is. Partitions that were given records go to the back
+/// of the request, in their order: the broker fills an answer in request order until
+/// `max_bytes`, so without this a partition that always has data could keep the ones
+/// after it waiting for ever (Kafka rotates its fetch order the same way, KIP-74). After
+/// an answer with no records at all, the next one waits for at least one byte, and for
+/// at least [`EMPTY_ANSWER_WAIT_MIN_MS`].
 pub fn next_request(mut request: FetchRequest, answer: &FetchResponse) -> Option<FetchRequest> {
     if answer.partitions.len() != request.partitions.len() {
         return None;
     }
     let mut any_records = false;
+    let mut given = Vec::with_capacity(request.partitions.len());
     for (asked, fetched) in request.partitions.iter_mut().zip(&answer.partitions) {
         let failed = fetched
             .error
@@ -29,6 +34,7 @@ pub fn next_request(mut request: FetchRequest, answer: &FetchResponse) -> Option
         if failed || fetched.topic != asked.topic || fetched.partition != asked.partition {
             return None;
         }
+        given.push(!fetched.records.is_empty());
         if fetched.records.is_empty() {
             continue;
         }
@@ -43,6 +49,16 @@ pub fn next_request(mut request: FetchRequest, answer: &FetchResponse) -> Option
         request.min_bytes = request.min_bytes.max(1);
         request.max_wait_ms = request.max_wait_ms.max(EMPTY_ANSWER_WAIT_MIN_MS);
     }
+    let (waiting, served): (Vec<_>, Vec<_>) = request
+        .partitions
+        .into_iter()
+        .zip(given)
+        .partition(|(_, given)| !given);
+    request.partitions = waiting
+        .into_iter()
+        .chain(served)
+        .map(|(partition, _)| partition)
+        .collect();
     Some(request)
 }
 
@@ -120,8 +136,13 @@ mod tests {
             &answer,
         )
         .unwrap();
-        let offsets: Vec<i64> = next.partitions.iter().map(|p| p.fetch_offset).collect();
-        assert_eq!(offsets, [15, 7, 41]);
+        let order: Vec<(&str, i64)> = next
+            .partitions
+            .iter()
+            .map(|p| (p.topic.as_str(), p.fetch_offset))
+            .collect();
+        // Moved on past their last whole batch; those given records now come last.
+        assert_eq!(order, [("b", 7), ("a", 15), ("c", 41)]);
         // Records came back, so the waiting rules are the client's own.
         assert_eq!((next.min_bytes, next.max_wait_ms), (0, 0));
     }

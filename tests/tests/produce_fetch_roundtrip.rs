@@ -298,6 +298,48 @@ async fn a_fetch_session_sends_only_granted_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_fetch_session_takes_turns_between_partitions_when_max_bytes_binds() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = start_broker(data.path(), &[]);
+    let mut client = connect(&broker).await;
+    create_topic(&mut client, TOPIC, 2, &[]).await;
+    for value in ["a", "b", "c"] {
+        produce_ok(&mut client, TOPIC, 0, values_batch(&[value])).await;
+        produce_ok(&mut client, TOPIC, 1, values_batch(&[value])).await;
+    }
+    // max_bytes 1: an answer holds the one batch of the first partition in request order
+    // that has data (KIP-74). Partition 0 always has data here, so only the session's
+    // rotation lets partition 1 in.
+    let first = FetchSessionRequest {
+        fetch: Some(FetchRequest {
+            max_wait_ms: 0,
+            min_bytes: 0,
+            max_bytes: 1,
+            partitions: vec![fetch_partition(TOPIC, 0, 0), fetch_partition(TOPIC, 1, 0)],
+        }),
+        grant: 4,
+    };
+    let mut answers = bounded(
+        "FetchStream",
+        client.fetch_stream(tokio_stream::iter([first])),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    let mut served = Vec::new();
+    while let Some(answer) = bounded("answer", answers.next()).await {
+        for fetched in answer.unwrap().partitions {
+            assert_ok(&fetched.error);
+            if !fetched.records.is_empty() {
+                let records = common::decode_records(&fetched.records);
+                served.push((fetched.partition, records[0].offset.0));
+            }
+        }
+    }
+    assert_eq!(served, [(0, 0), (1, 0), (0, 1), (1, 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_fetch_session_ends_after_an_answer_with_an_error() {
     let data = tempfile::tempdir().unwrap();
     let broker = start_broker(data.path(), &[]);

@@ -331,17 +331,19 @@ fn fetch_timeout(after: Duration) -> Error {
 }
 
 /// Whether a session whose next request is `next` would answer `wanted`: the same
-/// partitions in the same order, from the same offsets, with the same size limits. (The
-/// session's waiting rules may differ after an empty answer; they do not change what
-/// is read.)
+/// partitions (in any order: a session moves partitions that were given records to the
+/// back), from the same offsets, with the same size limits. (The session's waiting rules
+/// may differ after an empty answer; they do not change what is read.)
 fn asks_the_same(next: &wire::FetchRequest, wanted: &wire::FetchRequest) -> bool {
     next.max_bytes == wanted.max_bytes
         && next.partitions.len() == wanted.partitions.len()
-        && next
-            .partitions
-            .iter()
-            .zip(&wanted.partitions)
-            .all(|(a, b)| a == b)
+        && sorted_partitions(next) == sorted_partitions(wanted)
+}
+
+fn sorted_partitions(request: &wire::FetchRequest) -> Vec<&wire::FetchPartition> {
+    let mut partitions: Vec<&wire::FetchPartition> = request.partitions.iter().collect();
+    partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    partitions
 }
 
 /// Whether `answer` answers `request`: an entry per partition, in order, each read from

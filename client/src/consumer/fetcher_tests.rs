@@ -129,3 +129,27 @@ fn a_session_grants_as_many_answers_as_fit_in_half_the_stream_window() {
     );
     assert_eq!(session_grants(&request(&[1], 50 << 20)), 8);
 }
+
+#[test]
+fn a_session_asks_the_same_whatever_the_order_of_its_partitions() {
+    let partition = |number, fetch_offset| wire::FetchPartition {
+        topic: "t".into(),
+        partition: number,
+        fetch_offset,
+        partition_max_bytes: 1 << 20,
+        current_leader_epoch: -1,
+    };
+    let request = |partitions| wire::FetchRequest {
+        max_wait_ms: 500,
+        min_bytes: 1,
+        max_bytes: 50 << 20,
+        partitions,
+    };
+    let wanted = request(vec![partition(0, 5), partition(1, 9)]);
+    let rotated = request(vec![partition(1, 9), partition(0, 5)]);
+    assert!(asks_the_same(&rotated, &wanted));
+    let moved_on = request(vec![partition(1, 9), partition(0, 6)]);
+    assert!(!asks_the_same(&moved_on, &wanted));
+    let fewer = request(vec![partition(0, 5)]);
+    assert!(!asks_the_same(&fewer, &wanted));
+}
