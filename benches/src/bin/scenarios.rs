@@ -97,14 +97,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("scenarios: {}", prefault.describe());
         environment.prefault = Some(prefault.describe());
     }
-    let (iperf3, dd) = measure_limits(&data_root, args.skip_limits)?;
+    let (iperf3, disk) = measure_limits(&data_root, args.skip_limits)?;
     let config = RunConfig {
         strata,
         broker,
         data_root,
         timing: Timing::new(args.quick),
     };
-    let reference = Reference::new(&iperf3, &dd);
+    let reference = Reference::new(&iperf3, &disk);
     let mut records = Vec::new();
     for session in &sessions {
         for &flush in session.flushes {
@@ -119,9 +119,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         interrupted: interrupt::requested(),
         timing: config.timing,
         environment,
+        checks: checks::checks(&records, reference),
         iperf3,
-        dd,
-        checks: checks::checks(&records),
+        dd: disk.dd,
+        page_cache_write: disk.page_cache_write,
+        disk_read: disk.disk_read,
         sessions: records,
     };
     println!("{}", report.markdown());
@@ -131,11 +133,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// iperf3 then dd, in a scratch dir under the data root that is deleted afterwards.
-fn measure_limits(data_root: &Path, skip: bool) -> anyhow::Result<(limits::Limit, limits::Limit)> {
+/// iperf3 then the disk's limits, in a scratch dir under the data root that is deleted
+/// afterwards.
+fn measure_limits(
+    data_root: &Path,
+    skip: bool,
+) -> anyhow::Result<(limits::Limit, limits::DiskLimits)> {
     if skip {
-        let skipped = || limits::Limit::skipped();
-        return Ok((skipped(), skipped()));
+        return Ok((limits::Limit::skipped(), limits::DiskLimits::skipped()));
     }
     let scratch = data_root.join(format!("strata-scenarios-limits-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
@@ -143,10 +148,18 @@ fn measure_limits(data_root: &Path, skip: bool) -> anyhow::Result<(limits::Limit
     let iperf3 = limits::iperf3(&scratch);
     eprintln!("scenarios: iperf3: {}", limits::describe(&iperf3));
     eprintln!("scenarios: dd to {} …", scratch.display());
-    let dd = limits::dd(&scratch);
-    eprintln!("scenarios: dd: {}", limits::describe(&dd));
+    let disk = limits::disk(&scratch);
+    eprintln!("scenarios: dd, fdatasync: {}", limits::describe(&disk.dd));
+    eprintln!(
+        "scenarios: dd, O_DIRECT read: {}",
+        limits::describe(&disk.disk_read)
+    );
+    eprintln!(
+        "scenarios: dd, page cache: {}",
+        limits::describe(&disk.page_cache_write)
+    );
     std::fs::remove_dir_all(&scratch).with_context(|| format!("deleting {}", scratch.display()))?;
-    Ok((iperf3, dd))
+    Ok((iperf3, disk))
 }
 
 fn own_dir() -> anyhow::Result<PathBuf> {

@@ -1,6 +1,7 @@
 //! The machine's raw limits, measured in the same sitting as the scenarios: loopback TCP
-//! with one `iperf3` stream, and sequential disk writes with `dd … conv=fdatasync` on the
-//! data root (the disk the brokers write to).
+//! with one `iperf3` stream; on the data root (the disk the brokers write to), sequential
+//! writes with `dd … conv=fdatasync`, the same files read back with `O_DIRECT`, and `dd`
+//! into the page cache without a sync.
 //!
 //! Units: MiB/s (2^20 bytes), like the bench's MB/s, so ratios compare like with like.
 //! A missing tool or a failed run is recorded, never fatal.
@@ -134,34 +135,105 @@ fn received_bits_per_second(report: &Value) -> Option<f64> {
         .or_else(|| end["sum_sent"]["bits_per_second"].as_f64())
 }
 
-/// `dd` of 2 GiB with an fdatasync at the end, `DD_RUNS` times; the file is deleted after
-/// each run.
-pub fn dd(data_root: &Path) -> Limit {
-    let file = data_root.join(format!("strata-ddtest-{}", std::process::id()));
-    let command = format!(
-        "dd if=/dev/zero of={} bs=1M count={DD_COUNT_MIB} conv=fdatasync",
-        file.display()
-    );
-    if !on_path("dd") {
-        return Limit::without_figure(command, "not installed".to_owned());
-    }
-    let runs = (0..DD_RUNS)
-        .map(|_| {
-            let result = dd_run(data_root, &file);
-            let _ = std::fs::remove_file(&file);
-            result
-        })
-        .collect();
-    Limit::from_runs(command, runs)
+/// The disk's and the page cache's limits, measured together on the data root.
+#[derive(Debug, Clone)]
+pub struct DiskLimits {
+    /// `dd … conv=fdatasync`: sequential writes that reach the disk.
+    pub dd: Limit,
+    /// `dd` without a sync: how fast this machine fills new page-cache pages, the ceiling of
+    /// a `flush = interval` log that keeps what it writes in the page cache.
+    pub page_cache_write: Limit,
+    /// `dd iflag=direct` of the fdatasync runs' files: how fast data that is not in the page
+    /// cache comes back from the disk.
+    pub disk_read: Limit,
 }
 
-fn dd_run(data_root: &Path, file: &Path) -> anyhow::Result<f64> {
+impl DiskLimits {
+    pub fn skipped() -> DiskLimits {
+        DiskLimits {
+            dd: Limit::skipped(),
+            page_cache_write: Limit::skipped(),
+            disk_read: Limit::skipped(),
+        }
+    }
+}
+
+/// `DD_RUNS` runs each of: 2 GiB with an fdatasync at the end, the same files read back
+/// with `O_DIRECT`, and 2 GiB into the page cache without a sync. Every run writes a new
+/// file and the files are deleted only at the end, so no run reuses the pages a previous
+/// run freed a moment earlier (on VMs that hand freed memory back to the host, that reuse
+/// is several times faster than a page the host must back again, and a broker that
+/// appends never gets it).
+pub fn disk(data_root: &Path) -> DiskLimits {
+    let named = |kind: &str, run: &str| {
+        data_root.join(format!("strata-ddtest-{}-{kind}-{run}", std::process::id()))
+    };
+    let file = |kind: &str, run: usize| named(kind, &run.to_string());
+    let shown = |kind: &str| named(kind, "N").display().to_string();
+    let dd_command = format!(
+        "dd if=/dev/zero of={} bs=1M count={DD_COUNT_MIB} conv=fdatasync",
+        shown("sync")
+    );
+    let read_command = format!("dd if={} of=/dev/null bs=1M iflag=direct", shown("sync"));
+    let cache_command = format!(
+        "dd if=/dev/zero of={} bs=1M count={DD_COUNT_MIB}",
+        shown("cache")
+    );
+    if !on_path("dd") {
+        let missing = |command: String| Limit::without_figure(command, "not installed".to_owned());
+        return DiskLimits {
+            dd: missing(dd_command),
+            page_cache_write: missing(cache_command),
+            disk_read: missing(read_command),
+        };
+    }
+    let size = format!("count={DD_COUNT_MIB}");
+    let runs = |kind: &str, args: &[&str]| -> anyhow::Result<Vec<f64>> {
+        (0..DD_RUNS)
+            .map(|run| {
+                let path = file(kind, run);
+                let mut with_file = args.to_vec();
+                let of = format!("of={}", path.display());
+                with_file.push(&of);
+                dd_run(data_root, &with_file)
+            })
+            .collect()
+    };
+    let dd = Limit::from_runs(
+        dd_command,
+        runs("sync", &["if=/dev/zero", "bs=1M", &size, "conv=fdatasync"]),
+    );
+    let disk_read = Limit::from_runs(
+        read_command,
+        (0..DD_RUNS)
+            .map(|run| {
+                let input = format!("if={}", file("sync", run).display());
+                dd_run(
+                    data_root,
+                    &[&input, "of=/dev/null", "bs=1M", "iflag=direct"],
+                )
+            })
+            .collect(),
+    );
+    let page_cache_write = Limit::from_runs(
+        cache_command,
+        runs("cache", &["if=/dev/zero", "bs=1M", &size]),
+    );
+    for kind in ["sync", "cache"] {
+        for run in 0..DD_RUNS {
+            let _ = std::fs::remove_file(file(kind, run));
+        }
+    }
+    DiskLimits {
+        dd,
+        page_cache_write,
+        disk_read,
+    }
+}
+
+fn dd_run(data_root: &Path, args: &[&str]) -> anyhow::Result<f64> {
     let mut command = Command::new("dd");
-    command
-        .arg("if=/dev/zero")
-        .arg(format!("of={}", file.display()))
-        .args(["bs=1M", &format!("count={DD_COUNT_MIB}"), "conv=fdatasync"])
-        .env("LC_ALL", "C");
+    command.args(args).env("LC_ALL", "C");
     let finished = run_captured(command, "dd", data_root, Duration::from_secs(600))?;
     if !finished.status.is_some_and(|status| status.success()) {
         bail!("dd failed: {}", finished.stderr.trim());

@@ -24,6 +24,8 @@ pub struct Report {
     pub environment: Environment,
     pub iperf3: Limit,
     pub dd: Limit,
+    pub page_cache_write: Limit,
+    pub disk_read: Limit,
     pub sessions: Vec<SessionRecord>,
     pub checks: Vec<Check>,
 }
@@ -54,7 +56,12 @@ impl Report {
             self.timing.duration.as_secs(),
             self.timing.warmup.as_secs()
         );
-        out.push_str(&limits_table(&self.iperf3, &self.dd));
+        out.push_str(&limits_table(&[
+            ("loopback TCP, 1 stream (iperf3)", &self.iperf3),
+            ("disk write (dd, fdatasync)", &self.dd),
+            ("disk read (dd, O_DIRECT)", &self.disk_read),
+            ("page-cache write (dd, no sync)", &self.page_cache_write),
+        ]));
         out.push('\n');
         out.push_str(&rows_table(&self.sessions));
         if !self.checks.is_empty() {
@@ -65,14 +72,11 @@ impl Report {
     }
 }
 
-fn limits_table(iperf3: &Limit, dd: &Limit) -> String {
+fn limits_table(limits: &[(&str, &Limit)]) -> String {
     let mut out = String::from(
         "| limit | MiB/s (median) | runs | status | command |\n|---|---|---|---|---|\n",
     );
-    for (name, limit) in [
-        ("loopback TCP, 1 stream (iperf3)", iperf3),
-        ("disk write (dd, fdatasync)", dd),
-    ] {
+    for &(name, limit) in limits {
         let runs: Vec<String> = limit
             .runs_mib_per_sec
             .iter()
@@ -92,8 +96,8 @@ fn limits_table(iperf3: &Limit, dd: &Limit) -> String {
 
 fn rows_table(sessions: &[SessionRecord]) -> String {
     let mut out = String::from(
-        "| scenario | flush | prod/cons | partitions | record B | records/s | MB/s | publish p99 ms | e2e p99 ms | broker CPU s/GiB | ÷ iperf3 | ÷ dd | note |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | flush | prod/cons | partitions | record B | records/s | MB/s | publish p99 ms | e2e p99 ms | broker CPU s/GiB | ÷ iperf3 | ÷ dd | ÷ page cache | note |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in sessions.iter().flat_map(|record| &record.rows) {
         let _ = writeln!(out, "{}", row_line(row));
@@ -118,7 +122,7 @@ fn row_line(row: &Row) -> String {
     }
     name.push(')');
     format!(
-        "| {name} | {} | {clients} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        "| {name} | {} | {clients} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
         row.flush.name(),
         step.partitions,
         step.record_size_bytes,
@@ -129,6 +133,7 @@ fn row_line(row: &Row) -> String {
         cell(row.broker_cpu_seconds_per_gib, 2),
         cell(row.ratio_to_iperf3, 2),
         cell(row.ratio_to_dd, 2),
+        cell(row.ratio_to_page_cache, 2),
         [row.error.clone(), row.host_note()]
             .into_iter()
             .flatten()
@@ -140,17 +145,18 @@ fn row_line(row: &Row) -> String {
 
 fn checks_table(checks: &[Check]) -> String {
     let mut out = String::from(
-        "| issue 4 acceptance | row | measured | target | verdict |\n|---|---|---|---|---|\n",
+        "| issue 4 acceptance | row | measured | target | verdict | the machine |\n|---|---|---|---|---|---|\n",
     );
     for check in checks {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             check.criterion,
             check.row,
             cell(check.measured, 2),
             check.target,
-            check.verdict
+            check.verdict,
+            check.machine.as_deref().unwrap_or("")
         );
     }
     out

@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::bench::{self, BenchRun};
 use super::broker::BrokerProcess;
 use super::interrupt;
-use super::limits::Limit;
+use super::limits::{DiskLimits, Limit};
 use super::plan::{Flush, Mode, Session, Step, Timing};
 use super::process::run_captured;
 use super::steal;
@@ -48,13 +48,17 @@ pub struct RunConfig {
 pub struct Reference {
     pub iperf3_mib_per_sec: Option<f64>,
     pub dd_mib_per_sec: Option<f64>,
+    pub page_cache_write_mib_per_sec: Option<f64>,
+    pub disk_read_mib_per_sec: Option<f64>,
 }
 
 impl Reference {
-    pub fn new(iperf3: &Limit, dd: &Limit) -> Reference {
+    pub fn new(iperf3: &Limit, disk: &DiskLimits) -> Reference {
         Reference {
             iperf3_mib_per_sec: iperf3.mib_per_sec,
-            dd_mib_per_sec: dd.mib_per_sec,
+            dd_mib_per_sec: disk.dd.mib_per_sec,
+            page_cache_write_mib_per_sec: disk.page_cache_write.mib_per_sec,
+            disk_read_mib_per_sec: disk.disk_read.mib_per_sec,
         }
     }
 }
@@ -74,6 +78,8 @@ pub struct Row {
     pub ratio_to_iperf3: Option<f64>,
     /// Produce MB/s ÷ median `dd` MiB/s.
     pub ratio_to_dd: Option<f64>,
+    /// Produce MB/s ÷ median MiB/s of `dd` into the page cache (no sync).
+    pub ratio_to_page_cache: Option<f64>,
     pub bench: BenchRun,
     /// Everything that went wrong in this step, the bench's own errors included.
     pub error: Option<String>,
@@ -242,6 +248,10 @@ fn run_step(
             mb_per_sec.filter(|_| unlimited && step.mode == Mode::Produce),
             reference.dd_mib_per_sec,
         ),
+        ratio_to_page_cache: ratio(
+            mb_per_sec.filter(|_| unlimited && step.mode == Mode::Produce),
+            reference.page_cache_write_mib_per_sec,
+        ),
         bench: run,
         error: (!notes.is_empty()).then(|| notes.join("; ")),
         settle_wait_seconds: Some(settled.waited.as_secs_f64()),
@@ -268,6 +278,7 @@ fn failed_row(session: &Session, flush: Flush, step: &Step, error: String) -> Ro
         broker_cpu_seconds_per_gib: None,
         ratio_to_iperf3: None,
         ratio_to_dd: None,
+        ratio_to_page_cache: None,
         bench: BenchRun::failed(String::new(), error.clone()),
         error: Some(error),
         settle_wait_seconds: None,
