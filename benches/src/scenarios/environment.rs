@@ -24,6 +24,9 @@ pub struct Environment {
     pub strata_version: Option<String>,
     /// Set when `--prefault-memory` touched the free memory before measuring.
     pub prefault: Option<String>,
+    /// The guest's free page reporting (virtio-balloon), when the kernel has it: freed
+    /// memory goes back to the host, and the next first touch of it is slow again.
+    pub free_page_reporting: Option<String>,
 }
 
 impl Environment {
@@ -65,6 +68,7 @@ impl Environment {
             git_sha: tool("git", &["rev-parse", "--short", "HEAD"], workspace),
             strata_version: tool(&strata.display().to_string(), &["--version"], data_root),
             prefault: None,
+            free_page_reporting: free_page_reporting(Path::new(PAGE_REPORTING_PARAMETERS)),
         }
     }
 
@@ -88,12 +92,40 @@ impl Environment {
             unknown(&self.strata_version),
             unknown(&self.git_sha),
         ) + &format!(
-            "- memory: {}\n",
+            "- memory: {}; free page reporting: {}\n",
             self.prefault.as_deref().unwrap_or(
                 "not prefaulted (a lazily backed VM's first touch of each page is slow)"
-            )
+            ),
+            self.free_page_reporting
+                .as_deref()
+                .unwrap_or("not in this kernel")
         )
     }
+}
+
+const PAGE_REPORTING_PARAMETERS: &str = "/sys/module/page_reporting/parameters";
+
+/// `blocks of 2 MiB (order 9), min_free_ms 0, 38.1 GiB reported so far` from the module's
+/// parameters; `None` when the kernel has no free page reporting. Parameters a kernel
+/// does not have are left out.
+fn free_page_reporting(parameters: &Path) -> Option<String> {
+    let read = |name: &str| {
+        std::fs::read_to_string(parameters.join(name))
+            .ok()
+            .map(|text| text.trim().to_owned())
+    };
+    let order: u32 = read("page_reporting_order")?.parse().ok()?;
+    let mut parts = vec![format!(
+        "blocks of {} KiB (order {order})",
+        4u64 << order.min(30)
+    )];
+    if let Some(min_free_ms) = read("min_free_ms") {
+        parts.push(format!("min_free_ms {min_free_ms}"));
+    }
+    if let Some(kib) = read("reported_kib").and_then(|kib| kib.parse::<f64>().ok()) {
+        parts.push(format!("{:.1} GiB reported so far", kib / 1024.0 / 1024.0));
+    }
+    Some(parts.join(", "))
 }
 
 fn one_line(text: &str) -> String {
@@ -160,6 +192,25 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_767_269_045), "2026-01-01T12:04:05Z");
+    }
+
+    #[test]
+    fn free_page_reporting_is_described_from_its_parameters() -> std::io::Result<()> {
+        let temp = tempfile::tempdir()?;
+        let dir = temp.path();
+        assert_eq!(free_page_reporting(dir), None);
+        std::fs::write(dir.join("page_reporting_order"), "9\n")?;
+        assert_eq!(
+            free_page_reporting(dir).as_deref(),
+            Some("blocks of 2048 KiB (order 9)")
+        );
+        std::fs::write(dir.join("min_free_ms"), "0\n")?;
+        std::fs::write(dir.join("reported_kib"), "2097152\n")?;
+        assert_eq!(
+            free_page_reporting(dir).as_deref(),
+            Some("blocks of 2048 KiB (order 9), min_free_ms 0, 2.0 GiB reported so far")
+        );
+        Ok(())
     }
 
     #[test]

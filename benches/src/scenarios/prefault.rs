@@ -8,6 +8,12 @@
 //! fresh VM measure the hypervisor, not the broker. Touching the free memory once puts the
 //! machine in the state a long-running host is in; dd and iperf3 then run on the same
 //! warmed machine, so the ratios stay fair. The report says whether it was done.
+//!
+//! It does not last on a guest with free page reporting (the report's environment says
+//! whether the kernel has it): memory the prefault gives back is handed to the host again
+//! within seconds (seen: 2 GiB in about 9 s with `min_free_ms 0`), and the next first
+//! touch is slow again. There the page-cache write limit (`limits::disk`) measures the
+//! rate an appending broker actually gets.
 
 use std::time::Instant;
 
