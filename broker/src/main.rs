@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use strata_broker::node::config::{BrokerSettings, LogFormat, ServeArgs};
+use strata_broker::node::config::{BrokerSettings, LogFormat, LogIo, ServeArgs};
 use strata_broker::node::{Limits, Node, NodeConfig};
 
 /// The Strata broker.
@@ -103,6 +103,7 @@ fn node_config(settings: &BrokerSettings) -> NodeConfig {
         retention_bytes: u64::try_from(settings.retention_bytes).ok(),
         flush: settings.flush,
         batch_bytes_max: settings.message_max_bytes.max(16 << 20),
+        direct_io: settings.log_io == LogIo::Direct,
         ..strata_broker::log::LogConfig::default()
     };
     let limits = Limits {

@@ -54,6 +54,9 @@ struct Args {
     /// Directory holding strata-broker and strata (default: this executable's directory).
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
+    /// The brokers' `--log-io`: `buffered` (the page cache, the default) or `direct`.
+    #[arg(long, value_name = "IO", default_value = "buffered", value_parser = ["buffered", "direct"])]
+    log_io: String,
 }
 
 fn main() -> ExitCode {
@@ -103,6 +106,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         broker,
         data_root,
         timing: Timing::new(args.quick),
+        log_io: args.log_io.clone(),
     };
     let reference = Reference::new(&iperf3, &disk);
     let mut records = Vec::new();
@@ -116,6 +120,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let report = Report {
         tool: "strata-scenarios",
         quick: args.quick,
+        log_io: args.log_io,
         interrupted: interrupt::requested(),
         timing: config.timing,
         environment,

@@ -39,6 +39,7 @@ impl BrokerProcess {
         data_root: &Path,
         label: &str,
         flush: Flush,
+        log_io: &str,
     ) -> anyhow::Result<Self> {
         let run_dir = new_run_dir(data_root, label)?;
         let mut broker = BrokerProcess {
@@ -54,6 +55,8 @@ impl BrokerProcess {
             .arg(broker.address.to_string())
             .arg("--flush")
             .arg(flush.broker_arg())
+            .arg("--log-io")
+            .arg(log_io)
             .env("RUST_LOG", "warn");
         let child = ChildProcess::spawn(command, "strata-broker", &broker.run_dir.join("broker"))?;
         broker.child = Some(child);

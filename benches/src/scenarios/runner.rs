@@ -41,6 +41,8 @@ pub struct RunConfig {
     pub broker: PathBuf,
     pub data_root: PathBuf,
     pub timing: Timing,
+    /// The brokers' `--log-io`.
+    pub log_io: String,
 }
 
 /// The raw limits the rows are compared with, MiB/s.
@@ -135,7 +137,13 @@ pub fn run_session(
         broker_exit: None,
         rows: Vec::new(),
     };
-    let mut broker = match BrokerProcess::start(&config.broker, &config.data_root, &label, flush) {
+    let mut broker = match BrokerProcess::start(
+        &config.broker,
+        &config.data_root,
+        &label,
+        flush,
+        &config.log_io,
+    ) {
         Ok(broker) => broker,
         Err(error) => {
             let message = format!("broker did not start: {error:#}");

@@ -68,6 +68,9 @@ pub struct LogConfig {
     /// The largest batch the log will store or believe when scanning. A length field above
     /// it is treated as damage, so it also bounds every allocation made while reading.
     pub batch_bytes_max: usize,
+    /// Write and read segment `.log` files with direct I/O, past the page cache
+    /// (`log/direct.rs`). Falls back to buffered I/O where the filesystem refuses it.
+    pub direct_io: bool,
 }
 
 impl Default for LogConfig {
@@ -81,6 +84,7 @@ impl Default for LogConfig {
             retention_bytes: None,
             flush: FlushPolicy::Always,
             batch_bytes_max: 16 << 20,
+            direct_io: false,
         }
     }
 }

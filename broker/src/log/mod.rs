@@ -22,6 +22,7 @@
 pub mod checkpoint;
 pub mod clock;
 pub mod config;
+mod direct;
 pub mod durable;
 pub mod error;
 pub mod group_commit;

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use strata_proto::types::{LeaderEpoch, Offset};
 
-use super::test_support::{open, read_all, tagged_batch};
+use super::test_support::{open, read_all, small_config, tagged_batch};
 use super::{LogConfig, ManualClock, PartitionLog, PreviousShutdown};
 
 const NOW_MS: i64 = 1_700_000_000_000;
@@ -44,6 +44,8 @@ fn config() -> LogConfig {
         index_bytes_max: 1024,
         retention_bytes: Some(1500),
         retention_ms: None,
+        // Direct I/O when the run asks for it (`test_support::small_config`).
+        direct_io: small_config().direct_io,
         ..LogConfig::default()
     }
 }

@@ -624,3 +624,74 @@ fn a_slice_of_a_sealed_segment_outlives_a_truncation_into_it() {
     );
     assert_eq!(read_all(&reopened), all);
 }
+
+#[test]
+fn direct_io_logs_read_back_survive_a_crash_and_close_without_padding() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let config = LogConfig {
+        direct_io: true,
+        ..small_config()
+    };
+    let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
+    let mut expected = Vec::new();
+    for i in 0..30 {
+        let tag = format!("d{i}");
+        log.append(&tagged_batch(&tag, 1 + i % 3, NOW_MS), LeaderEpoch(0))
+            .unwrap();
+        expected.extend((0..1 + i % 3).map(|j| format!("{tag}-{j}")));
+    }
+    let values = |log: &super::PartitionLog| -> Vec<String> {
+        read_all(log)
+            .into_iter()
+            .map(|(_, value)| String::from_utf8(value).unwrap())
+            .collect()
+    };
+    assert_eq!(values(&log), expected);
+    let segments = || {
+        let mut logs: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+            .collect();
+        logs.sort();
+        logs
+    };
+    assert!(segments().len() > 2, "the test rolls segments");
+    // Sealed segments hold exactly their batches, no padding.
+    let segment_count = segments().len();
+    for sealed in &segments()[..segment_count - 1] {
+        assert_batches_fill(&std::fs::read(sealed).unwrap());
+    }
+
+    drop(log); // a crash: the padding, if any, is cut as padding, not as a torn tail
+    let log = open(dir.path(), &config, &clock, PreviousShutdown::Crashed);
+    assert_eq!(log.recovery_report().truncated_bytes, 0);
+    assert_eq!(values(&log), expected);
+    log.append(&tagged_batch("after", 1, NOW_MS), LeaderEpoch(0))
+        .unwrap();
+    expected.push("after-0".to_owned());
+    assert_eq!(values(&log), expected);
+
+    log.close().unwrap();
+    drop(log);
+    // A clean close cuts the active segment's padding.
+    assert_batches_fill(&std::fs::read(segments().pop().unwrap()).unwrap());
+    let log = open(dir.path(), &config, &clock, PreviousShutdown::Clean);
+    assert_eq!(values(&log), expected);
+}
+
+/// The batches of a segment file, back to back, end exactly at the end of the file.
+fn assert_batches_fill(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        let header = BatchHeader::parse(bytes).unwrap();
+        header
+            .check_framing(LogConfig::default().batch_bytes_max)
+            .expect("a whole batch, not padding");
+        assert!(
+            header.total_bytes() <= bytes.len(),
+            "a batch runs past the end"
+        );
+        bytes = &bytes[header.total_bytes()..];
+    }
+}

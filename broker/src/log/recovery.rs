@@ -265,19 +265,28 @@ fn scan_segment(
         epochs.assign(*epoch, *start_offset);
     }
     if let ScanStop::Bad { position, reason } = scan.stop {
-        if !is_last || scan.next_offset < recovery_point {
-            return Err(LogError::Corruption {
-                path: segment.log_path().to_path_buf(),
-                position,
-                reason,
-            });
-        }
         let cut_bytes = segment.size_bytes() - scan.valid_bytes;
-        tracing::warn!(
-            path = %segment.log_path().display(), position, %reason, cut_bytes,
-            "cutting the torn tail of the active segment"
-        );
-        report.truncated_bytes += cut_bytes;
+        if segment.is_direct_padding(scan.valid_bytes)? {
+            // Not damage: the zeros a direct write leaves after the last batch (a crash
+            // came before the segment was sealed or closed). The data ends cleanly here.
+            tracing::debug!(
+                path = %segment.log_path().display(), position, cut_bytes,
+                "cutting the zero padding of direct I/O after the last batch"
+            );
+        } else {
+            if !is_last || scan.next_offset < recovery_point {
+                return Err(LogError::Corruption {
+                    path: segment.log_path().to_path_buf(),
+                    position,
+                    reason,
+                });
+            }
+            tracing::warn!(
+                path = %segment.log_path().display(), position, %reason, cut_bytes,
+                "cutting the torn tail of the active segment"
+            );
+            report.truncated_bytes += cut_bytes;
+        }
         segment.truncate_bytes(scan.valid_bytes, scan.next_offset)?;
     }
     if sealed {

@@ -36,6 +36,7 @@ use strata_proto::record::{check_stored_batch, BatchHeader, BATCH_HEADER_BYTES};
 use strata_proto::types::{LeaderEpoch, Offset};
 
 use super::config::LogConfig;
+use super::direct::{self, DirectFile};
 use super::durable;
 use super::error::{LogError, LogResult};
 use super::offset_index::OffsetIndex;
@@ -114,6 +115,9 @@ pub struct Segment {
     /// first read after sealing. Kept until a truncation replaces the file, so its presence
     /// also says that slices of this file may be alive.
     map: Mutex<Option<Bytes>>,
+    /// The `.log` opened a second time with `O_DIRECT` (`LogConfig::direct_io`): appends
+    /// and bulk reads go through it, and the file is never mapped.
+    direct: Option<DirectFile>,
 }
 
 impl Segment {
@@ -209,7 +213,13 @@ impl Segment {
                 TimeIndex::open_sealed(&time_index_path, base_offset, config.index_bytes_max)
             }
         })?;
+        let direct = if config.direct_io {
+            open_direct(&log_path)
+        } else {
+            None
+        };
         Ok(Segment {
+            direct,
             base_offset,
             log_path,
             log: Arc::new(log),
@@ -313,8 +323,14 @@ impl Segment {
         let position = self.size_bytes;
         let batch_bytes: usize = parts.iter().map(|part| part.len()).sum();
         debug_assert_eq!(batch_bytes, header.total_bytes());
-        let written = durable::write_all_vectored_at(&self.log, parts, position, &self.log_path);
+        let written = match &mut self.direct {
+            Some(direct) => direct.write(parts, position, &self.log_path),
+            None => durable::write_all_vectored_at(&self.log, parts, position, &self.log_path),
+        };
         if let Err(error) = written {
+            if let Some(direct) = &mut self.direct {
+                direct.forget_tail();
+            }
             self.log
                 .set_len(position)
                 .map_err(|source| LogError::io("cut a failed append", &self.log_path, source))?;
@@ -432,6 +448,18 @@ impl Segment {
         let wanted = (max_bytes as u64)
             .min(available)
             .max(first.total_bytes() as u64);
+        if let Some(direct) = &self.direct {
+            if start.saturating_add(wanted) > self.size_bytes {
+                return Err(LogError::io(
+                    "read batches",
+                    &self.log_path,
+                    std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+                ));
+            }
+            let bytes = direct.read(start, wanted as usize, &self.log_path)?;
+            let end = segment_map::whole_batches_len(&bytes, upper_bound);
+            return Ok(Some(bytes.slice(..end)));
+        }
         if let Some(whole) = self.sealed_map()? {
             if start.saturating_add(wanted) > whole.len() as u64 {
                 // What `read_exact_at` reports for a batch cut short by the end of the file.
@@ -608,6 +636,26 @@ impl Segment {
         Ok(())
     }
 
+    /// Whether the bytes from `position` to the end of the file are what a direct write
+    /// leaves after the last batch: the file ends on a block boundary, and the bytes are
+    /// fewer than a block and all zero. Recovery cuts those without calling them a torn
+    /// tail. (A torn buffered write ends anywhere; the leading zero bytes of a batch's
+    /// base offset alone do not look like padding unless they end exactly on a block.)
+    pub fn is_direct_padding(&self, position: u64) -> LogResult<bool> {
+        let block = direct::BLOCK as u64;
+        let Some(len) = self.size_bytes.checked_sub(position) else {
+            return Ok(false);
+        };
+        if len == 0 || len >= block || !self.size_bytes.is_multiple_of(block) {
+            return Ok(false);
+        }
+        let mut bytes = vec![0u8; len as usize];
+        self.log
+            .read_exact_at(&mut bytes, position)
+            .map_err(|source| LogError::io("read the end of a segment", &self.log_path, source))?;
+        Ok(bytes.iter().all(|byte| *byte == 0))
+    }
+
     /// Checks that the indexes agree with the file (used on segments that are not scanned).
     pub fn check_indexes(&self) -> LogResult<()> {
         self.index.sanity_check(self.size_bytes)?;
@@ -627,6 +675,9 @@ impl Segment {
             self.log
                 .set_len(valid_bytes)
                 .map_err(|source| LogError::io("truncate segment", &self.log_path, source))?;
+        }
+        if let Some(direct) = &mut self.direct {
+            direct.forget_tail();
         }
         self.size_bytes = valid_bytes;
         self.next_offset = next_offset;
@@ -672,6 +723,7 @@ impl Segment {
         }
         self.index.trim()?;
         self.time_index.trim()?;
+        self.cut_direct_padding()?;
         durable::sync_file(&self.log, &self.log_path)?;
         self.sealed = true;
         Ok(())
@@ -695,7 +747,20 @@ impl Segment {
     pub fn close(&mut self) -> LogResult<()> {
         self.index.trim()?;
         self.time_index.trim()?;
+        self.cut_direct_padding()?;
         self.sync()
+    }
+
+    /// Cuts the zero padding that direct writes leave after the last batch (sealing and a
+    /// clean close leave the file exactly as long as its batches). The caller fsyncs.
+    fn cut_direct_padding(&mut self) -> LogResult<()> {
+        if let Some(direct) = &mut self.direct {
+            direct.forget_tail();
+            self.log
+                .set_len(self.size_bytes)
+                .map_err(|source| LogError::io("cut direct I/O padding", &self.log_path, source))?;
+        }
+        Ok(())
     }
 
     /// Deletes the three files. The caller fsyncs the directory.
@@ -710,6 +775,22 @@ impl Segment {
         time_index.delete()?;
         fs::remove_file(&log_path)
             .map_err(|source| LogError::io("delete segment", &log_path, source))
+    }
+}
+
+/// The `.log` opened for direct I/O, or `None` (buffered I/O) where the filesystem refuses
+/// `O_DIRECT` (tmpfs, some network filesystems), which is logged once per segment.
+fn open_direct(log_path: &Path) -> Option<DirectFile> {
+    match direct::open(log_path) {
+        Ok(file) => Some(DirectFile::new(file)),
+        Err(error) => {
+            tracing::warn!(
+                path = %log_path.display(),
+                %error,
+                "direct I/O is not available for this segment; using the page cache"
+            );
+            None
+        }
     }
 }
 

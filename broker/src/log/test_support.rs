@@ -68,12 +68,14 @@ pub fn read_all(log: &PartitionLog) -> Vec<(Offset, Vec<u8>)> {
     out
 }
 
-/// A small-segment configuration so tests roll often.
+/// A small-segment configuration so tests roll often. With `STRATA_TEST_LOG_IO=direct`
+/// in the environment the logs use direct I/O (`.ci/run` runs the log tests both ways).
 pub fn small_config() -> LogConfig {
     LogConfig {
         segment_bytes: 1024,
         index_interval_bytes: 128,
         index_bytes_max: 4096,
+        direct_io: std::env::var("STRATA_TEST_LOG_IO").is_ok_and(|io| io == "direct"),
         ..LogConfig::default()
     }
 }

@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Largest record batch accepted, in bytes.
     #[arg(long, env = "STRATA_MESSAGE_MAX_BYTES")]
     pub message_max_bytes: Option<usize>,
+    /// How partition logs are written and read: `buffered` (through the page cache) or
+    /// `direct` (`O_DIRECT`, past it; see docs/ARCHITECTURE.md "Direct I/O").
+    #[arg(long, env = "STRATA_LOG_IO")]
+    pub log_io: Option<String>,
     /// Log output: `text` or `json`.
     #[arg(long, env = "STRATA_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -84,6 +88,7 @@ struct FileConfig {
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
     message_max_bytes: Option<usize>,
+    log_io: Option<String>,
     log_format: Option<String>,
 }
 
@@ -139,6 +144,7 @@ pub struct BrokerSettings {
     pub retention_ms: i64,
     pub retention_bytes: i64,
     pub message_max_bytes: usize,
+    pub log_io: LogIo,
     pub log_format: LogFormat,
     sources: BTreeMap<&'static str, Source>,
 }
@@ -157,6 +163,37 @@ impl FromStr for LogFormat {
             "text" => Ok(LogFormat::Text),
             "json" => Ok(LogFormat::Json),
             other => Err(format!("expected \"text\" or \"json\", not {other:?}")),
+        }
+    }
+}
+
+/// How partition logs reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogIo {
+    /// Through the page cache (Kafka's way).
+    Buffered,
+    /// With `O_DIRECT`, past the page cache.
+    Direct,
+}
+
+impl LogIo {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogIo::Buffered => "buffered",
+            LogIo::Direct => "direct",
+        }
+    }
+}
+
+impl FromStr for LogIo {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "buffered" => Ok(LogIo::Buffered),
+            "direct" => Ok(LogIo::Direct),
+            other => Err(format!(
+                "expected \"buffered\" or \"direct\", not {other:?}"
+            )),
         }
     }
 }
@@ -285,6 +322,13 @@ impl BrokerSettings {
             file.message_max_bytes,
             1 << 20,
         );
+        let log_io_text = merger.pick(
+            "log_io",
+            "log_io",
+            args.log_io.clone(),
+            file.log_io,
+            "buffered".to_owned(),
+        );
         let log_format_text = merger.pick(
             "log_format",
             "log_format",
@@ -305,6 +349,9 @@ impl BrokerSettings {
                 .map_err(|error: crate::log::config::InvalidFlushPolicy| {
                     invalid(&merger, "flush", error.to_string())
                 })?;
+        let log_io = log_io_text
+            .parse()
+            .map_err(|reason| invalid(&merger, "log_io", reason))?;
         let log_format = log_format_text
             .parse()
             .map_err(|reason| invalid(&merger, "log_format", reason))?;
@@ -363,6 +410,7 @@ impl BrokerSettings {
             retention_ms,
             retention_bytes,
             message_max_bytes,
+            log_io,
             log_format,
             sources: merger.sources,
         })
@@ -390,6 +438,7 @@ impl BrokerSettings {
         line("retention_ms", self.retention_ms.to_string());
         line("retention_bytes", self.retention_bytes.to_string());
         line("message_max_bytes", self.message_max_bytes.to_string());
+        line("log_io", format!("{:?}", self.log_io.name()));
         line(
             "log_format",
             format!(
