@@ -465,3 +465,52 @@ impl BrokerSettings {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use clap::{Args as _, FromArgMatches as _};
+
+    use super::*;
+
+    fn load(flags: &[&str], file: Option<&str>) -> Result<BrokerSettings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut argv = vec!["strata-broker".to_owned()];
+        argv.extend(flags.iter().map(|flag| (*flag).to_owned()));
+        if let Some(text) = file {
+            let path = dir.path().join("broker.toml");
+            std::fs::write(&path, text).unwrap();
+            argv.push("--config".to_owned());
+            argv.push(path.display().to_string());
+        }
+        let matches = ServeArgs::augment_args(clap::Command::new("strata-broker"))
+            .try_get_matches_from(argv)
+            .unwrap();
+        let args = ServeArgs::from_arg_matches(&matches).unwrap();
+        BrokerSettings::load(&args, &matches)
+    }
+
+    #[test]
+    fn log_io_defaults_to_buffered_and_is_taken_from_a_flag_or_the_file() {
+        assert_eq!(load(&[], None).unwrap().log_io, LogIo::Buffered);
+        let settings = load(&["--log-io", "direct"], None).unwrap();
+        assert_eq!(settings.log_io, LogIo::Direct);
+        assert!(settings
+            .to_annotated_toml()
+            .contains("log_io = \"direct\" # flag"));
+        assert_eq!(
+            load(&[], Some("log_io = \"direct\"\n")).unwrap().log_io,
+            LogIo::Direct
+        );
+    }
+
+    #[test]
+    fn an_unknown_log_io_is_refused_naming_its_source() {
+        let error = load(&[], Some("log_io = \"mmap\"\n")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "log_io (from file): expected \"buffered\" or \"direct\", not \"mmap\""
+        );
+    }
+}
