@@ -17,6 +17,9 @@
 //!   [`POOLED_BYTES_MAX`] bytes in all, none larger than [`POOLED_BUFFER_BYTES_MAX`]; a
 //!   buffer that does not fit is freed.
 //!
+//! Direct I/O (`direct.rs`) takes its aligned staging and read buffers from the same pool:
+//! it asks for a block more than it needs and uses the aligned part.
+//!
 //! Thread safety: one mutex around the free list, held only to push or pop a `Vec`.
 
 use std::sync::Mutex;

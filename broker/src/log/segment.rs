@@ -23,6 +23,11 @@
 //! The trade: a disk read error under a map is a SIGBUS that stops the process, where
 //! `pread` returns EIO to the one fetch. The indexes (here and in Kafka) take the same risk.
 //!
+//! Direct I/O (`LogConfig::direct_io`, `direct.rs`): the `.log` is opened a second time
+//! with `O_DIRECT` for the appends and the bulk reads, nothing is mapped, and the file may
+//! end in up to a block of zero padding while the segment is active; sealing and a clean
+//! close cut it, and recovery recognises it ([`Segment::is_direct_padding`]).
+//!
 //! Thread safety: a `Segment` has a single owner (the partition log's state lock). The
 //! `.log` handle is shared (`Arc<File>`) only so group commit can fsync it outside that lock.
 
