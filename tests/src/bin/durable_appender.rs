@@ -29,13 +29,19 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let data_dir = PathBuf::from(
         args.next()
-            .context("usage: durable_appender <dir> <incarnation> <threads>")?,
+            .context("usage: durable_appender <dir> <incarnation> <threads> [buffered|direct]")?,
     );
     let incarnation: u32 = args.next().context("missing incarnation")?.parse()?;
     let threads: u32 = args.next().context("missing threads")?.parse()?;
+    let direct_io = match args.next().as_deref() {
+        None | Some("buffered") => false,
+        Some("direct") => true,
+        Some(other) => anyhow::bail!("unknown I/O mode {other:?}"),
+    };
     let config = LogConfig {
         segment_bytes: 256 * 1024,
         flush: FlushPolicy::Always,
+        direct_io,
         ..LogConfig::default()
     };
     let manager = LogManager::open(&data_dir, config, Arc::new(SystemClock))?;
