@@ -440,31 +440,16 @@ impl Segment {
         upper_bound: Offset,
         first_batch: FirstBatch,
     ) -> LogResult<Option<Bytes>> {
+        if let Some(direct) = &self.direct {
+            return self.read_direct(direct, offset, max_bytes, upper_bound, first_batch);
+        }
         let Some((start, first)) = self.find_batch(offset)? else {
             return Ok(None);
         };
-        if first.next_offset() > upper_bound {
+        if !first_batch_fits(&first, max_bytes, upper_bound, first_batch) {
             return Ok(None);
         }
-        if first_batch == FirstBatch::OnlyIfItFits && first.total_bytes() > max_bytes {
-            return Ok(None);
-        }
-        let available = self.size_bytes - start;
-        let wanted = (max_bytes as u64)
-            .min(available)
-            .max(first.total_bytes() as u64);
-        if let Some(direct) = &self.direct {
-            if start.saturating_add(wanted) > self.size_bytes {
-                return Err(LogError::io(
-                    "read batches",
-                    &self.log_path,
-                    std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
-                ));
-            }
-            let bytes = direct.read(start, wanted as usize, &self.log_path)?;
-            let end = segment_map::whole_batches_len(&bytes, upper_bound);
-            return Ok(Some(bytes.slice(..end)));
-        }
+        let wanted = self.wanted_bytes(start, &first, max_bytes);
         if let Some(whole) = self.sealed_map()? {
             if start.saturating_add(wanted) > whole.len() as u64 {
                 // What `read_exact_at` reports for a batch cut short by the end of the file.
@@ -488,6 +473,98 @@ impl Segment {
             .map_err(|source| LogError::io("read batches", &self.log_path, source))?;
         let end = segment_map::whole_batches_len(buf, upper_bound);
         Ok(Some(buffer.into_bytes(end)))
+    }
+
+    /// How many bytes a read whose first batch is `first`, at `start`, takes: up to
+    /// `max_bytes` of what the segment holds from there, but always the whole first batch.
+    fn wanted_bytes(&self, start: u64, first: &BatchHeader, max_bytes: usize) -> u64 {
+        (max_bytes as u64)
+            .min(self.size_bytes - start)
+            .max(first.total_bytes() as u64)
+    }
+
+    /// [`Segment::read`] with direct I/O: one aligned read from the offset index's floor
+    /// entry, with the headers before the wanted batch walked in memory. (A buffered
+    /// header read would go to the disk here: direct writes leave nothing in the page
+    /// cache.) When that read does not hold the wanted batch's header (batches larger
+    /// than the read), the headers are walked from the file as in the buffered path.
+    fn read_direct(
+        &self,
+        direct: &DirectFile,
+        offset: Offset,
+        max_bytes: usize,
+        upper_bound: Offset,
+        first_batch: FirstBatch,
+    ) -> LogResult<Option<Bytes>> {
+        let floor = self
+            .index
+            .lookup(offset)
+            .map_or(0, |(_, position)| u64::from(position));
+        let span = (max_bytes as u64)
+            .saturating_add(self.index_interval_bytes)
+            .min(self.size_bytes.saturating_sub(floor));
+        let to_the_end = floor + span == self.size_bytes;
+        let found = if span < BATCH_HEADER_BYTES as u64 {
+            None
+        } else {
+            let bytes = direct.read(floor, span as usize, &self.log_path)?;
+            self.find_in(&bytes, floor, offset)?
+                .map(|(at, first)| (floor + at as u64, first, Some((bytes, at))))
+        };
+        let (start, first, read) = match found {
+            Some(found) => found,
+            // The read held every batch from the floor to the end: none holds `offset`.
+            None if to_the_end => return Ok(None),
+            None => match self.find_batch(offset)? {
+                Some((start, first)) => (start, first, None),
+                None => return Ok(None),
+            },
+        };
+        if !first_batch_fits(&first, max_bytes, upper_bound, first_batch) {
+            return Ok(None);
+        }
+        let wanted = self.wanted_bytes(start, &first, max_bytes) as usize;
+        if start.saturating_add(wanted as u64) > self.size_bytes {
+            return Err(LogError::io(
+                "read batches",
+                &self.log_path,
+                std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+            ));
+        }
+        let bytes = match read {
+            Some((bytes, at)) if at + wanted <= bytes.len() => bytes.slice(at..at + wanted),
+            _ => direct.read(start, wanted, &self.log_path)?,
+        };
+        let end = segment_map::whole_batches_len(&bytes, upper_bound);
+        Ok(Some(bytes.slice(..end)))
+    }
+
+    /// Walks the batch headers in `bytes` (read from file position `from`) to the first
+    /// batch whose last offset is ≥ `offset`: its position in `bytes` and its header.
+    /// `None` when `bytes` ends before that header does. Damage is corruption, as in
+    /// [`Segment::find_batch`].
+    fn find_in(
+        &self,
+        bytes: &[u8],
+        from: u64,
+        offset: Offset,
+    ) -> LogResult<Option<(usize, BatchHeader)>> {
+        let mut at = 0;
+        while let Some(header_bytes) = bytes.get(at..at + BATCH_HEADER_BYTES) {
+            let header = BatchHeader::parse(header_bytes)?;
+            header
+                .check_framing(self.batch_bytes_max)
+                .map_err(|error| LogError::Corruption {
+                    path: self.log_path.clone(),
+                    position: from + at as u64,
+                    reason: error.to_string(),
+                })?;
+            if header.last_offset() >= offset {
+                return Ok(Some((at, header)));
+            }
+            at += header.total_bytes();
+        }
+        Ok(None)
     }
 
     /// The map of a sealed segment's `.log`, made on first use; `None` for the active
@@ -781,6 +858,18 @@ impl Segment {
         fs::remove_file(&log_path)
             .map_err(|source| LogError::io("delete segment", &log_path, source))
     }
+}
+
+/// Whether a read may return `first` as its first batch: it ends below `upper_bound`, and
+/// (for the later partitions of a fetch) it fits in `max_bytes`.
+fn first_batch_fits(
+    first: &BatchHeader,
+    max_bytes: usize,
+    upper_bound: Offset,
+    first_batch: FirstBatch,
+) -> bool {
+    first.next_offset() <= upper_bound
+        && (first_batch == FirstBatch::AlwaysWhole || first.total_bytes() <= max_bytes)
 }
 
 /// The `.log` opened for direct I/O, or `None` (buffered I/O) where the filesystem refuses
