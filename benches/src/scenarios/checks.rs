@@ -166,8 +166,9 @@ pub fn checks(sessions: &[SessionRecord], reference: Reference) -> Vec<Check> {
         .collect()
 }
 
-/// `target 781 MiB/s; new page-cache pages: 610 MiB/s (dd)`: the rate a ratio target asks
-/// for, beside what the machine does at that job without a broker.
+/// `target 863 MiB/s; new page-cache pages (dd, no sync): 369 MiB/s (0.43 × the target)`:
+/// the rate a ratio target asks for, beside what the machine does at that job without a
+/// broker (`None` for e2e rows and when a limit was not measured).
 fn machine_note(mode: Mode, target_ratio: f64, reference: Reference) -> Option<String> {
     let target = target_ratio * reference.iperf3_mib_per_sec?;
     let (what, limit) = match mode {

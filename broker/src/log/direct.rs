@@ -111,7 +111,15 @@ impl DirectFile {
         let mut buffer = ReadBuffer::take(padded + BLOCK);
         let (_, staging) = aligned(buffer.as_mut_slice(), padded, path)?;
         let (head, rest) = staging.split_at_mut(keep);
-        head.copy_from_slice(self.tail.get(..keep).unwrap_or_default());
+        // `tail` holds exactly the `keep` bytes before `position` (kept or just reloaded).
+        let kept = self.tail.get(..keep).ok_or_else(|| {
+            LogError::io(
+                "append after the last block",
+                path,
+                std::io::Error::from(std::io::ErrorKind::InvalidData),
+            )
+        })?;
+        head.copy_from_slice(kept);
         let mut at = 0;
         for part in parts {
             if let Some(target) = rest.get_mut(at..at + part.len()) {
