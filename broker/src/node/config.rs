@@ -159,10 +159,23 @@ pub enum LogFormat {
 impl FromStr for LogFormat {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            other => Err(format!("expected \"text\" or \"json\", not {other:?}")),
+        parse_choice(
+            text,
+            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+        )
+    }
+}
+
+/// The value named `text` among `choices`, or an error that lists the names.
+fn parse_choice<T: Copy>(text: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    match choices.iter().find(|(name, _)| *name == text) {
+        Some((_, value)) => Ok(*value),
+        None => {
+            let names: Vec<String> = choices
+                .iter()
+                .map(|(name, _)| format!("{name:?}"))
+                .collect();
+            Err(format!("expected {}, not {text:?}", names.join(" or ")))
         }
     }
 }
@@ -177,6 +190,9 @@ pub enum LogIo {
 }
 
 impl LogIo {
+    const NAMES: [(&'static str, LogIo); 2] =
+        [("buffered", LogIo::Buffered), ("direct", LogIo::Direct)];
+
     pub fn name(self) -> &'static str {
         match self {
             LogIo::Buffered => "buffered",
@@ -188,13 +204,7 @@ impl LogIo {
 impl FromStr for LogIo {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "buffered" => Ok(LogIo::Buffered),
-            "direct" => Ok(LogIo::Direct),
-            other => Err(format!(
-                "expected \"buffered\" or \"direct\", not {other:?}"
-            )),
-        }
+        parse_choice(text, &LogIo::NAMES)
     }
 }
 
@@ -503,6 +513,19 @@ mod tests {
             load(&[], Some("log_io = \"direct\"\n")).unwrap().log_io,
             LogIo::Direct
         );
+    }
+
+    #[test]
+    fn choices_parse_by_name_and_a_wrong_one_lists_them() {
+        assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert_eq!(
+            "xml".parse::<LogFormat>(),
+            Err("expected \"text\" or \"json\", not \"xml\"".to_owned())
+        );
+        assert_eq!("direct".parse::<LogIo>(), Ok(LogIo::Direct));
+        for (name, io) in LogIo::NAMES {
+            assert_eq!(io.name(), name);
+        }
     }
 
     #[test]
