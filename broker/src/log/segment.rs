@@ -13,9 +13,9 @@
 //! A sealed segment was fsynced when it was sealed, and its indexes were trimmed to their
 //! used size; any damage found in it later is corruption, not a torn tail.
 //!
-//! Reads: a sealed segment is served from a read-only memory map of its `.log`
-//! ([`Segment::read`] returns slices of it as `Bytes`, no copy); the active segment with one
-//! positional read into a reused buffer. A slice may outlive the segment's lock and even
+//! Reads (`segment/read.rs`): a sealed segment is served from a read-only memory map of
+//! its `.log` ([`Segment::read`] returns slices of it as `Bytes`, no copy); the active
+//! segment with one positional read into a reused buffer. A slice may outlive the segment's lock and even
 //! the file's deletion (the map keeps the inode), so a mapped file is never shrunk in
 //! place: [`Segment::truncate_bytes`] on a segment that was ever mapped writes the kept
 //! prefix to a new file and renames it over the old one. Appends only ever go past the
@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use strata_proto::record::{check_stored_batch, BatchHeader, BATCH_HEADER_BYTES};
+use strata_proto::record::{check_stored_batch, BatchHeader};
 use strata_proto::types::{LeaderEpoch, Offset};
 
 use super::config::LogConfig;
@@ -45,9 +45,10 @@ use super::direct::{self, DirectFile};
 use super::durable;
 use super::error::{LogError, LogResult};
 use super::offset_index::OffsetIndex;
-use super::read_buffer::ReadBuffer;
 use super::segment_map;
 use super::time_index::TimeIndex;
+
+mod read;
 
 /// File name of a segment's file with the given extension (`log`, `index`, `timeindex`).
 pub fn segment_file_name(base_offset: Offset, extension: &str) -> String {
@@ -366,227 +367,6 @@ impl Segment {
         Ok(())
     }
 
-    /// Reads the fixed header of the batch at `position`, or `None` at the end of the file.
-    pub fn read_header_at(&self, position: u64) -> LogResult<Option<BatchHeader>> {
-        if position + BATCH_HEADER_BYTES as u64 > self.size_bytes {
-            return Ok(None);
-        }
-        let mut buf = [0u8; BATCH_HEADER_BYTES];
-        self.log
-            .read_exact_at(&mut buf, position)
-            .map_err(|source| LogError::io("read batch header", &self.log_path, source))?;
-        Ok(Some(BatchHeader::parse(&buf)?))
-    }
-
-    /// Walks batch headers from `position` to the first one `found` accepts. A length
-    /// field is never trusted to size a read before it is checked: damage found here is
-    /// reported as corruption, and the bytes are not served.
-    fn walk_headers(
-        &self,
-        mut position: u64,
-        found: impl Fn(&BatchHeader) -> bool,
-    ) -> LogResult<Option<(u64, BatchHeader)>> {
-        while let Some(header) = self.read_header_at(position)? {
-            header
-                .check_framing(self.batch_bytes_max)
-                .map_err(|error| LogError::Corruption {
-                    path: self.log_path.clone(),
-                    position,
-                    reason: error.to_string(),
-                })?;
-            if found(&header) {
-                return Ok(Some((position, header)));
-            }
-            position += header.total_bytes() as u64;
-        }
-        Ok(None)
-    }
-
-    /// The position and header of the first batch whose last offset is ≥ `offset`.
-    pub fn find_batch(&self, offset: Offset) -> LogResult<Option<(u64, BatchHeader)>> {
-        let start = self
-            .index
-            .lookup(offset)
-            .map_or(0, |(_, position)| u64::from(position));
-        self.walk_headers(start, |header| header.last_offset() >= offset)
-    }
-
-    /// The first batch whose newest timestamp is ≥ `timestamp_ms`, found by starting at
-    /// the time index's floor entry and walking headers.
-    pub fn find_batch_by_timestamp(&self, timestamp_ms: i64) -> LogResult<Option<BatchHeader>> {
-        if self.max_timestamp_ms < timestamp_ms {
-            return Ok(None);
-        }
-        let start_offset = self
-            .time_index
-            .lookup(timestamp_ms)
-            .map_or(self.base_offset, |(_, offset)| offset);
-        let Some((start, _)) = self.find_batch(start_offset)? else {
-            return Ok(None);
-        };
-        Ok(self
-            .walk_headers(start, |header| header.max_timestamp >= timestamp_ms)?
-            .map(|(_, header)| header))
-    }
-
-    /// Whole batches starting with the one holding `offset`, at most `max_bytes` (but always
-    /// the first batch, so a large batch cannot stall a reader), none ending at or beyond
-    /// `upper_bound`. One positional read into a reused buffer (`read_buffer.rs`); the
-    /// bytes are returned exactly as stored.
-    pub fn read(
-        &self,
-        offset: Offset,
-        max_bytes: usize,
-        upper_bound: Offset,
-        first_batch: FirstBatch,
-    ) -> LogResult<Option<Bytes>> {
-        if let Some(direct) = &self.direct {
-            return self.read_direct(direct, offset, max_bytes, upper_bound, first_batch);
-        }
-        let Some((start, first)) = self.find_batch(offset)? else {
-            return Ok(None);
-        };
-        if !first_batch_fits(&first, max_bytes, upper_bound, first_batch) {
-            return Ok(None);
-        }
-        let wanted = self.wanted_bytes(start, &first, max_bytes);
-        if let Some(whole) = self.sealed_map()? {
-            if start.saturating_add(wanted) > whole.len() as u64 {
-                // What `read_exact_at` reports for a batch cut short by the end of the file.
-                return Err(LogError::io(
-                    "read batches",
-                    &self.log_path,
-                    std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
-                ));
-            }
-            return Ok(Some(segment_map::read_mapped(
-                &whole,
-                start,
-                wanted,
-                upper_bound,
-            )));
-        }
-        let mut buffer = ReadBuffer::take(wanted as usize);
-        let buf = buffer.as_mut_slice();
-        self.log
-            .read_exact_at(buf, start)
-            .map_err(|source| LogError::io("read batches", &self.log_path, source))?;
-        let end = segment_map::whole_batches_len(buf, upper_bound);
-        Ok(Some(buffer.into_bytes(end)))
-    }
-
-    /// How many bytes a read whose first batch is `first`, at `start`, takes: up to
-    /// `max_bytes` of what the segment holds from there, but always the whole first batch.
-    fn wanted_bytes(&self, start: u64, first: &BatchHeader, max_bytes: usize) -> u64 {
-        (max_bytes as u64)
-            .min(self.size_bytes - start)
-            .max(first.total_bytes() as u64)
-    }
-
-    /// [`Segment::read`] with direct I/O: one aligned read from the offset index's floor
-    /// entry, with the headers before the wanted batch walked in memory. (A buffered
-    /// header read would go to the disk here: direct writes leave nothing in the page
-    /// cache.) When that read does not hold the wanted batch's header (batches larger
-    /// than the read), the headers are walked from the file as in the buffered path.
-    fn read_direct(
-        &self,
-        direct: &DirectFile,
-        offset: Offset,
-        max_bytes: usize,
-        upper_bound: Offset,
-        first_batch: FirstBatch,
-    ) -> LogResult<Option<Bytes>> {
-        let floor = self
-            .index
-            .lookup(offset)
-            .map_or(0, |(_, position)| u64::from(position));
-        let span = (max_bytes as u64)
-            .saturating_add(self.index_interval_bytes)
-            .min(self.size_bytes.saturating_sub(floor));
-        let to_the_end = floor + span == self.size_bytes;
-        let found = if span < BATCH_HEADER_BYTES as u64 {
-            None
-        } else {
-            let bytes = direct.read(floor, span as usize, &self.log_path)?;
-            self.find_in(&bytes, floor, offset)?
-                .map(|(at, first)| (floor + at as u64, first, Some((bytes, at))))
-        };
-        let (start, first, read) = match found {
-            Some(found) => found,
-            // The read held every batch from the floor to the end: none holds `offset`.
-            None if to_the_end => return Ok(None),
-            None => match self.find_batch(offset)? {
-                Some((start, first)) => (start, first, None),
-                None => return Ok(None),
-            },
-        };
-        if !first_batch_fits(&first, max_bytes, upper_bound, first_batch) {
-            return Ok(None);
-        }
-        let wanted = self.wanted_bytes(start, &first, max_bytes) as usize;
-        if start.saturating_add(wanted as u64) > self.size_bytes {
-            return Err(LogError::io(
-                "read batches",
-                &self.log_path,
-                std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
-            ));
-        }
-        let bytes = match read {
-            Some((bytes, at)) if at + wanted <= bytes.len() => bytes.slice(at..at + wanted),
-            _ => direct.read(start, wanted, &self.log_path)?,
-        };
-        let end = segment_map::whole_batches_len(&bytes, upper_bound);
-        Ok(Some(bytes.slice(..end)))
-    }
-
-    /// Walks the batch headers in `bytes` (read from file position `from`) to the first
-    /// batch whose last offset is ≥ `offset`: its position in `bytes` and its header.
-    /// `None` when `bytes` ends before that header does. Damage is corruption, as in
-    /// [`Segment::find_batch`].
-    fn find_in(
-        &self,
-        bytes: &[u8],
-        from: u64,
-        offset: Offset,
-    ) -> LogResult<Option<(usize, BatchHeader)>> {
-        let mut at = 0;
-        while let Some(header_bytes) = bytes.get(at..at + BATCH_HEADER_BYTES) {
-            let header = BatchHeader::parse(header_bytes)?;
-            header
-                .check_framing(self.batch_bytes_max)
-                .map_err(|error| LogError::Corruption {
-                    path: self.log_path.clone(),
-                    position: from + at as u64,
-                    reason: error.to_string(),
-                })?;
-            if header.last_offset() >= offset {
-                return Ok(Some((at, header)));
-            }
-            at += header.total_bytes();
-        }
-        Ok(None)
-    }
-
-    /// The map of a sealed segment's `.log`, made on first use; `None` for the active
-    /// segment (or an empty file, which cannot be mapped).
-    fn sealed_map(&self) -> LogResult<Option<Bytes>> {
-        if !self.sealed || self.size_bytes == 0 {
-            return Ok(None);
-        }
-        let mut map = self
-            .map
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(whole) = map.as_ref() {
-            if whole.len() as u64 == self.size_bytes {
-                return Ok(Some(whole.clone()));
-            }
-        }
-        let whole = segment_map::map_whole_file(&self.log, self.size_bytes, &self.log_path)?;
-        *map = Some(whole.clone());
-        Ok(Some(whole))
-    }
-
     /// Scans the whole file from byte 0, checking every batch (framing, CRC, expected base
     /// offset, leader epoch not decreasing), and rebuilds both indexes from what it finds.
     /// Stops at the first bad batch without changing the file: the caller decides whether
@@ -858,18 +638,6 @@ impl Segment {
         fs::remove_file(&log_path)
             .map_err(|source| LogError::io("delete segment", &log_path, source))
     }
-}
-
-/// Whether a read may return `first` as its first batch: it ends below `upper_bound`, and
-/// (for the later partitions of a fetch) it fits in `max_bytes`.
-fn first_batch_fits(
-    first: &BatchHeader,
-    max_bytes: usize,
-    upper_bound: Offset,
-    first_batch: FirstBatch,
-) -> bool {
-    first.next_offset() <= upper_bound
-        && (first_batch == FirstBatch::AlwaysWhole || first.total_bytes() <= max_bytes)
 }
 
 /// The `.log` opened for direct I/O, or `None` (buffered I/O) where the filesystem refuses
