@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
+use strata_benches::scenarios::broker::BrokerOptions;
 use strata_benches::scenarios::checks;
 use strata_benches::scenarios::environment::Environment;
 use strata_benches::scenarios::interrupt;
@@ -57,6 +58,9 @@ struct Args {
     /// The brokers' `--log-io`: `buffered` (the page cache, the default) or `direct`.
     #[arg(long, value_name = "IO", default_value = "buffered", value_parser = ["buffered", "direct"])]
     log_io: String,
+    /// The brokers' `--worker-threads` (default: the broker's own, one per core).
+    #[arg(long, value_name = "N")]
+    broker_worker_threads: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -106,7 +110,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         broker,
         data_root,
         timing: Timing::new(args.quick),
-        log_io: args.log_io.clone(),
+        broker_options: BrokerOptions {
+            log_io: args.log_io.clone(),
+            worker_threads: args.broker_worker_threads,
+        },
     };
     let reference = Reference::new(&iperf3, &disk);
     let mut records = Vec::new();
@@ -120,7 +127,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let report = Report {
         tool: "strata-scenarios",
         quick: args.quick,
-        log_io: args.log_io,
+        broker_options: config.broker_options.clone(),
         interrupted: interrupt::requested(),
         timing: config.timing,
         environment,

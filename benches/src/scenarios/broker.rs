@@ -32,6 +32,26 @@ pub struct BrokerProcess {
     run_dir: PathBuf,
 }
 
+/// The broker settings a run chooses, the same for every session.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BrokerOptions {
+    /// `--log-io`: `buffered` or `direct`.
+    pub log_io: String,
+    /// `--worker-threads`; `None` leaves the broker's default (one per core).
+    pub worker_threads: Option<usize>,
+}
+
+impl BrokerOptions {
+    /// The broker flags these options give, beside the data directory, listener and flush.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec!["--log-io".to_owned(), self.log_io.clone()];
+        if let Some(threads) = self.worker_threads {
+            args.extend(["--worker-threads".to_owned(), threads.to_string()]);
+        }
+        args
+    }
+}
+
 impl BrokerProcess {
     /// Starts `binary` on a new directory under `data_root` and waits until it listens.
     pub fn start(
@@ -39,7 +59,7 @@ impl BrokerProcess {
         data_root: &Path,
         label: &str,
         flush: Flush,
-        log_io: &str,
+        options: &BrokerOptions,
     ) -> anyhow::Result<Self> {
         let run_dir = new_run_dir(data_root, label)?;
         let mut broker = BrokerProcess {
@@ -55,8 +75,7 @@ impl BrokerProcess {
             .arg(broker.address.to_string())
             .arg("--flush")
             .arg(flush.broker_arg())
-            .arg("--log-io")
-            .arg(log_io)
+            .args(options.args())
             .env("RUST_LOG", "warn");
         let child = ChildProcess::spawn(command, "strata-broker", &broker.run_dir.join("broker"))?;
         broker.child = Some(child);
@@ -169,4 +188,23 @@ fn new_run_dir(data_root: &Path, label: &str) -> anyhow::Result<PathBuf> {
     ));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_threads_are_passed_only_when_chosen() {
+        let mut options = BrokerOptions {
+            log_io: "direct".to_owned(),
+            worker_threads: None,
+        };
+        assert_eq!(options.args(), ["--log-io", "direct"]);
+        options.worker_threads = Some(1);
+        assert_eq!(
+            options.args(),
+            ["--log-io", "direct", "--worker-threads", "1"]
+        );
+    }
 }

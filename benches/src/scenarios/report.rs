@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 
+use super::broker::BrokerOptions;
 use super::checks::Check;
 use super::environment::Environment;
 use super::limits::Limit;
@@ -18,8 +19,8 @@ use super::runner::{Row, SessionRecord};
 pub struct Report {
     pub tool: &'static str,
     pub quick: bool,
-    /// The brokers' `--log-io` (`buffered` or `direct`).
-    pub log_io: String,
+    /// The flags every broker got besides its directory, listener and flush.
+    pub broker_options: BrokerOptions,
     /// The user stopped the run early; only the rows measured so far are present.
     pub interrupted: bool,
     pub timing: Timing,
@@ -51,13 +52,13 @@ impl Report {
             out,
             "- timing: {} s per produce/e2e step after {} s warm-up; consume reads the whole backlog\n\
              - broker: a fresh `strata-broker --data-dir <temp> --listen 127.0.0.1:<free port> \
-             --flush interval:1000|always --log-io {}` per scenario and flush mode (RF 1)\n\
+             --flush interval:1000|always {}` per scenario and flush mode (RF 1)\n\
              - MB = MiB (2^20 B) of record values; broker CPU s/GiB = (utime + stime) during \
              the step ÷ GiB of values it moved; exact commands in the JSON \
              (`sessions[].rows[].bench.command`)\n",
             self.timing.duration.as_secs(),
             self.timing.warmup.as_secs(),
-            self.log_io
+            self.broker_options.args().join(" ")
         );
         out.push_str(&limits_table(&[
             ("loopback TCP, 1 stream (iperf3)", &self.iperf3),

@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use super::bench::{self, BenchRun};
-use super::broker::BrokerProcess;
+use super::broker::{BrokerOptions, BrokerProcess};
 use super::interrupt;
 use super::limits::{DiskLimits, Limit};
 use super::plan::{Flush, Mode, Session, Step, Timing};
@@ -41,8 +41,8 @@ pub struct RunConfig {
     pub broker: PathBuf,
     pub data_root: PathBuf,
     pub timing: Timing,
-    /// The brokers' `--log-io`.
-    pub log_io: String,
+    /// The flags every broker of the run gets.
+    pub broker_options: BrokerOptions,
 }
 
 /// The raw limits the rows are compared with, MiB/s.
@@ -142,7 +142,7 @@ pub fn run_session(
         &config.data_root,
         &label,
         flush,
-        &config.log_io,
+        &config.broker_options,
     ) {
         Ok(broker) => broker,
         Err(error) => {

@@ -57,6 +57,9 @@ pub struct ServeArgs {
     /// `direct` (`O_DIRECT`, past it; see docs/ARCHITECTURE.md "Direct I/O").
     #[arg(long, env = "STRATA_LOG_IO")]
     pub log_io: Option<String>,
+    /// Threads that serve requests (the async runtime's workers); default one per core.
+    #[arg(long, env = "STRATA_WORKER_THREADS", value_name = "N")]
+    pub worker_threads: Option<usize>,
     /// Log output: `text` or `json`.
     #[arg(long, env = "STRATA_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -89,6 +92,7 @@ struct FileConfig {
     retention_bytes: Option<i64>,
     message_max_bytes: Option<usize>,
     log_io: Option<String>,
+    worker_threads: Option<usize>,
     log_format: Option<String>,
 }
 
@@ -111,6 +115,10 @@ impl Source {
         }
     }
 }
+
+/// Most request-serving threads a broker may be given (tokio's own limit is far higher;
+/// more than this is a typo, not a machine).
+const WORKER_THREADS_MAX: usize = 1024;
 
 /// A bad setting, naming its source.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +153,7 @@ pub struct BrokerSettings {
     pub retention_bytes: i64,
     pub message_max_bytes: usize,
     pub log_io: LogIo,
+    pub worker_threads: usize,
     pub log_format: LogFormat,
     sources: BTreeMap<&'static str, Source>,
 }
@@ -339,6 +348,13 @@ impl BrokerSettings {
             file.log_io,
             "buffered".to_owned(),
         );
+        let worker_threads = merger.pick(
+            "worker_threads",
+            "worker_threads",
+            args.worker_threads,
+            file.worker_threads,
+            std::thread::available_parallelism().map_or(1, usize::from),
+        );
         let log_format_text = merger.pick(
             "log_format",
             "log_format",
@@ -367,6 +383,13 @@ impl BrokerSettings {
             .map_err(|reason| invalid(&merger, "log_format", reason))?;
         if node_id < 0 {
             return Err(invalid(&merger, "node_id", "must be ≥ 0".into()));
+        }
+        if !(1..=WORKER_THREADS_MAX).contains(&worker_threads) {
+            return Err(invalid(
+                &merger,
+                "worker_threads",
+                format!("must be between 1 and {WORKER_THREADS_MAX}"),
+            ));
         }
         if !(1024..=(1 << 31) - 1).contains(&segment_bytes) {
             return Err(invalid(
@@ -421,6 +444,7 @@ impl BrokerSettings {
             retention_bytes,
             message_max_bytes,
             log_io,
+            worker_threads,
             log_format,
             sources: merger.sources,
         })
@@ -449,6 +473,7 @@ impl BrokerSettings {
         line("retention_bytes", self.retention_bytes.to_string());
         line("message_max_bytes", self.message_max_bytes.to_string());
         line("log_io", format!("{:?}", self.log_io.name()));
+        line("worker_threads", self.worker_threads.to_string());
         line(
             "log_format",
             format!(
@@ -526,6 +551,28 @@ mod tests {
         for (name, io) in LogIo::NAMES {
             assert_eq!(io.name(), name);
         }
+    }
+
+    #[test]
+    fn worker_threads_default_to_one_per_core_and_zero_is_refused() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(load(&[], None).unwrap().worker_threads, cores);
+        let settings = load(&["--worker-threads", "1"], None).unwrap();
+        assert_eq!(settings.worker_threads, 1);
+        assert!(settings
+            .to_annotated_toml()
+            .contains("worker_threads = 1 # flag"));
+        assert_eq!(
+            load(&[], Some("worker_threads = 3\n"))
+                .unwrap()
+                .worker_threads,
+            3
+        );
+        let error = load(&[], Some("worker_threads = 0\n")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "worker_threads (from file): must be between 1 and 1024"
+        );
     }
 
     #[test]
