@@ -4,7 +4,8 @@
 //! so it is safe to run against the data directory of a live or crashed broker. Every
 //! batch is checked as recovery would check it (framing, length, CRC, contiguous offsets);
 //! the first bad batch of a file is reported with the file and byte position, and the
-//! command exits with status 1.
+//! command exits with status 1. The zero padding a direct-I/O broker leaves at the end of
+//! its active segment (docs/FORMAT.md) is reported as padding, not damage.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -106,6 +107,15 @@ fn dump_segment(path: &Path, records: bool, out: &mut impl Write) -> io::Result<
     while position < size_bytes {
         let header = match read_batch(&file, position, size_bytes, &mut buf)? {
             Ok(header) => header,
+            Err(_) if crate::log::ends_in_direct_padding(&file, position, size_bytes)? => {
+                writeln!(
+                    out,
+                    "padding: {} zero bytes at position {position} to the end of the block \
+                     (left by direct I/O; cut when the segment is sealed)",
+                    size_bytes - position
+                )?;
+                return Ok(None);
+            }
             Err(reason) => return Ok(Some(Damage { position, reason })),
         };
         if let Some(expected) = expected.filter(|expected| *expected != header.base_offset) {

@@ -112,3 +112,59 @@ fn flipped_byte_in_a_sealed_segment_is_named_with_its_position() {
             > 1
     );
 }
+
+/// The active (last) segment of `dir`, grown to `len` bytes with `fill`.
+fn extend_active_segment(dir: &Path, len: u64, fill: u8) -> std::path::PathBuf {
+    let mut segments: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "log"))
+        .collect();
+    segments.sort();
+    let active = segments.pop().unwrap();
+    let mut bytes = std::fs::read(&active).unwrap();
+    bytes.resize(len as usize, fill);
+    std::fs::write(&active, bytes).unwrap();
+    active
+}
+
+#[test]
+fn direct_io_padding_at_the_end_is_reported_as_padding_not_damage() {
+    let data = tempfile::tempdir().unwrap();
+    write_partition(data.path());
+    let dir = data.path().join("orders-0");
+    // What a direct-I/O broker killed mid-segment leaves: zeros up to the block boundary.
+    let active = extend_active_segment(&dir, 4096, 0);
+    let output = dump(&dir, false);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("padding:"), "stdout: {stdout}");
+    assert!(stdout.contains("baseOffset: 87 lastOffset: 89"));
+
+    // Zeros that do not end on a block boundary are a torn tail, as recovery sees them.
+    extend_active_segment(&dir, 4096 + 100, 0);
+    let output = dump(&dir, false);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("corrupt batch in {}", active.display())),
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
+fn non_zero_bytes_after_the_last_batch_are_damage_even_on_a_block_boundary() {
+    let data = tempfile::tempdir().unwrap();
+    write_partition(data.path());
+    let dir = data.path().join("orders-0");
+    extend_active_segment(&dir, 4096, 0xff);
+    let output = dump(&dir, false);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(!String::from_utf8(output.stdout)
+        .unwrap()
+        .contains("padding:"));
+}

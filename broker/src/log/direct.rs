@@ -165,6 +165,22 @@ impl DirectFile {
     }
 }
 
+/// Whether the bytes of `file` (`size_bytes` long) from `position` to its end are the
+/// padding a direct write leaves after the last batch of an active segment: the file ends
+/// on a block boundary, and they are fewer than a block and all zero.
+pub fn ends_in_padding(file: &File, position: u64, size_bytes: u64) -> std::io::Result<bool> {
+    let block = BLOCK as u64;
+    let Some(len) = size_bytes.checked_sub(position) else {
+        return Ok(false);
+    };
+    if len == 0 || len >= block || !size_bytes.is_multiple_of(block) {
+        return Ok(false);
+    }
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, position)?;
+    Ok(bytes.iter().all(|byte| *byte == 0))
+}
+
 /// Reads into `buf` at `position` until at least `needed` bytes came (the file may end
 /// inside the last block); fewer is `UnexpectedEof`.
 fn read_at_least(

@@ -39,6 +39,7 @@ pub mod time_index;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FlushPolicy, LogConfig};
+pub use direct::ends_in_padding as ends_in_direct_padding;
 pub use error::{LogError, LogResult};
 pub use manager::{BackgroundTasks, LogManager, TopicPartition};
 pub use partition_log::{AppendInfo, PartitionLog, ReadResult, RetentionOutcome};

@@ -504,18 +504,8 @@ impl Segment {
     /// tail. (A torn buffered write ends anywhere; the leading zero bytes of a batch's
     /// base offset alone do not look like padding unless they end exactly on a block.)
     pub fn is_direct_padding(&self, position: u64) -> LogResult<bool> {
-        let block = direct::BLOCK as u64;
-        let Some(len) = self.size_bytes.checked_sub(position) else {
-            return Ok(false);
-        };
-        if len == 0 || len >= block || !self.size_bytes.is_multiple_of(block) {
-            return Ok(false);
-        }
-        let mut bytes = vec![0u8; len as usize];
-        self.log
-            .read_exact_at(&mut bytes, position)
-            .map_err(|source| LogError::io("read the end of a segment", &self.log_path, source))?;
-        Ok(bytes.iter().all(|byte| *byte == 0))
+        direct::ends_in_padding(&self.log, position, self.size_bytes)
+            .map_err(|source| LogError::io("read the end of a segment", &self.log_path, source))
     }
 
     /// Checks that the indexes agree with the file (used on segments that are not scanned).
