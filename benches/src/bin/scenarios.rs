@@ -20,6 +20,7 @@ use strata_benches::scenarios::broker::BrokerOptions;
 use strata_benches::scenarios::checks;
 use strata_benches::scenarios::environment::Environment;
 use strata_benches::scenarios::interrupt;
+use strata_benches::scenarios::latency::LatencyFloors;
 use strata_benches::scenarios::limits;
 use strata_benches::scenarios::plan::{self, Timing};
 use strata_benches::scenarios::prefault;
@@ -104,7 +105,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("scenarios: {}", prefault.describe());
         environment.prefault = Some(prefault.describe());
     }
-    let (iperf3, disk) = measure_limits(&data_root, args.skip_limits)?;
+    let (iperf3, disk, latency) = measure_limits(&data_root, args.skip_limits)?;
     let config = RunConfig {
         strata,
         broker,
@@ -115,7 +116,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             worker_threads: args.broker_worker_threads,
         },
     };
-    let reference = Reference::new(&iperf3, &disk);
+    let reference = Reference::new(&iperf3, &disk, &latency);
     let mut records = Vec::new();
     for session in &sessions {
         for &flush in session.flushes {
@@ -135,6 +136,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         iperf3,
         dd: disk.dd,
         page_cache_write: disk.page_cache_write,
+        latency,
         disk_read: disk.disk_read,
         sessions: records,
     };
@@ -150,9 +152,13 @@ fn run(args: Args) -> anyhow::Result<()> {
 fn measure_limits(
     data_root: &Path,
     skip: bool,
-) -> anyhow::Result<(limits::Limit, limits::DiskLimits)> {
+) -> anyhow::Result<(limits::Limit, limits::DiskLimits, LatencyFloors)> {
     if skip {
-        return Ok((limits::Limit::skipped(), limits::DiskLimits::skipped()));
+        return Ok((
+            limits::Limit::skipped(),
+            limits::DiskLimits::skipped(),
+            LatencyFloors::skipped(),
+        ));
     }
     let scratch = data_root.join(format!("strata-scenarios-limits-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
@@ -170,8 +176,15 @@ fn measure_limits(
         "scenarios: dd, page cache: {}",
         limits::describe(&disk.page_cache_write)
     );
+    eprintln!("scenarios: latency floors (sockperf round trip, fio fdatasync) …");
+    let latency = LatencyFloors::measure(&scratch);
+    eprintln!(
+        "scenarios: round trip: {}; fdatasync: {}",
+        latency.round_trip.describe(),
+        latency.fdatasync.describe()
+    );
     std::fs::remove_dir_all(&scratch).with_context(|| format!("deleting {}", scratch.display()))?;
-    Ok((iperf3, disk))
+    Ok((iperf3, disk, latency))
 }
 
 fn own_dir() -> anyhow::Result<PathBuf> {

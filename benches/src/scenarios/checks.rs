@@ -159,7 +159,8 @@ pub fn checks(sessions: &[SessionRecord], reference: Reference) -> Vec<Check> {
                     Figure::RatioToIperf3AtLeast => {
                         machine_note(row.step.mode, line.target, reference)
                     }
-                    Figure::E2eP99MsAtMost | Figure::RecordsPerSecAtLeast => None,
+                    Figure::E2eP99MsAtMost => latency_note(line.flush, line.target, reference),
+                    Figure::RecordsPerSecAtLeast => None,
                 },
             })
         })
@@ -183,6 +184,24 @@ fn machine_note(mode: Mode, target_ratio: f64, reference: Reference) -> Option<S
         "target {target:.0} MiB/s; {what}: {limit:.0} MiB/s ({:.2} × the target)",
         limit / target
     ))
+}
+
+/// `loopback round trip p99 (sockperf, 1000 B): 0.62 ms (0.62 × the limit)`, and under
+/// `flush = always` the p99 of a 4 KiB fdatasync too: the floors an e2e p99 stands on,
+/// beside the limit it must meet (`None` when the round trip was not measured).
+fn latency_note(flush: Flush, limit_ms: f64, reference: Reference) -> Option<String> {
+    let round_trip = reference.round_trip_p99_ms?;
+    let mut note = format!(
+        "loopback round trip p99 (sockperf, 1000 B): {round_trip:.2} ms ({:.2} × the limit)",
+        round_trip / limit_ms
+    );
+    if let (Flush::Always, Some(sync)) = (flush, reference.fdatasync_p99_ms) {
+        note.push_str(&format!(
+            "; 4 KiB fdatasync p99 (fio): {sync:.2} ms ({:.2} × the limit)",
+            sync / limit_ms
+        ));
+    }
+    Some(note)
 }
 
 /// A verdict measured while the host stole CPU says so.
@@ -248,6 +267,8 @@ mod tests {
             dd_mib_per_sec: Some(900.0),
             page_cache_write_mib_per_sec: Some(560.0),
             disk_read_mib_per_sec: Some(1000.0),
+            round_trip_p99_ms: None,
+            fdatasync_p99_ms: None,
         };
         assert_eq!(
             machine_note(Mode::Produce, 0.35, reference).as_deref(),
@@ -263,6 +284,27 @@ mod tests {
         };
         assert_eq!(machine_note(Mode::Produce, 0.35, unmeasured), None);
         assert_eq!(machine_note(Mode::E2e, 0.35, reference), None);
+    }
+
+    #[test]
+    fn e2e_lines_name_the_round_trip_and_under_always_the_fdatasync() {
+        let reference = Reference {
+            round_trip_p99_ms: Some(0.62),
+            fdatasync_p99_ms: Some(0.84),
+            ..Reference::default()
+        };
+        assert_eq!(
+            latency_note(Flush::Interval, 1.0, reference).as_deref(),
+            Some("loopback round trip p99 (sockperf, 1000 B): 0.62 ms (0.62 × the limit)")
+        );
+        assert_eq!(
+            latency_note(Flush::Always, 3.0, reference).as_deref(),
+            Some(
+                "loopback round trip p99 (sockperf, 1000 B): 0.62 ms (0.21 × the limit); \
+                 4 KiB fdatasync p99 (fio): 0.84 ms (0.28 × the limit)"
+            )
+        );
+        assert_eq!(latency_note(Flush::Always, 3.0, Reference::default()), None);
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! - [`bench`](mod@bench): one `strata bench` command line, run with a deadline, its JSON read.
 //! - [`runner`]: a session's steps against its broker, with broker CPU per GiB.
 //! - [`limits`]: `iperf3` loopback and `dd … conv=fdatasync` figures.
+//! - [`latency`]: the e2e rows' floors: a loopback round trip (`sockperf`) and a 4 KiB
+//!   `fdatasync` (`fio`).
 //! - [`environment`]: cores, memory, kernel, disk, git sha.
 //! - [`report`]: the markdown tables and the JSON document.
 //! - [`checks`]: issue 4's acceptance lines judged on the rows.
@@ -27,6 +29,7 @@ pub mod broker;
 pub mod checks;
 pub mod environment;
 pub mod interrupt;
+pub mod latency;
 pub mod limits;
 pub mod plan;
 pub mod prefault;

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use super::broker::BrokerOptions;
 use super::checks::Check;
 use super::environment::Environment;
+use super::latency::{LatencyFloors, LatencyLimit};
 use super::limits::Limit;
 use super::plan::{Mode, Timing};
 use super::runner::{Row, SessionRecord};
@@ -29,6 +30,8 @@ pub struct Report {
     pub dd: Limit,
     pub page_cache_write: Limit,
     pub disk_read: Limit,
+    /// The e2e rows' floors: loopback round trip and 4 KiB fdatasync.
+    pub latency: LatencyFloors,
     pub sessions: Vec<SessionRecord>,
     pub checks: Vec<Check>,
 }
@@ -67,6 +70,14 @@ impl Report {
             ("page-cache write (dd, no sync)", &self.page_cache_write),
         ]));
         out.push('\n');
+        out.push_str(&latency_table(&[
+            (
+                "loopback TCP round trip, 1000 B (sockperf)",
+                &self.latency.round_trip,
+            ),
+            ("4 KiB write + fdatasync (fio)", &self.latency.fdatasync),
+        ]));
+        out.push('\n');
         out.push_str(&rows_table(&self.sessions));
         if !self.checks.is_empty() {
             out.push('\n');
@@ -93,6 +104,25 @@ fn limits_table(limits: &[(&str, &Limit)]) -> String {
             runs.join(", "),
             limit.status,
             limit.command
+        );
+    }
+    out
+}
+
+fn latency_table(floors: &[(&str, &LatencyLimit)]) -> String {
+    let mut out = String::from(
+        "| latency floor | p50 ms | p99 ms | p99.9 ms | status | command |\n|---|---|---|---|---|---|\n",
+    );
+    let ms = |us: Option<f64>| cell(us.map(|us| us / 1000.0), 2);
+    for &(name, floor) in floors {
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} | {} | `{}` |",
+            ms(floor.p50_us),
+            ms(floor.p99_us),
+            ms(floor.p999_us),
+            floor.status,
+            floor.command
         );
     }
     out

@@ -20,6 +20,7 @@ use serde_json::Value;
 use super::bench::{self, BenchRun};
 use super::broker::{BrokerOptions, BrokerProcess};
 use super::interrupt;
+use super::latency::LatencyFloors;
 use super::limits::{DiskLimits, Limit};
 use super::plan::{Flush, Mode, Session, Step, Timing};
 use super::process::run_captured;
@@ -45,22 +46,28 @@ pub struct RunConfig {
     pub broker_options: BrokerOptions,
 }
 
-/// The raw limits the rows are compared with, MiB/s.
+/// The raw limits the rows are compared with: throughputs in MiB/s, latency floors in ms.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Reference {
     pub iperf3_mib_per_sec: Option<f64>,
     pub dd_mib_per_sec: Option<f64>,
     pub page_cache_write_mib_per_sec: Option<f64>,
     pub disk_read_mib_per_sec: Option<f64>,
+    /// Loopback round trip of 1000 B (sockperf), p99 ms.
+    pub round_trip_p99_ms: Option<f64>,
+    /// 4 KiB append + fdatasync (fio), p99 ms.
+    pub fdatasync_p99_ms: Option<f64>,
 }
 
 impl Reference {
-    pub fn new(iperf3: &Limit, disk: &DiskLimits) -> Reference {
+    pub fn new(iperf3: &Limit, disk: &DiskLimits, floors: &LatencyFloors) -> Reference {
         Reference {
             iperf3_mib_per_sec: iperf3.mib_per_sec,
             dd_mib_per_sec: disk.dd.mib_per_sec,
             page_cache_write_mib_per_sec: disk.page_cache_write.mib_per_sec,
             disk_read_mib_per_sec: disk.disk_read.mib_per_sec,
+            round_trip_p99_ms: floors.round_trip.p99_ms(),
+            fdatasync_p99_ms: floors.fdatasync.p99_ms(),
         }
     }
 }
