@@ -15,10 +15,20 @@
 //!   before the truncation publishes nothing, since the offsets it covered may now belong
 //!   to different bytes.
 //! - An fsync error is fatal: it is recorded, every waiter gets it, and it is never retried.
+//!
+//! Async waiters: [`GroupCommit::poll_durable`] lets a task wait for the running fsync with
+//! a `std::task::Waker` instead of a blocked thread (this module stays free of any async
+//! runtime). A poll that finds no fsync running claims the next one, so of many tasks
+//! woken by one fsync's end exactly one becomes the syncer and the rest wait again. The
+//! claimant runs [`GroupCommit::sync_claimed`] on a thread that may block; a claim given
+//! up without syncing must be [released](GroupCommit::release_claim). Every change a
+//! waiter could wait for — an fsync ending, offsets marked durable, a failure — wakes the
+//! wakers as well as the blocked threads.
 
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use strata_proto::types::Offset;
 
@@ -34,6 +44,18 @@ pub struct SyncTarget {
     pub log_end_offset: Offset,
 }
 
+/// What [`GroupCommit::poll_durable`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DurableWait {
+    /// Every offset below the target is durable.
+    Durable,
+    /// No fsync was running: this caller now owns the next one (the claim's generation),
+    /// and must run [`GroupCommit::sync_claimed`] or [`GroupCommit::release_claim`].
+    Claimed { generation: u64 },
+    /// The log stopped after a fatal error.
+    Failed(String),
+}
+
 #[derive(Debug)]
 struct CommitState {
     durable_offset: Offset,
@@ -41,6 +63,8 @@ struct CommitState {
     generation: u64,
     failure: Option<String>,
     fsyncs_total: u64,
+    /// Tasks waiting for the running fsync; woken (and cleared) on every change.
+    wakers: Vec<Waker>,
 }
 
 /// Shared durability tracker of one partition log.
@@ -59,6 +83,7 @@ impl GroupCommit {
                 generation: 0,
                 failure: None,
                 fsyncs_total: 0,
+                wakers: Vec::new(),
             }),
             synced: Condvar::new(),
         }
@@ -114,32 +139,92 @@ impl GroupCommit {
             state.syncing = true;
             let generation = state.generation;
             drop(state);
-            let sync_target = match capture() {
-                Ok(sync_target) => sync_target,
-                Err(error) => {
-                    state = self.lock();
-                    state.syncing = false;
-                    self.synced.notify_all();
-                    return Err(error);
-                }
-            };
-            let result = durable::sync_file(&sync_target.file, &sync_target.path);
+            self.sync_claimed(generation, &capture)?;
             state = self.lock();
-            state.syncing = false;
-            state.fsyncs_total += 1;
-            match result {
-                Ok(()) if state.generation == generation => {
-                    state.durable_offset = state.durable_offset.max(sync_target.log_end_offset);
-                }
-                Ok(()) => {}
-                Err(error) => {
-                    tracing::error!(%error, path = %sync_target.path.display(), "fsync failed; stopping the log");
-                    state.failure = Some(error.to_string());
-                    self.synced.notify_all();
-                    return Err(error);
-                }
+        }
+    }
+
+    /// For a task that waits until every offset below `target` is durable: ready with
+    /// the answer, or pending (with `context`'s waker registered) while an fsync runs.
+    /// Never blocks. When no fsync is running it claims the next one for the caller.
+    pub fn poll_durable(&self, target: Offset, context: &mut Context<'_>) -> Poll<DurableWait> {
+        let mut state = self.lock();
+        if let Some(reason) = &state.failure {
+            return Poll::Ready(DurableWait::Failed(reason.clone()));
+        }
+        if state.durable_offset >= target {
+            return Poll::Ready(DurableWait::Durable);
+        }
+        if !state.syncing {
+            state.syncing = true;
+            return Poll::Ready(DurableWait::Claimed {
+                generation: state.generation,
+            });
+        }
+        // The running fsync may not cover `target` (it noted the end before this batch
+        // was written); when it ends, this task looks again and may claim the next one.
+        if !state
+            .wakers
+            .iter()
+            .any(|waker| waker.will_wake(context.waker()))
+        {
+            state.wakers.push(context.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// The syncer's work, for the owner of the running fsync (from [`wait_durable`] or a
+    /// [`DurableWait::Claimed`]): captures the target, fsyncs outside every lock and
+    /// publishes the durable offset, unless a truncation came in between. Blocks.
+    ///
+    /// [`wait_durable`]: GroupCommit::wait_durable
+    pub fn sync_claimed(
+        &self,
+        generation: u64,
+        capture: impl Fn() -> LogResult<SyncTarget>,
+    ) -> LogResult<()> {
+        let sync_target = match capture() {
+            Ok(sync_target) => sync_target,
+            Err(error) => {
+                self.release_claim();
+                return Err(error);
             }
-            self.synced.notify_all();
+        };
+        let result = durable::sync_file(&sync_target.file, &sync_target.path);
+        let mut state = self.lock();
+        state.syncing = false;
+        state.fsyncs_total += 1;
+        match result {
+            Ok(()) if state.generation == generation => {
+                state.durable_offset = state.durable_offset.max(sync_target.log_end_offset);
+            }
+            Ok(()) => {}
+            Err(error) => {
+                tracing::error!(%error, path = %sync_target.path.display(), "fsync failed; stopping the log");
+                state.failure = Some(error.to_string());
+                self.changed(state);
+                return Err(error);
+            }
+        }
+        self.changed(state);
+        Ok(())
+    }
+
+    /// Gives up a claimed fsync without running it; a waiter then claims it again.
+    pub fn release_claim(&self) {
+        let mut state = self.lock();
+        state.syncing = false;
+        self.changed(state);
+    }
+
+    /// Wakes every waiter after a change to `state`: blocked threads, and tasks (outside
+    /// the lock).
+    fn changed(&self, mut state: MutexGuard<'_, CommitState>) {
+        let wakers = std::mem::take(&mut state.wakers);
+        drop(state);
+        self.synced.notify_all();
+        for waker in wakers {
+            waker.wake();
         }
     }
 
@@ -147,7 +232,7 @@ impl GroupCommit {
     pub fn mark_durable(&self, offset: Offset) {
         let mut state = self.lock();
         state.durable_offset = state.durable_offset.max(offset);
-        self.synced.notify_all();
+        self.changed(state);
     }
 
     /// After a truncation to `log_end_offset`.
@@ -161,6 +246,123 @@ impl GroupCommit {
     pub fn fail(&self, reason: String) {
         let mut state = self.lock();
         state.failure.get_or_insert(reason);
-        self.synced.notify_all();
+        self.changed(state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use super::*;
+
+    /// A waker that counts its wakes.
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn waker() -> (Arc<CountingWaker>, Waker) {
+        let counter = Arc::new(CountingWaker::default());
+        (Arc::clone(&counter), Waker::from(counter))
+    }
+
+    fn target(dir: &std::path::Path, log_end_offset: i64) -> LogResult<SyncTarget> {
+        let path = dir.join("00000000000000000000.log");
+        Ok(SyncTarget {
+            file: Arc::new(File::create(&path).unwrap()),
+            path,
+            log_end_offset: Offset(log_end_offset),
+        })
+    }
+
+    #[test]
+    fn one_task_claims_the_fsync_the_others_wait_and_are_woken_by_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let commit = GroupCommit::new(Offset(0));
+        let (_, first) = waker();
+        let (counter, second) = waker();
+        let claim = commit.poll_durable(Offset(5), &mut Context::from_waker(&first));
+        let Poll::Ready(DurableWait::Claimed { generation }) = claim else {
+            panic!("no fsync was running: the first poll claims it, got {claim:?}");
+        };
+        let waiting = commit.poll_durable(Offset(5), &mut Context::from_waker(&second));
+        assert_eq!(waiting, Poll::Pending, "an fsync is claimed: wait for it");
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+
+        commit
+            .sync_claimed(generation, || target(dir.path(), 5))
+            .unwrap();
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst),
+            1,
+            "woken by the fsync's end"
+        );
+        assert_eq!(
+            commit.poll_durable(Offset(5), &mut Context::from_waker(&second)),
+            Poll::Ready(DurableWait::Durable)
+        );
+        assert_eq!(commit.fsyncs_total(), 1);
+    }
+
+    #[test]
+    fn a_claim_given_back_wakes_the_waiters_and_can_be_claimed_again() {
+        let commit = GroupCommit::new(Offset(0));
+        let (_, first) = waker();
+        let (counter, second) = waker();
+        assert!(matches!(
+            commit.poll_durable(Offset(1), &mut Context::from_waker(&first)),
+            Poll::Ready(DurableWait::Claimed { .. })
+        ));
+        assert_eq!(
+            commit.poll_durable(Offset(1), &mut Context::from_waker(&second)),
+            Poll::Pending
+        );
+        commit.release_claim();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            commit.poll_durable(Offset(1), &mut Context::from_waker(&second)),
+            Poll::Ready(DurableWait::Claimed { .. })
+        ));
+    }
+
+    #[test]
+    fn an_fsync_after_a_truncation_publishes_nothing_and_a_failure_reaches_every_waiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let commit = GroupCommit::new(Offset(0));
+        let (_, first) = waker();
+        let (counter, second) = waker();
+        let Poll::Ready(DurableWait::Claimed { generation }) =
+            commit.poll_durable(Offset(3), &mut Context::from_waker(&first))
+        else {
+            panic!("expected a claim");
+        };
+        commit.truncated(Offset(0));
+        commit
+            .sync_claimed(generation, || target(dir.path(), 3))
+            .unwrap();
+        assert_eq!(commit.durable_offset(), Offset(0), "offsets of cut bytes");
+
+        assert!(matches!(
+            commit.poll_durable(Offset(3), &mut Context::from_waker(&first)),
+            Poll::Ready(DurableWait::Claimed { .. })
+        ));
+        assert_eq!(
+            commit.poll_durable(Offset(3), &mut Context::from_waker(&second)),
+            Poll::Pending
+        );
+        commit.fail("disk gone".to_owned());
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            commit.poll_durable(Offset(3), &mut Context::from_waker(&second)),
+            Poll::Ready(DurableWait::Failed("disk gone".to_owned()))
+        );
     }
 }

@@ -42,7 +42,9 @@ pub use config::{FlushPolicy, LogConfig};
 pub use direct::ends_in_padding as ends_in_direct_padding;
 pub use error::{LogError, LogResult};
 pub use manager::{BackgroundTasks, LogManager, TopicPartition};
-pub use partition_log::{AppendInfo, PartitionLog, ReadResult, RetentionOutcome};
+pub use partition_log::{
+    AppendInfo, Durability, PartitionLog, ReadResult, RetentionOutcome, SyncClaim,
+};
 pub use recovery::{PreviousShutdown, RecoveryReport};
 
 #[cfg(test)]

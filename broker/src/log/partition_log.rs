@@ -32,7 +32,7 @@ use super::clock::Clock;
 use super::config::{FlushPolicy, LogConfig};
 use super::durable;
 use super::error::{LogError, LogResult};
-use super::group_commit::{GroupCommit, SyncTarget};
+use super::group_commit::{DurableWait, GroupCommit, SyncTarget};
 use super::leader_epoch_cache::LeaderEpochCache;
 use super::recovery::{self, PreviousShutdown, RecoveryReport};
 use super::segment::{FirstBatch, Segment};
@@ -53,6 +53,43 @@ pub struct ReadResult {
     pub batches: Bytes,
     pub log_start_offset: Offset,
     pub log_end_offset: Offset,
+}
+
+/// What [`PartitionLog::poll_durable`] found.
+#[derive(Debug)]
+pub enum Durability {
+    /// The offsets are durable.
+    Durable,
+    /// No fsync was running; the caller owns the next one.
+    SyncClaimed(SyncClaim),
+}
+
+/// The right (and duty) to run a partition's next group-commit fsync, from
+/// [`PartitionLog::poll_durable`]. Dropped without [`SyncClaim::sync`], it is given back
+/// and another waiter claims the fsync.
+#[derive(Debug)]
+pub struct SyncClaim {
+    log: Arc<PartitionLog>,
+    generation: u64,
+    synced: bool,
+}
+
+impl SyncClaim {
+    /// Runs the fsync (blocking) and publishes what it made durable.
+    pub fn sync(mut self) -> LogResult<()> {
+        self.synced = true;
+        let log = &self.log;
+        log.commit
+            .sync_claimed(self.generation, || log.sync_target())
+    }
+}
+
+impl Drop for SyncClaim {
+    fn drop(&mut self) {
+        if !self.synced {
+            self.log.commit.release_claim();
+        }
+    }
 }
 
 /// What [`PartitionLog::apply_retention`] removed.
@@ -422,6 +459,31 @@ impl PartitionLog {
     pub fn wait_durable(&self, target: Offset) -> LogResult<()> {
         self.commit
             .wait_durable(target, &self.dir, || self.sync_target())
+    }
+
+    /// For a task waiting until every offset below `target` is fsynced, without a thread
+    /// (group commit, `group_commit.rs`): ready once it is durable, or with a claim on the
+    /// next fsync, which the caller runs on a blocking thread ([`SyncClaim::sync`]);
+    /// pending while another fsync runs. Never blocks.
+    pub fn poll_durable(
+        self: &Arc<Self>,
+        target: Offset,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<LogResult<Durability>> {
+        self.commit
+            .poll_durable(target, context)
+            .map(|wait| match wait {
+                DurableWait::Durable => Ok(Durability::Durable),
+                DurableWait::Claimed { generation } => Ok(Durability::SyncClaimed(SyncClaim {
+                    log: Arc::clone(self),
+                    generation,
+                    synced: false,
+                })),
+                DurableWait::Failed(reason) => Err(LogError::Stopped {
+                    path: self.dir.clone(),
+                    reason,
+                }),
+            })
     }
 
     fn sync_target(&self) -> LogResult<SyncTarget> {

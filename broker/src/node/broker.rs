@@ -149,22 +149,16 @@ pub struct PendingAppend {
 
 impl PendingAppend {
     /// Waits until the batch counts (fsynced under `flush = always`) and wakes fetchers.
-    /// Only a commit that has to wait for an fsync goes to a blocking thread; the others
-    /// (`flush = interval`, or already durable) finish here without a thread handoff.
+    /// Only the commit that runs an fsync goes to a blocking thread; the others
+    /// (`flush = interval`, already durable, or covered by an fsync that is running)
+    /// finish here without a thread handoff.
     pub async fn commit(self) -> Result<Appended, NodeError> {
         let PendingAppend {
             node,
             handle,
             written,
         } = self;
-        let result = match handle.commit_without_waiting(written) {
-            Some(result) => result,
-            None => tokio::task::spawn_blocking(move || handle.commit(written))
-                .await
-                .map_err(|error| NodeError::InvalidRequest {
-                    reason: format!("commit task failed: {error}"),
-                })?,
-        };
+        let result = handle.commit_async(written).await;
         let appended = node.check_fatal(result)?;
         node.appended.notify_waiters();
         Ok(appended)

@@ -6,6 +6,10 @@
 //! producers still share one fsync (group commit). The high watermark of a one-replica
 //! partition is the durable log end under `flush = always` and the log end under
 //! `flush = interval`; it only moves forward.
+//!
+//! A produce that must wait for an fsync ([`PartitionHandle::commit_async`]) waits as a
+//! task while another produce's fsync runs, and only the one that starts the next fsync
+//! takes a blocking thread for it: a commit costs no thread hand-offs beyond that fsync's.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -15,7 +19,7 @@ use strata_proto::types::{LeaderEpoch, Offset, PartitionId, TopicName};
 
 use super::error::NodeError;
 use super::producer_state::{ProducerStateTable, SequenceCheck};
-use crate::log::{FlushPolicy, PartitionLog};
+use crate::log::{Durability, FlushPolicy, PartitionLog};
 
 /// Which acknowledgement the producer asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +157,32 @@ impl PartitionHandle {
         (!must_wait).then(|| self.commit_under(flush, written))
     }
 
+    /// [`PartitionHandle::commit`] for async callers: waits for the running fsync as a task
+    /// (no thread), and runs the next fsync on a blocking thread when it falls to this
+    /// caller (group commit's claim, `log/group_commit.rs`).
+    pub async fn commit_async(self: Arc<Self>, written: Written) -> Result<Appended, NodeError> {
+        loop {
+            if let Some(result) = self.commit_without_waiting(written) {
+                return result;
+            }
+            let durability =
+                std::future::poll_fn(|context| self.log.poll_durable(written.end_offset, context))
+                    .await?;
+            let Durability::SyncClaimed(claim) = durability else {
+                continue; // durable now; commit without waiting
+            };
+            let handle = Arc::clone(&self);
+            return tokio::task::spawn_blocking(move || {
+                claim.sync()?;
+                handle.commit(written)
+            })
+            .await
+            .map_err(|error| NodeError::InvalidRequest {
+                reason: format!("commit task failed: {error}"),
+            })?;
+        }
+    }
+
     /// Makes everything below `written.end_offset` count: waits for the fsync under
     /// `flush = always` (group commit), then moves the high watermark, never backwards.
     /// Blocking.
@@ -268,5 +298,39 @@ mod tests {
             Offset(0),
             "no fsync was made"
         );
+    }
+
+    /// Many producers committing at once under `flush = always`: each waits as a task or
+    /// runs an fsync, every one is answered, and only once its batch is on disk.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_async_commits_all_finish_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let always = Arc::new(handle(dir.path(), FlushPolicy::Always));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..200 {
+            let always = Arc::clone(&always);
+            tasks.spawn(async move {
+                let written = always.write(&batch(), &ValidateLimits::default()).unwrap();
+                let appended = Arc::clone(&always).commit_async(written).await.unwrap();
+                assert!(
+                    always.log.durable_offset() >= written.end_offset,
+                    "answered before its fsync"
+                );
+                appended.base_offset
+            });
+        }
+        let mut offsets = Vec::new();
+        let all = async {
+            while let Some(offset) = tasks.join_next().await {
+                offsets.push(offset.unwrap().0);
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), all)
+            .await
+            .expect("a commit never finished");
+        offsets.sort_unstable();
+        assert_eq!(offsets, (0..200).collect::<Vec<_>>());
+        assert_eq!(always.log.high_watermark(), Offset(200));
+        assert!(always.log.fsyncs_total() <= 200);
     }
 }
