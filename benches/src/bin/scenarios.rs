@@ -18,6 +18,7 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use strata_benches::scenarios::broker::BrokerOptions;
 use strata_benches::scenarios::checks;
+use strata_benches::scenarios::cleanup;
 use strata_benches::scenarios::environment::Environment;
 use strata_benches::scenarios::interrupt;
 use strata_benches::scenarios::latency::LatencyFloors;
@@ -183,7 +184,7 @@ fn measure_limits(
         latency.round_trip.describe(),
         latency.fdatasync.describe()
     );
-    std::fs::remove_dir_all(&scratch).with_context(|| format!("deleting {}", scratch.display()))?;
+    cleanup::remove_dir_gently(&scratch)?;
     Ok((iperf3, disk, latency))
 }
 

@@ -143,14 +143,10 @@ impl BrokerProcess {
         )
     }
 
+    /// Deletes the session's data gently (`cleanup.rs`), so the next session's first
+    /// step does not meet the host reclaiming gigabytes at once.
     fn remove_run_dir(&self) -> anyhow::Result<()> {
-        match std::fs::remove_dir_all(&self.run_dir) {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(error) => {
-                Err(error).with_context(|| format!("deleting {}", self.run_dir.display()))
-            }
-        }
+        super::cleanup::remove_dir_gently(&self.run_dir)
     }
 }
 

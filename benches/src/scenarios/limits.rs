@@ -221,7 +221,9 @@ pub fn disk(data_root: &Path) -> DiskLimits {
     );
     for kind in ["sync", "cache"] {
         for run in 0..DD_RUNS {
-            let _ = std::fs::remove_file(file(kind, run));
+            // Best effort, as the probes' own failures are: a file left behind is the
+            // scratch directory's to remove.
+            let _ = super::cleanup::remove_file_gently(&file(kind, run));
         }
     }
     DiskLimits {

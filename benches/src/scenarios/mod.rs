@@ -7,6 +7,8 @@
 //! - [`plan`]: the scenario table (benchmarks.md §3 on one node, Iggy's shape, issue 4's
 //!   acceptance rows) as sessions of steps, each session run with both flush modes.
 //! - [`broker`]: one fresh `strata-broker` per session — temp dir, free port, stop by PID.
+//! - [`cleanup`]: deleting the runner's own large files a chunk at a time, so a deletion
+//!   does not stall the next step.
 //! - [`bench`](mod@bench): one `strata bench` command line, run with a deadline, its JSON read.
 //! - [`runner`]: a session's steps against its broker, with broker CPU per GiB.
 //! - [`limits`]: `iperf3` loopback and `dd … conv=fdatasync` figures.
@@ -27,6 +29,7 @@
 pub mod bench;
 pub mod broker;
 pub mod checks;
+pub mod cleanup;
 pub mod environment;
 pub mod interrupt;
 pub mod latency;
