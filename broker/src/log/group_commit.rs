@@ -274,6 +274,10 @@ mod tests {
         (Arc::clone(&counter), Waker::from(counter))
     }
 
+    fn poll(commit: &GroupCommit, target: i64, waker: &Waker) -> Poll<DurableWait> {
+        commit.poll_durable(Offset(target), &mut Context::from_waker(waker))
+    }
+
     fn target(dir: &std::path::Path, log_end_offset: i64) -> LogResult<SyncTarget> {
         let path = dir.join("00000000000000000000.log");
         Ok(SyncTarget {
@@ -289,11 +293,11 @@ mod tests {
         let commit = GroupCommit::new(Offset(0));
         let (_, first) = waker();
         let (counter, second) = waker();
-        let claim = commit.poll_durable(Offset(5), &mut Context::from_waker(&first));
+        let claim = poll(&commit, 5, &first);
         let Poll::Ready(DurableWait::Claimed { generation }) = claim else {
             panic!("no fsync was running: the first poll claims it, got {claim:?}");
         };
-        let waiting = commit.poll_durable(Offset(5), &mut Context::from_waker(&second));
+        let waiting = poll(&commit, 5, &second);
         assert_eq!(waiting, Poll::Pending, "an fsync is claimed: wait for it");
         assert_eq!(counter.0.load(Ordering::SeqCst), 0);
 
@@ -305,10 +309,7 @@ mod tests {
             1,
             "woken by the fsync's end"
         );
-        assert_eq!(
-            commit.poll_durable(Offset(5), &mut Context::from_waker(&second)),
-            Poll::Ready(DurableWait::Durable)
-        );
+        assert_eq!(poll(&commit, 5, &second), Poll::Ready(DurableWait::Durable));
         assert_eq!(commit.fsyncs_total(), 1);
     }
 
@@ -318,17 +319,14 @@ mod tests {
         let (_, first) = waker();
         let (counter, second) = waker();
         assert!(matches!(
-            commit.poll_durable(Offset(1), &mut Context::from_waker(&first)),
+            poll(&commit, 1, &first),
             Poll::Ready(DurableWait::Claimed { .. })
         ));
-        assert_eq!(
-            commit.poll_durable(Offset(1), &mut Context::from_waker(&second)),
-            Poll::Pending
-        );
+        assert_eq!(poll(&commit, 1, &second), Poll::Pending);
         commit.release_claim();
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
         assert!(matches!(
-            commit.poll_durable(Offset(1), &mut Context::from_waker(&second)),
+            poll(&commit, 1, &second),
             Poll::Ready(DurableWait::Claimed { .. })
         ));
     }
@@ -339,9 +337,7 @@ mod tests {
         let commit = GroupCommit::new(Offset(0));
         let (_, first) = waker();
         let (counter, second) = waker();
-        let Poll::Ready(DurableWait::Claimed { generation }) =
-            commit.poll_durable(Offset(3), &mut Context::from_waker(&first))
-        else {
+        let Poll::Ready(DurableWait::Claimed { generation }) = poll(&commit, 3, &first) else {
             panic!("expected a claim");
         };
         commit.truncated(Offset(0));
@@ -351,17 +347,14 @@ mod tests {
         assert_eq!(commit.durable_offset(), Offset(0), "offsets of cut bytes");
 
         assert!(matches!(
-            commit.poll_durable(Offset(3), &mut Context::from_waker(&first)),
+            poll(&commit, 3, &first),
             Poll::Ready(DurableWait::Claimed { .. })
         ));
-        assert_eq!(
-            commit.poll_durable(Offset(3), &mut Context::from_waker(&second)),
-            Poll::Pending
-        );
+        assert_eq!(poll(&commit, 3, &second), Poll::Pending);
         commit.fail("disk gone".to_owned());
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
         assert_eq!(
-            commit.poll_durable(Offset(3), &mut Context::from_waker(&second)),
+            poll(&commit, 3, &second),
             Poll::Ready(DurableWait::Failed("disk gone".to_owned()))
         );
     }
