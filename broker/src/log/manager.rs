@@ -25,6 +25,7 @@ use super::config::LogConfig;
 use super::durable;
 use super::error::{LogError, LogResult};
 use super::partition_log::PartitionLog;
+use super::reclaim::{ReclaimPace, ReclaimStats, Reclaimer, ReclaimerThread};
 use super::recovery::PreviousShutdown;
 
 /// Name of the clean-shutdown marker in the data directory.
@@ -80,6 +81,10 @@ pub struct LogManager {
     clock: Arc<dyn Clock>,
     previous: PreviousShutdown,
     logs: RwLock<BTreeMap<TopicPartition, Arc<PartitionLog>>>,
+    /// Gives deleted segments' space back a chunk at a time (`reclaim.rs`); every log of
+    /// the directory uses it. Declared before the thread guard so the handle goes first.
+    reclaimer: Reclaimer,
+    _reclaim_thread: ReclaimerThread,
     _lock: File,
 }
 
@@ -112,6 +117,7 @@ impl LogManager {
         } else {
             PreviousShutdown::Crashed
         };
+        let (reclaimer, reclaim_thread) = Reclaimer::start(ReclaimPace::default());
         let mut logs = BTreeMap::new();
         let entries = fs::read_dir(data_dir)
             .map_err(|source| LogError::io("list data directory", data_dir, source))?;
@@ -133,7 +139,8 @@ impl LogManager {
                 continue;
             };
             let log =
-                PartitionLog::open(&path, default_config.clone(), Arc::clone(&clock), previous)?;
+                PartitionLog::open(&path, default_config.clone(), Arc::clone(&clock), previous)?
+                    .with_reclaimer(reclaimer.clone());
             logs.insert(partition, Arc::new(log));
         }
         if previous == PreviousShutdown::Clean {
@@ -148,6 +155,8 @@ impl LogManager {
             clock,
             previous,
             logs: RwLock::new(logs),
+            reclaimer,
+            _reclaim_thread: reclaim_thread,
             _lock: lock,
         })
     }
@@ -167,6 +176,11 @@ impl LogManager {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(partition)
             .cloned()
+    }
+
+    /// The space of deleted segments not yet given back.
+    pub fn reclaim_stats(&self) -> ReclaimStats {
+        self.reclaimer.stats()
     }
 
     /// Every partition hosted here.
@@ -199,7 +213,8 @@ impl LogManager {
             config,
             Arc::clone(&self.clock),
             PreviousShutdown::Crashed,
-        )?;
+        )?
+        .with_reclaimer(self.reclaimer.clone());
         durable::sync_dir(&self.data_dir)?;
         let log = Arc::new(log);
         logs.insert(partition.clone(), Arc::clone(&log));

@@ -32,6 +32,7 @@ pub mod manager;
 pub mod offset_index;
 pub mod partition_log;
 mod read_buffer;
+pub mod reclaim;
 pub mod recovery;
 pub mod segment;
 mod segment_map;
@@ -45,6 +46,7 @@ pub use manager::{BackgroundTasks, LogManager, TopicPartition};
 pub use partition_log::{
     AppendInfo, Durability, PartitionLog, ReadResult, RetentionOutcome, SyncClaim,
 };
+pub use reclaim::{ReclaimPace, ReclaimStats, Reclaimer, ReclaimerThread};
 pub use recovery::{PreviousShutdown, RecoveryReport};
 
 #[cfg(test)]
@@ -53,5 +55,7 @@ mod crash_tests;
 mod model_tests;
 #[cfg(test)]
 mod partition_log_tests;
+#[cfg(test)]
+mod reclaim_tests;
 #[cfg(test)]
 mod test_support;

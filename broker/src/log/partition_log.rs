@@ -14,6 +14,10 @@
 //! Offsets: `log_start_offset ≤ high_watermark ≤ log_end_offset`; the log end offset only
 //! goes down through [`PartitionLog::truncate_to`]. Opening a log runs recovery
 //! (`recovery.rs`).
+//!
+//! Deletion (retention, truncation): a segment's files are unlinked under the write lock,
+//! before the directory fsync; the `.log`'s space is given back afterwards by the log's
+//! [`Reclaimer`], a chunk at a time, once no slice of its map is alive (`reclaim.rs`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +38,7 @@ use super::durable;
 use super::error::{LogError, LogResult};
 use super::group_commit::{DurableWait, GroupCommit, SyncTarget};
 use super::leader_epoch_cache::LeaderEpochCache;
+use super::reclaim::Reclaimer;
 use super::recovery::{self, PreviousShutdown, RecoveryReport};
 use super::segment::{FirstBatch, Segment};
 
@@ -143,6 +148,8 @@ pub struct PartitionLog {
     /// How far writeback has been started in the active segment (`flush = interval`).
     writeback: Mutex<WritebackMark>,
     recovery: RecoveryReport,
+    /// Where deleted segments' space is given back (`reclaim.rs`).
+    reclaimer: Reclaimer,
 }
 
 /// Writeback was started for the bytes before `position` of the segment at `base_offset`.
@@ -175,9 +182,17 @@ impl PartitionLog {
             commit: GroupCommit::new(durable_offset),
             writeback: Mutex::new(WritebackMark::default()),
             recovery: report,
+            reclaimer: Reclaimer::immediate(),
         };
         log.checkpoint()?;
         Ok(log)
+    }
+
+    /// Gives the space of segments deleted from now on back through `reclaimer`, a
+    /// little at a time; a log opened without one frees it at once.
+    pub fn with_reclaimer(mut self, reclaimer: Reclaimer) -> PartitionLog {
+        self.reclaimer = reclaimer;
+        self
     }
 
     fn read_state(&self) -> RwLockReadGuard<'_, LogState> {
@@ -673,7 +688,7 @@ impl PartitionLog {
                 break;
             }
             if let Some(segment) = state.segments.remove(&base) {
-                segment.delete()?;
+                segment.delete(&self.reclaimer)?;
             }
         }
         let active = state.active_mut()?;
@@ -732,7 +747,7 @@ impl PartitionLog {
             outcome.bytes_deleted += segment.size_bytes();
             outcome.segments_deleted += 1;
             let next_start = segment.next_offset();
-            let result = segment.delete();
+            let result = segment.delete(&self.reclaimer);
             self.stop_on_fatal(result)?;
             state.log_start_offset = next_start;
         }

@@ -45,6 +45,7 @@ use super::direct::{self, DirectFile};
 use super::durable;
 use super::error::{LogError, LogResult};
 use super::offset_index::OffsetIndex;
+use super::reclaim::{MapToken, Reclaimer};
 use super::segment_map;
 use super::time_index::TimeIndex;
 
@@ -121,6 +122,10 @@ pub struct Segment {
     /// first read after sealing. Kept until a truncation replaces the file, so its presence
     /// also says that slices of this file may be alive.
     map: Mutex<Option<Bytes>>,
+    /// Held by every map of the current `.log` file: when the segment is deleted, the
+    /// reclaimer cuts the file only after the last one is gone (`reclaim.rs`). A file
+    /// that replaces this one (a truncation of a mapped segment) gets a new token.
+    maps: MapToken,
     /// The `.log` opened a second time with `O_DIRECT` (`LogConfig::direct_io`): appends
     /// and bulk reads go through it, and the file is never mapped.
     direct: Option<DirectFile>,
@@ -242,6 +247,7 @@ impl Segment {
             sealed: false,
             index_rebuild_needed: (index_rebuild || time_index_rebuild) && size_bytes > 0,
             map: Mutex::new(None),
+            maps: MapToken::default(),
         })
     }
 
@@ -523,6 +529,7 @@ impl Segment {
                 &self.log_path,
                 valid_bytes,
             )?);
+            self.maps = MapToken::default();
         } else {
             self.log
                 .set_len(valid_bytes)
@@ -615,18 +622,31 @@ impl Segment {
         Ok(())
     }
 
-    /// Deletes the three files. The caller fsyncs the directory.
-    pub fn delete(self) -> LogResult<()> {
+    /// Deletes the three files. The `.log` is unlinked here, but its space is given back
+    /// by `reclaimer`, once no map of it is left (`reclaim.rs`). The caller fsyncs the
+    /// directory.
+    pub fn delete(self, reclaimer: &Reclaimer) -> LogResult<()> {
         let Segment {
             log_path,
+            log,
+            size_bytes,
             index,
             time_index,
+            map,
+            maps,
+            direct,
             ..
         } = self;
         index.delete()?;
         time_index.delete()?;
         fs::remove_file(&log_path)
-            .map_err(|source| LogError::io("delete segment", &log_path, source))
+            .map_err(|source| LogError::io("delete segment", &log_path, source))?;
+        // Only the maps' owners may still hold the token once the segment's own map and
+        // token are dropped.
+        let maps_alive = Arc::downgrade(&maps);
+        drop((map, maps, direct));
+        reclaimer.reclaim(log, log_path, size_bytes, maps_alive);
+        Ok(())
     }
 }
 

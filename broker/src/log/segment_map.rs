@@ -7,18 +7,38 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use memmap2::{Advice, MmapOptions};
+use memmap2::{Advice, Mmap, MmapOptions};
 use strata_proto::record::BatchHeader;
 use strata_proto::types::Offset;
 
 use super::durable;
 use super::error::{LogError, LogResult};
+use super::reclaim::MapToken;
 
 /// A page: reads of a mapped range touch one byte per page.
 const PAGE_BYTES: usize = 4096;
 
-/// Maps the first `size_bytes` of a sealed segment's `.log` read-only, as one `Bytes`.
-pub(super) fn map_whole_file(log: &File, size_bytes: u64, path: &Path) -> LogResult<Bytes> {
+/// A read-only map with the segment's [`MapToken`]: the token lives as long as any slice
+/// of the map, which is what the reclaimer waits for before it cuts a deleted file.
+struct TokenedMap {
+    map: Mmap,
+    _token: MapToken,
+}
+
+impl AsRef<[u8]> for TokenedMap {
+    fn as_ref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+/// Maps the first `size_bytes` of a sealed segment's `.log` read-only, as one `Bytes`
+/// that holds `token` until its last slice is dropped.
+pub(super) fn map_whole_file(
+    log: &File,
+    size_bytes: u64,
+    path: &Path,
+    token: MapToken,
+) -> LogResult<Bytes> {
     let length = usize::try_from(size_bytes).map_err(|_| {
         LogError::io(
             "map segment",
@@ -27,12 +47,16 @@ pub(super) fn map_whole_file(log: &File, size_bytes: u64, path: &Path) -> LogRes
         )
     })?;
     // SAFETY: the mapped range of a sealed segment is never written or shrunk while
-    // mapped (segment.rs: appends go past it; truncation replaces the file).
+    // mapped (segment.rs: appends go past it; truncation replaces the file; a deleted
+    // file is cut only once every holder of `token` is gone, reclaim.rs).
     let mapped = unsafe { MmapOptions::new().len(length).map(log) }
         .map_err(|source| LogError::io("map segment", path, source))?;
     // Fetches read forward; a failed hint changes nothing.
     let _ = mapped.advise(Advice::Sequential);
-    Ok(Bytes::from_owner(mapped))
+    Ok(Bytes::from_owner(TokenedMap {
+        map: mapped,
+        _token: token,
+    }))
 }
 
 /// The length of the whole batches at the start of `buf` (none ending at or beyond

@@ -4,6 +4,7 @@
 //! `LogConfig::direct_io`).
 
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use strata_proto::record::{BatchHeader, BATCH_HEADER_BYTES};
@@ -232,7 +233,12 @@ impl Segment {
                 return Ok(Some(whole.clone()));
             }
         }
-        let whole = segment_map::map_whole_file(&self.log, self.size_bytes, &self.log_path)?;
+        let whole = segment_map::map_whole_file(
+            &self.log,
+            self.size_bytes,
+            &self.log_path,
+            Arc::clone(&self.maps),
+        )?;
         *map = Some(whole.clone());
         Ok(Some(whole))
     }
