@@ -25,7 +25,7 @@ use super::config::LogConfig;
 use super::durable;
 use super::error::{LogError, LogResult};
 use super::partition_log::PartitionLog;
-use super::reclaim::{ReclaimPace, ReclaimStats, Reclaimer, ReclaimerThread};
+use super::reclaim::{ReclaimPace, Reclaimer, ReclaimerThread};
 use super::recovery::PreviousShutdown;
 
 /// Name of the clean-shutdown marker in the data directory.
@@ -178,9 +178,9 @@ impl LogManager {
             .cloned()
     }
 
-    /// The space of deleted segments not yet given back.
-    pub fn reclaim_stats(&self) -> ReclaimStats {
-        self.reclaimer.stats()
+    /// Where the space of deleted segments goes (its stats say what is still held).
+    pub fn reclaimer(&self) -> &Reclaimer {
+        &self.reclaimer
     }
 
     /// Every partition hosted here.
@@ -245,7 +245,16 @@ impl LogManager {
     /// start), like Kafka's `log.flush.offset.checkpoint.interval.ms` task.
     pub fn checkpoint_and_apply_retention(&self) -> LogResult<()> {
         for log in self.all_logs() {
-            log.apply_retention()?;
+            let outcome = log.apply_retention()?;
+            if outcome.segments_deleted > 0 {
+                tracing::info!(
+                    dir = %log.dir().display(),
+                    segments = outcome.segments_deleted,
+                    bytes = outcome.bytes_deleted,
+                    log_start_offset = outcome.log_start_offset.0,
+                    "retention deleted segments"
+                );
+            }
             log.checkpoint()?;
         }
         Ok(())
@@ -275,9 +284,13 @@ impl LogManager {
         BackgroundTasks { stop, handle }
     }
 
-    /// Removes a partition (its topic was deleted): the log is closed, its directory
-    /// renamed to `<dir>.<millis>.deleted` (so a crash mid-way never leaves a half-deleted
-    /// partition that looks live), the data directory fsynced, then the files removed.
+    /// Removes a partition (its topic was deleted). The log is closed and its segments
+    /// deleted through the reclaimer, so a large partition's space is given back a chunk
+    /// at a time. Then the directory, which holds only checkpoints by now, is renamed to
+    /// `<dir>.<millis>.deleted`, the data directory fsynced, and the rest removed. A crash
+    /// while the segments are deleted leaves a directory with fewer segments under its
+    /// live name; the broker deletes it at the next start, because the metadata no longer
+    /// lists the partition (`delete_stray_partitions` in `node/broker.rs`).
     pub fn delete(&self, partition: &TopicPartition) -> LogResult<()> {
         let removed = self
             .logs
@@ -286,6 +299,7 @@ impl LogManager {
             .remove(partition);
         let Some(log) = removed else { return Ok(()) };
         log.close()?;
+        log.delete_segments()?;
         let dir = log.dir().to_path_buf();
         drop(log);
         let doomed = self.data_dir.join(format!(

@@ -766,6 +766,24 @@ impl PartitionLog {
         Ok(outcome)
     }
 
+    /// Deletes every segment of a closed log whose partition is being removed (its topic
+    /// was deleted). The files are unlinked now and their space given back by the
+    /// reclaimer; the caller removes the directory and what is left in it.
+    pub fn delete_segments(&self) -> LogResult<()> {
+        let mut state = self.write_state();
+        if !state.closed {
+            return Err(LogError::Stopped {
+                path: self.dir.clone(),
+                reason: "a log must be closed before its segments are deleted".into(),
+            });
+        }
+        let segments = std::mem::take(&mut state.segments);
+        for segment in segments.into_values() {
+            segment.delete(&self.reclaimer)?;
+        }
+        Ok(())
+    }
+
     /// Writes the partition checkpoint: recovery point (the durable offset), high
     /// watermark and log start offset.
     pub fn checkpoint(&self) -> LogResult<()> {

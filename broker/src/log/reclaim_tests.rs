@@ -1,15 +1,17 @@
-//! Deleted segments and their reclaimer, through a [`PartitionLog`]: a slice read from a
-//! sealed segment stays readable after retention deletes the segment, and the file's
-//! space is given back once the slice is gone (`reclaim.rs`).
+//! Deleted segments and their reclaimer, through a [`super::PartitionLog`] and the
+//! [`LogManager`]: a slice read from a sealed segment stays readable after retention or a
+//! topic deletion removes the segment, and the file's space is given back once the slice
+//! is gone (`reclaim.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use strata_proto::types::{LeaderEpoch, Offset};
+use strata_proto::types::{LeaderEpoch, Offset, PartitionId, TopicName};
 
 use super::reclaim::{ReclaimPace, Reclaimer};
 use super::test_support::{decode_values, open, small_config, tagged_batch};
-use super::{LogConfig, ManualClock, PreviousShutdown};
+use super::{LogConfig, LogManager, ManualClock, PreviousShutdown, TopicPartition};
 
 const NOW_MS: i64 = 1_700_000_000_000;
 const LIVENESS: Duration = Duration::from_secs(60);
@@ -108,4 +110,44 @@ fn a_truncation_hands_its_deleted_segments_to_the_reclaimer() {
         .map(|(offset, _)| offset)
         .collect();
     assert_eq!(values, [Offset(0), Offset(1), Offset(2)]);
+}
+
+#[test]
+fn a_deleted_partition_gives_its_space_back_after_its_last_slice() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW_MS);
+    let config = LogConfig {
+        direct_io: false,
+        ..small_config()
+    };
+    let manager = LogManager::open(dir.path(), config, Arc::new(clock)).unwrap();
+    let partition = TopicPartition::new(TopicName::new("gone").unwrap(), PartitionId(0));
+    let log = manager.get_or_create(&partition, None).unwrap();
+    for i in 0..40 {
+        log.append(&tagged_batch(&format!("d{i}"), 3, NOW_MS), LeaderEpoch(0))
+            .unwrap();
+    }
+    let slice = log.read(Offset(0), 1 << 20, None).unwrap().batches;
+    let expected = decode_values(&slice);
+    let segments = segment_files(log.dir()).len();
+    assert!(segments >= 3);
+    drop(log);
+
+    manager.delete(&partition).unwrap();
+    assert!(manager.get(&partition).is_none());
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("gone"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let reclaimer = manager.reclaimer();
+    let stats = reclaimer.wait_for(LIVENESS, |stats| {
+        stats.files_pending == 1 && stats.map_waits >= 2
+    });
+    assert_eq!(stats.files_pending, 1, "{stats:?}");
+    assert_eq!(decode_values(&slice), expected);
+    drop(slice);
+    let stats = reclaimer.wait_for(LIVENESS, |stats| stats.files_pending == 0);
+    assert_eq!(stats.files_pending, 0, "{stats:?}");
 }
