@@ -302,9 +302,9 @@ mod tests {
 
     const LIVENESS: Duration = Duration::from_secs(60);
 
-    /// A file of `bytes` (sparse), unlinked, plus a second handle to watch its length.
-    fn doomed_file(dir: &std::path::Path, bytes: u64) -> (Arc<File>, File, PathBuf) {
-        let path = dir.join("00000000000000000000.log");
+    /// A file `name` of `bytes` (sparse), unlinked, plus a second handle to watch its length.
+    fn doomed_file(dir: &std::path::Path, name: &str, bytes: u64) -> (Arc<File>, File, PathBuf) {
+        let path = dir.join(name);
         let file = File::options()
             .read(true)
             .write(true)
@@ -328,7 +328,7 @@ mod tests {
     #[test]
     fn a_file_is_cut_chunk_by_chunk_then_closed() {
         let dir = tempfile::tempdir().unwrap();
-        let (file, watcher, path) = doomed_file(dir.path(), 10 << 20);
+        let (file, watcher, path) = doomed_file(dir.path(), "00000000000000000000.log", 10 << 20);
         let (reclaimer, _thread) = Reclaimer::start(fast_pace(1 << 20));
         reclaimer.reclaim(file, path, 10 << 20, Weak::new());
         let stats = reclaimer.wait_for(LIVENESS, |stats| stats.files_pending == 0);
@@ -341,7 +341,7 @@ mod tests {
     #[test]
     fn a_file_with_a_live_map_is_left_alone_until_the_map_goes() {
         let dir = tempfile::tempdir().unwrap();
-        let (file, watcher, path) = doomed_file(dir.path(), 4 << 20);
+        let (file, watcher, path) = doomed_file(dir.path(), "00000000000000000000.log", 4 << 20);
         let token: MapToken = Arc::new(());
         let (reclaimer, _thread) = Reclaimer::start(fast_pace(1 << 20));
         reclaimer.reclaim(file, path, 4 << 20, Arc::downgrade(&token));
@@ -358,12 +358,8 @@ mod tests {
     #[test]
     fn a_waiting_file_does_not_hold_up_the_others() {
         let dir = tempfile::tempdir().unwrap();
-        let mapped_dir = dir.path().join("mapped");
-        let free_dir = dir.path().join("free");
-        std::fs::create_dir_all(&mapped_dir).unwrap();
-        std::fs::create_dir_all(&free_dir).unwrap();
-        let (mapped, mapped_watcher, mapped_path) = doomed_file(&mapped_dir, 2 << 20);
-        let (free, free_watcher, free_path) = doomed_file(&free_dir, 2 << 20);
+        let (mapped, mapped_watcher, mapped_path) = doomed_file(dir.path(), "mapped.log", 2 << 20);
+        let (free, free_watcher, free_path) = doomed_file(dir.path(), "free.log", 2 << 20);
         let token: MapToken = Arc::new(());
         let (reclaimer, _thread) = Reclaimer::start(fast_pace(1 << 20));
         reclaimer.reclaim(mapped, mapped_path, 2 << 20, Arc::downgrade(&token));
@@ -377,7 +373,7 @@ mod tests {
     #[test]
     fn stopping_closes_what_is_left_and_later_files_are_not_queued() {
         let dir = tempfile::tempdir().unwrap();
-        let (file, _watcher, path) = doomed_file(dir.path(), 1 << 20);
+        let (file, _watcher, path) = doomed_file(dir.path(), "00000000000000000000.log", 1 << 20);
         let token: MapToken = Arc::new(());
         let (reclaimer, thread) = Reclaimer::start(fast_pace(1 << 20));
         reclaimer.reclaim(
@@ -397,7 +393,7 @@ mod tests {
     #[test]
     fn an_immediate_reclaimer_keeps_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let (file, _watcher, path) = doomed_file(dir.path(), 1 << 20);
+        let (file, _watcher, path) = doomed_file(dir.path(), "00000000000000000000.log", 1 << 20);
         let reclaimer = Reclaimer::immediate();
         reclaimer.reclaim(Arc::clone(&file), path, 1 << 20, Weak::new());
         assert_eq!(Arc::strong_count(&file), 1);
