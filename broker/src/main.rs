@@ -121,6 +121,9 @@ fn node_config(settings: &BrokerSettings) -> NodeConfig {
         ),
         log_defaults,
         limits,
+        retention_check_interval: std::time::Duration::from_millis(
+            settings.retention_check_interval_ms,
+        ),
     }
 }
 

@@ -241,9 +241,18 @@ impl LogManager {
         Ok(())
     }
 
-    /// Applies retention and writes every partition checkpoint (recovery point, HW, log
-    /// start), like Kafka's `log.flush.offset.checkpoint.interval.ms` task.
-    pub fn checkpoint_and_apply_retention(&self) -> LogResult<()> {
+    /// Writes every partition checkpoint (recovery point, HW, log start), like Kafka's
+    /// `log.flush.offset.checkpoint.interval.ms` task.
+    pub fn checkpoint_all(&self) -> LogResult<()> {
+        for log in self.all_logs() {
+            log.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Applies retention to every partition (Kafka's `log.retention.check.interval.ms`
+    /// task); a log that deleted something writes its checkpoint.
+    pub fn apply_retention_all(&self) -> LogResult<()> {
         for log in self.all_logs() {
             let outcome = log.apply_retention()?;
             if outcome.segments_deleted > 0 {
@@ -255,25 +264,24 @@ impl LogManager {
                     "retention deleted segments"
                 );
             }
-            log.checkpoint()?;
         }
         Ok(())
     }
 
     /// Starts the background thread that runs [`LogManager::flush_due_logs`] every
-    /// `tick` and [`LogManager::checkpoint_and_apply_retention`] every `checkpoint_every`.
+    /// `schedule.tick`, [`LogManager::checkpoint_all`] every `schedule.checkpoint_every`
+    /// and [`LogManager::apply_retention_all`] every `schedule.retention_check_every`.
     /// It stops when the returned guard is dropped, or when the manager is gone.
     pub fn start_background_tasks(
         self: &Arc<Self>,
-        tick: Duration,
-        checkpoint_every: Duration,
+        schedule: BackgroundSchedule,
     ) -> BackgroundTasks {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let manager = Arc::downgrade(self);
         let thread_stop = Arc::clone(&stop);
         let handle = std::thread::Builder::new()
             .name("strata-log-tasks".into())
-            .spawn(move || background_loop(&manager, &thread_stop, tick, checkpoint_every));
+            .spawn(move || background_loop(&manager, &thread_stop, schedule));
         let handle = match handle {
             Ok(handle) => Some(handle),
             Err(error) => {
@@ -334,20 +342,16 @@ impl LogManager {
 
 type StopSignal = Arc<(Mutex<bool>, Condvar)>;
 
-fn background_loop(
-    manager: &Weak<LogManager>,
-    stop: &StopSignal,
-    tick: Duration,
-    checkpoint_every: Duration,
-) {
+fn background_loop(manager: &Weak<LogManager>, stop: &StopSignal, schedule: BackgroundSchedule) {
     let (stopped, wake) = &**stop;
     let mut last_checkpoint = Instant::now();
+    let mut last_retention = Instant::now();
     loop {
         let guard = stopped
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let (guard, _) = wake
-            .wait_timeout_while(guard, tick, |stopped| !*stopped)
+            .wait_timeout_while(guard, schedule.tick, |stopped| !*stopped)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if *guard {
             return;
@@ -359,11 +363,39 @@ fn background_loop(
         if let Err(error) = manager.flush_due_logs() {
             tracing::error!(%error, "background flush failed");
         }
-        if last_checkpoint.elapsed() >= checkpoint_every {
-            last_checkpoint = Instant::now();
-            if let Err(error) = manager.checkpoint_and_apply_retention() {
-                tracing::error!(%error, "background checkpoint or retention failed");
+        if last_retention.elapsed() >= schedule.retention_check_every {
+            last_retention = Instant::now();
+            if let Err(error) = manager.apply_retention_all() {
+                tracing::error!(%error, "background retention failed");
             }
+        }
+        if last_checkpoint.elapsed() >= schedule.checkpoint_every {
+            last_checkpoint = Instant::now();
+            if let Err(error) = manager.checkpoint_all() {
+                tracing::error!(%error, "background checkpoint failed");
+            }
+        }
+    }
+}
+
+/// How often the log manager's background thread does each duty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackgroundSchedule {
+    /// How often interval flushes and writeback are considered.
+    pub tick: Duration,
+    /// How often every partition checkpoint is written.
+    pub checkpoint_every: Duration,
+    /// How often retention looks for segments to delete.
+    pub retention_check_every: Duration,
+}
+
+impl Default for BackgroundSchedule {
+    /// A 50 ms tick; checkpoints and retention every minute.
+    fn default() -> BackgroundSchedule {
+        BackgroundSchedule {
+            tick: Duration::from_millis(50),
+            checkpoint_every: Duration::from_secs(60),
+            retention_check_every: Duration::from_secs(60),
         }
     }
 }

@@ -42,7 +42,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FlushPolicy, LogConfig};
 pub use direct::ends_in_padding as ends_in_direct_padding;
 pub use error::{LogError, LogResult};
-pub use manager::{BackgroundTasks, LogManager, TopicPartition};
+pub use manager::{BackgroundSchedule, BackgroundTasks, LogManager, TopicPartition};
 pub use partition_log::{
     AppendInfo, Durability, PartitionLog, ReadResult, RetentionOutcome, SyncClaim,
 };

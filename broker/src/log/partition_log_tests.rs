@@ -394,7 +394,10 @@ fn interval_flush_happens_in_the_background_not_on_append() {
     let manager = Arc::new(LogManager::open(dir.path(), config, Arc::new(SystemClock)).unwrap());
     let partition = TopicPartition::new(TopicName::new("t").unwrap(), PartitionId(0));
     let log = manager.get_or_create(&partition, None).unwrap();
-    let tasks = manager.start_background_tasks(Duration::from_millis(5), Duration::from_secs(60));
+    let tasks = manager.start_background_tasks(super::BackgroundSchedule {
+        tick: Duration::from_millis(5),
+        ..super::BackgroundSchedule::default()
+    });
     log.append(&tagged_batch("x", 2, NOW_MS), LeaderEpoch(0))
         .unwrap();
     // Bounded wait for the background thread; the assertion is about what it did, and

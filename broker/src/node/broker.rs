@@ -23,7 +23,8 @@ use crate::controller::{
     BrokerDefaults, BrokerRegistration, Controller, MetadataImage, TopicConfig,
 };
 use crate::log::{
-    BackgroundTasks, Clock, LogConfig, LogError, LogManager, SystemClock, TopicPartition,
+    BackgroundSchedule, BackgroundTasks, Clock, LogConfig, LogError, LogManager, SystemClock,
+    TopicPartition,
 };
 
 /// The internal topic holding the cluster metadata log; never served to clients.
@@ -65,6 +66,8 @@ pub struct NodeConfig {
     pub log_defaults: LogConfig,
     pub topic_defaults: BrokerDefaults,
     pub limits: Limits,
+    /// How often retention looks for segments to delete.
+    pub retention_check_interval: Duration,
 }
 
 /// One partition of a fetch request.
@@ -180,8 +183,10 @@ impl Node {
             rack: None,
         };
         let controller = Controller::open(&logs, config.topic_defaults.clone(), registration)?;
-        let background =
-            logs.start_background_tasks(Duration::from_millis(50), Duration::from_secs(60));
+        let background = logs.start_background_tasks(BackgroundSchedule {
+            retention_check_every: config.retention_check_interval,
+            ..BackgroundSchedule::default()
+        });
         let node = Arc::new(Node {
             config,
             logs,

@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Default retention in bytes per partition, -1 for unlimited.
     #[arg(long, env = "STRATA_RETENTION_BYTES", allow_negative_numbers = true)]
     pub retention_bytes: Option<i64>,
+    /// How often retention looks for segments to delete, in milliseconds (Kafka's
+    /// `log.retention.check.interval.ms`).
+    #[arg(long, env = "STRATA_RETENTION_CHECK_INTERVAL_MS", value_name = "MS")]
+    pub retention_check_interval_ms: Option<u64>,
     /// Largest record batch accepted, in bytes.
     #[arg(long, env = "STRATA_MESSAGE_MAX_BYTES")]
     pub message_max_bytes: Option<usize>,
@@ -90,6 +94,7 @@ struct FileConfig {
     segment_bytes: Option<u64>,
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
+    retention_check_interval_ms: Option<u64>,
     message_max_bytes: Option<usize>,
     log_io: Option<String>,
     worker_threads: Option<usize>,
@@ -119,6 +124,9 @@ impl Source {
 /// Most request-serving threads a broker may be given (tokio's own limit is far higher;
 /// more than this is a typo, not a machine).
 const WORKER_THREADS_MAX: usize = 1024;
+
+/// Longest retention check interval accepted: a week (longer is a typo).
+const RETENTION_CHECK_INTERVAL_MS_MAX: u64 = 7 * 24 * 3_600_000;
 
 /// A bad setting, naming its source.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +159,7 @@ pub struct BrokerSettings {
     pub segment_bytes: u64,
     pub retention_ms: i64,
     pub retention_bytes: i64,
+    pub retention_check_interval_ms: u64,
     pub message_max_bytes: usize,
     pub log_io: LogIo,
     pub worker_threads: usize,
@@ -334,6 +343,13 @@ impl BrokerSettings {
             file.retention_bytes,
             -1,
         );
+        let retention_check_interval_ms = merger.pick(
+            "retention_check_interval_ms",
+            "retention_check_interval_ms",
+            args.retention_check_interval_ms,
+            file.retention_check_interval_ms,
+            60_000,
+        );
         let message_max_bytes = merger.pick(
             "message_max_bytes",
             "message_max_bytes",
@@ -410,6 +426,13 @@ impl BrokerSettings {
                 "must be ≥ 0, or -1 for unlimited".into(),
             ));
         }
+        if !(1..=RETENTION_CHECK_INTERVAL_MS_MAX).contains(&retention_check_interval_ms) {
+            return Err(invalid(
+                &merger,
+                "retention_check_interval_ms",
+                format!("must be between 1 and {RETENTION_CHECK_INTERVAL_MS_MAX}"),
+            ));
+        }
         if !(1024..=(64 << 20)).contains(&message_max_bytes) {
             return Err(invalid(
                 &merger,
@@ -442,6 +465,7 @@ impl BrokerSettings {
             segment_bytes,
             retention_ms,
             retention_bytes,
+            retention_check_interval_ms,
             message_max_bytes,
             log_io,
             worker_threads,
@@ -471,6 +495,10 @@ impl BrokerSettings {
         line("segment_bytes", self.segment_bytes.to_string());
         line("retention_ms", self.retention_ms.to_string());
         line("retention_bytes", self.retention_bytes.to_string());
+        line(
+            "retention_check_interval_ms",
+            self.retention_check_interval_ms.to_string(),
+        );
         line("message_max_bytes", self.message_max_bytes.to_string());
         line("log_io", format!("{:?}", self.log_io.name()));
         line("worker_threads", self.worker_threads.to_string());
@@ -537,6 +565,29 @@ mod tests {
         assert_eq!(
             load(&[], Some("log_io = \"direct\"\n")).unwrap().log_io,
             LogIo::Direct
+        );
+    }
+
+    #[test]
+    fn retention_check_interval_defaults_to_a_minute_and_zero_is_refused() {
+        assert_eq!(load(&[], None).unwrap().retention_check_interval_ms, 60_000);
+        let settings = load(&["--retention-check-interval-ms", "500"], None).unwrap();
+        assert_eq!(settings.retention_check_interval_ms, 500);
+        assert!(settings
+            .to_annotated_toml()
+            .contains("retention_check_interval_ms = 500 # flag"));
+        assert_eq!(
+            load(&[], Some("retention_check_interval_ms = 2000\n"))
+                .unwrap()
+                .retention_check_interval_ms,
+            2000
+        );
+        let error = load(&["--retention-check-interval-ms", "0"], None).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("retention_check_interval_ms (from flag)"),
+            "{error}"
         );
     }
 

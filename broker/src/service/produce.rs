@@ -147,6 +147,7 @@ mod tests {
             topic_defaults: BrokerDefaults::from_log_config(&log_defaults, 1 << 20),
             log_defaults,
             limits: Limits::default(),
+            retention_check_interval: std::time::Duration::from_secs(60),
         })
         .unwrap();
         let spec = NewTopic {
