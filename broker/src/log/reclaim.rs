@@ -172,7 +172,8 @@ impl Reclaimer {
     }
 
     /// Waits until `done` holds for the stats, or `timeout` passes; returns the last stats.
-    /// For tests and shutdown reporting: a liveness bound, never a measurement.
+    /// Tests use it to wait for the thread; `timeout` is a liveness bound, never a
+    /// measurement.
     pub fn wait_for(
         &self,
         timeout: Duration,
