@@ -27,6 +27,7 @@ use strata_benches::scenarios::plan::{self, Timing};
 use strata_benches::scenarios::prefault;
 use strata_benches::scenarios::report::Report;
 use strata_benches::scenarios::runner::{self, Reference, RunConfig};
+use strata_benches::scenarios::warm::PageCacheFill;
 
 /// Strata's scenario runner: benchmarks.md §3 on one node, Iggy's shape and issue 4's
 /// acceptance rows, each with flush=interval and flush=always.
@@ -54,6 +55,12 @@ struct Args {
     /// docs/BENCHMARKS.md). The report says whether it was done.
     #[arg(long)]
     prefault_memory: bool,
+    /// Keep the page cache full (of clean pages read from a sparse file) before measuring
+    /// and before every session, as on a broker host that has been running: new pages then
+    /// come from reclaim instead of from a lazily backing host. See docs/BENCHMARKS.md,
+    /// item 27. The report says whether it was done.
+    #[arg(long)]
+    warm_page_cache: bool,
     /// Directory holding strata-broker and strata (default: this executable's directory).
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
@@ -106,6 +113,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("scenarios: {}", prefault.describe());
         environment.prefault = Some(prefault.describe());
     }
+    let mut fill = if args.warm_page_cache {
+        Some(PageCacheFill::create(&data_root)?)
+    } else {
+        None
+    };
+    top_up(&mut fill, "before measuring");
     let (iperf3, disk, latency) = measure_limits(&data_root, args.skip_limits)?;
     let config = RunConfig {
         strata,
@@ -122,9 +135,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     for session in &sessions {
         for &flush in session.flushes {
             if !interrupt::requested() {
+                top_up(&mut fill, &format!("before {}-{}", session.name, flush.name()));
                 records.push(runner::run_session(&config, session, flush, reference));
             }
         }
+    }
+    if let Some(fill) = fill {
+        environment.page_cache_fill = Some(fill.describe());
     }
     let report = Report {
         tool: "strata-scenarios",
@@ -186,6 +203,17 @@ fn measure_limits(
     );
     cleanup::remove_dir_gently(&scratch)?;
     Ok((iperf3, disk, latency))
+}
+
+/// Tops the page cache up when `--warm-page-cache` asked for it. A failure is reported and
+/// the sitting goes on (its report then says how much was read).
+fn top_up(fill: &mut Option<PageCacheFill>, when: &str) {
+    if let Some(fill) = fill {
+        match fill.top_up() {
+            Ok(top_up) => eprintln!("scenarios: page cache {when}: {}", top_up.describe()),
+            Err(error) => eprintln!("scenarios: page cache {when}: {error:#}"),
+        }
+    }
 }
 
 fn own_dir() -> anyhow::Result<PathBuf> {

@@ -24,6 +24,8 @@ pub struct Environment {
     pub strata_version: Option<String>,
     /// Set when `--prefault-memory` touched the free memory before measuring.
     pub prefault: Option<String>,
+    /// Set when `--warm-page-cache` kept the page cache full during the sitting.
+    pub page_cache_fill: Option<String>,
     /// The guest's free page reporting (virtio-balloon), when the kernel has it: freed
     /// memory goes back to the host, and the next first touch of it is slow again.
     pub free_page_reporting: Option<String>,
@@ -68,6 +70,7 @@ impl Environment {
             git_sha: tool("git", &["rev-parse", "--short", "HEAD"], workspace),
             strata_version: tool(&strata.display().to_string(), &["--version"], data_root),
             prefault: None,
+            page_cache_fill: None,
             free_page_reporting: free_page_reporting(Path::new(PAGE_REPORTING_PARAMETERS)),
         }
     }
@@ -99,6 +102,12 @@ impl Environment {
             self.free_page_reporting
                 .as_deref()
                 .unwrap_or("not in this kernel")
+        ) + &format!(
+            "- page cache: {}\n",
+            self.page_cache_fill.as_deref().unwrap_or(
+                "as the runs left it (a fresh VM's is empty, and its new pages are backed on \
+                 first touch)"
+            )
         )
     }
 }

@@ -20,6 +20,8 @@
 //! - [`steal`]: host steal time; every step waits for a quiet host and records the steal
 //!   during it.
 //! - [`process`]: child processes with bounded waits; CPU time from `/proc/<pid>/stat`.
+//! - [`warm`]: `--warm-page-cache`, the memory state of a broker host that has been
+//!   running.
 //! - [`interrupt`]: Ctrl-C ends the run early but cleanly, keeping the rows so far.
 //!
 //! Rules: the runner builds nothing, sends traffic only to 127.0.0.1, never uses ports
@@ -40,3 +42,4 @@ pub mod process;
 pub mod report;
 pub mod runner;
 pub mod steal;
+pub mod warm;

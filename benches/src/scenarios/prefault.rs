@@ -73,8 +73,13 @@ pub fn prefault() -> anyhow::Result<Prefault> {
 }
 
 /// `MemFree` of /proc/meminfo, in bytes.
-fn mem_free_bytes(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|line| line.starts_with("MemFree:"))?;
+pub(crate) fn mem_free_bytes(meminfo: &str) -> Option<u64> {
+    meminfo_field_bytes(meminfo, "MemFree:")
+}
+
+/// A `kB` line of /proc/meminfo (`field` with its colon), in bytes.
+pub(crate) fn meminfo_field_bytes(meminfo: &str, field: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|line| line.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
@@ -88,5 +93,9 @@ mod tests {
         let meminfo = "MemTotal:       24000000 kB\nMemFree:        16000000 kB\n";
         assert_eq!(mem_free_bytes(meminfo), Some(16_000_000 * 1024));
         assert_eq!(mem_free_bytes("MemTotal: 1 kB\n"), None);
+        assert_eq!(
+            meminfo_field_bytes(meminfo, "MemTotal:"),
+            Some(24_000_000 * 1024)
+        );
     }
 }
