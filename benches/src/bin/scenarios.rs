@@ -124,7 +124,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         strata,
         broker,
         data_root,
-        timing: Timing::new(args.quick),
+        timing: Timing::new(args.quick, environment.memory_bytes()),
         broker_options: BrokerOptions {
             log_io: args.log_io.clone(),
             worker_threads: args.broker_worker_threads,

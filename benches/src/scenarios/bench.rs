@@ -18,7 +18,8 @@ use super::process::{tail, ChildProcess};
 
 /// Extra time a time-bounded bench gets past its warm-up and duration before it is killed.
 const DEADLINE_SLACK: Duration = Duration::from_secs(120);
-/// Deadline of a `consume` step, which runs until it has read the whole backlog.
+/// Deadline of a `consume` step, which runs until it has read the whole backlog, and of
+/// the `produce` step that writes that backlog.
 const CONSUME_DEADLINE: Duration = Duration::from_secs(600);
 
 /// Latency percentiles in milliseconds, as `summary.publish_ms` / `summary.e2e_ms`.
@@ -93,8 +94,16 @@ pub fn arguments(step: &Step, timing: Timing, broker: SocketAddr) -> Vec<String>
         step.partitions.to_string(),
         "-r".into(),
         "1".into(),
-        "--duration".into(),
-        seconds(timing.duration),
+    ]);
+    if step.backlog {
+        args.extend([
+            "--records".into(),
+            timing.backlog_records(step.record_size_bytes).to_string(),
+        ]);
+    } else {
+        args.extend(["--duration".into(), seconds(timing.duration)]);
+    }
+    args.extend([
         "--warmup".into(),
         seconds(timing.warmup),
         "--record-size".into(),
@@ -125,6 +134,7 @@ pub fn arguments(step: &Step, timing: Timing, broker: SocketAddr) -> Vec<String>
 pub fn deadline(step: &Step, timing: Timing) -> Duration {
     match step.mode {
         Mode::Consume => CONSUME_DEADLINE,
+        Mode::Produce if step.backlog => CONSUME_DEADLINE,
         Mode::Produce | Mode::E2e => timing.warmup + timing.duration + DEADLINE_SLACK,
     }
 }

@@ -75,6 +75,12 @@ impl Environment {
         }
     }
 
+    /// The machine's memory in bytes, when it is known.
+    pub fn memory_bytes(&self) -> Option<u64> {
+        self.memory_gib
+            .map(|gib| (gib * f64::from(1u32 << 30)).round() as u64)
+    }
+
     /// The markdown lines printed above the table.
     pub fn markdown(&self) -> String {
         let unknown = |value: &Option<String>| value.clone().unwrap_or_else(|| "?".to_owned());

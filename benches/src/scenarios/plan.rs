@@ -77,6 +77,9 @@ pub struct Step {
     /// Target records/s in total; `None` is unlimited.
     pub rate: Option<u32>,
     pub batching: Option<Batching>,
+    /// A later `consume` step of the session reads this step's topic back: the step
+    /// produces [`Timing::backlog_bytes`] of values instead of running for a duration.
+    pub backlog: bool,
 }
 
 /// One fresh broker and the steps run against it.
@@ -87,22 +90,46 @@ pub struct Session {
     pub steps: Vec<Step>,
 }
 
-/// How long each time-bounded step runs.
+/// How long each time-bounded step runs, and how much a step that is read back writes.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Timing {
     #[serde(serialize_with = "as_seconds")]
     pub duration: Duration,
     #[serde(serialize_with = "as_seconds")]
     pub warmup: Duration,
+    /// Bytes of values a produce step writes when a consume step reads them back (warm-up
+    /// included): 4 GiB in a quick sitting, half the machine's memory in a full one. Iggy's
+    /// shape produces a fixed amount and reads it back; a duration would, at 1 GB/s over
+    /// 25 s, write more than this VM's memory holds and measure the disk on the way back.
+    pub backlog_bytes: u64,
 }
 
+/// A quick sitting's backlog, and a full one's when the machine's memory is unknown.
+const QUICK_BACKLOG_BYTES: u64 = 4 << 30;
+/// A full sitting's backlog never exceeds this.
+const FULL_BACKLOG_MAX_BYTES: u64 = 16 << 30;
+
 impl Timing {
-    pub fn new(quick: bool) -> Timing {
+    /// `memory_bytes`: the machine's memory (`MemTotal`), when known.
+    pub fn new(quick: bool, memory_bytes: Option<u64>) -> Timing {
         let (duration_s, warmup_s) = if quick { (5, 1) } else { (20, 5) };
+        let backlog_bytes = if quick {
+            QUICK_BACKLOG_BYTES
+        } else {
+            memory_bytes.map_or(QUICK_BACKLOG_BYTES, |memory| {
+                (memory / 2).min(FULL_BACKLOG_MAX_BYTES)
+            })
+        };
         Timing {
             duration: Duration::from_secs(duration_s),
             warmup: Duration::from_secs(warmup_s),
+            backlog_bytes,
         }
+    }
+
+    /// Records of `record_size_bytes` that make up the backlog (at least one).
+    pub fn backlog_records(&self, record_size_bytes: u32) -> u64 {
+        (self.backlog_bytes / u64::from(record_size_bytes.max(1))).max(1)
     }
 }
 
@@ -133,6 +160,7 @@ fn produce(name: &'static str, partitions: u32, record_size_bytes: u32, producer
         acks: "1",
         rate: None,
         batching: None,
+        backlog: false,
     }
 }
 
@@ -166,7 +194,14 @@ fn e2e(name: &'static str, partitions: u32, record_size_bytes: u32, rate: u32) -
     }
 }
 
-fn session(name: &'static str, steps: Vec<Step>) -> Session {
+/// A session; produce steps whose topic a later consume step reads are marked `backlog`.
+fn session(name: &'static str, mut steps: Vec<Step>) -> Session {
+    for index in 0..steps.len() {
+        let read_back = steps[index + 1..]
+            .iter()
+            .any(|later| later.mode == Mode::Consume && later.topic == steps[index].topic);
+        steps[index].backlog = steps[index].mode == Mode::Produce && read_back;
+    }
     Session {
         name,
         flushes: &Flush::BOTH,
@@ -246,6 +281,40 @@ pub fn select(only: &[String]) -> anyhow::Result<Vec<Session>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn produce_steps_read_back_write_a_backlog_and_the_others_run_for_a_duration() {
+        for session in all_sessions() {
+            for step in &session.steps {
+                let read_back = session
+                    .steps
+                    .iter()
+                    .any(|other| other.mode == Mode::Consume && other.topic == step.topic);
+                assert_eq!(
+                    step.backlog,
+                    step.mode == Mode::Produce && read_back,
+                    "{}",
+                    step.name
+                );
+            }
+        }
+        let accept = all_sessions()
+            .into_iter()
+            .find(|session| session.name == "accept-1p1p")
+            .unwrap();
+        assert!(accept.steps[0].backlog);
+    }
+
+    #[test]
+    fn the_backlog_is_4_gib_quick_and_half_the_memory_full_within_bounds() {
+        let gib = 1u64 << 30;
+        assert_eq!(Timing::new(true, Some(24 * gib)).backlog_bytes, 4 * gib);
+        assert_eq!(Timing::new(false, Some(24 * gib)).backlog_bytes, 12 * gib);
+        assert_eq!(Timing::new(false, Some(64 * gib)).backlog_bytes, 16 * gib);
+        assert_eq!(Timing::new(false, Some(4 * gib)).backlog_bytes, 2 * gib);
+        assert_eq!(Timing::new(false, None).backlog_bytes, 4 * gib);
+        assert_eq!(Timing::new(true, None).backlog_records(1000), 4 * gib / 1000);
+    }
 
     #[test]
     fn consume_steps_follow_the_produce_step_of_their_topic() {

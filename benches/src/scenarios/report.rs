@@ -53,7 +53,9 @@ impl Report {
         out.push_str(&self.environment.markdown());
         let _ = writeln!(
             out,
-            "- timing: {} s per produce/e2e step after {} s warm-up; consume reads the whole backlog\n\
+            "- timing: {} s per produce/e2e step after {} s warm-up, except that a produce \
+             step read back later writes {:.1} GiB of values (warm-up included); consume \
+             reads the whole backlog\n\
              - broker: a fresh `strata-broker --data-dir <temp> --listen 127.0.0.1:<free port> \
              --flush interval:1000|always {}` per scenario and flush mode (RF 1)\n\
              - MB = MiB (2^20 B) of record values; broker CPU s/GiB = (utime + stime) during \
@@ -61,6 +63,7 @@ impl Report {
              (`sessions[].rows[].bench.command`)\n",
             self.timing.duration.as_secs(),
             self.timing.warmup.as_secs(),
+            self.timing.backlog_bytes as f64 / f64::from(1u32 << 30),
             self.broker_options.args().join(" ")
         );
         out.push_str(&limits_table(&[
