@@ -135,7 +135,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     for session in &sessions {
         for &flush in session.flushes {
             if !interrupt::requested() {
-                top_up(&mut fill, &format!("before {}-{}", session.name, flush.name()));
+                top_up(
+                    &mut fill,
+                    &format!("before {}-{}", session.name, flush.name()),
+                );
                 records.push(runner::run_session(&config, session, flush, reference));
             }
         }

@@ -313,7 +313,10 @@ mod tests {
         assert_eq!(Timing::new(false, Some(64 * gib)).backlog_bytes, 16 * gib);
         assert_eq!(Timing::new(false, Some(4 * gib)).backlog_bytes, 2 * gib);
         assert_eq!(Timing::new(false, None).backlog_bytes, 4 * gib);
-        assert_eq!(Timing::new(true, None).backlog_records(1000), 4 * gib / 1000);
+        assert_eq!(
+            Timing::new(true, None).backlog_records(1000),
+            4 * gib / 1000
+        );
     }
 
     #[test]

@@ -91,9 +91,8 @@ impl PageCacheFill {
         // hands such blocks straight back to the host; it also kept 1.5–3.9 GiB free
         // after such a fill, against 0.6–0.7 GiB with this advice (eleventh session).
         // SAFETY: plain system call on a descriptor `file` owns; no memory is passed.
-        let advised = unsafe {
-            libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM)
-        };
+        let advised =
+            unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
         if advised != 0 {
             anyhow::bail!(
                 "posix_fadvise(RANDOM) on {}: {}",
@@ -163,7 +162,6 @@ impl PageCacheFill {
             TARGET_FREE_BYTES >> 20
         )
     }
-
 }
 
 impl Drop for PageCacheFill {
@@ -201,7 +199,10 @@ mod tests {
         let metadata = std::fs::metadata(&path).unwrap();
         assert_eq!(metadata.len(), SPARSE_BYTES);
         use std::os::unix::fs::MetadataExt as _;
-        assert!(metadata.blocks() * 512 < 1 << 20, "the fill must not use disk");
+        assert!(
+            metadata.blocks() * 512 < 1 << 20,
+            "the fill must not use disk"
+        );
         drop(fill);
         assert!(!path.exists());
     }
