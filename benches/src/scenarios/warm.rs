@@ -12,11 +12,12 @@
 //!
 //! How: a sparse file of [`SPARSE_BYTES`] under the data root is read forward, without
 //! read-ahead. Reading a hole puts zero-filled, clean pages in the page cache without any
-//! disk I/O or disk space, so the fill costs only the memory's first touch. Reading stops when `MemFree`
-//! is down to [`TARGET_FREE_BYTES`]. Each session's data is deleted after it, which gives
-//! its pages back to the host, so the runner tops the fill up before every session. The
-//! kernel reclaims the fill's pages first (they were read once, long ago), exactly as it
-//! would reclaim old log segments.
+//! disk I/O or disk space, so the fill costs only the memory's first touch. Reading stops
+//! when `MemFree` is down to [`TARGET_FREE_BYTES`] or no longer goes down (the kernel's
+//! own reserve). Each session's data is deleted after it, which gives its pages back to
+//! the host, so the runner tops the fill up before every session. The kernel reclaims the
+//! fill's pages first (they were read once, long ago), as it would reclaim old log
+//! segments.
 
 use std::fs::File;
 use std::os::fd::AsRawFd as _;
@@ -29,16 +30,17 @@ use anyhow::Context as _;
 use super::prefault::{mem_free_bytes, meminfo_field_bytes};
 
 /// Reading stops once this little memory is free, or once [`STALL_BYTES`] of reading has
-/// not lowered `MemFree` (the kernel keeps its own reserve, 200–250 MiB on the 24 GiB VMs
-/// measured, and reading on would only reclaim the fill itself).
+/// not lowered `MemFree` (the kernel keeps a reserve of its own, 0.3–0.4 GiB after a fill
+/// on the 24 GiB VM measured, and reading on would only reclaim the fill itself).
 pub const TARGET_FREE_BYTES: u64 = 384 << 20;
 /// How much reading without `MemFree` going down by at least one step ends a top-up.
 const STALL_BYTES: u64 = 1 << 30;
 /// The sparse file's length: far more than any sitting reads (a full one tops up about
 /// 200 GiB); reading wraps to the start if it ever gets there.
 pub const SPARSE_BYTES: u64 = 1 << 40;
-/// One read, and how often `MemFree` is checked.
+/// How much is read between two looks at `MemFree`.
 const STEP_BYTES: usize = 64 << 20;
+/// One read.
 const READ_BYTES: usize = 1 << 20;
 
 /// The fill's file and how much of it has been read so far.
