@@ -194,11 +194,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_fill_file_is_sparse_and_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let fill = PageCacheFill::create(dir.path()).unwrap();
+    fn the_fill_file_is_sparse_and_removed() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let fill = PageCacheFill::create(dir.path())?;
         let path = fill.path.clone();
-        let metadata = std::fs::metadata(&path).unwrap();
+        let metadata = std::fs::metadata(&path)?;
         assert_eq!(metadata.len(), SPARSE_BYTES);
         use std::os::unix::fs::MetadataExt as _;
         assert!(
@@ -207,5 +207,6 @@ mod tests {
         );
         drop(fill);
         assert!(!path.exists());
+        Ok(())
     }
 }
