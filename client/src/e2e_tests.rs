@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_stream::StreamExt;
 
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, WriteOutcome};
 use crate::partitioner::partition_for_key;
 use crate::test_broker::{Fault, TestBroker};
 use crate::{Acks, Client, ConsumedRecord, Consumer, Error, Offset, Record};
@@ -120,6 +120,80 @@ async fn retriable_errors_and_lost_answers_neither_reorder_nor_duplicate() {
         broker.state.lock().unwrap().produce_requests > 4,
         "batches were retried"
     );
+}
+
+/// Waits (bounded) until the broker has read `count` produce requests.
+async fn received(broker: &TestBroker, count: usize) {
+    for _ in 0..1000 {
+        if broker.state.lock().unwrap().produce_requests_received >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the broker never read {count} produce requests");
+}
+
+/// The outside fault test's anomaly, made deterministic: the broker holds every request
+/// (SIGSTOP) while the first batch's delivery times out and the second is still in flight.
+/// A producer that took a new producer id then resent the second batch under it, and the
+/// resumed broker appended it twice: once from the old stream, once under the new id.
+/// Now the timed-out batch keeps its sequence number and nothing is written twice.
+#[tokio::test]
+async fn a_delivery_timeout_while_the_broker_is_paused_writes_nothing_twice() {
+    let broker = TestBroker::start(&[("t", 1)]).await;
+    let client = client(&broker).await;
+    let producer = client
+        .producer()
+        .linger(Duration::ZERO)
+        .request_timeout(Duration::from_millis(200))
+        .retry_backoff(Duration::from_millis(10))
+        .delivery_timeout(Duration::from_millis(1200))
+        .build()
+        .unwrap();
+    broker.pause(true);
+    let first = producer.enqueue(Record::to("t").value("first")).unwrap();
+    received(&broker, 1).await;
+    // The second batch's deadline falls well after the first one's.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let second = producer.enqueue(Record::to("t").value("second")).unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), first)
+        .await
+        .expect("the first delivery times out while the broker is paused")
+        .unwrap_err();
+    assert_eq!(
+        first.error.outcome(),
+        WriteOutcome::Unknown,
+        "{}",
+        first.error
+    );
+    assert!(
+        first.error.to_string().contains("may have been written"),
+        "{}",
+        first.error
+    );
+    // Let the producer resend what it holds before the broker resumes.
+    let before = broker.state.lock().unwrap().produce_requests_received;
+    received(&broker, before + 1).await;
+    broker.pause(false);
+
+    let second = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("answered once the broker resumes");
+    let third = producer.send(Record::to("t").value("third")).await.unwrap();
+    let stored = broker.values("t", 0);
+    for value in ["first", "second", "third"] {
+        let copies = stored.iter().filter(|stored| *stored == value).count();
+        assert!(copies <= 1, "{value} stored {copies} times: {stored:?}");
+    }
+    if let Ok(second) = second {
+        assert_eq!(
+            stored.get(second.offset as usize).map(String::as_str),
+            Some("second")
+        );
+    }
+    assert_eq!(stored.last().map(String::as_str), Some("third"));
+    assert_eq!(third.offset as usize, stored.len() - 1);
+    assert!(!producer.is_fatal());
 }
 
 #[tokio::test]

@@ -47,7 +47,7 @@ pub enum Error {
         source: tonic::transport::Error,
     },
     /// A call or a record's delivery took longer than its timeout.
-    #[error("{operation} timed out after {}", humanize(*.after))]
+    #[error("{operation} timed out after {}{}", humanize(*.after), timeout_note(operation, *.outcome))]
     Timeout {
         operation: &'static str,
         after: Duration,
@@ -69,6 +69,31 @@ pub enum Error {
     /// The producer, consumer or client was closed.
     #[error("the {0} is closed")]
     Closed(&'static str),
+    /// The producer stopped for good after a fatal error (a sequence gap, a fenced producer
+    /// id), raised by this record's batch or by another one; build a new producer to go
+    /// on ([`crate::Producer::is_fatal`]). `outcome` is what is known of this record.
+    #[error("the producer stopped after a fatal error: {message}{}", may_be_written(*.outcome))]
+    ProducerStopped {
+        code: ErrorCode,
+        message: String,
+        outcome: WriteOutcome,
+    },
+}
+
+/// The note a write error carries when the write may have been applied.
+fn may_be_written(outcome: WriteOutcome) -> &'static str {
+    match outcome {
+        WriteOutcome::Unknown => " (the record may have been written)",
+        WriteOutcome::NotApplied => " (the record was not written)",
+    }
+}
+
+/// A produce timeout says what is known of the record; other calls' timeouts need not.
+fn timeout_note(operation: &str, outcome: WriteOutcome) -> &'static str {
+    match operation {
+        "delivery" | "produce request" => may_be_written(outcome),
+        _ => "",
+    }
 }
 
 impl Error {
@@ -98,7 +123,7 @@ impl Error {
     /// The wire error code, for broker errors.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Error::Broker { code, .. } => Some(*code),
+            Error::Broker { code, .. } | Error::ProducerStopped { code, .. } => Some(*code),
             _ => None,
         }
     }
@@ -116,6 +141,7 @@ impl Error {
             Error::BufferFull { .. } => "BUFFER_FULL",
             Error::Unsupported(_) => "UNSUPPORTED",
             Error::Closed(_) => "CLOSED",
+            Error::ProducerStopped { code, .. } => code.as_str_name(),
         }
     }
 
@@ -126,7 +152,10 @@ impl Error {
             Error::Transport(status) => status_is_retriable(status.code()),
             Error::Connect { .. } | Error::Timeout { .. } | Error::BufferFull { .. } => true,
             Error::Record(error) => error.is_retriable(),
-            Error::InvalidConfig(_) | Error::Unsupported(_) | Error::Closed(_) => false,
+            Error::InvalidConfig(_)
+            | Error::Unsupported(_)
+            | Error::Closed(_)
+            | Error::ProducerStopped { .. } => false,
         }
     }
 
@@ -150,7 +179,7 @@ impl Error {
                 | tonic::Code::Unimplemented => WriteOutcome::NotApplied,
                 _ => WriteOutcome::Unknown,
             },
-            Error::Timeout { outcome, .. } => *outcome,
+            Error::Timeout { outcome, .. } | Error::ProducerStopped { outcome, .. } => *outcome,
             Error::Connect { .. }
             | Error::InvalidConfig(_)
             | Error::Record(_)
@@ -227,6 +256,15 @@ impl Error {
             },
             Error::Unsupported(what) => Error::Unsupported(what.clone()),
             Error::Closed(what) => Error::Closed(what),
+            Error::ProducerStopped {
+                code,
+                message,
+                outcome,
+            } => Error::ProducerStopped {
+                code: *code,
+                message: message.clone(),
+                outcome: *outcome,
+            },
             Error::Connect { address, source } => Error::Transport(tonic::Status::unavailable(
                 format!("cannot connect to {address}: {source}"),
             )),

@@ -1,6 +1,7 @@
 //! An in-memory, in-process stand-in for a one-node broker, for the client's own tests:
 //! enough of the client API to produce, deduplicate, fetch and list offsets, plus fault
-//! injection (error answers, lost answers, a killed stream). Not a model of the real
+//! injection (error answers, lost answers, a killed stream, and a pause that holds every
+//! produce request where it is, as a SIGSTOPped broker does). Not a model of the real
 //! broker's storage; the integration tests in `tests/` run the real one.
 //!
 //! Deduplication follows the rule the real broker implements: per (producer id,
@@ -43,6 +44,8 @@ pub(crate) struct State {
     pub(crate) topics: HashMap<String, Vec<PartitionLog>>,
     pub(crate) faults: VecDeque<Fault>,
     pub(crate) produce_requests: usize,
+    /// Produce requests read from their streams, processed or held by a pause.
+    pub(crate) produce_requests_received: usize,
     /// `FetchStream` calls started, and whether they are refused as `UNIMPLEMENTED` (as
     /// a broker from before fetch sessions would).
     pub(crate) fetch_streams: usize,
@@ -65,6 +68,8 @@ pub(crate) struct PartitionLog {
 pub(crate) struct TestBroker {
     pub(crate) state: Arc<Mutex<State>>,
     pub(crate) address: String,
+    /// While `true`, produce requests wait in their streams unprocessed.
+    paused: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl TestBroker {
@@ -82,10 +87,12 @@ impl TestBroker {
         let broker = TestBroker {
             state: Arc::new(Mutex::new(state)),
             address: address.to_string(),
+            paused: Arc::new(tokio::sync::watch::Sender::new(false)),
         };
         let service = Service {
             state: broker.state.clone(),
             address: broker.address.clone(),
+            paused: broker.paused.clone(),
         };
         tokio::spawn(async move {
             tonic::transport::Server::builder()
@@ -95,6 +102,12 @@ impl TestBroker {
                 .unwrap();
         });
         broker
+    }
+
+    /// Holds (`true`) or releases every produce request before it is processed. Released
+    /// streams then race each other, as a resumed broker's connections do.
+    pub(crate) fn pause(&self, paused: bool) {
+        self.paused.send_replace(paused);
     }
 
     pub(crate) fn inject(&self, faults: &[Fault]) {
@@ -127,6 +140,7 @@ impl TestBroker {
 struct Service {
     state: Arc<Mutex<State>>,
     address: String,
+    paused: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 fn ok() -> Option<wire::Error> {
@@ -294,8 +308,15 @@ impl ClientApi for Service {
         let mut requests = request.into_inner();
         let (answers, receiver) = mpsc::channel(64);
         let state = self.state.clone();
+        let mut paused = self.paused.subscribe();
         tokio::spawn(async move {
             while let Some(Ok(request)) = requests.next().await {
+                state.lock().unwrap().produce_requests_received += 1;
+                while *paused.borrow_and_update() {
+                    if paused.changed().await.is_err() {
+                        return;
+                    }
+                }
                 let (fault, answer) = {
                     let mut state = state.lock().unwrap();
                     state.produce_requests += 1;

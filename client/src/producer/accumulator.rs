@@ -72,11 +72,6 @@ pub(crate) struct SealedBatch {
 }
 
 impl SealedBatch {
-    /// The earliest delivery deadline of its records.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        Some(self.deadline)
-    }
-
     pub(crate) fn record_count(&self) -> i32 {
         i32::try_from(self.records.len()).unwrap_or(i32::MAX)
     }

@@ -7,10 +7,10 @@
 //! gets `OUT_OF_ORDER_SEQUENCE`.
 //!
 //! Sequence numbers are assigned when a batch is first sent, not when it is built, so a
-//! batch that fails before it reaches the broker does not leave a gap. When a partition's
-//! sequence state becomes uncertain (a batch that may have been appended expired), that
-//! partition alone takes a fresh producer id and starts again at sequence 0 — the
-//! per-partition equivalent of Kafka's epoch bump (KIP-360).
+//! batch that fails before it reaches the broker does not leave a gap. A batch that may
+//! have been appended keeps its numbers until the broker answers it (see
+//! [`super::in_flight`]), so one producer id serves the producer's whole life: it never
+//! resends a batch under a new id or epoch while an earlier copy may still be appended.
 
 use bytes::Bytes;
 use strata_proto::api::v1 as wire;
@@ -28,8 +28,7 @@ pub(crate) struct Identity {
     pub(crate) producer_epoch: i16,
 }
 
-/// Where identities come from: one shared by all partitions, fetched once, and fresh
-/// ones for partitions that must start over.
+/// Where the producer's identity comes from: one shared by all partitions, fetched once.
 #[derive(Debug)]
 pub(crate) struct IdentitySource {
     client: Client,
@@ -47,11 +46,6 @@ impl IdentitySource {
     /// The producer's identity, fetched on first use.
     pub(crate) async fn shared(&self) -> Result<Identity, Error> {
         self.shared.get_or_try_init(|| self.fetch()).await.copied()
-    }
-
-    /// A new identity, for one partition whose sequence state is uncertain.
-    pub(crate) async fn fresh(&self) -> Result<Identity, Error> {
-        self.fetch().await
     }
 
     async fn fetch(&self) -> Result<Identity, Error> {

@@ -6,30 +6,81 @@
 //! - Entries are in sequence order; `next_sequence` follows the last one.
 //! - Each entry is *sent* (`request_id` set) or *unsent* (waiting to be resent); every
 //!   sent entry precedes every unsent one, so resends leave in the original order.
-//! - Removing an entry that was certainly not appended moves the later entries down by
-//!   its record count ([`InFlightWindow::renumber_after`]); when the broker's state is
-//!   uncertain, [`InFlightWindow::restart_sequences`] numbers everything from 0 again
-//!   under a fresh producer id.
+//! - Every sent entry went on one stream ([`InFlightWindow::sent_stream`]): a partition
+//!   never has requests outstanding on two streams, which the broker would serve in
+//!   parallel.
+//! - A batch that may have been appended (it was ever sent) keeps its sequence numbers
+//!   and its producer id until the broker answers it. When its delivery timeout passes
+//!   first, its records fail with an unknown outcome and the batch stays as an *orphan*:
+//!   it is still resent, so the broker either appends it once or answers it as a
+//!   duplicate, and no later batch is ever numbered into a gap it might fill.
+//! - Only batches that were certainly not appended leave a gap, which
+//!   [`InFlightWindow::renumber_after`] closes by moving the later entries down.
 
 use std::collections::VecDeque;
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::accumulator::SealedBatch;
+use super::completion::BatchRecords;
 use super::idempotence::{decrement_sequence, increment_sequence};
+use super::stream::StreamId;
+use crate::error::{Error, WriteOutcome};
 
 /// A batch with a sequence number: outstanding, or waiting to be resent.
 #[derive(Debug)]
 pub(crate) struct InFlight {
-    pub(crate) batch: SealedBatch,
+    /// The encoded batch, as last stamped.
+    pub(crate) bytes: Bytes,
+    /// What the batch owes its callers; `None` once they were answered while the batch
+    /// itself goes on (an orphan, see the module docs).
+    records: Option<BatchRecords>,
+    record_count: i32,
+    /// The earliest delivery deadline of its records.
+    deadline: Instant,
     pub(crate) base_sequence: i32,
     /// `Some` while a request for it is outstanding.
     pub(crate) request_id: Option<u64>,
     pub(crate) sent_at: Option<Instant>,
-    /// Where the outstanding request went.
-    pub(crate) address: Option<String>,
+    /// The stream the outstanding request went on.
+    pub(crate) stream: Option<StreamId>,
+    /// Requests written for it so far (any one may have been appended).
+    pub(crate) attempts: u32,
+    /// The generation of the last stream it was sent on, and whether it was ever sent on
+    /// two different streams (then a copy may still wait in the broker's queue of an
+    /// abandoned one).
+    last_generation: Option<u64>,
+    pub(crate) sent_on_several_streams: bool,
+}
+
+impl InFlight {
     /// Whether any request for it was ever written (then it may have been appended).
-    pub(crate) ever_sent: bool,
+    pub(crate) fn ever_sent(&self) -> bool {
+        self.attempts > 0
+    }
+
+    pub(crate) fn record_count(&self) -> i32 {
+        self.record_count
+    }
+
+    pub(crate) fn is_orphan(&self) -> bool {
+        self.records.is_none()
+    }
+
+    /// Completes its records (if they still wait) with their offsets.
+    pub(crate) fn succeed(mut self, partition: i32, base_offset: i64, log_append_time_ms: i64) {
+        if let Some(records) = self.records.take() {
+            records.succeed(partition, base_offset, log_append_time_ms);
+        }
+    }
+
+    /// Fails its records (if they still wait) with `error`.
+    pub(crate) fn fail(&mut self, error: &Error) {
+        if let Some(records) = self.records.take() {
+            records.fail(error);
+        }
+    }
 }
 
 /// The in-flight batches of one partition.
@@ -44,21 +95,28 @@ impl InFlightWindow {
         self.entries.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+    /// Whether every entry is an orphan: no caller waits for any of them.
+    pub(crate) fn only_orphans(&self) -> bool {
+        self.entries.iter().all(InFlight::is_orphan)
     }
 
     /// Gives `batch` the next sequence numbers and appends it, unsent; returns its index.
     pub(crate) fn push(&mut self, batch: SealedBatch) -> usize {
+        let record_count = batch.record_count();
         let base_sequence = self.next_sequence;
-        self.next_sequence = increment_sequence(self.next_sequence, batch.record_count());
+        self.next_sequence = increment_sequence(self.next_sequence, record_count);
         self.entries.push_back(InFlight {
-            batch,
+            bytes: batch.bytes,
+            records: Some(batch.records),
+            record_count,
+            deadline: batch.deadline,
             base_sequence,
             request_id: None,
             sent_at: None,
-            address: None,
-            ever_sent: false,
+            stream: None,
+            attempts: 0,
+            last_generation: None,
+            sent_on_several_streams: false,
         });
         self.entries.len() - 1
     }
@@ -85,29 +143,60 @@ impl InFlightWindow {
             .position(|entry| entry.request_id == Some(request_id))
     }
 
-    pub(crate) fn mark_sent(&mut self, index: usize, request_id: u64, address: &str) {
+    /// The stream every outstanding request of the partition went on.
+    pub(crate) fn sent_stream(&self) -> Option<&StreamId> {
+        let stream = self.entries.front().and_then(|head| head.stream.as_ref());
+        debug_assert!(
+            self.entries
+                .iter()
+                .filter_map(|entry| entry.stream.as_ref())
+                .all(|other| Some(other) == stream),
+            "a partition's requests are outstanding on two streams"
+        );
+        stream
+    }
+
+    pub(crate) fn mark_sent(&mut self, index: usize, request_id: u64, stream: StreamId) {
         if let Some(entry) = self.entries.get_mut(index) {
+            if entry
+                .last_generation
+                .is_some_and(|generation| generation != stream.generation)
+            {
+                entry.sent_on_several_streams = true;
+            }
+            entry.last_generation = Some(stream.generation);
             entry.request_id = Some(request_id);
             entry.sent_at = Some(Instant::now());
-            entry.address = Some(address.to_owned());
-            entry.ever_sent = true;
+            entry.stream = Some(stream);
+            entry.attempts = entry.attempts.saturating_add(1);
         }
     }
 
     /// Makes every entry unsent (answers to the old requests will be ignored) and returns
-    /// the addresses those requests went to.
-    pub(crate) fn mark_all_unsent(&mut self) -> Vec<String> {
-        let mut addresses = Vec::new();
+    /// the streams those requests went on.
+    pub(crate) fn mark_all_unsent(&mut self) -> Vec<StreamId> {
+        let mut streams = Vec::new();
         for entry in &mut self.entries {
-            if let Some(address) = entry.address.take() {
-                if !addresses.contains(&address) {
-                    addresses.push(address);
+            if let Some(stream) = entry.stream.take() {
+                if !streams.contains(&stream) {
+                    streams.push(stream);
                 }
             }
             entry.request_id = None;
             entry.sent_at = None;
         }
-        addresses
+        streams
+    }
+
+    /// Whether the entries from `index` on may take new sequence numbers: none of them
+    /// may still be appended under its old ones. Their requests on the current stream were
+    /// refused for the gap (the broker serves a stream in order); a copy sent on an older
+    /// stream could still arrive, so an entry sent on several streams rules it out.
+    pub(crate) fn may_renumber_from(&self, index: usize) -> bool {
+        self.entries
+            .iter()
+            .skip(index)
+            .all(|entry| !entry.sent_on_several_streams)
     }
 
     /// An entry at `index` holding `count` records was removed without being appended:
@@ -119,42 +208,48 @@ impl InFlightWindow {
         self.next_sequence = decrement_sequence(self.next_sequence, count);
     }
 
-    /// Numbers every entry from 0 again (a fresh producer id starts a fresh sequence).
-    pub(crate) fn restart_sequences(&mut self) {
-        let mut sequence = 0;
-        for entry in &mut self.entries {
-            entry.base_sequence = sequence;
-            sequence = increment_sequence(sequence, entry.batch.record_count());
-        }
-        self.next_sequence = sequence;
-    }
-
     /// When the oldest outstanding request was sent.
     pub(crate) fn oldest_sent_at(&self) -> Option<Instant> {
         self.entries.iter().filter_map(|entry| entry.sent_at).min()
     }
 
-    /// The delivery deadline of the head, if it is unsent: the one entry that
-    /// [`InFlightWindow::pop_expired_head`] may expire (deadlines follow send order).
-    pub(crate) fn earliest_unsent_deadline(&self) -> Option<Instant> {
+    /// The earliest delivery deadline of an entry whose callers still wait.
+    pub(crate) fn earliest_deadline(&self) -> Option<Instant> {
         self.entries
-            .front()
-            .filter(|head| head.request_id.is_none())
-            .and_then(|head| head.batch.deadline())
+            .iter()
+            .filter(|entry| !entry.is_orphan())
+            .map(|entry| entry.deadline)
+            .min()
     }
 
-    /// Removes the head if it is unsent and its delivery deadline passed.
-    pub(crate) fn pop_expired_head(&mut self, now: Instant) -> Option<InFlight> {
-        let head = self.entries.front()?;
-        let expired = head.request_id.is_none()
-            && head
-                .batch
-                .deadline()
-                .is_some_and(|deadline| deadline <= now);
-        if expired {
-            self.entries.pop_front()
-        } else {
-            None
+    /// The first entry whose callers still wait past its delivery deadline.
+    pub(crate) fn first_expired(&self, now: Instant) -> Option<usize> {
+        self.entries
+            .iter()
+            .position(|entry| !entry.is_orphan() && entry.deadline <= now)
+    }
+
+    /// Answers the callers of every entry whose delivery deadline passed, with the error
+    /// `timeout(outcome)`. An entry never sent was certainly not appended: it leaves, and
+    /// the later ones (never sent either: sends go in order) take its sequence numbers.
+    /// An entry that was sent becomes an orphan and keeps its place.
+    pub(crate) fn expire(&mut self, now: Instant, timeout: impl Fn(WriteOutcome) -> Error) {
+        let mut index = 0;
+        while let Some(entry) = self.entries.get_mut(index) {
+            if entry.is_orphan() || entry.deadline > now {
+                index += 1;
+                continue;
+            }
+            if entry.ever_sent() {
+                entry.fail(&timeout(WriteOutcome::Unknown));
+                index += 1;
+                continue;
+            }
+            if let Some(mut entry) = self.entries.remove(index) {
+                entry.fail(&timeout(WriteOutcome::NotApplied));
+                debug_assert!(self.entries.iter().skip(index).all(|e| !e.ever_sent()));
+                self.renumber_after(index, entry.record_count);
+            }
         }
     }
 
@@ -179,24 +274,45 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use bytes::Bytes;
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::producer::completion::{BatchRecords, FlushTracker, MemoryShare};
+    use crate::producer::completion::{DeliveryFuture, FlushTracker, MemoryShare};
     use crate::record::Record;
 
-    fn batch(tracker: &Arc<FlushTracker>, records: usize, deadline: Instant) -> SealedBatch {
+    /// A sealed batch of `records` records, and the future of its first record.
+    fn batch(
+        tracker: &Arc<FlushTracker>,
+        records: usize,
+        deadline: Instant,
+    ) -> (SealedBatch, DeliveryFuture) {
         let memory = Arc::new(Semaphore::new(0));
         let mut batch_records =
             BatchRecords::new(tracker.clone(), MemoryShare::empty(memory.clone()));
         for _ in 0..records {
             batch_records.push(Record::to("t"), MemoryShare::empty(memory.clone()), None);
         }
-        SealedBatch {
+        let future = DeliveryFuture::new(batch_records.completion().clone(), 0, Some(0), 0);
+        let sealed = SealedBatch {
             bytes: Bytes::new(),
             records: batch_records,
             deadline,
+        };
+        (sealed, future)
+    }
+
+    fn stream(generation: u64) -> StreamId {
+        StreamId {
+            address: "a:1".to_owned(),
+            generation,
+        }
+    }
+
+    fn timeout(outcome: WriteOutcome) -> Error {
+        Error::Timeout {
+            operation: "delivery",
+            after: Duration::from_secs(1),
+            outcome,
         }
     }
 
@@ -206,20 +322,16 @@ mod tests {
         let later = Instant::now() + Duration::from_secs(60);
         let mut window = InFlightWindow::default();
         for count in [3, 2, 4] {
-            window.push(batch(&tracker, count, later));
+            window.push(batch(&tracker, count, later).0);
         }
         assert_eq!(window.sequences(), [0, 3, 5]);
         // The middle batch is refused: the last one takes its sequence numbers.
         let removed = window.remove(1).unwrap();
-        window.renumber_after(1, removed.batch.record_count());
+        assert!(window.may_renumber_from(1));
+        window.renumber_after(1, removed.record_count());
         assert_eq!(window.sequences(), [0, 3]);
-        window.push(batch(&tracker, 1, later));
+        window.push(batch(&tracker, 1, later).0);
         assert_eq!(window.sequences(), [0, 3, 7]);
-        window.restart_sequences();
-        assert_eq!(window.sequences(), [0, 3, 7]);
-        window.remove(0);
-        window.restart_sequences();
-        assert_eq!(window.sequences(), [0, 4]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -227,33 +339,73 @@ mod tests {
         let tracker = Arc::new(FlushTracker::default());
         let later = Instant::now() + Duration::from_secs(60);
         let mut window = InFlightWindow::default();
-        window.push(batch(&tracker, 1, later));
-        window.push(batch(&tracker, 1, later));
-        window.mark_sent(0, 10, "a:1");
-        window.mark_sent(1, 11, "a:1");
+        window.push(batch(&tracker, 1, later).0);
+        window.push(batch(&tracker, 1, later).0);
+        window.mark_sent(0, 10, stream(1));
+        window.mark_sent(1, 11, stream(1));
+        assert_eq!(window.sent_stream(), Some(&stream(1)));
         assert_eq!(window.first_unsent(), None);
         assert_eq!(window.position_of(11), Some(1));
-        assert_eq!(window.mark_all_unsent(), ["a:1"]);
+        assert_eq!(window.mark_all_unsent(), [stream(1)]);
+        assert_eq!(window.sent_stream(), None);
         assert_eq!(window.position_of(11), None);
         assert_eq!(window.first_unsent(), Some(0));
         assert_eq!(window.oldest_sent_at(), None);
     }
 
+    /// A batch that was sent and timed out keeps its sequence numbers (it may still be
+    /// appended from the broker's queue); one never sent leaves, and the next takes its
+    /// numbers. Each caller learns which case it is.
     #[tokio::test(start_paused = true)]
-    async fn only_an_unsent_head_past_its_deadline_expires() {
+    async fn a_sent_batch_past_its_deadline_becomes_an_orphan_with_its_sequence() {
         let tracker = Arc::new(FlushTracker::default());
         let soon = Instant::now() + Duration::from_secs(1);
+        let later = Instant::now() + Duration::from_secs(60);
         let mut window = InFlightWindow::default();
-        window.push(batch(&tracker, 1, soon));
-        window.mark_sent(0, 1, "a:1");
-        tokio::time::advance(Duration::from_secs(2)).await;
-        assert!(
-            window.pop_expired_head(Instant::now()).is_none(),
-            "still outstanding"
-        );
+        let (sent, sent_future) = batch(&tracker, 2, soon);
+        let (unsent, unsent_future) = batch(&tracker, 3, soon);
+        let (last, _) = batch(&tracker, 1, later);
+        window.push(sent);
+        window.push(unsent);
+        window.push(last);
+        window.mark_sent(0, 1, stream(1));
         window.mark_all_unsent();
-        assert_eq!(window.earliest_unsent_deadline(), Some(soon));
-        assert!(window.pop_expired_head(Instant::now()).unwrap().ever_sent);
-        assert!(window.is_empty());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(window.earliest_deadline(), Some(soon));
+        window.expire(Instant::now(), timeout);
+
+        assert_eq!(window.sequences(), [0, 2], "the orphan keeps 0..2");
+        assert_eq!(window.len(), 2);
+        assert!(window.get_mut(0).unwrap().is_orphan());
+        assert!(!window.only_orphans());
+        assert_eq!(window.earliest_deadline(), Some(later));
+        let error = sent_future.await.unwrap_err().error;
+        assert_eq!(error.outcome(), WriteOutcome::Unknown);
+        assert!(
+            error.to_string().contains("may have been written"),
+            "{error}"
+        );
+        let error = unsent_future.await.unwrap_err().error;
+        assert_eq!(error.outcome(), WriteOutcome::NotApplied);
+        // A second pass changes nothing: the orphan stays until the broker answers it.
+        window.expire(Instant::now(), timeout);
+        assert_eq!(window.sequences(), [0, 2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_sent_on_two_streams_rules_out_renumbering() {
+        let tracker = Arc::new(FlushTracker::default());
+        let later = Instant::now() + Duration::from_secs(60);
+        let mut window = InFlightWindow::default();
+        window.push(batch(&tracker, 1, later).0);
+        window.push(batch(&tracker, 1, later).0);
+        window.mark_sent(0, 1, stream(1));
+        window.mark_sent(1, 2, stream(1));
+        assert!(window.may_renumber_from(0));
+        window.mark_all_unsent();
+        window.mark_sent(0, 3, stream(2));
+        window.mark_sent(1, 4, stream(2));
+        assert!(!window.may_renumber_from(1), "a copy may wait on stream 1");
+        assert_eq!(window.get_mut(1).unwrap().attempts, 2);
     }
 }

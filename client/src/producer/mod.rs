@@ -178,6 +178,14 @@ impl Producer {
         result
     }
 
+    /// Whether the producer stopped after a fatal error (a sequence gap or a fenced
+    /// producer id): every later send fails, and the application must build a new
+    /// producer to go on. The records that were in flight then failed with
+    /// [`Error::ProducerStopped`], whose outcome says whether each may have been written.
+    pub fn is_fatal(&self) -> bool {
+        self.shared.context.fatal_error().is_some()
+    }
+
     /// Records enqueued and not yet completed.
     pub fn in_flight_records(&self) -> usize {
         self.shared.context.tracker.outstanding_records()

@@ -5,19 +5,26 @@
 //!
 //! The batches that have sequence numbers live in an [`InFlightWindow`], oldest first,
 //! each *sent* (a request is outstanding) or *unsent* (waiting for a retry); sent ones
-//! precede unsent ones, so resends go out in the original order.
+//! precede unsent ones, so resends go out in the original order, and all sent ones are
+//! on one stream. When that stream is replaced (a timeout of this partition or of
+//! another one dropped it), the partition resends everything outstanding on the new one
+//! before anything new: its requests never race on two streams.
 //!
-//! Errors (client-api.md §4):
+//! Errors (Kafka's rules for idempotent producers, KIP-98 and KIP-360):
 //! - retriable (wrong leader, not enough replicas, timeouts, lost stream): every entry
 //!   becomes unsent, the partition backs off (exponential, capped, ±20 % jitter), refreshes
 //!   metadata when routing is in doubt, and resends all of them in order with their
 //!   sequence numbers. Answers to the superseded requests are ignored by request id.
 //! - final for one batch (too large, invalid record): its records fail; with idempotence
 //!   the later batches, which the broker refused for the gap, are renumbered and resent.
-//! - fatal (sequence gap, fenced producer): everything of the partition fails and the
-//!   producer refuses new records.
-//! - delivery timeout: an unsent batch past its deadline fails; if it may have been
-//!   appended, the partition's sequence state is uncertain and it takes a fresh producer id.
+//! - fatal (sequence gap, fenced producer, or a final error whose outcome is unknown):
+//!   everything of the partition fails and the producer refuses new records
+//!   ([`crate::Producer::is_fatal`]).
+//! - delivery timeout: a batch past its deadline fails. One never sent certainly was not
+//!   appended; one that was sent fails as "may have been written" and stays in the window
+//!   with its sequence numbers, still resent, until the broker answers it (an orphan,
+//!   see [`super::in_flight`]). So the producer never needs a new producer id or epoch to
+//!   get past a timeout, and never resends a batch under a new one.
 
 use std::sync::Arc;
 
@@ -28,10 +35,10 @@ use tokio::time::Instant;
 use super::accumulator::Accumulator;
 use super::builder::Acks;
 use super::idempotence::{stamp, Identity};
-use super::in_flight::{InFlight, InFlightWindow};
+use super::in_flight::InFlightWindow;
 use super::router::{ProducerContext, TopicShared};
-use super::stream::{Route, StreamEvent};
-use crate::error::{Error, WriteOutcome};
+use super::stream::{Route, Sent, StreamEvent};
+use crate::error::{Error, ErrorCode, WriteOutcome};
 use crate::metadata::Leader;
 use crate::retry::backoff;
 
@@ -52,7 +59,6 @@ pub(crate) fn spawn(
         wake,
         in_flight: InFlightWindow::default(),
         identity: None,
-        identity_reset: false,
         retry_at: None,
         attempts: 0,
         refresh_metadata: false,
@@ -70,8 +76,6 @@ struct PartitionSender {
     wake: Arc<Notify>,
     in_flight: InFlightWindow,
     identity: Option<Identity>,
-    /// The sequence state is uncertain: take a fresh producer id before sending again.
-    identity_reset: bool,
     retry_at: Option<Instant>,
     attempts: u32,
     refresh_metadata: bool,
@@ -98,8 +102,9 @@ impl PartitionSender {
                 }
             });
             self.pump().await;
+            // Orphans are dropped at the end: no later batch of this producer follows them.
             if self.context.is_closing()
-                && self.in_flight.is_empty()
+                && self.in_flight.only_orphans()
                 && self.accumulate(|accumulator| accumulator.is_empty()) != Some(false)
             {
                 return;
@@ -155,7 +160,7 @@ impl PartitionSender {
             linger,
             self.retry_at,
             oldest_sent.map(|sent_at| sent_at + request_timeout),
-            self.in_flight.earliest_unsent_deadline(),
+            self.in_flight.earliest_deadline(),
             deadline,
         ]
         .into_iter()
@@ -189,29 +194,25 @@ impl PartitionSender {
         self.expire_in_flight(now);
     }
 
-    /// Fails unsent batches at the head whose delivery deadline passed.
+    /// Answers the callers of batches whose delivery deadline passed ([`InFlightWindow::expire`]).
     fn expire_in_flight(&mut self, now: Instant) {
-        let idempotent = self.context.config.idempotence;
-        while let Some(entry) = self.in_flight.pop_expired_head(now) {
-            let outcome = if entry.ever_sent {
-                WriteOutcome::Unknown
-            } else {
-                WriteOutcome::NotApplied
-            };
-            let count = entry.batch.record_count();
-            entry.batch.fail(&Error::Timeout {
-                operation: "delivery",
-                after: self.context.config.delivery_timeout,
-                outcome,
-            });
-            if idempotent {
-                if outcome == WriteOutcome::Unknown {
-                    self.identity_reset = true;
-                } else {
-                    self.in_flight.renumber_after(0, count);
+        let after = self.context.config.delivery_timeout;
+        if !self.context.config.idempotence {
+            // Without sequence numbers nothing needs the batch's place: it leaves.
+            while let Some(index) = self.in_flight.first_expired(now) {
+                if let Some(mut entry) = self.in_flight.remove(index) {
+                    let outcome = if entry.ever_sent() {
+                        WriteOutcome::Unknown
+                    } else {
+                        WriteOutcome::NotApplied
+                    };
+                    entry.fail(&delivery_timeout(after, outcome));
                 }
             }
+            return;
         }
+        self.in_flight
+            .expire(now, |outcome| delivery_timeout(after, outcome));
     }
 
     /// Sends what can be sent: unsent entries first (in order), then new batches while
@@ -273,23 +274,13 @@ impl PartitionSender {
 
     /// Makes sure an idempotent partition has its producer id; `false` if it must wait.
     async fn ensure_identity(&mut self) -> bool {
-        if !self.context.config.idempotence || (self.identity.is_some() && !self.identity_reset) {
+        if !self.context.config.idempotence || self.identity.is_some() {
             return true;
         }
         let context = self.context.clone();
-        let fetched = if self.identity_reset {
-            context.identity.fresh().await
-        } else {
-            context.identity.shared().await
-        };
-        match fetched {
+        match context.identity.shared().await {
             Ok(identity) => {
-                if self.identity_reset {
-                    tracing::info!(topic = %self.topic_name, partition = self.partition, producer_id = identity.producer_id, "partition starts over with a fresh producer id");
-                }
                 self.identity = Some(identity);
-                self.identity_reset = false;
-                self.in_flight.restart_sequences();
                 true
             }
             Err(error) if error.is_retriable() => {
@@ -298,7 +289,7 @@ impl PartitionSender {
                 false
             }
             Err(error) => {
-                self.fail_everything(&error);
+                self.fail_everything(&error, None);
                 false
             }
         }
@@ -314,15 +305,16 @@ impl PartitionSender {
         } else {
             None
         };
+        let only_on = self.stream_of_outstanding(leader);
         let Some(entry) = self.in_flight.get_mut(index) else {
             return true;
         };
-        let bytes = std::mem::take(&mut entry.batch.bytes);
-        entry.batch.bytes = match stamp(bytes, identity, entry.base_sequence) {
+        let bytes = std::mem::take(&mut entry.bytes);
+        entry.bytes = match stamp(bytes, identity, entry.base_sequence) {
             Ok(bytes) => bytes,
             Err(error) => {
-                if let Some(entry) = self.in_flight.remove(index) {
-                    entry.batch.fail(&Error::Record(error));
+                if let Some(mut entry) = self.in_flight.remove(index) {
+                    entry.fail(&Error::Record(error));
                 }
                 return true;
             }
@@ -334,21 +326,45 @@ impl PartitionSender {
             partition: self.partition,
             acks: config.acks.wire(),
             timeout_ms: u32::try_from(config.request_timeout.as_millis()).unwrap_or(u32::MAX),
-            records: entry.batch.bytes.clone(),
+            records: entry.bytes.clone(),
         };
         let route = (config.acks != Acks::None).then(|| self.events.clone());
-        if let Err(error) = context.streams.send(&leader.address, request, route).await {
-            self.on_retriable(&error);
-            return false;
-        }
+        let stream = match context
+            .streams
+            .send(&leader.address, request, route, only_on)
+            .await
+        {
+            Ok(Sent::On(stream)) => stream,
+            Ok(Sent::StreamReplaced) => {
+                // Resend everything outstanding on the new stream, oldest first.
+                self.in_flight.mark_all_unsent();
+                return true;
+            }
+            Err(error) => {
+                self.on_retriable(&error);
+                return false;
+            }
+        };
         if config.acks == Acks::None {
             if let Some(entry) = self.in_flight.remove(index) {
-                self.complete(entry, -1, -1);
+                entry.succeed(self.partition, -1, -1);
             }
             return true;
         }
-        self.in_flight.mark_sent(index, request_id, &leader.address);
+        self.in_flight.mark_sent(index, request_id, stream);
         true
+    }
+
+    /// The generation of the stream this partition's outstanding requests are on, which
+    /// the next request must use too. When they went to another broker (the leader
+    /// moved), everything outstanding is resent to the new one instead.
+    fn stream_of_outstanding(&mut self, leader: &Leader) -> Option<u64> {
+        let stream = self.in_flight.sent_stream()?;
+        if stream.address == leader.address {
+            return Some(stream.generation);
+        }
+        self.in_flight.mark_all_unsent();
+        None
     }
 
     fn on_event(&mut self, event: StreamEvent) {
@@ -365,7 +381,11 @@ impl PartitionSender {
                 None => {
                     if let Some(entry) = self.in_flight.remove(index) {
                         self.attempts = 0;
-                        self.complete(entry, response.base_offset, response.log_append_time_ms);
+                        entry.succeed(
+                            self.partition,
+                            response.base_offset,
+                            response.log_append_time_ms,
+                        );
                     }
                 }
                 Some(error) => self.on_batch_error(index, error),
@@ -373,35 +393,43 @@ impl PartitionSender {
         }
     }
 
-    fn complete(&self, entry: InFlight, base_offset: i64, log_append_time_ms: i64) {
-        entry
-            .batch
-            .records
-            .succeed(self.partition, base_offset, log_append_time_ms);
-    }
-
     fn on_batch_error(&mut self, index: usize, error: Error) {
         if error.is_retriable() {
             return self.on_retriable(&error);
         }
-        if error.is_fatal_for_producer() {
+        let idempotent = self.context.config.idempotence;
+        // With idempotence a batch that may have been appended must keep its sequence
+        // numbers; a final answer that leaves its fate open ends the producer instead.
+        if error.is_fatal_for_producer() || (idempotent && error.outcome() == WriteOutcome::Unknown)
+        {
             self.context.set_fatal(&error);
-            return self.fail_everything(&error);
+            return self.fail_everything(&error, Some(index));
         }
-        let Some(entry) = self.in_flight.remove(index) else {
+        let Some(mut entry) = self.in_flight.remove(index) else {
             return;
         };
-        let count = entry.batch.record_count();
-        entry.batch.fail(&error);
-        if !self.context.config.idempotence {
+        let count = entry.record_count();
+        entry.fail(&error);
+        if !idempotent {
             return;
         }
-        // The broker refused the later batches for the gap this one left: resend them.
+        // The broker refused the later batches for the gap this one left: resend them
+        // with the sequence numbers moved down, unless a copy of one may still arrive
+        // from an older stream under its old numbers.
         self.in_flight.mark_all_unsent();
-        if error.outcome() == WriteOutcome::Unknown {
-            self.identity_reset = true;
-        } else {
+        if self.in_flight.may_renumber_from(index) {
             self.in_flight.renumber_after(index, count);
+        } else {
+            let error = Error::ProducerStopped {
+                code: ErrorCode::OutOfOrderSequence,
+                message: format!(
+                    "a batch of {}/{} was refused while later ones may still be appended from an earlier stream; their sequence numbers cannot be reused",
+                    self.topic_name, self.partition
+                ),
+                outcome: WriteOutcome::Unknown,
+            };
+            self.context.set_fatal(&error);
+            self.fail_everything(&error, None);
         }
     }
 
@@ -411,10 +439,10 @@ impl PartitionSender {
         if error.needs_metadata_refresh() {
             self.refresh_metadata = true;
         }
-        let addresses = self.in_flight.mark_all_unsent();
+        let streams = self.in_flight.mark_all_unsent();
         if matches!(error, Error::Timeout { .. } | Error::Transport(_)) {
-            for address in addresses {
-                self.context.streams.forget(&address);
+            for stream in &streams {
+                self.context.streams.forget(stream);
             }
         }
         self.schedule_retry();
@@ -431,11 +459,38 @@ impl PartitionSender {
         self.retry_at = Some(Instant::now() + delay);
     }
 
-    fn fail_everything(&mut self, error: &Error) {
-        for entry in self.in_flight.drain() {
-            entry.batch.fail(error);
+    /// Fails everything of the partition after `error`. The batch at `culprit` (whose
+    /// answer it was) gets `error` itself when that answer settles its fate; every other
+    /// batch gets [`Error::ProducerStopped`] with what is known of it: never sent, it was
+    /// not written; sent, it may have been.
+    fn fail_everything(&mut self, error: &Error, culprit: Option<usize>) {
+        let code = error.code().unwrap_or(ErrorCode::UnknownServerError);
+        let stopped = |outcome| Error::ProducerStopped {
+            code,
+            message: error.to_string(),
+            outcome,
+        };
+        for (index, mut entry) in self.in_flight.drain().enumerate() {
+            let settled = Some(index) == culprit && entry.attempts <= 1;
+            if settled {
+                entry.fail(error);
+            } else if entry.ever_sent() {
+                entry.fail(&stopped(WriteOutcome::Unknown));
+            } else {
+                entry.fail(&stopped(WriteOutcome::NotApplied));
+            }
         }
-        self.accumulate(|accumulator| accumulator.fail_all(error));
+        let unsent = stopped(WriteOutcome::NotApplied);
+        self.accumulate(|accumulator| accumulator.fail_all(&unsent));
+    }
+}
+
+/// The error of a batch whose delivery timeout passed.
+fn delivery_timeout(after: std::time::Duration, outcome: WriteOutcome) -> Error {
+    Error::Timeout {
+        operation: "delivery",
+        after,
+        outcome,
     }
 }
 
