@@ -137,7 +137,9 @@ pub struct Node {
     controller: Controller,
     partitions: RwLock<HashMap<(String, i32), Arc<PartitionHandle>>>,
     appended: Notify,
+    /// Set once by [`Node::begin_shutdown`]; `stop` wakes whoever waits for it.
     shutting_down: AtomicBool,
+    stop: Notify,
     background: std::sync::Mutex<Option<BackgroundTasks>>,
     fatal: tokio::sync::watch::Sender<Option<String>>,
 }
@@ -194,6 +196,7 @@ impl Node {
             partitions: RwLock::new(HashMap::new()),
             appended: Notify::new(),
             shutting_down: AtomicBool::new(false),
+            stop: Notify::new(),
             background: std::sync::Mutex::new(Some(background)),
             fatal: tokio::sync::watch::Sender::new(None),
         });
@@ -331,7 +334,7 @@ impl Node {
         partition: i32,
         batch: Bytes,
     ) -> Result<PendingAppend, NodeError> {
-        if self.shutting_down.load(Ordering::Acquire) {
+        if self.is_shutting_down() {
             return Err(NodeError::ShuttingDown);
         }
         let handle = self.partition(topic, partition)?;
@@ -389,8 +392,8 @@ impl Node {
     }
 
     /// A long-poll fetch: returns once `min_bytes` are available across the partitions,
-    /// an error occurs, or `max_wait` has passed. Never returns data at or above a
-    /// partition's high watermark.
+    /// an error occurs, `max_wait` has passed, or shutdown has begun. Never returns data
+    /// at or above a partition's high watermark.
     pub async fn fetch(
         self: &Arc<Self>,
         specs: Vec<FetchSpec>,
@@ -437,7 +440,11 @@ impl Node {
                 .map(|d| d.records.len())
                 .sum();
             let now = Instant::now();
-            if total >= min_bytes.max(1) || results.iter().any(Result::is_err) || now >= deadline {
+            if total >= min_bytes.max(1)
+                || results.iter().any(Result::is_err)
+                || now >= deadline
+                || self.is_shutting_down()
+            {
                 return results;
             }
             if tokio::time::timeout(deadline - now, notified)
@@ -638,11 +645,39 @@ impl Node {
             .collect()
     }
 
+    /// The first step of a shutdown: from now on produce is refused
+    /// ([`NodeError::ShuttingDown`]), long-poll fetches return what they have, and
+    /// whoever waits in [`Node::stopping`] (the produce and fetch streams, the server)
+    /// wakes. The logs stay open, so commits already under way finish. Idempotent.
+    pub fn begin_shutdown(&self) {
+        if self.shutting_down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.stop.notify_waiters();
+        self.appended.notify_waiters();
+    }
+
+    /// Whether [`Node::begin_shutdown`] has been called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Resolves once shutdown has begun (at once if it already has).
+    pub async fn stopping(&self) {
+        let notified = self.stop.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read, so a `begin_shutdown` in between wakes it.
+        notified.as_mut().enable();
+        if self.is_shutting_down() {
+            return;
+        }
+        notified.await;
+    }
+
     /// Clean shutdown: refuse new produce, stop background tasks, close every log (fsync,
     /// checkpoints) and write the clean-shutdown marker. Blocking.
     pub fn shutdown(&self) -> Result<(), NodeError> {
-        self.shutting_down.store(true, Ordering::Release);
-        self.appended.notify_waiters();
+        self.begin_shutdown();
         drop(
             self.background
                 .lock()

@@ -12,6 +12,8 @@ pub mod config;
 pub mod error;
 pub mod partition;
 pub mod producer_state;
+#[cfg(test)]
+pub(crate) mod test_node;
 
 pub use broker::{
     FetchSpec, FetchedData, Limits, ListedOffset, Node, NodeConfig, OffsetQuery, PendingAppend,

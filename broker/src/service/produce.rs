@@ -7,6 +7,11 @@
 //! [`RESPONSES_QUEUED_MAX`] responses wait for a slow client; past either, the broker
 //! stops reading the stream's requests (HTTP/2 flow control then stops the client)
 //! instead of queueing without limit.
+//!
+//! Shutdown ([`Node::stopping`]): the stream stops reading requests, lets every request
+//! it has read finish (written and committed, or refused) and be answered, then ends
+//! with UNAVAILABLE ([`status::shutting_down`]). Requests the client sent after the last
+//! one read get no answer on this stream; the client sends them again on a new one.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -49,7 +54,17 @@ async fn run<S>(
 ) where
     S: Stream<Item = Result<ProduceRequest, Status>> + Send + Unpin + 'static,
 {
-    while let Some(request) = inbound.next().await {
+    let stopping = node.stopping();
+    tokio::pin!(stopping);
+    loop {
+        let request = tokio::select! {
+            biased;
+            () = &mut stopping => break,
+            request = inbound.next() => request,
+        };
+        let Some(request) = request else {
+            return;
+        };
         let request = match request {
             Ok(request) => request,
             Err(status) => {
@@ -94,6 +109,19 @@ async fn run<S>(
             let _ = sender.send(Ok(response)).await;
         });
     }
+    end_for_shutdown(&commits, &sender).await;
+}
+
+/// Ends a stream whose broker shuts down: once every commit slot is free again (each
+/// request read has been committed or refused, and its answer queued), the retriable
+/// status goes out after those answers.
+async fn end_for_shutdown(
+    commits: &Semaphore,
+    sender: &mpsc::Sender<Result<ProduceResponse, Status>>,
+) {
+    // Fails only on a closed semaphore, and this one is never closed.
+    let _every_slot = commits.acquire_many(COMMITS_IN_FLIGHT_MAX as u32).await;
+    let _ = sender.send(Err(status::shutting_down())).await;
 }
 
 fn success(request_id: u64, appended: Appended) -> ProduceResponse {
@@ -120,46 +148,14 @@ fn failure(request_id: u64, error: &NodeError) -> ProduceResponse {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use std::collections::BTreeMap;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use bytes::Bytes;
     use strata_proto::record::{BatchBuilder, BatchSettings, Record};
-    use strata_proto::types::BrokerId;
 
     use super::*;
-    use crate::controller::topic_commands::NewTopic;
-    use crate::controller::BrokerDefaults;
-    use crate::log::{FlushPolicy, LogConfig};
-    use crate::node::{Limits, NodeConfig};
-
-    /// A one-node broker whose logs fsync every commit (`flush = always`).
-    fn node_with_topic(dir: &std::path::Path, topic: &str) -> Arc<Node> {
-        let log_defaults = LogConfig {
-            flush: FlushPolicy::Always,
-            ..LogConfig::default()
-        };
-        let node = Node::open(NodeConfig {
-            node_id: BrokerId(1),
-            advertised_address: "127.0.0.1:1".to_owned(),
-            data_dir: dir.to_path_buf(),
-            topic_defaults: BrokerDefaults::from_log_config(&log_defaults, 1 << 20),
-            log_defaults,
-            limits: Limits::default(),
-            retention_check_interval: std::time::Duration::from_secs(60),
-        })
-        .unwrap();
-        let spec = NewTopic {
-            name: topic.to_owned(),
-            partitions: Some(1),
-            replication_factor: Some(1),
-            configs: BTreeMap::new(),
-        };
-        let image = node.controller().create_topic(spec, false).unwrap();
-        node.apply_controller_result(&image).unwrap();
-        node
-    }
+    use crate::node::test_node::node_with_topic;
 
     fn request(request_id: u64, topic: &str) -> ProduceRequest {
         let now_ms = SystemTime::now()
@@ -240,6 +236,69 @@ mod tests {
         let expected: Vec<(u64, i64)> = (0..sent as u64).map(|id| (id, id as i64)).collect();
         assert_eq!(offsets, expected, "written in order, each committed once");
         assert_eq!(pulled.load(Ordering::SeqCst), sent);
+        drop(scenario);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shutdown_answers_every_request_read_then_ends_the_open_stream_unavailable() {
+        let scenario = fail::FailScenario::setup();
+        let dir = tempfile::tempdir().unwrap();
+        let node = node_with_topic(dir.path(), "draining");
+        let segment = dir
+            .path()
+            .join("draining-0")
+            .join("00000000000000000000.log");
+        fail::cfg("log::fsync_hold", &format!("return({})", segment.display())).unwrap();
+
+        // The client's side stays open throughout: only the shutdown ends the stream.
+        let (client, requests) = mpsc::unbounded_channel::<Result<ProduceRequest, Status>>();
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&pulled);
+        let requests =
+            tokio_stream::wrappers::UnboundedReceiverStream::new(requests).map(move |request| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                request
+            });
+        let mut responses = serve(Arc::clone(&node), requests);
+        for id in 0..5 {
+            client.send(Ok(request(id, "draining"))).unwrap();
+        }
+        eventually("five requests are read", || {
+            pulled.load(Ordering::SeqCst) == 5
+        })
+        .await;
+
+        // Their commits wait for the held fsync while the shutdown begins; one more
+        // request arrives after it.
+        node.begin_shutdown();
+        client.send(Ok(request(5, "draining"))).unwrap();
+        fail::cfg("log::fsync_hold", "off").unwrap();
+
+        let mut answered = Vec::new();
+        let ended_with = loop {
+            let item = tokio::time::timeout(Duration::from_secs(30), responses.next())
+                .await
+                .expect("the stream ends after the shutdown")
+                .expect("the stream ends with a status, not silently");
+            match item {
+                Ok(response) => {
+                    assert_eq!(response.error.as_ref().map(|e| e.code), Some(0));
+                    answered.push((response.request_id, response.base_offset));
+                }
+                Err(status) => break status,
+            }
+        };
+        answered.sort_unstable();
+        assert_eq!(answered, [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)]);
+        assert_eq!(ended_with.code(), tonic::Code::Unavailable);
+        assert_eq!(ended_with.message(), "broker is shutting down; reconnect");
+        assert!(responses.next().await.is_none());
+        assert_eq!(
+            pulled.load(Ordering::SeqCst),
+            5,
+            "nothing read after the shutdown"
+        );
+        drop(client);
         drop(scenario);
     }
 }

@@ -2,6 +2,7 @@
 //! is retriable is a property of the code (`strata_proto::error_code`).
 
 use strata_proto::api::v1::{Error, ErrorCode};
+use tonic::Status;
 
 use crate::controller::ControllerError;
 use crate::log::LogError;
@@ -19,6 +20,13 @@ pub fn to_wire(error: &NodeError) -> Error {
         source = cause.source();
     }
     Error::new(code, message)
+}
+
+/// The status that ends a produce or fetch stream once the broker shuts down. UNAVAILABLE
+/// is retriable: the client opens a new stream, on a new connection, when the broker (or
+/// another leader) is back.
+pub fn shutting_down() -> Status {
+    Status::unavailable("broker is shutting down; reconnect")
 }
 
 /// "No error".

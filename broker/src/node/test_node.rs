@@ -1,0 +1,42 @@
+//! A one-node broker with one topic in a temporary directory, for the tests of `node`
+//! and `service`: what `strata-broker` opens, without the process around it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_proto::types::BrokerId;
+
+use super::{Limits, Node, NodeConfig};
+use crate::controller::topic_commands::NewTopic;
+use crate::controller::BrokerDefaults;
+use crate::log::{FlushPolicy, LogConfig};
+
+/// A one-node broker in `dir` whose logs fsync every commit (`flush = always`), with
+/// `topic` (one partition) created.
+pub(crate) fn node_with_topic(dir: &std::path::Path, topic: &str) -> Arc<Node> {
+    let log_defaults = LogConfig {
+        flush: FlushPolicy::Always,
+        ..LogConfig::default()
+    };
+    let node = Node::open(NodeConfig {
+        node_id: BrokerId(1),
+        advertised_address: "127.0.0.1:1".to_owned(),
+        data_dir: dir.to_path_buf(),
+        topic_defaults: BrokerDefaults::from_log_config(&log_defaults, 1 << 20),
+        log_defaults,
+        limits: Limits::default(),
+        retention_check_interval: Duration::from_secs(60),
+    })
+    .unwrap();
+    let spec = NewTopic {
+        name: topic.to_owned(),
+        partitions: Some(1),
+        replication_factor: Some(1),
+        configs: BTreeMap::new(),
+    };
+    let image = node.controller().create_topic(spec, false).unwrap();
+    node.apply_controller_result(&image).unwrap();
+    node
+}
