@@ -3,13 +3,26 @@
 //! segments. Settings: flags > `STRATA_…` env > `--config` TOML > defaults;
 //! `--print-config` shows the merged result.
 //!
-//! Signals: the first SIGTERM/SIGINT stops accepting requests, finishes in-flight ones,
-//! flushes and checkpoints every log and writes the clean-shutdown marker, then exits 0.
-//! A second signal exits at once (the next start runs a recovery scan). A fatal storage
-//! error (failed fsync) exits with status 70 without the marker.
+//! Signals, once the broker listens (before that a signal ends the process, and the next
+//! start recovers):
+//!
+//! - The first SIGTERM or SIGINT closes the listener, sends every connection an HTTP/2
+//!   GOAWAY and refuses new produce (`BROKER_NOT_AVAILABLE`). Produce streams stop
+//!   reading, answer every request they have read (its commit finishes), then end with
+//!   UNAVAILABLE "broker is shutting down; reconnect"; fetch sessions end at once the
+//!   same way, and a long-poll fetch returns what it has. Clients reconnect when the
+//!   broker is back.
+//! - When every connection has closed, or once `shutdown_grace_ms` (default 30 s) has
+//!   passed with some still open (those are cut when the process exits), the broker
+//!   flushes and checkpoints every log, writes the clean-shutdown marker and exits 0.
+//! - A second SIGTERM or SIGINT at any point after the first exits at once with status
+//!   130, without the marker: the next start runs a recovery scan, which keeps every
+//!   acknowledged record.
+//! - A fatal storage error (a failed fsync) exits with status 70 without the marker.
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use strata_broker::node::config::{BrokerSettings, LogFormat, LogIo, ServeArgs};
@@ -40,6 +53,9 @@ enum Command {
 
 /// Exit status after a fatal storage error (EX_SOFTWARE).
 const EXIT_FATAL: u8 = 70;
+
+/// Exit status after a second SIGTERM or SIGINT (128 + SIGINT, as shells report Ctrl-C).
+const EXIT_SECOND_SIGNAL: i32 = 130;
 
 fn main() -> ExitCode {
     keep_freed_memory();
@@ -134,61 +150,88 @@ async fn run(settings: BrokerSettings) -> anyhow::Result<ExitCode> {
         "starting strata-broker"
     );
     let config = node_config(&settings);
+    // Until `Signals::listen`, a signal ends the process at once (its default action):
+    // recovery is safe to interrupt, and runs again at the next start.
     let node = tokio::task::spawn_blocking(move || Node::open(config)).await??;
+    // Before the port opens: whoever can connect can count on the shutdown below.
+    let mut signals = Signals::listen()?;
     let listener = strata_broker::service::bind(settings.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, data_dir = %settings.data_dir.display(), "broker ready");
 
-    let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
-    let fatal_node = Arc::clone(&node);
-    let stopper = tokio::spawn(async move {
-        let reason = tokio::select! {
-            signal = first_signal() => Stop::Signal(signal),
-            reason = fatal_node.fatal_error() => Stop::Fatal(reason),
-        };
-        let _ = stop_sender.send(());
-        reason
-    });
-    strata_broker::service::serve(Arc::clone(&node), listener, async {
-        let _ = stop_receiver.await;
-    })
-    .await?;
-    match stopper.await? {
-        Stop::Fatal(reason) => {
-            tracing::error!(%reason, "stopping after a fatal storage error, without the clean-shutdown marker");
-            Ok(ExitCode::from(EXIT_FATAL))
+    let stopping = Arc::clone(&node);
+    let mut server = Box::pin(strata_broker::service::serve(
+        Arc::clone(&node),
+        listener,
+        async move { stopping.stopping().await },
+    ));
+    let signal = tokio::select! {
+        served = &mut server => {
+            served?;
+            anyhow::bail!("the gRPC server stopped without being asked to");
         }
-        Stop::Signal(signal) => {
-            tracing::info!(signal, "shutting down");
-            tokio::spawn(async {
-                let second = first_signal().await;
-                tracing::warn!(signal = second, "second signal: exiting at once");
-                std::process::exit(130);
-            });
-            tokio::task::spawn_blocking(move || node.shutdown()).await??;
-            tracing::info!("clean shutdown complete");
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-enum Stop {
-    Signal(&'static str),
-    Fatal(String),
-}
-
-/// The name of the first SIGTERM or SIGINT.
-async fn first_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let terminate = signal(SignalKind::terminate());
-    let interrupt = signal(SignalKind::interrupt());
-    match (terminate, interrupt) {
-        (Ok(mut terminate), Ok(mut interrupt)) => tokio::select! {
-            _ = terminate.recv() => "SIGTERM",
-            _ = interrupt.recv() => "SIGINT",
+        reason = node.fatal_error() => return Ok(fatal_exit(&reason)),
+        signal = signals.next() => signal,
+    };
+    let grace = Duration::from_millis(settings.shutdown_grace_ms);
+    tracing::info!(
+        signal,
+        grace_ms = settings.shutdown_grace_ms,
+        "shutting down: no new connections or produce, streams told to reconnect; a second signal exits at once"
+    );
+    tokio::spawn(exit_on_second_signal(signals));
+    node.begin_shutdown();
+    tokio::select! {
+        served = tokio::time::timeout(grace, &mut server) => match served {
+            Ok(Ok(())) => tracing::info!("every connection closed"),
+            Ok(Err(error)) => tracing::warn!(%error, "the gRPC server failed while draining"),
+            Err(_) => tracing::warn!(grace_ms = settings.shutdown_grace_ms, "connections still open after the grace period; closing the logs anyway"),
         },
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
+        reason = node.fatal_error() => return Ok(fatal_exit(&reason)),
+    }
+    // No longer waited for: connections still open are cut when the process exits.
+    drop(server);
+    tokio::task::spawn_blocking(move || node.shutdown()).await??;
+    tracing::info!("clean shutdown complete");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fatal_exit(reason: &str) -> ExitCode {
+    tracing::error!(%reason, "stopping after a fatal storage error, without the clean-shutdown marker");
+    ExitCode::from(EXIT_FATAL)
+}
+
+/// Waits for a second SIGTERM or SIGINT and exits at once with status 130, without the
+/// clean-shutdown marker: the next start runs a recovery scan.
+async fn exit_on_second_signal(mut signals: Signals) {
+    let signal = signals.next().await;
+    tracing::warn!(
+        signal,
+        "second signal: exiting at once; the next start runs recovery"
+    );
+    std::process::exit(EXIT_SECOND_SIGNAL);
+}
+
+/// SIGTERM and SIGINT, listened to once for the whole run, so a second signal that
+/// arrives while the first is being handled is not missed.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The name of the next SIGTERM or SIGINT.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
         }
     }
 }

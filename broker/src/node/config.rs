@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// Log output: `text` or `json`.
     #[arg(long, env = "STRATA_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// How long the first SIGTERM/SIGINT waits for clients to close their connections
+    /// before the broker stops serving anyway and closes its logs, in milliseconds.
+    #[arg(long, env = "STRATA_SHUTDOWN_GRACE_MS", value_name = "MS")]
+    pub shutdown_grace_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +103,7 @@ struct FileConfig {
     log_io: Option<String>,
     worker_threads: Option<usize>,
     log_format: Option<String>,
+    shutdown_grace_ms: Option<u64>,
 }
 
 /// Where a setting's value came from.
@@ -127,6 +132,10 @@ const WORKER_THREADS_MAX: usize = 1024;
 
 /// Longest retention check interval accepted: a week (longer is a typo).
 const RETENTION_CHECK_INTERVAL_MS_MAX: u64 = 7 * 24 * 3_600_000;
+
+/// Longest shutdown grace period accepted: an hour (longer is a typo; orchestrators
+/// give a stopping container seconds to minutes).
+const SHUTDOWN_GRACE_MS_MAX: u64 = 3_600_000;
 
 /// A bad setting, naming its source.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +173,8 @@ pub struct BrokerSettings {
     pub log_io: LogIo,
     pub worker_threads: usize,
     pub log_format: LogFormat,
+    /// How long a shutdown waits for connections to close (see `main.rs`).
+    pub shutdown_grace_ms: u64,
     sources: BTreeMap<&'static str, Source>,
 }
 
@@ -378,6 +389,13 @@ impl BrokerSettings {
             file.log_format,
             "text".to_owned(),
         );
+        let shutdown_grace_ms = merger.pick(
+            "shutdown_grace_ms",
+            "shutdown_grace_ms",
+            args.shutdown_grace_ms,
+            file.shutdown_grace_ms,
+            30_000,
+        );
 
         let invalid =
             |merger: &Merger<'_>, key: &'static str, reason: String| ConfigError::Invalid {
@@ -433,6 +451,13 @@ impl BrokerSettings {
                 format!("must be between 1 and {RETENTION_CHECK_INTERVAL_MS_MAX}"),
             ));
         }
+        if shutdown_grace_ms > SHUTDOWN_GRACE_MS_MAX {
+            return Err(invalid(
+                &merger,
+                "shutdown_grace_ms",
+                format!("must be between 0 and {SHUTDOWN_GRACE_MS_MAX}"),
+            ));
+        }
         if !(1024..=(64 << 20)).contains(&message_max_bytes) {
             return Err(invalid(
                 &merger,
@@ -470,6 +495,7 @@ impl BrokerSettings {
             log_io,
             worker_threads,
             log_format,
+            shutdown_grace_ms,
             sources: merger.sources,
         })
     }
@@ -513,6 +539,7 @@ impl BrokerSettings {
                 }
             ),
         );
+        line("shutdown_grace_ms", self.shutdown_grace_ms.to_string());
         let _ = writeln!(
             out,
             "\n[listeners]\ngrpc = {:?} # {}",
@@ -623,6 +650,27 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "worker_threads (from file): must be between 1 and 1024"
+        );
+    }
+
+    #[test]
+    fn shutdown_grace_defaults_to_30_s_and_comes_from_a_flag_or_the_file() {
+        let settings = load(&[], None).unwrap();
+        assert_eq!(settings.shutdown_grace_ms, 30_000);
+        assert!(settings
+            .to_annotated_toml()
+            .contains("shutdown_grace_ms = 30000 # default"));
+        let settings = load(&["--shutdown-grace-ms", "0"], None).unwrap();
+        assert_eq!(settings.shutdown_grace_ms, 0);
+        assert!(settings
+            .to_annotated_toml()
+            .contains("shutdown_grace_ms = 0 # flag"));
+        let from_file = load(&[], Some("shutdown_grace_ms = 5000\n")).unwrap();
+        assert_eq!(from_file.shutdown_grace_ms, 5000);
+        let error = load(&[], Some("shutdown_grace_ms = 3600001\n")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "shutdown_grace_ms (from file): must be between 0 and 3600000"
         );
     }
 
