@@ -8,7 +8,7 @@
 
 use super::error::RecordError;
 use super::header::{check_stored_batch, BatchHeader};
-use super::validate::{validate_records, ValidateLimits};
+use super::validate::{validate_origin, validate_records, ValidateLimits};
 
 /// A whole batch (exactly `header.total_bytes()` bytes) that passed
 /// [`check_stored_batch`]: framing within its `batch_bytes_max`, length field, CRC.
@@ -26,9 +26,11 @@ impl<'a> CheckedBatch<'a> {
     }
 
     /// Everything [`validate_batch`](super::validate_batch) checks: the stored-batch
-    /// checks above plus every record.
+    /// checks above, what the batch's writer ([`ValidateLimits::origin`]) may send, and
+    /// every record.
     pub fn validate(bytes: &'a [u8], limits: &ValidateLimits) -> Result<Self, RecordError> {
         let checked = CheckedBatch::check(bytes, limits.batch_bytes_max)?;
+        validate_origin(&checked.header, limits.origin)?;
         validate_records(bytes, &checked.header, limits)?;
         Ok(checked)
     }

@@ -49,4 +49,4 @@ pub use header::{
 };
 pub use model::{Header, Record, StoredRecord, NO_TIMESTAMP};
 pub use record_wire::{HeaderFields, RecordFields};
-pub use validate::{validate_batch, TimestampWindow, ValidateLimits};
+pub use validate::{validate_batch, AppendOrigin, TimestampWindow, ValidateLimits};

@@ -6,7 +6,13 @@
 //!    within `batch_bytes_max` (else `MessageTooLarge`) and equal to the bytes present, and
 //!    `last_offset_delta` = `record_count` - 1 (else `InvalidRecord`);
 //! 2. the CRC (else `CrcMismatch`, the one retriable refusal);
-//! 3. every record, walked in place (decompressed first, capped at
+//! 3. for a batch a client produced ([`AppendOrigin::Client`], the default): neither the
+//!    control bit (attributes bit 5) nor the transactional bit (bit 4) (else
+//!    `InvalidRecord`, Kafka's answer). Control batches are markers only brokers write,
+//!    and Strata has no transactions yet, so a consumer would skip such a batch in
+//!    silence after it was acknowledged. Batches a broker wrote itself, carried by
+//!    replication ([`AppendOrigin::Replication`]), keep both bits;
+//! 4. every record, walked in place (decompressed first, capped at
 //!    `decompressed_bytes_max`, when compressed): lengths consistent, offset deltas
 //!    `0, 1, 2, …`, exactly `record_count` records, no trailing bytes (else
 //!    `InvalidRecord`); each record at most `record_bytes_max` (else `RecordTooLarge`);
@@ -19,7 +25,7 @@
 
 use super::checked::CheckedBatch;
 use super::error::RecordError;
-use super::header::{BatchHeader, TimestampType};
+use super::header::{attributes, BatchHeader, TimestampType};
 use super::model::NO_TIMESTAMP;
 use super::record_wire::RecordView;
 use super::section::{for_each_record, records_section};
@@ -60,6 +66,17 @@ impl TimestampWindow {
     }
 }
 
+/// Who wrote the batch being appended (Kafka's `AppendOrigin`): what it may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppendOrigin {
+    /// A client's produce request: no control or transactional batches.
+    #[default]
+    Client,
+    /// A batch a leader already stored, copied to a follower: taken as the leader wrote
+    /// it, control batches included.
+    Replication,
+}
+
 /// The broker's limits on produced batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ValidateLimits {
@@ -71,6 +88,9 @@ pub struct ValidateLimits {
     pub record_bytes_max: usize,
     /// When set, create-time timestamps outside it are refused.
     pub timestamp_window: Option<TimestampWindow>,
+    /// Who wrote the batch; [`AppendOrigin::Client`] refuses control and transactional
+    /// batches.
+    pub origin: AppendOrigin,
 }
 
 impl Default for ValidateLimits {
@@ -80,6 +100,7 @@ impl Default for ValidateLimits {
             decompressed_bytes_max: DECOMPRESSED_BYTES_MAX_DEFAULT,
             record_bytes_max: BATCH_BYTES_MAX_DEFAULT,
             timestamp_window: None,
+            origin: AppendOrigin::Client,
         }
     }
 }
@@ -87,6 +108,31 @@ impl Default for ValidateLimits {
 /// Checks exactly one whole produced batch; returns its header when it may be appended.
 pub fn validate_batch(batch: &[u8], limits: &ValidateLimits) -> Result<BatchHeader, RecordError> {
     CheckedBatch::validate(batch, limits).map(|checked| *checked.header())
+}
+
+/// The check of [`validate_batch`] that depends on who wrote the batch (step 3 of the
+/// module docs), for a batch whose framing and CRC were already checked: after the CRC,
+/// so that bits flipped in flight are reported as damage (retriable), not as a refusal.
+pub(crate) fn validate_origin(
+    header: &BatchHeader,
+    origin: AppendOrigin,
+) -> Result<(), RecordError> {
+    if origin == AppendOrigin::Replication {
+        return Ok(());
+    }
+    if header.attributes & attributes::CONTROL != 0 {
+        return Err(RecordError::invalid(
+            "control batches (attributes bit 5) are written by brokers only; \
+             a producer may not send one",
+        ));
+    }
+    if header.attributes & attributes::TRANSACTIONAL != 0 {
+        return Err(RecordError::invalid(
+            "transactional batches (attributes bit 4) are not supported: Strata has no \
+             transactions yet",
+        ));
+    }
+    Ok(())
 }
 
 /// The record checks of [`validate_batch`], for a batch whose framing and CRC were already
@@ -151,6 +197,7 @@ mod tests {
 
     use super::*;
     use crate::record::builder::BatchBuilder;
+    use crate::record::error::RecordErrorCode;
     use crate::record::model::Record;
 
     fn batch(timestamps: &[i64]) -> bytes::Bytes {
@@ -183,6 +230,60 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    /// `batch` with `bits` set in its attributes and its CRC recomputed, so that only the
+    /// bits differ from a valid batch.
+    fn with_attribute_bits(batch: &[u8], bits: i16) -> Vec<u8> {
+        let mut bytes = batch.to_vec();
+        let mut header = BatchHeader::parse(&bytes).unwrap();
+        header.attributes |= bits;
+        bytes[..crate::record::BATCH_HEADER_BYTES].copy_from_slice(&header.encode());
+        let crc = crate::record::compute_crc(&bytes);
+        crate::record::header::set_crc(&mut bytes, crc);
+        bytes
+    }
+
+    #[test]
+    fn control_and_transactional_batches_from_a_client_are_invalid_record() {
+        for (bits, what) in [
+            (attributes::CONTROL, "control"),
+            (attributes::TRANSACTIONAL, "transactional"),
+            (attributes::CONTROL | attributes::TRANSACTIONAL, "control"),
+        ] {
+            let forged = with_attribute_bits(&batch(&[5]), bits);
+            let error = validate_batch(&forged, &ValidateLimits::default()).unwrap_err();
+            assert_eq!(
+                error.code(),
+                RecordErrorCode::InvalidRecord,
+                "{what}: {error}"
+            );
+            assert!(!error.is_retriable());
+            assert!(error.to_string().contains(what), "{error}");
+        }
+    }
+
+    #[test]
+    fn replicated_batches_keep_their_control_and_transactional_bits() {
+        let replication = ValidateLimits {
+            origin: AppendOrigin::Replication,
+            ..ValidateLimits::default()
+        };
+        for bits in [attributes::CONTROL, attributes::TRANSACTIONAL] {
+            let forged = with_attribute_bits(&batch(&[5]), bits);
+            let header = validate_batch(&forged, &replication).unwrap();
+            assert_eq!(header.attributes & bits, bits);
+            // The storage checks (recovery, dump-log) never looked at these bits.
+            assert!(CheckedBatch::check(&forged, usize::MAX).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_damaged_control_bit_is_reported_as_damage_not_refused() {
+        let mut flipped = batch(&[5]).to_vec();
+        flipped[crate::record::header::ATTRIBUTES_POS + 1] |= attributes::CONTROL as u8;
+        let error = validate_batch(&flipped, &ValidateLimits::default()).unwrap_err();
+        assert!(matches!(error, RecordError::CrcMismatch { .. }), "{error}");
     }
 
     #[test]
