@@ -6,15 +6,16 @@
 //! first reaches it and then decodes one record per `poll_next`. Keys, values and header
 //! values are slices of the fetched buffer, so no payload is copied.
 //!
-//! A batch that fails its checks ends the chunk with an error: the records before it were
-//! already yielded, none of its own are, and nothing after it is looked at.
+//! A batch that fails its checks ends the chunk with an error that names the topic, the
+//! partition and the batch's base offset: the records before it were already yielded,
+//! none of its own are, and nothing after it is looked at.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use strata_proto::record::header::attributes;
-use strata_proto::record::{BatchRecords, DecodeLimits};
+use strata_proto::record::{BatchHeader, BatchRecords, DecodeLimits, RecordError};
 use strata_proto::types::Offset as WireOffset;
 
 use crate::connection::RESPONSE_BYTES_MAX;
@@ -79,19 +80,26 @@ impl FetchedBatches {
                     Some(Ok(stored)) => {
                         return Some(Ok(self.consumed(stored, leader_epoch)));
                     }
-                    Some(Err(error)) => return Some(Err(self.fail(error.into()))),
+                    Some(Err(error)) => {
+                        let base_offset = records.header().base_offset.0;
+                        return Some(Err(self.fail(error, base_offset)));
+                    }
                     None => self.current = None,
                 }
             }
             let batch = self.pending.pop_front()?;
             if let Err(error) = self.open(&batch) {
-                return Some(Err(self.fail(error)));
+                // The fetch loop split the batches by their length fields, so each holds
+                // at least a header; -1 would mean that no longer holds.
+                let base_offset =
+                    BatchHeader::parse(&batch).map_or(-1, |header| header.base_offset.0);
+                return Some(Err(self.fail(error, base_offset)));
             }
         }
     }
 
     /// Checks `batch` and makes it the current one, unless it is a control batch.
-    fn open(&mut self, batch: &Bytes) -> Result<(), Error> {
+    fn open(&mut self, batch: &Bytes) -> Result<(), RecordError> {
         let limits = DecodeLimits {
             batch_bytes_max: RESPONSE_BYTES_MAX,
             ..DecodeLimits::default()
@@ -107,11 +115,12 @@ impl FetchedBatches {
         Ok(())
     }
 
-    /// Empties the chunk: nothing after a bad batch is yielded.
-    fn fail(&mut self, error: Error) -> Error {
+    /// Empties the chunk (nothing after a bad batch is yielded) and says where the bad
+    /// batch is.
+    fn fail(&mut self, error: RecordError, base_offset: i64) -> Error {
         self.pending.clear();
         self.current = None;
-        error
+        Error::Record(error.in_batch(&self.topic, self.partition, base_offset))
     }
 
     fn consumed(

@@ -113,8 +113,36 @@ fn a_damaged_batch_ends_the_chunk_with_an_error() {
     );
     let error = error.expect("the damaged batch is reported");
     assert!(
-        matches!(error, Error::Record(RecordError::CrcMismatch { .. })),
+        matches!(&error, Error::Record(record) if matches!(record.cause(), RecordError::CrcMismatch { .. })),
         "{error}"
+    );
+    assert_eq!(error.code_name(), "CORRUPT_MESSAGE");
+    assert!(error.is_retriable());
+}
+
+#[test]
+fn a_damaged_batch_is_reported_with_its_topic_partition_and_base_offset() {
+    let mut damaged = batch(7, &["h", "i"]);
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0xff;
+    let (_, error) = drain(chunk(5, vec![batch(5, &["f", "g"]), damaged]));
+    let message = error.expect("the damaged batch is reported").to_string();
+    assert!(
+        message.starts_with("t partition 2, batch at offset 7: batch CRC mismatch"),
+        "{message}"
+    );
+
+    // A record that does not decode, in a batch whose CRC matches, is located the same way.
+    let mut bad_record = batch(3, &["x"]);
+    let record_length_pos = 61;
+    bad_record[record_length_pos] = 0x7f; // the record claims more bytes than follow
+    let crc = compute_crc(&bad_record);
+    bad_record[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+    let (_, error) = drain(chunk(3, vec![bad_record]));
+    let message = error.expect("the bad record is reported").to_string();
+    assert!(
+        message.starts_with("t partition 2, batch at offset 3: "),
+        "{message}"
     );
 }
 

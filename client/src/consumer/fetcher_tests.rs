@@ -69,7 +69,7 @@ fn a_damaged_batch_is_left_for_the_stream_to_report() {
     assert_eq!(next, 2);
     let error = batches.next_record().unwrap().unwrap_err();
     assert!(
-        matches!(error, Error::Record(RecordError::CrcMismatch { .. })),
+        matches!(&error, Error::Record(record) if matches!(record.cause(), RecordError::CrcMismatch { .. })),
         "{error}"
     );
 }

@@ -1,5 +1,6 @@
 //! Errors of the record batch codec. Each maps to one of the wire's typed error codes
-//! (DESIGN.md §9) through [`RecordError::code`].
+//! (DESIGN.md §9) through [`RecordError::code`]; a reader of fetched batches adds where
+//! the bad batch is with [`RecordError::in_batch`].
 
 use super::header::Compression;
 
@@ -45,11 +46,22 @@ pub enum RecordError {
     DecompressedTooLarge { compression: Compression, max: u64 },
     #[error("{compression} compression is not supported; use none, lz4 or zstd")]
     UnsupportedCompression { compression: Compression },
+    /// `error`, found in the batch at `base_offset` of a partition: what a reader of
+    /// fetched batches reports, so the damage can be found. The cause is part of the
+    /// message rather than a `source`, because most callers print only the message; its
+    /// code and retriability are the cause's ([`RecordError::cause`]).
+    #[error("{topic} partition {partition}, batch at offset {base_offset}: {error}")]
+    InBatch {
+        topic: String,
+        partition: i32,
+        base_offset: i64,
+        error: Box<RecordError>,
+    },
 }
 
 impl RecordError {
     pub fn code(&self) -> RecordErrorCode {
-        match self {
+        match self.cause() {
             RecordError::CrcMismatch { .. } => RecordErrorCode::CorruptMessage,
             RecordError::Truncated { .. }
             | RecordError::InvalidRecord { .. }
@@ -59,6 +71,30 @@ impl RecordError {
             | RecordError::RecordTooLarge { .. }
             | RecordError::DecompressedTooLarge { .. } => RecordErrorCode::MessageTooLarge,
             RecordError::InvalidTimestamp { .. } => RecordErrorCode::InvalidTimestamp,
+            // `cause` never returns a location.
+            RecordError::InBatch { .. } => RecordErrorCode::InvalidRecord,
+        }
+    }
+
+    /// This error located in the batch at `base_offset` of `topic`'s `partition`.
+    pub fn in_batch(self, topic: &str, partition: i32, base_offset: i64) -> RecordError {
+        let error = match self {
+            RecordError::InBatch { error, .. } => error,
+            other => Box::new(other),
+        };
+        RecordError::InBatch {
+            topic: topic.to_owned(),
+            partition,
+            base_offset,
+            error,
+        }
+    }
+
+    /// The error itself, without the location [`RecordError::in_batch`] added.
+    pub fn cause(&self) -> &RecordError {
+        match self {
+            RecordError::InBatch { error, .. } => error.cause(),
+            other => other,
         }
     }
 
@@ -72,5 +108,31 @@ impl RecordError {
         RecordError::InvalidRecord {
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_located_error_names_the_batch_and_keeps_its_code() {
+        let crc = RecordError::CrcMismatch {
+            expected: 1,
+            actual: 2,
+        };
+        let located = crc.clone().in_batch("orders", 3, 1_234);
+        assert_eq!(
+            located.to_string(),
+            format!("orders partition 3, batch at offset 1234: {crc}")
+        );
+        assert_eq!(located.code(), RecordErrorCode::CorruptMessage);
+        assert!(located.is_retriable());
+        assert_eq!(located.cause(), &crc);
+        let moved = located.in_batch("orders", 3, 99);
+        assert_eq!(moved.cause(), &crc, "locating again replaces the location");
+        assert!(moved
+            .to_string()
+            .starts_with("orders partition 3, batch at offset 99: batch CRC"));
     }
 }
