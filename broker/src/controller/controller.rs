@@ -31,7 +31,7 @@ use super::metadata_log::{MetadataLog, MetadataLogOptions};
 use super::metadata_record::MetadataRecord;
 use super::state_machine::apply;
 use super::topic_commands::{self, ConfigChange, CreationContext, NewTopic};
-use super::topic_config::BrokerDefaults;
+use super::topic_config::{BrokerDefaults, TopicConfig};
 use super::topic_validation::TopicOrigin;
 
 /// How many producer ids one `AllocateProducerIds` record reserves.
@@ -102,6 +102,7 @@ impl Controller {
         options: MetadataLogOptions,
     ) -> Result<Controller, ControllerError> {
         let (log, image) = MetadataLog::open(logs, options)?;
+        warn_about_ignored_overrides(&image, &defaults);
         let controller = Controller {
             defaults,
             broker_id: me.broker_id,
@@ -225,7 +226,7 @@ impl Controller {
     ) -> Result<(Vec<ConfigChange>, Arc<MetadataImage>), ControllerError> {
         let mut state = self.lock();
         let (changes, records) =
-            topic_commands::alter_configs(&self.image(), topic, &set, &delete)?;
+            topic_commands::alter_configs(&self.image(), topic, &set, &delete, &self.defaults)?;
         let image = self.commit(
             &mut state,
             &records,
@@ -301,6 +302,18 @@ impl Controller {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::clone(&next);
         state.log.applied(&next, records.len() as u64);
         Ok(next)
+    }
+}
+
+/// Logs each stored topic config this broker does not apply (written before a rule
+/// existed, e.g. `cleanup_policy=compact`, or damaged): the metadata log still opens and
+/// keeps the value, but the topic runs with the broker's.
+fn warn_about_ignored_overrides(image: &MetadataImage, defaults: &BrokerDefaults) {
+    for topic in image.topics.values() {
+        for error in TopicConfig::ignored_overrides(&topic.configs, defaults) {
+            tracing::warn!(topic = %topic.name, %error,
+                "a stored topic config is not applied; the topic uses the broker's value");
+        }
     }
 }
 

@@ -308,18 +308,28 @@ fn invalid_configs_are_refused_and_change_nothing() {
         .create_topic(topic("orders", None, &[("retention_ms", "1000")]), false)
         .unwrap();
     let before = controller.image();
-    let bad: [&[(&str, &str)]; 5] = [
+    let bad: [&[(&str, &str)]; 9] = [
         &[("retention.ms", "-2")],
         &[("retention_bytes", "-100")],
         &[("retention_ms", "ten")],
         &[("no.such.key", "1")],
         &[("segment_bytes", "12")],
+        // Compaction does not exist yet; claiming it would let retention delete the
+        // last value of a key on a topic shown as compacted.
+        &[("cleanup.policy", "compact"), ("retention.ms", "100")],
+        &[("cleanup_policy", "compact,delete")],
+        // Above the broker's message_max_bytes (the default broker's 1 MiB): larger
+        // requests would end the whole produce stream at the transport.
+        &[("max.message.bytes", "1048577")],
+        &[("message_max_bytes", "2147483647")],
     ];
     for configs in bad {
         let what = format!("{configs:?}");
         let result = controller.create_topic(topic("fresh", None, configs), false);
         assert_refused_unchanged(&logs, &controller, result, "INVALID_CONFIG", &what);
         let result = controller.alter_configs("orders", strings(configs), vec![], false);
+        assert_refused_unchanged(&logs, &controller, result, "INVALID_CONFIG", &what);
+        let result = controller.alter_configs("orders", strings(configs), vec![], true);
         assert_refused_unchanged(&logs, &controller, result, "INVALID_CONFIG", &what);
     }
     let result = controller.alter_configs("orders", BTreeMap::new(), vec!["nope".into()], false);
@@ -345,7 +355,7 @@ fn alter_configs_reports_old_and_new_values() {
     let (changes, image) = controller
         .alter_configs(
             "orders",
-            strings(&[("retention.ms", "2000"), ("cleanup.policy", "compact")]),
+            strings(&[("retention.ms", "2000"), ("segment.ms", "60000")]),
             vec![],
             false,
         )
@@ -358,13 +368,13 @@ fn alter_configs_reports_old_and_new_values() {
     assert_eq!(
         changes,
         [
-            change("cleanup_policy", None, Some("compact")),
             change("retention_ms", Some("1000"), Some("2000")),
+            change("segment_ms", None, Some("60000")),
         ]
     );
     assert_eq!(
         image.topic("orders").unwrap().configs,
-        strings(&[("cleanup_policy", "compact"), ("retention_ms", "2000")])
+        strings(&[("retention_ms", "2000"), ("segment_ms", "60000")])
     );
 
     let (changes, preview) = controller
@@ -389,13 +399,13 @@ fn alter_configs_reports_old_and_new_values() {
     assert_eq!(changes, [change("retention_ms", Some("2000"), None)]);
     assert_eq!(
         after.topic("orders").unwrap().configs,
-        strings(&[("cleanup_policy", "compact")])
+        strings(&[("segment_ms", "60000")])
     );
     let (changes, same) = controller
         .alter_configs(
             "orders",
-            strings(&[("cleanup_policy", "compact")]),
-            vec!["segment_ms".into()],
+            strings(&[("segment_ms", "60000")]),
+            vec!["flush".into()],
             false,
         )
         .unwrap();
@@ -492,7 +502,7 @@ fn internal_topics_are_for_the_broker_only() {
         .create_internal_topic(topic(
             "__consumer_offsets",
             Some(3),
-            &[("cleanup.policy", "compact")],
+            &[("retention.ms", "-1")],
         ))
         .unwrap();
     assert!(image.topic("__consumer_offsets").unwrap().is_internal());
@@ -506,6 +516,64 @@ fn internal_topics_are_for_the_broker_only() {
         "INVALID_TOPIC",
         "delete internal",
     );
+}
+
+#[test]
+fn a_metadata_log_holding_compact_still_opens_without_claiming_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic_id = {
+        let (_logs, controller) = open(dir.path(), 1000);
+        let image = controller
+            .create_topic(topic("orders", None, &[("retention_ms", "1000")]), false)
+            .unwrap();
+        image.topic("orders").unwrap().id.clone()
+    };
+    // What a broker from before the refusal wrote for `alter-config --set
+    // cleanup_policy=compact --set max.message.bytes=2147483647`.
+    let stored = strings(&[
+        ("cleanup_policy", "compact"),
+        ("message_max_bytes", "2147483647"),
+    ]);
+    {
+        let logs = open_logs(dir.path(), LogConfig::default());
+        let options = MetadataLogOptions {
+            snapshot_every_records: 1000,
+        };
+        let (mut log, image) = MetadataLog::open(&logs, options).unwrap();
+        let record = MetadataRecord::AlterConfig {
+            topic_id,
+            set: stored.clone(),
+            delete: Vec::new(),
+        };
+        log.append(&[record], image.version).unwrap();
+    }
+
+    let (_logs, controller) = open(dir.path(), 1000);
+    let image = controller.image();
+    let orders = image.topic("orders").unwrap();
+    let mut kept = stored.clone();
+    kept.insert("retention_ms".into(), "1000".into());
+    assert_eq!(orders.configs, kept, "the stored values are read and kept");
+    let effective = TopicConfig::effective(&orders.configs, controller.defaults());
+    assert_eq!(effective.cleanup_policy.value, CleanupPolicy::Delete);
+    assert_eq!(effective.cleanup_policy.source, ConfigValueSource::Default);
+    assert_eq!(effective.message_max_bytes.value, 1 << 20);
+    assert_eq!(effective.retention_ms.value, 1000);
+    // The operator can clear the value, and other keys still change.
+    let (changes, image) = controller
+        .alter_configs(
+            "orders",
+            strings(&[("retention_ms", "2000")]),
+            vec!["cleanup.policy".into()],
+            false,
+        )
+        .unwrap();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(!image
+        .topic("orders")
+        .unwrap()
+        .configs
+        .contains_key("cleanup_policy"));
 }
 
 #[test]

@@ -60,7 +60,7 @@ pub(crate) fn create_topic(
         .replication_factor
         .unwrap_or(context.defaults.default_replication_factor);
     validate_replication_factor(replication_factor, image.brokers.len())?;
-    let configs = TopicConfig::normalize(&spec.configs)?;
+    let configs = TopicConfig::normalize(&spec.configs, context.defaults)?;
     let request = AssignmentRequest {
         first_partition: 0,
         partition_count: partitions,
@@ -93,15 +93,17 @@ pub(crate) fn delete_topic(
     }])
 }
 
-/// Records and the list of changes; both empty when nothing would change.
+/// Records and the list of changes; both empty when nothing would change. `set` is
+/// checked against the rules of a broker with `defaults`.
 pub(crate) fn alter_configs(
     image: &MetadataImage,
     name: &str,
     set: &BTreeMap<String, String>,
     delete: &[String],
+    defaults: &BrokerDefaults,
 ) -> Result<(Vec<ConfigChange>, Vec<MetadataRecord>), ControllerError> {
     let topic = existing_topic(image, name)?;
-    let set = TopicConfig::normalize(set)?;
+    let set = TopicConfig::normalize(set, defaults)?;
     let mut deleted = Vec::new();
     for raw_key in delete {
         let key = ConfigKey::parse(raw_key)?.name().to_owned();

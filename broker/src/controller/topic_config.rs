@@ -14,8 +14,21 @@
 //! | `segment_bytes` | `segment.bytes` | 1024 ..= 2^31 - 1 |
 //! | `segment_ms` | `segment.ms` | ≥ 1 |
 //! | `flush` | — | `always` or `interval:<ms>` |
-//! | `cleanup_policy` | `cleanup.policy` | `delete` or `compact` (compact is stored, not yet run) |
-//! | `message_max_bytes` | `max.message.bytes` | 1 ..= 2^31 - 1 |
+//! | `cleanup_policy` | `cleanup.policy` | `delete` (`compact` is refused: no compaction yet) |
+//! | `message_max_bytes` | `max.message.bytes` | 1 ..= the broker's `message_max_bytes` |
+//!
+//! A setting the broker cannot honour is refused, never stored and shown as if it were:
+//! - `compact` (alone or in `compact,delete`): there is no log cleaner yet, and a topic
+//!   shown as compacted whose segments retention deletes loses the last value of a key
+//!   without anyone being told.
+//! - a `message_max_bytes` above the broker's: the broker's value sizes the transport's
+//!   decode limit (a request a little larger ends the whole produce stream), and batches
+//!   above it are refused anyway.
+//!
+//! A metadata log written before these rules may still hold such a value. It is read and
+//! kept, but not applied: [`TopicConfig::effective`] uses the broker's value in its place,
+//! and [`TopicConfig::ignored_overrides`] lists it so that opening the controller can log
+//! a warning per topic.
 //!
 //! `message_max_bytes` is enforced by the produce path; the log's own `batch_bytes_max`
 //! is a storage sanity bound and stays at the broker's value, so lowering the topic limit
@@ -90,8 +103,12 @@ impl ConfigKey {
             })
     }
 
-    /// Checks `value` for this key; returns it typed.
-    fn parse_value(self, value: &str) -> Result<TypedValue, ControllerError> {
+    /// Checks `value` for this key on a broker with `defaults`; returns it typed.
+    fn parse_value(
+        self,
+        value: &str,
+        defaults: &BrokerDefaults,
+    ) -> Result<TypedValue, ControllerError> {
         let invalid = |reason: String| ControllerError::InvalidConfig {
             key: self.name().to_owned(),
             value: value.to_owned(),
@@ -114,7 +131,14 @@ impl ConfigKey {
             }
             ConfigKey::SegmentBytes => integer(SEGMENT_BYTES_MIN, i32_max, "1024 ..= 2147483647"),
             ConfigKey::SegmentMs => integer(1, i64::MAX, "a number ≥ 1"),
-            ConfigKey::MessageMaxBytes => integer(1, i32_max, "1 ..= 2147483647"),
+            ConfigKey::MessageMaxBytes => {
+                let broker_max = i64::from(defaults.message_max_bytes);
+                let rule = format!(
+                    "1 ..= {broker_max}: a topic's limit cannot exceed the broker's \
+                     message_max_bytes ({broker_max}), the largest batch its transport accepts"
+                );
+                integer(1, broker_max, &rule)
+            }
             ConfigKey::Flush => FlushPolicy::from_str(value)
                 .map(TypedValue::Flush)
                 .map_err(|error| invalid(error.to_string())),
@@ -129,24 +153,31 @@ impl ConfigKey {
 /// enough to hold a batch header and a record.
 pub const SEGMENT_BYTES_MIN: i64 = 1024;
 
-/// What happens to old segments.
+/// What happens to old segments. Kafka's `compact` (keep the newest record per key)
+/// comes with the log cleaner; until then it is refused (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CleanupPolicy {
     /// Delete whole sealed segments past retention.
     #[default]
     Delete,
-    /// Keep the newest record per key (stored; the cleaner comes later).
-    Compact,
 }
 
 impl FromStr for CleanupPolicy {
     type Err = String;
 
     fn from_str(text: &str) -> Result<CleanupPolicy, String> {
+        let policies: Vec<&str> = text.split(',').map(str::trim).collect();
+        let kafka_policies = policies
+            .iter()
+            .all(|policy| matches!(*policy, "delete" | "compact"));
         match text {
             "delete" => Ok(CleanupPolicy::Delete),
-            "compact" => Ok(CleanupPolicy::Compact),
-            _ => Err("expected \"delete\" or \"compact\"".into()),
+            _ if kafka_policies && policies.contains(&"compact") => Err(
+                "compaction is not available yet: old segments are only deleted by \
+                 retention, so \"delete\" is the one policy accepted"
+                    .into(),
+            ),
+            _ => Err("expected \"delete\"".into()),
         }
     }
 }
@@ -155,7 +186,6 @@ impl fmt::Display for CleanupPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             CleanupPolicy::Delete => "delete",
-            CleanupPolicy::Compact => "compact",
         })
     }
 }
@@ -292,10 +322,12 @@ pub struct EffectiveTopicConfig {
 pub struct TopicConfig;
 
 impl TopicConfig {
-    /// Checks raw overrides (Strata or Kafka names) and returns them under Strata names
-    /// with canonical values. Two spellings of one key in the same request are refused.
+    /// Checks raw overrides (Strata or Kafka names) against the rules of a broker with
+    /// `defaults` and returns them under Strata names with canonical values. Two spellings
+    /// of one key in the same request are refused.
     pub fn normalize(
         raw: &BTreeMap<String, String>,
+        defaults: &BrokerDefaults,
     ) -> Result<BTreeMap<String, String>, ControllerError> {
         let mut normalized = BTreeMap::new();
         for (key, value) in raw {
@@ -304,7 +336,7 @@ impl TopicConfig {
                 value: value.clone(),
                 reason: "unknown topic config key".into(),
             })?;
-            let canonical = known.parse_value(value)?.to_string();
+            let canonical = known.parse_value(value, defaults)?.to_string();
             if normalized
                 .insert(known.name().to_owned(), canonical)
                 .is_some()
@@ -319,9 +351,25 @@ impl TopicConfig {
         Ok(normalized)
     }
 
+    /// The stored overrides this broker does not apply, each as the error that would
+    /// refuse it today: damaged values, and values written before a rule existed
+    /// (`cleanup_policy=compact`, a `message_max_bytes` above the broker's).
+    pub fn ignored_overrides(
+        overrides: &BTreeMap<String, String>,
+        defaults: &BrokerDefaults,
+    ) -> Vec<ControllerError> {
+        overrides
+            .iter()
+            .filter_map(|(key, value)| {
+                let known = ConfigKey::parse(key).ok()?;
+                known.parse_value(value, defaults).err()
+            })
+            .collect()
+    }
+
     /// The effective settings of a topic with `overrides` (as stored: Strata names). A
-    /// stored override that no longer parses is ignored with a warning rather than making
-    /// the topic unusable.
+    /// stored override that this broker does not accept ([`TopicConfig::ignored_overrides`])
+    /// is replaced by the broker's value rather than making the topic unusable.
     pub fn effective(
         overrides: &BTreeMap<String, String>,
         defaults: &BrokerDefaults,
@@ -353,14 +401,15 @@ fn resolve(
     defaults: &BrokerDefaults,
 ) -> ConfigValue<TypedValue> {
     if let Some(raw) = overrides.get(key.name()) {
-        match key.parse_value(raw) {
+        match key.parse_value(raw, defaults) {
             Ok(value) => {
                 return ConfigValue {
                     value,
                     source: ConfigValueSource::Topic,
                 }
             }
-            Err(error) => tracing::warn!(%error, "ignoring a stored topic config"),
+            // Warned about once per topic when the controller opens.
+            Err(error) => tracing::debug!(%error, "ignoring a stored topic config"),
         }
     }
     let value = defaults.value(key);

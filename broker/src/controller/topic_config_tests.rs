@@ -10,15 +10,19 @@ fn raw(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+fn normalize(raw: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ControllerError> {
+    TopicConfig::normalize(raw, &BrokerDefaults::default())
+}
+
 #[test]
 fn kafka_aliases_are_normalized_and_values_made_canonical() {
-    let normalized = TopicConfig::normalize(&raw(&[
+    let normalized = normalize(&raw(&[
         ("retention.ms", "+1000"),
         ("retention_bytes", "-1"),
         ("segment.bytes", "1024"),
         ("segment.ms", "60000"),
         ("flush", "interval:0250"),
-        ("cleanup.policy", "compact"),
+        ("cleanup.policy", "delete"),
         ("max.message.bytes", "2048"),
     ]))
     .unwrap();
@@ -30,7 +34,7 @@ fn kafka_aliases_are_normalized_and_values_made_canonical() {
             ("segment_bytes", "1024"),
             ("segment_ms", "60000"),
             ("flush", "interval:250"),
-            ("cleanup_policy", "compact"),
+            ("cleanup_policy", "delete"),
             ("message_max_bytes", "2048"),
         ])
     );
@@ -57,14 +61,17 @@ fn bad_keys_and_values_are_invalid_config_naming_key_and_value() {
         ("flush", "never"),
         ("flush", "interval:0"),
         ("cleanup_policy", "delete,compact"),
+        ("cleanup_policy", "compact"),
+        ("cleanup.policy", "compact,delete"),
         ("cleanup_policy", "DELETE"),
+        ("max.message.bytes", "1048577"),
         ("min.insync.replicas", "2"),
         ("unclean.leader.election.enable", "true"),
         ("retention_MS", "1"),
         ("", "1"),
     ];
     for (key, value) in cases {
-        match TopicConfig::normalize(&raw(&[(key, value)])) {
+        match normalize(&raw(&[(key, value)])) {
             Err(ControllerError::InvalidConfig {
                 key: got_key,
                 value: got_value,
@@ -81,8 +88,105 @@ fn bad_keys_and_values_are_invalid_config_naming_key_and_value() {
 
 #[test]
 fn one_key_under_two_names_is_refused() {
-    let error = TopicConfig::normalize(&raw(&[("retention.ms", "1"), ("retention_ms", "2")]));
+    let error = normalize(&raw(&[("retention.ms", "1"), ("retention_ms", "2")]));
     assert!(matches!(error, Err(ControllerError::InvalidConfig { .. })));
+}
+
+/// The reason `normalize` refuses `key=value` with.
+fn refusal(key: &str, value: &str, defaults: &BrokerDefaults) -> String {
+    match TopicConfig::normalize(&raw(&[(key, value)]), defaults) {
+        Err(ControllerError::InvalidConfig { reason, .. }) => reason,
+        other => panic!("{key}={value:?} gave {other:?}"),
+    }
+}
+
+#[test]
+fn compaction_is_refused_until_it_exists() {
+    let defaults = BrokerDefaults::default();
+    for value in [
+        "compact",
+        "compact,delete",
+        "delete,compact",
+        "delete, compact",
+    ] {
+        for key in ["cleanup_policy", "cleanup.policy"] {
+            let reason = refusal(key, value, &defaults);
+            assert!(
+                reason.contains("compaction is not available yet"),
+                "{key}={value}: {reason}"
+            );
+        }
+    }
+    assert_eq!(
+        refusal("cleanup_policy", "shred", &defaults),
+        "expected \"delete\""
+    );
+    let accepted = TopicConfig::normalize(&raw(&[("cleanup.policy", "delete")]), &defaults);
+    assert_eq!(accepted.unwrap(), raw(&[("cleanup_policy", "delete")]));
+}
+
+#[test]
+fn message_max_bytes_cannot_exceed_the_broker_limit() {
+    for broker_max in [1 << 20, 8 << 20] {
+        let defaults = BrokerDefaults {
+            message_max_bytes: broker_max,
+            ..BrokerDefaults::default()
+        };
+        for key in ["message_max_bytes", "max.message.bytes"] {
+            let at_the_limit = broker_max.to_string();
+            let accepted = TopicConfig::normalize(&raw(&[(key, &at_the_limit)]), &defaults);
+            assert_eq!(
+                accepted.unwrap(),
+                raw(&[("message_max_bytes", &at_the_limit)])
+            );
+            let reason = refusal(key, &(broker_max + 1).to_string(), &defaults);
+            assert!(
+                reason.contains(&format!("broker's message_max_bytes ({broker_max})")),
+                "{reason}"
+            );
+        }
+    }
+}
+
+#[test]
+fn stored_overrides_the_broker_cannot_honour_are_kept_but_not_applied() {
+    // As a metadata log written before the rules holds them.
+    let stored = raw(&[
+        ("cleanup_policy", "compact"),
+        ("message_max_bytes", "2147483647"),
+        ("retention_ms", "1000"),
+    ]);
+    let defaults = BrokerDefaults::default();
+    let effective = TopicConfig::effective(&stored, &defaults);
+    assert_eq!(
+        effective.cleanup_policy,
+        ConfigValue {
+            value: CleanupPolicy::Delete,
+            source: ConfigValueSource::Default
+        },
+        "compaction is not claimed"
+    );
+    assert_eq!(
+        effective.message_max_bytes,
+        ConfigValue {
+            value: defaults.message_max_bytes,
+            source: ConfigValueSource::Default
+        }
+    );
+    assert_eq!(effective.retention_ms.source, ConfigValueSource::Topic);
+    let ignored: Vec<String> = TopicConfig::ignored_overrides(&stored, &defaults)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(ignored.len(), 2, "{ignored:?}");
+    assert!(
+        ignored[0].contains("cleanup_policy=\"compact\""),
+        "{ignored:?}"
+    );
+    assert!(
+        ignored[1].contains("message_max_bytes=\"2147483647\""),
+        "{ignored:?}"
+    );
 }
 
 #[test]
