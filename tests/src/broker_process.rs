@@ -1,6 +1,11 @@
 //! Real `strata-broker` processes for integration tests: each gets a temporary data
 //! directory and a free 127.0.0.1 port, is started from the binary cargo built, and is
-//! stopped by PID (SIGTERM for a clean stop, SIGKILL for a crash).
+//! stopped by PID (SIGTERM for a clean stop, SIGKILL for a crash) or paused (SIGSTOP,
+//! then SIGCONT).
+//!
+//! A paused process is always continued before it is killed or dropped, so no stopped
+//! process outlives the test; dropping a `BrokerProcess` kills and reaps it, also when a
+//! test panics.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -33,6 +38,17 @@ pub struct BrokerProcess {
     address: SocketAddr,
     extra_args: Vec<String>,
     child: Option<Child>,
+    /// SIGSTOPped and not continued yet.
+    paused: bool,
+}
+
+/// How a process given SIGTERM ended: [`BrokerProcess::terminate_within`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Termination {
+    /// It exited on its own within the grace period.
+    Exited(ExitStatus),
+    /// It was still running when the grace period ended and was SIGKILLed.
+    Killed,
 }
 
 impl BrokerProcess {
@@ -45,6 +61,7 @@ impl BrokerProcess {
             address,
             extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
             child: None,
+            paused: false,
         };
         broker.restart()?;
         Ok(broker)
@@ -66,6 +83,16 @@ impl BrokerProcess {
 
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the process was started and has not been reaped since.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Whether the process is SIGSTOPped.
+    pub fn is_paused(&self) -> bool {
+        self.paused
     }
 
     /// Starts the process again with the same data directory, port and flags.
@@ -127,36 +154,77 @@ impl BrokerProcess {
         Ok(())
     }
 
+    /// SIGSTOP: the process stops where it is, its sockets stay open and unanswered (a
+    /// long GC pause, a stalled VM).
+    pub fn pause(&mut self) -> anyhow::Result<()> {
+        self.signal(libc::SIGSTOP)?;
+        self.paused = true;
+        Ok(())
+    }
+
+    /// SIGCONT: undoes [`BrokerProcess::pause`].
+    pub fn resume(&mut self) -> anyhow::Result<()> {
+        self.signal(libc::SIGCONT)?;
+        self.paused = false;
+        Ok(())
+    }
+
     /// SIGKILL and reap: a crash.
     pub fn kill(&mut self) -> anyhow::Result<ExitStatus> {
+        self.resume_if_paused()?;
         self.signal(libc::SIGKILL)?;
         self.reap()
     }
 
-    /// SIGTERM and wait (bounded) for the clean shutdown.
+    /// SIGTERM and wait (bounded, 30 s) for the clean shutdown.
     pub fn terminate(&mut self) -> anyhow::Result<ExitStatus> {
+        let grace = Duration::from_secs(30);
+        match self.terminate_within(grace)? {
+            Termination::Exited(status) => Ok(status),
+            Termination::Killed => {
+                bail!("strata-broker did not exit within {grace:?} of SIGTERM (SIGKILLed)")
+            }
+        }
+    }
+
+    /// SIGTERM and wait up to `grace` for the process to exit; SIGKILL it after that, so
+    /// the process is gone either way.
+    pub fn terminate_within(&mut self, grace: Duration) -> anyhow::Result<Termination> {
+        self.resume_if_paused()?;
         self.signal(libc::SIGTERM)?;
         let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
+        while started.elapsed() < grace {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
                     self.child = None;
-                    return Ok(status);
+                    return Ok(Termination::Exited(status));
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        bail!("strata-broker did not exit within 30 s of SIGTERM")
+        self.kill()?;
+        Ok(Termination::Killed)
+    }
+
+    fn resume_if_paused(&mut self) -> anyhow::Result<()> {
+        if self.paused {
+            self.resume()?;
+        }
+        Ok(())
     }
 
     fn reap(&mut self) -> anyhow::Result<ExitStatus> {
         let mut child = self.child.take().context("broker is not running")?;
+        self.paused = false;
         Ok(child.wait()?)
     }
 }
 
 impl Drop for BrokerProcess {
     fn drop(&mut self) {
+        // SIGKILL ends a stopped process too; continuing it first keeps the rule simple:
+        // nothing this harness stopped stays stopped.
+        let _ = self.resume_if_paused();
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
