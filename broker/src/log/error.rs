@@ -38,6 +38,35 @@ pub enum LogError {
         position: u64,
         reason: String,
     },
+    /// A segment does not end where the next one starts: the offsets in between are
+    /// missing (a deleted or cut segment) or claimed twice.
+    #[error(
+        "{path} ends at offset {end_offset} but the next segment starts at {next_base_offset}"
+    )]
+    SegmentsDoNotMeet {
+        path: PathBuf,
+        end_offset: Offset,
+        next_base_offset: Offset,
+    },
+    /// The recovered log ends below an offset its checkpoint promised: records that were
+    /// fsynced (below the recovery point) or acknowledged (below the high watermark) are
+    /// missing, whatever the files look like now.
+    #[error(
+        "the log in {dir} ends at offset {log_end_offset}, below its checkpointed {promise} \
+         {promised_offset}: records that were written are missing"
+    )]
+    EndBelowCheckpoint {
+        dir: PathBuf,
+        log_end_offset: Offset,
+        /// "recovery point" or "high watermark".
+        promise: &'static str,
+        promised_offset: Offset,
+    },
+    /// The partition's log was found damaged when it was opened (`reason`), and is kept
+    /// offline: it refuses produce and fetch, and nothing in it is changed, until an
+    /// operator repairs it (docs/ARCHITECTURE.md, "Damaged partitions").
+    #[error("partition log {dir} is offline: {reason}")]
+    Offline { dir: PathBuf, reason: String },
     /// The batch handed to append is not a valid batch.
     #[error("invalid batch")]
     InvalidBatch(#[from] RecordError),
@@ -67,6 +96,17 @@ impl LogError {
             path: path.into(),
             source,
         }
+    }
+
+    /// Whether the error says the data on disk is damaged or missing, as opposed to a
+    /// failed system call: such a partition is kept offline rather than served.
+    pub fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            LogError::Corruption { .. }
+                | LogError::SegmentsDoNotMeet { .. }
+                | LogError::EndBelowCheckpoint { .. }
+        )
     }
 
     /// Whether the error means the process must stop writing (fsync failure, stopped log).

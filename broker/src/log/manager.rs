@@ -138,9 +138,13 @@ impl LogManager {
                 tracing::warn!(path = %path.display(), "ignoring a directory that is not <topic>-<partition>");
                 continue;
             };
-            let log =
-                PartitionLog::open(&path, default_config.clone(), Arc::clone(&clock), previous)?
-                    .with_reclaimer(reclaimer.clone());
+            let log = PartitionLog::open_or_offline(
+                &path,
+                default_config.clone(),
+                Arc::clone(&clock),
+                previous,
+            )?
+            .with_reclaimer(reclaimer.clone());
             logs.insert(partition, Arc::new(log));
         }
         if previous == PreviousShutdown::Clean {
@@ -148,7 +152,8 @@ impl LogManager {
                 .map_err(|source| LogError::io("remove clean-shutdown marker", &marker, source))?;
             durable::sync_dir(data_dir)?;
         }
-        tracing::info!(data_dir = %data_dir.display(), partitions = logs.len(), ?previous, "opened logs");
+        let offline = logs.values().filter(|log| log.is_offline()).count();
+        tracing::info!(data_dir = %data_dir.display(), partitions = logs.len(), offline, ?previous, "opened logs");
         Ok(LogManager {
             data_dir: data_dir.to_path_buf(),
             default_config,
@@ -208,7 +213,7 @@ impl LogManager {
         }
         let dir = self.data_dir.join(partition.dir_name());
         let config = config.unwrap_or_else(|| self.default_config.clone());
-        let log = PartitionLog::open(
+        let log = PartitionLog::open_or_offline(
             &dir,
             config,
             Arc::clone(&self.clock),

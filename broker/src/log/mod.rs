@@ -48,9 +48,12 @@ pub use partition_log::{
 };
 pub use reclaim::{ReclaimPace, ReclaimStats, Reclaimer, ReclaimerThread};
 pub use recovery::{PreviousShutdown, RecoveryReport};
+pub use segment::epoch_step_back_blames_previous;
 
 #[cfg(test)]
 mod crash_tests;
+#[cfg(test)]
+mod damage_tests;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]

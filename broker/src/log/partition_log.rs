@@ -13,7 +13,8 @@
 //!
 //! Offsets: `log_start_offset ≤ high_watermark ≤ log_end_offset`; the log end offset only
 //! goes down through [`PartitionLog::truncate_to`]. Opening a log runs recovery
-//! (`recovery.rs`).
+//! (`recovery.rs`); a log that recovery finds damaged can be opened *offline* instead
+//! (`partition_log/offline.rs`): it refuses every read and write and changes nothing.
 //!
 //! Deletion (truncation, retention, a deleted partition; `partition_log/deletion.rs`): a
 //! segment's files are unlinked under the write lock, before the directory fsync; the
@@ -44,6 +45,7 @@ use super::recovery::{self, PreviousShutdown, RecoveryReport};
 use super::segment::{FirstBatch, Segment};
 
 mod deletion;
+mod offline;
 
 pub use deletion::RetentionOutcome;
 
@@ -147,6 +149,8 @@ pub struct PartitionLog {
     recovery: RecoveryReport,
     /// Where deleted segments' space is given back (`reclaim.rs`).
     reclaimer: Reclaimer,
+    /// Why the log is offline (damaged at open; `partition_log/offline.rs`), if it is.
+    offline: Option<String>,
 }
 
 /// Writeback was started for the bytes before `position` of the segment at `base_offset`.
@@ -180,6 +184,7 @@ impl PartitionLog {
             writeback: Mutex::new(WritebackMark::default()),
             recovery: report,
             reclaimer: Reclaimer::immediate(),
+            offline: None,
         };
         log.checkpoint()?;
         Ok(log)
@@ -311,6 +316,9 @@ impl PartitionLog {
     }
 
     fn check_running(&self) -> LogResult<()> {
+        if let Some(error) = self.offline_error() {
+            return Err(error);
+        }
         match self.commit.failure() {
             Some(reason) => Err(LogError::Stopped {
                 path: self.dir.clone(),
@@ -510,6 +518,9 @@ impl PartitionLog {
 
     /// fsyncs everything appended so far, whatever the policy.
     pub fn flush(&self) -> LogResult<()> {
+        if self.is_offline() {
+            return Ok(());
+        }
         let log_end_offset = self.log_end_offset();
         self.wait_durable(log_end_offset)?;
         self.last_flush_ms
@@ -523,6 +534,9 @@ impl PartitionLog {
         let FlushPolicy::Interval { interval_ms } = self.config().flush else {
             return Ok(false);
         };
+        if self.is_offline() {
+            return Ok(false);
+        }
         let now_ms = self.clock.now_ms();
         if now_ms - self.last_flush_ms.load(Ordering::Relaxed) < interval_ms as i64 {
             return Ok(false);
@@ -544,7 +558,7 @@ impl PartitionLog {
     /// followed by a full flush, whose fsync reports any error the fatal way. Returns
     /// whether it started writeback.
     pub fn start_writeback_if_due(&self) -> LogResult<bool> {
-        if !matches!(self.config().flush, FlushPolicy::Interval { .. }) {
+        if !matches!(self.config().flush, FlushPolicy::Interval { .. }) || self.is_offline() {
             return Ok(false);
         }
         let (file, path, base_offset, size) = {
@@ -613,6 +627,9 @@ impl PartitionLog {
         upper_bound: Option<Offset>,
         first_batch: FirstBatch,
     ) -> LogResult<ReadResult> {
+        if let Some(error) = self.offline_error() {
+            return Err(error);
+        }
         let state = self.read_state();
         let log_end_offset = state.log_end_offset;
         let result = |batches| ReadResult {
@@ -649,6 +666,9 @@ impl PartitionLog {
     /// ≥ `timestamp_ms`, or `None` when every record is older. The caller decodes that
     /// batch to find the exact record (Kafka's ListOffsets by timestamp).
     pub fn find_batch_by_timestamp(&self, timestamp_ms: i64) -> LogResult<Option<Offset>> {
+        if let Some(error) = self.offline_error() {
+            return Err(error);
+        }
         let state = self.read_state();
         for segment in state.segments.values() {
             if let Some(header) = segment.find_batch_by_timestamp(timestamp_ms)? {
@@ -659,8 +679,12 @@ impl PartitionLog {
     }
 
     /// Writes the partition checkpoint: recovery point (the durable offset), high
-    /// watermark and log start offset.
+    /// watermark and log start offset. An offline log writes nothing: its checkpoint
+    /// keeps what it promised before the damage was found.
     pub fn checkpoint(&self) -> LogResult<()> {
+        if self.is_offline() {
+            return Ok(());
+        }
         let checkpoint = {
             let state = self.read_state();
             PartitionCheckpoint {
@@ -677,6 +701,10 @@ impl PartitionLog {
     /// point at the log end. Later writes are refused. The log manager writes the
     /// clean-shutdown marker after every log is closed.
     pub fn close(&self) -> LogResult<()> {
+        if self.is_offline() {
+            self.write_state().closed = true;
+            return Ok(());
+        }
         self.check_running()?;
         self.flush()?;
         let mut state = self.write_state();

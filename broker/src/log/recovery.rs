@@ -1,18 +1,27 @@
 //! Opening a partition directory: find the segments, load the checkpoints, and recover
-//! after a crash (reliability.md §3.2–3.3).
+//! after a crash, checking the files against what the log promised before it stopped.
 //!
-//! - After a clean shutdown (the log manager found its marker) nothing is scanned: indexes
-//!   were trimmed and fsynced at close, so their lengths are trusted after a sanity check,
-//!   and the active segment's end is found by walking headers from its last index entry.
+//! - After a clean shutdown (the log manager found its marker) nothing is scanned. Every
+//!   segment gets the cheap check (`Segment::load_tail`, `Segment::check_time_index`): its
+//!   first batch starts at its base offset, the batches after its last index entry follow
+//!   each other to the end of the file, and its indexes agree with the batches.
 //! - After a crash, every segment from the one holding the checkpointed recovery point to
 //!   the end is scanned batch by batch (framing, CRC, expected base offset, leader epoch
-//!   not decreasing) and its indexes are rebuilt. A bad batch in the *active* segment at or
-//!   beyond the recovery point is a torn tail: the file is cut there, fsynced, and the cut
-//!   is counted. A bad batch in a sealed segment, or before the recovery point, is
-//!   corruption: opening fails with [`LogError::Corruption`] naming file and position, and
-//!   nothing is truncated.
+//!   not decreasing) and its indexes are rebuilt; the segments before it get the cheap
+//!   check. A bad batch in the *active* segment at or beyond the recovery point, with no
+//!   intact batch after it, is a torn tail: the file is cut there, fsynced, and the cut is
+//!   counted. A bad batch in a sealed segment, before the recovery point, or followed by an
+//!   intact batch is corruption: opening fails with [`LogError::Corruption`] naming file
+//!   and position, and nothing is truncated.
+//! - A segment that fails the cheap check is rescanned; being durable, a bad batch in it is
+//!   corruption. Each segment must end where the next begins
+//!   ([`LogError::SegmentsDoNotMeet`]), and the recovered log must reach the checkpoint's
+//!   recovery point and high watermark ([`LogError::EndBelowCheckpoint`]): a log shorter
+//!   than promised lost data, it is not a shorter log. The log manager keeps a log that
+//!   fails so offline (`partition_log/offline.rs`).
 //! - A damaged checkpoint or epoch cache is rebuildable: it is ignored and everything is
-//!   scanned. A damaged index of an unscanned segment is rebuilt from that segment.
+//!   scanned (without a checkpoint there are no promises to check). A damaged index is
+//!   rebuilt from its segment, never trusted.
 //! - The recovered active segment is fsynced, so the whole recovered log is durable.
 
 use std::collections::BTreeMap;
@@ -26,7 +35,7 @@ use super::config::LogConfig;
 use super::error::{LogError, LogResult};
 use super::leader_epoch_cache::LeaderEpochCache;
 use super::partition_log::LogState;
-use super::segment::{ScanStop, Segment};
+use super::segment::{ScanStop, Segment, SegmentScan};
 
 /// How the process that last wrote the directory ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +87,50 @@ fn list_segments(dir: &Path) -> LogResult<Vec<Offset>> {
     Ok(bases)
 }
 
+/// What recovery scans and how it classifies damage, decided from the shutdown marker and
+/// the checkpoints.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    /// Nothing is scanned (clean shutdown, checkpoints intact).
+    clean: bool,
+    /// Segments from this base on are scanned; the others get the cheap check.
+    scan_from: Option<Offset>,
+    /// The flushed point: damage below it is corruption, never a torn tail.
+    recovery_point: Offset,
+}
+
+impl Plan {
+    fn new(
+        segments: &BTreeMap<Offset, Segment>,
+        checkpoint: Option<&PartitionCheckpoint>,
+        previous: PreviousShutdown,
+        epochs_trusted: bool,
+    ) -> Plan {
+        let first_base = segments.keys().next().copied().unwrap_or_default();
+        // The flushed point comes from the partition checkpoint alone; a damaged epoch
+        // cache widens the scan but must not turn damage in flushed data into a "torn tail".
+        let recovery_point = checkpoint.map_or(first_base, |checkpoint| checkpoint.recovery_point);
+        let clean = previous == PreviousShutdown::Clean && checkpoint.is_some() && epochs_trusted;
+        let scan_from = if clean {
+            None
+        } else if !epochs_trusted {
+            Some(first_base)
+        } else {
+            Some(
+                segments
+                    .range(..=recovery_point)
+                    .next_back()
+                    .map_or(first_base, |(base, _)| *base),
+            )
+        };
+        Plan {
+            clean,
+            scan_from,
+            recovery_point,
+        }
+    }
+}
+
 /// Opens the log in `dir` (created if missing) and recovers it. See the module docs.
 pub(crate) fn recover(
     dir: &Path,
@@ -88,111 +141,15 @@ pub(crate) fn recover(
     fs::create_dir_all(dir)
         .map_err(|source| LogError::io("create partition directory", dir, source))?;
     let mut report = RecoveryReport::default();
-    let checkpoint = match PartitionCheckpoint::load(dir) {
-        Ok(checkpoint) => checkpoint,
-        Err(LogError::BadAuxiliaryFile { path, reason }) => {
-            tracing::warn!(path = %path.display(), %reason, "damaged checkpoint; scanning the whole log");
-            report.rebuilt_files += 1;
-            None
-        }
-        Err(error) => return Err(error),
-    };
-    let (mut epochs, epochs_trusted) = match LeaderEpochCache::load(dir) {
-        Ok(epochs) => (epochs, true),
-        Err(LogError::BadAuxiliaryFile { path, reason }) => {
-            tracing::warn!(path = %path.display(), %reason, "damaged leader-epoch cache; rebuilding it from the log");
-            report.rebuilt_files += 1;
-            (LeaderEpochCache::empty(dir), false)
-        }
-        Err(error) => return Err(error),
-    };
-
-    let bases = list_segments(dir)?;
-    let mut segments = BTreeMap::new();
-    for pair in bases.windows(2) {
-        if let [base, next] = pair {
-            segments.insert(*base, Segment::open_sealed(dir, *base, *next, config)?);
-        }
-    }
-    if let Some(last) = bases.last() {
-        segments.insert(*last, Segment::open(dir, *last, config)?);
-    } else {
-        let base = checkpoint.map_or(Offset(0), |checkpoint| checkpoint.log_start_offset);
-        segments.insert(base, Segment::create(dir, base, config)?);
-    }
-    let bases: Vec<Offset> = segments.keys().copied().collect();
+    let checkpoint = load_checkpoint(dir, &mut report)?;
+    let (mut epochs, epochs_trusted) = load_epochs(dir, &mut report)?;
+    let mut segments = open_segments(dir, checkpoint.as_ref(), config)?;
     report.segments = segments.len();
-
-    let first_base = bases.first().copied().unwrap_or_default();
-    let clean = previous == PreviousShutdown::Clean && checkpoint.is_some() && epochs_trusted;
-    let scan_from = if clean {
-        None
-    } else if !epochs_trusted {
-        Some(first_base)
-    } else {
-        let recovery_point = checkpoint.map_or(first_base, |checkpoint| checkpoint.recovery_point);
-        Some(
-            segments
-                .range(..=recovery_point)
-                .next_back()
-                .map_or(first_base, |(base, _)| *base),
-        )
-    };
-    // The flushed point comes from the partition checkpoint alone; a damaged epoch cache
-    // widens the scan but must not turn damage in flushed data into a "torn tail".
-    let recovery_point = checkpoint.map_or(first_base, |checkpoint| checkpoint.recovery_point);
-
+    let plan = Plan::new(&segments, checkpoint.as_ref(), previous, epochs_trusted);
     if !epochs_trusted {
         epochs.clear();
     }
-    let mut last_epoch = None;
-    let last_base = bases.last().copied().unwrap_or_default();
-    for base in &bases {
-        let Some(segment) = segments.get_mut(base) else {
-            continue;
-        };
-        let is_last = *base == last_base;
-        let must_scan = scan_from.is_some_and(|from| *base >= from);
-        if must_scan {
-            report.segments_scanned += 1;
-            last_epoch = scan_segment(
-                segment,
-                config,
-                last_epoch,
-                is_last,
-                recovery_point,
-                &mut epochs,
-                &mut report,
-            )?;
-        } else if needs_rebuild(segment, is_last, config) {
-            // Not scanned because it was fsynced (sealed, or closed cleanly): a bad batch
-            // found while rebuilding its indexes is corruption, never a tail to cut.
-            tracing::warn!(path = %segment.log_path().display(), "damaged index; rebuilding it from the segment");
-            report.rebuilt_files += 1;
-            last_epoch = scan_segment(
-                segment,
-                config,
-                last_epoch,
-                is_last,
-                Offset(i64::MAX),
-                &mut epochs,
-                &mut report,
-            )?;
-        }
-        if let Some(next_base) = bases.iter().find(|b| *b > base) {
-            if segment.next_offset() != *next_base && must_scan {
-                return Err(LogError::Corruption {
-                    path: segment.log_path().to_path_buf(),
-                    position: segment.size_bytes(),
-                    reason: format!(
-                        "segment ends at offset {} but the next segment starts at {}",
-                        segment.next_offset(),
-                        next_base
-                    ),
-                });
-            }
-        }
-    }
+    recover_segments(&mut segments, config, &plan, &mut epochs, &mut report)?;
 
     let active = segments
         .values_mut()
@@ -201,14 +158,16 @@ pub(crate) fn recover(
             path: dir.to_path_buf(),
             reason: "no segment after recovery".into(),
         })?;
+    let log_end_offset = active.next_offset();
+    check_promises(dir, checkpoint.as_ref(), log_end_offset)?;
     active.note_reopened(now_ms);
-    if !clean {
+    if !plan.clean {
         active.sync()?;
     }
-    let log_end_offset = active.next_offset();
     if epochs.truncate_from_end(log_end_offset) || !epochs_trusted || report.segments_scanned > 0 {
         epochs.store()?;
     }
+    let first_base = segments.keys().next().copied().unwrap_or_default();
     let log_start_offset = checkpoint
         .map_or(first_base, |checkpoint| checkpoint.log_start_offset)
         .max(first_base)
@@ -231,66 +190,239 @@ pub(crate) fn recover(
     Ok((state, report))
 }
 
-/// Whether an unscanned segment's indexes must be rebuilt: recreated at open, failing
-/// their sanity check, or (for the active segment) not leading to a clean end.
-fn needs_rebuild(segment: &mut Segment, is_last: bool, config: &LogConfig) -> bool {
-    if segment.index_rebuild_needed() {
-        return true;
+/// The partition checkpoint, or `None` when it is missing or damaged (a damaged one is
+/// counted as rebuilt: everything is scanned instead).
+fn load_checkpoint(
+    dir: &Path,
+    report: &mut RecoveryReport,
+) -> LogResult<Option<PartitionCheckpoint>> {
+    match PartitionCheckpoint::load(dir) {
+        Ok(checkpoint) => Ok(checkpoint),
+        Err(LogError::BadAuxiliaryFile { path, reason }) => {
+            tracing::warn!(path = %path.display(), %reason, "damaged checkpoint; scanning the whole log");
+            report.rebuilt_files += 1;
+            Ok(None)
+        }
+        Err(error) => Err(error),
     }
-    if is_last && segment.load_tail(config).is_err() {
-        return true;
-    }
-    segment.check_indexes().is_err()
 }
 
-/// Scans one segment (see the module docs for torn tail vs corruption) and feeds the
-/// epochs it finds to the cache. Returns the last epoch seen.
-fn scan_segment(
-    segment: &mut Segment,
+/// The leader-epoch cache and whether it can be trusted (a damaged one is rebuilt from a
+/// scan of every segment).
+fn load_epochs(dir: &Path, report: &mut RecoveryReport) -> LogResult<(LeaderEpochCache, bool)> {
+    match LeaderEpochCache::load(dir) {
+        Ok(epochs) => Ok((epochs, true)),
+        Err(LogError::BadAuxiliaryFile { path, reason }) => {
+            tracing::warn!(path = %path.display(), %reason, "damaged leader-epoch cache; rebuilding it from the log");
+            report.rebuilt_files += 1;
+            Ok((LeaderEpochCache::empty(dir), false))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Opens every segment: all but the last sealed, the last active. A directory without any
+/// gets one empty segment, at the end its checkpoint promised (so no offset below it is
+/// handed out again), or at 0 for a new partition.
+fn open_segments(
+    dir: &Path,
+    checkpoint: Option<&PartitionCheckpoint>,
     config: &LogConfig,
-    previous_epoch: Option<LeaderEpoch>,
-    is_last: bool,
-    recovery_point: Offset,
+) -> LogResult<BTreeMap<Offset, Segment>> {
+    let bases = list_segments(dir)?;
+    let mut segments = BTreeMap::new();
+    for pair in bases.windows(2) {
+        if let [base, next] = pair {
+            segments.insert(*base, Segment::open_sealed(dir, *base, *next, config)?);
+        }
+    }
+    if let Some(last) = bases.last() {
+        segments.insert(*last, Segment::open(dir, *last, config)?);
+    } else {
+        let base = checkpoint.map_or(Offset(0), |checkpoint| {
+            checkpoint
+                .log_start_offset
+                .max(checkpoint.recovery_point)
+                .max(checkpoint.high_watermark)
+        });
+        if base > Offset(0) {
+            tracing::warn!(
+                dir = %dir.display(), %base,
+                "no segment files; the log starts again, empty, where its checkpoint says it ended"
+            );
+        }
+        segments.insert(base, Segment::create(dir, base, config)?);
+    }
+    Ok(segments)
+}
+
+/// Scans or checks every segment in offset order (see the module docs), and checks that
+/// each ends where the next one starts.
+fn recover_segments(
+    segments: &mut BTreeMap<Offset, Segment>,
+    config: &LogConfig,
+    plan: &Plan,
     epochs: &mut LeaderEpochCache,
     report: &mut RecoveryReport,
-) -> LogResult<Option<LeaderEpoch>> {
-    // A sealed segment's indexes are read-only maps: reopen them for the rebuild, and
-    // seal the segment again afterwards.
-    let sealed = segment.is_sealed();
-    if sealed {
-        segment.unseal()?;
-    }
-    let scan = segment.scan_and_rebuild(config, previous_epoch)?;
-    for (epoch, start_offset) in &scan.epoch_starts {
-        epochs.assign(*epoch, *start_offset);
-    }
-    if let ScanStop::Bad { position, reason } = scan.stop {
-        let cut_bytes = segment.size_bytes() - scan.valid_bytes;
-        if segment.is_direct_padding(scan.valid_bytes)? {
-            // Not damage: the zeros a direct write leaves after the last batch (a crash
-            // came before the segment was sealed or closed). The data ends cleanly here.
-            tracing::debug!(
-                path = %segment.log_path().display(), position, cut_bytes,
-                "cutting the zero padding of direct I/O after the last batch"
-            );
-        } else {
-            if !is_last || scan.next_offset < recovery_point {
-                return Err(LogError::Corruption {
-                    path: segment.log_path().to_path_buf(),
-                    position,
-                    reason,
-                });
-            }
-            tracing::warn!(
-                path = %segment.log_path().display(), position, %reason, cut_bytes,
-                "cutting the torn tail of the active segment"
-            );
-            report.truncated_bytes += cut_bytes;
+) -> LogResult<()> {
+    let bases: Vec<Offset> = segments.keys().copied().collect();
+    let mut last_epoch = None;
+    for (index, base) in bases.iter().enumerate() {
+        let Some(segment) = segments.get_mut(base) else {
+            continue;
+        };
+        let next_base = bases.get(index + 1).copied();
+        let mut scan = SegmentRecovery {
+            config,
+            previous_epoch: last_epoch,
+            is_last: next_base.is_none(),
+            recovery_point: plan.recovery_point,
+        };
+        if plan.scan_from.is_some_and(|from| *base >= from) {
+            report.segments_scanned += 1;
+            last_epoch = scan.run(segment, epochs, report)?;
+        } else if let Err(error) = check_unscanned(segment, config) {
+            // Not scanned because it was fsynced (sealed, or closed cleanly): a bad batch
+            // found while rebuilding its indexes is corruption, never a tail to cut.
+            tracing::warn!(path = %segment.log_path().display(), %error, "segment fails its check; rebuilding its indexes from a scan");
+            report.rebuilt_files += 1;
+            scan.recovery_point = Offset(i64::MAX);
+            last_epoch = scan.run(segment, epochs, report)?;
         }
-        segment.truncate_bytes(scan.valid_bytes, scan.next_offset)?;
+        if let Some(next_base) = next_base.filter(|next| segment.next_offset() != *next) {
+            return Err(LogError::SegmentsDoNotMeet {
+                path: segment.log_path().to_path_buf(),
+                end_offset: segment.next_offset(),
+                next_base_offset: next_base,
+            });
+        }
     }
-    if sealed {
-        segment.seal()?;
+    Ok(())
+}
+
+/// The recovered log must reach every offset its checkpoint promised: below the recovery
+/// point everything was fsynced, below the high watermark everything was acknowledged. A
+/// log that ends short of either lost records, whatever the files look like now.
+fn check_promises(
+    dir: &Path,
+    checkpoint: Option<&PartitionCheckpoint>,
+    log_end_offset: Offset,
+) -> LogResult<()> {
+    let Some(checkpoint) = checkpoint else {
+        return Ok(());
+    };
+    let promises = [
+        ("recovery point", checkpoint.recovery_point),
+        ("high watermark", checkpoint.high_watermark),
+    ];
+    for (promise, promised_offset) in promises {
+        if log_end_offset < promised_offset {
+            return Err(LogError::EndBelowCheckpoint {
+                dir: dir.to_path_buf(),
+                log_end_offset,
+                promise,
+                promised_offset,
+            });
+        }
     }
-    Ok(scan.last_epoch)
+    Ok(())
+}
+
+/// The checks of a segment that is not scanned: the cheap walk of its first and last
+/// headers (`Segment::load_tail`), the index sanity checks, and its time index against its
+/// batches. Any error means: rebuild it from a scan.
+fn check_unscanned(segment: &mut Segment, config: &LogConfig) -> LogResult<()> {
+    if segment.index_rebuild_needed() {
+        return Err(LogError::BadAuxiliaryFile {
+            path: segment.log_path().to_path_buf(),
+            reason: "an index file was missing or unusable and was recreated empty".into(),
+        });
+    }
+    segment.load_tail(config)?;
+    segment.check_indexes()?;
+    segment.check_time_index()
+}
+
+/// One segment's scan (see the module docs for torn tail vs corruption).
+struct SegmentRecovery<'a> {
+    config: &'a LogConfig,
+    /// The epoch of the batch before this segment, if it was scanned.
+    previous_epoch: Option<LeaderEpoch>,
+    /// The active segment: the only place a torn tail can be.
+    is_last: bool,
+    recovery_point: Offset,
+}
+
+impl SegmentRecovery<'_> {
+    /// Scans the segment, feeds the epochs it finds to the cache and cuts a torn tail.
+    /// Returns the last epoch seen.
+    fn run(
+        &self,
+        segment: &mut Segment,
+        epochs: &mut LeaderEpochCache,
+        report: &mut RecoveryReport,
+    ) -> LogResult<Option<LeaderEpoch>> {
+        // A sealed segment's indexes are read-only maps: reopen them for the rebuild, and
+        // seal the segment again afterwards.
+        let sealed = segment.is_sealed();
+        if sealed {
+            segment.unseal()?;
+        }
+        let scan = segment.scan_and_rebuild(self.config, self.previous_epoch)?;
+        for (epoch, start_offset) in &scan.epoch_starts {
+            epochs.assign(*epoch, *start_offset);
+        }
+        if let ScanStop::Bad { position, reason } = &scan.stop {
+            let cut_bytes = segment.size_bytes() - scan.valid_bytes;
+            if segment.is_direct_padding(scan.valid_bytes)? {
+                // Not damage: the zeros a direct write leaves after the last batch (a crash
+                // came before the segment was sealed or closed). The data ends cleanly here.
+                tracing::debug!(
+                    path = %segment.log_path().display(), position, cut_bytes,
+                    "cutting the zero padding of direct I/O after the last batch"
+                );
+            } else {
+                self.check_torn_tail(segment, &scan, *position, reason)?;
+                tracing::warn!(
+                    path = %segment.log_path().display(), position, %reason, cut_bytes,
+                    "cutting the torn tail of the active segment"
+                );
+                report.truncated_bytes += cut_bytes;
+            }
+            segment.truncate_bytes(scan.valid_bytes, scan.next_offset)?;
+        }
+        if sealed {
+            segment.seal()?;
+        }
+        Ok(scan.last_epoch)
+    }
+
+    /// A bad batch is a torn tail only in the active segment, at or beyond the recovery
+    /// point, with nothing intact after it. Anything else is corruption: reported, and
+    /// nothing is cut.
+    fn check_torn_tail(
+        &self,
+        segment: &Segment,
+        scan: &SegmentScan,
+        position: u64,
+        reason: &str,
+    ) -> LogResult<()> {
+        let corruption = |reason: String| LogError::Corruption {
+            path: segment.log_path().to_path_buf(),
+            position,
+            reason,
+        };
+        if !self.is_last || scan.next_offset < self.recovery_point {
+            return Err(corruption(reason.to_owned()));
+        }
+        if let Some(intact) =
+            segment.find_intact_batch_after(position, scan.next_offset, self.config)?
+        {
+            return Err(corruption(format!(
+                "{reason}; an intact batch follows at byte {intact}, so this is damage in \
+                 the middle of the log, not a torn write"
+            )));
+        }
+        Ok(())
+    }
 }

@@ -50,6 +50,9 @@ use super::segment_map;
 use super::time_index::TimeIndex;
 
 mod read;
+mod verify;
+
+pub use verify::epoch_step_back_blames_previous;
 
 /// File name of a segment's file with the given extension (`log`, `index`, `timeindex`).
 pub fn segment_file_name(base_offset: Offset, extension: &str) -> String {
@@ -80,6 +83,52 @@ pub struct SegmentScan {
     /// Each epoch seen in the valid part, with the offset where it starts.
     pub epoch_starts: Vec<(LeaderEpoch, Offset)>,
     pub stop: ScanStop,
+}
+
+/// The batch a scan accepted last, for blaming a raised epoch on the right batch.
+#[derive(Debug, Clone, Copy)]
+struct PreviousBatch {
+    position: u64,
+    base_offset: Offset,
+    /// The epoch of the batch before it, if the scan saw one.
+    epoch_before: Option<LeaderEpoch>,
+}
+
+impl SegmentScan {
+    /// Stops the scan where the leader epoch steps back to `epoch` at `position`: there,
+    /// or at the previous batch when its epoch is the one out of line (see
+    /// [`epoch_step_back_blames_previous`]), which then no longer counts as valid.
+    fn stop_at_epoch_step_back(
+        &mut self,
+        previous: Option<PreviousBatch>,
+        position: u64,
+        epoch: LeaderEpoch,
+    ) {
+        let last = self.last_epoch.unwrap_or_default();
+        let Some(previous) = previous
+            .filter(|previous| epoch_step_back_blames_previous(previous.epoch_before, epoch))
+        else {
+            self.stop = ScanStop::Bad {
+                position,
+                reason: format!("leader epoch {epoch} after epoch {last}"),
+            };
+            return;
+        };
+        self.valid_bytes = previous.position;
+        self.next_offset = previous.base_offset;
+        self.last_epoch = previous.epoch_before;
+        if self.epoch_starts.last() == Some(&(last, previous.base_offset)) {
+            self.epoch_starts.pop();
+        }
+        self.stop = ScanStop::Bad {
+            position: previous.position,
+            reason: format!(
+                "leader epoch {last} is above the epochs of the batches before ({}) and \
+                 after ({epoch}) it",
+                previous.epoch_before.unwrap_or_default()
+            ),
+        };
+    }
 }
 
 /// Whether a read returns its first batch even when it is larger than `max_bytes`.
@@ -396,41 +445,44 @@ impl Segment {
             epoch_starts: Vec::new(),
             stop: ScanStop::End,
         };
+        let mut previous: Option<PreviousBatch> = None;
         let mut buf = Vec::new();
         while scan.valid_bytes < self.size_bytes {
             let position = scan.valid_bytes;
-            match self.check_batch_at(
-                position,
-                scan.next_offset,
-                scan.last_epoch,
-                config,
-                &mut buf,
-            )? {
-                Ok(header) => {
-                    self.index_batch(position, &header)?;
-                    let epoch = header.partition_leader_epoch;
-                    if scan.last_epoch.is_none_or(|last| epoch > last) {
-                        scan.epoch_starts.push((epoch, header.base_offset));
-                    }
-                    scan.last_epoch = Some(epoch);
-                    scan.next_offset = header.next_offset();
-                    scan.valid_bytes += header.total_bytes() as u64;
-                }
+            let header = match self.check_batch_at(position, scan.next_offset, config, &mut buf)? {
+                Ok(header) => header,
                 Err(reason) => {
                     scan.stop = ScanStop::Bad { position, reason };
                     break;
                 }
+            };
+            let epoch = header.partition_leader_epoch;
+            if scan.last_epoch.is_some_and(|last| epoch < last) {
+                scan.stop_at_epoch_step_back(previous, position, epoch);
+                break;
             }
+            self.index_batch(position, &header)?;
+            if scan.last_epoch.is_none_or(|last| epoch > last) {
+                scan.epoch_starts.push((epoch, header.base_offset));
+            }
+            previous = Some(PreviousBatch {
+                position,
+                base_offset: header.base_offset,
+                epoch_before: scan.last_epoch,
+            });
+            scan.last_epoch = Some(epoch);
+            scan.next_offset = header.next_offset();
+            scan.valid_bytes += header.total_bytes() as u64;
         }
         Ok(scan)
     }
 
-    /// Checks the batch at `position`; the inner `Err` is a description of the damage.
+    /// Checks the batch at `position` (framing, CRC, base offset; the caller checks the
+    /// epoch); the inner `Err` is a description of the damage.
     fn check_batch_at(
         &self,
         position: u64,
         expected_offset: Offset,
-        previous_epoch: Option<LeaderEpoch>,
         config: &LogConfig,
         buf: &mut Vec<u8>,
     ) -> LogResult<Result<BatchHeader, String>> {
@@ -462,46 +514,7 @@ impl Segment {
                 header.base_offset, expected_offset
             )));
         }
-        if previous_epoch.is_some_and(|previous| header.partition_leader_epoch < previous) {
-            return Ok(Err(format!(
-                "leader epoch {} after epoch {}",
-                header.partition_leader_epoch,
-                previous_epoch.unwrap_or_default()
-            )));
-        }
         Ok(Ok(header))
-    }
-
-    /// Walks batch headers (no CRC) from the last index entry to the end to learn the
-    /// segment's next offset after a clean shutdown, when no scan is needed.
-    pub fn load_tail(&mut self, config: &LogConfig) -> LogResult<()> {
-        let (mut position, mut next_offset) = match self.index.last_entry() {
-            Some((offset, position)) => (u64::from(position), offset),
-            None => (0, self.base_offset),
-        };
-        if let Some((timestamp_ms, offset)) = self.time_index.last_entry() {
-            self.max_timestamp_ms = timestamp_ms;
-            self.offset_of_max_timestamp = offset;
-        }
-        while let Some(header) = self.read_header_at(position)? {
-            header.check_framing(config.batch_bytes_max)?;
-            if header.max_timestamp > self.max_timestamp_ms {
-                self.max_timestamp_ms = header.max_timestamp;
-                self.offset_of_max_timestamp = header.last_offset();
-            }
-            position += header.total_bytes() as u64;
-            self.bytes_since_index_entry += header.total_bytes() as u64;
-            next_offset = header.next_offset();
-        }
-        if position != self.size_bytes {
-            return Err(LogError::Corruption {
-                path: self.log_path.clone(),
-                position,
-                reason: "the last batch runs past the end of a cleanly closed segment".into(),
-            });
-        }
-        self.next_offset = next_offset;
-        Ok(())
     }
 
     /// Whether the bytes from `position` to the end of the file are what a direct write
@@ -565,10 +578,7 @@ impl Segment {
     pub fn truncate_to(&mut self, offset: Offset) -> LogResult<Offset> {
         if let Some((position, header)) = self.find_batch(offset)? {
             self.truncate_bytes(position, header.base_offset)?;
-            if let Some((timestamp_ms, max_offset)) = self.time_index.last_entry() {
-                self.max_timestamp_ms = timestamp_ms;
-                self.offset_of_max_timestamp = max_offset;
-            }
+            self.refresh_max_timestamp()?;
         }
         Ok(self.next_offset)
     }

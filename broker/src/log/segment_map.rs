@@ -60,17 +60,26 @@ pub(super) fn map_whole_file(
 }
 
 /// The length of the whole batches at the start of `buf` (none ending at or beyond
-/// `upper_bound`).
+/// `upper_bound`), each starting at the offset after the one before it: a batch whose
+/// base offset breaks the sequence ends the run, so the read that asks for it next finds
+/// the damage and reports it.
 pub(super) fn whole_batches_len(buf: &[u8], upper_bound: Offset) -> usize {
     let mut end = 0usize;
+    let mut expected_offset = None;
     while let Some(header_bytes) = buf.get(end..) {
         let Ok(header) = BatchHeader::parse(header_bytes) else {
             break;
         };
         let batch_end = end + header.total_bytes();
-        if batch_end > buf.len() || header.next_offset() > upper_bound || header.batch_length < 0 {
+        let follows = expected_offset.is_none_or(|expected| header.base_offset == expected);
+        if batch_end > buf.len()
+            || header.next_offset() > upper_bound
+            || header.batch_length < 0
+            || !follows
+        {
             break;
         }
+        expected_offset = Some(header.next_offset());
         end = batch_end;
     }
     end

@@ -5,6 +5,7 @@
 
 use strata_proto::types::Offset;
 
+use super::super::checkpoint::PartitionCheckpoint;
 use super::super::durable;
 use super::super::error::{LogError, LogResult};
 use super::super::segment::Segment;
@@ -33,6 +34,7 @@ impl PartitionLog {
             return Ok(state.log_end_offset);
         }
         let offset = offset.max(state.log_start_offset);
+        self.lower_checkpoint_before_truncation(state, offset)?;
         // Segments that start at or after the cut go whole, newest first; the oldest stays
         // (its base is ≤ the log start ≤ `offset`) so there is always an active segment.
         let doomed: Vec<Offset> = state
@@ -70,10 +72,31 @@ impl PartitionLog {
         Ok(new_end)
     }
 
+    /// Writes the checkpoint with its recovery point and high watermark lowered to where
+    /// a truncation at `offset` will end the log, before any file is cut: recovery takes
+    /// a log that ends below its checkpoint for lost data, so the promise must come down
+    /// first (a crash in between leaves a checkpoint below a longer log, which is fine).
+    fn lower_checkpoint_before_truncation(
+        &self,
+        state: &LogState,
+        offset: Offset,
+    ) -> LogResult<()> {
+        let new_end = end_after_truncation(state, offset)?;
+        let checkpoint = PartitionCheckpoint {
+            recovery_point: self.commit.durable_offset().min(new_end),
+            high_watermark: state.high_watermark.min(new_end),
+            log_start_offset: state.log_start_offset.min(new_end),
+        };
+        checkpoint.store(&self.dir)
+    }
+
     /// Deletes sealed segments past `retention_ms` (by their newest timestamp) or beyond
     /// `retention_bytes`, oldest first, never the active segment and never data at or above
     /// the high watermark. Advances the log start offset.
     pub fn apply_retention(&self) -> LogResult<RetentionOutcome> {
+        if self.is_offline() {
+            return Ok(RetentionOutcome::default());
+        }
         self.check_running()?;
         let now_ms = self.clock.now_ms();
         let config = self.config();
@@ -141,4 +164,18 @@ impl PartitionLog {
         }
         Ok(())
     }
+}
+
+/// Where [`PartitionLog::truncate_to`] at `offset` (≥ the log start, < the log end) will
+/// end the log: at the start of the batch holding `offset` in the last segment that
+/// starts below it, or at the oldest segment's base when every segment starts at or
+/// above it.
+fn end_after_truncation(state: &LogState, offset: Offset) -> LogResult<Offset> {
+    let Some((_, segment)) = state.segments.range(..offset).next_back() else {
+        return Ok(state.segments.keys().next().copied().unwrap_or(offset));
+    };
+    Ok(match segment.find_batch(offset)? {
+        Some((_, header)) => header.base_offset,
+        None => segment.next_offset(),
+    })
 }

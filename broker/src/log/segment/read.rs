@@ -29,37 +29,52 @@ impl Segment {
         Ok(Some(BatchHeader::parse(&buf)?))
     }
 
-    /// Walks batch headers from `position` to the first one `found` accepts. A length
-    /// field is never trusted to size a read before it is checked: damage found here is
-    /// reported as corruption, and the bytes are not served.
+    /// Walks batch headers from `position`, where the batch starting at `expected_offset`
+    /// should be, to the first one `found` accepts. A length field is never trusted to
+    /// size a read before it is checked, and each base offset must follow the batch
+    /// before it: damage found here is reported as corruption, and the bytes are not
+    /// served.
     fn walk_headers(
         &self,
         mut position: u64,
+        mut expected_offset: Offset,
         found: impl Fn(&BatchHeader) -> bool,
     ) -> LogResult<Option<(u64, BatchHeader)>> {
         while let Some(header) = self.read_header_at(position)? {
             header
                 .check_framing(self.batch_bytes_max)
-                .map_err(|error| LogError::Corruption {
-                    path: self.log_path.clone(),
-                    position,
-                    reason: error.to_string(),
-                })?;
+                .map_err(|error| self.corruption(position, error.to_string()))?;
+            self.check_follows(&header, position, expected_offset)?;
             if found(&header) {
                 return Ok(Some((position, header)));
             }
             position += header.total_bytes() as u64;
+            expected_offset = header.next_offset();
         }
         Ok(None)
     }
 
-    /// The position and header of the first batch whose last offset is ≥ `offset`.
+    /// The position and header of the first batch whose last offset is ≥ `offset`. The
+    /// walk starts at the offset index's floor entry; when the batch there does not match
+    /// the entry (a damaged index), it starts again from byte 0.
     pub fn find_batch(&self, offset: Offset) -> LogResult<Option<(u64, BatchHeader)>> {
-        let start = self
-            .index
-            .lookup(offset)
-            .map_or(0, |(_, position)| u64::from(position));
-        self.walk_headers(start, |header| header.last_offset() >= offset)
+        let wanted = |header: &BatchHeader| header.last_offset() >= offset;
+        let Some((entry_offset, entry_position)) = self.index.lookup(offset) else {
+            return self.walk_headers(0, self.base_offset, wanted);
+        };
+        let start = u64::from(entry_position);
+        match self.walk_headers(start, entry_offset, wanted) {
+            Err(LogError::Corruption {
+                position, reason, ..
+            }) if position == start => {
+                tracing::warn!(
+                    path = %self.index.path().display(), %entry_offset, %reason,
+                    "offset index entry does not match its batch; walking from the start"
+                );
+                self.walk_headers(0, self.base_offset, wanted)
+            }
+            result => result,
+        }
     }
 
     /// The first batch whose newest timestamp is ≥ `timestamp_ms`, found by starting at
@@ -72,11 +87,13 @@ impl Segment {
             .time_index
             .lookup(timestamp_ms)
             .map_or(self.base_offset, |(_, offset)| offset);
-        let Some((start, _)) = self.find_batch(start_offset)? else {
+        let Some((start, first)) = self.find_batch(start_offset)? else {
             return Ok(None);
         };
         Ok(self
-            .walk_headers(start, |header| header.max_timestamp >= timestamp_ms)?
+            .walk_headers(start, first.base_offset, |header| {
+                header.max_timestamp >= timestamp_ms
+            })?
             .map(|(_, header)| header))
     }
 
@@ -147,25 +164,35 @@ impl Segment {
         upper_bound: Offset,
         first_batch: FirstBatch,
     ) -> LogResult<Option<Bytes>> {
-        let floor = self
+        let (floor_offset, floor) = self
             .index
             .lookup(offset)
-            .map_or(0, |(_, position)| u64::from(position));
+            .map_or((self.base_offset, 0), |(entry_offset, position)| {
+                (entry_offset, u64::from(position))
+            });
         let span = (max_bytes as u64)
             .saturating_add(self.index_interval_bytes)
             .min(self.size_bytes.saturating_sub(floor));
-        let to_the_end = floor + span == self.size_bytes;
+        let mut walked_to_the_end = false;
         let found = if span < BATCH_HEADER_BYTES as u64 {
             None
         } else {
             let bytes = direct.read(floor, span as usize, &self.log_path)?;
-            self.find_in(&bytes, floor, offset)?
-                .map(|(at, first)| (floor + at as u64, first, Some((bytes, at))))
+            match self.find_in(&bytes, floor, floor_offset, offset) {
+                Ok(found) => {
+                    walked_to_the_end = found.is_none() && floor + span == self.size_bytes;
+                    found.map(|(at, first)| (floor + at as u64, first, Some((bytes, at))))
+                }
+                // A damaged index entry or batch: the walk on the file decides, and names
+                // the damage.
+                Err(LogError::Corruption { .. }) => None,
+                Err(error) => return Err(error),
+            }
         };
         let (start, first, read) = match found {
             Some(found) => found,
             // The read held every batch from the floor to the end: none holds `offset`.
-            None if to_the_end => return Ok(None),
+            None if walked_to_the_end => return Ok(None),
             None => match self.find_batch(offset)? {
                 Some((start, first)) => (start, first, None),
                 None => return Ok(None),
@@ -198,22 +225,22 @@ impl Segment {
         &self,
         bytes: &[u8],
         from: u64,
+        mut expected_offset: Offset,
         offset: Offset,
     ) -> LogResult<Option<(usize, BatchHeader)>> {
         let mut at = 0;
         while let Some(header_bytes) = bytes.get(at..at + BATCH_HEADER_BYTES) {
             let header = BatchHeader::parse(header_bytes)?;
+            let position = from + at as u64;
             header
                 .check_framing(self.batch_bytes_max)
-                .map_err(|error| LogError::Corruption {
-                    path: self.log_path.clone(),
-                    position: from + at as u64,
-                    reason: error.to_string(),
-                })?;
+                .map_err(|error| self.corruption(position, error.to_string()))?;
+            self.check_follows(&header, position, expected_offset)?;
             if header.last_offset() >= offset {
                 return Ok(Some((at, header)));
             }
             at += header.total_bytes();
+            expected_offset = header.next_offset();
         }
         Ok(None)
     }
