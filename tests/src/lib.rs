@@ -6,10 +6,19 @@
 //! - [`broker_process`]: start, pause (SIGSTOP/SIGCONT), SIGTERM and SIGKILL real
 //!   `strata-broker` processes.
 //! - [`durability`]: the record contents the SIGKILL test checks after each crash.
-//! - [`history`]: the recorded events of a fault test and the offline checker that
-//!   finds lost, duplicated and reordered acknowledged writes, failed writes that were
-//!   applied and inconsistent offsets.
+//!
+//! The history-based fault test (`tests/fault_history.rs`) is built from three parts,
+//! meant to be reused by tests with several brokers:
+//!
+//! - [`workload`]: producers and consumers that record every send and poll, and the
+//!   final read of every partition;
+//! - [`nemesis`]: faults on a schedule (pause, kill and restart, terminate and restart);
+//! - [`history`]: the recorded events and the offline checker that finds lost,
+//!   duplicated and reordered acknowledged writes, failed writes that were applied and
+//!   inconsistent offsets.
 
 pub mod broker_process;
 pub mod durability;
 pub mod history;
+pub mod nemesis;
+pub mod workload;
