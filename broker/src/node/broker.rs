@@ -512,6 +512,9 @@ impl Node {
         reads: Reads,
     ) -> Result<FetchedData, NodeError> {
         let handle = self.partition(&spec.topic, spec.partition)?;
+        // A damaged log refuses every fetch, also one at its high watermark (which reads
+        // nothing), so a consumer at the end is told rather than left waiting.
+        handle.log.check_online()?;
         let current = handle.leader_epoch();
         if let Some(requested) = spec.current_leader_epoch {
             if requested < current {

@@ -217,6 +217,10 @@ pub struct Written {
 /// Replays the batch headers of the whole log into a producer-state table.
 fn rebuild_producer_state(log: &PartitionLog) -> Result<ProducerStateTable, NodeError> {
     let mut table = ProducerStateTable::default();
+    if log.is_offline() {
+        // Damaged at open: it refuses every read and write, so there is nothing to dedupe.
+        return Ok(table);
+    }
     let mut offset = log.log_start_offset();
     loop {
         let read = log.read(offset, 1 << 20, None)?;
