@@ -38,6 +38,11 @@ pub enum ControllerError {
     /// The metadata log could not be read or written.
     #[error("metadata log storage failed")]
     Storage(#[from] LogError),
+    /// The metadata log is damaged, or missing while partition data is present. The
+    /// broker refuses to start rather than serve (or delete) partitions by a metadata
+    /// image that lost records.
+    #[error("the cluster metadata in {dir} cannot be trusted: {reason}. The broker does not start, so nothing is deleted or re-created. Restore the directory from a backup, or move the partition directories out of the data directory to start an empty cluster")]
+    MetadataDamaged { dir: String, reason: String },
 }
 
 impl ControllerError {
@@ -57,7 +62,9 @@ impl ControllerError {
             ControllerError::InvalidReplicationFactor { .. } => "INVALID_REPLICATION_FACTOR",
             ControllerError::InvalidConfig { .. } => "INVALID_CONFIG",
             ControllerError::InvalidRecord { .. } => "UNKNOWN_SERVER_ERROR",
-            ControllerError::Storage(_) => "STORAGE_ERROR",
+            ControllerError::Storage(_) | ControllerError::MetadataDamaged { .. } => {
+                "STORAGE_ERROR"
+            }
         }
     }
 }

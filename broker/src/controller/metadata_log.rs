@@ -91,7 +91,17 @@ impl MetadataLog {
         logs: &LogManager,
         options: MetadataLogOptions,
     ) -> Result<(MetadataLog, MetadataImage), ControllerError> {
-        let log = logs.get_or_create(&Self::partition()?, Some(Self::log_config()))?;
+        let partition = Self::partition()?;
+        if logs.get(&partition).is_none() {
+            refuse_without_metadata(logs, &partition)?;
+        }
+        let log = logs.get_or_create(&partition, Some(Self::log_config()))?;
+        if let Err(error) = log.check_online() {
+            return Err(ControllerError::MetadataDamaged {
+                dir: log.dir().display().to_string(),
+                reason: error.to_string(),
+            });
+        }
         // After a restart the log manager opened this partition with the broker's default
         // config (possibly `flush = interval`, retention on); put the metadata's back.
         if log.config() != Self::log_config() {
@@ -115,7 +125,13 @@ impl MetadataLog {
             )));
         }
         let mut image = snapshot.unwrap_or_default();
-        let replayed = replay(&log, &mut image)?;
+        let replayed = replay(&log, &mut image).map_err(|error| match error {
+            ControllerError::InvalidRecord { reason } => ControllerError::MetadataDamaged {
+                dir: log.dir().display().to_string(),
+                reason,
+            },
+            other => other,
+        })?;
         tracing::info!(
             dir = %log.dir().display(),
             snapshot_version,
@@ -157,6 +173,10 @@ impl MetadataLog {
         let batch = encode_batch(records, SystemClock.now_ms())?;
         let info = self.log.append(&batch, LeaderEpoch(0))?;
         self.log.wait_durable(info.log_end_offset)?;
+        // The recovery point follows every record: a metadata log found shorter at the
+        // next start is damage (the broker refuses to start), never a torn tail cut away
+        // with records the cluster already acted on.
+        self.log.checkpoint()?;
         debug_assert_eq!(info.base_offset, Offset(expected_offset));
         Ok(())
     }
@@ -177,6 +197,26 @@ impl MetadataLog {
             }
         }
     }
+}
+
+/// A data directory without a metadata log is a new cluster only when it holds no
+/// partitions either: partition data without metadata means the metadata was lost, and
+/// starting afresh would hide (and later delete) that data.
+fn refuse_without_metadata(
+    logs: &LogManager,
+    metadata: &TopicPartition,
+) -> Result<(), ControllerError> {
+    let partitions = logs.partitions();
+    let Some(first) = partitions.iter().find(|partition| *partition != metadata) else {
+        return Ok(());
+    };
+    Err(ControllerError::MetadataDamaged {
+        dir: logs.data_dir().join(metadata.dir_name()).display().to_string(),
+        reason: format!(
+            "it is missing, but the data directory holds {} partition directories (such as {first})",
+            partitions.len()
+        ),
+    })
 }
 
 /// One batch holding `records`, in order.

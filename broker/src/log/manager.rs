@@ -32,6 +32,9 @@ use super::recovery::PreviousShutdown;
 pub const CLEAN_SHUTDOWN_FILE: &str = ".strata_cleanshutdown";
 /// Name of the lock file in the data directory.
 pub const LOCK_FILE: &str = ".lock";
+/// What a set-aside partition directory's name holds: `<topic>-<partition>.orphaned.<ms>`
+/// ([`LogManager::set_aside`]). Such a name never parses as a partition directory.
+pub const ORPHANED_INFIX: &str = ".orphaned.";
 
 /// A topic and one of its partitions; its directory is `<topic>-<partition>`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -129,6 +132,13 @@ impl LogManager {
                 continue;
             }
             let name = entry.file_name();
+            if name
+                .to_str()
+                .is_some_and(|name| name.contains(ORPHANED_INFIX))
+            {
+                tracing::warn!(path = %path.display(), "a partition directory set aside earlier is still here; delete it once it is no longer needed");
+                continue;
+            }
             if name.to_str().is_some_and(|name| name.ends_with(".deleted")) {
                 fs::remove_dir_all(&path)
                     .map_err(|source| LogError::io("remove deleted partition", &path, source))?;
@@ -302,8 +312,8 @@ impl LogManager {
     /// at a time. Then the directory, which holds only checkpoints by now, is renamed to
     /// `<dir>.<millis>.deleted`, the data directory fsynced, and the rest removed. A crash
     /// while the segments are deleted leaves a directory with fewer segments under its
-    /// live name; the broker deletes it at the next start, because the metadata no longer
-    /// lists the partition (`delete_stray_partitions` in `node/broker.rs`).
+    /// live name; the broker sets it aside at the next start ([`LogManager::set_aside`]),
+    /// because the metadata no longer lists the partition, and an operator deletes it.
     pub fn delete(&self, partition: &TopicPartition) -> LogResult<()> {
         let removed = self
             .logs
@@ -327,6 +337,33 @@ impl LogManager {
             .map_err(|source| LogError::io("remove deleted partition", &doomed, source))?;
         tracing::info!(%partition, "deleted partition log");
         Ok(())
+    }
+
+    /// Takes a partition out of service without deleting anything: the log is closed and
+    /// its directory renamed to `<dir>.orphaned.<millis>`, which later starts skip (with a
+    /// warning). For data the metadata does not account for: deleting it on a doubt could
+    /// lose acknowledged records. Returns the new path.
+    pub fn set_aside(&self, partition: &TopicPartition) -> LogResult<PathBuf> {
+        let removed = self
+            .logs
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(partition);
+        let Some(log) = removed else {
+            return Ok(self.data_dir.join(partition.dir_name()));
+        };
+        log.close()?;
+        let dir = log.dir().to_path_buf();
+        drop(log);
+        let aside = self.data_dir.join(format!(
+            "{}{ORPHANED_INFIX}{}",
+            partition.dir_name(),
+            self.clock.now_ms()
+        ));
+        fs::rename(&dir, &aside)
+            .map_err(|source| LogError::io("set aside a partition directory", &dir, source))?;
+        durable::sync_dir(&self.data_dir)?;
+        Ok(aside)
     }
 
     /// Clean shutdown: close every log, then write the marker as the very last step.

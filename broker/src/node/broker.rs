@@ -202,7 +202,7 @@ impl Node {
         });
         let image = node.controller.image();
         node.apply_image(&image)?;
-        node.delete_stray_partitions(&image)?;
+        node.set_aside_unknown_partitions(&image)?;
         Ok(node)
     }
 
@@ -277,8 +277,10 @@ impl Node {
         Ok(())
     }
 
-    /// Partition directories left by a topic deletion the process did not finish.
-    fn delete_stray_partitions(&self, image: &MetadataImage) -> Result<(), NodeError> {
+    /// Partition directories the metadata does not know: left by a topic deletion the
+    /// process did not finish, or written under metadata that was since lost. They are
+    /// set aside, never deleted ([`LogManager::set_aside`]): a doubt must not cost data.
+    fn set_aside_unknown_partitions(&self, image: &MetadataImage) -> Result<(), NodeError> {
         for partition in self.logs.partitions() {
             let topic = partition.topic.as_str();
             let known = image
@@ -286,8 +288,12 @@ impl Node {
                 .get(topic)
                 .is_some_and(|state| state.partitions.contains_key(&partition.partition.0));
             if topic != METADATA_TOPIC && !known {
-                tracing::warn!(%partition, "deleting a partition that the metadata does not know");
-                self.logs.delete(&partition)?;
+                let aside = self.logs.set_aside(&partition)?;
+                tracing::warn!(
+                    %partition,
+                    path = %aside.display(),
+                    "the metadata does not know this partition; its directory is set aside, not deleted"
+                );
             }
         }
         Ok(())
