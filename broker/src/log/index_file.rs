@@ -20,6 +20,14 @@
 //! does not fsync its directory: the segment roll that creates it does that once for the
 //! `.log`, `.index` and `.timeindex` files.
 //!
+//! # Descriptors
+//!
+//! An `IndexFile` keeps its map, not its descriptor: the file is opened to size and map
+//! it, and closed again (a map stays valid after its descriptor is closed). The rare
+//! changes of length (trim, unseal) open it again by path. So an index costs a memory
+//! map and no entry of the process's descriptor table, which is what lets a broker host
+//! thousands of partitions under its `RLIMIT_NOFILE` (docs/ARCHITECTURE.md, "Open files").
+//!
 //! # Concurrency
 //!
 //! One `IndexFile` per file, owned by the partition's single writer (`&mut self` for every
@@ -49,7 +57,6 @@ pub(crate) enum OpenMode {
 #[derive(Debug)]
 pub(crate) struct IndexFile<const ENTRY_BYTES: usize> {
     path: PathBuf,
-    file: File,
     /// `None` when the file is empty (a zero-length file cannot be mapped portably).
     map: Option<MmapMut>,
     /// Valid entries at the start of the file.
@@ -91,7 +98,6 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
         let entries = Self::to_entries(length_bytes, path)?;
         let mut index = IndexFile {
             path: path.to_path_buf(),
-            file,
             map: None,
             entries,
             capacity: entries,
@@ -99,10 +105,20 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
             sealed: true,
         };
         match mode {
-            OpenMode::Appendable => index.unseal()?,
-            OpenMode::Sealed => index.resize(length_bytes)?,
+            OpenMode::Appendable => index.unseal_with(&file)?,
+            OpenMode::Sealed => index.resize(&file, length_bytes)?,
         }
+        // `file` is closed here; the map keeps the pages (see "Descriptors").
         Ok(index)
+    }
+
+    /// Opens the file again, for a change of its length.
+    fn reopen(&self) -> LogResult<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|source| LogError::io("open", &self.path, source))
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -189,8 +205,9 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
             return Ok(());
         }
         self.flush()?;
-        self.resize(self.entries as u64 * Self::ENTRY_BYTES_U64)?;
-        durable::sync_file(&self.file, &self.path)?;
+        let file = self.reopen()?;
+        self.resize(&file, self.entries as u64 * Self::ENTRY_BYTES_U64)?;
+        durable::sync_file(&file, &self.path)?;
         self.sealed = true;
         Ok(())
     }
@@ -198,8 +215,13 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
     /// Makes a trimmed index appendable again (the segment became active after a
     /// truncation): preallocates it back to `max_bytes`.
     pub(crate) fn unseal(&mut self) -> LogResult<()> {
+        let file = self.reopen()?;
+        self.unseal_with(&file)
+    }
+
+    fn unseal_with(&mut self, file: &File) -> LogResult<()> {
         let length_bytes = self.entries as u64 * Self::ENTRY_BYTES_U64;
-        self.resize(self.max_bytes.max(length_bytes))?;
+        self.resize(file, self.max_bytes.max(length_bytes))?;
         self.sealed = false;
         Ok(())
     }
@@ -207,11 +229,8 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
     /// Unmaps and removes the file (a missing file is fine). The caller fsyncs the
     /// directory (once for all files of the segment).
     pub(crate) fn delete(self) -> LogResult<()> {
-        let IndexFile {
-            path, file, map, ..
-        } = self;
+        let IndexFile { path, map, .. } = self;
         drop(map);
-        drop(file);
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -222,23 +241,26 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
     /// Sets the file length to `length_bytes` rounded down to a whole entry (never below the
     /// valid entries) and maps it again. After an error nothing is mapped: reads find no
     /// entries and appends fail, and the caller stops or rebuilds the index.
-    fn resize(&mut self, length_bytes: u64) -> LogResult<()> {
+    fn resize(&mut self, file: &File, length_bytes: u64) -> LogResult<()> {
         let valid_bytes = self.entries as u64 * Self::ENTRY_BYTES_U64;
         let length_bytes = (length_bytes - length_bytes % Self::ENTRY_BYTES_U64).max(valid_bytes);
         let capacity = Self::to_entries(length_bytes, &self.path)?;
         // Unmap first: shrinking a file under a live map would make its tail SIGBUS.
         self.map = None;
-        self.file
-            .set_len(length_bytes)
+        file.set_len(length_bytes)
             .map_err(|source| LogError::io("set_len", &self.path, source))?;
         if length_bytes > 0 {
-            // SAFETY: this `IndexFile` is the only user of the file: the partition's single
-            // writer owns exactly one `IndexFile` per index file, no other process uses the
-            // data directory (it holds the `.lock` flock), and the file's length only
-            // changes in `resize`, which drops this map before `set_len`. So the mapped range
-            // stays backed by the file for the map's whole lifetime, and the only writes to
-            // it go through `&mut self`.
-            let map = unsafe { MmapMut::map_mut(&self.file) }
+            // SAFETY: only the partition's single writer changes the file: it owns the one
+            // `IndexFile` of the file that is ever written or resized (the active segment's,
+            // or a sealed one's it unseals). Other `IndexFile`s of a sealed segment's file
+            // are read-only copies opened for readers (`segment/files.rs`), and all of them
+            // are gone before the writer may change the file (readers hold the partition's
+            // read lock, the writer its write lock). No other process uses the data
+            // directory (it holds the `.lock` flock), and the length only changes in
+            // `resize`, which drops this map before `set_len`. So the mapped range stays
+            // backed by the file for the map's whole lifetime (closing `file` does not end
+            // the map), and the only writes to it go through `&mut self`.
+            let map = unsafe { MmapMut::map_mut(file) }
                 .map_err(|source| LogError::io("mmap", &self.path, source))?;
             self.map = Some(map);
         }

@@ -9,6 +9,10 @@
 //!
 //! It also runs the background duties that need a clock rather than a request: interval
 //! flushes, periodic checkpoints and retention ([`LogManager::start_background_tasks`]).
+//!
+//! Its logs share one cache of open sealed segments ([`OpenSegments`]), so the files a
+//! whole data directory holds open are bounded: one `.log` descriptor per partition (its
+//! active segment) plus the cache's capacity, whatever the number of segments.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,7 +28,8 @@ use super::clock::Clock;
 use super::config::LogConfig;
 use super::durable;
 use super::error::{LogError, LogResult};
-use super::partition_log::PartitionLog;
+use super::open_segments::{OpenSegments, DEFAULT_CAPACITY};
+use super::partition_log::{LogResources, PartitionLog};
 use super::reclaim::{ReclaimPace, Reclaimer, ReclaimerThread};
 use super::recovery::PreviousShutdown;
 
@@ -81,22 +86,39 @@ impl fmt::Display for TopicPartition {
 pub struct LogManager {
     data_dir: PathBuf,
     default_config: LogConfig,
-    clock: Arc<dyn Clock>,
     previous: PreviousShutdown,
     logs: RwLock<BTreeMap<TopicPartition, Arc<PartitionLog>>>,
-    /// Gives deleted segments' space back a chunk at a time (`reclaim.rs`); every log of
-    /// the directory uses it. Declared before the thread guard so the handle goes first.
-    reclaimer: Reclaimer,
+    /// What every log of the directory shares: the clock, the cache of open sealed
+    /// segments, and the reclaimer that gives deleted segments' space back a chunk at a
+    /// time (`reclaim.rs`). Declared before the thread guard so the handle goes first.
+    resources: LogResources,
     _reclaim_thread: ReclaimerThread,
     _lock: File,
 }
 
 impl LogManager {
-    /// Locks `data_dir` (created if missing), opens and recovers every partition in it.
+    /// Locks `data_dir` (created if missing), opens and recovers every partition in it,
+    /// with a cache of [`DEFAULT_CAPACITY`] open sealed segments.
     pub fn open(
         data_dir: &Path,
         default_config: LogConfig,
         clock: Arc<dyn Clock>,
+    ) -> LogResult<LogManager> {
+        LogManager::open_with(
+            data_dir,
+            default_config,
+            clock,
+            OpenSegments::new(DEFAULT_CAPACITY),
+        )
+    }
+
+    /// [`LogManager::open`] with the cache of open sealed segments its logs share (the
+    /// broker sizes it from its descriptor budget).
+    pub fn open_with(
+        data_dir: &Path,
+        default_config: LogConfig,
+        clock: Arc<dyn Clock>,
+        open_segments: OpenSegments,
     ) -> LogResult<LogManager> {
         fs::create_dir_all(data_dir)
             .map_err(|source| LogError::io("create data directory", data_dir, source))?;
@@ -121,6 +143,11 @@ impl LogManager {
             PreviousShutdown::Crashed
         };
         let (reclaimer, reclaim_thread) = Reclaimer::start(ReclaimPace::default());
+        let resources = LogResources {
+            clock,
+            open_segments,
+            reclaimer,
+        };
         let mut logs = BTreeMap::new();
         let entries = fs::read_dir(data_dir)
             .map_err(|source| LogError::io("list data directory", data_dir, source))?;
@@ -148,13 +175,8 @@ impl LogManager {
                 tracing::warn!(path = %path.display(), "ignoring a directory that is not <topic>-<partition>");
                 continue;
             };
-            let log = PartitionLog::open_or_offline(
-                &path,
-                default_config.clone(),
-                Arc::clone(&clock),
-                previous,
-            )?
-            .with_reclaimer(reclaimer.clone());
+            let log =
+                PartitionLog::open_or_offline(&path, default_config.clone(), previous, &resources)?;
             logs.insert(partition, Arc::new(log));
         }
         if previous == PreviousShutdown::Clean {
@@ -163,14 +185,16 @@ impl LogManager {
             durable::sync_dir(data_dir)?;
         }
         let offline = logs.values().filter(|log| log.is_offline()).count();
-        tracing::info!(data_dir = %data_dir.display(), partitions = logs.len(), offline, ?previous, "opened logs");
+        let open_segments = resources.open_segments.stats();
+        tracing::info!(data_dir = %data_dir.display(), partitions = logs.len(), offline, ?previous,
+            sealed_segments_open = open_segments.open,
+            sealed_segments_open_max = resources.open_segments.capacity(), "opened logs");
         Ok(LogManager {
             data_dir: data_dir.to_path_buf(),
             default_config,
-            clock,
             previous,
             logs: RwLock::new(logs),
-            reclaimer,
+            resources,
             _reclaim_thread: reclaim_thread,
             _lock: lock,
         })
@@ -195,7 +219,12 @@ impl LogManager {
 
     /// Where the space of deleted segments goes (its stats say what is still held).
     pub fn reclaimer(&self) -> &Reclaimer {
-        &self.reclaimer
+        &self.resources.reclaimer
+    }
+
+    /// The cache of open sealed segments every log here shares.
+    pub fn open_segments(&self) -> &OpenSegments {
+        &self.resources.open_segments
     }
 
     /// Every partition hosted here.
@@ -226,10 +255,9 @@ impl LogManager {
         let log = PartitionLog::open_or_offline(
             &dir,
             config,
-            Arc::clone(&self.clock),
             PreviousShutdown::Crashed,
-        )?
-        .with_reclaimer(self.reclaimer.clone());
+            &self.resources,
+        )?;
         durable::sync_dir(&self.data_dir)?;
         let log = Arc::new(log);
         logs.insert(partition.clone(), Arc::clone(&log));
@@ -328,7 +356,7 @@ impl LogManager {
         let doomed = self.data_dir.join(format!(
             "{}.{}.deleted",
             partition.dir_name(),
-            self.clock.now_ms()
+            self.resources.clock.now_ms()
         ));
         fs::rename(&dir, &doomed)
             .map_err(|source| LogError::io("rename deleted partition", &dir, source))?;
@@ -358,7 +386,7 @@ impl LogManager {
         let aside = self.data_dir.join(format!(
             "{}{ORPHANED_INFIX}{}",
             partition.dir_name(),
-            self.clock.now_ms()
+            self.resources.clock.now_ms()
         ));
         fs::rename(&dir, &aside)
             .map_err(|source| LogError::io("set aside a partition directory", &dir, source))?;

@@ -17,7 +17,9 @@
 //! Where to start reading: [`PartitionLog`] (append, read, truncate, retention), then
 //! [`recovery`] (what happens after a crash) and [`group_commit`] (how `flush = always`
 //! stays fast). [`LogManager`] opens every partition of a data directory. All fsyncs go
-//! through [`durable`]; an fsync error stops the log for good.
+//! through [`durable`]; an fsync error stops the log for good. A sealed segment holds no
+//! descriptor or map unless it was read recently: its files are opened on demand and kept
+//! in the shared, bounded [`OpenSegments`] cache (`segment/files.rs`).
 
 pub mod checkpoint;
 pub mod clock;
@@ -30,6 +32,7 @@ mod index_file;
 pub mod leader_epoch_cache;
 pub mod manager;
 pub mod offset_index;
+pub mod open_segments;
 pub mod partition_log;
 mod read_buffer;
 pub mod reclaim;
@@ -43,8 +46,9 @@ pub use config::{FlushPolicy, LogConfig};
 pub use direct::ends_in_padding as ends_in_direct_padding;
 pub use error::{LogError, LogResult};
 pub use manager::{BackgroundSchedule, BackgroundTasks, LogManager, TopicPartition};
+pub use open_segments::{OpenSegmentStats, OpenSegments};
 pub use partition_log::{
-    AppendInfo, Durability, PartitionLog, ReadResult, RetentionOutcome, SyncClaim,
+    AppendInfo, Durability, LogResources, PartitionLog, ReadResult, RetentionOutcome, SyncClaim,
 };
 pub use reclaim::{ReclaimPace, ReclaimStats, Reclaimer, ReclaimerThread};
 pub use recovery::{PreviousShutdown, RecoveryReport};
@@ -56,6 +60,8 @@ mod crash_tests;
 mod damage_tests;
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod open_segments_tests;
 #[cfg(test)]
 mod partition_log_tests;
 #[cfg(test)]

@@ -40,6 +40,7 @@ use super::durable;
 use super::error::{LogError, LogResult};
 use super::group_commit::{DurableWait, GroupCommit, SyncTarget};
 use super::leader_epoch_cache::LeaderEpochCache;
+use super::open_segments::{OpenSegments, STANDALONE_CAPACITY};
 use super::reclaim::Reclaimer;
 use super::recovery::{self, PreviousShutdown, RecoveryReport};
 use super::segment::{FirstBatch, Segment};
@@ -135,6 +136,26 @@ fn no_segment() -> LogError {
     }
 }
 
+/// What the partition logs of one data directory share: the clock, the cache of open
+/// sealed segments (`open_segments.rs`) and the reclaimer of deleted segments' space.
+#[derive(Debug, Clone)]
+pub struct LogResources {
+    pub clock: Arc<dyn Clock>,
+    pub open_segments: OpenSegments,
+    pub reclaimer: Reclaimer,
+}
+
+impl LogResources {
+    /// For a log opened on its own: a small cache of its own, space freed at once.
+    pub fn standalone(clock: Arc<dyn Clock>) -> LogResources {
+        LogResources {
+            clock,
+            open_segments: OpenSegments::new(STANDALONE_CAPACITY),
+            reclaimer: Reclaimer::immediate(),
+        }
+    }
+}
+
 /// One partition replica's log. See the module docs.
 #[derive(Debug)]
 pub struct PartitionLog {
@@ -149,6 +170,8 @@ pub struct PartitionLog {
     recovery: RecoveryReport,
     /// Where deleted segments' space is given back (`reclaim.rs`).
     reclaimer: Reclaimer,
+    /// Where sealed segments' open files are kept (`open_segments.rs`).
+    open_segments: OpenSegments,
     /// Why the log is offline (damaged at open; `partition_log/offline.rs`), if it is.
     offline: Option<String>,
 }
@@ -165,14 +188,33 @@ struct WritebackMark {
 pub const WRITEBACK_START_BYTES: u64 = 256 * 1024;
 
 impl PartitionLog {
-    /// Opens (or creates) the log in `dir`, recovering it as `previous` requires.
+    /// Opens (or creates) the log in `dir`, recovering it as `previous` requires, with
+    /// resources of its own ([`LogResources::standalone`]).
     pub fn open(
         dir: &Path,
         config: LogConfig,
         clock: Arc<dyn Clock>,
         previous: PreviousShutdown,
     ) -> LogResult<PartitionLog> {
-        let (state, report) = recovery::recover(dir, &config, clock.now_ms(), previous)?;
+        PartitionLog::open_with(dir, config, previous, &LogResources::standalone(clock))
+    }
+
+    /// Opens (or creates) the log in `dir`, recovering it as `previous` requires, sharing
+    /// `resources` with the other logs of its data directory.
+    pub fn open_with(
+        dir: &Path,
+        config: LogConfig,
+        previous: PreviousShutdown,
+        resources: &LogResources,
+    ) -> LogResult<PartitionLog> {
+        let clock = Arc::clone(&resources.clock);
+        let (state, report) = recovery::recover(
+            dir,
+            &config,
+            clock.now_ms(),
+            previous,
+            &resources.open_segments,
+        )?;
         let durable_offset = state.log_end_offset;
         let log = PartitionLog {
             dir: dir.to_path_buf(),
@@ -183,7 +225,8 @@ impl PartitionLog {
             commit: GroupCommit::new(durable_offset),
             writeback: Mutex::new(WritebackMark::default()),
             recovery: report,
-            reclaimer: Reclaimer::immediate(),
+            reclaimer: resources.reclaimer.clone(),
+            open_segments: resources.open_segments.clone(),
             offline: None,
         };
         log.checkpoint()?;
@@ -452,7 +495,10 @@ impl PartitionLog {
         })
     }
 
-    /// Seals the active segment (fsynced) and starts a new one at the log end offset.
+    /// Seals the active segment (fsynced) and starts a new one at the log end offset. If
+    /// the new one cannot be created, the sealed one stays the last and the next append
+    /// tries the roll again (sealing again changes nothing; `Segment::create` left no file
+    /// behind).
     fn roll_locked(&self, state: &mut LogState, config: &LogConfig) -> LogResult<()> {
         let log_end_offset = state.log_end_offset;
         if state.active()?.size_bytes() == 0 {
@@ -460,7 +506,7 @@ impl PartitionLog {
         }
         state.active_mut()?.seal()?;
         self.commit.mark_durable(log_end_offset);
-        let segment = Segment::create(&self.dir, log_end_offset, config)?;
+        let segment = Segment::create(&self.dir, log_end_offset, config, &self.open_segments)?;
         state.segments.insert(log_end_offset, segment);
         tracing::debug!(dir = %self.dir.display(), base_offset = %log_end_offset, "rolled segment");
         Ok(())
@@ -510,7 +556,7 @@ impl PartitionLog {
         let state = self.read_state();
         let active = state.active()?;
         Ok(SyncTarget {
-            file: active.log_file(),
+            file: active.log_file()?,
             path: active.log_path().to_path_buf(),
             log_end_offset: state.log_end_offset,
         })
@@ -565,7 +611,7 @@ impl PartitionLog {
             let state = self.read_state();
             let active = state.active()?;
             (
-                active.log_file(),
+                active.log_file()?,
                 active.log_path().to_path_buf(),
                 active.base_offset(),
                 active.size_bytes(),

@@ -23,6 +23,12 @@
 //! still open is an orphan inode, and the filesystem frees it when it is next mounted
 //! (ext4's orphan list, XFS's unlinked lists).
 //!
+//! Descriptors: every file waiting here holds one. The queue is bounded
+//! ([`FILES_PENDING_MAX`]); a file deleted while it is full is closed at once instead (its
+//! blocks are freed when its last map goes), and a sealed segment whose files were closed
+//! is opened for the reclaimer only when it is larger than one cut ([`Reclaimer::takes`]):
+//! a smaller one frees no more at once than a cut would.
+//!
 //! Shutdown: stopping the thread drops the files not yet reclaimed, and their blocks are
 //! freed then, all at once. A reclaimer made with [`Reclaimer::immediate`] (tests,
 //! benches, tools) never defers anything.
@@ -61,6 +67,10 @@ impl Default for ReclaimPace {
 
 /// How often the thread looks again at files whose maps are still alive.
 const MAP_RECHECK: Duration = Duration::from_millis(100);
+
+/// The most files the reclaimer holds (each is an open descriptor); beyond it a deleted
+/// file is closed at once.
+pub const FILES_PENDING_MAX: usize = 256;
 
 /// What is waiting to be given back.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -148,7 +158,7 @@ impl Reclaimer {
     pub fn reclaim(&self, file: Arc<File>, path: PathBuf, size_bytes: u64, maps: Weak<()>) {
         let Some(shared) = &self.shared else { return };
         let mut state = shared.lock();
-        if state.stopped {
+        if state.stopped || state.queue.len() >= FILES_PENDING_MAX {
             return;
         }
         state.stats.files_pending += 1;
@@ -161,6 +171,19 @@ impl Reclaimer {
         });
         drop(state);
         shared.wake.notify_all();
+    }
+
+    /// Whether a deleted file of `size_bytes` whose segment holds no descriptor should be
+    /// opened to be handed over: only when it is larger than one cut and the queue has
+    /// room (an immediate reclaimer never takes one).
+    pub fn takes(&self, size_bytes: u64) -> bool {
+        let Some(shared) = &self.shared else {
+            return false;
+        };
+        let state = shared.lock();
+        !state.stopped
+            && state.queue.len() < FILES_PENDING_MAX
+            && size_bytes > shared.pace.chunk_bytes
     }
 
     /// What is still waiting (all zero for an immediate reclaimer).

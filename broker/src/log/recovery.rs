@@ -34,6 +34,7 @@ use super::checkpoint::PartitionCheckpoint;
 use super::config::LogConfig;
 use super::error::{LogError, LogResult};
 use super::leader_epoch_cache::LeaderEpochCache;
+use super::open_segments::OpenSegments;
 use super::partition_log::LogState;
 use super::segment::{ScanStop, Segment, SegmentScan};
 
@@ -137,13 +138,14 @@ pub(crate) fn recover(
     config: &LogConfig,
     now_ms: i64,
     previous: PreviousShutdown,
+    open_segments: &OpenSegments,
 ) -> LogResult<(LogState, RecoveryReport)> {
     fs::create_dir_all(dir)
         .map_err(|source| LogError::io("create partition directory", dir, source))?;
     let mut report = RecoveryReport::default();
     let checkpoint = load_checkpoint(dir, &mut report)?;
     let (mut epochs, epochs_trusted) = load_epochs(dir, &mut report)?;
-    let mut segments = open_segments(dir, checkpoint.as_ref(), config)?;
+    let mut segments = list_and_open_segments(dir, checkpoint.as_ref(), config, open_segments)?;
     report.segments = segments.len();
     let plan = Plan::new(&segments, checkpoint.as_ref(), previous, epochs_trusted);
     if !epochs_trusted {
@@ -221,23 +223,28 @@ fn load_epochs(dir: &Path, report: &mut RecoveryReport) -> LogResult<(LeaderEpoc
     }
 }
 
-/// Opens every segment: all but the last sealed, the last active. A directory without any
-/// gets one empty segment, at the end its checkpoint promised (so no offset below it is
-/// handed out again), or at 0 for a new partition.
-fn open_segments(
+/// Opens every segment: all but the last sealed (their files are opened one at a time by
+/// the checks below, and kept only while the cache has room), the last active. A
+/// directory without any gets one empty segment, at the end its checkpoint promised (so no
+/// offset below it is handed out again), or at 0 for a new partition.
+fn list_and_open_segments(
     dir: &Path,
     checkpoint: Option<&PartitionCheckpoint>,
     config: &LogConfig,
+    cache: &OpenSegments,
 ) -> LogResult<BTreeMap<Offset, Segment>> {
     let bases = list_segments(dir)?;
     let mut segments = BTreeMap::new();
     for pair in bases.windows(2) {
         if let [base, next] = pair {
-            segments.insert(*base, Segment::open_sealed(dir, *base, *next, config)?);
+            segments.insert(
+                *base,
+                Segment::open_sealed(dir, *base, *next, config, cache)?,
+            );
         }
     }
     if let Some(last) = bases.last() {
-        segments.insert(*last, Segment::open(dir, *last, config)?);
+        segments.insert(*last, Segment::open(dir, *last, config, cache)?);
     } else {
         let base = checkpoint.map_or(Offset(0), |checkpoint| {
             checkpoint
@@ -251,7 +258,7 @@ fn open_segments(
                 "no segment files; the log starts again, empty, where its checkpoint says it ended"
             );
         }
-        segments.insert(base, Segment::create(dir, base, config)?);
+        segments.insert(base, Segment::create(dir, base, config, cache)?);
     }
     Ok(segments)
 }
@@ -332,7 +339,7 @@ fn check_promises(
 /// headers (`Segment::load_tail`), the index sanity checks, and its time index against its
 /// batches. Any error means: rebuild it from a scan.
 fn check_unscanned(segment: &mut Segment, config: &LogConfig) -> LogResult<()> {
-    if segment.index_rebuild_needed() {
+    if segment.index_rebuild_needed()? {
         return Err(LogError::BadAuxiliaryFile {
             path: segment.log_path().to_path_buf(),
             reason: "an index file was missing or unusable and was recreated empty".into(),

@@ -28,30 +28,38 @@
 //! end in up to a block of zero padding while the segment is active; sealing and a clean
 //! close cut it, and recovery recognises it ([`Segment::is_direct_padding`]).
 //!
+//! Open files (`segment/files.rs`): the active segment keeps its files open. A sealed
+//! segment's files (one descriptor, up to three maps) are opened by the first read that
+//! needs them and kept in the broker-wide [`OpenSegments`] cache, which closes the least
+//! recently used; everything else a sealed segment knows (offsets, size, max timestamp)
+//! is kept in memory, so a cold segment costs no descriptor and no map.
+//!
 //! Thread safety: a `Segment` has a single owner (the partition log's state lock). The
 //! `.log` handle is shared (`Arc<File>`) only so group commit can fsync it outside that lock.
 
 use std::fs::{self, File, OpenOptions};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use bytes::Bytes;
 use strata_proto::record::{check_stored_batch, BatchHeader};
 use strata_proto::types::{LeaderEpoch, Offset};
 
 use super::config::LogConfig;
-use super::direct::{self, DirectFile};
+use super::direct;
 use super::durable;
 use super::error::{LogError, LogResult};
-use super::offset_index::OffsetIndex;
+use super::open_segments::OpenSegments;
 use super::reclaim::{MapToken, Reclaimer};
 use super::segment_map;
-use super::time_index::TimeIndex;
 
+mod files;
 mod read;
 mod verify;
 
+pub(crate) use files::SegmentFiles;
+use files::{FileSlot, FileSpec, IndexMode};
 pub use verify::epoch_step_back_blames_previous;
 
 /// File name of a segment's file with the given extension (`log`, `index`, `timeindex`).
@@ -141,22 +149,12 @@ pub enum FirstBatch {
     OnlyIfItFits,
 }
 
-/// Whether a segment's indexes are mapped for appends or as sealed, read-only files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum IndexMode {
-    Appendable,
-    Sealed,
-}
-
 /// One segment. See the module docs.
 #[derive(Debug)]
 pub struct Segment {
     base_offset: Offset,
     log_path: PathBuf,
-    log: Arc<File>,
     size_bytes: u64,
-    index: OffsetIndex,
-    time_index: TimeIndex,
     next_offset: Offset,
     max_timestamp_ms: i64,
     offset_of_max_timestamp: Offset,
@@ -165,139 +163,112 @@ pub struct Segment {
     batch_bytes_max: usize,
     first_append_ms: Option<i64>,
     sealed: bool,
-    /// An index file was missing or unusable at open and was recreated empty.
-    index_rebuild_needed: bool,
-    /// The read-only map of the sealed `.log` (the whole file as one `Bytes`), made on the
-    /// first read after sealing. Kept until a truncation replaces the file, so its presence
-    /// also says that slices of this file may be alive.
-    map: Mutex<Option<Bytes>>,
     /// Held by every map of the current `.log` file: when the segment is deleted, the
     /// reclaimer cuts the file only after the last one is gone (`reclaim.rs`). A file
     /// that replaces this one (a truncation of a mapped segment) gets a new token.
     maps: MapToken,
-    /// The `.log` opened a second time with `O_DIRECT` (`LogConfig::direct_io`): appends
-    /// and bulk reads go through it, and the file is never mapped.
-    direct: Option<DirectFile>,
+    /// The open files, or where to open them (`segment/files.rs`).
+    files: FileSlot,
 }
 
 impl Segment {
     /// Creates the three files of a new, empty, active segment and fsyncs the directory.
-    pub fn create(dir: &Path, base_offset: Offset, config: &LogConfig) -> LogResult<Segment> {
-        let log_path = dir.join(segment_file_name(base_offset, "log"));
+    /// If that fails half-way, the files it made are removed again, so the next attempt
+    /// at the same base offset starts afresh (a roll that ran out of descriptors once
+    /// left a `.log` behind, and every later roll failed with "File exists").
+    pub fn create(
+        dir: &Path,
+        base_offset: Offset,
+        config: &LogConfig,
+        cache: &OpenSegments,
+    ) -> LogResult<Segment> {
+        let spec = FileSpec::new(dir, base_offset, config);
         let log = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
-            .open(&log_path)
-            .map_err(|source| LogError::io("create segment", &log_path, source))?;
-        let segment = Segment::with_files(
-            dir,
-            base_offset,
-            log_path,
-            log,
-            config,
-            IndexMode::Appendable,
-        )?;
-        durable::sync_file(&segment.log, &segment.log_path)?;
-        durable::sync_dir(dir)?;
-        Ok(segment)
+            .open(&spec.log_path)
+            .map_err(|source| LogError::io("create segment", &spec.log_path, source))?;
+        let created = remove_stale_indexes(&spec)
+            .and_then(|()| SegmentFiles::open(&spec, log, IndexMode::Appendable))
+            .and_then(|files| {
+                durable::sync_file(&files.log, &spec.log_path)?;
+                durable::sync_dir(dir)?;
+                Ok(files)
+            });
+        match created {
+            Ok(files) => Ok(Segment::new(
+                FileSlot::pinned(spec, cache, files),
+                0,
+                config,
+            )),
+            Err(error) => {
+                remove_files(&spec);
+                Err(error)
+            }
+        }
     }
 
-    /// Opens an existing segment. Its `next_offset` is not known until the caller either
-    /// scans it or tells it ([`Segment::set_next_offset`]).
-    pub fn open(dir: &Path, base_offset: Offset, config: &LogConfig) -> LogResult<Segment> {
-        let log_path = dir.join(segment_file_name(base_offset, "log"));
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&log_path)
-            .map_err(|source| LogError::io("open segment", &log_path, source))?;
-        Segment::with_files(
-            dir,
-            base_offset,
-            log_path,
-            log,
+    /// Opens an existing segment as the active one. Its `next_offset` is not known until
+    /// the caller either scans it or checks its tail ([`Segment::load_tail`]).
+    pub fn open(
+        dir: &Path,
+        base_offset: Offset,
+        config: &LogConfig,
+        cache: &OpenSegments,
+    ) -> LogResult<Segment> {
+        let spec = FileSpec::new(dir, base_offset, config);
+        let files = SegmentFiles::open_existing(&spec, IndexMode::Appendable)?;
+        let size_bytes = files
+            .log
+            .metadata()
+            .map_err(|source| LogError::io("stat segment", &spec.log_path, source))?
+            .len();
+        Ok(Segment::new(
+            FileSlot::pinned(spec, cache, files),
+            size_bytes,
             config,
-            IndexMode::Appendable,
-        )
+        ))
     }
 
-    /// Opens an existing sealed segment: its trimmed indexes are mapped as they are, read
-    /// only. Its end is the next segment's base, given by the caller.
+    /// An existing sealed segment, without opening its files: they are opened (read only,
+    /// indexes at their trimmed length) by the first read that needs them. Its end is the
+    /// next segment's base, given by the caller; its max timestamp is known once it is
+    /// checked ([`Segment::load_tail`]) or scanned.
     pub fn open_sealed(
         dir: &Path,
         base_offset: Offset,
         next_offset: Offset,
         config: &LogConfig,
+        cache: &OpenSegments,
     ) -> LogResult<Segment> {
-        let log_path = dir.join(segment_file_name(base_offset, "log"));
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&log_path)
-            .map_err(|source| LogError::io("open segment", &log_path, source))?;
-        let mut segment =
-            Segment::with_files(dir, base_offset, log_path, log, config, IndexMode::Sealed)?;
-        segment.set_next_offset(next_offset);
+        let spec = FileSpec::new(dir, base_offset, config);
+        let size_bytes = fs::metadata(&spec.log_path)
+            .map_err(|source| LogError::io("stat segment", &spec.log_path, source))?
+            .len();
+        let mut segment = Segment::new(FileSlot::cold(spec, cache), size_bytes, config);
+        segment.next_offset = next_offset;
         segment.sealed = true;
         Ok(segment)
     }
 
-    fn with_files(
-        dir: &Path,
-        base_offset: Offset,
-        log_path: PathBuf,
-        log: File,
-        config: &LogConfig,
-        mode: IndexMode,
-    ) -> LogResult<Segment> {
-        let size_bytes = log
-            .metadata()
-            .map_err(|source| LogError::io("stat segment", &log_path, source))?
-            .len();
-        let index_path = dir.join(segment_file_name(base_offset, "index"));
-        let time_index_path = dir.join(segment_file_name(base_offset, "timeindex"));
-        let (index, index_rebuild) = open_or_recreate(&index_path, || match mode {
-            IndexMode::Appendable => {
-                OffsetIndex::open(&index_path, base_offset, config.index_bytes_max)
-            }
-            IndexMode::Sealed => {
-                OffsetIndex::open_sealed(&index_path, base_offset, config.index_bytes_max)
-            }
-        })?;
-        let (time_index, time_index_rebuild) = open_or_recreate(&time_index_path, || match mode {
-            IndexMode::Appendable => {
-                TimeIndex::open(&time_index_path, base_offset, config.index_bytes_max)
-            }
-            IndexMode::Sealed => {
-                TimeIndex::open_sealed(&time_index_path, base_offset, config.index_bytes_max)
-            }
-        })?;
-        let direct = if config.direct_io {
-            open_direct(&log_path)
-        } else {
-            None
-        };
-        Ok(Segment {
-            direct,
-            base_offset,
-            log_path,
-            log: Arc::new(log),
+    fn new(files: FileSlot, size_bytes: u64, config: &LogConfig) -> Segment {
+        let spec = files.spec();
+        Segment {
+            base_offset: spec.base_offset,
+            log_path: spec.log_path.clone(),
             size_bytes,
-            index,
-            time_index,
-            next_offset: base_offset,
+            next_offset: spec.base_offset,
             max_timestamp_ms: -1,
-            offset_of_max_timestamp: base_offset,
+            offset_of_max_timestamp: spec.base_offset,
             bytes_since_index_entry: 0,
             index_interval_bytes: config.index_interval_bytes,
             batch_bytes_max: config.batch_bytes_max,
             first_append_ms: None,
             sealed: false,
-            index_rebuild_needed: (index_rebuild || time_index_rebuild) && size_bytes > 0,
-            map: Mutex::new(None),
             maps: MapToken::default(),
-        })
+            files,
+        }
     }
 
     pub fn base_offset(&self) -> Offset {
@@ -316,10 +287,10 @@ impl Segment {
         &self.log_path
     }
 
-    /// Whether an index file had to be recreated at open: the caller must rebuild the
-    /// indexes from the log ([`Segment::scan_and_rebuild`]).
-    pub fn index_rebuild_needed(&self) -> bool {
-        self.index_rebuild_needed
+    /// Whether an index file had to be recreated when the files were opened: the caller
+    /// must rebuild the indexes from the log ([`Segment::scan_and_rebuild`]).
+    pub fn index_rebuild_needed(&self) -> LogResult<bool> {
+        Ok(self.size_bytes > 0 && self.files.get()?.index_recreated)
     }
 
     pub fn is_sealed(&self) -> bool {
@@ -331,17 +302,8 @@ impl Segment {
     }
 
     /// The `.log` handle, for an fsync outside the state lock (group commit).
-    pub fn log_file(&self) -> Arc<File> {
-        Arc::clone(&self.log)
-    }
-
-    /// For sealed segments opened without a scan: their end is the next segment's base.
-    pub fn set_next_offset(&mut self, next_offset: Offset) {
-        self.next_offset = next_offset;
-        if let Some((timestamp_ms, offset)) = self.time_index.last_entry() {
-            self.max_timestamp_ms = timestamp_ms;
-            self.offset_of_max_timestamp = offset;
-        }
+    pub fn log_file(&self) -> LogResult<Arc<File>> {
+        Ok(Arc::clone(&self.files.get()?.log))
     }
 
     /// After a reopen the first append time is unknown; age counts from the reopen.
@@ -372,7 +334,12 @@ impl Segment {
             _ => false,
         };
         let relative_overflow = last_offset.0 - self.base_offset.0 > i64::from(u32::MAX);
-        too_big || too_old || relative_overflow || self.index.is_full() || self.time_index.is_full()
+        // Only the active segment holds its files; one that does not cannot take appends.
+        let indexes_full = self
+            .files
+            .pinned_files()
+            .is_none_or(|files| files.index.is_full() || files.time_index.is_full());
+        too_big || too_old || relative_overflow || indexes_full
     }
 
     /// Writes one validated, stamped batch at the end of the file and indexes it. The
@@ -384,15 +351,17 @@ impl Segment {
         let position = self.size_bytes;
         let batch_bytes: usize = parts.iter().map(|part| part.len()).sum();
         debug_assert_eq!(batch_bytes, header.total_bytes());
-        let written = match &mut self.direct {
+        let files = self.files.get_mut()?;
+        let written = match &mut files.direct {
             Some(direct) => direct.write(parts, position, &self.log_path),
-            None => durable::write_all_vectored_at(&self.log, parts, position, &self.log_path),
+            None => durable::write_all_vectored_at(&files.log, parts, position, &self.log_path),
         };
         if let Err(error) = written {
-            if let Some(direct) = &mut self.direct {
+            if let Some(direct) = &mut files.direct {
                 direct.forget_tail();
             }
-            self.log
+            files
+                .log
                 .set_len(position)
                 .map_err(|source| LogError::io("cut a failed append", &self.log_path, source))?;
             return Err(error);
@@ -406,9 +375,11 @@ impl Segment {
     /// Index bookkeeping for a batch written at `position` (append and rebuild share it).
     fn index_batch(&mut self, position: u64, header: &BatchHeader) -> LogResult<()> {
         if self.bytes_since_index_entry >= self.index_interval_bytes {
-            self.index.append(header.base_offset, position as u32)?;
+            let files = self.files.get_mut()?;
+            files.index.append(header.base_offset, position as u32)?;
             if self.max_timestamp_ms >= 0 {
-                self.time_index
+                files
+                    .time_index
                     .append(self.max_timestamp_ms, self.offset_of_max_timestamp)?;
             }
             self.bytes_since_index_entry = 0;
@@ -431,13 +402,14 @@ impl Segment {
         config: &LogConfig,
         previous_epoch: Option<LeaderEpoch>,
     ) -> LogResult<SegmentScan> {
-        self.index.reset();
-        self.time_index.reset();
+        let files = self.files.get_mut()?;
+        files.index.reset();
+        files.time_index.reset();
+        files.index_recreated = false;
         self.bytes_since_index_entry = 0;
         self.max_timestamp_ms = -1;
         self.offset_of_max_timestamp = self.base_offset;
         self.next_offset = self.base_offset;
-        self.index_rebuild_needed = false;
         let mut scan = SegmentScan {
             valid_bytes: 0,
             next_offset: self.base_offset,
@@ -502,7 +474,9 @@ impl Segment {
             )));
         }
         buf.resize(total as usize, 0);
-        self.log
+        self.files
+            .get()?
+            .log
             .read_exact_at(buf, position)
             .map_err(|source| LogError::io("read batch", &self.log_path, source))?;
         if let Err(error) = check_stored_batch(buf, config.batch_bytes_max) {
@@ -523,54 +497,51 @@ impl Segment {
     /// tail. (A torn buffered write ends anywhere; the leading zero bytes of a batch's
     /// base offset alone do not look like padding unless they end exactly on a block.)
     pub fn is_direct_padding(&self, position: u64) -> LogResult<bool> {
-        direct::ends_in_padding(&self.log, position, self.size_bytes)
+        direct::ends_in_padding(&self.files.get()?.log, position, self.size_bytes)
             .map_err(|source| LogError::io("read the end of a segment", &self.log_path, source))
     }
 
     /// Checks that the indexes agree with the file (used on segments that are not scanned).
     pub fn check_indexes(&self) -> LogResult<()> {
-        self.index.sanity_check(self.size_bytes)?;
-        self.time_index.sanity_check(self.next_offset)
+        let files = self.files.get()?;
+        files.index.sanity_check(self.size_bytes)?;
+        files.time_index.sanity_check(self.next_offset)
     }
 
-    /// Cuts the file to its first `valid_bytes` (a torn tail found by a scan), fsyncs it and
-    /// its directory.
+    /// Cuts the file to its first `valid_bytes` (a torn tail found by a scan, or a
+    /// truncation), fsyncs it and its directory. A file that a live slice still maps is
+    /// not cut in place but replaced (see the module docs).
     pub fn truncate_bytes(&mut self, valid_bytes: u64, next_offset: Offset) -> LogResult<()> {
-        if self.map_taken() {
-            self.log = Arc::new(segment_map::replace_with_prefix(
-                &self.log,
+        let files = self.files.get_mut()?;
+        files.drop_map();
+        // Every map holds a clone of the token: more than ours means a slice is alive.
+        if Arc::strong_count(&self.maps) > 1 {
+            files.log = Arc::new(segment_map::replace_with_prefix(
+                &files.log,
                 &self.log_path,
                 valid_bytes,
             )?);
             self.maps = MapToken::default();
         } else {
-            self.log
+            files
+                .log
                 .set_len(valid_bytes)
                 .map_err(|source| LogError::io("truncate segment", &self.log_path, source))?;
         }
-        if let Some(direct) = &mut self.direct {
+        if let Some(direct) = &mut files.direct {
             direct.forget_tail();
         }
         self.size_bytes = valid_bytes;
         self.next_offset = next_offset;
-        self.index.truncate_to(next_offset);
-        self.time_index.truncate_to(next_offset);
-        let last_indexed = self
+        files.index.truncate_to(next_offset);
+        files.time_index.truncate_to(next_offset);
+        let last_indexed = files
             .index
             .last_entry()
             .map_or(0, |(_, position)| u64::from(position));
         self.bytes_since_index_entry = valid_bytes.saturating_sub(last_indexed);
-        durable::sync_file(&self.log, &self.log_path)?;
+        durable::sync_file(&files.log, &self.log_path)?;
         durable::sync_dir(parent_dir(&self.log_path))
-    }
-
-    /// Drops this segment's map; whether there was one (slices of it may still be alive).
-    fn map_taken(&mut self) -> bool {
-        self.map
-            .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
-            .is_some()
     }
 
     /// Removes every batch whose offsets reach `offset` or beyond (a batch holding `offset`
@@ -585,93 +556,121 @@ impl Segment {
 
     /// Makes the segment read-only: final time index entry, indexes trimmed, `.log`
     /// fsynced. Everything in a sealed segment is durable.
+    /// Makes the segment read-only: final time index entry, indexes trimmed, `.log`
+    /// fsynced. Everything in a sealed segment is durable. Its files go to the cache of
+    /// open segments, which closes them once they are cold.
     pub fn seal(&mut self) -> LogResult<()> {
+        let files = self.files.get_mut()?;
         if self.max_timestamp_ms >= 0 {
-            self.time_index
+            files
+                .time_index
                 .append(self.max_timestamp_ms, self.offset_of_max_timestamp)?;
         }
-        self.index.trim()?;
-        self.time_index.trim()?;
-        self.cut_direct_padding()?;
-        durable::sync_file(&self.log, &self.log_path)?;
+        files.index.trim()?;
+        files.time_index.trim()?;
+        cut_direct_padding(files, self.size_bytes, &self.log_path)?;
+        durable::sync_file(&files.log, &self.log_path)?;
         self.sealed = true;
+        self.files.unpin();
         Ok(())
     }
 
     /// Prepares a sealed segment to take appends again (after a truncation made it the
-    /// last one): the trimmed indexes are extended and mapped for writing again.
+    /// last one, or for a recovery scan): its files are opened and kept, and the trimmed
+    /// indexes are extended and mapped for writing again.
     pub fn unseal(&mut self) -> LogResult<()> {
-        self.index.unseal()?;
-        self.time_index.unseal()?;
+        let files = self.files.get_mut()?;
+        files.index.unseal()?;
+        files.time_index.unseal()?;
         self.sealed = false;
         Ok(())
     }
 
     /// Flushes the `.log` data to disk.
     pub fn sync(&self) -> LogResult<()> {
-        durable::sync_file(&self.log, &self.log_path)
+        durable::sync_file(&self.files.get()?.log, &self.log_path)
     }
 
     /// Trims the indexes at a clean close (the next open reads their length).
     pub fn close(&mut self) -> LogResult<()> {
-        self.index.trim()?;
-        self.time_index.trim()?;
-        self.cut_direct_padding()?;
-        self.sync()
-    }
-
-    /// Cuts the zero padding that direct writes leave after the last batch (sealing and a
-    /// clean close leave the file exactly as long as its batches). The caller fsyncs.
-    fn cut_direct_padding(&mut self) -> LogResult<()> {
-        if let Some(direct) = &mut self.direct {
-            direct.forget_tail();
-            self.log
-                .set_len(self.size_bytes)
-                .map_err(|source| LogError::io("cut direct I/O padding", &self.log_path, source))?;
-        }
-        Ok(())
+        let files = self.files.get_mut()?;
+        files.index.trim()?;
+        files.time_index.trim()?;
+        cut_direct_padding(files, self.size_bytes, &self.log_path)?;
+        durable::sync_file(&files.log, &self.log_path)
     }
 
     /// Deletes the three files. The `.log` is unlinked here, but its space is given back
-    /// by `reclaimer`, once no map of it is left (`reclaim.rs`). The caller fsyncs the
-    /// directory.
-    pub fn delete(self, reclaimer: &Reclaimer) -> LogResult<()> {
+    /// by `reclaimer`, once no map of it is left (`reclaim.rs`); a cold segment's is
+    /// opened for that only when the reclaimer wants it (see [`Reclaimer::takes`]). The
+    /// caller fsyncs the directory.
+    pub fn delete(mut self, reclaimer: &Reclaimer) -> LogResult<()> {
+        let log = match self.files.take_log() {
+            Some(log) => Some(log),
+            None if reclaimer.takes(self.size_bytes) => {
+                Some(Arc::new(File::open(&self.log_path).map_err(|source| {
+                    LogError::io("open segment", &self.log_path, source)
+                })?))
+            }
+            None => None,
+        };
+        let spec = self.files.spec();
+        remove_if_present(&spec.index_path)?;
+        remove_if_present(&spec.time_index_path)?;
+        fs::remove_file(&self.log_path)
+            .map_err(|source| LogError::io("delete segment", &self.log_path, source))?;
+        // Only the maps' owners may still hold the token once the segment's own is dropped.
+        let maps_alive = Arc::downgrade(&self.maps);
         let Segment {
             log_path,
-            log,
             size_bytes,
-            index,
-            time_index,
-            map,
             maps,
-            direct,
             ..
         } = self;
-        index.delete()?;
-        time_index.delete()?;
-        fs::remove_file(&log_path)
-            .map_err(|source| LogError::io("delete segment", &log_path, source))?;
-        // Only the maps' owners may still hold the token once the segment's own map and
-        // token are dropped.
-        let maps_alive = Arc::downgrade(&maps);
-        drop((map, maps, direct));
-        reclaimer.reclaim(log, log_path, size_bytes, maps_alive);
+        drop(maps);
+        if let Some(log) = log {
+            reclaimer.reclaim(log, log_path, size_bytes, maps_alive);
+        }
         Ok(())
     }
 }
 
-/// The `.log` opened for direct I/O, or `None` (buffered I/O) where the filesystem refuses
-/// `O_DIRECT` (tmpfs, some network filesystems), which is logged once per segment.
-fn open_direct(log_path: &Path) -> Option<DirectFile> {
-    match direct::open(log_path) {
-        Ok(file) => Some(DirectFile::new(file)),
-        Err(error) => {
-            tracing::warn!(
-                path = %log_path.display(),
-                %error,
-                "direct I/O is not available for this segment; using the page cache"
-            );
-            None
+/// Cuts the zero padding that direct writes leave after the last batch (sealing and a
+/// clean close leave the file exactly as long as its batches). The caller fsyncs.
+fn cut_direct_padding(files: &mut SegmentFiles, size_bytes: u64, log_path: &Path) -> LogResult<()> {
+    if let Some(direct) = &mut files.direct {
+        direct.forget_tail();
+        files
+            .log
+            .set_len(size_bytes)
+            .map_err(|source| LogError::io("cut direct I/O padding", log_path, source))?;
+    }
+    Ok(())
+}
+
+/// Removes `path`; a missing file is fine.
+fn remove_if_present(path: &Path) -> LogResult<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(LogError::io("delete", path, source)),
+    }
+}
+
+/// Index files left under the base offset of a segment whose `.log` is only now being
+/// created belong to no segment (a crash between removing a segment's `.log` and its
+/// indexes): they are removed, never taken for the new segment's.
+fn remove_stale_indexes(spec: &FileSpec) -> LogResult<()> {
+    remove_if_present(&spec.index_path)?;
+    remove_if_present(&spec.time_index_path)
+}
+
+/// Removes what [`Segment::create`] made before it failed; a failure here is logged, and
+/// the next roll reports it (its `.log` would then exist).
+fn remove_files(spec: &FileSpec) {
+    for path in [&spec.index_path, &spec.time_index_path, &spec.log_path] {
+        if let Err(error) = remove_if_present(path) {
+            tracing::warn!(%error, "cannot remove a file of a segment that failed to be created");
         }
     }
 }

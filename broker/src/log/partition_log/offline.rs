@@ -21,14 +21,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use strata_proto::types::Offset;
 
 use super::super::checkpoint::PartitionCheckpoint;
-use super::super::clock::Clock;
 use super::super::config::LogConfig;
 use super::super::error::{LogError, LogResult};
 use super::super::group_commit::GroupCommit;
 use super::super::leader_epoch_cache::LeaderEpochCache;
 use super::super::reclaim::Reclaimer;
 use super::super::recovery::{PreviousShutdown, RecoveryReport};
-use super::{LogState, PartitionLog, WritebackMark};
+use super::{LogResources, LogState, PartitionLog, WritebackMark};
 
 impl PartitionLog {
     /// Opens the log in `dir` like [`PartitionLog::open`], except that a log recovery
@@ -37,17 +36,22 @@ impl PartitionLog {
     pub fn open_or_offline(
         dir: &Path,
         config: LogConfig,
-        clock: Arc<dyn Clock>,
         previous: PreviousShutdown,
+        resources: &LogResources,
     ) -> LogResult<PartitionLog> {
-        match PartitionLog::open(dir, config.clone(), Arc::clone(&clock), previous) {
+        match PartitionLog::open_with(dir, config.clone(), previous, resources) {
             Err(error) if error.is_corruption() => {
                 tracing::error!(
                     dir = %dir.display(), %error,
                     "the partition log is damaged; it stays offline (produce and fetch are \
                      refused, nothing in it is changed) until an operator repairs it"
                 );
-                Ok(PartitionLog::offline(dir, config, clock, error.to_string()))
+                Ok(PartitionLog::offline(
+                    dir,
+                    config,
+                    resources,
+                    error.to_string(),
+                ))
             }
             result => result,
         }
@@ -57,9 +61,10 @@ impl PartitionLog {
     fn offline(
         dir: &Path,
         config: LogConfig,
-        clock: Arc<dyn Clock>,
+        resources: &LogResources,
         reason: String,
     ) -> PartitionLog {
+        let clock = Arc::clone(&resources.clock);
         // A damaged checkpoint only makes the offsets shown less useful.
         let checkpoint = PartitionCheckpoint::load(dir).ok().flatten();
         let log_start_offset = checkpoint.map_or(Offset(0), |c| c.log_start_offset);
@@ -84,6 +89,7 @@ impl PartitionLog {
             writeback: Mutex::new(WritebackMark::default()),
             recovery: RecoveryReport::default(),
             reclaimer: Reclaimer::immediate(),
+            open_segments: resources.open_segments.clone(),
             offline: Some(reason),
         }
     }

@@ -14,16 +14,26 @@ use super::super::direct::DirectFile;
 use super::super::error::{LogError, LogResult};
 use super::super::read_buffer::ReadBuffer;
 use super::super::segment_map;
-use super::{FirstBatch, Segment};
+use super::{FirstBatch, Segment, SegmentFiles};
 
 impl Segment {
     /// Reads the fixed header of the batch at `position`, or `None` at the end of the file.
     pub fn read_header_at(&self, position: u64) -> LogResult<Option<BatchHeader>> {
+        self.header_in(&*self.files.get()?, position)
+    }
+
+    /// [`Segment::read_header_at`] with the files at hand (one cache lookup per walk).
+    pub(super) fn header_in(
+        &self,
+        files: &SegmentFiles,
+        position: u64,
+    ) -> LogResult<Option<BatchHeader>> {
         if position + BATCH_HEADER_BYTES as u64 > self.size_bytes {
             return Ok(None);
         }
         let mut buf = [0u8; BATCH_HEADER_BYTES];
-        self.log
+        files
+            .log
             .read_exact_at(&mut buf, position)
             .map_err(|source| LogError::io("read batch header", &self.log_path, source))?;
         Ok(Some(BatchHeader::parse(&buf)?))
@@ -36,11 +46,12 @@ impl Segment {
     /// served.
     fn walk_headers(
         &self,
+        files: &SegmentFiles,
         mut position: u64,
         mut expected_offset: Offset,
         found: impl Fn(&BatchHeader) -> bool,
     ) -> LogResult<Option<(u64, BatchHeader)>> {
-        while let Some(header) = self.read_header_at(position)? {
+        while let Some(header) = self.header_in(files, position)? {
             header
                 .check_framing(self.batch_bytes_max)
                 .map_err(|error| self.corruption(position, error.to_string()))?;
@@ -58,20 +69,29 @@ impl Segment {
     /// walk starts at the offset index's floor entry; when the batch there does not match
     /// the entry (a damaged index), it starts again from byte 0.
     pub fn find_batch(&self, offset: Offset) -> LogResult<Option<(u64, BatchHeader)>> {
+        self.find_batch_in(&*self.files.get()?, offset)
+    }
+
+    /// [`Segment::find_batch`] with the files at hand.
+    pub(super) fn find_batch_in(
+        &self,
+        files: &SegmentFiles,
+        offset: Offset,
+    ) -> LogResult<Option<(u64, BatchHeader)>> {
         let wanted = |header: &BatchHeader| header.last_offset() >= offset;
-        let Some((entry_offset, entry_position)) = self.index.lookup(offset) else {
-            return self.walk_headers(0, self.base_offset, wanted);
+        let Some((entry_offset, entry_position)) = files.index.lookup(offset) else {
+            return self.walk_headers(files, 0, self.base_offset, wanted);
         };
         let start = u64::from(entry_position);
-        match self.walk_headers(start, entry_offset, wanted) {
+        match self.walk_headers(files, start, entry_offset, wanted) {
             Err(LogError::Corruption {
                 position, reason, ..
             }) if position == start => {
                 tracing::warn!(
-                    path = %self.index.path().display(), %entry_offset, %reason,
+                    path = %files.index.path().display(), %entry_offset, %reason,
                     "offset index entry does not match its batch; walking from the start"
                 );
-                self.walk_headers(0, self.base_offset, wanted)
+                self.walk_headers(files, 0, self.base_offset, wanted)
             }
             result => result,
         }
@@ -83,15 +103,16 @@ impl Segment {
         if self.max_timestamp_ms < timestamp_ms {
             return Ok(None);
         }
-        let start_offset = self
+        let files = self.files.get()?;
+        let start_offset = files
             .time_index
             .lookup(timestamp_ms)
             .map_or(self.base_offset, |(_, offset)| offset);
-        let Some((start, first)) = self.find_batch(start_offset)? else {
+        let Some((start, first)) = self.find_batch_in(&files, start_offset)? else {
             return Ok(None);
         };
         Ok(self
-            .walk_headers(start, first.base_offset, |header| {
+            .walk_headers(&files, start, first.base_offset, |header| {
                 header.max_timestamp >= timestamp_ms
             })?
             .map(|(_, header)| header))
@@ -108,17 +129,18 @@ impl Segment {
         upper_bound: Offset,
         first_batch: FirstBatch,
     ) -> LogResult<Option<Bytes>> {
-        if let Some(direct) = &self.direct {
-            return self.read_direct(direct, offset, max_bytes, upper_bound, first_batch);
+        let files = self.files.get()?;
+        if let Some(direct) = &files.direct {
+            return self.read_direct(&files, direct, offset, max_bytes, upper_bound, first_batch);
         }
-        let Some((start, first)) = self.find_batch(offset)? else {
+        let Some((start, first)) = self.find_batch_in(&files, offset)? else {
             return Ok(None);
         };
         if !first_batch_fits(&first, max_bytes, upper_bound, first_batch) {
             return Ok(None);
         }
         let wanted = self.wanted_bytes(start, &first, max_bytes);
-        if let Some(whole) = self.sealed_map()? {
+        if let Some(whole) = self.sealed_map(&files)? {
             if start.saturating_add(wanted) > whole.len() as u64 {
                 // What `read_exact_at` reports for a batch cut short by the end of the file.
                 return Err(LogError::io(
@@ -136,7 +158,8 @@ impl Segment {
         }
         let mut buffer = ReadBuffer::take(wanted as usize);
         let buf = buffer.as_mut_slice();
-        self.log
+        files
+            .log
             .read_exact_at(buf, start)
             .map_err(|source| LogError::io("read batches", &self.log_path, source))?;
         let end = segment_map::whole_batches_len(buf, upper_bound);
@@ -158,13 +181,14 @@ impl Segment {
     /// than the read), the headers are walked from the file as in the buffered path.
     fn read_direct(
         &self,
+        files: &SegmentFiles,
         direct: &DirectFile,
         offset: Offset,
         max_bytes: usize,
         upper_bound: Offset,
         first_batch: FirstBatch,
     ) -> LogResult<Option<Bytes>> {
-        let (floor_offset, floor) = self
+        let (floor_offset, floor) = files
             .index
             .lookup(offset)
             .map_or((self.base_offset, 0), |(entry_offset, position)| {
@@ -193,7 +217,7 @@ impl Segment {
             Some(found) => found,
             // The read held every batch from the floor to the end: none holds `offset`.
             None if walked_to_the_end => return Ok(None),
-            None => match self.find_batch(offset)? {
+            None => match self.find_batch_in(files, offset)? {
                 Some((start, first)) => (start, first, None),
                 None => return Ok(None),
             },
@@ -247,11 +271,11 @@ impl Segment {
 
     /// The map of a sealed segment's `.log`, made on first use; `None` for the active
     /// segment (or an empty file, which cannot be mapped).
-    fn sealed_map(&self) -> LogResult<Option<Bytes>> {
+    fn sealed_map(&self, files: &SegmentFiles) -> LogResult<Option<Bytes>> {
         if !self.sealed || self.size_bytes == 0 {
             return Ok(None);
         }
-        let mut map = self
+        let mut map = files
             .map
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -261,7 +285,7 @@ impl Segment {
             }
         }
         let whole = segment_map::map_whole_file(
-            &self.log,
+            &files.log,
             self.size_bytes,
             &self.log_path,
             Arc::clone(&self.maps),

@@ -14,7 +14,7 @@ use strata_proto::types::{LeaderEpoch, Offset};
 
 use super::super::config::LogConfig;
 use super::super::error::{LogError, LogResult};
-use super::Segment;
+use super::{Segment, SegmentFiles};
 
 /// How many bytes the search for an intact batch reads at a time.
 const SEARCH_CHUNK_BYTES: usize = 1 << 20;
@@ -67,28 +67,30 @@ impl Segment {
     /// segment's base; and its max timestamp, from the time index (see
     /// [`Segment::check_time_index`]) and the headers walked.
     pub fn load_tail(&mut self, config: &LogConfig) -> LogResult<()> {
-        if let Some(first) = self.read_header_at(0)? {
+        let files = self.files.get()?;
+        if let Some(first) = self.header_in(&files, 0)? {
             self.check_follows(&first, 0, self.base_offset)?;
         }
-        let (mut position, mut next_offset) = match self.index.last_entry() {
+        let (mut position, mut next_offset) = match files.index.last_entry() {
             Some((offset, position)) => (u64::from(position), offset),
             None => (0, self.base_offset),
         };
-        if let Some((timestamp_ms, offset)) = self.time_index.last_entry() {
-            self.max_timestamp_ms = timestamp_ms;
-            self.offset_of_max_timestamp = offset;
-        }
-        while let Some(header) = self.read_header_at(position)? {
+        let (mut max_timestamp_ms, mut offset_of_max_timestamp) = files
+            .time_index
+            .last_entry()
+            .unwrap_or((self.max_timestamp_ms, self.offset_of_max_timestamp));
+        let mut bytes_since_index_entry = self.bytes_since_index_entry;
+        while let Some(header) = self.header_in(&files, position)? {
             header
                 .check_framing(config.batch_bytes_max)
                 .map_err(|error| self.corruption(position, error.to_string()))?;
             self.check_follows(&header, position, next_offset)?;
-            if header.max_timestamp > self.max_timestamp_ms {
-                self.max_timestamp_ms = header.max_timestamp;
-                self.offset_of_max_timestamp = header.last_offset();
+            if header.max_timestamp > max_timestamp_ms {
+                max_timestamp_ms = header.max_timestamp;
+                offset_of_max_timestamp = header.last_offset();
             }
             position += header.total_bytes() as u64;
-            self.bytes_since_index_entry += header.total_bytes() as u64;
+            bytes_since_index_entry += header.total_bytes() as u64;
             next_offset = header.next_offset();
         }
         if position != self.size_bytes {
@@ -100,6 +102,10 @@ impl Segment {
                 ),
             ));
         }
+        drop(files);
+        self.max_timestamp_ms = max_timestamp_ms;
+        self.offset_of_max_timestamp = offset_of_max_timestamp;
+        self.bytes_since_index_entry = bytes_since_index_entry;
         self.next_offset = next_offset;
         Ok(())
     }
@@ -109,10 +115,13 @@ impl Segment {
     /// entry's offset must carry exactly the entry's timestamp. A mismatch is a damaged
     /// index (`BadAuxiliaryFile`), to be rebuilt from the log; its word is never taken.
     pub fn check_time_index(&self) -> LogResult<()> {
-        let Some((timestamp_ms, offset)) = self.time_index.last_entry() else {
+        let files = self.files.get()?;
+        let Some((timestamp_ms, offset)) = files.time_index.last_entry() else {
             return Ok(());
         };
-        let found = self.find_batch(offset)?.map(|(_, header)| header);
+        let found = self
+            .find_batch_in(&files, offset)?
+            .map(|(_, header)| header);
         match found {
             Some(header)
                 if header.last_offset() == offset && header.max_timestamp == timestamp_ms =>
@@ -120,7 +129,7 @@ impl Segment {
                 Ok(())
             }
             _ => Err(LogError::BadAuxiliaryFile {
-                path: self.time_index.path().to_path_buf(),
+                path: files.time_index.path().to_path_buf(),
                 reason: format!(
                     "its last entry ({timestamp_ms}, {offset}) does not match the batch \
                      holding offset {offset} ({})",
@@ -145,13 +154,15 @@ impl Segment {
         expected_offset: Offset,
         config: &LogConfig,
     ) -> LogResult<Option<u64>> {
+        let files = self.files.get()?;
         let mut chunk = Vec::new();
         let mut batch = Vec::new();
         let mut start = position + 1;
         while start < self.size_bytes {
             let length = (self.size_bytes - start).min(SEARCH_CHUNK_BYTES as u64) as usize;
             chunk.resize(length, 0);
-            self.log
+            files
+                .log
                 .read_exact_at(&mut chunk, start)
                 .map_err(|source| LogError::io("read segment", &self.log_path, source))?;
             for at in 0..length {
@@ -159,7 +170,13 @@ impl Segment {
                     continue;
                 }
                 let candidate = start + at as u64;
-                if self.is_intact_batch_at(candidate, expected_offset, config, &mut batch)? {
+                if self.is_intact_batch_at(
+                    &files,
+                    candidate,
+                    expected_offset,
+                    config,
+                    &mut batch,
+                )? {
                     return Ok(Some(candidate));
                 }
             }
@@ -172,12 +189,13 @@ impl Segment {
     /// `position` (the search of [`Segment::find_intact_batch_after`]).
     fn is_intact_batch_at(
         &self,
+        files: &SegmentFiles,
         position: u64,
         expected_offset: Offset,
         config: &LogConfig,
         buf: &mut Vec<u8>,
     ) -> LogResult<bool> {
-        let Some(header) = self.read_header_at(position)? else {
+        let Some(header) = self.header_in(files, position)? else {
             return Ok(false);
         };
         let plausible = header.check_framing(config.batch_bytes_max).is_ok()
@@ -187,7 +205,8 @@ impl Segment {
             return Ok(false);
         }
         buf.resize(header.total_bytes(), 0);
-        self.log
+        files
+            .log
             .read_exact_at(buf, position)
             .map_err(|source| LogError::io("read batch", &self.log_path, source))?;
         Ok(check_stored_batch(buf, config.batch_bytes_max).is_ok())
@@ -198,31 +217,36 @@ impl Segment {
     /// offset-index entry (which no time-index entry covers yet). If the entry does not
     /// agree, every header is read instead.
     pub(crate) fn refresh_max_timestamp(&mut self) -> LogResult<()> {
+        let files = self.files.get()?;
         let (start, seed) = match self.check_time_index() {
             Ok(()) => (
-                self.index
+                files
+                    .index
                     .last_entry()
                     .map_or(0, |(_, position)| u64::from(position)),
-                self.time_index.last_entry(),
+                files.time_index.last_entry(),
             ),
             Err(error) => {
                 tracing::warn!(%error, "damaged time index; reading every batch header");
                 (0, None)
             }
         };
-        (self.max_timestamp_ms, self.offset_of_max_timestamp) =
+        let (mut max_timestamp_ms, mut offset_of_max_timestamp) =
             seed.unwrap_or((-1, self.base_offset));
         let mut position = start;
-        while let Some(header) = self.read_header_at(position)? {
+        while let Some(header) = self.header_in(&files, position)? {
             header
                 .check_framing(self.batch_bytes_max)
                 .map_err(|error| self.corruption(position, error.to_string()))?;
-            if header.max_timestamp > self.max_timestamp_ms {
-                self.max_timestamp_ms = header.max_timestamp;
-                self.offset_of_max_timestamp = header.last_offset();
+            if header.max_timestamp > max_timestamp_ms {
+                max_timestamp_ms = header.max_timestamp;
+                offset_of_max_timestamp = header.last_offset();
             }
             position += header.total_bytes() as u64;
         }
+        drop(files);
+        self.max_timestamp_ms = max_timestamp_ms;
+        self.offset_of_max_timestamp = offset_of_max_timestamp;
         Ok(())
     }
 }
