@@ -32,7 +32,7 @@ use super::metadata_record::MetadataRecord;
 use super::state_machine::apply;
 use super::topic_commands::{self, ConfigChange, CreationContext, NewTopic};
 use super::topic_config::{BrokerDefaults, TopicConfig};
-use super::topic_validation::TopicOrigin;
+use super::topic_validation::{PartitionLimits, TopicOrigin};
 
 /// How many producer ids one `AllocateProducerIds` record reserves.
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
@@ -50,6 +50,8 @@ pub struct BrokerRegistration {
 #[derive(Debug)]
 pub struct Controller {
     defaults: BrokerDefaults,
+    /// How many partitions a broker may host ([`Controller::with_partition_limits`]).
+    partition_limits: PartitionLimits,
     broker_id: BrokerId,
     published: RwLock<Arc<MetadataImage>>,
     mutation: Mutex<MutationState>,
@@ -105,6 +107,7 @@ impl Controller {
         warn_about_ignored_overrides(&image, &defaults);
         let controller = Controller {
             defaults,
+            partition_limits: PartitionLimits::default(),
             broker_id: me.broker_id,
             published: RwLock::new(Arc::new(image)),
             mutation: Mutex::new(MutationState {
@@ -140,6 +143,13 @@ impl Controller {
         tracing::info!(broker_id = %self.broker_id, incarnation, version = image.version,
             cluster_id = image.cluster_id.as_deref().unwrap_or(""), "controller ready");
         Ok(())
+    }
+
+    /// Refuses topic creations and partition increases that would give a broker more
+    /// partitions than `limits` allow (none by default).
+    pub fn with_partition_limits(mut self, limits: PartitionLimits) -> Controller {
+        self.partition_limits = limits;
+        self
     }
 
     /// The current metadata.
@@ -196,6 +206,7 @@ impl Controller {
             defaults: &self.defaults,
             topic_id: &topic_id,
             assignment_start: state.assignment_start,
+            limits: &self.partition_limits,
         };
         let records = topic_commands::create_topic(&image, &spec, context)?;
         let image = self.commit(&mut state, &records, mode)?;
@@ -243,7 +254,12 @@ impl Controller {
         validate_only: bool,
     ) -> Result<Arc<MetadataImage>, ControllerError> {
         let mut state = self.lock();
-        let records = topic_commands::create_partitions(&self.image(), topic, total_count)?;
+        let records = topic_commands::create_partitions(
+            &self.image(),
+            topic,
+            total_count,
+            &self.partition_limits,
+        )?;
         self.commit(
             &mut state,
             &records,

@@ -50,7 +50,7 @@ pub use topic_config::{
     BrokerDefaults, CleanupPolicy, ConfigKey, ConfigValue, ConfigValueSource, EffectiveTopicConfig,
     TopicConfig,
 };
-pub use topic_validation::{METADATA_TOPIC, PARTITIONS_MAX};
+pub use topic_validation::{PartitionLimits, METADATA_TOPIC, PARTITIONS_MAX};
 
 #[cfg(test)]
 mod controller_tests;

@@ -16,7 +16,8 @@ use super::image::{MetadataImage, TopicImage};
 use super::metadata_record::MetadataRecord;
 use super::topic_config::{BrokerDefaults, ConfigKey, TopicConfig};
 use super::topic_validation::{
-    validate_new_topic_name, validate_partition_count, validate_replication_factor, TopicOrigin,
+    validate_broker_partitions, validate_new_topic_name, validate_partition_count,
+    validate_replication_factor, PartitionLimits, TopicOrigin,
 };
 
 /// A topic to create. `None` takes the broker default.
@@ -44,6 +45,7 @@ pub(crate) struct CreationContext<'a> {
     pub defaults: &'a BrokerDefaults,
     pub topic_id: &'a str,
     pub assignment_start: usize,
+    pub limits: &'a PartitionLimits,
 }
 
 pub(crate) fn create_topic(
@@ -68,6 +70,7 @@ pub(crate) fn create_topic(
         start_index: context.assignment_start,
     };
     let assignment = assign_replicas(&placement_brokers(image), &request)?;
+    validate_broker_partitions(image, &assignment, context.limits)?;
     let mut records = vec![MetadataRecord::CreateTopic {
         topic_id: context.topic_id.to_owned(),
         name: spec.name.clone(),
@@ -154,6 +157,7 @@ pub(crate) fn create_partitions(
     image: &MetadataImage,
     name: &str,
     total_count: i32,
+    limits: &PartitionLimits,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
     let topic = existing_topic(image, name)?;
     let current = topic.partition_count();
@@ -183,6 +187,7 @@ pub(crate) fn create_partitions(
         start_index,
     };
     let assignment = assign_replicas(&brokers, &request)?;
+    validate_broker_partitions(image, &assignment, limits)?;
     Ok(partition_records(&topic.id, current, assignment).collect())
 }
 

@@ -7,10 +7,14 @@
 //!   rule: metric names cannot tell `a.b` from `a_b`).
 //!
 //! Partition counts are `1..=`[`PARTITIONS_MAX`]; a replication factor is `1..=` the
-//! number of registered brokers. These are policy, checked before a record is written;
-//! the state machine does not re-check them on replay.
+//! number of registered brokers; and no broker may end up hosting more partition replicas
+//! than [`PartitionLimits::per_broker_max`], which the broker derives from the descriptors
+//! and memory maps it may hold (`node/descriptors.rs`). These are policy, checked before a
+//! record is written; the state machine does not re-check them on replay.
 
-use strata_proto::types::TopicName;
+use std::collections::BTreeMap;
+
+use strata_proto::types::{BrokerId, TopicName};
 
 use super::error::ControllerError;
 use super::image::MetadataImage;
@@ -21,6 +25,25 @@ pub const PARTITIONS_MAX: i32 = 10_000;
 pub const INTERNAL_TOPIC_PREFIX: &str = "__";
 /// The metadata log's topic name (its one partition lives in `__cluster_metadata-0/`).
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// How many partition replicas one broker may host, and why: what a creation that would
+/// go past it is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLimits {
+    pub per_broker_max: usize,
+    /// Which limit sets `per_broker_max` and how an operator raises it (a sentence).
+    pub per_broker_reason: String,
+}
+
+impl Default for PartitionLimits {
+    /// No limit per broker (a controller that does not know its brokers' budgets).
+    fn default() -> PartitionLimits {
+        PartitionLimits {
+            per_broker_max: usize::MAX,
+            per_broker_reason: String::new(),
+        }
+    }
+}
 
 /// Who asks for a topic: users may not use the internal prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +102,40 @@ pub fn validate_partition_count(count: i32) -> Result<(), ControllerError> {
             reason: format!("{count} partitions requested; a topic has 1 to {PARTITIONS_MAX}"),
         })
     }
+}
+
+/// Checks that the brokers can host `added` new partitions (one list of replicas each)
+/// next to the partitions of `image`: no broker may end up with more than
+/// `limits.per_broker_max`. The error names the broker, the counts and the limit's reason.
+pub fn validate_broker_partitions(
+    image: &MetadataImage,
+    added: &[Vec<BrokerId>],
+    limits: &PartitionLimits,
+) -> Result<(), ControllerError> {
+    let mut adding: BTreeMap<BrokerId, usize> = BTreeMap::new();
+    for broker in added.iter().flatten() {
+        *adding.entry(*broker).or_default() += 1;
+    }
+    for (broker, new) in adding {
+        let hosted = image
+            .topics
+            .values()
+            .flat_map(|topic| topic.partitions.values())
+            .filter(|partition| partition.replicas.contains(&broker))
+            .count();
+        if hosted.saturating_add(new) > limits.per_broker_max {
+            return Err(ControllerError::InvalidPartitions {
+                reason: format!(
+                    "broker {broker} hosts {hosted} partitions and would host {} with these \
+                     {new}, above its limit of {} partitions per broker: {}",
+                    hosted + new,
+                    limits.per_broker_max,
+                    limits.per_broker_reason
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A replication factor, against the number of registered brokers.
@@ -166,6 +223,46 @@ mod tests {
             "a_b",
             TopicOrigin::User
         )));
+    }
+
+    #[test]
+    fn a_broker_cannot_be_given_more_partitions_than_its_limit() {
+        let mut image = image_with(&["existing"]);
+        let replicas = vec![BrokerId(1), BrokerId(2)];
+        if let Some(topic) = image.topics.get_mut("existing") {
+            for partition in 0..3 {
+                topic.partitions.insert(
+                    partition,
+                    crate::controller::image::PartitionImage {
+                        replicas: replicas.clone(),
+                        leader: Some(BrokerId(1)),
+                        leader_epoch: 0,
+                        isr: replicas.clone(),
+                        partition_epoch: 0,
+                    },
+                );
+            }
+        }
+        let limits = PartitionLimits {
+            per_broker_max: 5,
+            per_broker_reason: "its open-files limit allows 5".into(),
+        };
+        let two = vec![vec![BrokerId(1)], vec![BrokerId(1)]];
+        assert!(validate_broker_partitions(&image, &two, &limits).is_ok());
+        let three = vec![
+            vec![BrokerId(2)],
+            vec![BrokerId(3)],
+            vec![BrokerId(2)],
+            vec![BrokerId(2)],
+        ];
+        let error = validate_broker_partitions(&image, &three, &limits).unwrap_err();
+        assert_eq!(error.code_name(), "INVALID_PARTITIONS");
+        assert_eq!(
+            error.to_string(),
+            "invalid partition count: broker 2 hosts 3 partitions and would host 6 with these \
+             3, above its limit of 5 partitions per broker: its open-files limit allows 5"
+        );
+        assert!(validate_broker_partitions(&image, &three, &PartitionLimits::default()).is_ok());
     }
 
     #[test]
