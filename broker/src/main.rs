@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use strata_broker::node::config::{BrokerSettings, LogFormat, LogIo, ServeArgs};
+use strata_broker::node::descriptors::{self, DescriptorBudget};
 use strata_broker::node::{Limits, Node, NodeConfig};
 
 /// The Strata broker.
@@ -113,7 +114,7 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-fn node_config(settings: &BrokerSettings) -> NodeConfig {
+fn node_config(settings: &BrokerSettings, descriptor_budget: DescriptorBudget) -> NodeConfig {
     let log_defaults = strata_broker::log::LogConfig {
         segment_bytes: settings.segment_bytes,
         retention_ms: u64::try_from(settings.retention_ms).ok(),
@@ -140,6 +141,7 @@ fn node_config(settings: &BrokerSettings) -> NodeConfig {
         retention_check_interval: std::time::Duration::from_millis(
             settings.retention_check_interval_ms,
         ),
+        descriptor_budget,
     }
 }
 
@@ -149,7 +151,9 @@ async fn run(settings: BrokerSettings) -> anyhow::Result<ExitCode> {
         config = %settings.to_annotated_toml().replace('\n', "; "),
         "starting strata-broker"
     );
-    let config = node_config(&settings);
+    let descriptor_budget =
+        descriptors::budget_at_start(&settings.data_dir, settings.log_io == LogIo::Direct)?;
+    let config = node_config(&settings, descriptor_budget);
     // Until `Signals::listen`, a signal ends the process at once (its default action):
     // recovery is safe to interrupt, and runs again at the next start.
     let node = tokio::task::spawn_blocking(move || Node::open(config)).await??;

@@ -17,14 +17,15 @@ use strata_proto::record::{decode_batch, DecodeLimits, TimestampWindow, Validate
 use strata_proto::types::{BrokerId, LeaderEpoch, Offset, PartitionId, TopicName};
 use tokio::sync::Notify;
 
+use super::descriptors::DescriptorBudget;
 use super::error::NodeError;
 use super::partition::{Appended, PartitionHandle, Written};
 use crate::controller::{
-    BrokerDefaults, BrokerRegistration, Controller, MetadataImage, TopicConfig,
+    BrokerDefaults, BrokerRegistration, Controller, MetadataImage, PartitionLimits, TopicConfig,
 };
 use crate::log::{
-    BackgroundSchedule, BackgroundTasks, Clock, LogConfig, LogError, LogManager, SystemClock,
-    TopicPartition,
+    BackgroundSchedule, BackgroundTasks, Clock, LogConfig, LogError, LogManager, OpenSegments,
+    SystemClock, TopicPartition,
 };
 
 /// The internal topic holding the cluster metadata log; never served to clients.
@@ -68,6 +69,9 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// How often retention looks for segments to delete.
     pub retention_check_interval: Duration,
+    /// How many partitions and open sealed segments fit this process's limits
+    /// (`descriptors.rs`); the caller checked that the data directory fits.
+    pub descriptor_budget: DescriptorBudget,
 }
 
 /// One partition of a fetch request.
@@ -174,17 +178,24 @@ impl Node {
     /// Opens the data directory (recovering every log), replays the metadata log and
     /// starts serving the partitions this broker leads. Blocking.
     pub fn open(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
-        let logs = Arc::new(LogManager::open(
+        let budget = config.descriptor_budget;
+        let logs = Arc::new(LogManager::open_with(
             &config.data_dir,
             config.log_defaults.clone(),
             Arc::new(SystemClock),
+            OpenSegments::new(budget.sealed_segments_open_max()),
         )?);
         let registration = BrokerRegistration {
             broker_id: config.node_id,
             address: config.advertised_address.clone(),
             rack: None,
         };
-        let controller = Controller::open(&logs, config.topic_defaults.clone(), registration)?;
+        let controller = Controller::open(&logs, config.topic_defaults.clone(), registration)?
+            .with_partition_limits(PartitionLimits {
+                // One of the broker's partitions is the metadata log.
+                per_broker_max: budget.partitions_max().saturating_sub(1),
+                per_broker_reason: budget.limited_by(),
+            });
         let background = logs.start_background_tasks(BackgroundSchedule {
             retention_check_every: config.retention_check_interval,
             ..BackgroundSchedule::default()

@@ -5,10 +5,13 @@
 //! - [`partition`]: one led partition: validation, idempotence, acks, high watermark.
 //! - [`producer_state`]: idempotent-producer sequence tracking, rebuilt from the log.
 //! - [`config`]: `strata-broker` settings: flags > env (`STRATA_…`) > TOML > defaults.
+//! - [`descriptors`]: the descriptor budget: `RLIMIT_NOFILE` raised to the hard limit, and
+//!   how many partitions and open segments fit it.
 //! - [`error`]: [`NodeError`], mapped to wire codes once, in `service/status.rs`.
 
 pub mod broker;
 pub mod config;
+pub mod descriptors;
 pub mod error;
 pub mod partition;
 pub mod producer_state;

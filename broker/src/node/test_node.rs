@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use strata_proto::types::BrokerId;
 
+use super::descriptors::DescriptorBudget;
 use super::{Limits, Node, NodeConfig};
 use crate::controller::topic_commands::NewTopic;
 use crate::controller::BrokerDefaults;
@@ -28,6 +29,7 @@ pub(crate) fn node_with_topic(dir: &std::path::Path, topic: &str) -> Arc<Node> {
         log_defaults,
         limits: Limits::default(),
         retention_check_interval: Duration::from_secs(60),
+        descriptor_budget: DescriptorBudget::measure(false).unwrap(),
     })
     .unwrap();
     let spec = NewTopic {
