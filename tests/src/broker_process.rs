@@ -37,6 +37,8 @@ pub struct BrokerProcess {
     data_dir: PathBuf,
     address: SocketAddr,
     extra_args: Vec<String>,
+    /// `RLIMIT_NOFILE` (soft and hard) the process is started under, if not the harness's.
+    open_files_limit: Option<u64>,
     child: Option<Child>,
     /// SIGSTOPped and not continued yet.
     paused: bool,
@@ -55,11 +57,30 @@ impl BrokerProcess {
     /// Starts a broker on `data_dir` and a free port, and waits until it accepts
     /// connections.
     pub fn start(data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<BrokerProcess> {
+        BrokerProcess::start_with(data_dir, extra_args, None)
+    }
+
+    /// [`BrokerProcess::start`] under an open-files limit of `limit`, soft and hard (so the
+    /// broker cannot raise it), as on a host with a low `ulimit -n`. Restarts keep it.
+    pub fn start_with_open_files_limit(
+        data_dir: &Path,
+        extra_args: &[&str],
+        limit: u64,
+    ) -> anyhow::Result<BrokerProcess> {
+        BrokerProcess::start_with(data_dir, extra_args, Some(limit))
+    }
+
+    fn start_with(
+        data_dir: &Path,
+        extra_args: &[&str],
+        open_files_limit: Option<u64>,
+    ) -> anyhow::Result<BrokerProcess> {
         let address: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let mut broker = BrokerProcess {
             data_dir: data_dir.to_path_buf(),
             address,
             extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+            open_files_limit,
             child: None,
             paused: false,
         };
@@ -100,7 +121,8 @@ impl BrokerProcess {
         if self.child.is_some() {
             bail!("broker is still running");
         }
-        let child = Command::new(workspace_binary("strata-broker"))
+        let mut command = Command::new(workspace_binary("strata-broker"));
+        command
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--listen")
@@ -109,7 +131,11 @@ impl BrokerProcess {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        if let Some(limit) = self.open_files_limit {
+            limit_open_files(&mut command, limit);
+        }
+        let child = command
             .spawn()
             .context("start strata-broker (was it built? `cargo build -p strata-broker`)")?;
         self.child = Some(child);
@@ -217,6 +243,27 @@ impl BrokerProcess {
         let mut child = self.child.take().context("broker is not running")?;
         self.paused = false;
         Ok(child.wait()?)
+    }
+}
+
+/// Makes `command`'s child start with `RLIMIT_NOFILE` = `limit` (soft and hard).
+fn limit_open_files(command: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    let rlimit = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: the closure runs in the forked child before `exec`; it only calls
+    // setrlimit(2), which is async-signal-safe, on a value copied into the closure, and
+    // `last_os_error` reads errno without allocating.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
     }
 }
 
