@@ -2,7 +2,7 @@
 //! prints it as markdown next to the machine's raw limits; writes everything as JSON.
 //!
 //! ```sh
-//! cargo build --release -p strata-broker -p strata-client
+//! cargo build --release -p strata-broker -p strata-cli
 //! cargo run --release -p strata-benches --bin scenarios -- --quick
 //! cargo run --release -p strata-benches --bin scenarios -- --only e2e-10k --out e2e.json
 //! ```
@@ -230,7 +230,7 @@ fn required_binary(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let path = dir.join(name);
     if !path.is_file() {
         bail!(
-            "{} is missing; build it first with\n  cargo build --release -p strata-broker -p strata-client",
+            "{} is missing; build it first with\n  cargo build --release -p strata-broker -p strata-cli",
             path.display()
         );
     }

@@ -1,0 +1,178 @@
+//! Flags and defaults of `strata bench`, parsed through the whole CLI definition.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use clap::Parser as _;
+
+use super::*;
+use crate::args::{Cli, Command};
+
+fn spec(args: &[&str]) -> BenchSpec {
+    let mut argv = vec!["strata", "bench"];
+    argv.extend_from_slice(args);
+    let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let Command::Bench(command) = cli.command else {
+        panic!("not bench");
+    };
+    BenchSpec::from(command)
+}
+
+fn usage_error(args: &[&str]) -> clap::Error {
+    let mut argv = vec!["strata", "bench"];
+    argv.extend_from_slice(args);
+    Cli::try_parse_from(argv).expect_err("expected a usage error")
+}
+
+#[test]
+fn produce_defaults_are_the_documented_ones() {
+    let spec = spec(&["produce"]);
+    assert_eq!(spec.mode, Mode::Produce);
+    assert_eq!(spec.run.topic, DEFAULT_TOPIC);
+    assert!(!spec.run.create);
+    assert_eq!(spec.stop(), Stop::Duration(Duration::from_secs(60)));
+    assert_eq!(spec.warmup(), Duration::from_secs(10));
+    let producer = spec.producer.unwrap();
+    assert_eq!(producer.record_size, 1024);
+    assert_eq!(producer.keys, Keys::None);
+    assert_eq!(producer.rate, Rate::Unlimited);
+    assert_eq!(producer.producers, 1);
+    assert_eq!(producer.acks, AcksArg::All);
+    assert_eq!(producer.linger, Duration::from_millis(5));
+    assert_eq!(producer.batch_size, 16_384);
+    assert_eq!(producer.compression, CompressionArg::None);
+    assert_eq!(producer.window, None);
+    assert_eq!(spec.consumers, 0);
+}
+
+#[test]
+fn consume_has_no_warmup_and_no_producer_flags() {
+    let spec = spec(&["consume", "--consumers", "3", "--records", "1000"]);
+    assert_eq!(spec.mode, Mode::Consume);
+    assert_eq!(spec.warmup(), Duration::ZERO);
+    assert_eq!(spec.stop(), Stop::Records(1000));
+    assert_eq!(spec.consumers, 3);
+    assert!(spec.producer.is_none());
+    assert!(usage_error(&["consume", "--rate", "10"]).exit_code() == 2);
+}
+
+#[test]
+fn e2e_takes_every_flag() {
+    let spec = spec(&[
+        "e2e",
+        "--topic",
+        "t",
+        "--create",
+        "-p",
+        "1",
+        "-r",
+        "1",
+        "--duration",
+        "30s",
+        "--warmup",
+        "2s",
+        "--record-size",
+        "1KiB",
+        "--keys",
+        "100",
+        "--rate",
+        "10000",
+        "--producers",
+        "2",
+        "--consumers",
+        "2",
+        "--acks",
+        "1",
+        "--linger",
+        "0ms",
+        "--batch-size",
+        "64KiB",
+        "-z",
+        "lz4",
+        "--drain",
+        "3s",
+        "--hgrm",
+        "out.hgrm",
+        "--csv",
+        "out.csv",
+        "--window",
+        "500",
+    ]);
+    assert_eq!(spec.mode, Mode::EndToEnd);
+    assert_eq!((spec.run.partitions, spec.run.replicas), (Some(1), Some(1)));
+    assert_eq!(spec.stop(), Stop::Duration(Duration::from_secs(30)));
+    assert_eq!(spec.warmup(), Duration::from_secs(2));
+    assert_eq!(spec.drain, Duration::from_secs(3));
+    assert_eq!(spec.consumers, 2);
+    assert!(spec.run.hgrm.is_some() && spec.run.csv.is_some());
+    let producer = spec.producer.unwrap();
+    assert_eq!(producer.record_size, 1024);
+    assert_eq!(producer.keys, Keys::Distinct(100));
+    assert_eq!(producer.rate, Rate::PerSecond(10_000.0));
+    assert_eq!(producer.producers, 2);
+    assert_eq!(producer.acks, AcksArg::Leader);
+    assert_eq!(producer.linger, Duration::ZERO);
+    assert_eq!(producer.batch_size, 64 << 10);
+    assert_eq!(producer.compression, CompressionArg::Lz4);
+    assert_eq!(producer.window, Some(500));
+}
+
+#[test]
+fn rate_minus_one_is_unlimited() {
+    let producer = spec(&["produce", "--rate", "-1"]).producer.unwrap();
+    assert_eq!(producer.rate, Rate::Unlimited);
+    assert_eq!(producer.rate.as_number(), -1.0);
+    let producer = spec(&["produce", "--rate", "2.5"]).producer.unwrap();
+    assert_eq!(producer.rate, Rate::PerSecond(2.5));
+}
+
+#[test]
+fn global_flags_reach_the_bench() {
+    let cli = Cli::try_parse_from([
+        "strata",
+        "bench",
+        "produce",
+        "-X",
+        "linger.ms=1",
+        "--format",
+        "json",
+    ])
+    .unwrap();
+    assert_eq!(
+        cli.global.client_settings,
+        [("linger.ms".into(), "1".into())]
+    );
+    assert_eq!(cli.global.format, crate::output::OutputFormat::Json);
+}
+
+#[test]
+fn bad_values_are_usage_errors() {
+    for args in [
+        &["produce", "--records", "5", "--duration", "1s"][..],
+        &["produce", "-p", "3"],
+        &["produce", "--rate", "0"],
+        &["produce", "--rate", "-2"],
+        &["produce", "--keys", "some"],
+        &["produce", "--keys", "0"],
+        &["produce", "--record-size", "0"],
+        &["produce", "--record-size", "1KB"],
+        &["produce", "--duration", "10"],
+        &["produce", "--producers", "0"],
+        &["produce", "--acks", "2"],
+        &["e2e", "--consumers", "0"],
+        &["nope"],
+    ] {
+        assert_eq!(usage_error(args).exit_code(), 2, "{args:?}");
+    }
+}
+
+#[test]
+fn sizes_take_binary_units() {
+    assert_eq!(parse_size_arg("100"), Ok(100));
+    assert_eq!(parse_size_arg("16KiB"), Ok(16 << 10));
+    assert_eq!(parse_size_arg("1MiB"), Ok(1 << 20));
+    assert_eq!(parse_size_arg("2GiB"), Ok(2 << 30));
+    assert!(parse_size_arg("1.5KiB").is_err());
+    assert!(parse_size_arg("KiB").is_err());
+}
