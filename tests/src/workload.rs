@@ -51,18 +51,19 @@ pub struct WorkloadConfig {
     /// The producer's `request.timeout.ms`, and the client's (metadata, list offsets).
     pub request_timeout: Duration,
     pub delivery_timeout: Duration,
-    /// Each producer waits a random time up to this before each send (0: no wait), so
-    /// the sends outstanding when a fault hits were made at different times, and the
-    /// partitions' timeouts do not all fire together.
-    pub send_gap_max: Duration,
+    /// Producer `i` waits a random time up to `send_gaps_max[i % len]` before each send
+    /// (zero or empty: no wait). Full speed keeps many batches in flight; gaps make the
+    /// sends outstanding when a fault hits differ in age, so the partitions' timeouts do
+    /// not all fire at once. Each finds bugs the other misses.
+    pub send_gaps_max: Vec<Duration>,
     /// Seeds the producers' partition choices and gaps.
     pub seed: u64,
 }
 
 impl WorkloadConfig {
-    /// 3 producers with 8 sends in flight, 0–10 ms apart, and at most 5 requests in
-    /// flight per partition, `acks=all` and idempotence (the defaults), request timeout
-    /// 1 s, delivery timeout 2.5 s; 2 consumers.
+    /// 3 producers with 8 sends in flight (the first at full speed, the others 0–10 ms
+    /// apart) and at most 5 requests in flight per partition, `acks=all` and idempotence
+    /// (the defaults), request timeout 1 s, delivery timeout 2.5 s; 2 consumers.
     pub fn new(brokers: Vec<String>, topic: &str, partitions: i32) -> WorkloadConfig {
         WorkloadConfig {
             brokers,
@@ -74,7 +75,11 @@ impl WorkloadConfig {
             max_in_flight_requests: 5,
             request_timeout: Duration::from_millis(1_000),
             delivery_timeout: Duration::from_millis(2_500),
-            send_gap_max: Duration::from_millis(10),
+            send_gaps_max: vec![
+                Duration::ZERO,
+                Duration::from_millis(10),
+                Duration::from_millis(10),
+            ],
             seed: 0,
         }
     }
@@ -197,6 +202,7 @@ impl Workload {
         let mut behind = Vec::new();
         loop {
             behind.clear();
+            let mut stopped = false;
             for consumer in &self.consumers {
                 for (partition, end) in ends.iter().enumerate() {
                     let position = consumer
@@ -210,11 +216,9 @@ impl Workload {
                         ));
                     }
                 }
-                if consumer.task.is_finished() {
-                    behind.push(format!("{} stopped", consumer.process));
-                }
+                stopped |= consumer.task.is_finished(); // its error is reported below
             }
-            if behind.is_empty() || started.elapsed() > limit {
+            if behind.is_empty() || stopped || started.elapsed() > limit {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -378,6 +382,12 @@ impl ProducerLoop {
     async fn run(mut self, stop: watch::Receiver<bool>) -> anyhow::Result<ProducerTally> {
         let mut rng = StdRng::seed_from_u64(self.config.seed.wrapping_add(u64::from(self.id)));
         let topic: Arc<str> = Arc::from(self.config.topic.as_str());
+        let gaps = &self.config.send_gaps_max;
+        let gap_max = usize::try_from(self.id)
+            .ok()
+            .and_then(|id| gaps.get(id % gaps.len().max(1)))
+            .copied()
+            .unwrap_or_default();
         let mut producer = self.build()?;
         let mut pending = VecDeque::new();
         let mut sequence = 0u64;
@@ -386,8 +396,8 @@ impl ProducerLoop {
                 self.complete_oldest(&mut pending).await;
                 continue;
             }
-            if !self.config.send_gap_max.is_zero() {
-                tokio::time::sleep(rng.gen_range(Duration::ZERO..=self.config.send_gap_max)).await;
+            if !gap_max.is_zero() {
+                tokio::time::sleep(rng.gen_range(Duration::ZERO..=gap_max)).await;
             }
             let value = Value::new(self.id, sequence);
             sequence += 1;

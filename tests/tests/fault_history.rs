@@ -1,8 +1,8 @@
 //! History-based fault test: a one-node broker (`flush = always`, the default) with a
 //! 3-partition topic, 3 idempotent producers (`acks=all`, at most 5 requests in flight,
-//! request timeout 1 s, delivery timeout 2.5 s, 8 sends outstanding each, 0–10 ms
-//! apart) and 2 consumers reading every partition from the start with `assign`, while a
-//! nemesis injects faults. Every send and poll is recorded; at the end the faults are
+//! request timeout 1 s, delivery timeout 2.5 s, 8 sends outstanding each; one at full
+//! speed, two 0–10 ms apart) and 2 consumers reading every partition from the start with
+//! `assign`, while a nemesis injects faults. Every send and poll is recorded; at the end the faults are
 //! healed, the producers stop, the consumers catch up, every partition is read in full,
 //! and the history checker (`strata_tests::history`) must find no lost, duplicated or
 //! reordered acknowledged write, no write that failed as "not applied" yet is in the
