@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use strata_broker::log::manager::CLEAN_SHUTDOWN_FILE;
 
 use crate::broker_process::{BrokerProcess, Termination};
 use crate::history::{Event, Recorder};
@@ -302,6 +303,13 @@ impl Schedule {
                 if !status.success() {
                     self.fail(format!(
                         "broker {target} exited with {status} after SIGTERM"
+                    ));
+                }
+                let marker = self.broker(target)?.data_dir().join(CLEAN_SHUTDOWN_FILE);
+                if !marker.exists() {
+                    self.fail(format!(
+                        "broker {target} exited after SIGTERM without writing {}",
+                        marker.display()
                     ));
                 }
             }
