@@ -5,15 +5,20 @@
 //! here through `value_parser`, so a malformed one is a clap usage error with exit code 2.
 //! Each subcommand's `after_help` carries two or three examples that work when pasted.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::BenchCommand;
 use crate::duration::parse_duration_arg;
-use crate::offset_spec::OffsetSpec;
+use crate::format::tokens_help;
+use crate::offset_spec::OffsetPart;
 use crate::output::OutputFormat;
 use crate::timestamp::{now_ms, parse_timestamp};
+
+/// The port of a broker address given without one: the broker's default gRPC port.
+pub const DEFAULT_BROKER_PORT: u16 = 7070;
 
 /// Produce, consume and administer a Strata cluster.
 #[derive(Debug, Parser)]
@@ -21,35 +26,43 @@ use crate::timestamp::{now_ms, parse_timestamp};
 #[command(after_help = "Examples:
   strata topic create orders -p 6
   printf 'k1 v1\\nk2 v2\\n' | strata produce orders -f '%k %v\\n'
-  strata consume orders -o start -n 10 -f '%p@%o %k=%v\\n'")]
+  strata consume orders -o start -n 10 -f '%p@%o %k=%v\\n'
+  strata consume orders -o beginning -c 10 -e      (kcat's words)
+  strata -X list
+
+Environment: STRATA_BROKERS, STRATA_FORMAT, STRATA_TIMEOUT; NO_COLOR turns colour off.
+Exit codes: 0 ok, 1 failed (also partly), 2 usage error, 130 a second Ctrl-C.")]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// Left out only with `-X list`, which needs no command.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Flags every command accepts.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// Seed brokers, host:port[,host:port...]
+    /// Seed brokers, host[:port][,host[:port]...]; the port defaults to 7070
     #[arg(
         short = 'b',
         long,
         env = "STRATA_BROKERS",
         default_value = "127.0.0.1:7070",
         value_delimiter = ',',
+        value_parser = parse_broker,
         global = true,
-        value_name = "HOST:PORT"
+        value_name = "HOST[:PORT]"
     )]
     pub brokers: Vec<String>,
     /// Output of listings, reports and errors
     #[arg(long, env = "STRATA_FORMAT", value_enum, default_value_t = OutputFormat::Text, global = true)]
     pub format: OutputFormat,
-    /// Client setting with its Kafka name, e.g. -X linger.ms=10 (repeatable)
-    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_key_value, global = true)]
-    pub client_settings: Vec<(String, String)>,
+    /// Client setting with its Kafka name, e.g. -X linger.ms=10 (repeatable); -X list shows them
+    #[arg(short = 'X', value_name = "KEY=VALUE|list", value_parser = parse_client_setting,
+          global = true)]
+    pub client_settings: Vec<ClientSettingArg>,
     /// Deadline for admin requests (500ms, 30s, 2m)
     #[arg(long, env = "STRATA_TIMEOUT", default_value = "10s", value_parser = parse_duration_arg,
           global = true, value_name = "DURATION")]
@@ -59,6 +72,33 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
+impl GlobalArgs {
+    /// The `-X KEY=VALUE` settings, in the order given.
+    pub fn settings(&self) -> Vec<(String, String)> {
+        self.client_settings
+            .iter()
+            .filter_map(|setting| match setting {
+                ClientSettingArg::Set(key, value) => Some((key.clone(), value.clone())),
+                ClientSettingArg::List => None,
+            })
+            .collect()
+    }
+
+    /// Whether `-X list` was given: print the settings and do nothing else.
+    pub fn lists_settings(&self) -> bool {
+        self.client_settings.contains(&ClientSettingArg::List)
+    }
+}
+
+/// One `-X` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientSettingArg {
+    /// `-X KEY=VALUE`: a producer or consumer setting by its Kafka name.
+    Set(String, String),
+    /// `-X list`, as in kcat: print the settings the client accepts.
+    List,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create, list, describe, alter and delete topics
@@ -66,29 +106,11 @@ pub enum Command {
     Topic(TopicCommand),
     /// List topics (same as `topic list`)
     Topics,
-    /// Produce records from stdin lines or arguments
-    #[command(after_help = "Examples:
-  echo hello | strata produce orders
-  printf 'k1 v1\\nk2 v2\\n' | strata produce orders -f '%k %v\\n' -H source=cli
-  strata produce orders -k user-7 '{\"id\":7}' '{\"id\":8}'
-
-Input: one record per stdin line by default (format '%v\\n'); -f cuts keys, headers and
-partitions out of each line with the tokens of consume -f (%k %v %K %V %h %p %d).
-Delivery reports, one per record ('Produced to partition 2 at offset 41 with timestamp
-1700000000000.'), are metadata and go to stderr in text mode; with --format json they are
-the result and go to stdout as JSON lines {\"topic\",\"partition\",\"offset\",\"timestamp\"}.
--q turns them off. Exits 1 if any record was not delivered.")]
+    /// Produce records from files, stdin or values
+    #[command(after_help = produce_help())]
     Produce(ProduceArgs),
     /// Consume records as JSON lines or a custom format
-    #[command(after_help = "Examples:
-  strata consume orders -o start -n 10
-  strata consume orders -o -5 -e -f '%p@%o %k=%v\\n'
-  strata consume orders -o @-15m: -p 0,2 | jq .value
-
--o: start | end | N | N: | -N (last N per partition) | +N | :M | N:M (M exclusive) |
-...:end | @T | @T: | @T1:T2 | @:T, with T unix ms, 2024-01-01, RFC 3339 or -15m.
-Without -n, :end or -e, follows the log until Ctrl-C (then exits 0).
--f tokens: %t %p %o %k %K %v %V %h %H %d %d{rfc3339} %e %[ %] %% \\n \\t \\\\")]
+    #[command(after_help = consume_help())]
     Consume(ConsumeArgs),
     /// Start and end offsets of each partition, or the first offset at a time
     #[command(after_help = "Examples:
@@ -111,6 +133,75 @@ Output follows kafka-producer-perf-test, kafka-consumer-perf-test and OMB; docs/
 describes the flags and docs/BENCHMARKS.md the measured figures."
     )]
     Bench(BenchCommand),
+    /// Print a shell completion script on stdout
+    #[command(
+        visible_alias = "completion",
+        after_help = "Examples:
+  strata completions bash > ~/.local/share/bash-completion/completions/strata
+  strata completions zsh > ~/.zfunc/_strata      (with fpath+=(~/.zfunc) in ~/.zshrc)
+  strata completions fish > ~/.config/fish/completions/strata.fish"
+    )]
+    Completions {
+        /// The shell to write the script for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout
+    #[command(after_help = "Examples:
+  strata man > strata.1 && man ./strata.1
+  strata man | gzip > /usr/local/share/man/man1/strata.1.gz")]
+    Man,
+}
+
+fn produce_help() -> String {
+    format!(
+        "Examples:
+  echo hello | strata produce orders
+  strata produce orders big.txt                  (one record per line)
+  printf 'k1 v1\\nk2 v2\\n' | strata produce orders -f '%k %v\\n' -H source=cli
+  strata produce orders -f '%v' photo.jpg        (the whole file is one record, as in kcat)
+  strata produce orders -k user-7 --value '{{\"id\":7}}' --value '{{\"id\":8}}'
+
+Input: the FILEs in order, or stdin when none is given (- names stdin among files), cut into
+records by -f (default '%v\\n': one record per line). Tokens -f reads:
+{}
+Prints one summary line on stderr: records, bytes (keys and values), seconds, errors.
+-v adds one report per record ('Produced to partition 2 at offset 41 with timestamp
+1700000000000.'). With --format json the reports are the result, JSON lines on stdout
+{{\"topic\",\"partition\",\"offset\",\"timestamp\"}}, and the summary is a JSON object on stderr.
+-q prints errors only. The first Ctrl-C stops reading input and says how many records it
+waits for; a second one exits at once (status 130). Exits 1 if any record was not delivered.",
+        tokens_help(true)
+    )
+}
+
+fn consume_help() -> String {
+    format!(
+        "Examples:
+  strata consume orders -o start -n 10
+  strata consume orders -o beginning -c 10 -e     (kcat's words)
+  strata consume orders -o -5 -e -f '%p@%o %k=%v\\n'
+  strata consume orders -o @-15m: -p 0,2 | jq .value
+  strata consume orders -o s@1700000000000 -o e@1700000060000
+
+-o, where each partition starts and stops:
+  start, beginning, earliest    the first record kept
+  end, latest                   only records produced from now on
+  N, N:                         offset N (inclusive)
+  -N                            the last N records of each partition
+  +N                            N records after the first one kept
+  :M, N:M                       stop before offset M (exclusive)
+  ...:end                       stop at the end seen when the command started (as -e)
+  @T, @T:, s@T                  from the first record with a timestamp at or after T
+  @T1:T2, @:T, e@T              stop at the first record with a timestamp at or after T2, T
+  stored                        the group's committed offset: needs -g, not supported yet
+T is unix ms, a date (2024-01-01), RFC 3339 or relative (-15m). Two -o may give a start and
+a stop: -o s@A -o e@B. Without -n, :end or -e, follows the log until Ctrl-C (exit 0).
+
+-f tokens (kcat's %s, %S, %T are %v, %V, %d here):
+{}",
+        tokens_help(false)
+    )
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,7 +262,10 @@ Asks for confirmation on a terminal; without a terminal (scripts, CI) -y is requ
     /// Set or remove topic configs
     #[command(after_help = "Examples:
   strata topic alter-config orders --set retention_ms=86400000
-  strata topic alter-config orders --set cleanup_policy=compact --delete retention_bytes")]
+  strata topic alter-config orders --set retention_bytes=1073741824 --delete retention_ms
+
+Keys: retention_ms, retention_bytes, flush (always | interval:MS); Kafka's dotted names are
+accepted. cleanup_policy=compact is refused: compaction does not exist yet.")]
     AlterConfig {
         /// Topic to change
         name: String,
@@ -183,14 +277,21 @@ Asks for confirmation on a terminal; without a terminal (scripts, CI) -y is requ
         delete: Vec<String>,
     },
     /// Add partitions to a topic (keys then map to different partitions)
-    #[command(after_help = "Examples:
-  strata topic add-partitions orders -n 3")]
+    #[command(
+        group(ArgGroup::new("growth").required(true).args(["count", "total"])),
+        after_help = "Examples:
+  strata topic add-partitions orders -n 3         (3 more partitions)
+  strata topic add-partitions orders --total 12   (12 in all, as Kafka's --partitions 12)"
+    )]
     AddPartitions {
         /// Topic to grow
         name: String,
         /// How many partitions to add
         #[arg(short = 'n', long = "num", value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
-        count: i32,
+        count: Option<i32>,
+        /// How many partitions the topic has afterwards; more than it has now
+        #[arg(long = "total", value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+        total: Option<i32>,
     },
 }
 
@@ -227,7 +328,11 @@ pub enum CompressionArg {
 pub struct ProduceArgs {
     /// Topic to produce to
     pub topic: String,
-    /// Values to send instead of reading stdin
+    /// Files to read records from, in order; - is stdin (the default without files)
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// A value to send instead of reading input (repeatable)
+    #[arg(long = "value", value_name = "VALUE", conflicts_with = "files")]
     pub values: Vec<String>,
     /// Key for every record
     #[arg(short = 'k', long)]
@@ -238,7 +343,7 @@ pub struct ProduceArgs {
     /// Send every record to this partition instead of hashing the key
     #[arg(short = 'p', long)]
     pub partition: Option<i32>,
-    /// Input format for stdin (default '%v\n')
+    /// Input format (default '%v\n': one record per line); tokens below
     #[arg(short = 'f', long = "input-format", value_name = "FORMAT")]
     pub input_format: Option<String>,
     /// Send an empty value as null (a tombstone for compaction)
@@ -250,7 +355,7 @@ pub struct ProduceArgs {
     /// Batch compression
     #[arg(short = 'z', long, value_enum, default_value = "none")]
     pub compression: CompressionArg,
-    /// Print no delivery reports
+    /// Print errors only: no summary, no reports
     #[arg(short = 'q', long)]
     pub quiet: bool,
 }
@@ -260,10 +365,10 @@ pub struct ProduceArgs {
 pub struct ConsumeArgs {
     /// Topic to read
     pub topic: String,
-    /// Where to start and stop in each partition
+    /// Where to start and stop in each partition (forms below; two -o: a start and a stop)
     #[arg(short = 'o', long = "offset", value_name = "SPEC", value_parser = parse_offset_arg,
-          allow_hyphen_values = true)]
-    pub offset: Option<OffsetSpec>,
+          allow_hyphen_values = true, action = ArgAction::Append)]
+    pub offset: Vec<OffsetPart>,
     /// Only these partitions (comma separated)
     #[arg(
         short = 'p',
@@ -272,8 +377,14 @@ pub struct ConsumeArgs {
         value_name = "P,P"
     )]
     pub partitions: Vec<i32>,
-    /// Stop after N records in total
-    #[arg(short = 'n', long = "num", value_name = "N")]
+    /// Stop after N records in total (-c as in kcat)
+    #[arg(
+        short = 'n',
+        visible_short_alias = 'c',
+        long = "num",
+        visible_alias = "count",
+        value_name = "N"
+    )]
     pub count: Option<u64>,
     /// Stop at the end offsets seen at start (like appending :end to -o)
     #[arg(short = 'e', long = "exit-at-end")]
@@ -310,8 +421,55 @@ pub fn parse_key_value(input: &str) -> Result<(String, String), String> {
     }
 }
 
-fn parse_offset_arg(input: &str) -> Result<OffsetSpec, String> {
-    OffsetSpec::parse(input, now_ms()).map_err(|e| e.reason)
+/// `-X KEY=VALUE`, or `-X list`.
+fn parse_client_setting(input: &str) -> Result<ClientSettingArg, String> {
+    if input == "list" {
+        return Ok(ClientSettingArg::List);
+    }
+    let (key, value) = parse_key_value(input).map_err(|e| format!("{e}, or list"))?;
+    Ok(ClientSettingArg::Set(key, value))
+}
+
+/// A broker address: `host`, `host:port`, `[v6]`, `[v6]:port` or a URL. Without a port it
+/// gets [`DEFAULT_BROKER_PORT`], as kcat gives `-b host` Kafka's 9092.
+pub fn parse_broker(input: &str) -> Result<String, String> {
+    let address = input.trim();
+    if address.contains("://") {
+        return Ok(address.to_owned()); // a URL: the client takes it as it is
+    }
+    let port = match address.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((_, "")) => None,
+            Some((_, after)) => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or_else(|| format!("{address:?}: expected [IPv6] or [IPv6]:PORT"))?,
+            ),
+            None => return Err(format!("{address:?}: missing ] after the IPv6 address")),
+        },
+        None => match address.split(':').collect::<Vec<_>>().as_slice() {
+            [""] => return Err("empty broker address".to_owned()),
+            [_] => None,
+            ["", _] => return Err(format!("{address:?}: the host is missing")),
+            [_, port] => Some(*port),
+            _ => {
+                return Err(format!(
+                    "{address:?}: write IPv6 addresses in brackets, [::1]:7070"
+                ))
+            }
+        },
+    };
+    match port {
+        None => Ok(format!("{address}:{DEFAULT_BROKER_PORT}")),
+        Some(port) if port.parse::<u16>().is_ok() => Ok(address.to_owned()),
+        Some(port) => Err(format!(
+            "{address:?}: port {port:?} is not a number from 0 to 65535"
+        )),
+    }
+}
+
+fn parse_offset_arg(input: &str) -> Result<OffsetPart, String> {
+    OffsetPart::parse(input, now_ms()).map_err(|e| e.reason)
 }
 
 fn parse_time_arg(input: &str) -> Result<i64, String> {

@@ -5,7 +5,7 @@
 use clap::CommandFactory;
 
 use super::*;
-use crate::offset_spec::{StartPosition, StopPosition};
+use crate::offset_spec::{OffsetSpec, StartPosition, StopPosition};
 
 fn parse(args: &[&str]) -> Cli {
     let mut argv = vec!["strata"];
@@ -39,7 +39,10 @@ fn global_defaults() {
     assert_eq!(cli.global.brokers, ["a:1", "b:2"]);
     assert_eq!(cli.global.timeout, Duration::from_millis(250));
     assert_eq!(cli.global.verbose, 2);
-    assert!(matches!(cli.command, Command::Topic(TopicCommand::List)));
+    assert!(matches!(
+        cli.command,
+        Some(Command::Topic(TopicCommand::List))
+    ));
 }
 
 #[test]
@@ -55,7 +58,7 @@ fn global_flags_work_after_the_subcommand() {
     ]);
     assert_eq!(cli.global.format, OutputFormat::Json);
     assert_eq!(
-        cli.global.client_settings,
+        cli.global.settings(),
         [
             ("linger.ms".into(), "10".into()),
             ("acks".into(), "1".into())
@@ -78,13 +81,13 @@ fn topic_create_flags() {
         "retention.ms=5",
         "--dry-run",
     ]);
-    let Command::Topic(TopicCommand::Create {
+    let Some(Command::Topic(TopicCommand::Create {
         names,
         partitions,
         replicas,
         configs,
         dry_run,
-    }) = cli.command
+    })) = cli.command
     else {
         panic!("not topic create");
     };
@@ -96,13 +99,20 @@ fn topic_create_flags() {
 #[test]
 fn produce_flags() {
     let cli = parse(&[
-        "produce", "t", "v1", "v2", "-k", "key", "-H", "a=b=c", "-p", "2", "-Z", "--acks", "1",
+        "produce", "t", "a.txt", "-", "-k", "key", "-H", "a=b=c", "-p", "2", "-Z", "--acks", "1",
         "-z", "zstd", "-q",
     ]);
-    let Command::Produce(produce) = cli.command else {
+    let Some(Command::Produce(produce)) = cli.command else {
         panic!("not produce")
     };
-    assert_eq!(produce.values, ["v1", "v2"]);
+    assert_eq!(
+        produce.files,
+        [
+            std::path::PathBuf::from("a.txt"),
+            std::path::PathBuf::from("-")
+        ]
+    );
+    assert!(produce.values.is_empty());
     assert_eq!(produce.headers, [("a".into(), "b=c".into())]);
     assert_eq!(produce.acks, AcksArg::Leader);
     assert_eq!(produce.compression, CompressionArg::Zstd);
@@ -113,10 +123,10 @@ fn produce_flags() {
 #[test]
 fn consume_accepts_negative_and_time_offsets() {
     let cli = parse(&["consume", "t", "-o", "-5", "-p", "0,2", "-n", "3", "-e"]);
-    let Command::Consume(consume) = cli.command else {
+    let Some(Command::Consume(consume)) = cli.command else {
         panic!("not consume")
     };
-    let spec = consume.offset.unwrap();
+    let spec = OffsetSpec::combine(&consume.offset).unwrap();
     assert_eq!(spec.start, StartPosition::Tail(5));
     assert_eq!(spec.stop, StopPosition::Follow);
     assert_eq!(consume.partitions, [0, 2]);
@@ -124,19 +134,164 @@ fn consume_accepts_negative_and_time_offsets() {
     assert!(consume.exit_at_end);
 
     let cli = parse(&["consume", "t", "-o", "@-15m:"]);
-    let Command::Consume(consume) = cli.command else {
+    let Some(Command::Consume(consume)) = cli.command else {
         panic!("not consume")
     };
     assert!(matches!(
-        consume.offset.unwrap().start,
+        OffsetSpec::combine(&consume.offset).unwrap().start,
         StartPosition::Time(_)
     ));
 }
 
 #[test]
+fn consume_takes_kcat_forms() {
+    let cli = parse(&[
+        "consume",
+        "t",
+        "-o",
+        "beginning",
+        "-c",
+        "3",
+        "-o",
+        "e@1700000000000",
+    ]);
+    let Some(Command::Consume(consume)) = cli.command else {
+        panic!("not consume")
+    };
+    assert_eq!(consume.count, Some(3), "-c is -n");
+    let spec = OffsetSpec::combine(&consume.offset).unwrap();
+    assert_eq!(spec.start, StartPosition::Start);
+    assert_eq!(spec.stop, StopPosition::Time(1_700_000_000_000));
+    for (word, start) in [
+        ("earliest", StartPosition::Start),
+        ("latest", StartPosition::End),
+    ] {
+        let cli = parse(&["consume", "t", "-o", word, "--count", "1"]);
+        let Some(Command::Consume(consume)) = cli.command else {
+            panic!("not consume")
+        };
+        assert_eq!(OffsetSpec::combine(&consume.offset).unwrap().start, start);
+    }
+    let stored = usage_error(&["consume", "t", "-o", "stored"]).to_string();
+    assert!(
+        stored.contains("needs a consumer group (-g), not supported yet"),
+        "{stored}"
+    );
+}
+
+#[test]
+fn produce_values_are_a_flag_and_exclude_files() {
+    let cli = parse(&["produce", "t", "--value", "v1", "--value", "v2"]);
+    let Some(Command::Produce(produce)) = cli.command else {
+        panic!("not produce")
+    };
+    assert_eq!(produce.values, ["v1", "v2"]);
+    assert_eq!(
+        usage_error(&["produce", "t", "f.txt", "--value", "v"]).exit_code(),
+        2
+    );
+}
+
+#[test]
+fn brokers_without_a_port_get_7070() {
+    let cli = parse(&["-b", "kafka1,10.0.0.5:9000,[::1],[::1]:7071", "topics"]);
+    assert_eq!(
+        cli.global.brokers,
+        ["kafka1:7070", "10.0.0.5:9000", "[::1]:7070", "[::1]:7071"]
+    );
+    assert_eq!(parse_broker("http://h:1"), Ok("http://h:1".to_owned()));
+    for bad in ["h:", "h:x", ":7070", "::1", "[::1", "[::1]x", "h:70000"] {
+        assert!(parse_broker(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn dash_x_list_needs_no_command() {
+    let cli = parse(&["-X", "list"]);
+    assert!(cli.global.lists_settings() && cli.command.is_none());
+    let cli = parse(&["-X", "linger.ms=1", "-X", "list", "topics"]);
+    assert!(cli.global.lists_settings());
+    assert_eq!(cli.global.settings(), [("linger.ms".into(), "1".into())]);
+    assert!(!parse(&["topics"]).global.lists_settings());
+}
+
+#[test]
+fn add_partitions_takes_a_count_or_a_total() {
+    let cli = parse(&["topic", "add-partitions", "t", "--total", "12"]);
+    let Some(Command::Topic(TopicCommand::AddPartitions { count, total, .. })) = cli.command else {
+        panic!("not add-partitions")
+    };
+    assert_eq!((count, total), (None, Some(12)));
+    let cli = parse(&["topic", "add-partitions", "t", "-n", "2"]);
+    let Some(Command::Topic(TopicCommand::AddPartitions { count, total, .. })) = cli.command else {
+        panic!("not add-partitions")
+    };
+    assert_eq!((count, total), (Some(2), None));
+    for args in [
+        &["topic", "add-partitions", "t"][..],
+        &["topic", "add-partitions", "t", "-n", "2", "--total", "5"],
+    ] {
+        assert_eq!(usage_error(args).exit_code(), 2, "{args:?}");
+    }
+}
+
+#[test]
+fn completions_and_man_parse() {
+    let cli = parse(&["completions", "bash"]);
+    assert!(matches!(
+        cli.command,
+        Some(Command::Completions {
+            shell: clap_complete::Shell::Bash
+        })
+    ));
+    assert!(matches!(
+        parse(&["completion", "zsh"]).command,
+        Some(Command::Completions { .. })
+    ));
+    assert!(matches!(parse(&["man"]).command, Some(Command::Man)));
+}
+
+#[test]
+fn every_format_token_is_explained_in_help() {
+    let mut command = Cli::command();
+    let consume = command
+        .find_subcommand_mut("consume")
+        .unwrap()
+        .render_long_help()
+        .to_string();
+    for row in crate::format::TOKENS {
+        assert!(consume.contains(row.token), "{} missing", row.token);
+        assert!(consume.contains(row.meaning), "{} unexplained", row.token);
+    }
+    let produce = command
+        .find_subcommand_mut("produce")
+        .unwrap()
+        .render_long_help()
+        .to_string();
+    for row in crate::format::TOKENS.iter().filter(|row| row.input) {
+        assert!(produce.contains(row.meaning), "{} unexplained", row.token);
+    }
+}
+
+#[test]
+fn no_help_example_sets_compaction() {
+    let mut command = Cli::command();
+    let help = command
+        .find_subcommand_mut("topic")
+        .unwrap()
+        .find_subcommand_mut("alter-config")
+        .unwrap()
+        .render_long_help()
+        .to_string();
+    assert!(!help.contains("cleanup_policy=compact --"), "{help}");
+    assert!(help.contains("compaction does not exist yet"), "{help}");
+}
+
+#[test]
 fn bad_values_are_usage_errors() {
     for args in [
-        &["consume", "t", "-o", "beginning"][..],
+        &["consume", "t", "-o", "oldest"][..],
+        &["consume", "t", "-o", "stored"],
         &["consume", "t", "-o", "10:5"],
         &["produce", "t", "-H", "novalue"],
         &["produce", "t", "--acks", "2"],
@@ -153,7 +308,7 @@ fn bad_values_are_usage_errors() {
 #[test]
 fn offsets_time_accepts_relative_times() {
     let cli = parse(&["offsets", "t", "--time", "-1h"]);
-    let Command::Offsets(offsets) = cli.command else {
+    let Some(Command::Offsets(offsets)) = cli.command else {
         panic!("not offsets")
     };
     assert!(offsets.time.is_some());

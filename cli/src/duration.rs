@@ -1,5 +1,5 @@
-//! Durations as the CLI spells them everywhere (docs/CLI.md, "Durations and sizes"): `250ms`, `30s`, `15m`, `1h30m`,
-//! `2d`.
+//! Durations as the CLI spells them everywhere (docs/CLI.md, "Durations and sizes"):
+//! `250ms`, `30s`, `15m`, `1h30m`, `2d`.
 //!
 //! A duration is one or more `<digits><unit>` parts, units `ms`, `s`, `m`, `h`, `d`, added
 //! together. A bare number is refused: `--timeout 10` could mean seconds or milliseconds, and

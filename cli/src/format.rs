@@ -70,6 +70,13 @@ impl Format {
                         Some('t') => b'\t',
                         Some('r') => b'\r',
                         Some('\\') => b'\\',
+                        Some('x') => {
+                            return Err(error(
+                                "unknown escape \\x (kcat's \\xXX is not supported; \
+                                 write the character itself)"
+                                    .to_owned(),
+                            ))
+                        }
                         Some(other) => return Err(error(format!("unknown escape \\{other}"))),
                         None => return Err(error("ends with a lone \\".to_owned())),
                     };
@@ -118,7 +125,7 @@ impl Format {
                         }
                     }
                     Some('d') => Field::TimestampMs,
-                    Some(other) => return Err(error(format!("unknown token %{other}"))),
+                    Some(other) => return Err(error(unknown_token(other))),
                     None => {
                         return Err(error(
                             "ends with a lone % (write %% for a percent sign)".to_owned(),
@@ -197,6 +204,88 @@ impl Format {
             };
         }
     }
+}
+
+/// One row of the `-f` token table that `--help` prints.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenHelp {
+    pub token: &'static str,
+    pub meaning: &'static str,
+    /// Whether `produce -f` can read it from input.
+    pub input: bool,
+}
+
+const fn row(token: &'static str, meaning: &'static str, input: bool) -> TokenHelp {
+    TokenHelp {
+        token,
+        meaning,
+        input,
+    }
+}
+
+/// Every token the parser accepts, with its meaning: the single source of the `--help`
+/// tables (a unit test checks the parser and this table agree).
+pub const TOKENS: &[TokenHelp] = &[
+    row("%t", "topic", false),
+    row("%p", "partition", true),
+    row("%o", "offset", false),
+    row("%k", "key (a null key prints as nothing)", true),
+    row("%K", "key length in bytes (0 for a null key)", true),
+    row(
+        "%v",
+        "value (kcat: %s; a null value prints as nothing)",
+        true,
+    ),
+    row(
+        "%V",
+        "value length in bytes (kcat: %S; 0 for a null value)",
+        true,
+    ),
+    row("%h", "headers as key=value,key=value", true),
+    row("%H", "number of headers", false),
+    row(
+        "%d",
+        "timestamp in unix milliseconds (kcat: %T); also %d{unix_ms}",
+        true,
+    ),
+    row(
+        "%d{rfc3339}",
+        "timestamp as RFC 3339, 2024-01-01T12:00:00.000Z",
+        true,
+    ),
+    row("%e", "leader epoch of the record's batch", false),
+    row("%[", "log start offset of the partition", false),
+    row("%]", "high watermark of the partition", false),
+    row("%%", "a percent sign", true),
+    row(
+        "\\n \\t \\r \\\\",
+        "newline, tab, carriage return, backslash",
+        true,
+    ),
+];
+
+/// The token table as `--help` prints it; `for_input` keeps the tokens produce can read.
+pub fn tokens_help(for_input: bool) -> String {
+    TOKENS
+        .iter()
+        .filter(|row| row.input || !for_input)
+        .map(|row| format!("  {:<13} {}\n", row.token, row.meaning))
+        .collect()
+}
+
+/// The error for an unknown `%` token, with Strata's name for kcat's spellings.
+fn unknown_token(token: char) -> String {
+    let hint = match token {
+        's' => "kcat's %s is %v (value) here",
+        'S' => "kcat's %S is %V (value length) here",
+        'T' => "kcat's %T is %d (timestamp, unix ms) here; %d{rfc3339} prints a date",
+        'R' => {
+            "kcat's %R (value length as 4 binary bytes) has no equivalent; \
+             %V prints the length as text"
+        }
+        _ => "tokens: %t %p %o %k %K %v %V %h %H %d %d{rfc3339} %e %[ %] %%; see --help",
+    };
+    format!("unknown token %{token} ({hint})")
 }
 
 impl fmt::Display for Field {

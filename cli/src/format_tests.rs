@@ -72,3 +72,44 @@ fn bad_formats_are_refused() {
         assert!(error.to_string().starts_with("invalid format"), "{error}");
     }
 }
+
+#[test]
+fn kcat_tokens_get_a_hint_with_strata_s_name() {
+    for (kcat, strata) in [("%s", "%v"), ("%S", "%V"), ("%T", "%d"), ("%R", "%V")] {
+        let error = Format::parse(kcat).expect_err(kcat).to_string();
+        assert!(
+            error.contains(&format!("kcat's {kcat}")) && error.contains(strata),
+            "{error}"
+        );
+    }
+    let error = Format::parse("%z").unwrap_err().to_string();
+    assert!(error.contains("see --help"), "{error}");
+    let error = Format::parse("\\x41").unwrap_err().to_string();
+    assert!(error.contains("kcat's \\xXX"), "{error}");
+}
+
+#[test]
+fn the_help_table_lists_exactly_the_tokens_the_parser_accepts() {
+    let listed: Vec<&str> = TOKENS.iter().map(|row| row.token).collect();
+    for row in TOKENS.iter().filter(|row| row.token.starts_with('%')) {
+        let format = Format::parse(row.token).unwrap_or_else(|e| panic!("{}: {e}", row.token));
+        let readable = format.clone().for_input(row.token).is_ok();
+        assert_eq!(readable, row.input, "{}: input flag", row.token);
+    }
+    Format::parse("\\n\\t\\r\\\\").unwrap();
+    for c in (b'!'..=b'~').map(char::from) {
+        let token = format!("%{c}");
+        if Format::parse(&token).is_ok() {
+            assert!(
+                listed.contains(&token.as_str()),
+                "{token} missing from TOKENS"
+            );
+        }
+    }
+    let help = tokens_help(false);
+    assert_eq!(help.lines().count(), TOKENS.len());
+    assert!(
+        !tokens_help(true).contains("%o"),
+        "offsets cannot be read from input"
+    );
+}

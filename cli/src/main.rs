@@ -4,7 +4,9 @@
 //!
 //! - [`args`]: the clap definitions of every flag and subcommand, with their examples.
 //! - [`commands`]: one file per command group (`topic`, `produce`, `consume`, `offsets`,
-//!   `cluster`), each turning parsed arguments into library calls and output.
+//!   `cluster`, `bench`, `completions`, `man`), each turning parsed arguments into library
+//!   calls and output.
+//! - [`client_settings`]: the `-X` names the client library accepts (`-X list`).
 //! - Pure building blocks, unit-tested without a broker: [`offset_spec`] (the `-o` grammar),
 //!   [`format`] (`-f` tokens, rendered for consume) and [`format_input`] (the same tokens
 //!   cutting records out of produce input),
@@ -18,6 +20,7 @@
 //! panics on a closed pipe.
 
 mod args;
+mod client_settings;
 mod commands;
 mod duration;
 mod exit;
@@ -31,9 +34,10 @@ mod signals;
 mod table;
 mod timestamp;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -41,8 +45,20 @@ async fn main() -> ExitCode {
     let cli = args::Cli::parse();
     init_logging(cli.global.verbose);
     let format = cli.global.format;
+    if cli.global.lists_settings() {
+        let _ = output::Output::stdout().print(&client_settings::render_list(format));
+        return ExitCode::SUCCESS;
+    }
+    let Some(command) = cli.command else {
+        args::Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingSubcommand,
+                "a command is required (see strata --help), or -X list",
+            )
+            .exit()
+    };
     let interrupts = signals::Interrupts::install();
-    match commands::run(cli, interrupts).await {
+    match commands::run(cli.global, command, interrupts).await {
         Ok(status) => status.into(),
         Err(error) => {
             error.report(format);
@@ -52,7 +68,8 @@ async fn main() -> ExitCode {
 }
 
 /// Logs go to stderr: warnings by default, debug with `-v`, everything with `-vv`;
-/// `RUST_LOG` wins when set.
+/// `RUST_LOG` wins when set. Colour only when stderr is a terminal and `NO_COLOR` is unset,
+/// so `strata -v ... 2> log` and pipes get plain text.
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -61,9 +78,12 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .try_init();
 }
 

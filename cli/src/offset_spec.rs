@@ -6,6 +6,13 @@
 //! done: never (follow the log), at an exclusive offset (`N:M`), at the end offset seen when
 //! the command started (`:end`) or at a time (`@T1:T2`: records with timestamps before T2).
 //!
+//! kcat's spellings mean the same things: `beginning` and `earliest` are `start`, `latest` is
+//! `end`, `s@T` is `@T` and `e@T` is `@:T`. kcat gives a start and a stop as two values
+//! (`-o s@A -o e@B`), so each value is parsed into an [`OffsetPart`] whose sides are
+//! optional, and the parts are combined into one [`OffsetSpec`]; two values that both name a
+//! start (or both a stop) are refused. kcat's `stored` (the consumer group's committed
+//! offset) is refused with its reason until consumer groups exist.
+//!
 //! Times are resolved to unix milliseconds while parsing, so `-15m` means fifteen minutes
 //! before the command started, not before each partition is opened.
 
@@ -68,23 +75,110 @@ impl Default for OffsetSpec {
     }
 }
 
-impl OffsetSpec {
-    /// Parses an `-o` value; `now_ms` anchors relative times such as `@-15m`.
-    pub fn parse(input: &str, now_ms: i64) -> Result<OffsetSpec, OffsetSpecError> {
-        let error = |reason: &str| OffsetSpecError {
+/// One `-o` value: a start, a stop, or both. A side left out takes its default when the
+/// parts are combined (start from the log start, follow the log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetPart {
+    /// The value as typed, for error messages.
+    pub input: String,
+    pub start: Option<StartPosition>,
+    pub stop: Option<StopPosition>,
+}
+
+/// What `-o` accepts, for error messages.
+const FORMS: &str = "use start (beginning, earliest), end (latest), N, -N, +N, N:M, :end, \
+     @T, @T1:T2, s@T or e@T";
+
+impl OffsetPart {
+    /// Parses one `-o` value; `now_ms` anchors relative times such as `@-15m`.
+    pub fn parse(input: &str, now_ms: i64) -> Result<OffsetPart, OffsetSpecError> {
+        let error = |reason: String| OffsetSpecError {
             input: input.to_owned(),
-            reason: reason.to_owned(),
+            reason,
         };
-        if input.is_empty() {
-            return Err(error("empty; use start, end, N, -N, +N, N:M or @T"));
+        let time = |text: &str| parse_timestamp(text, now_ms).map_err(|e| error(e.to_string()));
+        let (start, stop) = if input.is_empty() {
+            return Err(error(format!("empty; {FORMS}")));
+        } else if input == "stored" {
+            return Err(error(
+                "stored (the consumer group's committed offset) needs a consumer group (-g), \
+                 not supported yet"
+                    .to_owned(),
+            ));
+        } else if let Some(at) = input.strip_prefix("s@") {
+            (Some(StartPosition::Time(time(at)?)), None)
+        } else if let Some(at) = input.strip_prefix("e@") {
+            (None, Some(StopPosition::Time(time(at)?)))
+        } else if let Some(times) = input.strip_prefix('@') {
+            parse_time_range(times, now_ms).ok_or_else(|| {
+                error(
+                    "after @ expected T, T:, T1:T2 or :T with T unix ms, 2024-01-01, \
+                     RFC 3339 or -15m"
+                        .to_owned(),
+                )
+            })?
+        } else {
+            parse_offset_range(input).map_err(error)?
+        };
+        match (start, stop) {
+            (None, None) => {
+                return Err(error(format!("names neither a start nor a stop; {FORMS}")))
+            }
+            (Some(start), Some(stop)) => OffsetSpec { start, stop }
+                .check_not_empty()
+                .map_err(error)?,
+            _ => {}
         }
-        let spec = match input.strip_prefix('@') {
-            Some(times) => parse_time_range(times, now_ms).ok_or_else(|| {
-                error("after @ expected T, T:, T1:T2 or :T with T unix ms, 2024-01-01, RFC 3339 or -15m")
-            })?,
-            None => parse_offset_range(input).map_err(|reason| error(&reason))?,
+        Ok(OffsetPart {
+            input: input.to_owned(),
+            start,
+            stop,
+        })
+    }
+}
+
+impl OffsetSpec {
+    /// Parses a single `-o` value; `now_ms` anchors relative times such as `@-15m`.
+    #[cfg(test)]
+    pub fn parse(input: &str, now_ms: i64) -> Result<OffsetSpec, OffsetSpecError> {
+        OffsetSpec::combine(&[OffsetPart::parse(input, now_ms)?])
+    }
+
+    /// Combines the `-o` values of one command line: at most one may name a start and at
+    /// most one a stop (`-o s@A -o e@B`). No values at all is the default, `start`.
+    pub fn combine(parts: &[OffsetPart]) -> Result<OffsetSpec, OffsetSpecError> {
+        let input = parts
+            .iter()
+            .map(|part| part.input.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let error = |reason: String| OffsetSpecError {
+            input: input.clone(),
+            reason,
         };
-        spec.check_not_empty().map_err(|reason| error(&reason))?;
+        let only_one = |what: &str, given: Vec<&OffsetPart>| match given.as_slice() {
+            [first, second, ..] => Err(error(format!(
+                "{:?} and {:?} both give a {what}; give one start and one stop",
+                first.input, second.input
+            ))),
+            _ => Ok(()),
+        };
+        only_one(
+            "start",
+            parts.iter().filter(|p| p.start.is_some()).collect(),
+        )?;
+        only_one("stop", parts.iter().filter(|p| p.stop.is_some()).collect())?;
+        let spec = OffsetSpec {
+            start: parts
+                .iter()
+                .find_map(|part| part.start)
+                .unwrap_or(StartPosition::Start),
+            stop: parts
+                .iter()
+                .find_map(|part| part.stop)
+                .unwrap_or(StopPosition::Follow),
+        };
+        spec.check_not_empty().map_err(error)?;
         Ok(spec)
     }
 
@@ -112,42 +206,40 @@ impl OffsetSpec {
     }
 }
 
+/// The sides of one value: `None` where the value leaves a side to its default.
+type Sides = (Option<StartPosition>, Option<StopPosition>);
+
 /// `A`, `A:` `A:B`, `:B` for the offset forms (which never contain a colon themselves).
-fn parse_offset_range(input: &str) -> Result<OffsetSpec, String> {
+fn parse_offset_range(input: &str) -> Result<Sides, String> {
     let Some((left, right)) = input.split_once(':') else {
-        return Ok(OffsetSpec {
-            start: parse_start(input)?,
-            stop: StopPosition::Follow,
-        });
+        return Ok((Some(parse_start(input)?), None));
     };
-    let start = if left.is_empty() {
-        StartPosition::Start
-    } else {
-        parse_start(left)?
+    let start = match left {
+        "" => None,
+        _ => Some(parse_start(left)?),
     };
     let stop = match right {
-        "" => StopPosition::Follow,
-        "end" => StopPosition::End,
-        _ => StopPosition::Offset(
-            parse_offset(right)
-                .ok_or_else(|| format!("stop {right:?} is not an offset or \"end\""))?,
-        ),
+        "" => None,
+        "end" => Some(StopPosition::End),
+        _ => Some(StopPosition::Offset(parse_offset(right).ok_or_else(
+            || format!("stop {right:?} is not an offset or \"end\""),
+        )?)),
     };
-    Ok(OffsetSpec { start, stop })
+    Ok((start, stop))
 }
 
 fn parse_start(text: &str) -> Result<StartPosition, String> {
     let count = |digits: &str| parse_offset(digits).and_then(|n| u64::try_from(n).ok());
     let position = match text {
-        "start" => Some(StartPosition::Start),
-        "end" => Some(StartPosition::End),
+        "start" | "beginning" | "earliest" => Some(StartPosition::Start),
+        "end" | "latest" => Some(StartPosition::End),
         _ => match (text.strip_prefix('-'), text.strip_prefix('+')) {
             (Some(n), _) => count(n).map(StartPosition::Tail),
             (_, Some(n)) => count(n).map(StartPosition::AfterStart),
             _ => parse_offset(text).map(StartPosition::Offset),
         },
     };
-    position.ok_or_else(|| format!("{text:?} is not start, end, N, -N or +N"))
+    position.ok_or_else(|| format!("{text:?} is not a start; {FORMS}"))
 }
 
 fn parse_offset(text: &str) -> Option<i64> {
@@ -159,29 +251,23 @@ fn parse_offset(text: &str) -> Option<i64> {
 
 /// The part after `@`. RFC 3339 times contain colons, so every colon is tried as the range
 /// separator and the first split where both sides parse wins.
-fn parse_time_range(times: &str, now_ms: i64) -> Option<OffsetSpec> {
+fn parse_time_range(times: &str, now_ms: i64) -> Option<Sides> {
     if let Ok(at) = parse_timestamp(times, now_ms) {
-        return Some(OffsetSpec {
-            start: StartPosition::Time(at),
-            stop: StopPosition::Follow,
-        });
+        return Some((Some(StartPosition::Time(at)), None));
     }
-    times
-        .match_indices(':')
-        .find_map(|(index, _)| {
-            let (left, right) = (&times[..index], &times[index + 1..]);
-            let start = match left {
-                "" => StartPosition::Start,
-                _ => StartPosition::Time(parse_timestamp(left, now_ms).ok()?),
-            };
-            let stop = match right {
-                "" => StopPosition::Follow,
-                "end" => StopPosition::End,
-                _ => StopPosition::Time(parse_timestamp(right, now_ms).ok()?),
-            };
-            Some(OffsetSpec { start, stop })
-        })
-        .filter(|spec| *spec != OffsetSpec::default())
+    times.match_indices(':').find_map(|(index, _)| {
+        let (left, right) = (&times[..index], &times[index + 1..]);
+        let start = match left {
+            "" => None,
+            _ => Some(StartPosition::Time(parse_timestamp(left, now_ms).ok()?)),
+        };
+        let stop = match right {
+            "" => None,
+            "end" => Some(StopPosition::End),
+            _ => Some(StopPosition::Time(parse_timestamp(right, now_ms).ok()?)),
+        };
+        Some((start, stop))
+    })
 }
 
 impl fmt::Display for StartPosition {

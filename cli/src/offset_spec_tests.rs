@@ -1,4 +1,5 @@
-//! Unit tests for the `-o` grammar: one test per form of the offset table in docs/CLI.md, then the refusals.
+//! Unit tests for the `-o` grammar: one test per form of the offset table in docs/CLI.md,
+//! then the refusals.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -99,6 +100,74 @@ fn rfc3339_ranges_split_on_the_right_colon() {
 }
 
 #[test]
+fn kcat_words_for_start_and_end() {
+    assert_eq!(parse("beginning"), spec(S::Start, E::Follow));
+    assert_eq!(parse("earliest"), spec(S::Start, E::Follow));
+    assert_eq!(parse("latest"), spec(S::End, E::Follow));
+    assert_eq!(parse("beginning:end"), spec(S::Start, E::End));
+    assert_eq!(parse("earliest:20"), spec(S::Start, E::Offset(20)));
+}
+
+#[test]
+fn kcat_timestamps_start_and_stop() {
+    assert_eq!(parse("s@1700000000000"), spec(S::Time(NOW), E::Follow));
+    assert_eq!(parse("e@1700000000000"), spec(S::Start, E::Time(NOW)));
+    assert_eq!(parse("s@-15m"), spec(S::Time(NOW - 900_000), E::Follow));
+    assert_eq!(parse("e@2024-01-01"), spec(S::Start, E::Time(JAN_1_2024)));
+}
+
+fn combine(values: &[&str]) -> Result<OffsetSpec, OffsetSpecError> {
+    let parts: Vec<OffsetPart> = values
+        .iter()
+        .map(|value| OffsetPart::parse(value, NOW).unwrap())
+        .collect();
+    OffsetSpec::combine(&parts)
+}
+
+#[test]
+fn two_values_give_a_start_and_a_stop() {
+    assert_eq!(combine(&[]).unwrap(), OffsetSpec::default());
+    assert_eq!(
+        combine(&["s@1699999990000", "e@1700000000000"]).unwrap(),
+        spec(S::Time(NOW - 10_000), E::Time(NOW))
+    );
+    assert_eq!(
+        combine(&["e@1700000000000", "beginning"]).unwrap(),
+        spec(S::Start, E::Time(NOW))
+    );
+    assert_eq!(combine(&["5", ":end"]).unwrap(), spec(S::Offset(5), E::End));
+    assert_eq!(
+        combine(&["-5", "e@-1m"]).unwrap(),
+        spec(S::Tail(5), E::Time(NOW - 60_000))
+    );
+}
+
+#[test]
+fn two_starts_or_two_stops_are_refused() {
+    for values in [
+        &["5", "7"][..],
+        &["s@-1h", "beginning"],
+        &["e@-1h", ":end"],
+        &["3:9", "e@-1h"],
+        &["s@1700000000000", "e@1699999990000"],
+    ] {
+        let error = combine(values).expect_err(&format!("{values:?}"));
+        assert!(error.to_string().starts_with("invalid offset"), "{error}");
+    }
+}
+
+#[test]
+fn stored_needs_a_consumer_group() {
+    let error = OffsetSpec::parse("stored", NOW).unwrap_err();
+    assert!(
+        error
+            .reason
+            .contains("needs a consumer group (-g), not supported yet"),
+        "{error}"
+    );
+}
+
+#[test]
 fn exit_at_end_only_fills_a_missing_stop() {
     assert_eq!(parse("start").exit_at_end(), spec(S::Start, E::End));
     assert_eq!(parse("3:9").exit_at_end(), spec(S::Offset(3), E::Offset(9)));
@@ -108,8 +177,12 @@ fn exit_at_end_only_fills_a_missing_stop() {
 fn refusals() {
     for bad in [
         "",
-        "beginning",
         "oldest",
+        "s@",
+        "e@",
+        "s@yesterday",
+        "x@5",
+        ":",
         "x",
         "-",
         "+",

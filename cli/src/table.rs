@@ -1,5 +1,6 @@
-//! Text tables (docs/CLI.md, "Output"): upper-case headers with Kafka's column names, columns padded with
-//! spaces and separated by two, no box drawing, `-` for "none/unknown", no trailing spaces.
+//! Text tables (docs/CLI.md, "Output"): upper-case headers with Kafka's column names,
+//! columns padded with spaces and separated by two, no box drawing, `-` for "none/unknown",
+//! no trailing spaces.
 //! Every cell is one word-free token or `-`, so `awk '{print $4}'` keeps working; an empty
 //! cell would shift the columns, so it is printed as `-` too.
 //!

@@ -80,10 +80,7 @@ pub async fn run(
     mut interrupts: Interrupts,
 ) -> Result<ExitStatus, CliError> {
     let printer = Printer::from_args(&args)?;
-    let mut spec = args.offset.unwrap_or_default();
-    if args.exit_at_end {
-        spec = spec.exit_at_end();
-    }
+    let spec = offset_spec(&args)?;
     let mut progress = Progress {
         open: BTreeMap::new(),
         printer,
@@ -148,6 +145,29 @@ pub async fn run(
         Err(OutputError::Closed) => Ok(ExitStatus::Success),
         Err(OutputError::Io(error)) => Err(CliError::io("writing records to stdout", &error)),
     }
+}
+
+/// What can be refused without a broker: groups (not supported yet) and `-o` values that
+/// do not combine into one start and one stop.
+pub fn check_before_connecting(args: &ConsumeArgs) -> Result<(), CliError> {
+    if args.group.is_some() {
+        return Err(
+            CliError::failure("UNSUPPORTED", "consumer groups are not supported yet")
+                .with_hint("drop -g to read without a group (-o start|end|N|@T chooses where)"),
+        );
+    }
+    Printer::from_args(args)?;
+    offset_spec(args).map(|_| ())
+}
+
+/// The `-o` values combined, with `-e` applied.
+fn offset_spec(args: &ConsumeArgs) -> Result<OffsetSpec, CliError> {
+    let spec = OffsetSpec::combine(&args.offset).map_err(CliError::usage)?;
+    Ok(if args.exit_at_end {
+        spec.exit_at_end()
+    } else {
+        spec
+    })
 }
 
 /// What is left to do: the partitions not yet at their stop, and the `-n` budget.
@@ -310,7 +330,7 @@ async fn build_consumer<'a>(
         .consumer()
         .assign(plans.clone().map(|plan| (topic.to_owned(), plan.partition)))
         .start(Offset::Latest);
-    for (key, value) in &context.global.client_settings {
+    for (key, value) in context.global.settings() {
         builder = builder.set(key, value);
     }
     let mut consumer = builder.build().await.map_err(error_context)?;

@@ -7,10 +7,13 @@
 
 mod bench;
 mod cluster;
+mod completions;
 mod consume;
 mod consume_plan;
+mod man;
 mod offsets;
 mod produce;
+mod produce_input;
 mod topic;
 mod topic_alter;
 mod topic_describe;
@@ -19,7 +22,7 @@ use strata_client::Client;
 
 pub use bench::BenchCommand;
 
-use crate::args::{Cli, Command, GlobalArgs, TopicCommand};
+use crate::args::{Command, GlobalArgs, TopicCommand};
 use crate::exit::{CliError, ExitStatus};
 use crate::output::{Output, OutputError, OutputFormat};
 use crate::signals::Interrupts;
@@ -65,16 +68,18 @@ pub fn client_error(error: strata_client::Error) -> CliError {
 
 /// Runs the parsed command line. Connecting and admin commands are abandoned on the first
 /// Ctrl-C (exit 130: nothing to finish); produce, consume and bench handle it themselves to
-/// finish cleanly and exit 0.
-pub async fn run(cli: Cli, mut interrupts: Interrupts) -> Result<ExitStatus, CliError> {
-    let Cli { global, command } = cli;
-    if let Command::Consume(args) = &command {
-        if args.group.is_some() {
-            return Err(
-                CliError::failure("UNSUPPORTED", "consumer groups are not supported yet")
-                    .with_hint("drop -g to read without a group (-o start|end|N|@T chooses where)"),
-            );
-        }
+/// finish cleanly and exit 0. Commands that need no cluster run without connecting.
+pub async fn run(
+    global: GlobalArgs,
+    command: Command,
+    mut interrupts: Interrupts,
+) -> Result<ExitStatus, CliError> {
+    match &command {
+        Command::Completions { shell } => return completions::run(*shell),
+        Command::Man => return man::run(),
+        Command::Consume(args) => consume::check_before_connecting(args)?,
+        Command::Produce(args) => produce::check_before_connecting(args)?,
+        _ => {}
     }
     let client = tokio::select! {
         client = connect(&global) => client?,
@@ -104,9 +109,13 @@ async fn run_admin(context: &mut Context, command: Command) -> Result<ExitStatus
         Command::Topic(command) => topic::run(context, command).await,
         Command::Offsets(args) => offsets::run(context, args).await,
         Command::Cluster(command) => cluster::run(context, command).await,
-        Command::Produce(_) | Command::Consume(_) | Command::Bench(_) => Err(CliError::failure(
+        Command::Produce(_)
+        | Command::Consume(_)
+        | Command::Bench(_)
+        | Command::Completions { .. }
+        | Command::Man => Err(CliError::failure(
             "INTERNAL",
-            "produce, consume and bench are dispatched elsewhere",
+            "produce, consume, bench, completions and man are dispatched elsewhere",
         )),
     }
 }

@@ -1,62 +1,69 @@
-//! `strata produce TOPIC [VALUES...]` (docs/CLI.md, "Produce").
+//! `strata produce TOPIC [FILE...]` (docs/CLI.md, "Produce").
 //!
-//! Records come from the arguments or from stdin, cut by the `-f` input format (default
-//! `%v\n`). Stdin is read on a plain thread (not tokio's blocking pool, which would keep the
-//! process alive on a read that never returns after Ctrl-C) and handed over a bounded channel.
+//! Records come from `--value` arguments, files or stdin (`produce_input`). Each record is
+//! `enqueue`d in input order, so the producer's per-partition ordering holds, and its
+//! delivery future goes to a reporter task that awaits them in the same order and counts
+//! them. At the end one summary line goes to stderr: records, bytes (keys and values),
+//! seconds, errors. Per-record reports are opt-in in text mode (`-v`: stderr, they are
+//! metadata next to the user's own data); with `--format json` they are the result and go
+//! to stdout as JSON lines, and the summary is a JSON object on stderr. `-q` keeps only
+//! errors.
 //!
-//! Each record is `enqueue`d in input order, so the producer's per-partition ordering holds,
-//! and its delivery future goes to a reporter task that awaits them in the same order and
-//! prints one report per record: stderr in text mode (reports are metadata next to the
-//! user's own data), stdout as JSON lines with `--format json` (then they are the result).
-//! The first Ctrl-C stops reading input; records already queued are still delivered and
-//! reported. Any record not delivered, or any input line that does not match the format,
-//! makes the exit code 1, with a count on stderr.
+//! The first Ctrl-C stops reading input and says how many records are still in flight;
+//! those are still delivered and counted. A second Ctrl-C exits at once with 130
+//! (`signals`). Any record not delivered, or any input record that does not match the
+//! format, makes the exit code 1, with a count on stderr.
 
-use std::io::BufReader;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use serde::Serialize;
 use strata_client::{Acks, Delivery, DeliveryFuture, Producer, Record};
 use strata_proto::record::Compression;
 use tokio::sync::{mpsc, Notify};
 
+use super::produce_input::{Input, SourceError};
 use super::{client_error, Context};
 use crate::args::{AcksArg, CompressionArg, ProduceArgs};
 use crate::exit::{CliError, ExitStatus};
-use crate::format::Format;
 use crate::format_input::{InputError, ParsedRecord};
-use crate::output::{status, Output, OutputFormat};
+use crate::output::{status, Output, OutputError, OutputFormat};
 use crate::signals::Interrupts;
 
-/// Parsed input records waiting to be produced; bounds memory when stdin is fast.
-const INPUT_QUEUE_RECORDS: usize = 1024;
 /// Delivery futures waiting for their report.
 const REPORT_QUEUE_RECORDS: usize = 16 * 1024;
 
-type InputItem = Result<ParsedRecord, InputError>;
+/// What can be refused without a broker: the input format, `--value` with `-f`, and files
+/// that cannot be opened.
+pub fn check_before_connecting(args: &ProduceArgs) -> Result<(), CliError> {
+    Input::open(args).map(|_| ())
+}
 
 pub async fn run(
     context: &mut Context,
     args: ProduceArgs,
     mut interrupts: Interrupts,
 ) -> Result<ExitStatus, CliError> {
+    let started = Instant::now();
     let producer = build_producer(context, &args)?;
-    let mut input = start_input(&args)?;
-    let completed = std::sync::Arc::new(Notify::new());
+    let mut input = Input::open(&args)?.start();
+    let progress = Arc::new(Progress::default());
     let (reports, report_queue) = mpsc::channel(REPORT_QUEUE_RECORDS);
-    let reporter = tokio::spawn(report_deliveries(
-        report_queue,
-        context.format(),
-        args.quiet,
-        completed.clone(),
-    ));
-    let (mut sent, mut unparsed) = (0_u64, 0_u64);
+    let reporting = Reporting {
+        format: context.format(),
+        per_record: !args.quiet
+            && (context.format() == OutputFormat::Json || context.global.verbose > 0),
+    };
+    let reporter = tokio::spawn(report_deliveries(report_queue, reporting, progress.clone()));
+    let topic: Arc<str> = Arc::from(args.topic.as_str());
+    let (mut sent, mut unparsed, mut interrupted) = (0_u64, 0_u64, false);
     loop {
         let item = tokio::select! {
             item = input.recv() => item,
             () = interrupts.requested() => {
-                status!("interrupted: delivering the {sent} records read so far");
+                interrupted = true;
+                progress.say_waiting(sent);
                 break;
             }
         };
@@ -65,30 +72,68 @@ pub async fn run(
             Ok(parsed) => parsed,
             Err(error) => {
                 unparsed += 1;
-                if let InputError::Io(error) = &error {
-                    CliError::io("reading stdin", error).report(context.format());
-                    break;
-                }
-                CliError::usage(format!("skipping input {error}")).report(context.format());
+                report_input_error(&error, context.format());
                 continue;
             }
         };
         sent += 1;
-        let future = enqueue(&producer, to_record(&args, parsed), &completed).await;
-        if reports.send((sent, future)).await.is_err() {
+        let record = to_record(&args, &topic, parsed);
+        let bytes = record_bytes(&record);
+        let future = enqueue(&producer, record, &progress.completed).await;
+        if reports.send((sent, bytes, future)).await.is_err() {
             break; // the reporter stopped: stdout closed
         }
     }
     drop(reports);
-    let close = producer.close().await;
-    let failed = reporter.await.unwrap_or(sent);
+    let finishing = async {
+        let close = producer.close().await;
+        let totals = reporter.await.unwrap_or(Totals {
+            failed: sent,
+            ..Totals::default()
+        });
+        (close, totals)
+    };
+    tokio::pin!(finishing);
+    let (close, totals) = if interrupted {
+        finishing.await
+    } else {
+        tokio::select! {
+            done = &mut finishing => done,
+            () = interrupts.requested() => {
+                progress.say_waiting(sent);
+                finishing.await
+            }
+        }
+    };
     if let Err(error) = close {
         return Err(client_error(error).context("closing the producer"));
     }
-    summarize(sent, failed, unparsed)
+    let summary = Summary {
+        topic: &args.topic,
+        records: totals.delivered,
+        bytes: totals.bytes,
+        seconds: started.elapsed().as_secs_f64(),
+        errors: totals.failed + unparsed,
+    };
+    if !args.quiet {
+        summary.print(context.format());
+    }
+    outcome(sent, totals.failed, unparsed)
 }
 
-fn summarize(sent: u64, failed: u64, unparsed: u64) -> Result<ExitStatus, CliError> {
+/// An input record that does not match the format is skipped; a read error ends the input.
+fn report_input_error(error: &SourceError, format: OutputFormat) {
+    match &error.error {
+        InputError::Io(io) => {
+            CliError::io(format!("reading {}", error.source_name), io).report(format);
+        }
+        InputError::Mismatch { .. } => {
+            CliError::usage(format!("skipping {error}")).report(format);
+        }
+    }
+}
+
+fn outcome(sent: u64, failed: u64, unparsed: u64) -> Result<ExitStatus, CliError> {
     if failed == 0 && unparsed == 0 {
         return Ok(ExitStatus::Success);
     }
@@ -104,6 +149,47 @@ fn summarize(sent: u64, failed: u64, unparsed: u64) -> Result<ExitStatus, CliErr
     Err(CliError::failure("PRODUCE_FAILED", what.join("; ")))
 }
 
+/// The end-of-run line: `Produced 3 records (12 bytes) to orders in 0.01 s, 0 errors.`
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    topic: &'a str,
+    records: u64,
+    bytes: u64,
+    seconds: f64,
+    errors: u64,
+}
+
+impl Summary<'_> {
+    fn print(&self, format: OutputFormat) {
+        match format {
+            OutputFormat::Text => status!("{}", self.text()),
+            OutputFormat::Json => {
+                #[derive(Serialize)]
+                struct Wrapped<'a> {
+                    summary: &'a Summary<'a>,
+                }
+                let line = serde_json::to_string(&Wrapped { summary: self }).unwrap_or_default();
+                status!("{line}");
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        let plural = |count: u64, word: &str| match count {
+            1 => format!("1 {word}"),
+            _ => format!("{count} {word}s"),
+        };
+        format!(
+            "Produced {} ({}) to {} in {:.2} s, {}.",
+            plural(self.records, "record"),
+            plural(self.bytes, "byte"),
+            self.topic,
+            self.seconds,
+            plural(self.errors, "error")
+        )
+    }
+}
+
 fn build_producer(context: &Context, args: &ProduceArgs) -> Result<Producer, CliError> {
     let mut builder = context.client.producer().acks(match args.acks {
         AcksArg::All => Acks::All,
@@ -115,66 +201,21 @@ fn build_producer(context: &Context, args: &ProduceArgs) -> Result<Producer, Cli
         CompressionArg::Lz4 => Compression::Lz4,
         CompressionArg::Zstd => Compression::Zstd,
     });
-    for (key, value) in &context.global.client_settings {
+    for (key, value) in context.global.settings() {
         builder = builder.set(key, value);
     }
     builder.build().map_err(|error| {
         client_error(error)
             .context("configuring the producer")
-            .with_hint("check the -X settings (Kafka producer names such as linger.ms, acks)")
+            .with_hint("check the -X settings (strata -X list shows the names)")
     })
 }
 
-/// Starts the input: argument values, or stdin cut by the format.
-fn start_input(args: &ProduceArgs) -> Result<mpsc::Receiver<InputItem>, CliError> {
-    let (sender, receiver) = mpsc::channel(INPUT_QUEUE_RECORDS);
-    if !args.values.is_empty() {
-        if args.input_format.is_some() {
-            return Err(CliError::usage(
-                "-f applies to stdin; it cannot be combined with values given as arguments",
-            ));
-        }
-        let values = args.values.clone();
-        tokio::spawn(async move {
-            for value in values {
-                let parsed = ParsedRecord {
-                    value: value.into_bytes(),
-                    ..ParsedRecord::default()
-                };
-                if sender.send(Ok(parsed)).await.is_err() {
-                    break;
-                }
-            }
-        });
-        return Ok(receiver);
-    }
-    let source = args
-        .input_format
-        .clone()
-        .unwrap_or_else(|| "%v\\n".to_owned());
-    let mut format = Format::parse(&source)
-        .and_then(|format| format.for_input(&source))
-        .map_err(CliError::usage)?;
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(std::io::stdin().lock());
-        loop {
-            let item = format.read_record(&mut reader).transpose();
-            let Some(item) = item else { break };
-            let stop = matches!(item, Err(InputError::Io(_)));
-            if sender.blocking_send(item).is_err() || stop {
-                break;
-            }
-        }
-    });
-    Ok(receiver)
-}
-
-fn to_record(args: &ProduceArgs, parsed: ParsedRecord) -> Record {
-    let mut record = Record::to(args.topic.clone());
+fn to_record(args: &ProduceArgs, topic: &Arc<str>, parsed: ParsedRecord) -> Record {
+    let mut record = Record::to(topic.clone());
     let key = parsed
         .key
-        .map(Bytes::from)
-        .or_else(|| args.key.clone().map(Bytes::from));
+        .or_else(|| args.key.clone().map(String::into_bytes));
     if let Some(key) = key {
         record = record.key(key);
     }
@@ -194,6 +235,12 @@ fn to_record(args: &ProduceArgs, parsed: ParsedRecord) -> Record {
         record = record.timestamp(timestamp_ms);
     }
     record
+}
+
+/// The bytes a record counts in the summary: key and value.
+fn record_bytes(record: &Record) -> u64 {
+    let length = |bytes: &Option<bytes::Bytes>| bytes.as_ref().map_or(0, |b| b.len() as u64);
+    length(&record.key) + length(&record.value)
 }
 
 /// Queues `record`, waiting for deliveries to free buffer space when it is full. Errors
@@ -220,6 +267,38 @@ enum Pending {
     Failed(CliError),
 }
 
+/// Shared between the input loop and the reporter: how many records have settled
+/// (delivered or failed), so a Ctrl-C can say how many are still in flight.
+#[derive(Debug, Default)]
+struct Progress {
+    settled: AtomicU64,
+    /// Woken on every settled record, for `enqueue` waiting on a full buffer.
+    completed: Notify,
+}
+
+impl Progress {
+    fn say_waiting(&self, sent: u64) {
+        let in_flight = sent.saturating_sub(self.settled.load(Ordering::Relaxed));
+        status!("waiting for {in_flight} records in flight; Ctrl-C again to exit now");
+    }
+}
+
+/// How deliveries are reported.
+#[derive(Debug, Clone, Copy)]
+struct Reporting {
+    format: OutputFormat,
+    /// One report per delivered record (`-v`, or `--format json`).
+    per_record: bool,
+}
+
+/// What the reporter counted.
+#[derive(Debug, Default)]
+struct Totals {
+    delivered: u64,
+    bytes: u64,
+    failed: u64,
+}
+
 #[derive(Serialize)]
 struct JsonReport<'a> {
     topic: &'a str,
@@ -228,44 +307,42 @@ struct JsonReport<'a> {
     timestamp: i64,
 }
 
-/// Awaits deliveries in order and prints one report each; returns how many failed.
+/// Awaits deliveries in order, prints a report each when asked, and counts them.
 async fn report_deliveries(
-    mut queue: mpsc::Receiver<(u64, Pending)>,
-    format: OutputFormat,
-    quiet: bool,
-    completed: std::sync::Arc<Notify>,
-) -> u64 {
+    mut queue: mpsc::Receiver<(u64, u64, Pending)>,
+    reporting: Reporting,
+    progress: Arc<Progress>,
+) -> Totals {
     let mut out = Output::stdout();
-    let mut failed = 0;
-    while let Some((number, pending)) = queue.recv().await {
+    let mut totals = Totals::default();
+    let mut reports_wanted = reporting.per_record;
+    while let Some((number, bytes, pending)) = queue.recv().await {
         let result = match pending {
             Pending::Queued(future) => future.await.map_err(|error| client_error(error.error)),
             Pending::Failed(error) => Err(error),
         };
-        completed.notify_one();
+        progress.settled.fetch_add(1, Ordering::Relaxed);
+        progress.completed.notify_one();
         match result {
-            Ok(delivery) if !quiet => {
-                if report(&mut out, format, &delivery).is_err() {
-                    break; // stdout closed: stop reporting, records still get delivered
+            Ok(delivery) => {
+                totals.delivered += 1;
+                totals.bytes += bytes;
+                if reports_wanted && report(&mut out, reporting.format, &delivery).is_err() {
+                    reports_wanted = false; // stdout closed: records still get delivered
                 }
             }
-            Ok(_) => {}
             Err(error) => {
-                failed += 1;
+                totals.failed += 1;
                 error
                     .context(format!("record {number} not delivered"))
-                    .report(format);
+                    .report(reporting.format);
             }
         }
     }
-    failed
+    totals
 }
 
-fn report(
-    out: &mut Output,
-    format: OutputFormat,
-    delivery: &Delivery,
-) -> Result<(), crate::output::OutputError> {
+fn report(out: &mut Output, format: OutputFormat, delivery: &Delivery) -> Result<(), OutputError> {
     match format {
         OutputFormat::Text => {
             status!(
@@ -287,5 +364,35 @@ fn report(
             out.write(line.as_bytes())?;
             out.print("\n")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_is_one_sentence() {
+        let summary = Summary {
+            topic: "orders",
+            records: 100_000,
+            bytes: 588_890,
+            seconds: 1.234,
+            errors: 0,
+        };
+        assert_eq!(
+            summary.text(),
+            "Produced 100000 records (588890 bytes) to orders in 1.23 s, 0 errors."
+        );
+        let one = Summary {
+            records: 1,
+            bytes: 1,
+            errors: 1,
+            ..summary
+        };
+        assert_eq!(
+            one.text(),
+            "Produced 1 record (1 byte) to orders in 1.23 s, 1 error."
+        );
     }
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use strata_client::NewTopic;
 use strata_proto::types::TopicName;
 
+use super::topic_alter::Growth;
 use super::{client_error, topic_alter, topic_describe, Context};
 use crate::args::TopicCommand;
 use crate::exit::{CliError, ExitStatus};
@@ -51,8 +52,13 @@ pub async fn run(context: &mut Context, command: TopicCommand) -> Result<ExitSta
         TopicCommand::AlterConfig { name, set, delete } => {
             topic_alter::alter_config(context, &name, set, delete).await
         }
-        TopicCommand::AddPartitions { name, count } => {
-            topic_alter::add_partitions(context, &name, count).await
+        TopicCommand::AddPartitions { name, count, total } => {
+            let growth = match (count, total) {
+                (Some(count), _) => Growth::Add(count),
+                (None, Some(total)) => Growth::Total(total),
+                (None, None) => return Err(CliError::usage("give -n N or --total N")),
+            };
+            topic_alter::add_partitions(context, &name, growth).await
         }
     }
 }

@@ -64,10 +64,35 @@ pub async fn alter_config(
     Ok(ExitStatus::Success)
 }
 
+/// How `add-partitions` grows a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Growth {
+    /// `-n N`: N more partitions.
+    Add(i32),
+    /// `--total N`: N partitions in all, as Kafka's `--partitions N`.
+    Total(i32),
+}
+
+impl Growth {
+    /// The partition count after growing from `before`; a usage error when that is not more.
+    pub fn partitions_after(self, before: i32) -> Result<i32, CliError> {
+        match self {
+            Growth::Add(count) => before.checked_add(count).ok_or_else(|| {
+                CliError::usage(format!("{before} + {count} partitions is too many"))
+            }),
+            Growth::Total(total) if total > before => Ok(total),
+            Growth::Total(total) => Err(CliError::usage(format!(
+                "--total {total} must be more than the {before} partitions the topic has \
+                 (partitions can be added, never removed)"
+            ))),
+        }
+    }
+}
+
 pub async fn add_partitions(
     context: &mut Context,
     topic: &str,
-    count: i32,
+    growth: Growth,
 ) -> Result<ExitStatus, CliError> {
     let admin = context.client.admin();
     let context_error =
@@ -81,9 +106,7 @@ pub async fn add_partitions(
     let before = i32::try_from(before).map_err(|_| {
         CliError::failure("INVALID_PARTITIONS", "the topic has too many partitions")
     })?;
-    let after = before
-        .checked_add(count)
-        .ok_or_else(|| CliError::usage(format!("{before} + {count} partitions is too many")))?;
+    let after = growth.partitions_after(before)?;
     status!(
         "warning: keyed records map to partitions by hash modulo the partition count; \
          after this change most keys go to a different partition than their earlier records"
@@ -113,4 +136,20 @@ pub async fn add_partitions(
         }
     }
     Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn add_counts_up_and_total_sets_the_count() {
+        assert_eq!(Growth::Add(3).partitions_after(2).unwrap(), 5);
+        assert_eq!(Growth::Total(12).partitions_after(2).unwrap(), 12);
+        for refused in [Growth::Total(2), Growth::Total(1), Growth::Add(i32::MAX)] {
+            let error = refused.partitions_after(2).unwrap_err();
+            assert_eq!(error.exit, ExitStatus::Usage, "{refused:?}");
+        }
+    }
 }

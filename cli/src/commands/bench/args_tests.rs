@@ -13,7 +13,7 @@ fn spec(args: &[&str]) -> BenchSpec {
     let mut argv = vec!["strata", "bench"];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    let Command::Bench(command) = cli.command else {
+    let Some(Command::Bench(command)) = cli.command else {
         panic!("not bench");
     };
     BenchSpec::from(command)
@@ -139,10 +139,7 @@ fn global_flags_reach_the_bench() {
         "json",
     ])
     .unwrap();
-    assert_eq!(
-        cli.global.client_settings,
-        [("linger.ms".into(), "1".into())]
-    );
+    assert_eq!(cli.global.settings(), [("linger.ms".into(), "1".into())]);
     assert_eq!(cli.global.format, crate::output::OutputFormat::Json);
 }
 

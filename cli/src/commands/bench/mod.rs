@@ -64,7 +64,8 @@ pub async fn run(
     mut interrupts: Interrupts,
 ) -> Result<ExitStatus, CliError> {
     let spec = BenchSpec::from(command);
-    let settings = split_settings(spec.mode, &context.global.client_settings);
+    let client_settings = context.global.settings();
+    let settings = split_settings(spec.mode, &client_settings);
     let topic = tokio::select! {
         facts = setup::prepare_topic(context, &spec.run) => facts?,
         () = interrupts.requested() => return Ok(ExitStatus::Interrupted),
@@ -96,7 +97,7 @@ pub async fn run(
         launch
             .as_ref()
             .map(|launch| (&launch.resolved, launch.window)),
-        &context.global.client_settings,
+        &client_settings,
     );
     status!("{}", params.line());
     let stopper = Stopper::install(interrupts);

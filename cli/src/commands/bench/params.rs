@@ -12,17 +12,8 @@ use serde::Serialize;
 
 use super::args::{BenchSpec, Mode, ProducerArgs, Stop};
 use crate::args::{AcksArg, CompressionArg};
+use crate::client_settings::{applies_to, Applies};
 
-/// The consumer's `-X` names; in `e2e` every other name goes to the producers, and
-/// `retry.backoff.ms`, which both know, to both.
-const CONSUMER_SETTINGS: &[&str] = &[
-    "fetch.min.bytes",
-    "fetch.max.wait.ms",
-    "fetch.max.bytes",
-    "max.partition.fetch.bytes",
-    "retry.backoff.ms",
-];
-const SHARED_SETTINGS: &[&str] = &["retry.backoff.ms"];
 /// The client's `buffer.memory` default (32 MiB), for sizing the delivery window.
 pub const DEFAULT_BUFFER_MEMORY_BYTES: usize = 32 << 20;
 
@@ -40,15 +31,16 @@ pub fn split_settings(mode: Mode, settings: &[(String, String)]) -> SplitSetting
         match mode {
             Mode::Produce => split.producer.push(pair),
             Mode::Consume => split.consumer.push(pair),
-            Mode::EndToEnd => {
-                let for_consumer = CONSUMER_SETTINGS.contains(&key.as_str());
-                if !for_consumer || SHARED_SETTINGS.contains(&key.as_str()) {
+            // In e2e the consumer's names go to the consumers, names both know to both, and
+            // every other name to the producers (which refuse the ones they do not know).
+            Mode::EndToEnd => match applies_to(key) {
+                Some(Applies::Consumer) => split.consumer.push(pair),
+                Some(Applies::Both) => {
                     split.producer.push(pair.clone());
-                }
-                if for_consumer {
                     split.consumer.push(pair);
                 }
-            }
+                Some(Applies::Producer) | None => split.producer.push(pair),
+            },
         }
     }
     split
