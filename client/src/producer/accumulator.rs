@@ -5,11 +5,19 @@
 //! allocation of its own. One batch is open at a time. It is sealed (encoded, compressed,
 //! ready to send) when
 //!
-//! - the next record would push it past `batch.size` (that record opens the next batch; a
-//!   single record larger than `batch.size` gets a batch of its own),
-//! - it reached `batch.size`,
+//! - the next record would push it past its size limit (that record opens the next batch;
+//!   a single record larger than the limit gets a batch of its own),
+//! - it reached its size limit,
 //! - `linger.ms` passed since its first record, or
 //! - a flush or close asks for it.
+//!
+//! The size limit adapts to the partition's pipeline (adaptive batching): while a request
+//! slot is free it is `batch.size`, so a slow producer's records leave after `linger.ms`
+//! in small batches; while every slot is taken ([`Accumulator::set_pipeline_full`]) a new
+//! batch could not leave anyway, so the open batch keeps growing, up to
+//! `max.request.size`, and goes as one large request when a slot frees. A busy producer
+//! thus sends few large requests with the default settings instead of queueing many
+//! `batch.size` ones behind the in-flight limit.
 //!
 //! Sealed batches wait in FIFO order until the partition's sender has a free in-flight
 //! slot. The accumulator does no I/O and reads no clock: callers pass `now`, so tests
@@ -103,6 +111,8 @@ pub(crate) struct Accumulator {
     memory: Arc<Semaphore>,
     open: Option<OpenBatch>,
     sealed: VecDeque<SealedBatch>,
+    /// Every in-flight slot of the partition is taken: batches grow past `batch.size`.
+    pipeline_full: bool,
     /// The size of the last sealed batch: the next one reserves about as much, so a
     /// partition that sends small batches does not reserve `batch.size` each time.
     last_batch_bytes: usize,
@@ -131,6 +141,7 @@ impl Accumulator {
             memory,
             open: None,
             sealed: VecDeque::new(),
+            pipeline_full: false,
             last_batch_bytes: batch_size_bytes,
             last_batch_records: 0,
         }
@@ -167,7 +178,7 @@ impl Accumulator {
             .records
             .push(incoming.record, incoming.memory, incoming.link);
         let completion = open.records.completion().clone();
-        if open.builder.estimated_size_bytes() >= self.batch_size_bytes {
+        if open.builder.estimated_size_bytes() >= self.size_limit_bytes() {
             self.seal();
             wake = true;
         }
@@ -194,6 +205,7 @@ impl Accumulator {
                 ),
             ));
         }
+        let limit = self.size_limit_bytes();
         for _ in 0..2 {
             if self.open.is_none() {
                 *wake = true;
@@ -204,7 +216,7 @@ impl Accumulator {
             };
             if open
                 .builder
-                .append_within(fields, self.batch_size_bytes)
+                .append_within(fields, limit)
                 .map_err(Error::Record)?
             {
                 return Ok(());
@@ -226,7 +238,7 @@ impl Accumulator {
             ..BatchSettings::default()
         };
         let capacity = (self.last_batch_bytes + self.last_batch_bytes / 8)
-            .min(self.batch_size_bytes)
+            .min(self.size_limit_bytes())
             .clamp(BATCH_CAPACITY_MIN, BATCH_CAPACITY_MAX);
         OpenBatch {
             builder: BatchBuilder::with_capacity(settings, capacity),
@@ -237,6 +249,35 @@ impl Accumulator {
             ),
             opened_at: now,
             deadline: now + self.delivery_timeout,
+        }
+    }
+
+    /// The size the open batch is sealed at: `batch.size`, or `max.request.size` while
+    /// the pipeline is full (see the module docs).
+    fn size_limit_bytes(&self) -> usize {
+        if self.pipeline_full {
+            self.max_request_size_bytes.max(self.batch_size_bytes)
+        } else {
+            self.batch_size_bytes
+        }
+    }
+
+    /// Tells the accumulator whether every in-flight slot of the partition is taken.
+    pub(crate) fn set_pipeline_full(&mut self, full: bool) {
+        self.pipeline_full = full;
+    }
+
+    /// Seals the open batch if it may leave now: its linger time is over, or it grew past
+    /// `batch.size` while the pipeline was full.
+    pub(crate) fn seal_if_ready(&mut self, now: Instant) {
+        let grown = self
+            .open
+            .as_ref()
+            .is_some_and(|open| open.builder.estimated_size_bytes() >= self.batch_size_bytes);
+        if grown {
+            self.seal();
+        } else {
+            self.seal_if_lingered(now);
         }
     }
 

@@ -185,3 +185,52 @@ async fn a_dropped_accumulator_fails_its_records_with_closed() {
     assert_eq!(fixture.tracker.outstanding_records(), 0);
     assert_eq!(fixture.memory.available_permits(), MEMORY);
 }
+
+/// Adaptive batching: while every request slot is taken, the open batch grows past
+/// `batch.size` up to `max.request.size`; once a slot frees it leaves at once, without
+/// waiting for its linger time, and batches close at `batch.size` again.
+#[tokio::test(start_paused = true)]
+async fn a_full_pipeline_grows_the_open_batch_up_to_the_request_limit() {
+    let fixture = Fixture::new();
+    let mut accumulator = fixture.accumulator(Compression::None, 1_000, 10_000);
+    accumulator.set_pipeline_full(true);
+    for _ in 0..20 {
+        drop(fixture.append(&mut accumulator, 200));
+    }
+    assert!(
+        !accumulator.has_sealed(),
+        "4,000 bytes: still one open batch"
+    );
+    for _ in 0..40 {
+        drop(fixture.append(&mut accumulator, 200));
+    }
+    let first = accumulator
+        .pop_sealed()
+        .expect("sealed at max.request.size");
+    assert!(first.bytes.len() <= 10_000 && first.bytes.len() > 9_000);
+    assert!(first.records.len() > 40);
+
+    accumulator.set_pipeline_full(false);
+    let now = Instant::now();
+    accumulator.seal_if_ready(now);
+    let grown = accumulator
+        .pop_sealed()
+        .expect("a grown batch leaves when a slot frees");
+    assert!(grown.bytes.len() > 1_000, "{} bytes", grown.bytes.len());
+
+    for _ in 0..10 {
+        drop(fixture.append(&mut accumulator, 200));
+    }
+    while let Some(batch) = accumulator.pop_sealed() {
+        assert!(
+            batch.bytes.len() <= 1_000,
+            "batch.size again: {}",
+            batch.bytes.len()
+        );
+    }
+    accumulator.seal_if_ready(now);
+    assert!(
+        !accumulator.has_sealed(),
+        "a small open batch still waits for its linger time"
+    );
+}

@@ -113,7 +113,11 @@ impl ProducerBuilder {
         self
     }
 
-    /// `batch.size`: the per-partition batch cap in bytes; 16 KiB.
+    /// `batch.size`: the size in bytes a partition's batch is sent at while a request slot
+    /// is free; 16 KiB. While all `max_in_flight` requests of the partition are
+    /// outstanding, the open batch keeps growing up to `max.request.size` and leaves as
+    /// soon as a slot frees (adaptive batching): a busy producer sends large requests with
+    /// the defaults, a slow one keeps its latency.
     pub fn batch_size(mut self, bytes: usize) -> ProducerBuilder {
         self.config.batch_size_bytes = bytes;
         self
@@ -171,7 +175,8 @@ impl ProducerBuilder {
         self
     }
 
-    /// `max.request.size`: the largest batch sent; 1 MiB. Larger records fail at once.
+    /// `max.request.size`: the largest batch sent, and the size a batch grows to while the
+    /// partition's pipeline is full; 1 MiB. Larger records fail at once.
     pub fn max_request_size(mut self, bytes: usize) -> ProducerBuilder {
         self.config.max_request_size_bytes = bytes;
         self

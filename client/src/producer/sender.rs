@@ -94,11 +94,13 @@ impl PartitionSender {
             let now = Instant::now();
             let closing = self.context.is_closing();
             let ready = self.ready_for_a_batch();
+            let full = self.pipeline_full();
             self.accumulate(|accumulator| {
+                accumulator.set_pipeline_full(full);
                 if closing {
                     accumulator.seal();
                 } else if ready {
-                    accumulator.seal_if_lingered(now);
+                    accumulator.seal_if_ready(now);
                 }
             });
             self.pump().await;
@@ -142,6 +144,15 @@ impl PartitionSender {
             && self.accumulate(|accumulator| accumulator.has_sealed()) != Some(true)
     }
 
+    /// Whether a batch sealed now could not leave: every in-flight slot is taken (or the
+    /// partition waits to resend). Then the open batch keeps growing (adaptive batching,
+    /// see [`super::accumulator`]).
+    fn pipeline_full(&self) -> bool {
+        self.in_flight.len() >= self.context.config.max_in_flight
+            || self.in_flight.first_unsent().is_some()
+            || self.retry_at.is_some()
+    }
+
     /// The earliest moment something is due: linger (when a batch could leave), retry,
     /// a request timeout or a delivery deadline.
     fn next_wake(&self) -> Option<Instant> {
@@ -175,7 +186,7 @@ impl PartitionSender {
         let ready = self.ready_for_a_batch();
         self.accumulate(|accumulator| {
             if ready {
-                accumulator.seal_if_lingered(now);
+                accumulator.seal_if_ready(now);
             }
             accumulator.expire(now, delivery_timeout);
         });
