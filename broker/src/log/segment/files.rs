@@ -103,7 +103,7 @@ impl SegmentFiles {
                 ),
             })?;
         let direct = if spec.direct_io {
-            open_direct(&spec.log_path)
+            open_direct(&spec.log_path, mode)
         } else {
             None
         };
@@ -138,16 +138,21 @@ impl SegmentFiles {
 }
 
 /// The `.log` opened for direct I/O, or `None` (buffered I/O) where the filesystem refuses
-/// `O_DIRECT` (tmpfs, some network filesystems), which is logged once per opening.
-fn open_direct(log_path: &Path) -> Option<DirectFile> {
+/// `O_DIRECT` (tmpfs, some network filesystems). That is a warning for an active segment;
+/// a sealed one, opened again by every read that finds it cold, only logs it at debug.
+fn open_direct(log_path: &Path, mode: IndexMode) -> Option<DirectFile> {
     match direct::open(log_path) {
         Ok(file) => Some(DirectFile::new(file)),
-        Err(error) => {
+        Err(error) if mode == IndexMode::Appendable => {
             tracing::warn!(
                 path = %log_path.display(),
                 %error,
                 "direct I/O is not available for this segment; using the page cache"
             );
+            None
+        }
+        Err(error) => {
+            tracing::debug!(path = %log_path.display(), %error, "direct I/O is not available");
             None
         }
     }
