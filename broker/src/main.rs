@@ -28,6 +28,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use strata_broker::node::config::{BrokerSettings, LogFormat, LogIo, ServeArgs};
 use strata_broker::node::descriptors::{self, DescriptorBudget};
 use strata_broker::node::{Limits, Node, NodeConfig};
+use strata_broker::service::connections::ConnectionSettings;
 
 /// The Strata broker.
 #[derive(Debug, Parser)]
@@ -163,9 +164,11 @@ async fn run(settings: BrokerSettings) -> anyhow::Result<ExitCode> {
     tracing::info!(listen = %listener.local_addr()?, data_dir = %settings.data_dir.display(), "broker ready");
 
     let stopping = Arc::clone(&node);
+    tokio::spawn(return_idle_memory());
     let mut server = Box::pin(strata_broker::service::serve(
         Arc::clone(&node),
         listener,
+        connection_settings(&settings),
         async move { stopping.stopping().await },
     ));
     let signal = tokio::select! {
@@ -197,6 +200,15 @@ async fn run(settings: BrokerSettings) -> anyhow::Result<ExitCode> {
     tokio::task::spawn_blocking(move || node.shutdown()).await??;
     tracing::info!("clean shutdown complete");
     Ok(ExitCode::SUCCESS)
+}
+
+fn connection_settings(settings: &BrokerSettings) -> ConnectionSettings {
+    ConnectionSettings {
+        max_connections_per_ip: settings.max_connections_per_ip,
+        max_streams_per_ip: settings.max_streams_per_ip,
+        handshake_timeout: Duration::from_millis(settings.handshake_timeout_ms),
+        idle_timeout: Duration::from_millis(settings.connections_max_idle_ms),
+    }
 }
 
 fn fatal_exit(reason: &str) -> ExitCode {
@@ -240,7 +252,8 @@ impl Signals {
     }
 }
 
-/// Keeps freed memory in glibc's malloc instead of handing it back to the kernel.
+/// Keeps freed memory in glibc's malloc for reuse while the broker is busy; see
+/// [`return_idle_memory`] for when it goes back.
 ///
 /// HTTP/2 frames of up to 1 MiB are kept as they arrive (produce batches until they are
 /// written, fetched batches until they are consumed), so each frame's buffer is a fresh
@@ -248,13 +261,20 @@ impl Signals {
 /// freed memory at once, and every page of every frame is then faulted in anew: 125,000
 /// to 350,000 page faults while a consumer read 2.5 GB, about a third of its CPU on a
 /// VM whose first touch of a page costs 4 µs (`docs/BENCHMARKS.md` item 16). With these
-/// settings freed buffers are reused, and the process keeps its peak heap.
+/// settings freed buffers are reused, and up to `M_TRIM_THRESHOLD` of free memory stays
+/// at the top of the heap while traffic flows.
+///
+/// One malloc arena for every thread: `malloc_trim` gives back the free top of the main
+/// arena only, and the per-thread arenas glibc adds otherwise (up to 8 per core) kept
+/// the top of their heaps, tens of MB each after a burst, for good (issue 18 row 11).
+/// Small allocations still come from each thread's cache without the arena's lock.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
-    // 32 MiB is the largest mmap threshold glibc accepts; 1 GiB may sit free on the heap.
+    // 32 MiB is the largest mmap threshold glibc accepts.
     for (parameter, value) in [
+        (libc::M_ARENA_MAX, 1),
         (libc::M_MMAP_THRESHOLD, 32 << 20),
-        (libc::M_TRIM_THRESHOLD, 1 << 30),
+        (libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES),
     ] {
         // SAFETY: mallopt takes two integers by value and changes only malloc's tuning.
         unsafe { libc::mallopt(parameter, value) };
@@ -263,3 +283,44 @@ fn keep_freed_memory() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
+
+/// Free memory glibc may keep at the top of its heap (it was 1 GiB: a burst of fetches
+/// or decompressions then held hundreds of MB for good, issue 18 row 11).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_THRESHOLD_BYTES: i32 = 64 << 20;
+
+/// How often the broker looks whether it has been quiet.
+const QUIET_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Fewer record bytes than this moved in one [`QUIET_CHECK_INTERVAL`] is quiet (an idle
+/// consumer's long polls, a trickle of small batches).
+const QUIET_RECORD_BYTES_MAX: u64 = 16 << 20;
+
+/// Hands memory that malloc keeps free back to the kernel while the broker is quiet, so
+/// that the memory of a burst (or of connections that closed) does not stay with the
+/// process: every [`QUIET_CHECK_INTERVAL`] in which fewer than [`QUIET_RECORD_BYTES_MAX`]
+/// record bytes moved, `malloc_trim(0)` releases the free pages of every malloc arena
+/// (a few hundred microseconds when there is little to release). Under steady traffic
+/// nothing is trimmed, and freed buffers are reused as [`keep_freed_memory`] intends.
+async fn return_idle_memory() {
+    let mut last_total = strata_broker::service::traffic::record_bytes_total();
+    loop {
+        tokio::time::sleep(QUIET_CHECK_INTERVAL).await;
+        let total = strata_broker::service::traffic::record_bytes_total();
+        let moved = total.saturating_sub(last_total);
+        last_total = total;
+        if moved < QUIET_RECORD_BYTES_MAX {
+            // A failed task (a panic in malloc_trim) changes nothing worth reporting.
+            let _ = tokio::task::spawn_blocking(trim_free_memory).await;
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_free_memory() {
+    // SAFETY: malloc_trim takes an integer by value; it only releases free pages.
+    unsafe { libc::malloc_trim(0) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_free_memory() {}

@@ -15,6 +15,9 @@
 //!   instead of copying when the range lies inside one. prost reads `bytes` fields with
 //!   `copy_to_bytes`, so a batch that arrived in one HTTP/2 frame is decoded in place.
 //! - [`Chunks::take_message`] checks the prefix and takes one message out.
+//! - [`Chunks::skip_message`] passes over a streamed message that is over the limit,
+//!   keeping only its first bytes (for [`produce_request_head`]) and dropping the rest as
+//!   it arrives, so that the broker can refuse one oversized request and read on.
 
 use std::collections::VecDeque;
 
@@ -41,6 +44,8 @@ const PARTITIONS_FIELD: u32 = 1;
 const RECORDS_FIELD: u32 = 6;
 /// `FetchedPartition.fetch_offset`, the one field numbered after `records`.
 const FETCH_OFFSET_FIELD: u32 = 7;
+/// `ProduceRequest.records`, the last field: prost writes every other field before it.
+const PRODUCE_RECORDS_FIELD: u32 = 6;
 
 /// Why a sequence of chunks is not one acceptable gRPC message.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -184,6 +189,18 @@ pub fn encode_message(message: &impl Message) -> Bytes {
 pub struct Chunks {
     chunks: VecDeque<Bytes>,
     remaining: usize,
+    /// Bytes of a skipped message ([`Chunks::skip_message`]) still to arrive; they are
+    /// dropped by [`Chunks::append`], never held. While it is not zero, nothing is held.
+    discard: u64,
+}
+
+/// A streamed message over the limit, passed over by [`Chunks::skip_message`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedMessage {
+    /// The length its prefix claimed.
+    pub length: u64,
+    /// Its first bytes (all of it when it is shorter than asked for).
+    pub head: Bytes,
 }
 
 impl Chunks {
@@ -216,11 +233,45 @@ impl Chunks {
     /// Adds the next chunk of a stream of messages. The caller bounds the buffer: it
     /// appends only while [`Chunks::next_message`] has no whole message, which refuses a
     /// prefix over its limit, so at most one message and one chunk are ever held.
-    pub fn append(&mut self, chunk: Bytes) {
+    ///
+    /// The bytes of a message being skipped ([`Chunks::skip_message`]) are dropped here.
+    pub fn append(&mut self, mut chunk: Bytes) {
+        if self.discard > 0 {
+            let dropped = usize::try_from(self.discard).map_or(chunk.len(), |d| d.min(chunk.len()));
+            chunk.advance(dropped);
+            self.discard -= dropped as u64;
+        }
         if !chunk.is_empty() {
             self.remaining += chunk.len();
             self.chunks.push_back(chunk);
         }
+    }
+
+    /// Whether the stream stopped inside a message: bytes of an unfinished message are
+    /// held, or bytes of a skipped one are still expected.
+    pub fn inside_message(&self) -> bool {
+        self.remaining > 0 || self.discard > 0
+    }
+
+    /// Passes over the message at the front of a stream of messages, whichever its
+    /// length (the caller has seen [`Chunks::next_message`] refuse it as too large):
+    /// once its first `head_bytes` (all of it, if shorter) are here, takes them and its
+    /// prefix off the front, and drops the rest of it: what is held now, and what
+    /// [`Chunks::append`] receives later. `None` while the prefix or the head is still
+    /// incomplete. Never holds more than the head and one chunk.
+    pub fn skip_message(&mut self, head_bytes: usize) -> Option<SkippedMessage> {
+        let length = self.claimed_length()?;
+        let head_length = usize::try_from(length).map_or(head_bytes, |l| l.min(head_bytes));
+        if self.remaining < PREFIX_BYTES + head_length {
+            return None;
+        }
+        self.advance(PREFIX_BYTES);
+        let head = self.copy_to_bytes(head_length);
+        let rest = length - head_length as u64;
+        let held = usize::try_from(rest).map_or(self.remaining, |r| r.min(self.remaining));
+        self.advance(held);
+        self.discard = rest - held as u64;
+        Some(SkippedMessage { length, head })
     }
 
     /// Takes the next whole message (without its prefix) off the front of a stream of
@@ -323,6 +374,33 @@ impl Chunks {
             });
         }
         Ok(Some(self))
+    }
+}
+
+/// The fields of a produce request that come before its batch (request id, topic,
+/// partition, acks, timeout), read from the request's first bytes; the batch is left
+/// empty. `None` when those bytes do not reach the batch's field key, or are not the
+/// fields of a produce request. prost writes fields in number order and the batch is the
+/// last, so a request's first few hundred bytes hold all the others (a topic name is at
+/// most 249 bytes).
+pub fn produce_request_head(head: &[u8]) -> Option<ProduceRequest> {
+    let mut rest = head;
+    loop {
+        let start = head.len() - rest.len();
+        if rest.is_empty() {
+            return None;
+        }
+        let (tag, wire_type) = prost::encoding::decode_key(&mut rest).ok()?;
+        if tag == PRODUCE_RECORDS_FIELD {
+            return ProduceRequest::decode(head.get(..start)?).ok();
+        }
+        prost::encoding::skip_field(
+            wire_type,
+            tag,
+            &mut rest,
+            prost::encoding::DecodeContext::default(),
+        )
+        .ok()?;
     }
 }
 
@@ -564,6 +642,107 @@ mod tests {
         assert_eq!(
             produce_request_chunks(empty.clone()).unwrap(),
             [encode_message(&empty)]
+        );
+    }
+
+    fn produce_request(records: usize) -> ProduceRequest {
+        ProduceRequest {
+            request_id: 41,
+            topic: "orders".to_owned(),
+            partition: 3,
+            acks: -1,
+            timeout_ms: 30_000,
+            records: Bytes::from(vec![7; records]),
+        }
+    }
+
+    #[test]
+    fn an_oversized_message_is_skipped_keeping_its_head_and_the_next_one_comes_out() {
+        let big = encode_message(&produce_request(5000));
+        let next = encode_message(&produce_request(10));
+        let wire = Bytes::from([big.to_vec(), next.to_vec()].concat());
+        for cut in [1, 5, 100, 511, 517, 600, 4000, big.len(), big.len() + 3] {
+            let mut chunks = Chunks::new();
+            chunks.append(wire.slice(..cut));
+            assert!(matches!(
+                chunks.next_message(1024),
+                Err(FrameError::TooLarge { .. }) | Ok(None)
+            ));
+            let skipped = match chunks.skip_message(512) {
+                Some(skipped) => skipped,
+                None => {
+                    chunks.append(wire.slice(cut..));
+                    chunks.skip_message(512).expect("the head is here")
+                }
+            };
+            assert_eq!(skipped.length, big.len() as u64 - 5, "cut at {cut}");
+            assert_eq!(skipped.head, big.slice(5..517));
+            assert!(chunks.remaining() <= wire.len() - 517);
+            if cut >= 517 {
+                // What was held of the skipped request is gone; the rest is dropped as
+                // it arrives.
+                chunks.append(wire.slice(cut..));
+            }
+            let message = chunks
+                .next_message(1024)
+                .unwrap()
+                .expect("the next request");
+            assert_eq!(
+                ProduceRequest::decode(message).unwrap(),
+                produce_request(10)
+            );
+            assert!(!chunks.inside_message());
+        }
+    }
+
+    #[test]
+    fn a_skipped_message_arriving_later_is_dropped_as_it_comes() {
+        let big = encode_message(&produce_request(100_000));
+        let mut chunks = Chunks::new();
+        chunks.append(big.slice(..600));
+        let skipped = chunks.skip_message(512).unwrap();
+        assert_eq!(skipped.length, big.len() as u64 - 5);
+        assert_eq!(chunks.remaining(), 0);
+        assert!(chunks.inside_message(), "the rest is still to come");
+        for piece in big.slice(600..).chunks(7000) {
+            chunks.append(Bytes::copy_from_slice(piece));
+            assert_eq!(
+                chunks.remaining(),
+                0,
+                "nothing of the skipped message is held"
+            );
+        }
+        assert!(!chunks.inside_message());
+        chunks.append(encode_message(&produce_request(1)));
+        assert!(chunks.next_message(1024).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_produce_requests_head_gives_every_field_but_the_batch() {
+        let request = produce_request(5000);
+        let encoded = request.encode_to_vec();
+        let head = produce_request_head(&encoded[..512]).unwrap();
+        assert_eq!(
+            head,
+            ProduceRequest {
+                records: Bytes::new(),
+                ..request.clone()
+            }
+        );
+        // Cut before the batch's key, or not a produce request: nothing.
+        let key_at = encoded.len() - 5000 - 3;
+        assert_eq!(produce_request_head(&encoded[..key_at]), None);
+        assert!(produce_request_head(&encoded[..key_at + 1]).is_some());
+        assert_eq!(produce_request_head(&[0x0f, 0x00, 0x01]), None);
+        assert_eq!(produce_request_head(&[]), None);
+        // A topic name longer than the head: nothing.
+        let long_topic = ProduceRequest {
+            topic: "t".repeat(600),
+            ..request
+        };
+        assert_eq!(
+            produce_request_head(&long_topic.encode_to_vec()[..512]),
+            None
         );
     }
 

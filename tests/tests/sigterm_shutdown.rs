@@ -32,6 +32,10 @@ const TOPIC: &str = "drained";
 const PARTITIONS: i32 = 3;
 /// Longer than any wait of these tests: the broker must not need it.
 const LONG_GRACE_MS: &str = "120000";
+/// A handshake timeout longer than any of these tests, so that a frozen connection
+/// ([`frozen_connection`]) stays open until the shutdown deals with it; by default the
+/// broker closes it after 10 s, which a slow run could reach.
+const LONG_HANDSHAKE_TIMEOUT: [&str; 2] = ["--handshake-timeout-ms", "600000"];
 
 /// `(partition, offset)` of an acknowledged record, by value.
 type Acked = BTreeMap<String, (i32, i64)>;
@@ -75,7 +79,8 @@ fn wait_until_refusing(address: SocketAddr) {
 
 /// A client that sent nothing, not even the HTTP/2 preface, and never will (a process
 /// frozen right after connecting): the broker cannot close its connection gracefully, so
-/// only the grace period ends it.
+/// only the grace period ends it (or the handshake timeout, which these tests set longer
+/// than themselves: [`LONG_HANDSHAKE_TIMEOUT`]).
 fn frozen_connection(address: SocketAddr) -> TcpStream {
     TcpStream::connect(address).unwrap()
 }
@@ -324,7 +329,13 @@ async fn a_sigterm_under_load_loses_nothing_and_the_same_clients_go_on_after_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigterm_during_the_grace_period_exits_130_and_the_next_start_recovers() {
     let data = tempfile::tempdir().unwrap();
-    let args = ["--shutdown-grace-ms", LONG_GRACE_MS];
+    let [handshake_flag, handshake_ms] = LONG_HANDSHAKE_TIMEOUT;
+    let args = [
+        "--shutdown-grace-ms",
+        LONG_GRACE_MS,
+        handshake_flag,
+        handshake_ms,
+    ];
     let (mut broker, client) = start_with_topic(data.path(), &args).await;
     let producer = producer_of(&client);
     let acked = send_acked(&producer, "c", 200).await;
@@ -348,8 +359,9 @@ async fn a_second_sigterm_during_the_grace_period_exits_130_and_the_next_start_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_never_closes_is_cut_when_the_grace_period_ends() {
     let data = tempfile::tempdir().unwrap();
-    let (mut broker, client) =
-        start_with_topic(data.path(), &["--shutdown-grace-ms", "1000"]).await;
+    let [handshake_flag, handshake_ms] = LONG_HANDSHAKE_TIMEOUT;
+    let args = ["--shutdown-grace-ms", "1000", handshake_flag, handshake_ms];
+    let (mut broker, client) = start_with_topic(data.path(), &args).await;
     let producer = producer_of(&client);
     let acked = send_acked(&producer, "d", 50).await;
     let _held_open = frozen_connection(broker.address());

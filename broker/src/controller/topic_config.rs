@@ -30,11 +30,11 @@
 //! and [`TopicConfig::ignored_overrides`] lists it so that opening the controller can log
 //! a warning per topic.
 //!
-//! `message_max_bytes` is for the produce path to enforce per topic. Not done yet:
-//! `Node::produce` validates every batch against the broker's `message_max_bytes` only, so
-//! a topic limit below the broker's is stored and shown but not applied. The log's own
-//! `batch_bytes_max` is a storage sanity bound and stays at the broker's value, so
-//! lowering the topic limit can never make batches already stored look damaged.
+//! `message_max_bytes` is enforced by the produce path: `Node::produce` checks each batch
+//! (and each record) against the smaller of the topic's effective value and the
+//! broker's. The log's own `batch_bytes_max` is a storage sanity bound and stays at the
+//! broker's value, so lowering the topic limit can never make batches already stored
+//! look damaged.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -327,12 +327,23 @@ impl Node {
             })
     }
 
-    fn validate_limits(&self) -> ValidateLimits {
+    /// The checks a batch produced to `topic` must pass. Its size limits are the topic's
+    /// `message_max_bytes` where that is below the broker's (the broker's sizes the
+    /// transport, and a topic cannot be set above it). A compressed batch may expand to
+    /// at most `decompressed_bytes_max` (the caller bounds that memory broker-wide,
+    /// `service::decompression`).
+    fn validate_limits(&self, topic: &str, decompressed_bytes_max: usize) -> ValidateLimits {
         let limits = &self.config.limits;
+        let message_max_bytes = self
+            .topic_message_max_bytes(topic)
+            .map_or(limits.message_max_bytes, |topic_max| {
+                topic_max.min(limits.message_max_bytes)
+            });
         let now_ms = SystemClock.now_ms();
         ValidateLimits {
-            batch_bytes_max: limits.message_max_bytes,
-            record_bytes_max: limits.message_max_bytes,
+            batch_bytes_max: message_max_bytes,
+            record_bytes_max: message_max_bytes,
+            decompressed_bytes_max,
             timestamp_window: Some(TimestampWindow {
                 now_ms,
                 before_ms_max: limits.timestamp_before_max_ms.unwrap_or(i64::MAX),
@@ -342,20 +353,32 @@ impl Node {
         }
     }
 
+    /// The effective `message_max_bytes` of `topic` (its override, else the broker
+    /// default), or `None` for a topic the metadata does not know.
+    fn topic_message_max_bytes(&self, topic: &str) -> Option<usize> {
+        let image = self.controller.image();
+        let state = image.topics.get(topic)?;
+        let effective = TopicConfig::effective(&state.configs, self.controller.defaults());
+        Some(usize::try_from(effective.message_max_bytes.value).unwrap_or(0))
+    }
+
     /// Writes one batch (validated, deduplicated) and returns the pending append; the
     /// caller awaits [`PendingAppend::commit`] for the acknowledgement. A producer's
-    /// batches are written in the order of these calls.
+    /// batches are written in the order of these calls. A compressed batch whose records
+    /// expand beyond `decompressed_bytes_max` is refused (`MESSAGE_TOO_LARGE`) and not
+    /// written.
     pub async fn produce(
         self: &Arc<Self>,
         topic: &str,
         partition: i32,
         batch: Bytes,
+        decompressed_bytes_max: usize,
     ) -> Result<PendingAppend, NodeError> {
         if self.is_shutting_down() {
             return Err(NodeError::ShuttingDown);
         }
         let handle = self.partition(topic, partition)?;
-        let limits = self.validate_limits();
+        let limits = self.validate_limits(topic, decompressed_bytes_max);
         let inline = batch.len() <= INLINE_WRITE_BYTES_MAX
             && !handle.log.append_would_roll(batch.len() as u64);
         let written = if inline {

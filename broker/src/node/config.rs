@@ -71,6 +71,22 @@ pub struct ServeArgs {
     /// before the broker stops serving anyway and closes its logs, in milliseconds.
     #[arg(long, env = "STRATA_SHUTDOWN_GRACE_MS", value_name = "MS")]
     pub shutdown_grace_ms: Option<u64>,
+    /// Most connections one client address may have open; more are closed at once
+    /// (Kafka's `max.connections.per.ip`).
+    #[arg(long, env = "STRATA_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Most calls (gRPC streams) one client address may have open across its
+    /// connections; more are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "STRATA_MAX_STREAMS_PER_IP", value_name = "N")]
+    pub max_streams_per_ip: Option<usize>,
+    /// How long a new connection may take to send the HTTP/2 preface before it is
+    /// closed, in milliseconds.
+    #[arg(long, env = "STRATA_HANDSHAKE_TIMEOUT_MS", value_name = "MS")]
+    pub handshake_timeout_ms: Option<u64>,
+    /// How long a connection may stay open with no call open before it is closed, in
+    /// milliseconds (Kafka's `connections.max.idle.ms`).
+    #[arg(long, env = "STRATA_CONNECTIONS_MAX_IDLE_MS", value_name = "MS")]
+    pub connections_max_idle_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,6 +120,10 @@ struct FileConfig {
     worker_threads: Option<usize>,
     log_format: Option<String>,
     shutdown_grace_ms: Option<u64>,
+    max_connections_per_ip: Option<usize>,
+    max_streams_per_ip: Option<usize>,
+    handshake_timeout_ms: Option<u64>,
+    connections_max_idle_ms: Option<u64>,
 }
 
 /// Where a setting's value came from.
@@ -136,6 +156,12 @@ const RETENTION_CHECK_INTERVAL_MS_MAX: u64 = 7 * 24 * 3_600_000;
 /// Longest shutdown grace period accepted: an hour (longer is a typo; orchestrators
 /// give a stopping container seconds to minutes).
 const SHUTDOWN_GRACE_MS_MAX: u64 = 3_600_000;
+
+/// Largest per-address connection or call cap accepted (more is a typo).
+const PER_IP_MAX: usize = 1_000_000;
+
+/// Longest handshake or idle timeout accepted: a week (longer is a typo).
+const CONNECTION_TIMEOUT_MS_MAX: u64 = 7 * 24 * 3_600_000;
 
 /// A bad setting, naming its source.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +201,12 @@ pub struct BrokerSettings {
     pub log_format: LogFormat,
     /// How long a shutdown waits for connections to close (see `main.rs`).
     pub shutdown_grace_ms: u64,
+    /// Listener limits per client address, and connection timeouts
+    /// (`service::connections`).
+    pub max_connections_per_ip: usize,
+    pub max_streams_per_ip: usize,
+    pub handshake_timeout_ms: u64,
+    pub connections_max_idle_ms: u64,
     sources: BTreeMap<&'static str, Source>,
 }
 
@@ -396,6 +428,34 @@ impl BrokerSettings {
             file.shutdown_grace_ms,
             30_000,
         );
+        let max_connections_per_ip = merger.pick(
+            "max_connections_per_ip",
+            "max_connections_per_ip",
+            args.max_connections_per_ip,
+            file.max_connections_per_ip,
+            256,
+        );
+        let max_streams_per_ip = merger.pick(
+            "max_streams_per_ip",
+            "max_streams_per_ip",
+            args.max_streams_per_ip,
+            file.max_streams_per_ip,
+            1024,
+        );
+        let handshake_timeout_ms = merger.pick(
+            "handshake_timeout_ms",
+            "handshake_timeout_ms",
+            args.handshake_timeout_ms,
+            file.handshake_timeout_ms,
+            10_000,
+        );
+        let connections_max_idle_ms = merger.pick(
+            "connections_max_idle_ms",
+            "connections_max_idle_ms",
+            args.connections_max_idle_ms,
+            file.connections_max_idle_ms,
+            600_000,
+        );
 
         let invalid =
             |merger: &Merger<'_>, key: &'static str, reason: String| ConfigError::Invalid {
@@ -458,6 +518,30 @@ impl BrokerSettings {
                 format!("must be between 0 and {SHUTDOWN_GRACE_MS_MAX}"),
             ));
         }
+        for (key, value) in [
+            ("max_connections_per_ip", max_connections_per_ip),
+            ("max_streams_per_ip", max_streams_per_ip),
+        ] {
+            if !(1..=PER_IP_MAX).contains(&value) {
+                return Err(invalid(
+                    &merger,
+                    key,
+                    format!("must be between 1 and {PER_IP_MAX}"),
+                ));
+            }
+        }
+        for (key, value) in [
+            ("handshake_timeout_ms", handshake_timeout_ms),
+            ("connections_max_idle_ms", connections_max_idle_ms),
+        ] {
+            if !(1..=CONNECTION_TIMEOUT_MS_MAX).contains(&value) {
+                return Err(invalid(
+                    &merger,
+                    key,
+                    format!("must be between 1 and {CONNECTION_TIMEOUT_MS_MAX}"),
+                ));
+            }
+        }
         if !(1024..=(64 << 20)).contains(&message_max_bytes) {
             return Err(invalid(
                 &merger,
@@ -496,6 +580,10 @@ impl BrokerSettings {
             worker_threads,
             log_format,
             shutdown_grace_ms,
+            max_connections_per_ip,
+            max_streams_per_ip,
+            handshake_timeout_ms,
+            connections_max_idle_ms,
             sources: merger.sources,
         })
     }
@@ -540,6 +628,19 @@ impl BrokerSettings {
             ),
         );
         line("shutdown_grace_ms", self.shutdown_grace_ms.to_string());
+        line(
+            "max_connections_per_ip",
+            self.max_connections_per_ip.to_string(),
+        );
+        line("max_streams_per_ip", self.max_streams_per_ip.to_string());
+        line(
+            "handshake_timeout_ms",
+            self.handshake_timeout_ms.to_string(),
+        );
+        line(
+            "connections_max_idle_ms",
+            self.connections_max_idle_ms.to_string(),
+        );
         let _ = writeln!(
             out,
             "\n[listeners]\ngrpc = {:?} # {}",
@@ -671,6 +772,52 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "shutdown_grace_ms (from file): must be between 0 and 3600000"
+        );
+    }
+
+    #[test]
+    fn connection_limits_have_kafka_like_defaults_and_come_from_flag_env_or_file() {
+        let settings = load(&[], None).unwrap();
+        assert_eq!(
+            (
+                settings.max_connections_per_ip,
+                settings.max_streams_per_ip,
+                settings.handshake_timeout_ms,
+                settings.connections_max_idle_ms
+            ),
+            (256, 1024, 10_000, 600_000)
+        );
+        let printed = settings.to_annotated_toml();
+        assert!(printed.contains("max_connections_per_ip = 256 # default"));
+        assert!(printed.contains("connections_max_idle_ms = 600000 # default"));
+        let settings = load(
+            &[
+                "--max-connections-per-ip",
+                "8",
+                "--max-streams-per-ip",
+                "16",
+                "--handshake-timeout-ms",
+                "500",
+            ],
+            Some("connections_max_idle_ms = 2000\n"),
+        )
+        .unwrap();
+        assert_eq!(settings.max_connections_per_ip, 8);
+        assert_eq!(settings.max_streams_per_ip, 16);
+        assert_eq!(settings.handshake_timeout_ms, 500);
+        assert_eq!(settings.connections_max_idle_ms, 2000);
+        assert!(settings
+            .to_annotated_toml()
+            .contains("connections_max_idle_ms = 2000 # file"));
+        let error = load(&["--max-connections-per-ip", "0"], None).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "max_connections_per_ip (from flag): must be between 1 and 1000000"
+        );
+        let error = load(&[], Some("handshake_timeout_ms = 0\n")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "handshake_timeout_ms (from file): must be between 1 and 604800000"
         );
     }
 

@@ -1,7 +1,7 @@
 //! The `ClientApi` gRPC service: each method converts the request, makes one call into
 //! [`Node`] (or its controller), and converts the answer. No logic lives here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,10 +15,11 @@ use strata_proto::api::v1::{
     MetadataResponse, OffsetSpec, ProduceRequest, TopicResult,
 };
 use strata_proto::types::{LeaderEpoch, Offset};
+use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::produce::{self, ProduceStream};
-use super::{fetch_session, metadata, status};
+use super::produce::{self, ProduceInbound, ProduceStream};
+use super::{fetch_session, metadata, status, traffic};
 use crate::controller::{MetadataImage, NewTopic};
 use crate::node::{FetchSpec, Node, NodeError, OffsetQuery};
 
@@ -189,9 +190,12 @@ impl ClientApi for ClientApiService {
         &self,
         request: Request<Streaming<ProduceRequest>>,
     ) -> Result<Response<Self::ProduceStream>, Status> {
+        let inbound = request
+            .into_inner()
+            .map(|request| request.map(ProduceInbound::Request));
         Ok(Response::new(produce::serve(
             Arc::clone(&self.node),
-            request.into_inner(),
+            inbound,
         )))
     }
 
@@ -292,11 +296,25 @@ impl ClientApi for ClientApiService {
 
 /// Answers a fetch: the long poll in [`Node::fetch`], each partition's outcome converted.
 /// Shared by the generated handler and the zero-copy fetch path ([`super::fast_path`]).
+///
+/// A partition named more than once is read once, at its first entry; its later entries
+/// are answered `INVALID_REQUEST` without reading, so repeating one partition cannot
+/// multiply what the broker reads and holds for one answer. The answer as a whole holds
+/// at most the broker's `fetch_max_bytes` (plus the first batch, KIP-74): the node clamps
+/// the request's `max_bytes` to it.
 pub(crate) async fn fetch_response(node: &Arc<Node>, request: FetchRequest) -> FetchResponse {
+    let mut seen = HashSet::with_capacity(request.partitions.len().min(1024));
+    let repeated: Vec<bool> = request
+        .partitions
+        .iter()
+        .map(|partition| !seen.insert((partition.topic.as_str(), partition.partition)))
+        .collect();
     let specs: Vec<FetchSpec> = request
         .partitions
         .iter()
-        .map(|partition| FetchSpec {
+        .zip(&repeated)
+        .filter(|(_, repeated)| !**repeated)
+        .map(|(partition, _)| FetchSpec {
             topic: partition.topic.clone(),
             partition: partition.partition,
             fetch_offset: Offset(partition.fetch_offset),
@@ -313,30 +331,61 @@ pub(crate) async fn fetch_response(node: &Arc<Node>, request: FetchRequest) -> F
             request.max_bytes as usize,
         )
         .await;
+    let fetched_bytes = results
+        .iter()
+        .filter_map(|result| result.as_ref().ok())
+        .map(|data| data.records.len())
+        .sum();
+    traffic::record(fetched_bytes);
+    let mut results = results.into_iter();
     let partitions = request
         .partitions
         .into_iter()
-        .zip(results)
-        .map(|(partition, result)| match result {
-            Ok(data) => FetchedPartition {
-                topic: partition.topic,
-                partition: partition.partition,
-                error: Some(status::none()),
-                high_watermark: data.high_watermark.0,
-                log_start_offset: data.log_start_offset.0,
-                records: data.records,
-                fetch_offset: partition.fetch_offset,
-            },
-            Err(error) => FetchedPartition {
-                topic: partition.topic,
-                partition: partition.partition,
-                error: Some(status::to_wire(&error)),
-                high_watermark: -1,
-                log_start_offset: -1,
-                records: bytes::Bytes::new(),
-                fetch_offset: partition.fetch_offset,
-            },
+        .zip(repeated)
+        .map(|(partition, repeated)| {
+            let result = if repeated {
+                Err(NodeError::InvalidRequest {
+                    reason: format!(
+                        "{}-{} appears more than once in this fetch; it is answered at its \
+                         first entry only",
+                        partition.topic, partition.partition
+                    ),
+                })
+            } else {
+                results.next().unwrap_or_else(|| {
+                    Err(NodeError::InvalidRequest {
+                        reason: "the fetch returned fewer partitions than asked".to_owned(),
+                    })
+                })
+            };
+            fetched_partition(partition, result)
         })
         .collect();
     FetchResponse { partitions }
+}
+
+fn fetched_partition(
+    partition: strata_proto::api::v1::FetchPartition,
+    result: Result<crate::node::FetchedData, NodeError>,
+) -> FetchedPartition {
+    match result {
+        Ok(data) => FetchedPartition {
+            topic: partition.topic,
+            partition: partition.partition,
+            error: Some(status::none()),
+            high_watermark: data.high_watermark.0,
+            log_start_offset: data.log_start_offset.0,
+            records: data.records,
+            fetch_offset: partition.fetch_offset,
+        },
+        Err(error) => FetchedPartition {
+            topic: partition.topic,
+            partition: partition.partition,
+            error: Some(status::to_wire(&error)),
+            high_watermark: -1,
+            log_start_offset: -1,
+            records: bytes::Bytes::new(),
+            fetch_offset: partition.fetch_offset,
+        },
+    }
 }

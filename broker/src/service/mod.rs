@@ -4,6 +4,8 @@
 //! and the generated types besides `main.rs`.
 //!
 //! - [`client_api`]: the `strata.v1.ClientApi` service.
+//! - [`connections`]: caps per client address, handshake and idle timeouts.
+//! - [`decompression`]: the broker-wide bound on memory for checking compressed batches.
 //! - [`fast_path`]: fetch and produce answered in front of tonic's router, so batches
 //!   are not copied into or out of tonic's buffers.
 //! - [`fetch_session`]: the fetch stream, answered ahead of the reader.
@@ -12,17 +14,22 @@
 //! - [`status`]: the one domain-error → wire-code mapping.
 //! - [`transport_status`]: tonic's own refusals (decode limit, bad protobuf) answered
 //!   with the codes reliability.md asks for.
+//! - [`traffic`]: record bytes moved, so the binary can tell a quiet broker.
 //!
 //! [`serve`] builds the server with explicit limits (reliability.md §7): decode limit =
 //! the largest batch plus framing, encode limit = the largest fetch plus framing,
-//! bounded concurrent streams and header list size, HTTP/2 keepalive.
+//! bounded concurrent streams and header list size, HTTP/2 keepalive, and the
+//! per-address caps and timeouts of [`connections`].
 
 pub mod client_api;
+pub mod connections;
+pub mod decompression;
 pub mod fast_path;
 pub mod fetch_session;
 pub mod metadata;
 pub mod produce;
 pub mod status;
+pub mod traffic;
 pub mod transport_status;
 
 use std::net::SocketAddr;
@@ -48,6 +55,7 @@ const FRAMING_BYTES: usize = 64 * 1024;
 pub async fn serve(
     node: Arc<Node>,
     listener: tokio::net::TcpListener,
+    connections: connections::ConnectionSettings,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let limits = node.config().limits.clone();
@@ -56,10 +64,9 @@ pub async fn serve(
     let service = ClientApiServer::new(client_api::ClientApiService::new(node))
         .max_decoding_message_size(decode_limit)
         .max_encoding_message_size(limits.fetch_max_bytes + FRAMING_BYTES);
-    // `Server::tcp_nodelay` does not apply to a caller-provided listener: set it on the
-    // accepted sockets here, or Nagle's algorithm holds small responses (~40 ms stalls).
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = connections::Incoming::new(listener, connections::Clients::new(connections));
     tonic::transport::Server::builder()
+        .layer(connections::StreamLimitLayer)
         .layer(tower::util::MapResponseLayer::new(
             transport_status::rewrite_response,
         ))

@@ -12,20 +12,49 @@
 //! it has read finish (written and committed, or refused) and be answered, then ends
 //! with UNAVAILABLE ([`status::shutting_down`]). Requests the client sent after the last
 //! one read get no answer on this stream; the client sends them again on a new one.
+//!
+//! A request over the transport's decode limit ([`ProduceInbound::Oversized`], read by
+//! the fast path from its first bytes) is answered alone with `MESSAGE_TOO_LARGE`, not
+//! retriable, and the stream goes on. A request that ends the stream (undecodable, or
+//! oversized beyond what can be skipped) is answered with its status only after every
+//! request read before it has been answered. Compressed batches are validated within the
+//! broker's decompression budget ([`super::decompression`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
 
-use strata_proto::api::v1::{ProduceRequest, ProduceResponse};
+use strata_proto::api::v1::{ErrorCode, ProduceRequest, ProduceResponse};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::{Stream, StreamExt};
 use tonic::Status;
 
-use super::{status, transport_status};
+use super::{decompression, status, traffic, transport_status};
 use crate::node::{Acks, Appended, Node, NodeError};
 
 /// The response stream type of `Produce`.
 pub type ProduceStream = Pin<Box<dyn Stream<Item = Result<ProduceResponse, Status>> + Send>>;
+
+/// One message of a produce stream, as the broker reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProduceInbound {
+    Request(ProduceRequest),
+    /// A request over the decode limit, of which only the fields before the batch were
+    /// read; the batch was dropped unread.
+    Oversized(OversizedRequest),
+}
+
+/// What is known of a request too large to read ([`ProduceInbound::Oversized`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OversizedRequest {
+    pub request_id: u64,
+    pub topic: String,
+    pub partition: i32,
+    pub acks: i32,
+    /// The length its gRPC prefix claimed.
+    pub length: u64,
+    /// The decode limit it is over.
+    pub limit: usize,
+}
 
 /// How many responses may wait for a slow client before the broker stops reading its
 /// requests (backpressure instead of an unbounded queue).
@@ -38,7 +67,7 @@ const COMMITS_IN_FLIGHT_MAX: usize = 256;
 /// or the fast path's ([`super::fast_path::produce`]).
 pub fn serve<S>(node: Arc<Node>, inbound: S) -> ProduceStream
 where
-    S: Stream<Item = Result<ProduceRequest, Status>> + Send + Unpin + 'static,
+    S: Stream<Item = Result<ProduceInbound, Status>> + Send + Unpin + 'static,
 {
     let (sender, receiver) = mpsc::channel(RESPONSES_QUEUED_MAX);
     let commits = Arc::new(Semaphore::new(COMMITS_IN_FLIGHT_MAX));
@@ -52,26 +81,28 @@ async fn run<S>(
     sender: mpsc::Sender<Result<ProduceResponse, Status>>,
     commits: Arc<Semaphore>,
 ) where
-    S: Stream<Item = Result<ProduceRequest, Status>> + Send + Unpin + 'static,
+    S: Stream<Item = Result<ProduceInbound, Status>> + Send + Unpin + 'static,
 {
     let stopping = node.stopping();
     tokio::pin!(stopping);
     loop {
-        let request = tokio::select! {
+        let inbound = tokio::select! {
             biased;
             () = &mut stopping => break,
-            request = inbound.next() => request,
+            inbound = inbound.next() => inbound,
         };
-        let Some(request) = request else {
-            return;
-        };
-        let request = match request {
-            Ok(request) => request,
-            Err(status) => {
-                let _ = sender
-                    .send(Err(transport_status::rewrite_status(status)))
-                    .await;
-                return;
+        let request = match inbound {
+            None => return,
+            Some(Ok(ProduceInbound::Request(request))) => request,
+            Some(Ok(ProduceInbound::Oversized(oversized))) => {
+                if oversized.acks != 0 && sender.send(Ok(too_large(&oversized))).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Some(Err(status)) => {
+                let status = transport_status::rewrite_status(status);
+                return end_after_commits(&commits, &sender, status).await;
             }
         };
         let request_id = request.request_id;
@@ -88,10 +119,15 @@ async fn run<S>(
         let Ok(commit_slot) = Arc::clone(&commits).acquire_owned().await else {
             return;
         };
+        traffic::record(request.records.len());
         // Written in order, here; committed concurrently, below.
-        let pending = node
-            .produce(&request.topic, request.partition, request.records)
-            .await;
+        let pending = decompression::produce_within_budget(
+            &node,
+            &request.topic,
+            request.partition,
+            request.records,
+        )
+        .await;
         let sender = sender.clone();
         tokio::spawn(async move {
             let _commit_slot = commit_slot;
@@ -109,19 +145,41 @@ async fn run<S>(
             let _ = sender.send(Ok(response)).await;
         });
     }
-    end_for_shutdown(&commits, &sender).await;
+    end_after_commits(&commits, &sender, status::shutting_down()).await;
 }
 
-/// Ends a stream whose broker shuts down: once every commit slot is free again (each
-/// request read has been committed or refused, and its answer queued), the retriable
-/// status goes out after those answers.
-async fn end_for_shutdown(
+/// Ends a stream with `status` (the retriable one of a shutdown, or why a request could
+/// not be read): once every commit slot is free again (each request read has been
+/// committed or refused, and its answer queued), the status goes out after those
+/// answers, so no request read is left unanswered.
+async fn end_after_commits(
     commits: &Semaphore,
     sender: &mpsc::Sender<Result<ProduceResponse, Status>>,
+    status: Status,
 ) {
     // Fails only on a closed semaphore, and this one is never closed.
     let _every_slot = commits.acquire_many(COMMITS_IN_FLIGHT_MAX as u32).await;
-    let _ = sender.send(Err(status::shutting_down())).await;
+    let _ = sender.send(Err(status)).await;
+}
+
+/// The answer to a request over the decode limit: refused alone, not retriable.
+fn too_large(oversized: &OversizedRequest) -> ProduceResponse {
+    let message = format!(
+        "request of {} bytes to {}-{} is over the broker's limit of {} bytes for one produce \
+         request (message_max_bytes plus room for the request's other fields); the batch was \
+         not written: lower the producer's batch size",
+        oversized.length, oversized.topic, oversized.partition, oversized.limit
+    );
+    ProduceResponse {
+        request_id: oversized.request_id,
+        error: Some(strata_proto::api::v1::Error::new(
+            ErrorCode::MessageTooLarge,
+            message,
+        )),
+        base_offset: -1,
+        log_append_time_ms: -1,
+        log_start_offset: -1,
+    }
 }
 
 fn success(request_id: u64, appended: Appended) -> ProduceResponse {
@@ -203,7 +261,7 @@ mod tests {
         let counter = Arc::clone(&pulled);
         let requests = tokio_stream::iter(0..sent as u64).map(move |id| {
             counter.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, Status>(request(id, "held"))
+            Ok::<_, Status>(ProduceInbound::Request(request(id, "held")))
         });
         let mut responses = serve(Arc::clone(&node), requests);
 
@@ -251,7 +309,7 @@ mod tests {
         fail::cfg("log::fsync_hold", &format!("return({})", segment.display())).unwrap();
 
         // The client's side stays open throughout: only the shutdown ends the stream.
-        let (client, requests) = mpsc::unbounded_channel::<Result<ProduceRequest, Status>>();
+        let (client, requests) = mpsc::unbounded_channel::<Result<ProduceInbound, Status>>();
         let pulled = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&pulled);
         let requests =
@@ -261,7 +319,9 @@ mod tests {
             });
         let mut responses = serve(Arc::clone(&node), requests);
         for id in 0..5 {
-            client.send(Ok(request(id, "draining"))).unwrap();
+            client
+                .send(Ok(ProduceInbound::Request(request(id, "draining"))))
+                .unwrap();
         }
         eventually("five requests are read", || {
             pulled.load(Ordering::SeqCst) == 5
@@ -271,7 +331,9 @@ mod tests {
         // Their commits wait for the held fsync while the shutdown begins; one more
         // request arrives after it.
         node.begin_shutdown();
-        client.send(Ok(request(5, "draining"))).unwrap();
+        client
+            .send(Ok(ProduceInbound::Request(request(5, "draining"))))
+            .unwrap();
         fail::cfg("log::fsync_hold", "off").unwrap();
 
         let mut answered = Vec::new();
@@ -299,6 +361,120 @@ mod tests {
             "nothing read after the shutdown"
         );
         drop(client);
+        drop(scenario);
+    }
+
+    /// Holds the fsync of `topic`'s only segment under `dir` until [`release_fsync`].
+    fn hold_fsync(dir: &std::path::Path, topic: &str) {
+        let segment = dir
+            .join(format!("{topic}-0"))
+            .join("00000000000000000000.log");
+        fail::cfg("log::fsync_hold", &format!("return({})", segment.display())).unwrap();
+    }
+
+    fn release_fsync() {
+        fail::cfg("log::fsync_hold", "off").unwrap();
+    }
+
+    /// Every item the stream yields until it ends or stays quiet for 2 s.
+    async fn drain(responses: &mut ProduceStream) -> Vec<Result<ProduceResponse, Status>> {
+        let mut items = Vec::new();
+        while let Ok(Some(item)) =
+            tokio::time::timeout(Duration::from_secs(2), responses.next()).await
+        {
+            items.push(item);
+        }
+        items
+    }
+
+    fn oversized(request_id: u64, acks: i32) -> ProduceInbound {
+        ProduceInbound::Oversized(OversizedRequest {
+            request_id,
+            topic: "mixed".to_owned(),
+            partition: 0,
+            acks,
+            length: 5_000_000,
+            limit: 1_114_112,
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_oversized_request_is_refused_alone_and_the_stream_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node_with_topic(dir.path(), "mixed");
+        let (client, requests) = mpsc::unbounded_channel::<Result<ProduceInbound, Status>>();
+        let mut responses = serve(
+            Arc::clone(&node),
+            tokio_stream::wrappers::UnboundedReceiverStream::new(requests),
+        );
+        client
+            .send(Ok(ProduceInbound::Request(request(1, "mixed"))))
+            .unwrap();
+        client.send(Ok(oversized(2, -1))).unwrap();
+        client.send(Ok(oversized(3, 0))).unwrap(); // acks=0: no answer
+        client
+            .send(Ok(ProduceInbound::Request(request(4, "mixed"))))
+            .unwrap();
+
+        let mut answers: Vec<ProduceResponse> = drain(&mut responses)
+            .await
+            .into_iter()
+            .map(|item| item.expect("the stream is not ended"))
+            .collect();
+        answers.sort_by_key(|response| response.request_id);
+        let summary: Vec<(u64, i32, i64)> = answers
+            .iter()
+            .map(|r| (r.request_id, r.error.as_ref().unwrap().code, r.base_offset))
+            .collect();
+        let too_large = ErrorCode::MessageTooLarge as i32;
+        assert_eq!(summary, [(1, 0, 0), (2, too_large, -1), (4, 0, 1)]);
+        let refusal = answers[1].error.as_ref().unwrap();
+        assert!(!refusal.retriable);
+        assert!(
+            refusal.message.contains("5000000") && refusal.message.contains("1114112"),
+            "{}",
+            refusal.message
+        );
+        // Still open: one more request is answered.
+        client
+            .send(Ok(ProduceInbound::Request(request(5, "mixed"))))
+            .unwrap();
+        let next = responses.next().await.unwrap().unwrap();
+        assert_eq!((next.request_id, next.base_offset), (5, 2));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_that_ends_the_stream_is_refused_after_every_earlier_one_is_answered() {
+        let scenario = fail::FailScenario::setup();
+        let dir = tempfile::tempdir().unwrap();
+        let node = node_with_topic(dir.path(), "ending");
+        hold_fsync(dir.path(), "ending");
+        let mut inbound: Vec<Result<ProduceInbound, Status>> = (0..5)
+            .map(|id| Ok(ProduceInbound::Request(request(id, "ending"))))
+            .collect();
+        inbound.push(Err(Status::resource_exhausted(
+            "message of 9 GB is over the limit",
+        )));
+        let mut responses = serve(Arc::clone(&node), tokio_stream::iter(inbound));
+        // The five commits wait for the held fsync while the stream's end is read.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        release_fsync();
+
+        let items = drain(&mut responses).await;
+        let (ended_with, answers) = items.split_last().expect("answers and a status");
+        let mut answered: Vec<(u64, i64)> = answers
+            .iter()
+            .map(|item| {
+                let response = item.as_ref().expect("answers before the status");
+                (response.request_id, response.base_offset)
+            })
+            .collect();
+        answered.sort_unstable();
+        assert_eq!(answered, [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)]);
+        let status = ended_with
+            .as_ref()
+            .expect_err("the stream ends with the status");
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
         drop(scenario);
     }
 }

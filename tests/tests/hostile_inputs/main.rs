@@ -7,7 +7,8 @@
 //! Rows not tested here: #10's gzip bomb (this build of tonic has no gzip, so a
 //! compressed message is refused before anything is decompressed — tested in
 //! [`transport`] as UNIMPLEMENTED); #11 (stream counts and never-ending streams are
-//! server settings, `max_concurrent_streams` in `service/mod.rs`, not a request); #22
+//! server settings, tested with the per-address caps and timeouts in
+//! `resource_bounds.rs`); #22
 //! lives in `idempotent_retry.rs`; #27's stale epoch cannot happen on one node, whose
 //! leader epochs stay 0 across restarts (only the future epoch is tested); #28 and later
 //! need groups, authorization and authentication, which the one-node broker lacks yet.

@@ -24,6 +24,14 @@
 //! decode limit is `RESOURCE_EXHAUSTED` before the message is buffered, a compressed flag
 //! without an encoding is `INTERNAL` (as the gRPC spec says), and bytes that are not the
 //! method's protobuf message are `INVALID_ARGUMENT`. Every other call goes to tonic.
+//!
+//! One exception, on the produce stream: a request over the decode limit whose fields
+//! before the batch can be read from its first [`OVERSIZED_HEAD_BYTES`] bytes, and whose
+//! length is at most [`OVERSIZED_SKIP_FACTOR`] times the limit, is refused alone
+//! (`MESSAGE_TOO_LARGE` in its response, [`crate::service::produce`]); its bytes are
+//! dropped as they arrive, never buffered, and the stream reads on. Any other oversized
+//! message (a 4 GiB length prefix, a head that is not a produce request's) still ends
+//! the call with `RESOURCE_EXHAUSTED`.
 
 pub mod fetch;
 pub mod produce;
@@ -34,7 +42,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::Buf;
 use http::{HeaderMap, HeaderValue};
 use http_body::Body as _;
 use prost::Message;
@@ -126,11 +133,44 @@ where
     }
 }
 
+/// How many leading bytes of an oversized produce request are read for its fields
+/// before the batch (a topic name is at most 249 bytes; the other fields take at most
+/// 30).
+pub const OVERSIZED_HEAD_BYTES: usize = 512;
+
+/// An oversized produce request is skipped (refused alone) only up to this many times
+/// the decode limit; a longer length prefix is taken for garbage and ends the stream.
+pub const OVERSIZED_SKIP_FACTOR: usize = 16;
+
+/// What a streaming call's request messages decode into.
+pub(super) trait InboundMessage: Sized {
+    /// Whether a message over the decode limit may be refused alone
+    /// ([`InboundMessage::oversized`]) instead of ending the call.
+    const REFUSES_OVERSIZED_ALONE: bool = false;
+
+    fn decode(message: Chunks) -> Result<Self, prost::DecodeError>;
+
+    /// The item standing for a message of `length` bytes over the decode limit `limit`,
+    /// from its first bytes `head`; `None` when they do not tell what it was (the call
+    /// then ends with `RESOURCE_EXHAUSTED`).
+    fn oversized(_head: &[u8], _length: u64, _limit: usize) -> Option<Self> {
+        None
+    }
+}
+
+impl InboundMessage for strata_proto::api::v1::FetchSessionRequest {
+    fn decode(message: Chunks) -> Result<Self, prost::DecodeError> {
+        <Self as Message>::decode(message)
+    }
+}
+
 /// The messages of a streaming request body, decoded as their last byte arrives.
 pub(super) struct RequestStream<M> {
     body: Body,
     chunks: Chunks,
     limit: usize,
+    /// The length of an oversized message whose head is being waited for.
+    oversized: Option<u64>,
     /// After the body's end or the first error: nothing more is read.
     ended: bool,
     message: PhantomData<fn() -> M>,
@@ -142,13 +182,58 @@ impl<M> RequestStream<M> {
             body,
             chunks: Chunks::new(),
             limit,
+            oversized: None,
             ended: false,
             message: PhantomData,
         }
     }
+
+    /// The longest message refused alone rather than ending the call.
+    fn skip_length_max(&self) -> u64 {
+        self.limit.saturating_mul(OVERSIZED_SKIP_FACTOR) as u64
+    }
 }
 
-impl<M: Message + Default> Stream for RequestStream<M> {
+impl<M: InboundMessage> RequestStream<M> {
+    /// The next message, or the status ending the call; `None` when more bytes are
+    /// needed.
+    fn next_item(&mut self) -> Option<Result<M, Status>> {
+        if let Some(length) = self.oversized {
+            let skipped = self.chunks.skip_message(OVERSIZED_HEAD_BYTES)?;
+            self.oversized = None;
+            return Some(match M::oversized(&skipped.head, length, self.limit) {
+                Some(item) => Ok(item),
+                None => {
+                    self.ended = true;
+                    Err(frame_status(FrameError::TooLarge {
+                        length,
+                        limit: self.limit,
+                    }))
+                }
+            });
+        }
+        match self.chunks.next_message(self.limit) {
+            Ok(Some(message)) => {
+                let decoded = M::decode(message);
+                self.ended = decoded.is_err();
+                Some(decoded.map_err(|error| decode_status(&error)))
+            }
+            Ok(None) => None,
+            Err(FrameError::TooLarge { length, .. })
+                if M::REFUSES_OVERSIZED_ALONE && length <= self.skip_length_max() =>
+            {
+                self.oversized = Some(length);
+                self.next_item()
+            }
+            Err(error) => {
+                self.ended = true;
+                Some(Err(frame_status(error)))
+            }
+        }
+    }
+}
+
+impl<M: InboundMessage> Stream for RequestStream<M> {
     type Item = Result<M, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -157,17 +242,8 @@ impl<M: Message + Default> Stream for RequestStream<M> {
             if this.ended {
                 return Poll::Ready(None);
             }
-            match this.chunks.next_message(this.limit) {
-                Ok(Some(message)) => {
-                    let decoded = M::decode(message);
-                    this.ended = decoded.is_err();
-                    return Poll::Ready(Some(decoded.map_err(|error| decode_status(&error))));
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    this.ended = true;
-                    return Poll::Ready(Some(Err(frame_status(error))));
-                }
+            if let Some(item) = this.next_item() {
+                return Poll::Ready(Some(item));
             }
             match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
                 Some(Ok(frame)) => {
@@ -181,7 +257,7 @@ impl<M: Message + Default> Stream for RequestStream<M> {
                 }
                 None => {
                     this.ended = true;
-                    if this.chunks.has_remaining() {
+                    if this.chunks.inside_message() {
                         return Poll::Ready(Some(Err(Status::invalid_argument(
                             "the stream ended inside a message",
                         ))));
