@@ -77,8 +77,9 @@ impl Format {
     }
 }
 
-/// A format checked for input; reads records one by one from a [`BufRead`].
-#[derive(Debug)]
+/// A format checked for input; reads records one by one from a [`BufRead`]. A clone starts
+/// counting records where the original was, so clone it before reading.
+#[derive(Debug, Clone)]
 pub struct InputFormat {
     tokens: Vec<Token>,
     line_oriented: bool,

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::args::ProduceArgs;
 use crate::exit::CliError;
 use crate::format::Format;
-use crate::format_input::{InputError, ParsedRecord};
+use crate::format_input::{InputError, InputFormat, ParsedRecord};
 
 /// Parsed input records waiting to be produced; bounds memory when the input is fast.
 const INPUT_QUEUE_RECORDS: usize = 1024;
@@ -56,7 +56,7 @@ impl Source {
 pub enum Input {
     Values(Vec<String>),
     Sources {
-        format: Format,
+        format: InputFormat,
         sources: Vec<Source>,
     },
 }
@@ -73,8 +73,9 @@ impl Input {
             return Ok(Input::Values(args.values.clone()));
         }
         let source = args.input_format.as_deref().unwrap_or("%v\\n");
-        let format = Format::parse(source).map_err(CliError::usage)?;
-        format.clone().for_input(source).map_err(CliError::usage)?;
+        let format = Format::parse(source)
+            .and_then(|format| format.for_input(source))
+            .map_err(CliError::usage)?;
         let sources = match args.files.as_slice() {
             [] => vec![Source::Stdin],
             files => files
@@ -131,7 +132,7 @@ fn open_source(path: &Path) -> Result<Source, CliError> {
 }
 
 /// The reader thread: every source in order, each with the format's record count from 1.
-fn read_sources(format: &Format, sources: Vec<Source>, sender: &mpsc::Sender<InputItem>) {
+fn read_sources(format: &InputFormat, sources: Vec<Source>, sender: &mpsc::Sender<InputItem>) {
     for source in sources {
         let name = source.name();
         let reader: Box<dyn Read> = match source {
@@ -139,10 +140,7 @@ fn read_sources(format: &Format, sources: Vec<Source>, sender: &mpsc::Sender<Inp
             Source::File { file, .. } => Box::new(file),
         };
         let mut reader = BufReader::with_capacity(64 * 1024, reader);
-        // The format was checked for input in `Input::open`.
-        let Ok(mut records) = format.clone().for_input("") else {
-            return;
-        };
+        let mut records = format.clone();
         loop {
             let item = match records.read_record(&mut reader) {
                 Ok(Some(parsed)) => Ok(parsed),
