@@ -196,6 +196,103 @@ async fn a_delivery_timeout_while_the_broker_is_paused_writes_nothing_twice() {
     assert!(!producer.is_fatal());
 }
 
+/// Waits (bounded) until the broker has read a produce request matching `what`
+/// (stream number, partition, base sequence).
+async fn read_by_broker(
+    broker: &TestBroker,
+    description: &str,
+    what: impl Fn((usize, i32, i32)) -> bool,
+) {
+    for _ in 0..2000 {
+        if broker
+            .state
+            .lock()
+            .unwrap()
+            .produce_log
+            .iter()
+            .any(|entry| what(*entry))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let log = broker.state.lock().unwrap().produce_log.clone();
+    panic!("the broker never read {description}: {log:?}");
+}
+
+/// A partition whose stream was replaced by another partition's timeout resends what it
+/// has outstanding on the new stream before anything newer: a stream never carries a
+/// partition's later batch while an earlier one is only on an older stream (the broker
+/// serves streams in parallel and would refuse the later one for the gap, a fatal error).
+#[tokio::test]
+async fn a_stream_replaced_by_another_partition_carries_each_partition_from_its_oldest_batch() {
+    let broker = TestBroker::start(&[("t", 2)]).await;
+    let client = client(&broker).await;
+    let producer = client
+        .producer()
+        .linger(Duration::ZERO)
+        .batch_size(1) // one record per batch
+        .request_timeout(Duration::from_secs(3))
+        .retry_backoff(Duration::from_millis(10))
+        .delivery_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    broker.pause(true);
+    let mut futures = vec![producer
+        .enqueue(Record::to("t").partition(0).value("a"))
+        .unwrap()];
+    read_by_broker(&broker, "a", |(_, partition, _)| partition == 0).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    futures.push(
+        producer
+            .enqueue(Record::to("t").partition(1).value("b"))
+            .unwrap(),
+    );
+    read_by_broker(&broker, "b", |(_, partition, _)| partition == 1).await;
+    let first = broker.state.lock().unwrap().produce_log.last().unwrap().0;
+    // Partition 0 times out first and resends on a new stream; partition 1, 1.5 s
+    // younger, has not timed out yet when its next records come.
+    read_by_broker(&broker, "a resent", |(stream, partition, _)| {
+        partition == 0 && stream > first
+    })
+    .await;
+    for value in ["c", "d"] {
+        futures.push(
+            producer
+                .enqueue(Record::to("t").partition(1).value(value))
+                .unwrap(),
+        );
+    }
+    // A paused stream is read up to its first request: this is what partition 1 sent
+    // first on a newer stream.
+    read_by_broker(&broker, "partition 1 again", |(stream, partition, _)| {
+        partition == 1 && stream > first
+    })
+    .await;
+    broker.pause(false);
+    for future in futures {
+        tokio::time::timeout(Duration::from_secs(20), future)
+            .await
+            .expect("answered after the pause")
+            .unwrap();
+    }
+    assert!(!producer.is_fatal());
+    assert_eq!(broker.values("t", 1), ["b", "c", "d"]);
+    let log = broker.state.lock().unwrap().produce_log.clone();
+    let mut first_on_stream = std::collections::HashMap::new();
+    for (stream, partition, sequence) in &log {
+        first_on_stream
+            .entry((*stream, *partition))
+            .or_insert(*sequence);
+    }
+    for ((stream, partition), sequence) in first_on_stream {
+        assert_eq!(
+            sequence, 0,
+            "stream {stream} carried partition {partition} from sequence {sequence}: {log:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_refused_batch_fails_alone_and_later_batches_are_renumbered() {
     let broker = TestBroker::start(&[("t", 1)]).await;

@@ -46,6 +46,9 @@ pub(crate) struct State {
     pub(crate) produce_requests: usize,
     /// Produce requests read from their streams, processed or held by a pause.
     pub(crate) produce_requests_received: usize,
+    /// Every produce request as read: (stream number, partition, base sequence).
+    pub(crate) produce_log: Vec<(usize, i32, i32)>,
+    produce_streams: usize,
     /// `FetchStream` calls started, and whether they are refused as `UNIMPLEMENTED` (as
     /// a broker from before fetch sessions would).
     pub(crate) fetch_streams: usize,
@@ -309,9 +312,32 @@ impl ClientApi for Service {
         let (answers, receiver) = mpsc::channel(64);
         let state = self.state.clone();
         let mut paused = self.paused.subscribe();
+        let stream = {
+            let mut state = state.lock().unwrap();
+            state.produce_streams += 1;
+            state.produce_streams
+        };
+        // Requests are read (and logged) as they come, paused or not; a pause holds their
+        // processing, as a stopped broker's socket buffers hold them.
+        let (read, mut held) = mpsc::unbounded_channel();
+        let reader_state = state.clone();
         tokio::spawn(async move {
             while let Some(Ok(request)) = requests.next().await {
-                state.lock().unwrap().produce_requests_received += 1;
+                let mut state = reader_state.lock().unwrap();
+                state.produce_requests_received += 1;
+                let sequence = check_stored_batch(&request.records, usize::MAX)
+                    .map_or(-1, |header| header.base_sequence);
+                state
+                    .produce_log
+                    .push((stream, request.partition, sequence));
+                drop(state);
+                if read.send(request).is_err() {
+                    return;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(request) = held.recv().await {
                 while *paused.borrow_and_update() {
                     if paused.changed().await.is_err() {
                         return;

@@ -248,19 +248,22 @@ impl PartitionSender {
         if !self.ensure_identity().await {
             return;
         }
-        while let Some(index) = self.in_flight.first_unsent() {
-            if !self.send_entry(index, &leader).await {
+        // Always the oldest unsent entry first: a send that finds its stream replaced makes
+        // every entry unsent again, and they must leave before any newer batch.
+        loop {
+            if let Some(index) = self.in_flight.first_unsent() {
+                if !self.send_entry(index, &leader).await {
+                    return;
+                }
+                continue;
+            }
+            if self.in_flight.len() >= self.context.config.max_in_flight {
                 return;
             }
-        }
-        while self.in_flight.len() < self.context.config.max_in_flight {
             let Some(batch) = self.accumulate(Accumulator::pop_sealed).flatten() else {
                 return;
             };
-            let index = self.in_flight.push(batch);
-            if !self.send_entry(index, &leader).await {
-                return;
-            }
+            self.in_flight.push(batch);
         }
     }
 
