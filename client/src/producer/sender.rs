@@ -104,6 +104,10 @@ impl PartitionSender {
                 }
             });
             self.pump().await;
+            // What the enqueuing threads see until the next event: a pipeline just filled
+            // by `pump` lets the open batch grow.
+            let full = self.pipeline_full();
+            self.accumulate(|accumulator| accumulator.set_pipeline_full(full));
             // Orphans are dropped at the end: no later batch of this producer follows them.
             if self.context.is_closing()
                 && self.in_flight.only_orphans()
