@@ -149,6 +149,10 @@ impl LogManager {
             reclaimer,
         };
         let mut logs = BTreeMap::new();
+        // Whether a partition directory (live, set aside or being deleted) was found: a
+        // directory with none and no marker is new rather than crashed. Recovery does not
+        // care (it has no log to scan); only the start-up log says so.
+        let mut holds_partitions = false;
         let entries = fs::read_dir(data_dir)
             .map_err(|source| LogError::io("list data directory", data_dir, source))?;
         for entry in entries {
@@ -159,6 +163,11 @@ impl LogManager {
                 continue;
             }
             let name = entry.file_name();
+            holds_partitions |= name.to_str().is_some_and(|name| {
+                name.contains(ORPHANED_INFIX)
+                    || name.ends_with(".deleted")
+                    || TopicPartition::parse_dir_name(name).is_some()
+            });
             if name
                 .to_str()
                 .is_some_and(|name| name.contains(ORPHANED_INFIX))
@@ -186,7 +195,12 @@ impl LogManager {
         }
         let offline = logs.values().filter(|log| log.is_offline()).count();
         let open_segments = resources.open_segments.stats();
-        tracing::info!(data_dir = %data_dir.display(), partitions = logs.len(), offline, ?previous,
+        let previous_name = match previous {
+            PreviousShutdown::Crashed if !holds_partitions => "New",
+            PreviousShutdown::Crashed => "Crashed",
+            PreviousShutdown::Clean => "Clean",
+        };
+        tracing::info!(data_dir = %data_dir.display(), partitions = logs.len(), offline, previous = %previous_name,
             sealed_segments_open = open_segments.open,
             sealed_segments_open_max = resources.open_segments.capacity(), "opened logs");
         Ok(LogManager {
