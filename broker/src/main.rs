@@ -3,7 +3,12 @@
 //! segments. Settings: flags > `STRATA_…` env > `--config` TOML > defaults;
 //! `--print-config` shows the merged result.
 //!
-//! Signals, once the broker listens (before that a signal ends the process, and the next
+//! Start-up takes the listen address (resolving a host name, binding the port) before
+//! it opens the data directory: a taken port or an unknown host stops the start with
+//! one line that names the address, and leaves the data directory as it was. Connections
+//! are accepted only once the logs are open and recovered.
+//!
+//! Signals, once the broker serves (before that a signal ends the process, and the next
 //! start recovers):
 //!
 //! - The first SIGTERM or SIGINT closes the listener, sends every connection an HTTP/2
@@ -25,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use strata_broker::node::config::{BrokerSettings, LogFormat, LogIo, ServeArgs};
+use strata_broker::node::config::{BrokerSettings, HostPort, LogFormat, LogIo, ServeArgs};
 use strata_broker::node::descriptors::{self, DescriptorBudget};
 use strata_broker::node::{Limits, Node, NodeConfig};
 use strata_broker::service::connections::ConnectionSettings;
@@ -92,7 +97,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(settings)) {
+    // Before the data directory is opened: a start that cannot listen leaves it alone.
+    let reserved = match runtime.block_on(Reserved::bind(&settings.listen)) {
+        Ok(reserved) => reserved,
+        Err(error) => {
+            eprintln!("strata-broker: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings, reserved)) {
         Ok(code) => code,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -149,7 +162,79 @@ fn node_config(settings: &BrokerSettings, descriptor_budget: DescriptorBudget) -
     }
 }
 
-async fn run(settings: BrokerSettings) -> anyhow::Result<ExitCode> {
+/// The listen address, bound but not listening yet: the port is taken (a second broker
+/// on it fails at once), while connection attempts are refused until the broker serves.
+struct Reserved {
+    socket: tokio::net::TcpSocket,
+    /// How the address is named in messages: `127.0.0.1:7070`, or
+    /// `localhost:7070 (127.0.0.1:7070)` for a host name.
+    shown: String,
+}
+
+/// A listen address the broker cannot take.
+#[derive(Debug, thiserror::Error)]
+enum ListenError {
+    #[error(transparent)]
+    Resolve(#[from] strata_broker::node::config::ResolveError),
+    #[error("cannot listen on {shown}: {}", describe_listen_error(.source))]
+    Bind {
+        shown: String,
+        source: std::io::Error,
+    },
+}
+
+fn describe_listen_error(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => "address in use (is another broker running?)".into(),
+        std::io::ErrorKind::AddrNotAvailable => {
+            "address not available (no network interface of this host has it)".into()
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            format!("{error} (ports below 1024 need privileges)")
+        }
+        _ => error.to_string(),
+    }
+}
+
+impl Reserved {
+    /// Resolves `address` and binds its port, with `SO_REUSEADDR` as any server does (a
+    /// restart is not refused because of the previous run's closed connections).
+    async fn bind(address: &HostPort) -> Result<Reserved, ListenError> {
+        let resolved = address.resolve().await?;
+        let shown = if address.ip_address().is_some() {
+            resolved.to_string()
+        } else {
+            format!("{address} ({resolved})")
+        };
+        let bind = || {
+            let socket = if resolved.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            socket.bind(resolved)?;
+            Ok(socket)
+        };
+        match bind() {
+            Ok(socket) => Ok(Reserved { socket, shown }),
+            Err(source) => Err(ListenError::Bind { shown, source }),
+        }
+    }
+
+    /// Starts listening: from here connections are accepted (served once `serve` runs).
+    fn listen(self) -> Result<tokio::net::TcpListener, ListenError> {
+        // The backlog tokio's own `TcpListener::bind` uses.
+        self.socket
+            .listen(1024)
+            .map_err(|source| ListenError::Bind {
+                shown: self.shown,
+                source,
+            })
+    }
+}
+
+async fn run(settings: BrokerSettings, reserved: Reserved) -> anyhow::Result<ExitCode> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         config = %settings.to_annotated_toml().replace('\n', "; "),
@@ -161,9 +246,12 @@ async fn run(settings: BrokerSettings) -> anyhow::Result<ExitCode> {
     // Until `Signals::listen`, a signal ends the process at once (its default action):
     // recovery is safe to interrupt, and runs again at the next start.
     let node = tokio::task::spawn_blocking(move || Node::open(config)).await??;
-    // Before the port opens: whoever can connect can count on the shutdown below.
+    // Before the port accepts connections: whoever can connect can count on the
+    // shutdown below.
     let mut signals = Signals::listen()?;
-    let listener = strata_broker::service::bind(settings.listen).await?;
+    // Another process could only take the port in between if it, too, bound it with
+    // SO_REUSEADDR without listening yet; the error then still names the address.
+    let listener = reserved.listen()?;
     tracing::info!(listen = %listener.local_addr()?, data_dir = %settings.data_dir.display(), "broker ready");
 
     let stopping = Arc::clone(&node);

@@ -29,10 +29,12 @@ pub struct ServeArgs {
     /// Directory holding the partition logs and the metadata log.
     #[arg(long, env = "STRATA_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// gRPC listen address.
+    /// gRPC listen address. The host may be a name (`localhost:7070`), resolved once at
+    /// start; the broker listens on its first IPv4 address (else its first address).
     #[arg(long, env = "STRATA_LISTENERS__GRPC", value_name = "HOST:PORT")]
-    pub listen: Option<SocketAddr>,
-    /// Address given to clients in metadata (default: the listen address).
+    pub listen: Option<String>,
+    /// Address given to clients in metadata (default: the listen address as written). A
+    /// host name here is not resolved by the broker: clients resolve it.
     #[arg(long, env = "STRATA_ADVERTISED__GRPC", value_name = "HOST:PORT")]
     pub advertised_address: Option<String>,
     /// Controller voters, `id@host:port,…`. Only this node alone is supported for now.
@@ -41,22 +43,32 @@ pub struct ServeArgs {
     /// Default flush policy: `always` or `interval:<ms>`.
     #[arg(long, env = "STRATA_FLUSH")]
     pub flush: Option<String>,
-    /// Default segment size in bytes.
-    #[arg(long, env = "STRATA_SEGMENT_BYTES")]
-    pub segment_bytes: Option<u64>,
-    /// Default retention in milliseconds, -1 for unlimited.
-    #[arg(long, env = "STRATA_RETENTION_MS", allow_negative_numbers = true)]
-    pub retention_ms: Option<i64>,
-    /// Default retention in bytes per partition, -1 for unlimited.
-    #[arg(long, env = "STRATA_RETENTION_BYTES", allow_negative_numbers = true)]
-    pub retention_bytes: Option<i64>,
-    /// How often retention looks for segments to delete, in milliseconds (Kafka's
-    /// `log.retention.check.interval.ms`).
+    /// Default segment size: bytes, or a size with a unit (`1GiB`, `512MB`).
+    #[arg(long, env = "STRATA_SEGMENT_BYTES", value_name = "SIZE")]
+    pub segment_bytes: Option<String>,
+    /// Default retention: milliseconds or a duration (`7d`), -1 for unlimited.
+    #[arg(
+        long,
+        env = "STRATA_RETENTION_MS",
+        allow_negative_numbers = true,
+        value_name = "MS"
+    )]
+    pub retention_ms: Option<String>,
+    /// Default retention per partition: bytes or a size (`10GiB`), -1 for unlimited.
+    #[arg(
+        long,
+        env = "STRATA_RETENTION_BYTES",
+        allow_negative_numbers = true,
+        value_name = "SIZE"
+    )]
+    pub retention_bytes: Option<String>,
+    /// How often retention looks for segments to delete, in milliseconds or a duration
+    /// (`1m`) (Kafka's `log.retention.check.interval.ms`).
     #[arg(long, env = "STRATA_RETENTION_CHECK_INTERVAL_MS", value_name = "MS")]
-    pub retention_check_interval_ms: Option<u64>,
-    /// Largest record batch accepted, in bytes.
-    #[arg(long, env = "STRATA_MESSAGE_MAX_BYTES")]
-    pub message_max_bytes: Option<usize>,
+    pub retention_check_interval_ms: Option<String>,
+    /// Largest record batch accepted: bytes or a size (`4MiB`).
+    #[arg(long, env = "STRATA_MESSAGE_MAX_BYTES", value_name = "SIZE")]
+    pub message_max_bytes: Option<String>,
     /// How partition logs are written and read: `buffered` (through the page cache) or
     /// `direct` (`O_DIRECT`, past it; see docs/ARCHITECTURE.md "Direct I/O").
     #[arg(long, env = "STRATA_LOG_IO")]
@@ -68,9 +80,10 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATA_LOG_FORMAT")]
     pub log_format: Option<String>,
     /// How long the first SIGTERM/SIGINT waits for clients to close their connections
-    /// before the broker stops serving anyway and closes its logs, in milliseconds.
+    /// before the broker stops serving anyway and closes its logs, in milliseconds or a
+    /// duration (`30s`).
     #[arg(long, env = "STRATA_SHUTDOWN_GRACE_MS", value_name = "MS")]
-    pub shutdown_grace_ms: Option<u64>,
+    pub shutdown_grace_ms: Option<String>,
     /// Most connections one client address may have open; more are closed at once
     /// (Kafka's `max.connections.per.ip`).
     #[arg(long, env = "STRATA_MAX_CONNECTIONS_PER_IP", value_name = "N")]
@@ -80,19 +93,19 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATA_MAX_STREAMS_PER_IP", value_name = "N")]
     pub max_streams_per_ip: Option<usize>,
     /// How long a new connection may take to send the HTTP/2 preface before it is
-    /// closed, in milliseconds.
+    /// closed, in milliseconds or a duration (`10s`).
     #[arg(long, env = "STRATA_HANDSHAKE_TIMEOUT_MS", value_name = "MS")]
-    pub handshake_timeout_ms: Option<u64>,
+    pub handshake_timeout_ms: Option<String>,
     /// How long a connection may stay open with no call open before it is closed, in
-    /// milliseconds (Kafka's `connections.max.idle.ms`).
+    /// milliseconds or a duration (`10m`) (Kafka's `connections.max.idle.ms`).
     #[arg(long, env = "STRATA_CONNECTIONS_MAX_IDLE_MS", value_name = "MS")]
-    pub connections_max_idle_ms: Option<u64>,
+    pub connections_max_idle_ms: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileListeners {
-    grpc: Option<SocketAddr>,
+    grpc: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,6 +115,7 @@ struct FileAdvertised {
 }
 
 /// The TOML file: the same keys as the flags, with `listeners.grpc` and `advertised.grpc`.
+/// Sizes and durations may be integers (bytes, milliseconds) or strings with a unit.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
@@ -111,19 +125,273 @@ struct FileConfig {
     advertised: Option<FileAdvertised>,
     controller_voters: Option<String>,
     flush: Option<String>,
-    segment_bytes: Option<u64>,
-    retention_ms: Option<i64>,
-    retention_bytes: Option<i64>,
-    retention_check_interval_ms: Option<u64>,
-    message_max_bytes: Option<usize>,
+    segment_bytes: Option<Given>,
+    retention_ms: Option<Given>,
+    retention_bytes: Option<Given>,
+    retention_check_interval_ms: Option<Given>,
+    message_max_bytes: Option<Given>,
     log_io: Option<String>,
     worker_threads: Option<usize>,
     log_format: Option<String>,
-    shutdown_grace_ms: Option<u64>,
+    shutdown_grace_ms: Option<Given>,
     max_connections_per_ip: Option<usize>,
     max_streams_per_ip: Option<usize>,
-    handshake_timeout_ms: Option<u64>,
-    connections_max_idle_ms: Option<u64>,
+    handshake_timeout_ms: Option<Given>,
+    connections_max_idle_ms: Option<Given>,
+}
+
+/// A size or a duration as given: a TOML integer, or text (a flag, a variable, a TOML
+/// string) that may carry a unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Given {
+    Integer(i64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for Given {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Given, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Given;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter
+                    .write_str("an integer or a string with a unit, such as \"1MiB\" or \"30s\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Given, E> {
+                Ok(Given::Integer(value))
+            }
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Given, E> {
+                i64::try_from(value)
+                    .map(Given::Integer)
+                    .map_err(|_| E::custom(format!("{value} is too large")))
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Given, E> {
+                Ok(Given::Text(value.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Units of sizes: with an `i`, powers of 1024; without, powers of 1000 (case is ignored).
+const SIZE_UNITS: [(&str, u64); 9] = [
+    ("B", 1),
+    ("KB", 1_000),
+    ("MB", 1_000_000),
+    ("GB", 1_000_000_000),
+    ("TB", 1_000_000_000_000),
+    ("KiB", 1 << 10),
+    ("MiB", 1 << 20),
+    ("GiB", 1 << 30),
+    ("TiB", 1 << 40),
+];
+
+/// Units of durations, in milliseconds (`m` is minutes).
+const DURATION_UNITS: [(&str, u64); 5] = [
+    ("ms", 1),
+    ("s", 1_000),
+    ("m", 60_000),
+    ("h", 3_600_000),
+    ("d", 86_400_000),
+];
+
+const SIZE_EXPECTED: &str =
+    "expected bytes or a size with a unit, such as 1048576, 1MiB or 1MB (KiB, MiB, GiB, TiB \
+     count in 1024s; KB, MB, GB, TB in 1000s)";
+
+const DURATION_EXPECTED: &str =
+    "expected milliseconds or a duration with a unit, such as 30000, 500ms, 30s, 10m, 1h or 7d";
+
+/// A whole number followed by one of `units` (or none: the number as is), e.g. `1MiB`,
+/// `1 MiB`, `30s`.
+fn parse_with_units(text: &str, units: &[(&str, u64)], expected: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let digits = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits);
+    let unit = unit.trim_start();
+    let wrong = || format!("{expected}, not {text:?}");
+    let number: u64 = number.parse().map_err(|_| wrong())?;
+    let factor = if unit.is_empty() {
+        1
+    } else {
+        units
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(unit))
+            .map(|(_, factor)| *factor)
+            .ok_or_else(wrong)?
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+impl Given {
+    /// A count of bytes or milliseconds (`units`): a non-negative integer or text.
+    fn unsigned(&self, units: &[(&str, u64)], expected: &str) -> Result<u64, String> {
+        match self {
+            Given::Integer(value) => {
+                u64::try_from(*value).map_err(|_| format!("{expected}, not {value}"))
+            }
+            Given::Text(text) => parse_with_units(text, units, expected),
+        }
+    }
+
+    /// Like [`Given::unsigned`], but a negative integer (-1: unlimited) is kept as is,
+    /// for the caller to check.
+    fn signed(&self, units: &[(&str, u64)], expected: &str) -> Result<i64, String> {
+        let negative = match self {
+            Given::Integer(value) => Some(*value).filter(|value| *value < 0),
+            Given::Text(text) => text
+                .trim()
+                .starts_with('-')
+                .then(|| {
+                    text.trim()
+                        .parse::<i64>()
+                        .map_err(|_| format!("{expected}, not {text:?}"))
+                })
+                .transpose()?,
+        };
+        match negative {
+            Some(value) => Ok(value),
+            None => {
+                let value = self.unsigned(units, expected)?;
+                i64::try_from(value).map_err(|_| format!("{value} is too large"))
+            }
+        }
+    }
+
+    fn bytes(&self) -> Result<u64, String> {
+        self.unsigned(&SIZE_UNITS, SIZE_EXPECTED)
+    }
+
+    fn bytes_or_unlimited(&self) -> Result<i64, String> {
+        self.signed(
+            &SIZE_UNITS,
+            &format!("{SIZE_EXPECTED}, or -1 for unlimited"),
+        )
+    }
+
+    fn millis(&self) -> Result<u64, String> {
+        self.unsigned(&DURATION_UNITS, DURATION_EXPECTED)
+    }
+
+    fn millis_or_unlimited(&self) -> Result<i64, String> {
+        self.signed(
+            &DURATION_UNITS,
+            &format!("{DURATION_EXPECTED}, or -1 for unlimited"),
+        )
+    }
+}
+
+/// A listen or advertised address, `host:port`: the host is a name (`localhost`), an IPv4
+/// address, or an IPv6 address in brackets (`[::1]:7070`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    host: String,
+    port: u16,
+}
+
+impl HostPort {
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The address itself when the host is an IP address (no lookup).
+    pub fn ip_address(&self) -> Option<SocketAddr> {
+        let ip: std::net::IpAddr = self.host.parse().ok()?;
+        Some(SocketAddr::new(ip, self.port))
+    }
+
+    /// The address to listen on: the host's first IPv4 address, or its first address if it
+    /// has no IPv4 one. A name is looked up (`/etc/hosts`, DNS); the error names it.
+    pub async fn resolve(&self) -> Result<SocketAddr, ResolveError> {
+        if let Some(address) = self.ip_address() {
+            return Ok(address);
+        }
+        let failed = |reason: String| ResolveError {
+            address: self.clone(),
+            reason,
+        };
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|error| failed(error.to_string()))?
+            .collect();
+        addresses
+            .iter()
+            .find(|address| address.is_ipv4())
+            .or(addresses.first())
+            .copied()
+            .ok_or_else(|| failed("it has no address".to_owned()))
+    }
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl FromStr for HostPort {
+    type Err = String;
+    fn from_str(text: &str) -> Result<HostPort, String> {
+        let wrong = |why: &str| {
+            format!("expected HOST:PORT (such as 127.0.0.1:7070, localhost:7070 or [::1]:7070), not {text:?}: {why}")
+        };
+        if text.contains("://") {
+            return Err(wrong("give no scheme"));
+        }
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (host, port) = rest
+                .split_once("]:")
+                .ok_or_else(|| wrong("no ]:PORT after an IPv6 address"))?;
+            host.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| wrong("not an IPv6 address in the brackets"))?;
+            (host, port)
+        } else {
+            let (host, port) = text.rsplit_once(':').ok_or_else(|| wrong("no port"))?;
+            if host.contains(':') {
+                return Err(wrong("an IPv6 address needs brackets"));
+            }
+            (host, port)
+        };
+        let valid_name = |host: &str| {
+            host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+        };
+        if host.is_empty() || host.len() > 253 || !(host.contains(':') || valid_name(host)) {
+            return Err(wrong("not a host name or an IP address"));
+        }
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| wrong("not a port number"))?;
+        Ok(HostPort {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+/// A listen address whose host name did not resolve.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve {} (listen address {address}): {reason}", .address.host)]
+pub struct ResolveError {
+    pub address: HostPort,
+    pub reason: String,
 }
 
 /// Where a setting's value came from.
@@ -187,7 +455,8 @@ pub enum ConfigError {
 pub struct BrokerSettings {
     pub node_id: i32,
     pub data_dir: PathBuf,
-    pub listen: SocketAddr,
+    /// Resolved at start ([`HostPort::resolve`]).
+    pub listen: HostPort,
     pub advertised_address: String,
     pub controller_voters: String,
     pub flush: FlushPolicy,
@@ -336,14 +605,18 @@ impl BrokerSettings {
             file.data_dir,
             PathBuf::from("./strata-data"),
         );
-        let default_listen = SocketAddr::from(([127, 0, 0, 1], 7070));
-        let listen = merger.pick(
+        let listen_text = merger.pick(
             "listeners.grpc",
             "listen",
-            args.listen,
+            args.listen.clone(),
             file.listeners.and_then(|l| l.grpc),
-            default_listen,
+            "127.0.0.1:7070".to_owned(),
         );
+        let listen: HostPort = listen_text.parse().map_err(|reason| ConfigError::Invalid {
+            key: "listeners.grpc",
+            source_name: merger.source_name("listeners.grpc"),
+            reason,
+        })?;
         let advertised_address = merger.pick(
             "advertised.grpc",
             "advertised_address",
@@ -351,6 +624,13 @@ impl BrokerSettings {
             file.advertised.and_then(|a| a.grpc),
             listen.to_string(),
         );
+        if let Err(reason) = advertised_address.parse::<HostPort>() {
+            return Err(ConfigError::Invalid {
+                key: "advertised.grpc",
+                source_name: merger.source_name("advertised.grpc"),
+                reason,
+            });
+        }
         let controller_voters = merger.pick(
             "controller_voters",
             "controller_voters",
@@ -368,37 +648,37 @@ impl BrokerSettings {
         let segment_bytes = merger.pick(
             "segment_bytes",
             "segment_bytes",
-            args.segment_bytes,
+            args.segment_bytes.clone().map(Given::Text),
             file.segment_bytes,
-            1 << 30,
+            Given::Integer(1 << 30),
         );
         let retention_ms = merger.pick(
             "retention_ms",
             "retention_ms",
-            args.retention_ms,
+            args.retention_ms.clone().map(Given::Text),
             file.retention_ms,
-            7 * 24 * 3_600_000,
+            Given::Integer(7 * 24 * 3_600_000),
         );
         let retention_bytes = merger.pick(
             "retention_bytes",
             "retention_bytes",
-            args.retention_bytes,
+            args.retention_bytes.clone().map(Given::Text),
             file.retention_bytes,
-            -1,
+            Given::Integer(-1),
         );
         let retention_check_interval_ms = merger.pick(
             "retention_check_interval_ms",
             "retention_check_interval_ms",
-            args.retention_check_interval_ms,
+            args.retention_check_interval_ms.clone().map(Given::Text),
             file.retention_check_interval_ms,
-            60_000,
+            Given::Integer(60_000),
         );
         let message_max_bytes = merger.pick(
             "message_max_bytes",
             "message_max_bytes",
-            args.message_max_bytes,
+            args.message_max_bytes.clone().map(Given::Text),
             file.message_max_bytes,
-            1 << 20,
+            Given::Integer(1 << 20),
         );
         let log_io_text = merger.pick(
             "log_io",
@@ -424,9 +704,9 @@ impl BrokerSettings {
         let shutdown_grace_ms = merger.pick(
             "shutdown_grace_ms",
             "shutdown_grace_ms",
-            args.shutdown_grace_ms,
+            args.shutdown_grace_ms.clone().map(Given::Text),
             file.shutdown_grace_ms,
-            30_000,
+            Given::Integer(30_000),
         );
         let max_connections_per_ip = merger.pick(
             "max_connections_per_ip",
@@ -445,16 +725,16 @@ impl BrokerSettings {
         let handshake_timeout_ms = merger.pick(
             "handshake_timeout_ms",
             "handshake_timeout_ms",
-            args.handshake_timeout_ms,
+            args.handshake_timeout_ms.clone().map(Given::Text),
             file.handshake_timeout_ms,
-            10_000,
+            Given::Integer(10_000),
         );
         let connections_max_idle_ms = merger.pick(
             "connections_max_idle_ms",
             "connections_max_idle_ms",
-            args.connections_max_idle_ms,
+            args.connections_max_idle_ms.clone().map(Given::Text),
             file.connections_max_idle_ms,
-            600_000,
+            Given::Integer(600_000),
         );
 
         let invalid =
@@ -463,6 +743,50 @@ impl BrokerSettings {
                 source_name: merger.source_name(key),
                 reason,
             };
+        let given = |merger: &Merger<'_>,
+                     key: &'static str,
+                     value: &Given,
+                     parse: fn(&Given) -> Result<u64, String>| {
+            parse(value).map_err(|reason| invalid(merger, key, reason))
+        };
+        let segment_bytes = given(&merger, "segment_bytes", &segment_bytes, Given::bytes)?;
+        let message_max_bytes = usize::try_from(given(
+            &merger,
+            "message_max_bytes",
+            &message_max_bytes,
+            Given::bytes,
+        )?)
+        .unwrap_or(usize::MAX);
+        let retention_bytes = retention_bytes
+            .bytes_or_unlimited()
+            .map_err(|reason| invalid(&merger, "retention_bytes", reason))?;
+        let retention_ms = retention_ms
+            .millis_or_unlimited()
+            .map_err(|reason| invalid(&merger, "retention_ms", reason))?;
+        let retention_check_interval_ms = given(
+            &merger,
+            "retention_check_interval_ms",
+            &retention_check_interval_ms,
+            Given::millis,
+        )?;
+        let shutdown_grace_ms = given(
+            &merger,
+            "shutdown_grace_ms",
+            &shutdown_grace_ms,
+            Given::millis,
+        )?;
+        let handshake_timeout_ms = given(
+            &merger,
+            "handshake_timeout_ms",
+            &handshake_timeout_ms,
+            Given::millis,
+        )?;
+        let connections_max_idle_ms = given(
+            &merger,
+            "connections_max_idle_ms",
+            &connections_max_idle_ms,
+            Given::millis,
+        )?;
         let flush =
             flush_text
                 .parse()
@@ -818,6 +1142,269 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "handshake_timeout_ms (from file): must be between 1 and 604800000"
+        );
+    }
+
+    #[test]
+    fn sizes_take_1024_based_and_1000_based_units_and_plain_bytes() {
+        let bytes = |text: &str| parse_with_units(text, &SIZE_UNITS, SIZE_EXPECTED);
+        for (text, expected) in [
+            ("1048576", 1 << 20),
+            ("0", 0),
+            ("1B", 1),
+            ("1KiB", 1 << 10),
+            ("1MiB", 1 << 20),
+            ("4MiB", 4 << 20),
+            ("1GiB", 1 << 30),
+            ("10GiB", 10 << 30),
+            ("1TiB", 1 << 40),
+            ("1KB", 1_000),
+            ("1MB", 1_000_000),
+            ("512MB", 512_000_000),
+            ("1GB", 1_000_000_000),
+            ("1 MiB", 1 << 20),
+            ("1mib", 1 << 20),
+            (" 2kb ", 2_000),
+        ] {
+            assert_eq!(bytes(text), Ok(expected), "{text:?}");
+        }
+        for text in ["", "MiB", "1.5MiB", "1XB", "1M", "1 M iB", "-1MiB", "0x10"] {
+            let error = bytes(text).unwrap_err();
+            assert!(
+                error.starts_with("expected bytes or a size"),
+                "{text:?}: {error}"
+            );
+            assert!(error.ends_with(&format!("not {text:?}")), "{error}");
+        }
+        assert_eq!(
+            bytes("20000000TiB"),
+            Err("\"20000000TiB\" is too large".to_owned())
+        );
+    }
+
+    #[test]
+    fn durations_take_units_and_plain_milliseconds() {
+        let millis = |text: &str| parse_with_units(text, &DURATION_UNITS, DURATION_EXPECTED);
+        for (text, expected) in [
+            ("30000", 30_000),
+            ("500ms", 500),
+            ("30s", 30_000),
+            ("10m", 600_000),
+            ("1h", 3_600_000),
+            ("7d", 604_800_000),
+        ] {
+            assert_eq!(millis(text), Ok(expected), "{text:?}");
+        }
+        assert!(millis("1w")
+            .unwrap_err()
+            .starts_with("expected milliseconds"));
+        assert!(millis("1.5s").is_err());
+    }
+
+    #[test]
+    fn sizes_and_durations_with_units_come_from_a_flag_or_the_file() {
+        let settings = load(
+            &[
+                "--segment-bytes",
+                "1MiB",
+                "--retention-ms",
+                "-1",
+                "--shutdown-grace-ms",
+                "5s",
+            ],
+            Some(
+                "retention_bytes = \"10GiB\"\nmessage_max_bytes = \"4MiB\"\n\
+                 connections_max_idle_ms = 60000\nretention_check_interval_ms = \"1m\"\n",
+            ),
+        )
+        .unwrap();
+        assert_eq!(settings.segment_bytes, 1 << 20);
+        assert_eq!(settings.retention_ms, -1);
+        assert_eq!(settings.shutdown_grace_ms, 5_000);
+        assert_eq!(settings.retention_bytes, 10 << 30);
+        assert_eq!(settings.message_max_bytes, 4 << 20);
+        assert_eq!(settings.connections_max_idle_ms, 60_000);
+        assert_eq!(settings.retention_check_interval_ms, 60_000);
+        let printed = settings.to_annotated_toml();
+        assert!(
+            printed.contains("segment_bytes = 1048576 # flag"),
+            "{printed}"
+        );
+        assert!(printed.contains("retention_bytes = 10737418240 # file"));
+
+        let settings = load(
+            &["--retention-bytes", "-1"],
+            Some("retention_ms = \"7d\"\n"),
+        );
+        let settings = settings.unwrap();
+        assert_eq!(
+            (settings.retention_bytes, settings.retention_ms),
+            (-1, 604_800_000)
+        );
+        let settings = load(&[], Some("retention_bytes = -1\nsegment_bytes = 2048\n")).unwrap();
+        assert_eq!(
+            (settings.retention_bytes, settings.segment_bytes),
+            (-1, 2048)
+        );
+    }
+
+    #[test]
+    fn a_bad_size_or_duration_is_refused_naming_its_source() {
+        let error = load(&["--segment-bytes", "1XB"], None).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("segment_bytes (from flag): expected bytes or a size with a unit"),
+            "{error}"
+        );
+        let error = load(&[], Some("message_max_bytes = \"1.5MiB\"\n")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("message_max_bytes (from file): expected"),
+            "{error}"
+        );
+        let error = load(&[], Some("segment_bytes = -5\n")).unwrap_err();
+        assert!(
+            error.to_string().starts_with("segment_bytes (from file)"),
+            "{error}"
+        );
+        let error = load(&[], Some("retention_bytes = -2\n")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "retention_bytes (from file): must be ≥ 0, or -1 for unlimited"
+        );
+        let error = load(&["--retention-ms=-1s"], None).unwrap_err();
+        assert!(
+            error.to_string().starts_with("retention_ms (from flag)"),
+            "{error}"
+        );
+        let error = load(&[], Some("shutdown_grace_ms = \"2h\"\n")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "shutdown_grace_ms (from file): must be between 0 and 3600000"
+        );
+        // Range checks apply to the value with its unit resolved.
+        let error = load(&["--segment-bytes", "2GiB"], None).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "segment_bytes (from flag): must be between 1024 and 2147483647"
+        );
+        let error = load(&[], Some("segment_bytes = true\n")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("an integer or a string with a unit"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn host_ports_take_names_and_ip_addresses() {
+        for (text, host, port) in [
+            ("localhost:7070", "localhost", 7070),
+            ("broker-1:7070", "broker-1", 7070),
+            ("kafka.example.com:9092", "kafka.example.com", 9092),
+            ("127.0.0.1:0", "127.0.0.1", 0),
+            ("0.0.0.0:7070", "0.0.0.0", 7070),
+            ("[::1]:7070", "::1", 7070),
+        ] {
+            let parsed: HostPort = text.parse().unwrap();
+            assert_eq!((parsed.host(), parsed.port()), (host, port), "{text}");
+            assert_eq!(parsed.to_string(), text);
+        }
+        assert_eq!(
+            "[::1]:7070".parse::<HostPort>().unwrap().ip_address(),
+            Some("[::1]:7070".parse().unwrap())
+        );
+        assert_eq!(
+            "localhost:7070".parse::<HostPort>().unwrap().ip_address(),
+            None
+        );
+        for (text, why) in [
+            ("localhost", "no port"),
+            ("localhost:", "not a port number"),
+            ("localhost:70000", "not a port number"),
+            (":7070", "not a host name or an IP address"),
+            ("bad host:7070", "not a host name or an IP address"),
+            ("http://localhost:7070", "give no scheme"),
+            ("::1:7070", "an IPv6 address needs brackets"),
+            ("[::1]7070", "no ]:PORT after an IPv6 address"),
+            ("[local]:7070", "not an IPv6 address in the brackets"),
+        ] {
+            let error = text.parse::<HostPort>().unwrap_err();
+            assert!(
+                error.starts_with("expected HOST:PORT") && error.ends_with(why),
+                "{text}: {error}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listen_host_name_resolves_to_an_ipv4_address_and_an_unknown_one_is_named() {
+        let localhost: HostPort = "localhost:7070".parse().unwrap();
+        assert_eq!(
+            localhost.resolve().await.unwrap(),
+            "127.0.0.1:7070".parse::<SocketAddr>().unwrap()
+        );
+        let ip: HostPort = "127.0.0.1:7071".parse().unwrap();
+        assert_eq!(ip.resolve().await.unwrap().port(), 7071);
+        // `.invalid` never resolves (RFC 2606).
+        let unknown: HostPort = "no-such-host.invalid:7070".parse().unwrap();
+        let error = unknown.resolve().await.unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "cannot resolve no-such-host.invalid (listen address no-such-host.invalid:7070): "
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn listen_and_advertised_addresses_take_host_names_from_a_flag_or_the_file() {
+        let settings = load(&["--listen", "localhost:7071"], None).unwrap();
+        assert_eq!(settings.listen.to_string(), "localhost:7071");
+        assert_eq!(settings.advertised_address, "localhost:7071");
+        assert_eq!(settings.controller_voters, "1@localhost:7071");
+        let printed = settings.to_annotated_toml();
+        assert!(
+            printed.contains("grpc = \"localhost:7071\" # flag"),
+            "{printed}"
+        );
+        let settings = load(
+            &[],
+            Some("[listeners]\ngrpc = \"0.0.0.0:7070\"\n[advertised]\ngrpc = \"broker-1:7070\"\n"),
+        )
+        .unwrap();
+        assert_eq!(settings.listen.to_string(), "0.0.0.0:7070");
+        assert_eq!(settings.advertised_address, "broker-1:7070");
+        let error = load(&["--listen", "7070"], None).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("listeners.grpc (from flag): expected HOST:PORT"),
+            "{error}"
+        );
+        let error = load(&[], Some("[advertised]\ngrpc = \"broker 1\"\n")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("advertised.grpc (from file): expected HOST:PORT"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_refused() {
+        let error = load(&[], Some("segment_size = 1024\n")).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::ParseFile { reason, .. } if reason.contains("unknown field `segment_size`")),
+            "{error}"
+        );
+        let error = load(&[], Some("[listeners]\nadmin = \"127.0.0.1:7080\"\n")).unwrap_err();
+        assert!(
+            error.to_string().contains("unknown field `admin`"),
+            "{error}"
         );
     }
 
