@@ -1,6 +1,7 @@
 //! # strata-broker — the Strata server
 //!
-//! Map of the crate (DESIGN.md §2); dependencies point down, toward the disk:
+//! Map of the crate (`docs/ARCHITECTURE.md`, "Crates and layers"); dependencies point
+//! down, toward the disk:
 //!
 //! - [`service`]: gRPC adapters (tonic): convert → one call into `node` → convert; the
 //!   one domain-error → wire-code mapping (`service/status.rs`).

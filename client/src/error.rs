@@ -1,5 +1,5 @@
 //! [`Error`]: the one error type of the client library, and what each error means for a
-//! caller (`reference/client-api.md` §4).
+//! caller (`docs/CLIENT.md`, "Errors").
 //!
 //! Every error answers two questions: [`Error::is_retriable`] (may the same call succeed
 //! later?) and, for writes, [`Error::outcome`] ([`WriteOutcome::NotApplied`]: certainly not
@@ -159,7 +159,7 @@ impl Error {
         }
     }
 
-    /// For a failed write: whether it may have been applied (client-api.md §4).
+    /// For a failed write: whether it may have been applied (`docs/CLIENT.md`, "Errors").
     pub fn outcome(&self) -> WriteOutcome {
         match self {
             Error::Broker { code, .. } => match code {
@@ -273,8 +273,8 @@ impl Error {
 }
 
 impl From<tonic::Status> for Error {
-    /// A status whose details hold a Strata `Error` (client-api.md §4: "the Strata code
-    /// travels in the gRPC status details") becomes [`Error::Broker`].
+    /// A status whose details hold a Strata `Error` (a broker may send its typed error
+    /// there rather than in a response) becomes [`Error::Broker`].
     fn from(status: tonic::Status) -> Error {
         use prost::Message;
         let details = status.details();

@@ -1,7 +1,8 @@
 //! # strata-client — the Rust client for Strata
 //!
 //! Produce, consume and administer a Strata cluster over its gRPC client API
-//! (`proto/strata/v1/client_api.proto`), following `reference/client-api.md`.
+//! (`proto/proto/strata/v1/client_api.proto`). Its conventions (settings by their Kafka
+//! names, errors, idempotence, partitioning) are in `docs/CLIENT.md`.
 //!
 //! ## Map of the crate
 //!

@@ -1,4 +1,4 @@
-//! Choosing a partition for a record (`reference/client-api.md` §5).
+//! Choosing a partition for a record (`docs/CLIENT.md`, "Partitioning").
 //!
 //! - An explicit partition on the record wins.
 //! - Keyed records: Kafka's `Utils.murmur2` (seed `0x9747b28c`),

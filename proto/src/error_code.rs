@@ -6,7 +6,7 @@ use crate::record::RecordErrorCode;
 
 impl ErrorCode {
     /// Whether the same request may succeed if sent again later (after a metadata
-    /// refresh, a back-off, or a new connection), as in `reference/client-api.md` §4.
+    /// refresh, a back-off, or a new connection); `docs/CLIENT.md`, "Errors".
     pub fn is_retriable(self) -> bool {
         matches!(
             self,

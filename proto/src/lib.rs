@@ -2,7 +2,7 @@
 //!
 //! Map of the crate:
 //!
-//! - [`record`]: the record batch format (DESIGN.md §3, byte by byte in `docs/FORMAT.md`):
+//! - [`record`]: the record batch format (Kafka's v2, byte by byte in `docs/FORMAT.md`):
 //!   build, encode, decode and validate batches. Pure: no I/O, no async runtime, no gRPC.
 //!   The broker's storage engine (`strata_broker::log`) uses it to check batches during
 //!   recovery; producers use it to build batches; consumers to decode them.

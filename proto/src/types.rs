@@ -1,4 +1,4 @@
-//! Newtypes for Kafka's vocabulary (DESIGN.md §1).
+//! Newtypes for Kafka's vocabulary, with Kafka's meanings.
 //!
 //! They are plain `Copy` wrappers with no behaviour beyond ordering and display: their job
 //! is to make `append(offset, position)` impossible to call with the arguments swapped.
@@ -58,7 +58,8 @@ impl fmt::Display for BrokerId {
 /// The longest topic name Kafka (and Strata) accept.
 pub const TOPIC_NAME_MAX_CHARS: usize = 249;
 
-/// A validated topic name: `[a-zA-Z0-9._-]{1,249}`, not `.` or `..` (reliability.md #24).
+/// A validated topic name: `[a-zA-Z0-9._-]{1,249}`, not `.` or `..` (hostile input 24 of
+/// `docs/RELIABILITY.md`).
 ///
 /// Because the alphabet excludes `/`, NUL and every non-ASCII letter, a topic name is always
 /// safe to use as part of a directory name.

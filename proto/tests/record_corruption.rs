@@ -4,7 +4,7 @@
 //!
 //! Positions 0..8 (`base_offset`) and 12..16 (`partition_leader_epoch`) are left out of the
 //! single-byte property on purpose: the CRC does not cover them, so that the leader can
-//! stamp them without recomputing it (DESIGN.md §3), and any value there is a legitimate
+//! stamp them without recomputing it, and any value there is a legitimate
 //! stamp. Every other byte is protected: 8..12 (`batch_length`) by the check that the
 //! length equals the bytes present, 16 (`magic`) by framing, 17..21 (the CRC itself) and
 //! 21.. by the CRC, which catches every burst error of 32 bits or fewer.

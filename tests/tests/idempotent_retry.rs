@@ -1,6 +1,6 @@
-//! Idempotent producers (reliability.md §5 #22): a batch retried after its response was
-//! lost is answered with its original offset and stored once, also after a SIGKILL
-//! restart (the producer state is rebuilt from the log); a sequence gap is
+//! Idempotent producers (hostile input 22 of `docs/RELIABILITY.md`): a batch retried after
+//! its response was lost is answered with its original offset and stored once, also after a
+//! SIGKILL restart (the producer state is rebuilt from the log); a sequence gap is
 //! OUT_OF_ORDER_SEQUENCE and an older producer epoch PRODUCER_FENCED, and neither appends
 //! anything.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -192,7 +192,7 @@ async fn an_older_producer_epoch_after_a_newer_one_is_fenced_also_after_a_restar
     assert_eq!(stored_values(&mut client).await, expected);
 }
 
-/// reliability.md §5 #22: "unknown producer id → UNKNOWN_PRODUCER_ID" (Kafka's answer to a
+/// Hostile input 22: "unknown producer id → UNKNOWN_PRODUCER_ID" (Kafka's answer to a
 /// producer this partition has no state for, sending a sequence other than 0).
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_producer_id_with_a_nonzero_sequence_is_unknown_producer_id() {

@@ -29,8 +29,8 @@ use strata_benches::scenarios::report::Report;
 use strata_benches::scenarios::runner::{self, Reference, RunConfig};
 use strata_benches::scenarios::warm::PageCacheFill;
 
-/// Strata's scenario runner: benchmarks.md §3 on one node, Iggy's shape and issue 4's
-/// acceptance rows, each with flush=interval and flush=always.
+/// Strata's scenario runner: Kreps' 2014 Kafka benchmark scenarios on one node, Iggy's
+/// shape and issue 4's acceptance rows, each with flush=interval and flush=always.
 #[derive(Debug, Parser)]
 #[command(name = "scenarios")]
 struct Args {

@@ -1,6 +1,6 @@
-//! One `strata bench` invocation: its command line (benchmarks.md §2.1 flags, global
-//! `-b` and `--format json`), running it with a deadline, and reading the §2.3 JSON
-//! document it prints.
+//! One `strata bench` invocation: its command line (the bench flags, global `-b` and
+//! `--format json`), running it with a deadline, and reading the OMB-shaped JSON document
+//! it prints.
 //!
 //! Nothing here fails the whole run: a bench that cannot start, times out, exits non-zero
 //! or prints a document without some field yields a [`BenchRun`] whose `error` says so,

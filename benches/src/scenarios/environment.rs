@@ -1,6 +1,7 @@
-//! The machine a run happened on, as benchmarks.md §5 asks: cores, memory, kernel, CPU
-//! model, the disk (`lsblk`), the filesystem under the data root (`findmnt`), the git sha
-//! and the time. Each probe that fails leaves its field `None`.
+//! The machine a run happened on, which every published figure states
+//! (`docs/BENCHMARKS.md`, "Method"): cores, memory, kernel, CPU model, the disk (`lsblk`),
+//! the filesystem under the data root (`findmnt`), the git sha and the time. Each probe
+//! that fails leaves its field `None`.
 
 use std::path::Path;
 use std::process::Command;

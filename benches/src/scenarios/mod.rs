@@ -4,8 +4,9 @@
 //!
 //! Map:
 //!
-//! - [`plan`]: the scenario table (benchmarks.md §3 on one node, Iggy's shape, issue 4's
-//!   acceptance rows) as sessions of steps, each session run with both flush modes.
+//! - [`plan`]: the scenario table (Kreps' 2014 Kafka scenarios on one node, Iggy's shape,
+//!   issue 4's acceptance rows) as sessions of steps, each session run with both flush
+//!   modes.
 //! - [`broker`]: one fresh `strata-broker` per session — temp dir, free port, stop by PID.
 //! - [`cleanup`]: deleting the runner's own large files a chunk at a time, so a deletion
 //!   does not stall the next step.

@@ -1,5 +1,5 @@
-//! The scenario table: benchmarks.md §3 adapted to one node (RF 1), Iggy's benchmark shape
-//! and issue 4's acceptance rows.
+//! The scenario table: the scenarios of Kreps' 2014 Kafka benchmark adapted to one node
+//! (RF 1), Iggy's benchmark shape and issue 4's acceptance rows.
 //!
 //! A [`Session`] is one fresh broker: its steps run in order against it, so a `consume`
 //! step reads the backlog an earlier `produce` step of the same session wrote. Every

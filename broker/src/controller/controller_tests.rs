@@ -1,6 +1,6 @@
 //! The controller end to end on a real data directory: mutations, refusals that change
-//! nothing (reliability.md #24, #25, #33), and metadata rebuilt from the metadata log on
-//! reopen, with and without a snapshot.
+//! nothing (hostile inputs 24, 25 and 33 of `docs/RELIABILITY.md`), and metadata rebuilt
+//! from the metadata log on reopen, with and without a snapshot.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -10,20 +10,20 @@ use crate::log::LogError;
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
     /// The topic name breaks the naming rules or collides with an existing topic
-    /// (reliability.md #24).
+    /// (hostile input 24 of `docs/RELIABILITY.md`).
     #[error("invalid topic name {name:?}: {reason}")]
     InvalidTopic { name: String, reason: String },
     #[error("topic {name:?} already exists")]
     TopicAlreadyExists { name: String },
     #[error("topic {name:?} does not exist")]
     UnknownTopic { name: String },
-    /// A partition count that is out of range or does not grow the topic (#25).
+    /// A partition count that is out of range or does not grow the topic (input 25).
     #[error("invalid partition count: {reason}")]
     InvalidPartitions { reason: String },
-    /// A replication factor below 1 or above the number of registered brokers (#25).
+    /// A replication factor below 1 or above the number of registered brokers (input 25).
     #[error("invalid replication factor: {reason}")]
     InvalidReplicationFactor { reason: String },
-    /// An unknown topic config key, or a value of the wrong type or range (#33).
+    /// An unknown topic config key, or a value of the wrong type or range (input 33).
     #[error("invalid config {key}={value:?}: {reason}")]
     InvalidConfig {
         key: String,

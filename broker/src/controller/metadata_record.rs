@@ -1,6 +1,6 @@
 //! [`MetadataRecord`]: one change to the cluster metadata, as stored in the metadata log.
 //!
-//! The metadata is a log of these records (KRaft's shape, DESIGN.md §6), applied in order by
+//! The metadata is a log of these records (the shape of Kafka's KRaft), applied in order by
 //! [`state_machine::apply`](super::state_machine::apply). A record is the value of one
 //! record in the `__cluster_metadata` partition, encoded as tagged JSON:
 //!

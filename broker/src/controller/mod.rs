@@ -1,7 +1,7 @@
 //! # Controller (`broker::controller`): the cluster metadata
 //!
 //! The metadata is a log of typed records applied in order by a pure state machine
-//! (KRaft's shape, DESIGN.md §6). One node for now: the log is a local partition log; the
+//! (the shape of Kafka's KRaft). One node for now: the log is a local partition log; the
 //! cluster build will replicate the same records with openraft and apply them with the
 //! same state machine.
 //!
@@ -12,7 +12,8 @@
 //! - [`state_machine`]: [`apply`] a record to an image; pure and deterministic.
 //! - [`topic_config`]: config keys, validation, defaults ([`BrokerDefaults`]) and the
 //!   effective settings a partition log gets.
-//! - [`topic_validation`]: naming and count policy for new topics (reliability.md #24–#25).
+//! - [`topic_validation`]: naming and count policy for new topics (hostile inputs 24–25 of
+//!   `docs/RELIABILITY.md`).
 //! - [`assignment`]: balanced replica placement for new partitions.
 //! - [`topic_commands`]: admin requests → records, or a typed refusal.
 //! - [`snapshot`]: `snapshot.json`, the image at a version, so restarts replay less.

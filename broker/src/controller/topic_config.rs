@@ -5,7 +5,7 @@
 //! dotted name as an alias (`retention.ms`). [`TopicConfig::normalize`] accepts either and
 //! stores the Strata name with a canonical value; everything it refuses is
 //! [`ControllerError::InvalidConfig`] naming the key, the value and the rule
-//! (reliability.md #33), so a bad config never reaches the metadata log.
+//! (`docs/RELIABILITY.md`, hostile input 33), so a bad config never reaches the metadata log.
 //!
 //! | key | alias | value |
 //! |---|---|---|
@@ -240,7 +240,8 @@ pub struct BrokerDefaults {
 }
 
 impl Default for BrokerDefaults {
-    /// Kafka's defaults, with `flush = always` (DESIGN.md §4).
+    /// Kafka's defaults, except `flush = always`: fsync before the high watermark moves,
+    /// where Kafka relies on the page cache.
     fn default() -> BrokerDefaults {
         BrokerDefaults {
             flush: FlushPolicy::Always,

@@ -1,4 +1,5 @@
-//! Tests of topic config validation and resolution (reliability.md #33).
+//! Tests of topic config validation and resolution (hostile input 33 of
+//! `docs/RELIABILITY.md`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;

@@ -1,4 +1,5 @@
-//! The controller's policy for new topics and partition counts (reliability.md #24–#25).
+//! The controller's policy for new topics and partition counts (hostile inputs 24–25 of
+//! `docs/RELIABILITY.md`).
 //!
 //! On top of the name rules of [`TopicName`] (`[a-zA-Z0-9._-]{1,249}`, not `.` or `..`):
 //! - the `__` prefix is reserved for internal topics, which only the broker creates;

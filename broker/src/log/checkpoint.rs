@@ -4,8 +4,9 @@
 //! # Atomic replacement
 //!
 //! [`write_atomic`] writes `<name>.tmp`, fsyncs it, renames it over `<name>` and fsyncs the
-//! directory (reliability.md §3.1). A crash at any step leaves either the old or the new
-//! file under `<name>`, plus at worst a stale `<name>.tmp`, which the loaders delete.
+//! directory (`docs/RELIABILITY.md`, "Write rules"). A crash at any step leaves either the
+//! old or the new file under `<name>`, plus at worst a stale `<name>.tmp`, which the
+//! loaders delete.
 //!
 //! # Text format (shared with the leader-epoch cache)
 //!

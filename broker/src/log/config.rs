@@ -1,8 +1,9 @@
-//! Per-partition storage settings and the flush policy (DESIGN.md §4).
+//! Per-partition storage settings and the flush policy.
 //!
 //! Defaults follow Kafka's where Kafka has one (`segment.bytes` 1 GiB, `segment.ms` 7 days,
 //! `index.interval.bytes` 4096, `segment.index.bytes` 10 MiB, `retention.ms` 7 days), and
-//! `flush = always` where Kafka relies on the page cache (reliability.md §3.4).
+//! `flush = always` where Kafka relies on the page cache: an acknowledged batch is fsynced,
+//! so it survives a power loss (`docs/RELIABILITY.md`).
 
 use std::fmt;
 use std::str::FromStr;

@@ -31,7 +31,8 @@ use crate::log::{
 /// The internal topic holding the cluster metadata log; never served to clients.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
 
-/// Request limits (reliability.md §5 and §7).
+/// Request limits, so that no client can make the broker hold or wait without bound
+/// (`docs/RELIABILITY.md`, "Hostile inputs").
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest record batch accepted (Kafka `message.max.bytes`).

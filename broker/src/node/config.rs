@@ -1,5 +1,5 @@
 //! `strata-broker` settings. Precedence: command-line flags > environment variables
-//! (`STRATA_…`) > TOML file (`--config`) > built-in defaults (`reference/operations.md` §5).
+//! (`STRATA_…`) > TOML file (`--config`) > built-in defaults (`docs/OPERATIONS.md`).
 //! Every value remembers where it came from, for `--print-config` and the start-up log.
 
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
 //! Idempotent producers: per partition, the last batches of every producer id, so a
 //! retried batch is answered with its original offset instead of being appended twice
-//! (reliability.md §5 #22, Kafka's `ProducerStateManager`).
+//! (hostile input 22 of `docs/RELIABILITY.md`; Kafka's `ProducerStateManager`).
 //!
 //! Rules for a batch carrying `(producer_id ≥ 0, epoch, first..=last sequence)`:
 //! - an epoch older than the one seen → `PRODUCER_FENCED`;

@@ -1,6 +1,6 @@
 //! The gRPC listener's defences against clients that hold connections open: caps per
-//! client address, a handshake timeout and an idle timeout (reliability.md §5, inputs 5,
-//! 6 and 11).
+//! client address, a handshake timeout and an idle timeout (hostile inputs 5, 6 and 11 of
+//! `docs/RELIABILITY.md`).
 //!
 //! - [`Incoming`] accepts TCP connections. A connection from an address that already
 //!   has `max_connections_per_ip` open is closed at once, before any byte is read, so one

@@ -13,13 +13,13 @@
 //! - [`metadata`]: metadata and describe answers from the metadata image.
 //! - [`status`]: the one domain-error → wire-code mapping.
 //! - [`transport_status`]: tonic's own refusals (decode limit, bad protobuf) answered
-//!   with the codes reliability.md asks for.
+//!   with the codes of hostile inputs 9 and 12 (`docs/RELIABILITY.md`).
 //! - [`traffic`]: record bytes moved, so the binary can tell a quiet broker.
 //!
-//! [`serve`] builds the server with explicit limits (reliability.md §7): decode limit =
-//! the largest batch plus framing, encode limit = the largest fetch plus framing,
-//! bounded concurrent streams and header list size, HTTP/2 keepalive, and the
-//! per-address caps and timeouts of [`connections`].
+//! [`serve`] builds the server with explicit limits, none of tonic's defaults: decode
+//! limit = the largest batch plus framing, encode limit = the largest fetch plus framing,
+//! bounded concurrent streams and header list size, HTTP/2 keepalive, and the per-address
+//! caps and timeouts of [`connections`].
 
 pub mod client_api;
 pub mod connections;

@@ -1,5 +1,6 @@
-//! The one mapping from domain errors to wire error codes (DESIGN.md §9). Whether a code
-//! is retriable is a property of the code (`strata_proto::error_code`).
+//! The one mapping from domain errors to wire error codes (what each code means for a
+//! client: `docs/CLIENT.md`, "Errors"). Whether a code is retriable is a property of the
+//! code (`strata_proto::error_code`).
 
 use strata_proto::api::v1::{Error, ErrorCode};
 use tonic::Status;

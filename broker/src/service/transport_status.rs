@@ -1,4 +1,4 @@
-//! Transport-level refusals with the status codes reliability.md §5 asks for.
+//! Transport-level refusals with the status codes of `docs/RELIABILITY.md` (inputs 9, 12).
 //!
 //! tonic refuses a message over the decode limit with `OUT_OF_RANGE` and an undecodable
 //! protobuf with `INTERNAL`. Both refusals happen before any allocation or handler call,

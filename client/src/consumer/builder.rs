@@ -1,5 +1,5 @@
 //! [`ConsumerBuilder`]: what to read (`assign` or `topics`), where to start, and the
-//! fetch long-poll shape (`reference/client-api.md` §3.2).
+//! fetch long-poll shape (`docs/CLIENT.md`, "Consumer settings").
 //!
 //! Group membership (`.group(..)`, `.commit(..)`) has its place here already; until the
 //! broker has groups, `build` refuses a consumer with a group.
@@ -11,7 +11,8 @@ use crate::consumer::Consumer;
 use crate::error::Error;
 use crate::record::Offset;
 
-/// When a group consumer commits its offsets (client-api.md §3.1). Used with `.group(..)`.
+/// When a group consumer commits its offsets. Used with `.group(..)`, once the broker has
+/// groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CommitMode {
@@ -31,7 +32,7 @@ impl Default for CommitMode {
     }
 }
 
-/// Default `max.partition.fetch.bytes`: 1 MiB, Kafka's (client-api.md §3.2).
+/// Default `max.partition.fetch.bytes`: 1 MiB, Kafka's.
 ///
 /// Producers that write ~1 MB batches are read faster with 2 MiB. Measured with
 /// `strata bench consume` on one partition of 1000-byte records in ~1 MB batches (2 shared

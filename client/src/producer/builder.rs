@@ -1,5 +1,5 @@
 //! [`ProducerBuilder`]: producer settings, each with a typed method and its Kafka name for
-//! [`ProducerBuilder::set`] (`reference/client-api.md` §2). Values are checked at
+//! [`ProducerBuilder::set`] (`docs/CLIENT.md`, "Producer settings"). Values are checked at
 //! [`ProducerBuilder::build`], where an unknown key is an error.
 
 use std::time::Duration;

@@ -110,7 +110,8 @@ impl DeliveryFuture {
         self.partition
     }
 
-    // `SendError` hands the record back (client-api.md §1); that is what makes it large.
+    // `SendError` hands the record back, so the caller can retry without a copy; that is
+    // what makes it large.
     #[allow(clippy::result_large_err)]
     fn result(&self, outcome: &Outcome) -> Result<Delivery, SendError> {
         match outcome {

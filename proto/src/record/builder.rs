@@ -5,10 +5,11 @@
 //! an upper bound (the uncompressed size) for a compressed one, and `build` of an
 //! uncompressed batch copies nothing.
 //!
-//! What `build` writes (DESIGN.md §3): `base_offset` 0 and `partition_leader_epoch` -1 (the
-//! leader stamps both), magic 2, `last_offset_delta` = count - 1, `base_timestamp` = the
-//! first record's timestamp (as Kafka's `MemoryRecordsBuilder` does; later deltas may be
-//! negative), `max_timestamp` = the largest one, and the CRC over `attributes..end`.
+//! What `build` writes (`docs/FORMAT.md`, "Record batch"): `base_offset` 0 and
+//! `partition_leader_epoch` -1 (the leader stamps both), magic 2, `last_offset_delta` =
+//! count - 1, `base_timestamp` = the first record's timestamp (as Kafka's
+//! `MemoryRecordsBuilder` does; later deltas may be negative), `max_timestamp` = the
+//! largest one, and the CRC over `attributes..end`.
 
 use bytes::Bytes;
 

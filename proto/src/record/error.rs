@@ -1,5 +1,5 @@
 //! Errors of the record batch codec. Each maps to one of the wire's typed error codes
-//! (DESIGN.md §9) through [`RecordError::code`]; a reader of fetched batches adds where
+//! through [`RecordError::code`]; a reader of fetched batches adds where
 //! the bad batch is with [`RecordError::in_batch`].
 
 use super::header::Compression;

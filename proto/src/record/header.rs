@@ -1,4 +1,4 @@
-//! The fixed 61-byte record batch header (DESIGN.md §3, `docs/FORMAT.md`).
+//! The fixed 61-byte record batch header (`docs/FORMAT.md`, "Header").
 //!
 //! ```text
 //! pos  size  field

@@ -1,4 +1,5 @@
-//! The record batch format (DESIGN.md §3; every byte in `docs/FORMAT.md`).
+//! The record batch format: Kafka's RecordBatch v2 with a CRC-32 (every byte in
+//! `docs/FORMAT.md`).
 //!
 //! - [`header`]: the fixed 61-byte header, CRC, offset/epoch stamping.
 //! - [`error`]: [`RecordError`] and its wire code.

@@ -1,6 +1,6 @@
 //! A global allocator that tracks each thread's live heap bytes and their peak, so a test
-//! can state "this call never held more than N bytes at once" (reliability.md §5: no input
-//! may make us allocate more than a small multiple of the bytes actually received).
+//! can state "this call never held more than N bytes at once" (`docs/RELIABILITY.md`: no
+//! input may make us allocate more than a small multiple of the bytes actually received).
 //!
 //! Tracking is per thread, so tests running in parallel do not see each other's
 //! allocations (memory freed by another thread than the one that took it would skew the

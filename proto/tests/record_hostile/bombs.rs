@@ -1,4 +1,4 @@
-//! reliability.md §5 #19: compression bombs inside a batch with a valid CRC.
+//! Hostile input 19 (`docs/RELIABILITY.md`): compression bombs in a batch with a valid CRC.
 //!
 //! The zstd bombs are written by hand as frames of RLE blocks: each 4-byte block says
 //! "repeat this byte 128 KiB times", the largest block zstd allows. That makes a 4 GiB bomb

@@ -1,5 +1,5 @@
-//! reliability.md §5 #20 and #21: records and batches over the size limits, and
-//! timestamps below -1 or outside the configured window.
+//! Hostile inputs 20 and 21 (`docs/RELIABILITY.md`): records and batches over the size
+//! limits, and timestamps below -1 or outside the configured window.
 
 use strata_proto::record::{
     validate_batch, Record, RecordError, RecordErrorCode, TimestampWindow, ValidateLimits,

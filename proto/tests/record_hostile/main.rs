@@ -1,8 +1,8 @@
-//! Hostile record batches, reliability.md §5 inputs #13 to #21: one named test per input
-//! (#19, compression bombs, in `bombs.rs`; #20 and #21, size and timestamp limits, in
-//! `limits.rs`). Each must end in the typed error the table
-//! names, without panicking and without allocating more than a small multiple of the bytes
-//! received (measured by a counting global allocator, see `allocation.rs`).
+//! Hostile record batches, inputs #13 to #21 of `docs/RELIABILITY.md`: one named test per
+//! input (#19, compression bombs, in `bombs.rs`; #20 and #21, size and timestamp limits, in
+//! `limits.rs`). Each must end in the typed error the table names, without panicking and
+//! without allocating more than a small multiple of the bytes received (measured by a
+//! counting global allocator, see `allocation.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod allocation;

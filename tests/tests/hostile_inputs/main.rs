@@ -1,8 +1,8 @@
-//! reliability.md §5 #9–#27 and #33 against a real one-node broker: every hostile input
-//! gets a typed error — the response's `Error.code`, or a gRPC status where the
-//! transport refuses the bytes — and changes nothing: the metadata, the topic
-//! descriptions (configs and every partition's offsets) and the partition directories
-//! on disk are the same before and after.
+//! Hostile inputs #9–#27 and #33 of `docs/RELIABILITY.md` against a real one-node broker:
+//! every hostile input gets a typed error — the response's `Error.code`, or a gRPC status
+//! where the transport refuses the bytes — and changes nothing: the metadata, the topic
+//! descriptions (configs and every partition's offsets) and the partition directories on
+//! disk are the same before and after.
 //!
 //! Rows not tested here: #10's gzip bomb (this build of tonic has no gzip, so a
 //! compressed message is refused before anything is decompressed — tested in

@@ -141,7 +141,7 @@ async fn hostile_12_malformed_protobuf_is_a_typed_error_without_a_panic() {
     let before = fixture.state().await;
     for (input, code) in malformed_protobuf_statuses(&fixture).await {
         // INTERNAL is tonic's (and gRPC's) code for an unparsable request; the test
-        // below holds the broker to reliability.md's INVALID_ARGUMENT.
+        // below holds the broker to INVALID_ARGUMENT (hostile input 12).
         assert!(
             matches!(code, Code::InvalidArgument | Code::Internal),
             "{input}"

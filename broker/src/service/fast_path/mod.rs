@@ -19,7 +19,7 @@
 //!
 //! The bytes on the wire are exactly gRPC's, so any gRPC peer talks to them (the
 //! hostile-input tests use the generated tonic client and hand-made HTTP/2). The
-//! requests are read with tonic's rules and Strata's codes (reliability.md §5): a
+//! requests are read with tonic's rules and Strata's codes (`docs/RELIABILITY.md`): a
 //! `grpc-encoding` other than identity is `UNIMPLEMENTED`, a length prefix over the
 //! decode limit is `RESOURCE_EXHAUSTED` before the message is buffered, a compressed flag
 //! without an encoding is `INTERNAL` (as the gRPC spec says), and bytes that are not the
