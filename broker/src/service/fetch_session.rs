@@ -36,6 +36,16 @@ use crate::node::Node;
 /// The most answers a client may have granted and not yet received.
 pub const GRANTS_MAX: u32 = 64;
 
+/// A client's grant, refused (not cut silently) above [`GRANTS_MAX`].
+fn checked_grant(grant: u32) -> Result<u32, Status> {
+    if grant > GRANTS_MAX {
+        return Err(Status::invalid_argument(format!(
+            "a fetch session grant of {grant} answers is above the maximum of {GRANTS_MAX}"
+        )));
+    }
+    Ok(grant)
+}
+
 /// Serves the session whose client messages are `requests`, sending each answer, turned
 /// into what the response body sends by `frame`, into `answers`. Ends when the session
 /// ends (an error or a partition that did not move on), when the client has closed its
@@ -63,7 +73,10 @@ pub async fn run<T, S>(
         Some(Ok(FetchSessionRequest {
             fetch: Some(fetch),
             grant,
-        })) => (fetch, grant.min(GRANTS_MAX)),
+        })) => match checked_grant(grant) {
+            Ok(grant) => (fetch, grant),
+            Err(status) => return refuse(&answers, status).await,
+        },
         Some(Ok(FetchSessionRequest { fetch: None, .. })) => {
             let status =
                 Status::invalid_argument("the first message of a fetch session carries no fetch");
@@ -92,7 +105,10 @@ pub async fn run<T, S>(
             match message {
                 None => client_open = false,
                 Some(Ok(FetchSessionRequest { fetch: None, grant })) => {
-                    grants = grant.min(GRANTS_MAX);
+                    match checked_grant(grant) {
+                        Ok(grant) => grants = grant,
+                        Err(status) => return refuse(&answers, status).await,
+                    }
                 }
                 Some(Ok(FetchSessionRequest { fetch: Some(_), .. })) => {
                     let status = Status::invalid_argument(
@@ -216,5 +232,24 @@ mod tests {
         let partition = &answer.partitions[0];
         assert_eq!(partition.error.as_ref().map(|e| e.code), Some(0));
         assert!(partition.records.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_grant_above_the_maximum_is_refused_not_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node_with_topic(dir.path(), "granted");
+        let first = FetchSessionRequest {
+            fetch: Some(long_poll("granted")),
+            grant: GRANTS_MAX + 1,
+        };
+        let requests = tokio_stream::iter([Ok(first)]).chain(tokio_stream::pending());
+        let (answers, mut received) = mpsc::channel(1);
+        tokio::spawn(run(node, requests, answers, Ok));
+        let status = within_10_s("the refusal", received.recv())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains("maximum of 64"), "{status:?}");
     }
 }

@@ -9,7 +9,9 @@ use crate::controller::ControllerError;
 use crate::log::LogError;
 use crate::node::NodeError;
 
-/// The wire error for a failed request.
+/// The wire error for a failed request. A storage error is logged here with its full
+/// message, and clients get it without the broker's file paths: where the data
+/// directory lives is the operator's business, not every client's.
 pub fn to_wire(error: &NodeError) -> Error {
     let code = code_of(error);
     // The Display of the outer error plus its source chain, so messages name the cause.
@@ -20,7 +22,31 @@ pub fn to_wire(error: &NodeError) -> Error {
         message.push_str(&cause.to_string());
         source = cause.source();
     }
+    if matches!(
+        code,
+        ErrorCode::StorageError | ErrorCode::UnknownServerError
+    ) {
+        tracing::error!(code = code.as_str_name(), %message, "request failed on the broker");
+        message = without_paths(&message);
+    }
     Error::new(code, message)
+}
+
+/// `message` with every absolute path replaced by `<path>`.
+fn without_paths(message: &str) -> String {
+    message
+        .split(' ')
+        .map(|word| {
+            let path = word.trim_end_matches([':', ',', ';', ')', '.']);
+            let path = path.trim_start_matches(['(', '"', '\'']);
+            if path.starts_with('/') && path.len() > 1 {
+                word.replacen(path, "<path>", 1)
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The status that ends a produce or fetch stream once the broker shuts down. UNAVAILABLE
@@ -72,5 +98,38 @@ fn controller_code(error: &ControllerError) -> ErrorCode {
         "INVALID_CONFIG" => ErrorCode::InvalidConfig,
         "STORAGE_ERROR" => ErrorCode::StorageError,
         _ => ErrorCode::UnknownServerError,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn storage_errors_reach_clients_without_server_paths() {
+        let error = NodeError::Log(LogError::Offline {
+            dir: PathBuf::from("/var/lib/strata/orders-0"),
+            reason: "corrupt batch in /var/lib/strata/orders-0/00000000000000000000.log at byte 451: batch CRC mismatch".to_owned(),
+        });
+        let wire = to_wire(&error);
+        assert_eq!(wire.error_code(), ErrorCode::StorageError);
+        assert!(!wire.message.contains("/var/lib"), "{}", wire.message);
+        assert!(wire.message.contains("<path>"), "{}", wire.message);
+        assert!(wire.message.contains("at byte 451"), "{}", wire.message);
+    }
+
+    #[test]
+    fn other_errors_keep_their_message() {
+        let error = NodeError::UnknownTopicOrPartition {
+            topic: "a/b".to_owned(),
+            partition: 3,
+        };
+        assert_eq!(to_wire(&error).message, "unknown topic or partition a/b-3");
+        assert_eq!(
+            without_paths("in /x/y: (/z) ok /"),
+            "in <path>: (<path>) ok /"
+        );
     }
 }
