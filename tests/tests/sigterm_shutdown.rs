@@ -81,8 +81,19 @@ fn wait_until_refusing(address: SocketAddr) {
 /// frozen right after connecting): the broker cannot close its connection gracefully, so
 /// only the grace period ends it (or the handshake timeout, which these tests set longer
 /// than themselves: [`LONG_HANDSHAKE_TIMEOUT`]).
+///
+/// It returns once the broker has accepted the connection (its SETTINGS frame arrived):
+/// a connection still in the listen backlog when the SIGTERM closes the listener is no
+/// connection of the server's, and would not hold the shutdown up.
 fn frozen_connection(address: SocketAddr) -> TcpStream {
-    TcpStream::connect(address).unwrap()
+    let mut connection = TcpStream::connect(address).unwrap();
+    connection
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut settings = [0u8; 9];
+    std::io::Read::read_exact(&mut connection, &mut settings)
+        .expect("the broker accepts the connection and sends its SETTINGS frame");
+    connection
 }
 
 async fn client_of(broker: &BrokerProcess) -> Client {
