@@ -351,7 +351,7 @@ impl Signals {
 /// allocation of about 1 MiB. By default glibc serves those with `mmap` and returns
 /// freed memory at once, and every page of every frame is then faulted in anew: 125,000
 /// to 350,000 page faults while a consumer read 2.5 GB, about a third of its CPU on a
-/// VM whose first touch of a page costs 4 µs (`docs/BENCHMARKS.md` item 16). With these
+/// VM whose first touch of a page costs 4 µs (`docs/bench/history.md` item 16). With these
 /// settings freed buffers are reused, and up to `M_TRIM_THRESHOLD` of free memory stays
 /// at the top of the heap while traffic flows.
 ///

@@ -2,7 +2,7 @@
 //!
 //! tonic's client copies every received HTTP/2 data frame into one decode buffer before
 //! it decodes a message: for a consumer that is a copy of every fetched byte, 14 % of
-//! `strata bench consume`'s CPU (`docs/BENCHMARKS.md` item 16). Here the frames are kept
+//! `strata bench consume`'s CPU (`docs/bench/history.md` item 16). Here the frames are kept
 //! as they arrive ([`Chunks`]) and the response is decoded from them, so a batch that
 //! arrived inside one frame reaches the consumer as a slice of that frame. The request
 //! and the answer are ordinary gRPC (a framed message, `grpc-status` in the trailers or

@@ -1,7 +1,7 @@
 //! The produce stream, opened without the generated client so batches are not copied.
 //!
 //! tonic's client encodes each request into one buffer: a copy of every produced byte,
-//! 10 % of `strata bench produce`'s CPU (`docs/BENCHMARKS.md` item 16). Here each
+//! 10 % of `strata bench produce`'s CPU (`docs/bench/history.md` item 16). Here each
 //! request goes to HTTP/2 as two chunks ([`grpc_frame::produce_request_chunks`]): its
 //! small fields, then the batch as the `Bytes` the accumulator built; h2 writes a large
 //! data frame with a vectored write. Answers are read from the frames as they arrive

@@ -3,7 +3,7 @@
 //!
 //! Why: on the VMs this project is measured on (ext4 mounted with `discard` on a virtual
 //! disk), removing a file of gigabytes in one `unlink` stalls the whole guest for a few
-//! hundred milliseconds while the host takes the freed blocks back (BENCHMARKS.md, items
+//! hundred milliseconds while the host takes the freed blocks back (docs/bench/history.md, items
 //! 19 and 24): an e2e run at 10,000 records/s showed a p99 of 178–246 ms when a 2 GB
 //! file was removed during it, 11–16 ms when the same file was cut from its end
 //! [`CHUNK_BYTES`] at a time with [`PAUSE`] between cuts, and 1.5–2 ms with no deletion.

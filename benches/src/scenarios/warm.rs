@@ -4,7 +4,7 @@
 //! Why: on the VMs this project is measured on, the host backs guest memory lazily and
 //! takes freed memory back within seconds (free page reporting). Every page a freshly
 //! booted guest gives its page cache then traps to the host first, and `dd` fills new
-//! page-cache pages at 250–370 MiB/s (BENCHMARKS.md, item 20). A broker that has run for
+//! page-cache pages at 250–370 MiB/s (docs/bench/history.md, item 20). A broker that has run for
 //! a while has its page cache full of older log data; its new pages come from reclaiming
 //! that data, which never leaves the guest. Measured on the eleventh session's host: `dd`
 //! of 2 GB into the page cache ran at 246 MB/s on the fresh machine and at 2.3–3.9 GB/s

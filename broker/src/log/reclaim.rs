@@ -3,7 +3,7 @@
 //! Why: freeing a gigabyte of blocks in one go, which is what the last close of an unlinked
 //! 1 GiB segment does, can hold the filesystem up for hundreds of milliseconds on a disk
 //! that discards freed blocks (ext4 mounted with `discard`, thin-provisioned and virtual
-//! disks). Every write and fsync of every partition waits behind it. BENCHMARKS item 24
+//! disks). Every write and fsync of every partition waits behind it. docs/bench/history.md item 24
 //! measured an end-to-end p99 of 178–246 ms while a 2 GB file was removed at once, against
 //! 11–16 ms when the same file was cut 64 MiB at a time with pauses, and 1.5–2 ms with no
 //! deletion at all. Kafka defers the work as well (`file.delete.delay.ms`).

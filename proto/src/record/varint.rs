@@ -91,7 +91,7 @@ fn unsigned_size(value: u64) -> usize {
 ///
 /// Most varints of a record (attributes, deltas, a missing key, no headers, lengths
 /// under 8 KiB) take one or two bytes; those are read without the loop, which was 7 %
-/// of a consumer's CPU (`docs/BENCHMARKS.md` item 16). Every caller allows at least two
+/// of a consumer's CPU (`docs/bench/history.md` item 16). Every caller allows at least two
 /// bytes of at least 14 bits, so neither can overflow.
 #[inline]
 fn decode_unsigned(

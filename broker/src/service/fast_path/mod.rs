@@ -6,7 +6,7 @@
 //! before the socket copies them again, 16 % of the broker's CPU while a consumer read
 //! 2 GB; produced batches copied out of the HTTP/2 frames before they are written, 9 %
 //! of the broker's CPU while producing, on the partition's one serial write path
-//! (`perf`, `docs/BENCHMARKS.md` item 16). [`FastPathLayer`] is a tower layer that takes
+//! (`perf`, `docs/bench/history.md` item 16). [`FastPathLayer`] is a tower layer that takes
 //! these two methods before the router does and runs the same handlers with framing of
 //! its own ([`strata_proto::grpc_frame`]):
 //!
