@@ -32,7 +32,6 @@ pub mod status;
 pub mod traffic;
 pub mod transport_status;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,9 +83,4 @@ pub async fn serve(
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
-}
-
-/// Binds the gRPC listener (so the caller knows the port before serving).
-pub async fn bind(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(address).await
 }
