@@ -2,7 +2,10 @@
 //! building Strata needs cargo alone: no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/strata/v1/client_api.proto"];
+    let files = [
+        "proto/strata/v1/client_api.proto",
+        "proto/strata/v1/controller.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

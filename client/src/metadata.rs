@@ -201,6 +201,8 @@ mod tests {
                 node_id: 1,
                 address: "127.0.0.1:7070".into(),
                 rack: String::new(),
+                fenced: false,
+                incarnation: 1,
             }],
             topics,
             metadata_version: 3,

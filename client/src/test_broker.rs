@@ -240,6 +240,8 @@ impl ClientApi for Service {
                 node_id: 1,
                 address: self.address.clone(),
                 rack: String::new(),
+                fenced: false,
+                incarnation: 1,
             }],
             topics,
             metadata_version: 1,
@@ -491,6 +493,27 @@ impl ClientApi for Service {
             producer_id: state.next_producer_id,
             producer_epoch: 0,
         }))
+    }
+
+    async fn describe_cluster(
+        &self,
+        _request: Request<wire::DescribeClusterRequest>,
+    ) -> Result<Response<wire::DescribeClusterResponse>, Status> {
+        Err(Status::unimplemented("the test broker has no controller"))
+    }
+
+    async fn elect_leaders(
+        &self,
+        _request: Request<wire::ElectLeadersRequest>,
+    ) -> Result<Response<wire::ElectLeadersResponse>, Status> {
+        Err(Status::unimplemented("the test broker has no controller"))
+    }
+
+    async fn reassign_partitions(
+        &self,
+        _request: Request<wire::ReassignPartitionsRequest>,
+    ) -> Result<Response<wire::ReassignPartitionsResponse>, Status> {
+        Err(Status::unimplemented("the test broker has no controller"))
     }
 }
 

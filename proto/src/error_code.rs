@@ -18,6 +18,7 @@ impl ErrorCode {
                 | ErrorCode::UnknownLeaderEpoch
                 | ErrorCode::RequestTimedOut
                 | ErrorCode::BrokerNotAvailable
+                | ErrorCode::NotController
         )
     }
 }

@@ -11,7 +11,8 @@
 //! - [`api`]: the gRPC services generated with `tonic`/`prost` from `proto/strata/v1/*.proto`
 //!   by `build.rs` (protox: no system `protoc`). [`error_code`] says which wire error codes
 //!   are retriable. [`grpc_frame`] lays fetch answers out and reads them back without
-//!   copying record bytes (the fetch path's zero-copy framing). Replication and controller services come later.
+//!   copying record bytes (the fetch path's zero-copy framing). The `Controller` service
+//!   (`controller.proto`) carries the controller quorum's Raft RPCs between brokers.
 //!
 //! Start reading at [`record::header`]: the fixed 61-byte batch header every other layer
 //! relies on.

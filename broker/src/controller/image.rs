@@ -46,6 +46,10 @@ pub struct BrokerInfo {
     pub rack: Option<String>,
     /// Raised on every registration, i.e. on every start of the broker.
     pub incarnation: u64,
+    /// Its lease lapsed or it shut down: it leads nothing until it heartbeats again.
+    /// (Absent in snapshots written before the cluster build: false.)
+    #[serde(default)]
+    pub fenced: bool,
 }
 
 /// A topic: its id, name, explicit config overrides and partitions.
@@ -213,6 +217,7 @@ mod tests {
                         address: format!("127.0.0.1:{}", 7070 + id),
                         rack: None,
                         incarnation: 1,
+                        fenced: false,
                     };
                     (BrokerId(id), info)
                 })

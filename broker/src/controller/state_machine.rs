@@ -199,6 +199,7 @@ fn register_broker(
         address: address.to_owned(),
         rack: rack.clone(),
         incarnation,
+        fenced: false,
     };
     image.brokers.insert(id, info);
     Ok(())

@@ -9,17 +9,18 @@ use strata_proto::api::v1::client_api_server::ClientApi;
 use strata_proto::api::v1::{
     AlterConfigsRequest, AlterConfigsResponse, ConfigChange, CreatePartitionsRequest,
     CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse, DescribeTopicsRequest, DescribeTopicsResponse, FetchRequest,
-    FetchResponse, FetchSessionRequest, FetchedPartition, InitProducerIdRequest,
-    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, ListedOffset, MetadataRequest,
-    MetadataResponse, OffsetSpec, ProduceRequest, TopicResult,
+    DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse, DescribeTopicsRequest,
+    DescribeTopicsResponse, ElectLeadersRequest, ElectLeadersResponse, FetchRequest, FetchResponse,
+    FetchSessionRequest, FetchedPartition, InitProducerIdRequest, InitProducerIdResponse,
+    ListOffsetsRequest, ListOffsetsResponse, ListedOffset, MetadataRequest, MetadataResponse,
+    OffsetSpec, ProduceRequest, ReassignPartitionsRequest, ReassignPartitionsResponse, TopicResult,
 };
 use strata_proto::types::{LeaderEpoch, Offset};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::produce::{self, ProduceInbound, ProduceStream};
-use super::{fetch_session, metadata, status, traffic};
+use super::{cluster_api, fetch_session, metadata, status, traffic};
 use crate::controller::{MetadataImage, NewTopic};
 use crate::node::{FetchSpec, Node, NodeError, OffsetQuery};
 
@@ -290,6 +291,30 @@ impl ClientApi for ClientApiService {
                 producer_epoch: -1,
             },
         };
+        Ok(Response::new(response))
+    }
+
+    async fn describe_cluster(
+        &self,
+        request: Request<DescribeClusterRequest>,
+    ) -> Result<Response<DescribeClusterResponse>, Status> {
+        let response = cluster_api::describe_cluster(&self.node, request.into_inner()).await;
+        Ok(Response::new(response))
+    }
+
+    async fn elect_leaders(
+        &self,
+        request: Request<ElectLeadersRequest>,
+    ) -> Result<Response<ElectLeadersResponse>, Status> {
+        let response = cluster_api::elect_leaders(&self.node, request.into_inner()).await;
+        Ok(Response::new(response))
+    }
+
+    async fn reassign_partitions(
+        &self,
+        request: Request<ReassignPartitionsRequest>,
+    ) -> Result<Response<ReassignPartitionsResponse>, Status> {
+        let response = cluster_api::reassign_partitions(&self.node, request.into_inner()).await;
         Ok(Response::new(response))
     }
 }

@@ -78,6 +78,8 @@ pub fn metadata(image: &MetadataImage, names: &[String]) -> MetadataResponse {
                 node_id: broker.id.0,
                 address: broker.address.clone(),
                 rack: broker.rack.clone().unwrap_or_default(),
+                fenced: broker.fenced,
+                incarnation: broker.incarnation,
             })
             .collect(),
         topics,

@@ -22,6 +22,7 @@
 //! caps and timeouts of [`connections`].
 
 pub mod client_api;
+pub mod cluster_api;
 pub mod connections;
 pub mod decompression;
 pub mod fast_path;
