@@ -43,6 +43,31 @@ pub enum ControllerError {
     /// image that lost records.
     #[error("the cluster metadata in {dir} cannot be trusted: {reason}. The broker does not start, so nothing is deleted or re-created. Restore the directory from a backup, or move the partition directories out of the data directory to start an empty cluster")]
     MetadataDamaged { dir: String, reason: String },
+    /// A replica list names an unknown broker or a broker twice, or would leave a
+    /// partition without an in-sync replica.
+    #[error("invalid replica assignment: {reason}")]
+    InvalidReplicaAssignment { reason: String },
+    /// The controller quorum has no leader this broker can reach (an election is running,
+    /// or too few voters are up). Retriable.
+    #[error("no active controller{}", leader.map_or(String::new(), |id| format!(" (the last known is broker {id})")))]
+    NotController { leader: Option<i32> },
+    /// A broker request (heartbeat, shutdown) carried an incarnation that is no longer the
+    /// broker's current one: an older process of the same broker id.
+    #[error(
+        "broker {broker_id} incarnation {incarnation} is stale (the current one is {current})"
+    )]
+    StaleBrokerEpoch {
+        broker_id: i32,
+        incarnation: u64,
+        current: u64,
+    },
+    /// The controller quorum failed (its Raft log cannot be written, or it stopped).
+    #[error("controller quorum: {reason}")]
+    Quorum { reason: String },
+    /// An error the active controller answered a forwarded request with: its code name
+    /// (one of [`ControllerError::code_name`]'s) and message.
+    #[error("{message}")]
+    Remote { code: String, message: String },
 }
 
 impl ControllerError {
@@ -65,8 +90,37 @@ impl ControllerError {
             ControllerError::Storage(_) | ControllerError::MetadataDamaged { .. } => {
                 "STORAGE_ERROR"
             }
+            ControllerError::InvalidReplicaAssignment { .. } => "INVALID_REPLICA_ASSIGNMENT",
+            ControllerError::NotController { .. } => "NOT_CONTROLLER",
+            ControllerError::StaleBrokerEpoch { .. } => "STALE_BROKER_EPOCH",
+            ControllerError::Quorum { .. } => "UNKNOWN_SERVER_ERROR",
+            ControllerError::Remote { code, .. } => known_code_name(code),
         }
     }
+}
+
+/// Every code name [`ControllerError::code_name`] can give, so a remote answer maps back
+/// to the same `&'static str` (anything else is an unknown server error).
+const CODE_NAMES: [&str; 11] = [
+    "INVALID_TOPIC",
+    "TOPIC_ALREADY_EXISTS",
+    "UNKNOWN_TOPIC_OR_PARTITION",
+    "INVALID_PARTITIONS",
+    "INVALID_REPLICATION_FACTOR",
+    "INVALID_CONFIG",
+    "STORAGE_ERROR",
+    "INVALID_REPLICA_ASSIGNMENT",
+    "NOT_CONTROLLER",
+    "STALE_BROKER_EPOCH",
+    "UNKNOWN_SERVER_ERROR",
+];
+
+fn known_code_name(code: &str) -> &'static str {
+    CODE_NAMES
+        .iter()
+        .find(|name| **name == code)
+        .copied()
+        .unwrap_or("UNKNOWN_SERVER_ERROR")
 }
 
 #[cfg(test)]

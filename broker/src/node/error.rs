@@ -12,6 +12,13 @@ use crate::log::LogError;
 pub enum NodeError {
     #[error("unknown topic or partition {topic}-{partition}")]
     UnknownTopicOrPartition { topic: String, partition: i32 },
+    /// The partition exists but another broker leads it (or none does right now).
+    #[error("this broker does not lead {topic}-{partition}{}", leader.map_or(" (it has no leader right now)".to_owned(), |id| format!(" (broker {id} does)")))]
+    NotLeader {
+        topic: String,
+        partition: i32,
+        leader: Option<i32>,
+    },
     #[error("acks must be -1, 0 or 1, not {acks}")]
     InvalidRequiredAcks { acks: i32 },
     #[error(transparent)]

@@ -29,7 +29,18 @@ pub fn to_wire(error: &NodeError) -> Error {
         tracing::error!(code = code.as_str_name(), %message, "request failed on the broker");
         message = without_paths(&message);
     }
-    Error::new(code, message)
+    let mut wire = Error::new(code, message);
+    match error {
+        NodeError::NotLeader {
+            leader: Some(leader),
+            ..
+        }
+        | NodeError::Controller(ControllerError::NotController {
+            leader: Some(leader),
+        }) => wire.leader_hint = *leader,
+        _ => {}
+    }
+    wire
 }
 
 /// `message` with every absolute path replaced by `<path>`.
@@ -64,6 +75,7 @@ pub fn none() -> Error {
 fn code_of(error: &NodeError) -> ErrorCode {
     match error {
         NodeError::UnknownTopicOrPartition { .. } => ErrorCode::UnknownTopicOrPartition,
+        NodeError::NotLeader { .. } => ErrorCode::NotLeader,
         NodeError::InvalidRequiredAcks { .. } => ErrorCode::InvalidRequiredAcks,
         NodeError::Record(record) => record.code().into(),
         NodeError::Log(log) => log_code(log),
@@ -97,6 +109,9 @@ fn controller_code(error: &ControllerError) -> ErrorCode {
         "INVALID_REPLICATION_FACTOR" => ErrorCode::InvalidReplicationFactor,
         "INVALID_CONFIG" => ErrorCode::InvalidConfig,
         "STORAGE_ERROR" => ErrorCode::StorageError,
+        "INVALID_REPLICA_ASSIGNMENT" => ErrorCode::InvalidReplicaAssignment,
+        "NOT_CONTROLLER" => ErrorCode::NotController,
+        "STALE_BROKER_EPOCH" => ErrorCode::StaleBrokerEpoch,
         _ => ErrorCode::UnknownServerError,
     }
 }
