@@ -57,7 +57,9 @@ pub enum MetadataRecord {
         leader_epoch: i32,
         isr: Vec<i32>,
     },
-    /// A leader or ISR change. `partition_epoch` is the new epoch, one above the current.
+    /// A leader, ISR or replica-list change. `partition_epoch` is the new epoch, one above
+    /// the current. `replicas` is set only by a reassignment: the partition's new replica
+    /// list (absent in logs written before reassignment existed: unchanged).
     ChangePartition {
         topic_id: String,
         partition: i32,
@@ -65,6 +67,20 @@ pub enum MetadataRecord {
         leader_epoch: i32,
         isr: Vec<i32>,
         partition_epoch: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replicas: Option<Vec<i32>>,
+    },
+    /// The broker's lease lapsed or it finished a controlled shutdown: it leads nothing
+    /// until it is unfenced. `incarnation` must be the registered one, so a fence decided
+    /// for an old process never lands on the restarted one.
+    FenceBroker {
+        broker_id: i32,
+        incarnation: u64,
+    },
+    /// The broker (at its registered `incarnation`) heartbeats again and may lead.
+    UnfenceBroker {
+        broker_id: i32,
+        incarnation: u64,
     },
     /// Reserves producer ids `[first_id, first_id + count)`; `first_id` is the end of the
     /// previous block, so ids are never handed out twice, also across restarts.
@@ -92,6 +108,8 @@ impl MetadataRecord {
             MetadataRecord::CreateTopic { .. } => "CreateTopic",
             MetadataRecord::CreatePartition { .. } => "CreatePartition",
             MetadataRecord::ChangePartition { .. } => "ChangePartition",
+            MetadataRecord::FenceBroker { .. } => "FenceBroker",
+            MetadataRecord::UnfenceBroker { .. } => "UnfenceBroker",
             MetadataRecord::AllocateProducerIds { .. } => "AllocateProducerIds",
             MetadataRecord::AlterConfig { .. } => "AlterConfig",
             MetadataRecord::DeleteTopic { .. } => "DeleteTopic",
@@ -151,6 +169,24 @@ mod tests {
                 leader_epoch: 1,
                 isr: vec![],
                 partition_epoch: 1,
+                replicas: None,
+            },
+            MetadataRecord::ChangePartition {
+                topic_id: topic_id.clone(),
+                partition: 0,
+                leader: Some(2),
+                leader_epoch: 2,
+                isr: vec![2],
+                partition_epoch: 2,
+                replicas: Some(vec![2, 3]),
+            },
+            MetadataRecord::FenceBroker {
+                broker_id: 2,
+                incarnation: 4,
+            },
+            MetadataRecord::UnfenceBroker {
+                broker_id: 2,
+                incarnation: 4,
             },
             MetadataRecord::AllocateProducerIds {
                 first_id: 0,
@@ -171,6 +207,32 @@ mod tests {
             let json = record.to_json().unwrap();
             assert_eq!(MetadataRecord::from_json(&json).unwrap(), record);
         }
+    }
+
+    #[test]
+    fn every_kind_is_named_once() {
+        let kinds: std::collections::BTreeSet<&str> =
+            samples().iter().map(MetadataRecord::kind).collect();
+        assert_eq!(kinds.len(), 10, "{kinds:?}");
+    }
+
+    #[test]
+    fn change_partition_without_replicas_reads_and_writes_the_old_shape() {
+        let old = br#"{"type":"ChangePartition","topic_id":"ab","partition":0,"leader":1,"leader_epoch":2,"isr":[1],"partition_epoch":3}"#;
+        let record = MetadataRecord::from_json(old).unwrap();
+        assert_eq!(
+            record,
+            MetadataRecord::ChangePartition {
+                topic_id: "ab".into(),
+                partition: 0,
+                leader: Some(1),
+                leader_epoch: 2,
+                isr: vec![1],
+                partition_epoch: 3,
+                replicas: None,
+            }
+        );
+        assert_eq!(record.to_json().unwrap(), old.to_vec());
     }
 
     #[test]

@@ -104,8 +104,10 @@ fn apply_change(image: &mut MetadataImage, record: &MetadataRecord) -> Result<()
             leader_epoch,
             isr,
             partition_epoch,
+            replicas,
         } => {
             let change = PartitionChange {
+                replicas: replicas.as_deref().map(broker_ids),
                 leader: leader.map(BrokerId),
                 leader_epoch: *leader_epoch,
                 isr: broker_ids(isr),
@@ -113,6 +115,14 @@ fn apply_change(image: &mut MetadataImage, record: &MetadataRecord) -> Result<()
             };
             change_partition(image, topic_id, *partition, change)
         }
+        MetadataRecord::FenceBroker {
+            broker_id,
+            incarnation,
+        } => set_fenced(image, *broker_id, *incarnation, true),
+        MetadataRecord::UnfenceBroker {
+            broker_id,
+            incarnation,
+        } => set_fenced(image, *broker_id, *incarnation, false),
         MetadataRecord::AllocateProducerIds { first_id, count } => {
             if *first_id != image.next_producer_id {
                 return Err(format!(
@@ -205,6 +215,28 @@ fn register_broker(
     Ok(())
 }
 
+/// Fences or unfences a registered broker at its current incarnation. Fencing a fenced
+/// broker (or unfencing an unfenced one) is allowed and changes nothing.
+fn set_fenced(
+    image: &mut MetadataImage,
+    broker_id: i32,
+    incarnation: u64,
+    fenced: bool,
+) -> Result<(), String> {
+    let broker = image
+        .brokers
+        .get_mut(&BrokerId(broker_id))
+        .ok_or_else(|| format!("broker {broker_id} is not registered"))?;
+    if broker.incarnation != incarnation {
+        return Err(format!(
+            "broker {broker_id} incarnation {incarnation} is not the registered one, {}",
+            broker.incarnation
+        ));
+    }
+    broker.fenced = fenced;
+    Ok(())
+}
+
 fn check_topic_id(topic_id: &str) -> Result<(), String> {
     let well_formed = topic_id.len() == TOPIC_ID_HEX_DIGITS
         && topic_id
@@ -256,8 +288,10 @@ fn create_partition(
     Ok(())
 }
 
-/// The new leadership state carried by a `ChangePartition` record.
+/// The new state carried by a `ChangePartition` record.
 struct PartitionChange {
+    /// `None`: the replica list stays.
+    replicas: Option<Vec<BrokerId>>,
     leader: Option<BrokerId>,
     leader_epoch: i32,
     isr: Vec<BrokerId>,
@@ -270,13 +304,17 @@ fn change_partition(
     partition: i32,
     change: PartitionChange,
 ) -> Result<(), String> {
+    if let Some(replicas) = &change.replicas {
+        check_replicas(image, replicas)?;
+    }
     let topic = topic_by_id_mut(image, topic_id)?;
     let name = topic.name.clone();
     let current = topic
         .partitions
         .get_mut(&partition)
         .ok_or_else(|| format!("topic {name} has no partition {partition}"))?;
-    check_leadership(&current.replicas, change.leader, &change.isr)?;
+    let replicas = change.replicas.as_ref().unwrap_or(&current.replicas);
+    check_leadership(replicas, change.leader, &change.isr)?;
     if change.partition_epoch <= current.partition_epoch {
         return Err(format!(
             "partition epoch {} does not follow {}",
@@ -294,6 +332,9 @@ fn change_partition(
             "leader epoch {} after {} (leader changed: {leader_changed})",
             change.leader_epoch, current.leader_epoch
         ));
+    }
+    if let Some(replicas) = change.replicas {
+        current.replicas = replicas;
     }
     current.leader = change.leader;
     current.leader_epoch = change.leader_epoch;

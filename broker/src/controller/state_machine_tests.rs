@@ -186,6 +186,7 @@ fn change_partition_raises_epochs_and_keeps_the_leader_in_the_isr() {
             leader_epoch,
             isr: isr.to_vec(),
             partition_epoch,
+            replicas: None,
         }
     };
     apply_all(&mut image, &[change(Some(1), 0, &[1], 1)]);
@@ -202,6 +203,82 @@ fn change_partition_raises_epochs_and_keeps_the_leader_in_the_isr() {
     let partition = image.partition("orders", 0).unwrap();
     assert_eq!(partition.leader, None);
     assert_eq!(partition.leader_epoch, 2);
+}
+
+/// A `ChangePartition` of `orders-0` that also replaces the replica list.
+fn reassign(
+    replicas: &[i32],
+    leader: Option<i32>,
+    isr: &[i32],
+    epochs: (i32, i32),
+) -> MetadataRecord {
+    MetadataRecord::ChangePartition {
+        topic_id: TOPIC_ID.into(),
+        partition: 0,
+        leader,
+        leader_epoch: epochs.0,
+        isr: isr.to_vec(),
+        partition_epoch: epochs.1,
+        replicas: Some(replicas.to_vec()),
+    }
+}
+
+#[test]
+fn change_partition_with_replicas_replaces_the_replica_list() {
+    let mut image = cluster();
+    assert_refused(&image, reassign(&[], None, &[], (1, 1)));
+    assert_refused(&image, reassign(&[2, 2], Some(2), &[2], (1, 1)));
+    assert_refused(&image, reassign(&[2, 9], Some(2), &[2], (1, 1)));
+    assert_refused(&image, reassign(&[2, 3], Some(2), &[1, 2], (1, 1)));
+    assert_refused(&image, reassign(&[2, 3], Some(3), &[2], (1, 1)));
+    apply_all(&mut image, &[reassign(&[2, 3], Some(2), &[2], (1, 1))]);
+    let partition = image.partition("orders", 0).unwrap();
+    assert_eq!(partition.replicas, [BrokerId(2), BrokerId(3)]);
+    assert_eq!(partition.leader, Some(BrokerId(2)));
+    assert_eq!(partition.isr, [BrokerId(2)]);
+    assert_eq!((partition.leader_epoch, partition.partition_epoch), (1, 1));
+    // Without `replicas` the list stays, and the ISR is checked against it.
+    let keep = MetadataRecord::ChangePartition {
+        topic_id: TOPIC_ID.into(),
+        partition: 0,
+        leader: Some(2),
+        leader_epoch: 1,
+        isr: vec![2, 3],
+        partition_epoch: 2,
+        replicas: None,
+    };
+    apply_all(&mut image, &[keep]);
+    assert_eq!(
+        image.partition("orders", 0).unwrap().replicas,
+        [BrokerId(2), BrokerId(3)]
+    );
+}
+
+#[test]
+fn fence_and_unfence_need_the_registered_incarnation() {
+    let mut image = cluster();
+    apply_all(&mut image, &[register(2, 2)]);
+    let fence = |broker_id, incarnation| MetadataRecord::FenceBroker {
+        broker_id,
+        incarnation,
+    };
+    let unfence = |broker_id, incarnation| MetadataRecord::UnfenceBroker {
+        broker_id,
+        incarnation,
+    };
+    assert_refused(&image, fence(9, 1));
+    assert_refused(&image, fence(2, 1));
+    assert_refused(&image, fence(2, 3));
+    assert_refused(&image, unfence(9, 1));
+    apply_all(&mut image, &[fence(2, 2)]);
+    assert!(image.broker(BrokerId(2)).unwrap().fenced);
+    assert!(!image.broker(BrokerId(1)).unwrap().fenced);
+    assert_refused(&image, unfence(2, 1));
+    apply_all(&mut image, &[unfence(2, 2)]);
+    assert!(!image.broker(BrokerId(2)).unwrap().fenced);
+    // A new registration (a restart) leaves the broker unfenced.
+    apply_all(&mut image, &[fence(2, 2), register(2, 3)]);
+    assert!(!image.broker(BrokerId(2)).unwrap().fenced);
 }
 
 #[test]
