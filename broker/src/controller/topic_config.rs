@@ -16,6 +16,12 @@
 //! | `flush` | — | `always` or `interval:<ms>` |
 //! | `cleanup_policy` | `cleanup.policy` | `delete` (`compact` is refused: no compaction yet) |
 //! | `message_max_bytes` | `max.message.bytes` | 1 ..= the broker's `message_max_bytes` |
+//! | `unclean_leader_election_enable` | `unclean.leader.election.enable` | `true` or `false` (default `false`) |
+//!
+//! `unclean_leader_election_enable` lets the controller elect a live replica outside the
+//! ISR when no ISR member is alive (`election.rs`): the partition comes back sooner but
+//! loses the acknowledged records that replica never received. It has no broker-wide
+//! setting: the default is Kafka's, `false`.
 //!
 //! A setting the broker cannot honour is refused, never stored and shown as if it were:
 //! - `compact` (alone or in `compact,delete`): there is no log cleaner yet, and a topic
@@ -54,10 +60,11 @@ pub enum ConfigKey {
     Flush,
     CleanupPolicy,
     MessageMaxBytes,
+    UncleanLeaderElectionEnable,
 }
 
 impl ConfigKey {
-    pub const ALL: [ConfigKey; 7] = [
+    pub const ALL: [ConfigKey; 8] = [
         ConfigKey::RetentionMs,
         ConfigKey::RetentionBytes,
         ConfigKey::SegmentBytes,
@@ -65,6 +72,7 @@ impl ConfigKey {
         ConfigKey::Flush,
         ConfigKey::CleanupPolicy,
         ConfigKey::MessageMaxBytes,
+        ConfigKey::UncleanLeaderElectionEnable,
     ];
 
     /// The Strata name, under which the key is stored.
@@ -77,6 +85,7 @@ impl ConfigKey {
             ConfigKey::Flush => "flush",
             ConfigKey::CleanupPolicy => "cleanup_policy",
             ConfigKey::MessageMaxBytes => "message_max_bytes",
+            ConfigKey::UncleanLeaderElectionEnable => "unclean_leader_election_enable",
         }
     }
 
@@ -90,6 +99,7 @@ impl ConfigKey {
             ConfigKey::Flush => None,
             ConfigKey::CleanupPolicy => Some("cleanup.policy"),
             ConfigKey::MessageMaxBytes => Some("max.message.bytes"),
+            ConfigKey::UncleanLeaderElectionEnable => Some("unclean.leader.election.enable"),
         }
     }
 
@@ -147,9 +157,17 @@ impl ConfigKey {
             ConfigKey::CleanupPolicy => CleanupPolicy::from_str(value)
                 .map(TypedValue::Cleanup)
                 .map_err(invalid),
+            ConfigKey::UncleanLeaderElectionEnable => match value.to_ascii_lowercase().as_str() {
+                "true" => Ok(TypedValue::Bool(true)),
+                "false" => Ok(TypedValue::Bool(false)),
+                _ => Err(invalid("expected true or false".into())),
+            },
         }
     }
 }
+
+/// `unclean_leader_election_enable` of a topic without the override (Kafka's default).
+pub const UNCLEAN_LEADER_ELECTION_ENABLE_DEFAULT: bool = false;
 
 /// The smallest `segment_bytes` accepted: small enough for tests that roll often, large
 /// enough to hold a batch header and a record.
@@ -198,14 +216,16 @@ enum TypedValue {
     Integer(i64),
     Flush(FlushPolicy),
     Cleanup(CleanupPolicy),
+    Bool(bool),
 }
 
 impl TypedValue {
-    /// The number of an integer-valued key (every key but `flush` and `cleanup_policy`).
+    /// The number of an integer-valued key (every key but `flush`, `cleanup_policy` and
+    /// `unclean_leader_election_enable`).
     fn integer(self) -> i64 {
         match self {
             TypedValue::Integer(number) => number,
-            TypedValue::Flush(_) | TypedValue::Cleanup(_) => 0,
+            TypedValue::Flush(_) | TypedValue::Cleanup(_) | TypedValue::Bool(_) => 0,
         }
     }
 }
@@ -216,6 +236,7 @@ impl fmt::Display for TypedValue {
             TypedValue::Integer(number) => write!(f, "{number}"),
             TypedValue::Flush(flush) => write!(f, "{flush}"),
             TypedValue::Cleanup(policy) => write!(f, "{policy}"),
+            TypedValue::Bool(flag) => write!(f, "{flag}"),
         }
     }
 }
@@ -286,6 +307,9 @@ impl BrokerDefaults {
             ConfigKey::Flush => TypedValue::Flush(self.flush),
             ConfigKey::CleanupPolicy => TypedValue::Cleanup(self.cleanup_policy),
             ConfigKey::MessageMaxBytes => TypedValue::Integer(i64::from(self.message_max_bytes)),
+            ConfigKey::UncleanLeaderElectionEnable => {
+                TypedValue::Bool(UNCLEAN_LEADER_ELECTION_ENABLE_DEFAULT)
+            }
         }
     }
 }
@@ -318,6 +342,7 @@ pub struct EffectiveTopicConfig {
     pub flush: ConfigValue<FlushPolicy>,
     pub cleanup_policy: ConfigValue<CleanupPolicy>,
     pub message_max_bytes: ConfigValue<i32>,
+    pub unclean_leader_election_enable: ConfigValue<bool>,
 }
 
 /// Topic config validation and resolution; see the module docs.
@@ -393,6 +418,12 @@ impl TopicConfig {
             }),
             message_max_bytes: resolve(ConfigKey::MessageMaxBytes)
                 .map(|value| i32::try_from(value.integer()).unwrap_or(i32::MAX)),
+            unclean_leader_election_enable: resolve(ConfigKey::UncleanLeaderElectionEnable).map(
+                |value| match value {
+                    TypedValue::Bool(flag) => flag,
+                    _ => UNCLEAN_LEADER_ELECTION_ENABLE_DEFAULT,
+                },
+            ),
         }
     }
 }
@@ -451,6 +482,10 @@ impl EffectiveTopicConfig {
             entry(ConfigKey::Flush, &self.flush),
             entry(ConfigKey::CleanupPolicy, &self.cleanup_policy),
             entry(ConfigKey::MessageMaxBytes, &self.message_max_bytes),
+            entry(
+                ConfigKey::UncleanLeaderElectionEnable,
+                &self.unclean_leader_election_enable,
+            ),
         ]
     }
 

@@ -67,7 +67,7 @@ fn bad_keys_and_values_are_invalid_config_naming_key_and_value() {
         ("cleanup_policy", "DELETE"),
         ("max.message.bytes", "1048577"),
         ("min.insync.replicas", "2"),
-        ("unclean.leader.election.enable", "true"),
+        ("unclean.leader.election.enable", "maybe"),
         ("retention_MS", "1"),
         ("", "1"),
     ];
@@ -272,4 +272,46 @@ fn broker_defaults_follow_the_broker_log_config() {
     assert_eq!(defaults.segment_bytes, 1 << 30);
     let effective = TopicConfig::effective(&BTreeMap::new(), &defaults);
     assert_eq!(effective.to_log_config(&log), log);
+}
+
+#[test]
+fn unclean_leader_election_is_a_bool_off_by_default() {
+    let defaults = BrokerDefaults::default();
+    for (key, value, stored) in [
+        ("unclean_leader_election_enable", "true", "true"),
+        ("unclean.leader.election.enable", "FALSE", "false"),
+    ] {
+        let normalized = normalize(&raw(&[(key, value)])).unwrap();
+        assert_eq!(
+            normalized,
+            raw(&[("unclean_leader_election_enable", stored)])
+        );
+    }
+    for bad in ["yes", "1", ""] {
+        assert!(matches!(
+            normalize(&raw(&[("unclean_leader_election_enable", bad)])),
+            Err(ControllerError::InvalidConfig { .. })
+        ));
+    }
+    let off = TopicConfig::effective(&BTreeMap::new(), &defaults);
+    assert_eq!(
+        off.unclean_leader_election_enable,
+        ConfigValue {
+            value: false,
+            source: ConfigValueSource::Default
+        }
+    );
+    let on = TopicConfig::effective(
+        &raw(&[("unclean_leader_election_enable", "true")]),
+        &defaults,
+    );
+    assert!(on.unclean_leader_election_enable.value);
+    assert_eq!(
+        on.entries().last().unwrap(),
+        &(
+            "unclean_leader_election_enable".to_string(),
+            "true".to_string(),
+            ConfigValueSource::Topic
+        )
+    );
 }
