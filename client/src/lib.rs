@@ -16,7 +16,8 @@
 //!   `Produce` stream per broker, ordered retries until `delivery_timeout`).
 //! - [`consumer`]: [`Consumer`], a `Stream` of [`ConsumedRecord`]s fed by one long-poll
 //!   fetch loop per leader broker, with per-partition prefetch, `seek`, `pause`, `resume`.
-//! - [`admin`]: [`Admin`]: topics, configs, partitions, offsets, cluster info.
+//! - [`admin`]: [`Admin`]: topics, configs, partitions, offsets, cluster info; the
+//!   controller quorum, preferred leader elections and partition reassignments.
 //! - [`record`]: [`Record`], [`Delivery`], [`ConsumedRecord`], [`Offset`].
 //! - [`error`]: [`Error`], with `is_retriable()`, `outcome()` and Kafka code names.
 //!
@@ -87,8 +88,9 @@ pub mod record;
 mod retry;
 
 pub use admin::{
-    Admin, ClusterInfo, ConfigChange, ConfigEntry, ConfigSource, NewTopic, OffsetSpec,
-    PartitionDescription, TopicDescription, TopicInfo,
+    Admin, BrokerDescription, ClusterDescription, ClusterInfo, ConfigChange, ConfigEntry,
+    ConfigSource, ControllerVoter, ElectionResult, ElectionSelection, NewTopic, OffsetSpec,
+    PartitionDescription, PartitionReassignment, ReassignmentResult, TopicDescription, TopicInfo,
 };
 pub use client::{Client, ClientBuilder};
 pub use consumer::{CommitMode, Consumer, ConsumerBuilder};

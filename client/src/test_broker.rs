@@ -4,6 +4,11 @@
 //! produce request where it is, as a SIGSTOPped broker does). Not a model of the real
 //! broker's storage; the integration tests in `tests/` run the real one.
 //!
+//! The cluster calls (`DescribeCluster`, `ElectLeaders`, `ReassignPartitions`) answer from
+//! [`ControllerModel`]: three canned brokers (1 is this one, 2 is live, 3 is fenced), a
+//! three-voter quorum led by 1, and a replica assignment per partition that elections and
+//! reassignments change as the controller would (reassigned replicas catch up at once).
+//!
 //! Deduplication follows the rule the real broker implements: per (producer id,
 //! partition), a batch whose base sequence is the next expected one is appended; one that
 //! repeats an appended batch is answered with that batch's original offset; anything
@@ -11,7 +16,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,6 +61,40 @@ pub(crate) struct State {
     /// Unary `Fetch` calls answered.
     pub(crate) unary_fetches: usize,
     next_producer_id: i64,
+    pub(crate) controller: ControllerModel,
+}
+
+/// What the cluster calls answer from.
+#[derive(Debug, Default)]
+pub(crate) struct ControllerModel {
+    pub(crate) brokers: Vec<wire::BrokerInfo>,
+    /// Set by tests; a partition of a known topic without one has replicas `[1]`.
+    pub(crate) assignments: BTreeMap<(String, i32), Assignment>,
+    /// How many of the next `ElectLeaders`/`ReassignPartitions` calls answer
+    /// `NOT_CONTROLLER` (an election in the quorum).
+    pub(crate) not_controller_answers: usize,
+    /// `ElectLeaders` and `ReassignPartitions` calls received, refused ones included.
+    pub(crate) controller_calls: usize,
+}
+
+/// One partition's replicas as the controller keeps them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Assignment {
+    pub(crate) replicas: Vec<i32>,
+    pub(crate) leader: i32,
+    pub(crate) leader_epoch: i32,
+    pub(crate) isr: Vec<i32>,
+}
+
+impl Default for Assignment {
+    fn default() -> Assignment {
+        Assignment {
+            replicas: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            isr: vec![1],
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -81,6 +120,7 @@ impl TestBroker {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address: SocketAddr = listener.local_addr().unwrap();
         let mut state = State::default();
+        state.controller.brokers = canned_brokers(&address.to_string());
         for (name, partitions) in topics {
             state.topics.insert(
                 (*name).to_owned(),
@@ -111,6 +151,16 @@ impl TestBroker {
     /// streams then race each other, as a resumed broker's connections do.
     pub(crate) fn pause(&self, paused: bool) {
         self.paused.send_replace(paused);
+    }
+
+    /// Sets the replicas, leader and ISR the cluster calls see for `topic/partition`.
+    pub(crate) fn assign(&self, topic: &str, partition: i32, assignment: Assignment) {
+        self.state
+            .lock()
+            .unwrap()
+            .controller
+            .assignments
+            .insert((topic.to_owned(), partition), assignment);
     }
 
     pub(crate) fn inject(&self, faults: &[Fault]) {
@@ -499,21 +549,275 @@ impl ClientApi for Service {
         &self,
         _request: Request<wire::DescribeClusterRequest>,
     ) -> Result<Response<wire::DescribeClusterResponse>, Status> {
-        Err(Status::unimplemented("the test broker has no controller"))
+        let state = self.state.lock().unwrap();
+        let voter = |node_id: i32, leader: bool, matched_index: i64| wire::ControllerVoter {
+            node_id,
+            address: format!("127.0.0.1:{}", 9090 + node_id),
+            leader,
+            matched_index,
+            lag: 120 - matched_index,
+        };
+        Ok(Response::new(wire::DescribeClusterResponse {
+            error: ok(),
+            cluster_id: "test-cluster".into(),
+            answered_by: 1,
+            controller_leader: 1,
+            controller_term: 3,
+            voters: vec![
+                voter(2, false, 118),
+                voter(1, true, 120),
+                voter(3, false, 90),
+            ],
+            brokers: state.controller.brokers.clone(),
+            metadata_version: 42,
+            applied_index: 120,
+            last_log_index: 120,
+        }))
     }
 
     async fn elect_leaders(
         &self,
-        _request: Request<wire::ElectLeadersRequest>,
+        request: Request<wire::ElectLeadersRequest>,
     ) -> Result<Response<wire::ElectLeadersResponse>, Status> {
-        Err(Status::unimplemented("the test broker has no controller"))
+        let mut state = self.state.lock().unwrap();
+        if let Some(error) = state.controller_call() {
+            return Ok(Response::new(wire::ElectLeadersResponse {
+                error: Some(error),
+                results: Vec::new(),
+            }));
+        }
+        let results = state
+            .elected_partitions(request.into_inner().topics)
+            .into_iter()
+            .map(|(topic, partition)| state.elect(topic, partition))
+            .collect();
+        Ok(Response::new(wire::ElectLeadersResponse {
+            error: ok(),
+            results,
+        }))
     }
 
     async fn reassign_partitions(
         &self,
-        _request: Request<wire::ReassignPartitionsRequest>,
+        request: Request<wire::ReassignPartitionsRequest>,
     ) -> Result<Response<wire::ReassignPartitionsResponse>, Status> {
-        Err(Status::unimplemented("the test broker has no controller"))
+        let mut state = self.state.lock().unwrap();
+        let error = state.controller_call();
+        let answer = match error {
+            Some(error) => wire::ReassignPartitionsResponse {
+                error: Some(error),
+                results: Vec::new(),
+            },
+            None => state.reassign(request.into_inner()),
+        };
+        Ok(Response::new(answer))
+    }
+}
+
+/// Broker 1 (this one, rack a), 2 (live, rack b) and 3 (fenced, no rack).
+fn canned_brokers(address: &str) -> Vec<wire::BrokerInfo> {
+    let broker = |node_id: i32, address: &str, rack: &str, fenced: bool, incarnation: u64| {
+        wire::BrokerInfo {
+            node_id,
+            address: address.to_owned(),
+            rack: rack.to_owned(),
+            fenced,
+            incarnation,
+        }
+    };
+    vec![
+        broker(1, address, "a", false, 4),
+        broker(2, "127.0.0.1:2", "b", false, 1),
+        broker(3, "127.0.0.1:3", "", true, 2),
+    ]
+}
+
+/// The cluster calls, against [`ControllerModel`].
+impl State {
+    /// Counts a controller call; `NOT_CONTROLLER` while injected answers remain.
+    fn controller_call(&mut self) -> Option<wire::Error> {
+        self.controller.controller_calls += 1;
+        if self.controller.not_controller_answers == 0 {
+            return None;
+        }
+        self.controller.not_controller_answers -= 1;
+        error(wire::ErrorCode::NotController)
+    }
+
+    /// The assignment of a partition of a known topic.
+    fn assignment(&self, topic: &str, partition: i32) -> Option<Assignment> {
+        let count = self.topics.get(topic)?.len();
+        if partition < 0 || partition as usize >= count {
+            return None;
+        }
+        let key = (topic.to_owned(), partition);
+        Some(
+            self.controller
+                .assignments
+                .get(&key)
+                .cloned()
+                .unwrap_or_default(),
+        )
+    }
+
+    fn live(&self, broker: i32) -> bool {
+        self.controller
+            .brokers
+            .iter()
+            .any(|info| info.node_id == broker && !info.fenced)
+    }
+
+    /// The partitions an election request names: all of every topic when it names none,
+    /// all of a topic named without partitions; an unknown topic named alone is one
+    /// partition, -1, so it gets a result.
+    fn elected_partitions(&self, asked: Vec<wire::TopicPartitions>) -> Vec<(String, i32)> {
+        let every = |topic: &str| -> Vec<i32> {
+            let count = self.topics.get(topic).map_or(0, Vec::len);
+            if count == 0 {
+                vec![-1]
+            } else {
+                (0..count as i32).collect()
+            }
+        };
+        if asked.is_empty() {
+            let mut topics: Vec<&String> = self.topics.keys().collect();
+            topics.sort();
+            return topics
+                .into_iter()
+                .flat_map(|topic| every(topic).into_iter().map(|p| (topic.clone(), p)))
+                .collect();
+        }
+        asked
+            .into_iter()
+            .flat_map(|asked| {
+                let partitions = if asked.partitions.is_empty() {
+                    every(&asked.topic)
+                } else {
+                    asked.partitions
+                };
+                partitions
+                    .into_iter()
+                    .map(move |p| (asked.topic.clone(), p))
+            })
+            .collect()
+    }
+
+    /// A preferred leader election of one partition, as the controller makes it.
+    fn elect(&mut self, topic: String, partition: i32) -> wire::ElectionResult {
+        let mut result = wire::ElectionResult {
+            topic,
+            partition,
+            error: ok(),
+            leader: -1,
+            leader_epoch: -1,
+        };
+        let Some(mut assignment) = self.assignment(&result.topic, partition) else {
+            result.error = error(wire::ErrorCode::UnknownTopicOrPartition);
+            return result;
+        };
+        let preferred = assignment.replicas[0];
+        if assignment.leader == preferred {
+            result.error = error(wire::ErrorCode::ElectionNotNeeded);
+        } else if !self.live(preferred) || !assignment.isr.contains(&preferred) {
+            result.error = error(wire::ErrorCode::PreferredLeaderNotAvailable);
+        } else {
+            assignment.leader = preferred;
+            assignment.leader_epoch += 1;
+            self.controller
+                .assignments
+                .insert((result.topic.clone(), partition), assignment.clone());
+        }
+        result.leader = assignment.leader;
+        result.leader_epoch = assignment.leader_epoch;
+        result
+    }
+
+    /// A reassignment, all or nothing: a bad replica list fails the whole request, an
+    /// unknown partition fails its own result and nothing is written.
+    fn reassign(
+        &mut self,
+        request: wire::ReassignPartitionsRequest,
+    ) -> wire::ReassignPartitionsResponse {
+        let refuse = |message: String| wire::ReassignPartitionsResponse {
+            error: Some(wire::Error::new(
+                wire::ErrorCode::InvalidReplicaAssignment,
+                message,
+            )),
+            results: Vec::new(),
+        };
+        let mut results = Vec::new();
+        let mut changes = Vec::new();
+        for asked in request.reassignments {
+            let target = asked.replicas;
+            if target.is_empty() {
+                return refuse(format!(
+                    "{}/{}: no replicas given",
+                    asked.topic, asked.partition
+                ));
+            }
+            for (index, broker) in target.iter().enumerate() {
+                if !self
+                    .controller
+                    .brokers
+                    .iter()
+                    .any(|info| info.node_id == *broker)
+                {
+                    return refuse(format!("broker {broker} is not registered"));
+                }
+                if target[..index].contains(broker) {
+                    return refuse(format!("broker {broker} is named twice"));
+                }
+            }
+            let mut result = wire::ReassignmentResult {
+                topic: asked.topic,
+                partition: asked.partition,
+                error: ok(),
+                current_replicas: Vec::new(),
+                target_replicas: target.clone(),
+                leader: -1,
+                isr: Vec::new(),
+            };
+            let Some(current) = self.assignment(&result.topic, result.partition) else {
+                result.error = error(wire::ErrorCode::UnknownTopicOrPartition);
+                results.push(result);
+                continue;
+            };
+            // Reassigned replicas catch up at once here; fenced ones never do.
+            let isr: Vec<i32> = target.iter().copied().filter(|b| self.live(*b)).collect();
+            let Some(first_in_sync) = isr.first().copied() else {
+                return refuse(format!(
+                    "{}/{}: no replica of {target:?} would be in sync",
+                    result.topic, result.partition
+                ));
+            };
+            let leader = if isr.contains(&current.leader) {
+                current.leader
+            } else {
+                first_in_sync
+            };
+            let leader_epoch = current.leader_epoch + i32::from(leader != current.leader);
+            result.current_replicas = current.replicas;
+            result.leader = leader;
+            result.isr = isr.clone();
+            changes.push((
+                (result.topic.clone(), result.partition),
+                Assignment {
+                    replicas: target,
+                    leader,
+                    leader_epoch,
+                    isr,
+                },
+            ));
+            results.push(result);
+        }
+        let failed = results.iter().any(|result| result.error.is_some());
+        if !request.dry_run && !failed {
+            self.controller.assignments.extend(changes);
+        }
+        wire::ReassignPartitionsResponse {
+            error: ok(),
+            results,
+        }
     }
 }
 

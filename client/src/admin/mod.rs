@@ -3,16 +3,25 @@
 //! answers admin calls in a one-node cluster), except `list_offsets`, which goes to the
 //! partition's leader.
 //!
+//! The cluster calls (describe the quorum, elect leaders, reassign partitions) live in
+//! `cluster.rs`, their values in `cluster_types.rs`.
+//!
 //! Per-item results (`create_topics`, `delete_topics`) come back as `(name, Result)`
 //! pairs: one bad name does not hide the others' outcome. After a change the client's
 //! metadata cache is refreshed for the topics involved.
 
+mod cluster;
+mod cluster_types;
 mod types;
 
 use std::collections::HashMap;
 
 use strata_proto::api::v1 as wire;
 
+pub use cluster_types::{
+    BrokerDescription, ClusterDescription, ControllerVoter, ElectionResult, ElectionSelection,
+    PartitionReassignment, ReassignmentResult,
+};
 pub use types::{
     BrokerNode, ClusterInfo, ConfigChange, ConfigEntry, ConfigSource, NewTopic, OffsetSpec,
     PartitionDescription, TopicDescription, TopicInfo,
