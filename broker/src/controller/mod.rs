@@ -15,6 +15,9 @@
 //! - [`topic_validation`]: naming and count policy for new topics (hostile inputs 24–25 of
 //!   `docs/RELIABILITY.md`).
 //! - [`assignment`]: balanced replica placement for new partitions.
+//! - [`election`]: leadership decisions (fence, unfence, controlled shutdown, preferred
+//!   leaders, reassignment) as records, from the image alone.
+//! - [`liveness`]: [`Leases`], broker leases on the monotonic clock (times passed in).
 //! - [`topic_commands`]: admin requests → records, or a typed refusal.
 //! - [`snapshot`]: `snapshot.json`, the image at a version, so restarts replay less.
 //! - [`metadata_log`]: [`MetadataLog`], the records in `__cluster_metadata-0`, replay.
@@ -29,8 +32,10 @@ pub mod assignment;
 // The file is named for the one type it holds, `Controller`, like every other file here.
 #[allow(clippy::module_inception)]
 pub mod controller;
+pub mod election;
 pub mod error;
 pub mod image;
+pub mod liveness;
 pub mod metadata_log;
 pub mod metadata_record;
 pub mod snapshot;
@@ -41,8 +46,13 @@ pub mod topic_validation;
 
 pub use assignment::{assign_replicas, AssignmentRequest, PlacementBroker};
 pub use controller::{BrokerRegistration, Controller, PRODUCER_ID_BLOCK_SIZE};
+pub use election::{
+    controlled_shutdown, elect_preferred, fence, reassign, unfence, ElectionOutcome,
+    ElectionRefusal, ReassignmentOutcome,
+};
 pub use error::ControllerError;
 pub use image::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
+pub use liveness::{Leases, StaleIncarnation};
 pub use metadata_log::{MetadataLog, MetadataLogOptions};
 pub use metadata_record::MetadataRecord;
 pub use state_machine::apply;
