@@ -1,8 +1,10 @@
 //! Replica assignment: which brokers hold the replicas of new partitions.
 //!
-//! Brokers are taken in id order and walked round-robin from `start_index` (the controller
-//! rotates it from topic to topic, so the first partitions of many small topics do not all
-//! land on the same broker). Partition `p` (its number in the topic) gets `rf` consecutive
+//! Only live brokers (registered, not fenced) are offered by the caller. They are put in
+//! walk order ([`walk_order`]) and walked round-robin from `start_index`, which
+//! [`balanced_start`] picks for a new topic: the least-loaded broker (by replicas already
+//! held), ties broken by a rotation the controller advances from topic to topic, so the
+//! first partitions of many small topics do not all land on the same broker. Partition `p` (its number in the topic) gets `rf` consecutive
 //! brokers of the walk starting at position `start + p·rf + ⌊p / (n / g)⌋` with `n`
 //! brokers and `g = gcd(rf, n)`; the first one is its preferred leader.
 //!
@@ -18,12 +20,19 @@
 //! one; assigning `0..a` and then `a..b` gives the same as assigning `0..b` in one go, so
 //! added partitions keep the topic balanced when the broker set has not changed.
 //!
-//! Racks are accepted but not used yet: rack-aware placement will alternate racks within
-//! the same signature.
+//! Racks: when any broker has one, the walk order is Kafka's rack-alternated list (racks
+//! in name order, each contributing its next broker in id order, round after round;
+//! brokers without a rack form one more group), so consecutive replicas of a partition
+//! are on different racks whenever the racks allow it (always, with equally sized racks
+//! and `rf` ≤ the number of racks). The formula is unchanged, so the balance invariants
+//! hold too. Without racks the walk order is id order.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use strata_proto::types::BrokerId;
 
 use super::error::ControllerError;
+use super::topic_validation::validate_replication_factor;
 
 /// A broker replicas may be placed on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,24 +52,16 @@ pub struct AssignmentRequest {
     pub start_index: usize,
 }
 
-/// The replicas of each new partition, in order, preferred leader first.
+/// The replicas of each new partition, in order, preferred leader first. `brokers` are
+/// the live brokers; `start_index` is a position in their [`walk_order`].
 pub fn assign_replicas(
     brokers: &[PlacementBroker],
     request: &AssignmentRequest,
 ) -> Result<Vec<Vec<BrokerId>>, ControllerError> {
-    let mut ids: Vec<BrokerId> = brokers.iter().map(|broker| broker.id).collect();
-    ids.sort();
-    ids.dedup();
+    let ids = walk_order(brokers);
     let broker_count = ids.len();
-    let replication_factor = usize::try_from(request.replication_factor)
-        .ok()
-        .filter(|rf| (1..=broker_count).contains(rf))
-        .ok_or_else(|| ControllerError::InvalidReplicationFactor {
-            reason: format!(
-                "replication factor {} must be between 1 and the {broker_count} registered brokers",
-                request.replication_factor
-            ),
-        })?;
+    validate_replication_factor(request.replication_factor, broker_count)?;
+    let replication_factor = usize::try_from(request.replication_factor).unwrap_or(1);
     let (first, count) = match (
         u64::try_from(request.first_partition),
         u64::try_from(request.partition_count),
@@ -93,6 +94,56 @@ pub fn assign_replicas(
     Ok(assignment)
 }
 
+/// The order replicas are placed in: each broker once; id order, or Kafka's
+/// rack-alternated order when any broker has a rack (see the module docs).
+pub fn walk_order(brokers: &[PlacementBroker]) -> Vec<BrokerId> {
+    let mut by_rack: BTreeMap<Option<&str>, Vec<BrokerId>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for broker in brokers {
+        if seen.insert(broker.id) {
+            by_rack
+                .entry(broker.rack.as_deref())
+                .or_default()
+                .push(broker.id);
+        }
+    }
+    for ids in by_rack.values_mut() {
+        ids.sort();
+    }
+    let rounds = by_rack.values().map(Vec::len).max().unwrap_or(0);
+    (0..rounds)
+        .flat_map(|round| {
+            by_rack
+                .values()
+                .filter_map(move |ids| ids.get(round).copied())
+        })
+        .collect()
+}
+
+/// The `start_index` for a new topic: the position in [`walk_order`] of the broker holding
+/// the fewest replicas (`replicas_held`, absent = none); among equals the first at or after
+/// `rotation` (modulo the number of brokers), cyclically. With equal loads this is just
+/// `rotation`, so a topic on empty brokers is placed exactly as before loads counted.
+pub fn balanced_start(
+    brokers: &[PlacementBroker],
+    replicas_held: &BTreeMap<BrokerId, usize>,
+    rotation: usize,
+) -> usize {
+    let order = walk_order(brokers);
+    let count = order.len().max(1);
+    let held = |position: usize| {
+        order
+            .get(position % count)
+            .and_then(|id| replicas_held.get(id))
+            .copied()
+            .unwrap_or(0)
+    };
+    (0..count)
+        .map(|step| (rotation % count + step) % count)
+        .min_by_key(|position| held(*position))
+        .unwrap_or(0)
+}
+
 fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
         (a, b) = (b, a % b);
@@ -103,8 +154,6 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-    use std::collections::{BTreeMap, BTreeSet};
 
     use proptest::prelude::*;
 
@@ -168,7 +217,100 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn replication_factor_errors_name_both_numbers() {
+        let error = assign_replicas(&brokers(&[1, 2, 3]), &request(0, 1, 4, 0)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid replication factor: replication factor 4 is larger than the 3 live brokers"
+        );
+        let error = validate_replication_factor(0, 3).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("replication factor 0 is below 1"),
+            "{error}"
+        );
+    }
+
+    fn racked(pairs: &[(i32, &str)]) -> Vec<PlacementBroker> {
+        pairs
+            .iter()
+            .map(|(id, rack)| PlacementBroker {
+                id: BrokerId(*id),
+                rack: Some(rack.to_string()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn racks_alternate_in_the_walk_order() {
+        let placed = racked(&[(1, "a"), (2, "a"), (3, "a"), (4, "b"), (5, "c"), (6, "c")]);
+        let order: Vec<i32> = walk_order(&placed).iter().map(|id| id.0).collect();
+        assert_eq!(order, [1, 4, 5, 2, 6, 3]);
+        let without_racks: Vec<i32> = walk_order(&brokers(&[3, 1, 2, 1]))
+            .iter()
+            .map(|id| id.0)
+            .collect();
+        assert_eq!(without_racks, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_new_topic_starts_on_the_least_loaded_broker() {
+        let three = brokers(&[1, 2, 3]);
+        let held = BTreeMap::from([(BrokerId(1), 2), (BrokerId(2), 1), (BrokerId(3), 2)]);
+        assert_eq!(balanced_start(&three, &held, 0), 1);
+        assert_eq!(balanced_start(&three, &held, 7), 1);
+        let equal = BTreeMap::from([(BrokerId(1), 1), (BrokerId(2), 1), (BrokerId(3), 1)]);
+        assert_eq!(
+            balanced_start(&three, &equal, 5),
+            2,
+            "the rotation breaks ties"
+        );
+        assert_eq!(balanced_start(&three, &BTreeMap::new(), 4), 1);
+        assert_eq!(balanced_start(&[], &BTreeMap::new(), 4), 0);
+    }
+
+    #[test]
+    fn six_partitions_on_three_empty_brokers_are_two_each() {
+        let three = brokers(&[1, 2, 3]);
+        let start = balanced_start(&three, &BTreeMap::new(), 11);
+        let assignment = assign_replicas(&three, &request(0, 6, 1, start)).unwrap();
+        let mut counts = BTreeMap::new();
+        for replicas in &assignment {
+            *counts.entry(replicas[0]).or_insert(0) += 1;
+        }
+        assert_eq!(counts.values().copied().collect::<Vec<_>>(), [2, 2, 2]);
+    }
+
     proptest! {
+        #[test]
+        fn equal_racks_put_each_partition_on_distinct_racks(
+            racks in 1usize..5,
+            per_rack in 1usize..4,
+            partitions in 1i32..40,
+            rf_seed in 0usize..5,
+            start in 0usize..100,
+        ) {
+            let rf = rf_seed % racks + 1;
+            let placed: Vec<PlacementBroker> = (0..racks * per_rack)
+                .map(|i| PlacementBroker {
+                    id: BrokerId(i as i32 * 7 % 23 + i as i32 * 23),
+                    rack: Some(format!("rack-{}", i % racks)),
+                })
+                .collect();
+            let rack_of: BTreeMap<BrokerId, Option<String>> = placed
+                .iter()
+                .map(|broker| (broker.id, broker.rack.clone()))
+                .collect();
+            let assignment =
+                assign_replicas(&placed, &request(0, partitions, rf as i32, start)).unwrap();
+            for replicas in assignment {
+                let used: BTreeSet<_> = replicas.iter().map(|id| &rack_of[id]).collect();
+                prop_assert_eq!(used.len(), replicas.len(), "{:?}", replicas);
+            }
+        }
+
         #[test]
         fn assignment_is_distinct_sized_and_balanced(
             broker_count in 1usize..12,

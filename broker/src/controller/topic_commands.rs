@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 
 use strata_proto::types::BrokerId;
 
-use super::assignment::{assign_replicas, AssignmentRequest, PlacementBroker};
+use super::assignment::{
+    assign_replicas, balanced_start, walk_order, AssignmentRequest, PlacementBroker,
+};
 use super::error::ControllerError;
 use super::image::{MetadataImage, TopicImage};
 use super::metadata_record::MetadataRecord;
@@ -61,15 +63,16 @@ pub(crate) fn create_topic(
     let replication_factor = spec
         .replication_factor
         .unwrap_or(context.defaults.default_replication_factor);
-    validate_replication_factor(replication_factor, image.brokers.len())?;
+    let brokers = placement_brokers(image);
+    validate_replication_factor(replication_factor, brokers.len())?;
     let configs = TopicConfig::normalize(&spec.configs, context.defaults)?;
     let request = AssignmentRequest {
         first_partition: 0,
         partition_count: partitions,
         replication_factor,
-        start_index: context.assignment_start,
+        start_index: balanced_start(&brokers, &replicas_held(image), context.assignment_start),
     };
-    let assignment = assign_replicas(&placement_brokers(image), &request)?;
+    let assignment = assign_replicas(&brokers, &request)?;
     validate_broker_partitions(image, &assignment, context.limits)?;
     let mut records = vec![MetadataRecord::CreateTopic {
         topic_id: context.topic_id.to_owned(),
@@ -173,12 +176,13 @@ pub(crate) fn create_partitions(
     let first = topic.partitions.get(&0);
     let replication_factor = first.map_or(1, |partition| partition.replicas.len());
     let replication_factor = i32::try_from(replication_factor).unwrap_or(i32::MAX);
-    validate_replication_factor(replication_factor, image.brokers.len())?;
-    // Continue the topic's original walk so the whole topic stays balanced.
     let brokers = placement_brokers(image);
+    validate_replication_factor(replication_factor, brokers.len())?;
+    // Continue the topic's original walk so the whole topic stays balanced (exactly, while
+    // the live brokers are the same as when it was created).
     let leader_of_first = first.and_then(|partition| partition.replicas.first());
     let start_index = leader_of_first
-        .and_then(|leader| brokers.iter().position(|broker| broker.id == *leader))
+        .and_then(|leader| walk_order(&brokers).iter().position(|id| id == leader))
         .unwrap_or(0);
     let request = AssignmentRequest {
         first_partition: current,
@@ -202,11 +206,13 @@ fn existing_topic<'a>(
         })
 }
 
-/// Registered brokers in id order (the image's `BTreeMap` order).
+/// The brokers new replicas may go to: registered and not fenced, in id order. A fenced
+/// broker is down or shutting down; a replica placed there could not lead or follow.
 fn placement_brokers(image: &MetadataImage) -> Vec<PlacementBroker> {
     image
         .brokers
         .values()
+        .filter(|broker| !broker.fenced)
         .map(|broker| PlacementBroker {
             id: broker.id,
             rack: broker.rack.clone(),
@@ -214,7 +220,26 @@ fn placement_brokers(image: &MetadataImage) -> Vec<PlacementBroker> {
         .collect()
 }
 
-/// New partitions start with the first replica as leader at epoch 0 and a full ISR.
+/// How many partition replicas each broker holds now, for [`balanced_start`].
+fn replicas_held(image: &MetadataImage) -> BTreeMap<BrokerId, usize> {
+    let mut held = BTreeMap::new();
+    let replicas = image
+        .topics
+        .values()
+        .flat_map(|topic| topic.partitions.values())
+        .flat_map(|partition| partition.replicas.iter());
+    for broker in replicas {
+        *held.entry(*broker).or_insert(0) += 1;
+    }
+    held
+}
+
+/// New partitions start with the first replica as leader at epoch 0 and an ISR of the
+/// leader ALONE, not every replica: replication between brokers is not built yet, so a
+/// follower holds none of the partition's records and must not count as in sync (it would
+/// count toward `min.insync.replicas` and could be elected, losing every acknowledged
+/// record). The replication issue adds followers to the ISR once they have caught up to
+/// the high watermark, as Kafka does.
 fn partition_records<'a>(
     topic_id: &'a str,
     first_partition: i32,
@@ -229,8 +254,132 @@ fn partition_records<'a>(
                 partition,
                 leader: replicas.first().copied().unwrap_or(-1),
                 leader_epoch: 0,
-                isr: replicas.clone(),
+                isr: replicas.first().copied().into_iter().collect(),
                 replicas,
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::controller::state_machine::apply;
+
+    /// Brokers 1..=`count`, the ones in `fenced` fenced.
+    fn brokers(count: i32, fenced: &[i32]) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for id in 1..=count {
+            let register = MetadataRecord::RegisterBroker {
+                broker_id: id,
+                address: format!("127.0.0.1:{}", 7000 + id),
+                rack: None,
+                incarnation: 1,
+            };
+            let offset = image.version;
+            apply(&mut image, &register, offset).unwrap();
+            if fenced.contains(&id) {
+                let fence = MetadataRecord::FenceBroker {
+                    broker_id: id,
+                    incarnation: 1,
+                };
+                let offset = image.version;
+                apply(&mut image, &fence, offset).unwrap();
+            }
+        }
+        image
+    }
+
+    fn create(
+        image: &mut MetadataImage,
+        name: &str,
+        partitions: i32,
+        replication_factor: i32,
+        topic_id: &str,
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let spec = NewTopic {
+            name: name.into(),
+            partitions: Some(partitions),
+            replication_factor: Some(replication_factor),
+            configs: BTreeMap::new(),
+        };
+        let context = CreationContext {
+            origin: TopicOrigin::User,
+            defaults: &BrokerDefaults::default(),
+            topic_id,
+            assignment_start: 0,
+            limits: &PartitionLimits::default(),
+        };
+        let records = create_topic(image, &spec, context)?;
+        for record in &records {
+            let offset = image.version;
+            apply(image, record, offset).unwrap();
+        }
+        Ok(records)
+    }
+
+    #[test]
+    fn new_partitions_go_to_live_brokers_with_the_leader_alone_in_the_isr() {
+        let mut image = brokers(3, &[2]);
+        create(
+            &mut image,
+            "orders",
+            4,
+            2,
+            "0123456789abcdef0123456789abcdef",
+        )
+        .unwrap();
+        for partition in image.topic("orders").unwrap().partitions.values() {
+            assert!(!partition.replicas.contains(&BrokerId(2)), "{partition:?}");
+            assert_eq!(partition.replicas.len(), 2);
+            assert_eq!(partition.leader, partition.replicas.first().copied());
+            assert_eq!(partition.isr, [partition.replicas[0]]);
+        }
+        let grown = create_partitions(&image, "orders", 6, &PartitionLimits::default()).unwrap();
+        for record in &grown {
+            let MetadataRecord::CreatePartition { replicas, isr, .. } = record else {
+                panic!("{record:?}");
+            };
+            assert!(!replicas.contains(&2));
+            assert_eq!(isr, &replicas[..1]);
+        }
+    }
+
+    #[test]
+    fn a_replication_factor_above_the_live_brokers_names_both_numbers() {
+        let mut image = brokers(4, &[4]);
+        let error = create(
+            &mut image,
+            "orders",
+            1,
+            4,
+            "0123456789abcdef0123456789abcdef",
+        )
+        .unwrap_err();
+        assert_eq!(error.code_name(), "INVALID_REPLICATION_FACTOR");
+        assert!(
+            error
+                .to_string()
+                .contains("replication factor 4 is larger than the 3 live brokers"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_new_topic_starts_on_the_least_loaded_broker() {
+        let mut image = brokers(3, &[]);
+        create(&mut image, "a", 1, 1, "0123456789abcdef0123456789abcdef").unwrap();
+        create(&mut image, "b", 1, 1, "fedcba9876543210fedcba9876543210").unwrap();
+        create(&mut image, "c", 1, 1, "00112233445566778899aabbccddeeff").unwrap();
+        let leaders: Vec<i32> = ["a", "b", "c"]
+            .iter()
+            .map(|name| image.partition(name, 0).unwrap().replicas[0].0)
+            .collect();
+        assert_eq!(
+            leaders,
+            [1, 2, 3],
+            "the same rotation each time, yet spread"
+        );
+    }
 }

@@ -8,7 +8,7 @@
 //!   rule: metric names cannot tell `a.b` from `a_b`).
 //!
 //! Partition counts are `1..=`[`PARTITIONS_MAX`]; a replication factor is `1..=` the
-//! number of registered brokers; and no broker may end up hosting more partition replicas
+//! number of live (registered, unfenced) brokers; and no broker may end up hosting more partition replicas
 //! than [`PartitionLimits::per_broker_max`], which the broker derives from the descriptors
 //! and memory maps it may hold (`node/descriptors.rs`). These are policy, checked before a
 //! record is written; the state machine does not re-check them on replay.
@@ -139,22 +139,20 @@ pub fn validate_broker_partitions(
     Ok(())
 }
 
-/// A replication factor, against the number of registered brokers.
+/// A replication factor, against the number of live (registered, unfenced) brokers: new
+/// replicas are placed only on those.
 pub fn validate_replication_factor(
     replication_factor: i32,
-    broker_count: usize,
+    live_brokers: usize,
 ) -> Result<(), ControllerError> {
-    let fits = usize::try_from(replication_factor).is_ok_and(|rf| rf >= 1 && rf <= broker_count);
-    if fits {
-        Ok(())
-    } else {
-        Err(ControllerError::InvalidReplicationFactor {
-            reason: format!(
-                "replication factor {replication_factor} requested; it must be between 1 and \
-                 the number of registered brokers, {broker_count}"
-            ),
-        })
-    }
+    let reason = match usize::try_from(replication_factor) {
+        Ok(rf) if rf >= 1 && rf <= live_brokers => return Ok(()),
+        Ok(rf) if rf >= 1 => {
+            format!("replication factor {rf} is larger than the {live_brokers} live brokers")
+        }
+        _ => format!("replication factor {replication_factor} is below 1"),
+    };
+    Err(ControllerError::InvalidReplicationFactor { reason })
 }
 
 #[cfg(test)]
