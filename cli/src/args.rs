@@ -15,6 +15,7 @@ use crate::duration::parse_duration_arg;
 use crate::format::tokens_help;
 use crate::offset_spec::OffsetPart;
 use crate::output::OutputFormat;
+use crate::reassignment_file::{parse_reassignment_file_arg, ReassignmentFile};
 use crate::timestamp::{now_ms, parse_timestamp};
 
 /// The port of a broker address given without one: the broker's default gRPC port.
@@ -121,6 +122,9 @@ pub enum Command {
     /// Cluster-wide information
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Partition leadership and replica placement
+    #[command(subcommand)]
+    Partition(PartitionCommand),
     /// Benchmark producing, consuming, and end-to-end latency
     #[command(
         subcommand,
@@ -297,12 +301,95 @@ accepted. cleanup_policy=compact is refused: compaction does not exist yet.")]
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
-    /// Brokers, cluster id, controller id and topic count
+    /// Brokers (live or fenced) and the controller quorum: leader, term, voters and lag
     #[command(after_help = "Examples:
   strata cluster info
-  strata cluster info --format json
-  STRATA_BROKERS=10.0.0.5:7070 strata cluster info")]
+  strata cluster info --format json | jq '.voters[] | select(.lag > 0)'
+  STRATA_BROKERS=10.0.0.5:7070 strata cluster info
+
+The broker that answers reports what it knows: only the controller leader knows the other
+voters' MATCHED-INDEX and LAG; elsewhere they print as -.")]
     Info,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PartitionCommand {
+    /// Move leadership to each partition's preferred replica (Kafka's preferred election)
+    #[command(
+        group(ArgGroup::new("selection").required(true).args(["topic", "all_topics"])),
+        after_help = "Examples:
+  strata partition elect-leader --all-topics
+  strata partition elect-leader --topic orders
+  strata partition elect-leader --topic orders --partition 0,2 --format json
+
+The preferred replica is the first in the partition's replica list. STATUS is ELECTED when
+leadership moved, ELECTION_NOT_NEEDED when the preferred replica already leads, otherwise
+the error (PREFERRED_LEADER_NOT_AVAILABLE: it is fenced or not in the ISR). Exits 1 only
+when a partition failed; ELECTION_NOT_NEEDED is not a failure."
+    )]
+    ElectLeader(ElectLeaderArgs),
+    /// Give partitions new replica lists, preferred leader first
+    #[command(
+        group(ArgGroup::new("source").required(true).args(["topic", "reassignment_json_file"])),
+        after_help = "Examples:
+  strata partition reassign --topic orders --partition 0 --replicas 2,3 --dry-run
+  strata partition reassign --topic orders --partition 0 --replicas 2,3
+  strata partition reassign --reassignment-json-file plan.json
+
+The file (Kafka's shape; \"version\" and \"log_dirs\" may be present and are ignored):
+  {\"partitions\":[{\"topic\":\"orders\",\"partition\":0,\"replicas\":[2,3]}]}
+Prints CURRENT-REPLICAS and TARGET-REPLICAS with the LEADER and ISR after the change. All
+or nothing: if the controller refuses one partition (an unknown broker id is
+INVALID_REPLICA_ASSIGNMENT), nothing changes and the command exits 1."
+    )]
+    Reassign(ReassignArgs),
+}
+
+/// `--election-type`: Kafka's flag; only preferred elections exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ElectionTypeArg {
+    Preferred,
+}
+
+/// `strata partition elect-leader`.
+#[derive(Debug, Args)]
+pub struct ElectLeaderArgs {
+    /// Only this topic
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// Only these partitions of --topic (comma separated or repeated)
+    #[arg(long = "partition", value_delimiter = ',', value_name = "P,P", requires = "topic",
+          conflicts_with = "all_topics",
+          value_parser = clap::value_parser!(i32).range(0..))]
+    pub partitions: Vec<i32>,
+    /// Every partition of every topic
+    #[arg(long, visible_alias = "all-topic-partitions")]
+    pub all_topics: bool,
+    /// Kafka's flag, accepted for habit: the only election is preferred
+    #[arg(long, value_enum, default_value = "preferred")]
+    pub election_type: ElectionTypeArg,
+}
+
+/// `strata partition reassign`.
+#[derive(Debug, Args)]
+pub struct ReassignArgs {
+    /// Topic of the partition to reassign
+    #[arg(long, value_name = "TOPIC", requires_all = ["partition", "replicas"])]
+    pub topic: Option<String>,
+    /// The partition to reassign
+    #[arg(long, value_name = "P", requires = "topic",
+          value_parser = clap::value_parser!(i32).range(0..))]
+    pub partition: Option<i32>,
+    /// The new replica list, preferred leader first (comma separated broker ids)
+    #[arg(long, value_delimiter = ',', value_name = "ID,ID", requires = "topic",
+          value_parser = clap::value_parser!(i32).range(0..))]
+    pub replicas: Vec<i32>,
+    /// Read the reassignments from a JSON file (shape below)
+    #[arg(long, value_name = "FILE", value_parser = parse_reassignment_file_arg)]
+    pub reassignment_json_file: Option<ReassignmentFile>,
+    /// Check and print what would change; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `--acks`: how many replicas must have a record before it counts as delivered.

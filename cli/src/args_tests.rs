@@ -342,3 +342,183 @@ fn every_subcommand_has_examples() {
         .collect();
     assert!(missing.is_empty(), "no examples: {missing:?}");
 }
+
+#[test]
+fn elect_leader_takes_a_topic_with_partitions_or_all_topics() {
+    let cli = parse(&[
+        "partition",
+        "elect-leader",
+        "--topic",
+        "orders",
+        "--partition",
+        "0,2",
+        "--partition",
+        "5",
+    ]);
+    let Some(Command::Partition(PartitionCommand::ElectLeader(elect))) = cli.command else {
+        panic!("not partition elect-leader")
+    };
+    assert_eq!(elect.topic.as_deref(), Some("orders"));
+    assert_eq!(elect.partitions, [0, 2, 5]);
+    assert!(!elect.all_topics);
+    assert_eq!(elect.election_type, ElectionTypeArg::Preferred);
+
+    for all in ["--all-topics", "--all-topic-partitions"] {
+        let cli = parse(&[
+            "partition",
+            "elect-leader",
+            all,
+            "--election-type",
+            "preferred",
+        ]);
+        let Some(Command::Partition(PartitionCommand::ElectLeader(elect))) = cli.command else {
+            panic!("not partition elect-leader")
+        };
+        assert!(elect.all_topics && elect.topic.is_none(), "{all}");
+    }
+}
+
+#[test]
+fn elect_leader_needs_exactly_one_selection() {
+    for args in [
+        &["partition", "elect-leader"][..],
+        &["partition", "elect-leader", "--topic", "t", "--all-topics"],
+        &[
+            "partition",
+            "elect-leader",
+            "--partition",
+            "1",
+            "--all-topics",
+        ],
+        &[
+            "partition",
+            "elect-leader",
+            "--topic",
+            "t",
+            "--partition",
+            "-1",
+        ],
+        &[
+            "partition",
+            "elect-leader",
+            "--all-topics",
+            "--election-type",
+            "unclean",
+        ],
+    ] {
+        assert_eq!(usage_error(args).exit_code(), 2, "{args:?}");
+    }
+}
+
+#[test]
+fn reassign_takes_flags_or_a_file() {
+    let cli = parse(&[
+        "partition",
+        "reassign",
+        "--topic",
+        "orders",
+        "--partition",
+        "3",
+        "--replicas",
+        "2,3",
+        "--dry-run",
+    ]);
+    let Some(Command::Partition(PartitionCommand::Reassign(reassign))) = cli.command else {
+        panic!("not partition reassign")
+    };
+    assert_eq!(reassign.topic.as_deref(), Some("orders"));
+    assert_eq!(reassign.partition, Some(3));
+    assert_eq!(reassign.replicas, [2, 3]);
+    assert!(reassign.dry_run && reassign.reassignment_json_file.is_none());
+
+    let path = std::env::temp_dir().join(format!("strata-plan-{}.json", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[2,3]}]}"#,
+    )
+    .unwrap();
+    let cli = parse(&[
+        "partition",
+        "reassign",
+        "--reassignment-json-file",
+        path.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&path).unwrap();
+    let Some(Command::Partition(PartitionCommand::Reassign(reassign))) = cli.command else {
+        panic!("not partition reassign")
+    };
+    let file = reassign.reassignment_json_file.unwrap();
+    assert_eq!(file.partitions, [("t".to_owned(), 0, vec![2, 3])]);
+    assert!(!reassign.dry_run);
+}
+
+#[test]
+fn reassign_refuses_half_given_or_mixed_sources() {
+    for args in [
+        &["partition", "reassign"][..],
+        &["partition", "reassign", "--topic", "t", "--partition", "0"],
+        &["partition", "reassign", "--topic", "t", "--replicas", "1"],
+        &[
+            "partition",
+            "reassign",
+            "--partition",
+            "0",
+            "--replicas",
+            "1",
+        ],
+        &[
+            "partition",
+            "reassign",
+            "--topic",
+            "t",
+            "--partition",
+            "0",
+            "--replicas",
+            "1,x",
+        ],
+        &[
+            "partition",
+            "reassign",
+            "--topic",
+            "t",
+            "--partition",
+            "0",
+            "--replicas",
+            "1",
+            "--reassignment-json-file",
+            "plan.json",
+        ],
+        &[
+            "partition",
+            "reassign",
+            "--reassignment-json-file",
+            "/nonexistent/plan.json",
+        ],
+    ] {
+        assert_eq!(usage_error(args).exit_code(), 2, "{args:?}");
+    }
+}
+
+#[test]
+fn cluster_and_partition_help_explain_their_output() {
+    let mut command = Cli::command();
+    let partition = command.find_subcommand_mut("partition").unwrap();
+    let reassign = partition
+        .find_subcommand_mut("reassign")
+        .unwrap()
+        .render_long_help()
+        .to_string();
+    assert!(
+        reassign.contains(r#"{"partitions":[{"topic":"orders","partition":0,"replicas":[2,3]}]}"#),
+        "{reassign}"
+    );
+    let elect = partition
+        .find_subcommand_mut("elect-leader")
+        .unwrap()
+        .render_long_help()
+        .to_string();
+    assert!(
+        elect.contains("ELECTION_NOT_NEEDED is not a failure"),
+        "{elect}"
+    );
+}

@@ -12,6 +12,8 @@ mod consume;
 mod consume_plan;
 mod man;
 mod offsets;
+mod partition;
+mod partition_reassign;
 mod produce;
 mod produce_input;
 mod topic;
@@ -22,7 +24,7 @@ use strata_client::Client;
 
 pub use bench::BenchCommand;
 
-use crate::args::{Command, GlobalArgs, TopicCommand};
+use crate::args::{Command, GlobalArgs, PartitionCommand, TopicCommand};
 use crate::exit::{CliError, ExitStatus};
 use crate::output::{Output, OutputError, OutputFormat};
 use crate::signals::Interrupts;
@@ -79,6 +81,9 @@ pub async fn run(
         Command::Man => return man::run(),
         Command::Consume(args) => consume::check_before_connecting(args)?,
         Command::Produce(args) => produce::check_before_connecting(args)?,
+        Command::Partition(PartitionCommand::Reassign(args)) => {
+            partition_reassign::check_before_connecting(args)?;
+        }
         _ => {}
     }
     let client = tokio::select! {
@@ -109,6 +114,7 @@ async fn run_admin(context: &mut Context, command: Command) -> Result<ExitStatus
         Command::Topic(command) => topic::run(context, command).await,
         Command::Offsets(args) => offsets::run(context, args).await,
         Command::Cluster(command) => cluster::run(context, command).await,
+        Command::Partition(command) => partition::run(context, command).await,
         Command::Produce(_)
         | Command::Consume(_)
         | Command::Bench(_)
