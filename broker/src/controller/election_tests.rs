@@ -245,11 +245,14 @@ fn preferred_election_reports_every_selected_partition() {
     assert!(records.is_empty());
 }
 
-fn request(partition: i32, replicas: &[i32]) -> (String, i32, Vec<i32>) {
+/// One partition of a reassignment request.
+type Request = (String, i32, Vec<i32>);
+
+fn request(partition: i32, replicas: &[i32]) -> Request {
     ("orders".into(), partition, replicas.to_vec())
 }
 
-fn refusal(image: &MetadataImage, requests: &[(String, i32, Vec<i32>)]) -> (String, String) {
+fn refusal(image: &MetadataImage, requests: &[Request]) -> (String, String) {
     let error = reassign(image, requests).unwrap_err();
     (error.code_name().to_string(), error.to_string())
 }
@@ -298,7 +301,7 @@ fn reassignment_is_refused_whole_with_the_reason() {
     let image = cluster(&[1, 2, 3], &[(&[1, 2], 1, &[1, 2]), (&[3], 3, &[3])]);
     let good = request(1, &[3, 1]);
     let invalid = "INVALID_REPLICA_ASSIGNMENT".to_string();
-    let cases: [(Vec<(String, i32, Vec<i32>)>, &str, &str); 7] = [
+    let cases: [(Vec<Request>, &str, &str); 7] = [
         (vec![good.clone(), request(0, &[])], &invalid, "empty"),
         (
             vec![good.clone(), request(0, &[2, 2])],
