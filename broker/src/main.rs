@@ -27,7 +27,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use strata_broker::node::config::{BrokerSettings, HostPort, LogFormat, LogIo, ServeArgs};
@@ -63,6 +63,9 @@ const EXIT_FATAL: u8 = 70;
 
 /// Exit status after a second SIGTERM or SIGINT (128 + SIGINT, as shells report Ctrl-C).
 const EXIT_SECOND_SIGNAL: i32 = 130;
+/// The longest a SIGTERM waits for the controller to move leadership away (bounded also by
+/// half the shutdown grace).
+const CONTROLLED_SHUTDOWN_MAX: Duration = Duration::from_secs(15);
 
 fn main() -> ExitCode {
     keep_freed_memory();
@@ -116,7 +119,7 @@ fn main() -> ExitCode {
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     // Colour only on a terminal, and never when NO_COLOR is set to anything non-empty
     // (https://no-color.org).
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
@@ -131,7 +134,11 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-fn node_config(settings: &BrokerSettings, descriptor_budget: DescriptorBudget) -> NodeConfig {
+fn node_config(
+    settings: &BrokerSettings,
+    descriptor_budget: DescriptorBudget,
+    local_ip: Option<std::net::IpAddr>,
+) -> NodeConfig {
     let log_defaults = strata_broker::log::LogConfig {
         segment_bytes: settings.segment_bytes,
         retention_ms: u64::try_from(settings.retention_ms).ok(),
@@ -159,6 +166,11 @@ fn node_config(settings: &BrokerSettings, descriptor_budget: DescriptorBudget) -
             settings.retention_check_interval_ms,
         ),
         descriptor_budget,
+        voters: settings.controller_voters.clone(),
+        rack: settings.rack.clone(),
+        local_ip,
+        heartbeat_interval: Duration::from_millis(settings.broker_heartbeat_interval_ms),
+        session_timeout: Duration::from_millis(settings.broker_session_timeout_ms),
     }
 }
 
@@ -242,10 +254,18 @@ async fn run(settings: BrokerSettings, reserved: Reserved) -> anyhow::Result<Exi
     );
     let descriptor_budget =
         descriptors::budget_at_start(&settings.data_dir, settings.log_io == LogIo::Direct)?;
-    let config = node_config(&settings, descriptor_budget);
+    // Broker-to-broker connections leave from the listener's address (none for a
+    // wildcard listener), so a cut between two brokers' addresses cuts their traffic.
+    let local_ip = reserved
+        .socket
+        .local_addr()
+        .ok()
+        .map(|address| address.ip())
+        .filter(|ip| !ip.is_unspecified());
+    let config = node_config(&settings, descriptor_budget, local_ip);
     // Until `Signals::listen`, a signal ends the process at once (its default action):
     // recovery is safe to interrupt, and runs again at the next start.
-    let node = tokio::task::spawn_blocking(move || Node::open(config)).await??;
+    let node = Node::start(config).await?;
     // Before the port accepts connections: whoever can connect can count on the
     // shutdown below.
     let mut signals = Signals::listen()?;
@@ -277,6 +297,14 @@ async fn run(settings: BrokerSettings, reserved: Reserved) -> anyhow::Result<Exi
         "shutting down: no new connections or produce, streams told to reconnect; a second signal exits at once"
     );
     tokio::spawn(exit_on_second_signal(signals));
+    // Controlled shutdown: the controller moves leadership of this broker's partitions to
+    // other in-sync replicas (and then fences it) while this broker still serves.
+    let leave_by = Instant::now() + (grace / 2).min(CONTROLLED_SHUTDOWN_MAX);
+    if node.quorum().leave(leave_by).await {
+        tracing::info!("controlled shutdown done: this broker leads nothing that could move");
+    } else {
+        tracing::warn!("controlled shutdown did not finish in time; closing anyway");
+    }
     node.begin_shutdown();
     tokio::select! {
         served = tokio::time::timeout(grace, &mut server) => match served {
@@ -288,6 +316,7 @@ async fn run(settings: BrokerSettings, reserved: Reserved) -> anyhow::Result<Exi
     }
     // No longer waited for: connections still open are cut when the process exits.
     drop(server);
+    node.quorum().shutdown().await;
     tokio::task::spawn_blocking(move || node.shutdown()).await??;
     tracing::info!("clean shutdown complete");
     Ok(ExitCode::SUCCESS)

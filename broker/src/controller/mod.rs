@@ -1,9 +1,8 @@
 //! # Controller (`broker::controller`): the cluster metadata
 //!
 //! The metadata is a log of typed records applied in order by a pure state machine
-//! (the shape of Kafka's KRaft). One node for now: the log is a local partition log; the
-//! cluster build will replicate the same records with openraft and apply them with the
-//! same state machine.
+//! (the shape of Kafka's KRaft), replicated by the controller quorum ([`quorum`], Raft
+//! via openraft). A one-node cluster is a quorum of one voter; nothing else changes.
 //!
 //! Map, from the bottom up:
 //! - [`metadata_record`]: [`MetadataRecord`], the typed changes, stored as tagged JSON.
@@ -20,24 +19,24 @@
 //! - [`liveness`]: [`Leases`], broker leases on the monotonic clock (times passed in).
 //! - [`topic_commands`]: admin requests → records, or a typed refusal.
 //! - [`snapshot`]: `snapshot.json`, the image at a version, so restarts replay less.
-//! - [`metadata_log`]: [`MetadataLog`], the records in `__cluster_metadata-0`, replay.
-//! - [`controller`]: [`Controller`], the active controller: validate → append one batch
-//!   (fsynced) → publish the new `Arc<MetadataImage>`.
+//! - [`metadata_log`]: [`MetadataLog`], the metadata log of a one-node broker from before
+//!   the quorum (`__cluster_metadata-0`), read once to seed the quorum's first snapshot.
+//! - [`quorum`]: the Raft voter of this broker, the active controller (on the leader),
+//!   registration, heartbeats and leases.
 //! - [`error`]: [`ControllerError`] and its Kafka code names.
 //!
-//! Start reading at [`Controller`], then [`state_machine::apply`]. No async, no gRPC here:
-//! the service layer calls these synchronous methods and maps [`ControllerError::code_name`].
+//! Start reading at [`quorum::active`], then [`state_machine::apply`]. Everything but
+//! [`quorum`] is synchronous and pure; the service layer maps
+//! [`ControllerError::code_name`].
 
 pub mod assignment;
-// The file is named for the one type it holds, `Controller`, like every other file here.
-#[allow(clippy::module_inception)]
-pub mod controller;
 pub mod election;
 pub mod error;
 pub mod image;
 pub mod liveness;
 pub mod metadata_log;
 pub mod metadata_record;
+pub mod quorum;
 pub mod snapshot;
 pub mod state_machine;
 pub mod topic_commands;
@@ -45,7 +44,7 @@ pub mod topic_config;
 pub mod topic_validation;
 
 pub use assignment::{assign_replicas, AssignmentRequest, PlacementBroker};
-pub use controller::{BrokerRegistration, Controller, PRODUCER_ID_BLOCK_SIZE};
+pub use quorum::active::PRODUCER_ID_BLOCK_SIZE;
 pub use election::{
     controlled_shutdown, elect_preferred, fence, reassign, unfence, ElectionOutcome,
     ElectionRefusal, ReassignmentOutcome,
@@ -63,7 +62,5 @@ pub use topic_config::{
 };
 pub use topic_validation::{PartitionLimits, METADATA_TOPIC, PARTITIONS_MAX};
 
-#[cfg(test)]
-mod controller_tests;
 #[cfg(test)]
 mod state_machine_tests;

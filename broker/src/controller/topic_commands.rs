@@ -23,7 +23,7 @@ use super::topic_validation::{
 };
 
 /// A topic to create. `None` takes the broker default.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct NewTopic {
     pub name: String,
     pub partitions: Option<i32>,
@@ -33,7 +33,7 @@ pub struct NewTopic {
 }
 
 /// One config override changed by `alter_configs`; `None` = not set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConfigChange {
     pub key: String,
     pub old: Option<String>,

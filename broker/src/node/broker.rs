@@ -1,11 +1,15 @@
-//! The broker process core: owns the log manager, the controller and the partitions this
-//! broker leads, and serves produce, fetch, offsets and admin requests in domain terms.
-//! `service/` converts gRPC messages to these calls and back.
+//! The broker process core: owns the log manager, this broker's voter of the controller
+//! quorum and the partitions this broker leads, and serves produce, fetch, offsets and
+//! admin requests in domain terms. `service/` converts gRPC messages to these calls and
+//! back.
 //!
-//! Metadata flow (one node): an admin call goes to the [`Controller`], which appends
-//! typed records to the metadata log and returns the new [`MetadataImage`]; the broker
-//! then applies that image — opens logs for new partitions at their leader epoch,
-//! applies topic configs, deletes the logs of deleted topics.
+//! Metadata flow: an admin call becomes a [`ControllerRequest`] for the active controller
+//! (the Raft leader; forwarded there when it is another broker), which writes metadata
+//! records through Raft. Every broker follows the image its voter applies
+//! ([`Quorum::subscribe`]) and acts on each new version: opens logs for partitions it now
+//! leads, at their leader epoch, closes the ones another broker leads now, applies topic
+//! configs, deletes the logs of deleted topics and of replicas moved away. An admin call
+//! is answered once this broker has applied the version that holds its change.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,8 +24,11 @@ use tokio::sync::Notify;
 use super::descriptors::DescriptorBudget;
 use super::error::NodeError;
 use super::partition::{Appended, PartitionHandle, Written};
+use crate::controller::quorum::{
+    ControllerReply, ControllerRequest, Quorum, QuorumConfig, Voters, CONTROLLER_DIR,
+};
 use crate::controller::{
-    BrokerDefaults, BrokerRegistration, Controller, MetadataImage, PartitionLimits, TopicConfig,
+    BrokerDefaults, ControllerError, MetadataImage, MetadataLog, PartitionLimits, TopicConfig,
 };
 use crate::log::{
     BackgroundSchedule, BackgroundTasks, Clock, LogConfig, LogError, LogManager, OpenSegments,
@@ -73,7 +80,19 @@ pub struct NodeConfig {
     /// How many partitions and open sealed segments fit this process's limits
     /// (`descriptors.rs`); the caller checked that the data directory fits.
     pub descriptor_budget: DescriptorBudget,
+    /// The controller quorum's voters (this broker alone for a one-node cluster).
+    pub voters: Voters,
+    pub rack: Option<String>,
+    /// Where outgoing broker-to-broker connections come from (the listener's IP).
+    pub local_ip: Option<std::net::IpAddr>,
+    pub heartbeat_interval: Duration,
+    pub session_timeout: Duration,
 }
+
+/// How long a start waits for a one-voter quorum to elect itself and register this broker.
+const SINGLE_VOTER_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an admin call waits for this broker to apply the controller's answer.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// One partition of a fetch request.
 #[derive(Debug, Clone)]
@@ -139,8 +158,10 @@ pub enum OffsetQuery {
 pub struct Node {
     config: NodeConfig,
     logs: Arc<LogManager>,
-    controller: Controller,
+    quorum: Arc<Quorum>,
     partitions: RwLock<HashMap<(String, i32), Arc<PartitionHandle>>>,
+    /// The metadata version the partitions reflect; images are applied in order, once.
+    applied_version: std::sync::Mutex<i64>,
     appended: Notify,
     /// Set once by [`Node::begin_shutdown`]; `stop` wakes whoever waits for it.
     shutting_down: AtomicBool,
@@ -176,27 +197,71 @@ impl PendingAppend {
 }
 
 impl Node {
-    /// Opens the data directory (recovering every log), replays the metadata log and
-    /// starts serving the partitions this broker leads. Blocking.
-    pub fn open(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
+    /// Opens the data directory (recovering every log), starts this broker's controller
+    /// voter and starts serving the partitions this broker leads. A one-voter quorum
+    /// (a one-node cluster) is elected and this broker registered before it returns; in a
+    /// cluster that needs the other voters, so registration goes on in the background
+    /// once the caller serves the listener.
+    pub async fn start(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
         let budget = config.descriptor_budget;
-        let logs = Arc::new(LogManager::open_with(
-            &config.data_dir,
-            config.log_defaults.clone(),
-            Arc::new(SystemClock),
-            OpenSegments::new(budget.sealed_segments_open_max()),
-        )?);
-        let registration = BrokerRegistration {
-            broker_id: config.node_id,
-            address: config.advertised_address.clone(),
-            rack: None,
+        let logs = {
+            let (data_dir, log_defaults) = (config.data_dir.clone(), config.log_defaults.clone());
+            tokio::task::spawn_blocking(move || {
+                LogManager::open_with(
+                    &data_dir,
+                    log_defaults,
+                    Arc::new(SystemClock),
+                    OpenSegments::new(budget.sealed_segments_open_max()),
+                )
+            })
+            .await
+            .map_err(|error| NodeError::InvalidRequest {
+                reason: format!("opening the logs failed: {error}"),
+            })??
         };
-        let controller = Controller::open(&logs, config.topic_defaults.clone(), registration)?
-            .with_partition_limits(PartitionLimits {
-                // One of the broker's partitions is the metadata log.
-                per_broker_max: budget.partitions_max().saturating_sub(1),
-                per_broker_reason: budget.limited_by(),
-            });
+        let logs = Arc::new(logs);
+        let controller_dir = config.data_dir.join(CONTROLLER_DIR);
+        let seed = {
+            let logs = Arc::clone(&logs);
+            let controller_dir = controller_dir.clone();
+            tokio::task::spawn_blocking(move || legacy_seed(&logs, &controller_dir))
+                .await
+                .map_err(|error| NodeError::InvalidRequest {
+                    reason: format!("reading the metadata failed: {error}"),
+                })??
+        };
+        let migrated = seed.is_some();
+        let quorum = Quorum::start(
+            QuorumConfig {
+                node_id: config.node_id.0,
+                voters: config.voters.clone(),
+                dir: controller_dir,
+                local_ip: config.local_ip,
+                advertised_address: config.advertised_address.clone(),
+                rack: config.rack.clone(),
+                heartbeat_interval: config.heartbeat_interval,
+                session_timeout: config.session_timeout,
+                snapshot_every_entries: 1000,
+                defaults: config.topic_defaults.clone(),
+                limits: PartitionLimits {
+                    // One of the broker's partitions is the metadata log.
+                    per_broker_max: budget.partitions_max().saturating_sub(1),
+                    per_broker_reason: budget.limited_by(),
+                },
+            },
+            seed,
+        )
+        .await?;
+        if migrated {
+            let partition = MetadataLog::partition()?;
+            let aside = logs.set_aside(&partition)?;
+            tracing::info!(path = %aside.display(),
+                "the one-node metadata log now lives in the controller quorum's snapshot; the old log is kept aside");
+        }
+        tokio::spawn(Arc::clone(&quorum).run_heartbeats());
+        if config.voters.len() == 1 {
+            quorum.wait_registered(SINGLE_VOTER_START_TIMEOUT).await?;
+        }
         let background = logs.start_background_tasks(BackgroundSchedule {
             retention_check_every: config.retention_check_interval,
             ..BackgroundSchedule::default()
@@ -204,18 +269,87 @@ impl Node {
         let node = Arc::new(Node {
             config,
             logs,
-            controller,
+            quorum,
             partitions: RwLock::new(HashMap::new()),
+            applied_version: std::sync::Mutex::new(-1),
             appended: Notify::new(),
             shutting_down: AtomicBool::new(false),
             stop: Notify::new(),
             background: std::sync::Mutex::new(Some(background)),
             fatal: tokio::sync::watch::Sender::new(None),
         });
-        let image = node.controller.image();
-        node.apply_image(&image)?;
-        node.set_aside_unknown_partitions(&image)?;
+        let image = node.quorum.image();
+        {
+            let node = Arc::clone(&node);
+            tokio::task::spawn_blocking(move || {
+                node.apply_image(&image)?;
+                node.set_aside_unknown_partitions(&image)
+            })
+            .await
+            .map_err(|error| NodeError::InvalidRequest {
+                reason: format!("applying the metadata failed: {error}"),
+            })??;
+        }
+        tokio::spawn(Arc::clone(&node).follow_metadata());
         Ok(node)
+    }
+
+    /// Applies every new image this broker's voter publishes, in order, until shutdown.
+    async fn follow_metadata(self: Arc<Self>) {
+        let mut images = self.quorum.subscribe();
+        loop {
+            tokio::select! {
+                changed = images.changed() => if changed.is_err() { return },
+                () = self.stopping() => return,
+            }
+            if let Some(reason) = self.quorum.fatal() {
+                self.fatal
+                    .send_replace(Some(format!("controller quorum stopped: {reason}")));
+                return;
+            }
+            let image = Arc::clone(&images.borrow_and_update());
+            let node = Arc::clone(&self);
+            let applied = tokio::task::spawn_blocking(move || node.apply_image(&image)).await;
+            match applied {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "applying the metadata failed");
+                    if let NodeError::Log(log) = &error {
+                        if log.is_fatal() {
+                            self.report_fatal(log);
+                        }
+                    }
+                }
+                Err(error) => tracing::error!(%error, "applying the metadata failed"),
+            }
+        }
+    }
+
+    /// This broker's voter of the controller quorum.
+    pub fn quorum(&self) -> &Arc<Quorum> {
+        &self.quorum
+    }
+
+    /// Sends `request` to the active controller and waits until this broker has applied
+    /// the version holding its change.
+    pub async fn submit(
+        self: &Arc<Self>,
+        request: ControllerRequest,
+    ) -> Result<ControllerReply, NodeError> {
+        let reply = self.quorum.submit(request).await?;
+        let image = self
+            .quorum
+            .wait_for_version(reply.version, APPLY_TIMEOUT)
+            .await?;
+        // Partitions are opened here too (not only by `follow_metadata`), so the answer
+        // means the change is in effect on this broker.
+        let node = Arc::clone(self);
+        tokio::task::spawn_blocking(move || node.apply_image(&image))
+            .await
+            .map_err(|error| NodeError::InvalidRequest {
+                reason: format!("applying the metadata failed: {error}"),
+            })??;
+        Ok(reply)
     }
 
     pub fn config(&self) -> &NodeConfig {
@@ -223,27 +357,42 @@ impl Node {
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.controller.image()
+        self.quorum.image()
     }
 
-    pub fn controller(&self) -> &Controller {
-        &self.controller
+    /// The broker's topic defaults (what a topic without overrides gets).
+    pub fn defaults(&self) -> &BrokerDefaults {
+        self.quorum.defaults()
     }
 
-    /// Opens or updates every partition of `image` that this broker leads, and drops the
-    /// ones whose topic is gone.
+    /// Acts on `image` unless a newer one was applied already: opens or updates every
+    /// partition this broker leads; closes the ones it no longer leads but still holds a
+    /// replica of (their logs stay); deletes the logs of partitions whose topic is gone or
+    /// that no longer have a replica here.
     fn apply_image(&self, image: &MetadataImage) -> Result<(), NodeError> {
+        let mut applied = self
+            .applied_version
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if image.version <= *applied {
+            return Ok(());
+        }
+        let me = self.config.node_id;
         let mut wanted: HashMap<(String, i32), (TopicName, LeaderEpoch, LogConfig)> =
             HashMap::new();
+        let mut replicas_here: std::collections::HashSet<(String, i32)> = Default::default();
         for topic in image.topics.values() {
-            let effective = TopicConfig::effective(&topic.configs, self.controller.defaults());
+            let effective = TopicConfig::effective(&topic.configs, self.defaults());
             let log_config = effective.to_log_config(&self.config.log_defaults);
             let name = TopicName::new(&topic.name).map_err(|error| NodeError::InvalidRequest {
                 reason: error.to_string(),
             })?;
             for (partition, state) in &topic.partitions {
-                if state.leader == Some(self.config.node_id) {
-                    let key = (topic.name.clone(), *partition);
+                let key = (topic.name.clone(), *partition);
+                if state.replicas.contains(&me) {
+                    replicas_here.insert(key.clone());
+                }
+                if state.leader == Some(me) {
                     wanted.insert(
                         key,
                         (
@@ -259,15 +408,31 @@ impl Node {
             .partitions
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let gone: Vec<(String, i32)> = partitions
+        let no_longer_led: Vec<(String, i32)> = partitions
             .keys()
             .filter(|key| !wanted.contains_key(*key))
             .cloned()
             .collect();
-        for key in gone {
+        for key in no_longer_led {
             if let Some(handle) = partitions.remove(&key) {
-                let topic_partition = TopicPartition::new(handle.topic.clone(), handle.partition);
-                self.logs.delete(&topic_partition)?;
+                tracing::info!(topic = %key.0, partition = key.1, "no longer leading the partition");
+                drop(handle);
+            }
+        }
+        // Logs of replicas that are gone: the topic was deleted, or the replica moved.
+        for partition in self.logs.partitions() {
+            let key = (partition.topic.as_str().to_owned(), partition.partition.0);
+            if key.0 == METADATA_TOPIC || replicas_here.contains(&key) {
+                continue;
+            }
+            let known = image
+                .topics
+                .get(&key.0)
+                .is_some_and(|topic| topic.partitions.contains_key(&key.1));
+            if known || *applied >= 0 {
+                // Deleted (or moved) after this broker applied an image holding it.
+                tracing::info!(%partition, "deleting the log of a replica no longer here");
+                self.logs.delete(&partition)?;
             }
         }
         for (key, (name, epoch, log_config)) in wanted {
@@ -284,8 +449,10 @@ impl Node {
                 .get_or_create(&topic_partition, Some(log_config.clone()))?;
             log.set_config(log_config);
             let handle = PartitionHandle::open(name, PartitionId(key.1), log, epoch)?;
+            tracing::info!(topic = %key.0, partition = key.1, leader_epoch = epoch.0, "leading the partition");
             partitions.insert(key, Arc::new(handle));
         }
+        *applied = image.version;
         Ok(())
     }
 
@@ -311,21 +478,36 @@ impl Node {
         Ok(())
     }
 
-    /// The partition `topic`-`partition` if this broker leads it.
+    /// The partition `topic`-`partition` if this broker leads it; `NotLeader` (with the
+    /// leader the metadata names) if another broker does.
     pub fn partition(
         &self,
         topic: &str,
         partition: i32,
     ) -> Result<Arc<PartitionHandle>, NodeError> {
-        self.partitions
+        let found = self
+            .partitions
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(&(topic.to_owned(), partition))
-            .cloned()
-            .ok_or_else(|| NodeError::UnknownTopicOrPartition {
+            .cloned();
+        if let Some(handle) = found {
+            return Ok(handle);
+        }
+        match self.quorum.image().partition(topic, partition) {
+            Some(state) if topic != METADATA_TOPIC => Err(NodeError::NotLeader {
                 topic: topic.to_owned(),
                 partition,
-            })
+                leader: state
+                    .leader
+                    .filter(|leader| *leader != self.config.node_id)
+                    .map(|leader| leader.0),
+            }),
+            _ => Err(NodeError::UnknownTopicOrPartition {
+                topic: topic.to_owned(),
+                partition,
+            }),
+        }
     }
 
     /// The checks a batch produced to `topic` must pass. Its size limits are the topic's
@@ -357,9 +539,9 @@ impl Node {
     /// The effective `message_max_bytes` of `topic` (its override, else the broker
     /// default), or `None` for a topic the metadata does not know.
     fn topic_message_max_bytes(&self, topic: &str) -> Option<usize> {
-        let image = self.controller.image();
+        let image = self.quorum.image();
         let state = image.topics.get(topic)?;
-        let effective = TopicConfig::effective(&state.configs, self.controller.defaults());
+        let effective = TopicConfig::effective(&state.configs, self.defaults());
         Some(usize::try_from(effective.message_max_bytes.value).unwrap_or(0))
     }
 
@@ -646,13 +828,8 @@ impl Node {
     }
 
     /// A new producer id for an idempotent producer (epoch 0).
-    pub fn init_producer_id(&self) -> Result<(i64, i16), NodeError> {
-        Ok((self.controller.allocate_producer_id()?, 0))
-    }
-
-    /// Runs a controller mutation and applies the metadata image it produced.
-    pub fn apply_controller_result(&self, image: &MetadataImage) -> Result<(), NodeError> {
-        self.apply_image(image)
+    pub async fn init_producer_id(&self) -> Result<(i64, i16), NodeError> {
+        Ok((self.quorum.allocate_producer_id().await?, 0))
     }
 
     /// `(log start, high watermark, log end)` of a partition led here.
@@ -731,4 +908,37 @@ impl Node {
         self.logs.close()?;
         Ok(())
     }
+}
+
+/// The image of a data directory written by a one-node broker from before the quorum (its
+/// metadata log in `__cluster_metadata-0`), when the controller directory is new; `None`
+/// otherwise. Partition data without any metadata is refused: starting afresh would hide
+/// (and later delete) that data.
+fn legacy_seed(
+    logs: &LogManager,
+    controller_dir: &std::path::Path,
+) -> Result<Option<MetadataImage>, NodeError> {
+    let controller_state = ["raft.log", "snapshot.json", "vote.json"]
+        .iter()
+        .any(|file| controller_dir.join(file).exists());
+    if controller_state {
+        return Ok(None);
+    }
+    let metadata = MetadataLog::partition()?;
+    if logs.get(&metadata).is_some() {
+        let (_, image) = MetadataLog::open(logs, Default::default())?;
+        return Ok(Some(image));
+    }
+    let partitions = logs.partitions();
+    if let Some(first) = partitions.first() {
+        return Err(ControllerError::MetadataDamaged {
+            dir: controller_dir.display().to_string(),
+            reason: format!(
+                "it is missing, but the data directory holds {} partition directories (such as {first})",
+                partitions.len()
+            ),
+        }
+        .into());
+    }
+    Ok(None)
 }

@@ -11,6 +11,7 @@ use clap::parser::ValueSource;
 use clap::ArgMatches;
 use serde::Deserialize;
 
+use crate::controller::quorum::Voters;
 use crate::log::FlushPolicy;
 
 mod given;
@@ -42,9 +43,23 @@ pub struct ServeArgs {
     /// host name here is not resolved by the broker: clients resolve it.
     #[arg(long, env = "STRATA_ADVERTISED__GRPC", value_name = "HOST:PORT")]
     pub advertised_address: Option<String>,
-    /// Controller voters, `id@host:port,…`. Only this node alone is supported for now.
-    #[arg(long, env = "STRATA_CONTROLLER_VOTERS")]
+    /// Controller voters, `id@host:port,…` (each a broker's own gRPC listener): every
+    /// broker of the cluster is given the same list, which must name it. Default: this
+    /// broker alone (a one-node cluster).
+    #[arg(long, env = "STRATA_CONTROLLER_VOTERS", value_name = "ID@HOST:PORT,…")]
     pub controller_voters: Option<String>,
+    /// This broker's rack (Kafka's `broker.rack`): replicas of a partition are spread
+    /// over racks when racks are set.
+    #[arg(long, env = "STRATA_RACK")]
+    pub rack: Option<String>,
+    /// How often this broker heartbeats to the active controller, in milliseconds or a
+    /// duration (Kafka's `broker.heartbeat.interval.ms`).
+    #[arg(long, env = "STRATA_BROKER_HEARTBEAT_INTERVAL_MS", value_name = "MS")]
+    pub broker_heartbeat_interval_ms: Option<String>,
+    /// How long a broker stays live without heartbeats before the controller fences it
+    /// and moves its leadership (Kafka's `broker.session.timeout.ms`).
+    #[arg(long, env = "STRATA_BROKER_SESSION_TIMEOUT_MS", value_name = "MS")]
+    pub broker_session_timeout_ms: Option<String>,
     /// Default flush policy: `always` or `interval:<ms>`.
     #[arg(long, env = "STRATA_FLUSH")]
     pub flush: Option<String>,
@@ -129,6 +144,9 @@ struct FileConfig {
     listeners: Option<FileListeners>,
     advertised: Option<FileAdvertised>,
     controller_voters: Option<String>,
+    rack: Option<String>,
+    broker_heartbeat_interval_ms: Option<Given>,
+    broker_session_timeout_ms: Option<Given>,
     flush: Option<String>,
     segment_bytes: Option<Given>,
     retention_ms: Option<Given>,
@@ -209,7 +227,10 @@ pub struct BrokerSettings {
     /// Resolved at start ([`HostPort::resolve`]).
     pub listen: HostPort,
     pub advertised_address: String,
-    pub controller_voters: String,
+    pub controller_voters: Voters,
+    pub rack: Option<String>,
+    pub broker_heartbeat_interval_ms: u64,
+    pub broker_session_timeout_ms: u64,
     pub flush: FlushPolicy,
     pub segment_bytes: u64,
     pub retention_ms: i64,
@@ -389,6 +410,27 @@ impl BrokerSettings {
             file.controller_voters,
             format!("{node_id}@{advertised_address}"),
         );
+        let rack = merger.pick(
+            "rack",
+            "rack",
+            args.rack.clone().map(Some),
+            file.rack.map(Some),
+            None,
+        );
+        let broker_heartbeat_interval_ms = merger.pick(
+            "broker_heartbeat_interval_ms",
+            "broker_heartbeat_interval_ms",
+            args.broker_heartbeat_interval_ms.clone().map(Given::Text),
+            file.broker_heartbeat_interval_ms,
+            Given::Integer(2_000),
+        );
+        let broker_session_timeout_ms = merger.pick(
+            "broker_session_timeout_ms",
+            "broker_session_timeout_ms",
+            args.broker_session_timeout_ms.clone().map(Given::Text),
+            file.broker_session_timeout_ms,
+            Given::Integer(9_000),
+        );
         let flush_text = merger.pick(
             "flush",
             "flush",
@@ -538,6 +580,37 @@ impl BrokerSettings {
             &connections_max_idle_ms,
             Given::millis,
         )?;
+        let broker_heartbeat_interval_ms = given(
+            &merger,
+            "broker_heartbeat_interval_ms",
+            &broker_heartbeat_interval_ms,
+            Given::millis,
+        )?;
+        let broker_session_timeout_ms = given(
+            &merger,
+            "broker_session_timeout_ms",
+            &broker_session_timeout_ms,
+            Given::millis,
+        )?;
+        if !(10..=60_000).contains(&broker_heartbeat_interval_ms) {
+            return Err(invalid(
+                &merger,
+                "broker_heartbeat_interval_ms",
+                "must be between 10 and 60000".into(),
+            ));
+        }
+        if broker_session_timeout_ms <= broker_heartbeat_interval_ms
+            || broker_session_timeout_ms > 600_000
+        {
+            return Err(invalid(
+                &merger,
+                "broker_session_timeout_ms",
+                format!("must be above broker_heartbeat_interval_ms ({broker_heartbeat_interval_ms}) and at most 600000"),
+            ));
+        }
+        if rack.as_deref().is_some_and(|rack| rack.trim().is_empty()) {
+            return Err(invalid(&merger, "rack", "must not be empty".into()));
+        }
         let flush =
             flush_text
                 .parse()
@@ -624,27 +697,17 @@ impl BrokerSettings {
                 "must be between 1024 and 67108864".into(),
             ));
         }
-        let voters: Vec<&str> = controller_voters
-            .split(',')
-            .filter(|voter| !voter.is_empty())
-            .collect();
-        if voters.len() != 1
-            || !voters
-                .iter()
-                .all(|voter| voter.starts_with(&format!("{node_id}@")))
-        {
-            return Err(invalid(
-                &merger,
-                "controller_voters",
-                format!("only a one-node cluster (\"{node_id}@<address>\") is supported for now, not {controller_voters:?}"),
-            ));
-        }
+        let controller_voters = Voters::parse(&controller_voters, node_id)
+            .map_err(|error| invalid(&merger, "controller_voters", error.to_string()))?;
         Ok(BrokerSettings {
             node_id,
             data_dir,
             listen,
             advertised_address,
             controller_voters,
+            rack,
+            broker_heartbeat_interval_ms,
+            broker_session_timeout_ms,
             flush,
             segment_bytes,
             retention_ms,
@@ -679,7 +742,21 @@ impl BrokerSettings {
             "data_dir",
             format!("{:?}", self.data_dir.display().to_string()),
         );
-        line("controller_voters", format!("{:?}", self.controller_voters));
+        line(
+            "controller_voters",
+            format!("{:?}", self.controller_voters.to_string()),
+        );
+        if let Some(rack) = &self.rack {
+            line("rack", format!("{rack:?}"));
+        }
+        line(
+            "broker_heartbeat_interval_ms",
+            self.broker_heartbeat_interval_ms.to_string(),
+        );
+        line(
+            "broker_session_timeout_ms",
+            self.broker_session_timeout_ms.to_string(),
+        );
         line("flush", format!("{:?}", self.flush.to_string()));
         line("segment_bytes", self.segment_bytes.to_string());
         line("retention_ms", self.retention_ms.to_string());

@@ -385,7 +385,7 @@ fn listen_and_advertised_addresses_take_host_names_from_a_flag_or_the_file() {
     let settings = load(&["--listen", "localhost:7071"], None).unwrap();
     assert_eq!(settings.listen.to_string(), "localhost:7071");
     assert_eq!(settings.advertised_address, "localhost:7071");
-    assert_eq!(settings.controller_voters, "1@localhost:7071");
+    assert_eq!(settings.controller_voters.to_string(), "1@localhost:7071");
     let printed = settings.to_annotated_toml();
     assert!(
         printed.contains("grpc = \"localhost:7071\" # flag"),

@@ -10,18 +10,19 @@ use strata_proto::types::BrokerId;
 
 use super::descriptors::DescriptorBudget;
 use super::{Limits, Node, NodeConfig};
+use crate::controller::quorum::{ControllerRequest, Voters};
 use crate::controller::topic_commands::NewTopic;
 use crate::controller::BrokerDefaults;
 use crate::log::{FlushPolicy, LogConfig};
 
 /// A one-node broker in `dir` whose logs fsync every commit (`flush = always`), with
 /// `topic` (one partition) created.
-pub(crate) fn node_with_topic(dir: &std::path::Path, topic: &str) -> Arc<Node> {
+pub(crate) async fn node_with_topic(dir: &std::path::Path, topic: &str) -> Arc<Node> {
     let log_defaults = LogConfig {
         flush: FlushPolicy::Always,
         ..LogConfig::default()
     };
-    let node = Node::open(NodeConfig {
+    let node = Node::start(NodeConfig {
         node_id: BrokerId(1),
         advertised_address: "127.0.0.1:1".to_owned(),
         data_dir: dir.to_path_buf(),
@@ -30,7 +31,13 @@ pub(crate) fn node_with_topic(dir: &std::path::Path, topic: &str) -> Arc<Node> {
         limits: Limits::default(),
         retention_check_interval: Duration::from_secs(60),
         descriptor_budget: DescriptorBudget::measure(false).unwrap(),
+        voters: Voters::single(1, "127.0.0.1:1"),
+        rack: None,
+        local_ip: None,
+        heartbeat_interval: Duration::from_millis(500),
+        session_timeout: Duration::from_secs(30),
     })
+    .await
     .unwrap();
     let spec = NewTopic {
         name: topic.to_owned(),
@@ -38,7 +45,12 @@ pub(crate) fn node_with_topic(dir: &std::path::Path, topic: &str) -> Arc<Node> {
         replication_factor: Some(1),
         configs: BTreeMap::new(),
     };
-    let image = node.controller().create_topic(spec, false).unwrap();
-    node.apply_controller_result(&image).unwrap();
+    node.submit(ControllerRequest::CreateTopic {
+        spec,
+        internal: false,
+        validate_only: false,
+    })
+    .await
+    .unwrap();
     node
 }

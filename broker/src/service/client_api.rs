@@ -21,7 +21,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::produce::{self, ProduceInbound, ProduceStream};
 use super::{cluster_api, fetch_session, metadata, status, traffic};
-use crate::controller::{MetadataImage, NewTopic};
+use crate::controller::quorum::{ControllerRequest, ReplyBody};
+use crate::controller::NewTopic;
 use crate::node::{FetchSpec, Node, NodeError, OffsetQuery};
 
 /// The gRPC front of one broker.
@@ -35,23 +36,9 @@ impl ClientApiService {
         ClientApiService { node }
     }
 
-    /// Runs a blocking controller call off the async threads, then applies its image.
-    async fn mutate<T: Send + 'static>(
-        &self,
-        call: impl FnOnce(&Node) -> Result<(T, Option<Arc<MetadataImage>>), NodeError> + Send + 'static,
-    ) -> Result<T, NodeError> {
-        let node = Arc::clone(&self.node);
-        tokio::task::spawn_blocking(move || {
-            let (value, image) = call(&node)?;
-            if let Some(image) = image {
-                node.apply_controller_result(&image)?;
-            }
-            Ok(value)
-        })
-        .await
-        .map_err(|error| NodeError::InvalidRequest {
-            reason: format!("admin task failed: {error}"),
-        })?
+    /// Sends a request to the active controller; answered once this broker applied it.
+    async fn submit(&self, request: ControllerRequest) -> Result<ReplyBody, NodeError> {
+        Ok(self.node.submit(request).await?.body)
     }
 }
 
@@ -72,6 +59,7 @@ impl ClientApi for ClientApiService {
         Ok(Response::new(metadata::metadata(
             &image,
             &request.into_inner().topics,
+            self.node.quorum().leader().unwrap_or(-1),
         )))
     }
 
@@ -90,13 +78,14 @@ impl ClientApi for ClientApiService {
                     .then_some(spec.replication_factor),
                 configs: spec.configs.into_iter().collect::<BTreeMap<_, _>>(),
             };
-            let validate_only = request.validate_only;
             let result = self
-                .mutate(move |node| {
-                    let image = node.controller().create_topic(new_topic, validate_only)?;
-                    Ok(((), (!validate_only).then_some(image)))
+                .submit(ControllerRequest::CreateTopic {
+                    spec: new_topic,
+                    internal: false,
+                    validate_only: request.validate_only,
                 })
-                .await;
+                .await
+                .map(drop);
             results.push(topic_result(name, result));
         }
         Ok(Response::new(CreateTopicsResponse { results }))
@@ -108,10 +97,10 @@ impl ClientApi for ClientApiService {
     ) -> Result<Response<DeleteTopicsResponse>, Status> {
         let mut results = Vec::new();
         for name in request.into_inner().names {
-            let topic = name.clone();
             let result = self
-                .mutate(move |node| Ok(((), Some(node.controller().delete_topic(&topic)?))))
-                .await;
+                .submit(ControllerRequest::DeleteTopic { name: name.clone() })
+                .await
+                .map(drop);
             results.push(topic_result(name, result));
         }
         Ok(Response::new(DeleteTopicsResponse { results }))
@@ -132,16 +121,17 @@ impl ClientApi for ClientApiService {
         let request = request.into_inner();
         let set: BTreeMap<String, String> = request.set.into_iter().collect();
         let result = self
-            .mutate(move |node| {
-                let (changes, image) = node.controller().alter_configs(
-                    &request.topic,
-                    set,
-                    request.delete,
-                    request.validate_only,
-                )?;
-                Ok((changes, (!request.validate_only).then_some(image)))
+            .submit(ControllerRequest::AlterConfigs {
+                topic: request.topic,
+                set,
+                delete: request.delete,
+                validate_only: request.validate_only,
             })
-            .await;
+            .await
+            .map(|body| match body {
+                ReplyBody::ConfigChanges { changes } => changes,
+                _ => Vec::new(),
+            });
         let response = match result {
             Ok(changes) => AlterConfigsResponse {
                 error: Some(status::none()),
@@ -170,15 +160,13 @@ impl ClientApi for ClientApiService {
     ) -> Result<Response<CreatePartitionsResponse>, Status> {
         let request = request.into_inner();
         let result = self
-            .mutate(move |node| {
-                let image = node.controller().create_partitions(
-                    &request.topic,
-                    request.total_count,
-                    request.validate_only,
-                )?;
-                Ok(((), (!request.validate_only).then_some(image)))
+            .submit(ControllerRequest::CreatePartitions {
+                topic: request.topic,
+                total_count: request.total_count,
+                validate_only: request.validate_only,
             })
-            .await;
+            .await
+            .map(drop);
         let error = result.map_or_else(|error| status::to_wire(&error), |()| status::none());
         Ok(Response::new(CreatePartitionsResponse {
             error: Some(error),
@@ -275,10 +263,7 @@ impl ClientApi for ClientApiService {
         &self,
         _request: Request<InitProducerIdRequest>,
     ) -> Result<Response<InitProducerIdResponse>, Status> {
-        let node = Arc::clone(&self.node);
-        let result = tokio::task::spawn_blocking(move || node.init_producer_id())
-            .await
-            .map_err(|error| Status::internal(format!("producer id task failed: {error}")))?;
+        let result = self.node.init_producer_id().await;
         let response = match result {
             Ok((producer_id, producer_epoch)) => InitProducerIdResponse {
                 error: Some(status::none()),

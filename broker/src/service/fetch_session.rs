@@ -172,7 +172,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_session_waiting_for_data_ends_unavailable_when_the_shutdown_begins() {
         let dir = tempfile::tempdir().unwrap();
-        let node = node_with_topic(dir.path(), "idle");
+        let node = node_with_topic(dir.path(), "idle").await;
         // The client's side stays open: only the shutdown ends the session.
         let (client, requests) = mpsc::unbounded_channel();
         client
@@ -202,7 +202,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_session_opened_during_the_shutdown_ends_unavailable_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let node = node_with_topic(dir.path(), "late");
+        let node = node_with_topic(dir.path(), "late").await;
         node.begin_shutdown();
         let first = FetchSessionRequest {
             fetch: Some(long_poll("late")),
@@ -221,7 +221,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_long_poll_fetch_returns_what_it_has_when_the_shutdown_begins() {
         let dir = tempfile::tempdir().unwrap();
-        let node = node_with_topic(dir.path(), "polled");
+        let node = node_with_topic(dir.path(), "polled").await;
         let fetcher = Arc::clone(&node);
         let fetch =
             tokio::spawn(async move { fetch_response(&fetcher, long_poll("polled")).await });
@@ -237,7 +237,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_grant_above_the_maximum_is_refused_not_cut() {
         let dir = tempfile::tempdir().unwrap();
-        let node = node_with_topic(dir.path(), "granted");
+        let node = node_with_topic(dir.path(), "granted").await;
         let first = FetchSessionRequest {
             fetch: Some(long_poll("granted")),
             grant: GRANTS_MAX + 1,

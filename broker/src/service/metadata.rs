@@ -50,7 +50,8 @@ fn unknown_topic(name: &str) -> TopicMetadata {
 }
 
 /// Topics named in `names` (every user topic when empty), plus brokers and ids.
-pub fn metadata(image: &MetadataImage, names: &[String]) -> MetadataResponse {
+/// `controller_id` is the controller leader this broker knows (-1 when none).
+pub fn metadata(image: &MetadataImage, names: &[String], controller_id: i32) -> MetadataResponse {
     let topics = if names.is_empty() {
         image
             .topics
@@ -70,7 +71,7 @@ pub fn metadata(image: &MetadataImage, names: &[String]) -> MetadataResponse {
     };
     MetadataResponse {
         cluster_id: image.cluster_id.clone().unwrap_or_default(),
-        controller_id: image.brokers.keys().next().map_or(-1, |id| id.0),
+        controller_id,
         brokers: image
             .brokers
             .values()
@@ -110,7 +111,7 @@ pub fn describe(node: &Node, names: &[String]) -> Vec<TopicDescription> {
                     ..TopicDescription::default()
                 };
             };
-            let effective = TopicConfig::effective(&topic.configs, node.controller().defaults());
+            let effective = TopicConfig::effective(&topic.configs, node.defaults());
             TopicDescription {
                 metadata: Some(topic_metadata(topic)),
                 configs: effective

@@ -4,6 +4,8 @@
 //! and the generated types besides `main.rs`.
 //!
 //! - [`client_api`]: the `strata.v1.ClientApi` service.
+//! - [`controller_api`]: the `strata.v1.Controller` service (Raft RPCs and requests
+//!   forwarded to the active controller, broker to broker).
 //! - [`connections`]: caps per client address, handshake and idle timeouts.
 //! - [`decompression`]: the broker-wide bound on memory for checking compressed batches.
 //! - [`fast_path`]: fetch and produce answered in front of tonic's router, so batches
@@ -24,6 +26,7 @@
 pub mod client_api;
 pub mod cluster_api;
 pub mod connections;
+pub mod controller_api;
 pub mod decompression;
 pub mod fast_path;
 pub mod fetch_session;
@@ -37,6 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_proto::api::v1::client_api_server::ClientApiServer;
+use strata_proto::api::v1::controller_server::ControllerServer;
 
 use crate::node::Node;
 
@@ -47,6 +51,10 @@ const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
 /// Largest HTTP/2 frame a client may send (the default is 16 KiB): a produced batch of
 /// MiBs then arrives in a few frames, and each socket read takes up to a frame.
 const HTTP2_FRAME_BYTES_MAX: u32 = 1 << 20;
+
+/// The largest Raft message between brokers (a batch of metadata entries, a snapshot
+/// chunk, as JSON).
+const CONTROLLER_MESSAGE_BYTES_MAX: usize = 64 << 20;
 
 /// Room for the protobuf fields around a batch or a fetch's records.
 const FRAMING_BYTES: usize = 64 * 1024;
@@ -61,6 +69,11 @@ pub async fn serve(
     let limits = node.config().limits.clone();
     let decode_limit = limits.message_max_bytes + FRAMING_BYTES;
     let fast_path = fast_path::FastPathLayer::new(Arc::clone(&node), decode_limit);
+    let controller = ControllerServer::new(controller_api::ControllerService::new(Arc::clone(
+        node.quorum(),
+    )))
+    .max_decoding_message_size(CONTROLLER_MESSAGE_BYTES_MAX)
+    .max_encoding_message_size(CONTROLLER_MESSAGE_BYTES_MAX);
     let service = ClientApiServer::new(client_api::ClientApiService::new(node))
         .max_decoding_message_size(decode_limit)
         .max_encoding_message_size(limits.fetch_max_bytes + FRAMING_BYTES);
@@ -82,6 +95,7 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .tcp_nodelay(true)
         .add_service(service)
+        .add_service(controller)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

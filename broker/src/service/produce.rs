@@ -249,7 +249,7 @@ mod tests {
     async fn a_stream_stops_reading_requests_while_its_commits_wait() {
         let scenario = fail::FailScenario::setup();
         let dir = tempfile::tempdir().unwrap();
-        let node = node_with_topic(dir.path(), "held");
+        let node = node_with_topic(dir.path(), "held").await;
         // Only the segment's fsync (the group commit's). The first append of an epoch
         // writes the leader-epoch checkpoint, whose fsync must not be held.
         let segment = dir.path().join("held-0").join("00000000000000000000.log");
@@ -301,7 +301,7 @@ mod tests {
     async fn a_shutdown_answers_every_request_read_then_ends_the_open_stream_unavailable() {
         let scenario = fail::FailScenario::setup();
         let dir = tempfile::tempdir().unwrap();
-        let node = node_with_topic(dir.path(), "draining");
+        let node = node_with_topic(dir.path(), "draining").await;
         let segment = dir
             .path()
             .join("draining-0")
@@ -401,7 +401,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_oversized_request_is_refused_alone_and_the_stream_goes_on() {
         let dir = tempfile::tempdir().unwrap();
-        let node = node_with_topic(dir.path(), "mixed");
+        let node = node_with_topic(dir.path(), "mixed").await;
         let (client, requests) = mpsc::unbounded_channel::<Result<ProduceInbound, Status>>();
         let mut responses = serve(
             Arc::clone(&node),
@@ -447,7 +447,7 @@ mod tests {
     async fn a_request_that_ends_the_stream_is_refused_after_every_earlier_one_is_answered() {
         let scenario = fail::FailScenario::setup();
         let dir = tempfile::tempdir().unwrap();
-        let node = node_with_topic(dir.path(), "ending");
+        let node = node_with_topic(dir.path(), "ending").await;
         hold_fsync(dir.path(), "ending");
         let mut inbound: Vec<Result<ProduceInbound, Status>> = (0..5)
             .map(|id| Ok(ProduceInbound::Request(request(id, "ending"))))

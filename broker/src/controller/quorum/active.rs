@@ -1,0 +1,563 @@
+//! [`Active`]: the active controller's work, done on the Raft leader. It turns a
+//! [`ControllerRequest`] into metadata records with the pure policy functions
+//! (`topic_commands`, `election`, `reassign`), checks them against a copy of the image,
+//! and writes them as one Raft entry.
+//!
+//! Requests are handled one at a time (one async mutex), so each is decided on the image
+//! every earlier one produced: `client_write` returns only once the entry is committed
+//! and applied here. After winning an election the leader first makes sure it has applied
+//! everything committed before its term (`ensure_linearizable`), once per term.
+//!
+//! Leases live here too (`liveness::Leases`, the monotonic clock of this process): a
+//! heartbeat renews one; [`Active::fence_expired`] fences brokers whose lease lapsed. A new
+//! leader gives every registered broker a full lease from its election, as KRaft does.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use strata_proto::types::BrokerId;
+
+use super::request::{
+    ControllerReply, ControllerRequest, ElectionResult, ReassignmentResult, ReplyBody,
+    VoterProgress,
+};
+use super::state_machine::StateMachine;
+use super::types::{Command, NodeId, Raft};
+use crate::controller::election::{self, ElectionRefusal};
+use crate::controller::error::ControllerError;
+use crate::controller::image::MetadataImage;
+use crate::controller::liveness::Leases;
+use crate::controller::metadata_record::MetadataRecord;
+
+use crate::controller::state_machine::apply;
+use crate::controller::topic_commands::{self, CreationContext};
+use crate::controller::topic_config::BrokerDefaults;
+use crate::controller::topic_validation::{PartitionLimits, TopicOrigin};
+
+/// How many producer ids one `AllocateProducerIds` record reserves (a broker hands them
+/// out one by one; a restart takes a new block, skipping the rest of the old one).
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+
+/// The active controller's state on this voter (used while it leads).
+pub struct Active {
+    me: NodeId,
+    raft: Raft,
+    state_machine: StateMachine,
+    defaults: BrokerDefaults,
+    limits: PartitionLimits,
+    serial: tokio::sync::Mutex<Serial>,
+    leases: Mutex<LeaseState>,
+}
+
+impl std::fmt::Debug for Active {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Active")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct Serial {
+    /// The term in which this leader last made sure it applied everything committed.
+    caught_up_term: Option<u64>,
+    /// Rotates the first broker of each new topic's replica assignment.
+    assignment_start: usize,
+}
+
+#[derive(Debug)]
+struct LeaseState {
+    leases: Leases,
+    /// The term the leases were (re)started in.
+    term: Option<u64>,
+}
+
+impl Active {
+    pub fn new(
+        me: NodeId,
+        raft: Raft,
+        state_machine: StateMachine,
+        defaults: BrokerDefaults,
+        limits: PartitionLimits,
+        lease: Duration,
+    ) -> Active {
+        Active {
+            me,
+            raft,
+            state_machine,
+            defaults,
+            limits,
+            serial: tokio::sync::Mutex::new(Serial {
+                caught_up_term: None,
+                assignment_start: rand::random::<u16>().into(),
+            }),
+            leases: Mutex::new(LeaseState {
+                leases: Leases::new(lease),
+                term: None,
+            }),
+        }
+    }
+
+    pub fn defaults(&self) -> &BrokerDefaults {
+        &self.defaults
+    }
+
+    pub fn limits(&self) -> &PartitionLimits {
+        &self.limits
+    }
+
+    /// The leader this voter knows and the current term.
+    pub fn leader_and_term(&self) -> (Option<NodeId>, u64) {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        (metrics.current_leader, metrics.current_term)
+    }
+
+    fn not_controller(&self) -> ControllerError {
+        let (leader, _) = self.leader_and_term();
+        ControllerError::NotController {
+            leader: leader
+                .filter(|leader| *leader != self.me)
+                .and_then(|leader| i32::try_from(leader).ok()),
+        }
+    }
+
+    fn lease_state(&self) -> MutexGuard<'_, LeaseState> {
+        self.leases
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Restarts every lease when this voter leads in a new term.
+    fn leases_for_term(&self, term: u64, image: &MetadataImage) -> MutexGuard<'_, LeaseState> {
+        let mut state = self.lease_state();
+        if state.term != Some(term) {
+            state.term = Some(term);
+            let brokers = image
+                .brokers
+                .values()
+                .map(|broker| (broker.id, broker.incarnation));
+            state.leases.on_elected(Instant::now(), brokers);
+        }
+        state
+    }
+
+    /// Handles `request` if this voter leads; `NotController` otherwise.
+    pub async fn handle(
+        &self,
+        request: ControllerRequest,
+    ) -> Result<ControllerReply, ControllerError> {
+        let (leader, term) = self.leader_and_term();
+        if leader != Some(self.me) {
+            return Err(self.not_controller());
+        }
+        if let ControllerRequest::QuorumStatus = request {
+            return Ok(self.quorum_status());
+        }
+        let mut serial = self.serial.lock().await;
+        if serial.caught_up_term != Some(term) {
+            self.raft
+                .ensure_linearizable()
+                .await
+                .map_err(|_| self.not_controller())?;
+            serial.caught_up_term = Some(term);
+        }
+        let image = self.state_machine.image();
+        let kind = request.kind();
+        let (records, body, validate_only) = self.decide(&mut serial, &image, term, request)?;
+        let next = preview(&image, &records)?;
+        if validate_only || records.is_empty() {
+            return Ok(ControllerReply {
+                version: image.version,
+                body,
+            });
+        }
+        let version = self.write(records).await?;
+        debug_assert_eq!(version, next.version);
+        tracing::debug!(request = kind, version, "controller wrote metadata");
+        Ok(ControllerReply { version, body })
+    }
+
+    /// Appends `records` as one Raft entry and waits until it is applied here.
+    async fn write(&self, records: Vec<MetadataRecord>) -> Result<i64, ControllerError> {
+        let written = self.raft.client_write(Command { records }).await;
+        match written {
+            Ok(response) => match response.data.refused {
+                None => Ok(response.data.version),
+                Some(reason) => Err(ControllerError::InvalidRecord { reason }),
+            },
+            Err(openraft::error::RaftError::APIError(_)) => Err(self.not_controller()),
+            Err(openraft::error::RaftError::Fatal(fatal)) => Err(ControllerError::Quorum {
+                reason: fatal.to_string(),
+            }),
+        }
+    }
+
+    /// The records `request` needs, what to answer, and whether it is only a check.
+    fn decide(
+        &self,
+        serial: &mut Serial,
+        image: &MetadataImage,
+        term: u64,
+        request: ControllerRequest,
+    ) -> Result<(Vec<MetadataRecord>, ReplyBody, bool), ControllerError> {
+        Ok(match request {
+            ControllerRequest::RegisterBroker {
+                broker_id,
+                address,
+                rack,
+            } => {
+                let (records, incarnation) = register(image, broker_id, address, rack)?;
+                self.leases_for_term(term, image)
+                    .leases
+                    .heartbeat(BrokerId(broker_id), incarnation, Instant::now())
+                    .map_err(|_| ControllerError::StaleBrokerEpoch {
+                        broker_id,
+                        incarnation,
+                        current: incarnation,
+                    })?;
+                (records, ReplyBody::Registered { incarnation }, false)
+            }
+            ControllerRequest::Heartbeat {
+                broker_id,
+                incarnation,
+            } => {
+                let id = BrokerId(broker_id);
+                let Some(broker) = image.broker(id) else {
+                    return Ok((Vec::new(), ReplyBody::Unregistered, false));
+                };
+                if incarnation > broker.incarnation {
+                    return Ok((Vec::new(), ReplyBody::Unregistered, false));
+                }
+                if incarnation < broker.incarnation {
+                    return Err(ControllerError::StaleBrokerEpoch {
+                        broker_id,
+                        incarnation,
+                        current: broker.incarnation,
+                    });
+                }
+                self.leases_for_term(term, image)
+                    .leases
+                    .heartbeat(id, incarnation, Instant::now())
+                    .map_err(|_| ControllerError::StaleBrokerEpoch {
+                        broker_id,
+                        incarnation,
+                        current: broker.incarnation,
+                    })?;
+                let records = if broker.fenced {
+                    tracing::info!(
+                        broker_id,
+                        incarnation,
+                        "unfencing a broker that heartbeats again"
+                    );
+                    election::unfence(image, id, incarnation)
+                } else {
+                    Vec::new()
+                };
+                (records, ReplyBody::Done, false)
+            }
+            ControllerRequest::ControlledShutdown {
+                broker_id,
+                incarnation,
+            } => {
+                let id = BrokerId(broker_id);
+                let Some(broker) = image.broker(id) else {
+                    return Ok((
+                        Vec::new(),
+                        ReplyBody::ShutdownProgress { done: true },
+                        false,
+                    ));
+                };
+                if incarnation != broker.incarnation {
+                    return Err(ControllerError::StaleBrokerEpoch {
+                        broker_id,
+                        incarnation,
+                        current: broker.incarnation,
+                    });
+                }
+                let moves = election::controlled_shutdown(image, id);
+                if moves.is_empty() {
+                    self.lease_state().leases.forget(id);
+                    let records = election::fence(image, id);
+                    tracing::info!(broker_id, "controlled shutdown: fencing the broker");
+                    (records, ReplyBody::ShutdownProgress { done: true }, false)
+                } else {
+                    tracing::info!(
+                        broker_id,
+                        changes = moves.len(),
+                        "controlled shutdown: moving leadership away"
+                    );
+                    (moves, ReplyBody::ShutdownProgress { done: false }, false)
+                }
+            }
+            ControllerRequest::CreateTopic {
+                spec,
+                internal,
+                validate_only,
+            } => {
+                let topic_id = new_topic_id(image);
+                let context = CreationContext {
+                    origin: if internal {
+                        TopicOrigin::Internal
+                    } else {
+                        TopicOrigin::User
+                    },
+                    defaults: &self.defaults,
+                    topic_id: &topic_id,
+                    assignment_start: serial.assignment_start,
+                    limits: &self.limits,
+                };
+                let records = topic_commands::create_topic(image, &spec, context)?;
+                if !validate_only {
+                    serial.assignment_start = serial.assignment_start.wrapping_add(1);
+                    tracing::info!(topic = %spec.name, %topic_id, "creating topic");
+                }
+                (records, ReplyBody::Done, validate_only)
+            }
+            ControllerRequest::DeleteTopic { name } => {
+                let records = topic_commands::delete_topic(image, &name)?;
+                tracing::info!(topic = %name, "deleting topic");
+                (records, ReplyBody::Done, false)
+            }
+            ControllerRequest::AlterConfigs {
+                topic,
+                set,
+                delete,
+                validate_only,
+            } => {
+                let (changes, records) =
+                    topic_commands::alter_configs(image, &topic, &set, &delete, &self.defaults)?;
+                (records, ReplyBody::ConfigChanges { changes }, validate_only)
+            }
+            ControllerRequest::CreatePartitions {
+                topic,
+                total_count,
+                validate_only,
+            } => {
+                let records =
+                    topic_commands::create_partitions(image, &topic, total_count, &self.limits)?;
+                (records, ReplyBody::Done, validate_only)
+            }
+            ControllerRequest::AllocateProducerIds => {
+                let first_id = image.next_producer_id;
+                let record = MetadataRecord::AllocateProducerIds {
+                    first_id,
+                    count: PRODUCER_ID_BLOCK_SIZE,
+                };
+                (
+                    vec![record],
+                    ReplyBody::ProducerIds {
+                        first_id,
+                        count: PRODUCER_ID_BLOCK_SIZE,
+                    },
+                    false,
+                )
+            }
+            ControllerRequest::ElectPreferred { selection } => {
+                let (outcomes, records) = election::elect_preferred(image, &selection);
+                let results = outcomes
+                    .into_iter()
+                    .map(|outcome| {
+                        let current = image.partition(&outcome.topic, outcome.partition);
+                        let (leader, leader_epoch) = current.map_or((-1, -1), |state| {
+                            (state.leader.map_or(-1, |id| id.0), state.leader_epoch)
+                        });
+                        match outcome.result {
+                            Ok((leader, epoch)) => ElectionResult {
+                                topic: outcome.topic,
+                                partition: outcome.partition,
+                                refused: None,
+                                leader: leader.0,
+                                leader_epoch: epoch,
+                            },
+                            Err(refusal) => ElectionResult {
+                                refused: Some(refusal_code(
+                                    &refusal,
+                                    &outcome.topic,
+                                    outcome.partition,
+                                )),
+                                topic: outcome.topic,
+                                partition: outcome.partition,
+                                leader,
+                                leader_epoch,
+                            },
+                        }
+                    })
+                    .collect();
+                (records, ReplyBody::Elections { results }, false)
+            }
+            ControllerRequest::Reassign { requests, dry_run } => {
+                let (outcomes, records) = election::reassign(image, &requests)?;
+                let ids = |list: &[BrokerId]| list.iter().map(|id| id.0).collect::<Vec<i32>>();
+                let results = outcomes
+                    .into_iter()
+                    .map(|outcome| ReassignmentResult {
+                        current_replicas: ids(&outcome.current_replicas),
+                        target_replicas: ids(&outcome.target_replicas),
+                        leader: outcome.leader.map_or(-1, |id| id.0),
+                        isr: ids(&outcome.isr),
+                        topic: outcome.topic,
+                        partition: outcome.partition,
+                    })
+                    .collect();
+                (records, ReplyBody::Reassignments { results }, dry_run)
+            }
+            ControllerRequest::QuorumStatus => (Vec::new(), ReplyBody::Done, true),
+        })
+    }
+
+    /// Each voter's replication progress, from this leader's Raft metrics.
+    fn quorum_status(&self) -> ControllerReply {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let last = metrics.last_log_index.unwrap_or(0);
+        let voters = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .map(|id| {
+                let matched = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|replication| replication.get(&id).copied().flatten())
+                    .map(|log_id| log_id.index)
+                    .or(if id == self.me {
+                        metrics.last_log_index
+                    } else {
+                        None
+                    });
+                VoterProgress {
+                    node_id: i32::try_from(id).unwrap_or(-1),
+                    matched_index: matched,
+                    lag: matched.map(|index| last.saturating_sub(index)),
+                }
+            })
+            .collect();
+        ControllerReply {
+            version: self.state_machine.image().version,
+            body: ReplyBody::QuorumStatus { voters },
+        }
+    }
+
+    /// Fences every broker whose lease lapsed (called periodically while this voter
+    /// leads). Returns how many were fenced.
+    pub async fn fence_expired(&self) -> Result<usize, ControllerError> {
+        let (leader, term) = self.leader_and_term();
+        if leader != Some(self.me) {
+            return Ok(0);
+        }
+        let expired = {
+            let image = self.state_machine.image();
+            let state = self.leases_for_term(term, &image);
+            state.leases.expired(Instant::now())
+        };
+        let mut fenced = 0;
+        for broker in expired {
+            let _serial = self.serial.lock().await;
+            let image = self.state_machine.image();
+            let records = election::fence(&image, broker);
+            if records.is_empty() {
+                continue;
+            }
+            preview(&image, &records)?;
+            tracing::warn!(
+                broker_id = broker.0,
+                "the broker's lease lapsed: fencing it and moving its leadership"
+            );
+            self.write(records).await?;
+            fenced += 1;
+        }
+        Ok(fenced)
+    }
+}
+
+/// The wire code name and message for a refused preferred leader election.
+fn refusal_code(refusal: &ElectionRefusal, topic: &str, partition: i32) -> (String, String) {
+    let (code, message) = match refusal {
+        ElectionRefusal::UnknownTopicOrPartition => (
+            "UNKNOWN_TOPIC_OR_PARTITION",
+            format!("unknown topic or partition {topic}-{partition}"),
+        ),
+        ElectionRefusal::NotNeeded => (
+            "ELECTION_NOT_NEEDED",
+            format!("the preferred replica already leads {topic}-{partition}"),
+        ),
+        ElectionRefusal::PreferredNotAvailable => (
+            "PREFERRED_LEADER_NOT_AVAILABLE",
+            format!("the preferred replica of {topic}-{partition} is fenced or not in the ISR"),
+        ),
+    };
+    (code.to_owned(), message)
+}
+
+/// The records of a broker registration: a new incarnation (one above the last), the
+/// cluster id on the very first one, and leadership back for the partitions it was the
+/// last in-sync replica of.
+fn register(
+    image: &MetadataImage,
+    broker_id: i32,
+    address: String,
+    rack: Option<String>,
+) -> Result<(Vec<MetadataRecord>, u64), ControllerError> {
+    let mut records = Vec::new();
+    if image.cluster_id.is_none() {
+        records.push(MetadataRecord::SetClusterId {
+            cluster_id: random_id_hex(),
+        });
+    }
+    let incarnation = image
+        .broker(BrokerId(broker_id))
+        .map_or(1, |broker| broker.incarnation.saturating_add(1));
+    records.push(MetadataRecord::RegisterBroker {
+        broker_id,
+        address,
+        rack,
+        incarnation,
+    });
+    // A registration leaves the broker unfenced; what it may lead again is what an
+    // unfencing gives it, so ask `election::unfence` on the image as if it were fenced and
+    // keep its partition changes (not its UnfenceBroker record).
+    let mut registered = preview(image, &records)?;
+    if let Some(broker) = registered.brokers.get_mut(&BrokerId(broker_id)) {
+        broker.fenced = true;
+    }
+    records.extend(
+        election::unfence(&registered, BrokerId(broker_id), incarnation)
+            .into_iter()
+            .filter(|record| !matches!(record, MetadataRecord::UnfenceBroker { .. })),
+    );
+    tracing::info!(broker_id, incarnation, "registering broker");
+    Ok((records, incarnation))
+}
+
+/// `records` applied to a copy of `image` (so a record the state machine would refuse is
+/// never written).
+pub(crate) fn preview(
+    image: &MetadataImage,
+    records: &[MetadataRecord],
+) -> Result<MetadataImage, ControllerError> {
+    let mut next = image.clone();
+    for record in records {
+        let version = next.version;
+        apply(&mut next, record, version)?;
+    }
+    Ok(next)
+}
+
+/// 128 random bits as 32 lowercase hex digits (topic and cluster ids).
+pub(crate) fn random_id_hex() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// A topic id that is well-formed (not all zeros) and not in use.
+fn new_topic_id(image: &MetadataImage) -> String {
+    loop {
+        let id = random_id_hex();
+        if id.bytes().any(|byte| byte != b'0') && image.topic_by_id(&id).is_none() {
+            return id;
+        }
+    }
+}
+
+/// Shared by the quorum: the active controller of this voter.
+pub type SharedActive = Arc<Active>;

@@ -1,0 +1,151 @@
+//! [`Network`]: openraft's RPCs to the other voters, over the `Controller` gRPC service on
+//! each broker's listener (`proto/strata/v1/controller.proto`).
+//!
+//! The messages are openraft's own request and response types as JSON. The receiving
+//! broker answers `Result<response, RaftError>` as JSON; a transport failure (refused,
+//! timed out, cut) is `Unreachable`, after which openraft backs off and retries.
+//!
+//! Outgoing connections are made from this broker's own IP address (`local_ip`, its
+//! listener's), so that a test, or a firewall rule, that cuts the link between two
+//! brokers' addresses cuts exactly the traffic between them.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{AnyError, BasicNode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use strata_proto::api::v1::controller_client::ControllerClient;
+use strata_proto::api::v1::RaftMessage;
+use tonic::transport::{Channel, Endpoint};
+
+use super::types::{NodeId, StrataRaft};
+
+/// Makes a [`Peer`] per voter.
+#[derive(Debug, Clone)]
+pub struct Network {
+    me: NodeId,
+    local_ip: Option<IpAddr>,
+}
+
+impl Network {
+    pub fn new(me: NodeId, local_ip: Option<IpAddr>) -> Network {
+        Network { me, local_ip }
+    }
+}
+
+/// A lazily connected channel to `address` (`host:port`) from `local_ip`.
+pub fn channel(address: &str, local_ip: Option<IpAddr>) -> Result<Channel, String> {
+    let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|error| format!("bad voter address {address:?}: {error}"))?
+        .connect_timeout(Duration::from_secs(1))
+        .tcp_nodelay(true)
+        .local_address(local_ip);
+    Ok(endpoint.connect_lazy())
+}
+
+impl RaftNetworkFactory<StrataRaft> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
+        Peer {
+            me: self.me,
+            target,
+            client: channel(&node.addr, self.local_ip).map(ControllerClient::new),
+        }
+    }
+}
+
+/// The connection to one voter.
+#[derive(Debug)]
+pub struct Peer {
+    me: NodeId,
+    target: NodeId,
+    client: Result<ControllerClient<Channel>, String>,
+}
+
+type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, E>>;
+
+fn unreachable<E: std::error::Error>(reason: impl ToString) -> RPCError<NodeId, BasicNode, E> {
+    RPCError::Unreachable(Unreachable::from(AnyError::error(reason)))
+}
+
+impl Peer {
+    async fn call<Req, Resp, E>(
+        &mut self,
+        kind: Kind,
+        request: &Req,
+        option: &RPCOption,
+    ) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let client = match &self.client {
+            Ok(client) => client.clone(),
+            Err(reason) => return Err(unreachable(reason)),
+        };
+        let json = serde_json::to_vec(request)
+            .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
+        let message = RaftMessage {
+            from: i32::try_from(self.me).unwrap_or(-1),
+            json: json.into(),
+        };
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(option.hard_ttl());
+        let mut client = client;
+        let sent = match kind {
+            Kind::Append => client.raft_append(request).await,
+            Kind::Vote => client.raft_vote(request).await,
+            Kind::Snapshot => client.raft_snapshot(request).await,
+        };
+        let reply = sent
+            .map_err(|status| unreachable(format!("voter {}: {status}", self.target)))?
+            .into_inner();
+        let answer: Result<Resp, E> = serde_json::from_slice(&reply.json)
+            .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
+        answer.map_err(|error| RPCError::RemoteError(RemoteError::new(self.target, error)))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Append,
+    Vote,
+    Snapshot,
+}
+
+impl RaftNetwork<StrataRaft> for Peer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<StrataRaft>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        self.call(Kind::Append, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<StrataRaft>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        self.call(Kind::Snapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
+        self.call(Kind::Vote, &rpc, &option).await
+    }
+}
