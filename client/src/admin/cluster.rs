@@ -31,7 +31,7 @@ impl Admin {
     pub async fn describe_cluster(&self) -> Result<ClusterDescription, Error> {
         let timeout = self.client.request_timeout();
         let response = self
-            .call_controller("describe cluster", |mut broker: BrokerClient| async move {
+            .call_cluster("describe cluster", |mut broker: BrokerClient| async move {
                 broker
                     .describe_cluster(request(wire::DescribeClusterRequest {}, timeout))
                     .await
@@ -60,7 +60,7 @@ impl Admin {
         let message = wire::ElectLeadersRequest { topics };
         let timeout = self.client.request_timeout();
         let response = self
-            .call_controller("elect leaders", |mut broker: BrokerClient| {
+            .call_cluster("elect leaders", |mut broker: BrokerClient| {
                 let message = message.clone();
                 async move { broker.elect_leaders(request(message, timeout)).await }
             })
@@ -105,7 +105,7 @@ impl Admin {
         };
         let timeout = self.client.request_timeout();
         let response = self
-            .call_controller("reassign partitions", |mut broker: BrokerClient| {
+            .call_cluster("reassign partitions", |mut broker: BrokerClient| {
                 let message = message.clone();
                 async move { broker.reassign_partitions(request(message, timeout)).await }
             })
@@ -125,7 +125,7 @@ impl Admin {
 
     /// One call to any broker whose whole-request error, if any, becomes `Err`;
     /// `NOT_CONTROLLER` is retried until the request timeout has passed.
-    async fn call_controller<T, F, Fut>(
+    async fn call_cluster<T, F, Fut>(
         &self,
         operation: &'static str,
         mut call: F,
