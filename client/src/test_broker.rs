@@ -7,7 +7,7 @@
 //! The cluster calls (`DescribeCluster`, `ElectLeaders`, `ReassignPartitions`) answer from
 //! [`ControllerModel`]: three canned brokers (1 is this one, 2 is live, 3 is fenced), a
 //! three-voter quorum led by 1, and a replica assignment per partition that elections and
-//! reassignments change as the controller would (reassigned replicas catch up at once).
+//! reassignments change by the controller's rules (`broker/src/controller/election.rs`).
 //!
 //! Deduplication follows the rule the real broker implements: per (producer id,
 //! partition), a batch whose base sequence is the next expected one is appended; one that
@@ -732,86 +732,89 @@ impl State {
         result
     }
 
-    /// A reassignment, all or nothing: a bad replica list fails the whole request, an
-    /// unknown partition fails its own result and nothing is written.
+    /// A reassignment, all or nothing, by the controller's rules: an unknown partition, a
+    /// partition named twice, a bad replica list, or a target that keeps none of the
+    /// in-sync replicas fails the whole request and nothing is written. The ISR after the
+    /// change is the current ISR within the target (new replicas must catch up first);
+    /// the leader stays if it is in the target, else the first live in-sync replica.
     fn reassign(
         &mut self,
         request: wire::ReassignPartitionsRequest,
     ) -> wire::ReassignPartitionsResponse {
-        let refuse = |message: String| wire::ReassignPartitionsResponse {
-            error: Some(wire::Error::new(
-                wire::ErrorCode::InvalidReplicaAssignment,
-                message,
-            )),
+        let refuse = |code: wire::ErrorCode, message: String| wire::ReassignPartitionsResponse {
+            error: Some(wire::Error::new(code, message)),
             results: Vec::new(),
         };
+        let invalid = |message| refuse(wire::ErrorCode::InvalidReplicaAssignment, message);
         let mut results = Vec::new();
-        let mut changes = Vec::new();
+        let mut changes: BTreeMap<(String, i32), Assignment> = BTreeMap::new();
         for asked in request.reassignments {
+            let name = format!("{}-{}", asked.topic, asked.partition);
+            let Some(current) = self.assignment(&asked.topic, asked.partition) else {
+                let message = format!("{name} does not exist");
+                return refuse(wire::ErrorCode::UnknownTopicOrPartition, message);
+            };
+            let key = (asked.topic.clone(), asked.partition);
             let target = asked.replicas;
+            if changes.contains_key(&key) {
+                return invalid(format!("{name} is named twice in one reassignment"));
+            }
             if target.is_empty() {
-                return refuse(format!(
-                    "{}/{}: no replicas given",
-                    asked.topic, asked.partition
-                ));
+                return invalid(format!("the replica list of {name} is empty"));
             }
             for (index, broker) in target.iter().enumerate() {
-                if !self
-                    .controller
-                    .brokers
-                    .iter()
-                    .any(|info| info.node_id == *broker)
-                {
-                    return refuse(format!("broker {broker} is not registered"));
+                let registered = self.controller.brokers.iter().any(|b| b.node_id == *broker);
+                if !registered {
+                    return invalid(format!(
+                        "broker {broker} in the replica list of {name} is not registered"
+                    ));
                 }
                 if target[..index].contains(broker) {
-                    return refuse(format!("broker {broker} is named twice"));
+                    return invalid(format!(
+                        "the replica list of {name} names broker {broker} twice"
+                    ));
                 }
             }
-            let mut result = wire::ReassignmentResult {
+            let isr: Vec<i32> = current
+                .isr
+                .iter()
+                .copied()
+                .filter(|b| target.contains(b))
+                .collect();
+            if isr.is_empty() {
+                return invalid(format!(
+                    "replicas {target:?} of {name} keep none of its in-sync replicas {:?}",
+                    current.isr
+                ));
+            }
+            let leader = if target.contains(&current.leader) {
+                current.leader
+            } else {
+                target
+                    .iter()
+                    .copied()
+                    .find(|b| isr.contains(b) && self.live(*b))
+                    .unwrap_or(-1)
+            };
+            let leader_epoch = current.leader_epoch + i32::from(leader != current.leader);
+            results.push(wire::ReassignmentResult {
                 topic: asked.topic,
                 partition: asked.partition,
                 error: ok(),
-                current_replicas: Vec::new(),
+                current_replicas: current.replicas,
                 target_replicas: target.clone(),
-                leader: -1,
-                isr: Vec::new(),
+                leader,
+                isr: isr.clone(),
+            });
+            let after = Assignment {
+                replicas: target,
+                leader,
+                leader_epoch,
+                isr,
             };
-            let Some(current) = self.assignment(&result.topic, result.partition) else {
-                result.error = error(wire::ErrorCode::UnknownTopicOrPartition);
-                results.push(result);
-                continue;
-            };
-            // Reassigned replicas catch up at once here; fenced ones never do.
-            let isr: Vec<i32> = target.iter().copied().filter(|b| self.live(*b)).collect();
-            let Some(first_in_sync) = isr.first().copied() else {
-                return refuse(format!(
-                    "{}/{}: no replica of {target:?} would be in sync",
-                    result.topic, result.partition
-                ));
-            };
-            let leader = if isr.contains(&current.leader) {
-                current.leader
-            } else {
-                first_in_sync
-            };
-            let leader_epoch = current.leader_epoch + i32::from(leader != current.leader);
-            result.current_replicas = current.replicas;
-            result.leader = leader;
-            result.isr = isr.clone();
-            changes.push((
-                (result.topic.clone(), result.partition),
-                Assignment {
-                    replicas: target,
-                    leader,
-                    leader_epoch,
-                    isr,
-                },
-            ));
-            results.push(result);
+            changes.insert(key, after);
         }
-        let failed = results.iter().any(|result| result.error.is_some());
-        if !request.dry_run && !failed {
+        if !request.dry_run {
             self.controller.assignments.extend(changes);
         }
         wire::ReassignPartitionsResponse {

@@ -161,6 +161,7 @@ async fn an_empty_selection_elects_nothing_and_sends_nothing() {
 #[tokio::test]
 async fn a_dry_run_reassignment_answers_and_changes_nothing() {
     let broker = TestBroker::start(&[("orders", 2)]).await;
+    broker.assign("orders", 0, assignment(&[1, 2], 1, &[1, 2]));
     let admin = client(&broker, Duration::from_secs(5)).await.admin();
     let planned = admin
         .reassign_partitions([("orders", 0, vec![2, 3])], true)
@@ -168,9 +169,9 @@ async fn a_dry_run_reassignment_answers_and_changes_nothing() {
         .unwrap();
     assert_eq!(planned.len(), 1);
     let plan = &planned[0];
-    assert_eq!(plan.current_replicas, [1]);
+    assert_eq!(plan.current_replicas, [1, 2]);
     assert_eq!(plan.target_replicas, [2, 3]);
-    // Broker 3 is fenced, so only 2 would be in sync, and it leads.
+    // 3 is not in sync yet, and 1 leaves: 2 is the only in-sync replica and leads.
     assert_eq!((plan.leader, plan.isr.as_slice()), (Some(2), &[2][..]));
 
     let applied = admin
@@ -179,15 +180,19 @@ async fn a_dry_run_reassignment_answers_and_changes_nothing() {
         .unwrap();
     assert_eq!(
         applied[0].current_replicas,
-        [1],
+        [1, 2],
         "the dry run wrote nothing"
     );
     let after = admin
-        .reassign_partitions([("orders", 0, vec![2, 1])], true)
+        .reassign_partitions([("orders", 0, vec![3, 2])], true)
         .await
         .unwrap();
     assert_eq!(after[0].current_replicas, [2, 3]);
-    assert_eq!(after[0].leader, Some(2), "a leader still in the ISR stays");
+    assert_eq!(
+        after[0].leader,
+        Some(2),
+        "a leader kept in the target stays"
+    );
 }
 
 #[tokio::test]
@@ -195,25 +200,56 @@ async fn a_refused_reassignment_is_an_error_with_the_brokers_message() {
     let broker = TestBroker::start(&[("orders", 2)]).await;
     let admin = client(&broker, Duration::from_secs(5)).await.admin();
     let error = admin
-        .reassign_partitions([("orders", 0, vec![2, 9])], false)
+        .reassign_partitions([("orders", 0, vec![1, 9])], false)
         .await
         .unwrap_err();
     assert_eq!(error.code(), Some(ErrorCode::InvalidReplicaAssignment));
-    assert_eq!(error.to_string(), "broker 9 is not registered");
+    assert_eq!(
+        error.to_string(),
+        "broker 9 in the replica list of orders-0 is not registered"
+    );
     assert!(!error.is_retriable());
+
+    let error = admin
+        .reassign_partitions([("orders", 1, vec![2])], false)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(ErrorCode::InvalidReplicaAssignment));
+    assert!(
+        error
+            .to_string()
+            .contains("keep none of its in-sync replicas"),
+        "{error}"
+    );
 
     // One unknown partition fails the request; the valid partition is not changed either.
     let error = admin
-        .reassign_partitions([("orders", 1, vec![2]), ("orders", 5, vec![2])], false)
+        .reassign_partitions([("orders", 1, vec![1, 2]), ("orders", 5, vec![1])], false)
         .await
         .unwrap_err();
     assert_eq!(error.code(), Some(ErrorCode::UnknownTopicOrPartition));
-    assert!(error.to_string().starts_with("orders/5: "), "{error}");
     let unchanged = admin
         .reassign_partitions([("orders", 1, vec![1])], true)
         .await
         .unwrap();
     assert_eq!(unchanged[0].current_replicas, [1]);
+}
+
+#[test]
+fn a_partition_refused_in_its_result_is_an_error_naming_it() {
+    use strata_proto::api::v1 as wire;
+    let result = wire::ReassignmentResult {
+        topic: "orders".into(),
+        partition: 5,
+        error: Some(wire::Error::new(
+            ErrorCode::UnknownTopicOrPartition,
+            "no such partition",
+        )),
+        ..Default::default()
+    };
+    let error = crate::admin::ReassignmentResult::from_wire(&result).unwrap_err();
+    assert_eq!(error.code(), Some(ErrorCode::UnknownTopicOrPartition));
+    assert_eq!(error.to_string(), "orders/5: no such partition");
 }
 
 #[tokio::test]
@@ -245,7 +281,7 @@ async fn not_controller_past_the_request_timeout_is_returned() {
         .not_controller_answers = usize::MAX;
     let admin = client(&broker, Duration::from_millis(400)).await.admin();
     let error = admin
-        .reassign_partitions([("orders", 0, vec![2])], false)
+        .reassign_partitions([("orders", 0, vec![1])], false)
         .await
         .unwrap_err();
     assert_eq!(error.code(), Some(ErrorCode::NotController));
