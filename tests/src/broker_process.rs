@@ -1,13 +1,18 @@
 //! Real `strata-broker` processes for integration tests: each gets a temporary data
-//! directory and a free 127.0.0.1 port, is started from the binary cargo built, and is
-//! stopped by PID (SIGTERM for a clean stop, SIGKILL for a crash) or paused (SIGSTOP,
-//! then SIGCONT).
+//! directory and a free 127.0.0.1 port (or the listen address it is given), is started
+//! from the binary cargo built, and is stopped by PID (SIGTERM for a clean stop, SIGKILL
+//! for a crash) or paused (SIGSTOP, then SIGCONT).
 //!
 //! A paused process is always continued before it is killed or dropped, so no stopped
 //! process outlives the test; dropping a `BrokerProcess` kills and reaps it, also when a
 //! test panics.
+//!
+//! The start waits until the broker accepts a TCP connection made *from its own listen
+//! address* (127.0.0.3 to 127.0.0.3:port): a link the cluster harness cut between two
+//! other loopback addresses cannot hide a broker that is up.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::fs::OpenOptions;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -31,14 +36,44 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// A TCP connection to `target` whose source address is `source` (port chosen by the
+/// kernel), given up after `timeout`. Without the bind the kernel picks 127.0.0.1 as the
+/// source of every loopback connection.
+pub fn connect_from(
+    source: IpAddr,
+    target: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
+    let domain = socket2::Domain::for_address(target);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    socket.connect_timeout(&target.into(), timeout)?;
+    Ok(socket.into())
+}
+
+/// How to start a broker, beyond its data directory: [`BrokerProcess::start_with_options`].
+#[derive(Debug, Clone, Default)]
+pub struct BrokerOptions {
+    /// Flags after `--data-dir` and `--listen`.
+    pub extra_args: Vec<String>,
+    /// `--listen`; by default a free port on 127.0.0.1.
+    pub listen: Option<SocketAddr>,
+    /// `RLIMIT_NOFILE` (soft and hard) the process is started under, if not the harness's.
+    pub open_files_limit: Option<u64>,
+    /// Where the broker's stderr (its log) goes, appended across restarts; by default the
+    /// test's own stderr.
+    pub log_file: Option<PathBuf>,
+    /// `RUST_LOG`; `warn` by default.
+    pub log_filter: Option<String>,
+}
+
 /// One broker process and what is needed to restart it on the same data.
 #[derive(Debug)]
 pub struct BrokerProcess {
     data_dir: PathBuf,
     address: SocketAddr,
-    extra_args: Vec<String>,
-    /// `RLIMIT_NOFILE` (soft and hard) the process is started under, if not the harness's.
-    open_files_limit: Option<u64>,
+    /// Kept for restarts; `listen` is always set (to `address`).
+    options: BrokerOptions,
     child: Option<Child>,
     /// SIGSTOPped and not continued yet.
     paused: bool,
@@ -57,7 +92,11 @@ impl BrokerProcess {
     /// Starts a broker on `data_dir` and a free port, and waits until it accepts
     /// connections.
     pub fn start(data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<BrokerProcess> {
-        BrokerProcess::start_with(data_dir, extra_args, None)
+        let options = BrokerOptions {
+            extra_args: owned_args(extra_args),
+            ..BrokerOptions::default()
+        };
+        BrokerProcess::start_with_options(data_dir, options)
     }
 
     /// [`BrokerProcess::start`] under an open-files limit of `limit`, soft and hard (so the
@@ -67,20 +106,29 @@ impl BrokerProcess {
         extra_args: &[&str],
         limit: u64,
     ) -> anyhow::Result<BrokerProcess> {
-        BrokerProcess::start_with(data_dir, extra_args, Some(limit))
+        let options = BrokerOptions {
+            extra_args: owned_args(extra_args),
+            open_files_limit: Some(limit),
+            ..BrokerOptions::default()
+        };
+        BrokerProcess::start_with_options(data_dir, options)
     }
 
-    fn start_with(
+    /// Starts a broker on `data_dir` as `options` say, and waits until it accepts
+    /// connections. Restarts keep the options, the listen address included.
+    pub fn start_with_options(
         data_dir: &Path,
-        extra_args: &[&str],
-        open_files_limit: Option<u64>,
+        mut options: BrokerOptions,
     ) -> anyhow::Result<BrokerProcess> {
-        let address: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let address = match options.listen {
+            Some(address) => address,
+            None => format!("127.0.0.1:{}", free_port()?).parse()?,
+        };
+        options.listen = Some(address);
         let mut broker = BrokerProcess {
             data_dir: data_dir.to_path_buf(),
             address,
-            extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
-            open_files_limit,
+            options,
             child: None,
             paused: false,
         };
@@ -88,18 +136,23 @@ impl BrokerProcess {
         Ok(broker)
     }
 
-    /// `127.0.0.1:<port>`.
+    /// The listen address, `127.0.0.1:<port>` unless given.
     pub fn address(&self) -> SocketAddr {
         self.address
     }
 
-    /// `http://127.0.0.1:<port>`, for gRPC clients.
+    /// `http://<address>`, for gRPC clients.
     pub fn url(&self) -> String {
         format!("http://{}", self.address)
     }
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The file the broker's stderr goes to, if [`BrokerOptions::log_file`] was given.
+    pub fn log_file(&self) -> Option<&Path> {
+        self.options.log_file.as_deref()
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -116,23 +169,36 @@ impl BrokerProcess {
         self.paused
     }
 
-    /// Starts the process again with the same data directory, port and flags.
+    /// Starts the process again with the same data directory, address and flags.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         if self.child.is_some() {
             bail!("broker is still running");
         }
+        let stderr = match &self.options.log_file {
+            Some(path) => Stdio::from(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("open the broker log {}", path.display()))?,
+            ),
+            None => Stdio::inherit(),
+        };
         let mut command = Command::new(workspace_binary("strata-broker"));
         command
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--listen")
             .arg(self.address.to_string())
-            .args(&self.extra_args)
-            .env("RUST_LOG", "warn")
+            .args(&self.options.extra_args)
+            .env(
+                "RUST_LOG",
+                self.options.log_filter.as_deref().unwrap_or("warn"),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        if let Some(limit) = self.open_files_limit {
+            .stderr(stderr);
+        if let Some(limit) = self.options.open_files_limit {
             limit_open_files(&mut command, limit);
         }
         let child = command
@@ -146,7 +212,8 @@ impl BrokerProcess {
     fn wait_until_listening(&mut self, limit: Duration) -> anyhow::Result<()> {
         let started = Instant::now();
         while started.elapsed() < limit {
-            if TcpStream::connect_timeout(&self.address, Duration::from_millis(200)).is_ok() {
+            let probe = connect_from(self.address.ip(), self.address, Duration::from_millis(200));
+            if probe.is_ok() {
                 return Ok(());
             }
             if let Some(child) = self.child.as_mut() {
@@ -181,18 +248,43 @@ impl BrokerProcess {
     }
 
     /// SIGSTOP: the process stops where it is, its sockets stay open and unanswered (a
-    /// long GC pause, a stalled VM).
+    /// long GC pause, a stalled VM). Returns once every thread of it is stopped (the
+    /// signal is delivered asynchronously).
     pub fn pause(&mut self) -> anyhow::Result<()> {
         self.signal(libc::SIGSTOP)?;
         self.paused = true;
-        Ok(())
+        self.wait_until_stopped_is(true)
     }
 
-    /// SIGCONT: undoes [`BrokerProcess::pause`].
+    /// SIGCONT: undoes [`BrokerProcess::pause`]; returns once no thread is stopped.
     pub fn resume(&mut self) -> anyhow::Result<()> {
         self.signal(libc::SIGCONT)?;
         self.paused = false;
-        Ok(())
+        self.wait_until_stopped_is(false)
+    }
+
+    /// Polls /proc (bounded, 10 s) until all of the process's threads are stopped, or
+    /// none is.
+    fn wait_until_stopped_is(&self, stopped: bool) -> anyhow::Result<()> {
+        let pid = self.pid().context("broker is not running")?;
+        let limit = Duration::from_secs(10);
+        let started = Instant::now();
+        loop {
+            let states = thread_states(pid)?;
+            let now_stopped = states.iter().filter(|state| **state == 'T').count();
+            let reached = if stopped {
+                now_stopped == states.len()
+            } else {
+                now_stopped == 0
+            };
+            if reached {
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                bail!("broker {pid} threads still in states {states:?} {limit:?} after SIGSTOP/SIGCONT");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// SIGKILL and reap: a crash.
@@ -244,6 +336,31 @@ impl BrokerProcess {
         self.paused = false;
         Ok(child.wait()?)
     }
+}
+
+/// The scheduler state (`R`, `S`, `T` for stopped, …) of each thread of process `pid`,
+/// from `/proc/<pid>/task/*/stat`.
+fn thread_states(pid: u32) -> anyhow::Result<Vec<char>> {
+    let tasks = PathBuf::from(format!("/proc/{pid}/task"));
+    let mut states = Vec::new();
+    for task in std::fs::read_dir(&tasks).with_context(|| format!("list {}", tasks.display()))? {
+        let stat_path = task?.path().join("stat");
+        // A thread that ended since the listing has no state to report.
+        let Ok(stat) = std::fs::read_to_string(&stat_path) else {
+            continue;
+        };
+        // `<tid> (<name>) <state> …`; the name may hold spaces and parentheses.
+        let state = stat
+            .rfind(')')
+            .and_then(|end| stat[end + 1..].trim_start().chars().next())
+            .with_context(|| format!("no state in {}: {stat:?}", stat_path.display()))?;
+        states.push(state);
+    }
+    Ok(states)
+}
+
+fn owned_args(args: &[&str]) -> Vec<String> {
+    args.iter().map(|arg| (*arg).to_owned()).collect()
 }
 
 /// Makes `command`'s child start with `RLIMIT_NOFILE` = `limit` (soft and hard).

@@ -6,6 +6,10 @@
 //! - [`broker_process`]: start, pause (SIGSTOP/SIGCONT), SIGTERM and SIGKILL real
 //!   `strata-broker` processes.
 //! - [`durability`]: the record contents the SIGKILL test checks after each crash.
+//! - [`cluster`]: several brokers, node `i` on 127.0.0.i, killed, paused, stopped,
+//!   restarted and cut off from each other one by one;
+//!   [`firewall`] makes the cuts (iptables rules), [`wait`] the bounded waits for what
+//!   the cluster does next.
 //!
 //! The history-based fault test (`tests/fault_history.rs`) is built from three parts,
 //! meant to be reused by tests with several brokers:
@@ -18,7 +22,10 @@
 //!   inconsistent offsets.
 
 pub mod broker_process;
+pub mod cluster;
 pub mod durability;
+pub mod firewall;
 pub mod history;
 pub mod nemesis;
+pub mod wait;
 pub mod workload;
