@@ -66,14 +66,15 @@ pub struct ClusterOptions {
 }
 
 impl ClusterOptions {
-    /// `nodes` brokers on 127.0.0.1, 127.0.0.2, …, voters when more than one, log `info`.
+    /// `nodes` brokers on 127.0.0.1, 127.0.0.2, …, voters when more than one, logging at
+    /// `info` (openraft at `warn`: its `info` is a line per vote and heartbeat).
     pub fn new(nodes: u8) -> ClusterOptions {
         ClusterOptions {
             nodes,
             first_node: 1,
             controller_voters: ControllerVoters::WhenSeveralNodes,
             extra_args: Vec::new(),
-            log_filter: "info".to_owned(),
+            log_filter: "info,openraft=warn".to_owned(),
         }
     }
 }

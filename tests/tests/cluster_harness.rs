@@ -8,7 +8,9 @@
 //!   connect from 127.0.0.2 to 127.0.0.3:<port> (and back) hang while 127.0.0.1 still
 //!   gets through, healing restores it, a node restarts while cut, and no rule outlives
 //!   the cluster;
-//! - a firewall's rules go when it is dropped, also by a panic, and only its own.
+//! - a firewall's rules go when it is dropped, also by a panic, and only its own;
+//! - three nodes given `--controller-voters` form one cluster: the metadata of each names
+//!   a controller and the three brokers at 127.0.0.1–3.
 //!
 //! The partition cases need root for iptables; without it they are skipped, loudly.
 //! Timing decides nothing: a connect across a cut is expected to fail because its packets
@@ -20,7 +22,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use strata_broker::log::manager::CLEAN_SHUTDOWN_FILE;
-use strata_client::{Acks, Client, NewTopic, OffsetSpec, Record};
+use strata_client::{Acks, Client, ClusterInfo, NewTopic, OffsetSpec, Record};
 use strata_tests::broker_process::connect_from;
 use strata_tests::cluster::{node_ip, Cluster, ClusterOptions, ControllerVoters};
 use strata_tests::firewall::{self, Firewall};
@@ -251,4 +253,48 @@ fn a_firewall_removes_only_its_own_rules_when_dropped_even_by_a_panic() {
     let comment = kept.comment().to_owned();
     drop(kept);
     assert!(firewall::rules_with_comment(&comment).unwrap().is_empty());
+}
+
+/// The cluster as `node`'s metadata shows it, once it names a controller and three
+/// brokers. (`describe_cluster` would show the voters too; the broker does not serve it
+/// yet.)
+async fn formed_cluster(cluster: &Cluster, node: u8) -> anyhow::Result<ClusterInfo> {
+    let info = cluster.client(node).await?.admin().cluster_info().await?;
+    if info.controller_id < 1 || info.brokers.len() < 3 {
+        anyhow::bail!("not formed yet: {info:?}");
+    }
+    Ok(info)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_with_controller_voters_form_one_cluster() {
+    let mut cluster = block(|| Cluster::start(ClusterOptions::new(3))).unwrap();
+    let port = cluster.port();
+    assert_eq!(
+        cluster.voters_flag(),
+        Some(format!("1@127.0.0.1:{port},2@127.0.0.2:{port},3@127.0.0.3:{port}").as_str())
+    );
+    let expected: Vec<(i32, String)> = cluster
+        .nodes()
+        .into_iter()
+        .map(|node| (i32::from(node), cluster.address(node).to_string()))
+        .collect();
+    let mut controllers = Vec::new();
+    for node in cluster.nodes() {
+        let what = format!("node {node} shows a formed cluster");
+        let info = wait_for(&what, WAIT, || formed_cluster(&cluster, node))
+            .await
+            .unwrap();
+        let mut brokers: Vec<(i32, String)> = info
+            .brokers
+            .iter()
+            .map(|broker| (broker.node_id, broker.address.clone()))
+            .collect();
+        brokers.sort();
+        assert_eq!(brokers, expected, "{info:?}");
+        controllers.push(info.controller_id);
+    }
+    eprintln!("controller as nodes 1, 2, 3 see it: {controllers:?}");
+    let status = block(|| cluster.terminate(2)).unwrap();
+    assert_eq!(status.code(), Some(0), "{status}");
 }
