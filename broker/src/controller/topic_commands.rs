@@ -1,10 +1,9 @@
 //! Topic operations as metadata records: checks a request against the current image and
 //! returns the records that carry it out, or the typed error that refuses it.
 //!
-//! Pure functions of (image, request): the controller (`controller.rs`) supplies the
-//! random parts (topic id, assignment start), applies the records to a copy of the image,
-//! appends them as one batch and publishes the result. A refused request therefore writes
-//! nothing.
+//! Pure functions of (image, request): the active controller (`quorum/active.rs`) supplies
+//! the random parts (topic id, assignment start), applies the records to a copy of the
+//! image, and writes them as one Raft entry. A refused request therefore writes nothing.
 
 use std::collections::BTreeMap;
 

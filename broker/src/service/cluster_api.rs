@@ -2,43 +2,183 @@
 //! partitions. Each converts the request, makes one call into [`Node`] and converts the
 //! answer.
 
+use std::sync::Arc;
+
 use strata_proto::api::v1::{
-    DescribeClusterRequest, DescribeClusterResponse, ElectLeadersRequest, ElectLeadersResponse,
-    ErrorCode, ReassignPartitionsRequest, ReassignPartitionsResponse,
+    BrokerInfo, ControllerVoter, DescribeClusterRequest, DescribeClusterResponse,
+    ElectLeadersRequest, ElectLeadersResponse, ElectionResult, Error, ErrorCode,
+    ReassignPartitionsRequest, ReassignPartitionsResponse, ReassignmentResult,
 };
 
-use crate::node::Node;
+use super::status;
+use crate::controller::quorum::{ControllerRequest, ReplyBody};
+use crate::node::{Node, NodeError};
 
-fn not_yet() -> Option<strata_proto::api::v1::Error> {
-    Some(strata_proto::api::v1::Error::new(
-        ErrorCode::InvalidRequest,
-        "not available yet",
-    ))
-}
-
+/// Brokers from this broker's image; the quorum from its voter, with each voter's lag as
+/// the controller leader reports it (asked for; -1 where it cannot be had).
 pub async fn describe_cluster(
-    _node: &Node,
+    node: &Arc<Node>,
     _request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
+    let image = node.image();
+    let status = node.quorum().status();
+    let progress = match node.quorum().submit(ControllerRequest::QuorumStatus).await {
+        Ok(reply) => match reply.body {
+            ReplyBody::QuorumStatus { voters } => voters,
+            _ => Vec::new(),
+        },
+        Err(error) => {
+            tracing::debug!(%error, "no voter progress from the controller leader");
+            Vec::new()
+        }
+    };
+    let wire_index =
+        |index: Option<u64>| index.map_or(-1, |index| i64::try_from(index).unwrap_or(i64::MAX));
     DescribeClusterResponse {
-        error: not_yet(),
-        ..DescribeClusterResponse::default()
+        error: Some(status::none()),
+        cluster_id: image.cluster_id.clone().unwrap_or_default(),
+        answered_by: node.config().node_id.0,
+        controller_leader: status.leader.unwrap_or(-1),
+        controller_term: status.term,
+        voters: status
+            .voters
+            .iter()
+            .map(|(id, address)| {
+                let known = progress.iter().find(|voter| voter.node_id == *id);
+                ControllerVoter {
+                    node_id: *id,
+                    address: address.clone(),
+                    leader: status.leader == Some(*id),
+                    matched_index: wire_index(known.and_then(|voter| voter.matched_index)),
+                    lag: wire_index(known.and_then(|voter| voter.lag)),
+                }
+            })
+            .collect(),
+        brokers: image
+            .brokers
+            .values()
+            .map(|broker| BrokerInfo {
+                node_id: broker.id.0,
+                address: broker.address.clone(),
+                rack: broker.rack.clone().unwrap_or_default(),
+                fenced: broker.fenced,
+                incarnation: broker.incarnation,
+            })
+            .collect(),
+        metadata_version: image.version,
+        applied_index: wire_index(status.applied_index),
+        last_log_index: wire_index(status.last_log_index),
     }
 }
 
-pub async fn elect_leaders(_node: &Node, _request: ElectLeadersRequest) -> ElectLeadersResponse {
-    ElectLeadersResponse {
-        error: not_yet(),
-        ..ElectLeadersResponse::default()
+fn whole_request_error(error: &NodeError) -> Option<Error> {
+    Some(status::to_wire(error))
+}
+
+fn code_by_name(name: &str) -> ErrorCode {
+    ErrorCode::from_str_name(name).unwrap_or(ErrorCode::UnknownServerError)
+}
+
+pub async fn elect_leaders(node: &Arc<Node>, request: ElectLeadersRequest) -> ElectLeadersResponse {
+    let selection = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = (!topic.partitions.is_empty()).then_some(topic.partitions);
+            (topic.topic, partitions)
+        })
+        .collect();
+    match node
+        .submit(ControllerRequest::ElectPreferred { selection })
+        .await
+    {
+        Ok(reply) => {
+            let ReplyBody::Elections { results } = reply.body else {
+                return ElectLeadersResponse {
+                    error: Some(Error::new(
+                        ErrorCode::UnknownServerError,
+                        "unexpected controller reply",
+                    )),
+                    results: Vec::new(),
+                };
+            };
+            ElectLeadersResponse {
+                error: Some(status::none()),
+                results: results
+                    .into_iter()
+                    .map(|result| ElectionResult {
+                        error: Some(match &result.refused {
+                            None => status::none(),
+                            Some((code, message)) => {
+                                Error::new(code_by_name(code), message.clone())
+                            }
+                        }),
+                        topic: result.topic,
+                        partition: result.partition,
+                        leader: result.leader,
+                        leader_epoch: result.leader_epoch,
+                    })
+                    .collect(),
+            }
+        }
+        Err(error) => ElectLeadersResponse {
+            error: whole_request_error(&error),
+            results: Vec::new(),
+        },
     }
 }
 
 pub async fn reassign_partitions(
-    _node: &Node,
-    _request: ReassignPartitionsRequest,
+    node: &Arc<Node>,
+    request: ReassignPartitionsRequest,
 ) -> ReassignPartitionsResponse {
-    ReassignPartitionsResponse {
-        error: not_yet(),
-        ..ReassignPartitionsResponse::default()
+    let requests = request
+        .reassignments
+        .into_iter()
+        .map(|reassignment| {
+            (
+                reassignment.topic,
+                reassignment.partition,
+                reassignment.replicas,
+            )
+        })
+        .collect();
+    let submitted = node
+        .submit(ControllerRequest::Reassign {
+            requests,
+            dry_run: request.dry_run,
+        })
+        .await;
+    match submitted {
+        Ok(reply) => {
+            let ReplyBody::Reassignments { results } = reply.body else {
+                return ReassignPartitionsResponse {
+                    error: Some(Error::new(
+                        ErrorCode::UnknownServerError,
+                        "unexpected controller reply",
+                    )),
+                    results: Vec::new(),
+                };
+            };
+            ReassignPartitionsResponse {
+                error: Some(status::none()),
+                results: results
+                    .into_iter()
+                    .map(|result| ReassignmentResult {
+                        topic: result.topic,
+                        partition: result.partition,
+                        error: Some(status::none()),
+                        current_replicas: result.current_replicas,
+                        target_replicas: result.target_replicas,
+                        leader: result.leader,
+                        isr: result.isr,
+                    })
+                    .collect(),
+            }
+        }
+        Err(error) => ReassignPartitionsResponse {
+            error: whole_request_error(&error),
+            results: Vec::new(),
+        },
     }
 }
