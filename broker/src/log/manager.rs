@@ -37,6 +37,9 @@ use super::recovery::PreviousShutdown;
 pub const CLEAN_SHUTDOWN_FILE: &str = ".strata_cleanshutdown";
 /// Name of the lock file in the data directory.
 pub const LOCK_FILE: &str = ".lock";
+/// Directories other layers keep in the data directory (the controller quorum's Raft
+/// state); not partitions, and not warned about.
+pub const RESERVED_DIRS: [&str; 1] = ["controller"];
 /// What a set-aside partition directory's name holds: `<topic>-<partition>.orphaned.<ms>`
 /// ([`LogManager::set_aside`]). Such a name never parses as a partition directory.
 pub const ORPHANED_INFIX: &str = ".orphaned.";
@@ -149,7 +152,8 @@ impl LogManager {
             reclaimer,
         };
         let mut logs = BTreeMap::new();
-        // Whether a partition directory (live, set aside or being deleted) was found: a
+        // Whether a partition directory (live, set aside or being deleted) or the
+        // controller's was found: a
         // directory with none and no marker is new rather than crashed. Recovery does not
         // care (it has no log to scan); only the start-up log says so.
         let mut holds_partitions = false;
@@ -164,7 +168,8 @@ impl LogManager {
             }
             let name = entry.file_name();
             holds_partitions |= name.to_str().is_some_and(|name| {
-                name.contains(ORPHANED_INFIX)
+                RESERVED_DIRS.contains(&name)
+                    || name.contains(ORPHANED_INFIX)
                     || name.ends_with(".deleted")
                     || TopicPartition::parse_dir_name(name).is_some()
             });
@@ -178,6 +183,9 @@ impl LogManager {
             if name.to_str().is_some_and(|name| name.ends_with(".deleted")) {
                 fs::remove_dir_all(&path)
                     .map_err(|source| LogError::io("remove deleted partition", &path, source))?;
+                continue;
+            }
+            if name.to_str().is_some_and(|name| RESERVED_DIRS.contains(&name)) {
                 continue;
             }
             let Some(partition) = name.to_str().and_then(TopicPartition::parse_dir_name) else {

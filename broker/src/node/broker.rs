@@ -204,6 +204,15 @@ impl Node {
     /// once the caller serves the listener.
     pub async fn start(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
         let budget = config.descriptor_budget;
+        let legacy = config
+            .data_dir
+            .join(MetadataLog::partition()?.dir_name())
+            .is_dir();
+        crate::controller::quorum::check_voters(
+            &config.data_dir.join(CONTROLLER_DIR),
+            &config.voters,
+            legacy,
+        )?;
         let logs = {
             let (data_dir, log_defaults) = (config.data_dir.clone(), config.log_defaults.clone());
             tokio::task::spawn_blocking(move || {

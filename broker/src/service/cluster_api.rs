@@ -14,6 +14,9 @@ use super::status;
 use crate::controller::quorum::{ControllerRequest, ReplyBody};
 use crate::node::{Node, NodeError};
 
+/// How long a describe waits for the controller leader's view of voter lag.
+const QUORUM_STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Brokers from this broker's image; the quorum from its voter, with each voter's lag as
 /// the controller leader reports it (asked for; -1 where it cannot be had).
 pub async fn describe_cluster(
@@ -22,7 +25,13 @@ pub async fn describe_cluster(
 ) -> DescribeClusterResponse {
     let image = node.image();
     let status = node.quorum().status();
-    let progress = match node.quorum().submit(ControllerRequest::QuorumStatus).await {
+    // Bounded well below a client's timeout: without a controller leader the answer
+    // still comes, with the lag unknown.
+    let progress = match node
+        .quorum()
+        .submit_within(ControllerRequest::QuorumStatus, QUORUM_STATUS_WAIT)
+        .await
+    {
         Ok(reply) => match reply.body {
             ReplyBody::QuorumStatus { voters } => voters,
             _ => Vec::new(),

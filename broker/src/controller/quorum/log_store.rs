@@ -180,6 +180,26 @@ impl LogStore {
                 ));
             }
         }
+        // Entries up to the saved committed index were acknowledged to a quorum (and may
+        // have been acted upon): a log that no longer reaches it lost them — whether a
+        // bad last frame was cut above or the file is simply shorter. Only an append
+        // above the committed index can have been interrupted by a crash.
+        if let Some(committed) = committed {
+            let held = kept
+                .last_key_value()
+                .map(|(index, _)| *index)
+                .or(purged_index);
+            if held.is_none_or(|held| held < committed.index) {
+                return Err(damaged(
+                    dir,
+                    format!(
+                        "{LOG_FILE} ends at entry {} but entries up to {} were committed",
+                        held.map_or("(none)".to_owned(), |held| held.to_string()),
+                        committed.index
+                    ),
+                ));
+            }
+        }
         let fresh = kept.is_empty() && last_purged.is_none() && vote.is_none();
         let store = LogStore {
             inner: Arc::new(Mutex::new(Inner {
@@ -235,6 +255,65 @@ impl LogStore {
             .await
             .map_err(io_error)?
     }
+}
+
+/// The voter set of the last membership entry in `dir`'s Raft log, if any, without
+/// changing anything (a start checks it before it opens the data directory). A log that
+/// cannot be read gives `None`; opening it reports why.
+pub fn last_membership_voters(dir: &Path) -> Option<std::collections::BTreeSet<u64>> {
+    let bytes = std::fs::read(dir.join(LOG_FILE)).ok()?;
+    let (entries, _) = parse_frames(dir, &bytes).ok()?;
+    entries
+        .iter()
+        .rev()
+        .find_map(|(_, entry)| match &entry.payload {
+            openraft::EntryPayload::Membership(membership) => {
+                Some(membership.voter_ids().collect())
+            }
+            _ => None,
+        })
+}
+
+/// What `dir` holds, as [`read_stored`] found it.
+#[derive(Debug, Clone)]
+pub struct StoredLog {
+    pub vote: Option<Vote>,
+    pub committed: Option<LogId>,
+    pub last_purged: Option<LogId>,
+    /// The whole frames of `raft.log`: the byte position of each and its entry.
+    pub entries: Vec<(u64, Entry)>,
+    /// Byte length of the whole frames; bytes after it are a frame cut short or failing
+    /// its CRC at the very end (a torn tail, which a start cuts when it is uncommitted).
+    pub whole_bytes: u64,
+    /// Byte length of `raft.log`.
+    pub file_bytes: u64,
+}
+
+/// Reads `raft.log`, `vote.json`, `committed.json` and `purged.json` in `dir` without
+/// changing anything (no tail cut, no stale temp file removed), for tools such as
+/// `dump-log` that may run beside a live broker. Damage before the last frame is an error,
+/// as on open.
+pub fn read_stored(dir: &Path) -> Result<StoredLog, ControllerError> {
+    fn json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<Option<T>, ControllerError> {
+        let Some(bytes) = checkpoint::read_file(dir, name)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|error| damaged(dir, format!("{name} is unreadable: {error}")))
+    }
+    let path = dir.join(LOG_FILE);
+    let bytes = std::fs::read(&path).map_err(|source| LogError::io("read", &path, source))?;
+    let (entries, whole_bytes) = parse_frames(dir, &bytes)?;
+    Ok(StoredLog {
+        vote: json(dir, VOTE_FILE)?,
+        // Written as an `Option`; `null` is no committed index.
+        committed: json::<Option<LogId>>(dir, COMMITTED_FILE)?.flatten(),
+        last_purged: json(dir, PURGED_FILE)?,
+        entries,
+        whole_bytes,
+        file_bytes: bytes.len() as u64,
+    })
 }
 
 /// Parses frames from the start of `bytes`: the entries with their positions, and the
@@ -524,6 +603,46 @@ mod tests {
         let mut bad = whole.clone();
         bad[FRAME_HEADER_BYTES + 2] ^= 0xff;
         std::fs::write(&path, &bad).unwrap();
+        let error = LogStore::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(error, ControllerError::MetadataDamaged { .. }),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_last_frame_is_cut_only_above_the_committed_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = LogStore::open(dir.path()).unwrap();
+        append(&mut store, (0..3).map(|i| entry(1, i)).collect()).await;
+        store
+            .save_committed(Some(entry(1, 1).log_id))
+            .await
+            .unwrap();
+        drop(store);
+        let path = dir.path().join(LOG_FILE);
+        let whole = std::fs::read(&path).unwrap();
+        let mut bad_last = whole.clone();
+        let last = bad_last.len() - 3;
+        bad_last[last] ^= 0xff;
+        // Entry 2 is above the committed index 1: an interrupted append, cut.
+        std::fs::write(&path, &bad_last).unwrap();
+        let (mut store, _) = LogStore::open(dir.path()).unwrap();
+        assert_eq!(store.try_get_log_entries(0..).await.unwrap().len(), 2);
+        append(&mut store, vec![entry(1, 2)]).await;
+        store
+            .save_committed(Some(entry(1, 2).log_id))
+            .await
+            .unwrap();
+        drop(store);
+        // Now entry 2 is committed: the same damage, or a shorter file, refuses to open.
+        std::fs::write(&path, &bad_last).unwrap();
+        let error = LogStore::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(error, ControllerError::MetadataDamaged { .. }),
+            "{error}"
+        );
+        std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
         let error = LogStore::open(dir.path()).unwrap_err();
         assert!(
             matches!(error, ControllerError::MetadataDamaged { .. }),

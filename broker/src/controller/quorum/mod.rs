@@ -31,18 +31,15 @@ pub mod state_machine;
 pub mod types;
 pub mod voters;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::{BasicNode, CommittedLeaderId, Membership, SnapshotPolicy};
-use strata_proto::api::v1::controller_client::ControllerClient;
-use strata_proto::api::v1::{ControllerCall, ErrorCode};
 use tokio::sync::watch;
-use tonic::transport::Channel;
 
 pub use active::Active;
 pub use request::{ControllerReply, ControllerRequest, ReplyBody, VoterProgress};
@@ -97,7 +94,7 @@ pub struct Quorum {
     raft: Raft,
     state_machine: StateMachine,
     active: Arc<Active>,
-    peers: Mutex<HashMap<i32, ControllerClient<Channel>>>,
+    forwarder: network::Forwarder,
     /// This broker's incarnation once registered (0 before).
     incarnation: AtomicU64,
     registered: watch::Sender<bool>,
@@ -118,6 +115,40 @@ impl std::fmt::Debug for Quorum {
 
 /// How long a request waits for a controller leader to exist or answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Checks, before the data directory is opened (so a refused start changes nothing, not
+/// even the clean-shutdown marker), that `voters` matches the quorum this directory
+/// belongs to, and that a one-node metadata log from before the quorum (`legacy`) is only
+/// started as a quorum of one.
+pub fn check_voters(
+    dir: &std::path::Path,
+    voters: &Voters,
+    legacy: bool,
+) -> Result<(), ControllerError> {
+    let configured: BTreeSet<NodeId> = voters
+        .iter()
+        .filter_map(|(id, _)| NodeId::try_from(id).ok())
+        .collect();
+    let from_log = log_store::last_membership_voters(dir);
+    let from_snapshot = state_machine::snapshot_voters(dir).map(|(voters, _)| voters);
+    let stored = from_log.or(from_snapshot);
+    if let Some(stored) = stored {
+        if stored != configured {
+            return Err(ControllerError::Quorum {
+                reason: format!(
+                    "--controller-voters names voters {configured:?}, but this data directory belongs to a quorum of {stored:?}; the voter set cannot be changed"
+                ),
+            });
+        }
+        return Ok(());
+    }
+    if legacy && configured.len() != 1 {
+        return Err(ControllerError::Quorum {
+            reason: "this data directory holds a one-node cluster's metadata from before the controller quorum; it can only start as a quorum of one (without --controller-voters, or with this broker alone)".into(),
+        });
+    }
+    Ok(())
+}
 
 impl Quorum {
     /// Opens the Raft state in `config.dir` and starts this voter. `seed` is the image of
@@ -210,13 +241,13 @@ impl Quorum {
                 tracing::debug!(%error, "initialize refused (another voter started it first)");
             }
         } else {
+            // Asked of the Raft core itself: its metrics may not be filled in yet.
             let stored: BTreeSet<NodeId> = raft
-                .metrics()
-                .borrow()
-                .membership_config
-                .membership()
-                .voter_ids()
-                .collect();
+                .with_raft_state(|state| state.membership_state.effective().voter_ids().collect())
+                .await
+                .map_err(|error| ControllerError::Quorum {
+                    reason: error.to_string(),
+                })?;
             if !stored.is_empty() && stored != voter_ids {
                 let _ = raft.shutdown().await;
                 return Err(ControllerError::Quorum {
@@ -234,13 +265,15 @@ impl Quorum {
             config.limits.clone(),
             config.session_timeout,
         ));
+        let forwarder =
+            network::Forwarder::new(config.node_id, config.voters.clone(), config.local_ip);
         let quorum = Arc::new(Quorum {
             me,
             config,
             raft,
             state_machine,
             active,
-            peers: Mutex::new(HashMap::new()),
+            forwarder,
             incarnation: AtomicU64::new(0),
             registered: watch::Sender::new(false),
             leaving: AtomicBool::new(false),
@@ -351,13 +384,22 @@ impl Quorum {
         &self,
         request: ControllerRequest,
     ) -> Result<ControllerReply, ControllerError> {
-        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        self.submit_within(request, REQUEST_TIMEOUT).await
+    }
+
+    /// [`Quorum::submit`], waiting at most `timeout` for a leader.
+    pub async fn submit_within(
+        &self,
+        request: ControllerRequest,
+        timeout: Duration,
+    ) -> Result<ControllerReply, ControllerError> {
+        let deadline = Instant::now() + timeout;
         let mut metrics = self.raft.metrics();
         loop {
             let leader = metrics.borrow_and_update().current_leader;
             let result = match leader {
                 Some(leader) if leader == self.me => self.active.handle(request.clone()).await,
-                Some(leader) => self.forward(leader, &request).await,
+                Some(leader) => self.forwarder.forward(leader, &request).await,
                 None => Err(ControllerError::NotController { leader: None }),
             };
             match result {
@@ -379,72 +421,6 @@ impl Quorum {
         request: ControllerRequest,
     ) -> Result<ControllerReply, ControllerError> {
         self.active.handle(request).await
-    }
-
-    fn peer(&self, id: i32) -> Result<ControllerClient<Channel>, ControllerError> {
-        let mut peers = self
-            .peers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(client) = peers.get(&id) {
-            return Ok(client.clone());
-        }
-        let address = self
-            .config
-            .voters
-            .address(id)
-            .ok_or(ControllerError::NotController { leader: Some(id) })?;
-        let channel = network::channel(address, self.config.local_ip)
-            .map_err(|reason| ControllerError::Quorum { reason })?;
-        let client = ControllerClient::new(channel)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20);
-        peers.insert(id, client.clone());
-        Ok(client)
-    }
-
-    async fn forward(
-        &self,
-        leader: NodeId,
-        request: &ControllerRequest,
-    ) -> Result<ControllerReply, ControllerError> {
-        let leader = i32::try_from(leader).unwrap_or(-1);
-        let not_controller = || ControllerError::NotController {
-            leader: Some(leader),
-        };
-        let mut client = self.peer(leader)?;
-        let json = serde_json::to_vec(request).map_err(|error| ControllerError::Quorum {
-            reason: error.to_string(),
-        })?;
-        let mut call = tonic::Request::new(ControllerCall {
-            from: self.config.node_id,
-            json: json.into(),
-        });
-        call.set_timeout(Duration::from_secs(10));
-        let reply = match client.submit(call).await {
-            Ok(reply) => reply.into_inner(),
-            Err(status) => {
-                tracing::debug!(leader, %status, request = request.kind(), "forwarding to the controller failed");
-                return Err(not_controller());
-            }
-        };
-        if let Some(error) = reply
-            .error
-            .filter(|error| error.code != ErrorCode::None as i32)
-        {
-            return Err(match error.error_code() {
-                ErrorCode::NotController => ControllerError::NotController {
-                    leader: (reply.leader_hint >= 0).then_some(reply.leader_hint),
-                },
-                code => ControllerError::Remote {
-                    code: code.as_str_name().to_owned(),
-                    message: error.message,
-                },
-            });
-        }
-        serde_json::from_slice(&reply.json).map_err(|error| ControllerError::Quorum {
-            reason: format!("undecodable controller reply: {error}"),
-        })
     }
 
     /// Registers this broker, then heartbeats until [`Quorum::begin_leaving`]. Runs for
@@ -603,5 +579,33 @@ impl Quorum {
         if let Err(error) = self.raft.shutdown().await {
             tracing::warn!(%error, "stopping the controller quorum failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod storage_suite {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use openraft::testing::{StoreBuilder, Suite};
+
+    use super::log_store::LogStore;
+    use super::state_machine::StateMachine;
+    use super::types::{StorageError, StrataRaft};
+
+    struct OnDisk;
+
+    impl StoreBuilder<StrataRaft, LogStore, StateMachine, tempfile::TempDir> for OnDisk {
+        async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
+            let dir = tempfile::tempdir().unwrap();
+            let (store, _) = LogStore::open(dir.path()).unwrap();
+            let state_machine = StateMachine::open(dir.path()).unwrap();
+            Ok((dir, store, state_machine))
+        }
+    }
+
+    /// openraft's own conformance suite for log storage and state machines.
+    #[test]
+    fn the_log_store_and_state_machine_pass_openrafts_storage_suite() {
+        Suite::test_all(OnDisk).unwrap();
     }
 }

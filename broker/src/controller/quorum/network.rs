@@ -9,7 +9,9 @@
 //! listener's), so that a test, or a firewall rule, that cuts the link between two
 //! brokers' addresses cuts exactly the traffic between them.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use openraft::error::{
@@ -24,10 +26,13 @@ use openraft::{AnyError, BasicNode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use strata_proto::api::v1::controller_client::ControllerClient;
-use strata_proto::api::v1::RaftMessage;
+use strata_proto::api::v1::{ControllerCall, ErrorCode, RaftMessage};
 use tonic::transport::{Channel, Endpoint};
 
+use super::request::{ControllerReply, ControllerRequest};
 use super::types::{NodeId, StrataRaft};
+use super::voters::Voters;
+use crate::controller::error::ControllerError;
 
 /// Makes a [`Peer`] per voter.
 #[derive(Debug, Clone)]
@@ -147,5 +152,93 @@ impl RaftNetwork<StrataRaft> for Peer {
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
         self.call(Kind::Vote, &rpc, &option).await
+    }
+}
+
+/// Sends [`ControllerRequest`]s to the controller leader (`Controller.Submit`), one lazily
+/// connected client per voter.
+#[derive(Debug)]
+pub struct Forwarder {
+    me: i32,
+    voters: Voters,
+    local_ip: Option<IpAddr>,
+    peers: Mutex<HashMap<i32, ControllerClient<Channel>>>,
+}
+
+impl Forwarder {
+    pub fn new(me: i32, voters: Voters, local_ip: Option<IpAddr>) -> Forwarder {
+        Forwarder {
+            me,
+            voters,
+            local_ip,
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn peer(&self, id: i32) -> Result<ControllerClient<Channel>, ControllerError> {
+        let mut peers = self
+            .peers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = peers.get(&id) {
+            return Ok(client.clone());
+        }
+        let address = self
+            .voters
+            .address(id)
+            .ok_or(ControllerError::NotController { leader: Some(id) })?;
+        let channel =
+            channel(address, self.local_ip).map_err(|reason| ControllerError::Quorum { reason })?;
+        let client = ControllerClient::new(channel)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        peers.insert(id, client.clone());
+        Ok(client)
+    }
+
+    /// Sends `request` to voter `leader`; a transport failure or a NOT_CONTROLLER answer
+    /// is `NotController` (the caller waits for a leader and retries).
+    pub async fn forward(
+        &self,
+        leader: NodeId,
+        request: &ControllerRequest,
+    ) -> Result<ControllerReply, ControllerError> {
+        let leader = i32::try_from(leader).unwrap_or(-1);
+        let not_controller = || ControllerError::NotController {
+            leader: Some(leader),
+        };
+        let mut client = self.peer(leader)?;
+        let json = serde_json::to_vec(request).map_err(|error| ControllerError::Quorum {
+            reason: error.to_string(),
+        })?;
+        let mut call = tonic::Request::new(ControllerCall {
+            from: self.me,
+            json: json.into(),
+        });
+        call.set_timeout(Duration::from_secs(10));
+        let reply = match client.submit(call).await {
+            Ok(reply) => reply.into_inner(),
+            Err(status) => {
+                tracing::debug!(leader, %status, request = request.kind(), "forwarding to the controller failed");
+                return Err(not_controller());
+            }
+        };
+        if let Some(error) = reply
+            .error
+            .filter(|error| error.code != ErrorCode::None as i32)
+        {
+            return Err(match error.error_code() {
+                ErrorCode::NotController => ControllerError::NotController {
+                    leader: (reply.leader_hint >= 0).then_some(reply.leader_hint),
+                },
+                code => ControllerError::Remote {
+                    code: code.as_str_name().to_owned(),
+                    message: error.message,
+                },
+            });
+        }
+        serde_json::from_slice(&reply.json).map_err(|error| ControllerError::Quorum {
+            reason: format!("undecodable controller reply: {error}"),
+        })
     }
 }

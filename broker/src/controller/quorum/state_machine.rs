@@ -121,6 +121,21 @@ impl StoredSnapshot {
     }
 }
 
+/// The voters and last log index of the stored snapshot, if there is a readable one,
+/// without changing anything.
+pub fn snapshot_voters(dir: &Path) -> Option<(std::collections::BTreeSet<u64>, u64)> {
+    let bytes = std::fs::read(dir.join(SNAPSHOT_FILE)).ok()?;
+    let snapshot: StoredSnapshot = serde_json::from_slice(&bytes).ok()?;
+    let index = snapshot.meta.last_log_id.map_or(0, |id| id.index);
+    let voters = snapshot
+        .meta
+        .last_membership
+        .membership()
+        .voter_ids()
+        .collect();
+    Some((voters, index))
+}
+
 impl StateMachine {
     /// Opens the state machine in `dir`: the stored snapshot, if any, else an empty image.
     pub fn open(dir: &Path) -> Result<StateMachine, ControllerError> {
