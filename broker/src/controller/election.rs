@@ -233,9 +233,10 @@ pub fn reassign(
             .collect();
         if isr.is_empty() {
             return Err(invalid_assignment(format!(
-                "replicas {target:?} of {name}-{number} keep none of its in-sync replicas \
-                 {:?}; the new replicas must catch up first, so keep at least one of them",
-                partition.isr
+                "replicas {} of {name}-{number} keep none of its in-sync replicas \
+                 {}; the new replicas must catch up first, so keep at least one of them",
+                id_list(&target),
+                id_list(&partition.isr)
             )));
         }
         let leader = match partition.leader {
@@ -284,7 +285,8 @@ fn check_target(
     let mut distinct = BTreeSet::new();
     if let Some(twice) = target.iter().find(|id| !distinct.insert(**id)) {
         return Err(invalid_assignment(format!(
-            "the replica list {target:?} of {name}-{number} names broker {twice} twice"
+            "the replica list {} of {name}-{number} names broker {twice} twice",
+            id_list(&target.iter().copied().map(BrokerId).collect::<Vec<_>>())
         )));
     }
     if let Some(unknown) = target
@@ -418,3 +420,9 @@ fn change(
 #[cfg(test)]
 #[path = "election_tests.rs"]
 mod tests;
+
+/// `[1, 2, 3]`: broker ids as an operator writes them.
+fn id_list(ids: &[BrokerId]) -> String {
+    let ids: Vec<String> = ids.iter().map(|id| id.0.to_string()).collect();
+    format!("[{}]", ids.join(", "))
+}
