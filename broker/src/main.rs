@@ -53,8 +53,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print the batches of a segment file or of every segment in a partition directory,
-    /// checking each batch's framing and CRC (like Kafka's kafka-dump-log). Works on the
-    /// metadata log too: `dump-log <data>/__cluster_metadata-0 --records`.
+    /// checking each batch's framing and CRC (like Kafka's kafka-dump-log). Given the
+    /// controller directory it prints the cluster metadata's Raft log and snapshot:
+    /// `dump-log <data>/controller --records`.
     DumpLog(strata_broker::dump::DumpLogArgs),
 }
 
@@ -117,9 +118,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// The log filter without `RUST_LOG`. openraft's own lines are left out (it logs every
+/// failed Raft RPC as an error, once a second per unreachable voter); the broker logs the
+/// controller's state changes itself: leader elected, voter unreachable and back,
+/// registration, fencing. `RUST_LOG=info,openraft=info` brings them back.
+const DEFAULT_LOG_FILTER: &str = "info,openraft=off";
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     // Colour only on a terminal, and never when NO_COLOR is set to anything non-empty
     // (https://no-color.org).
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())

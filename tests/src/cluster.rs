@@ -74,7 +74,7 @@ impl ClusterOptions {
             first_node: 1,
             controller_voters: ControllerVoters::WhenSeveralNodes,
             extra_args: Vec::new(),
-            log_filter: "info,openraft=warn".to_owned(),
+            log_filter: "info,openraft=off".to_owned(),
         }
     }
 }

@@ -551,10 +551,25 @@ impl Quorum {
         let every = (self.config.heartbeat_interval / 2).max(Duration::from_millis(50));
         let mut interval = tokio::time::interval(every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut known_leader = None;
         loop {
             interval.tick().await;
-            if self.raft.metrics().borrow().running_state.is_err() {
-                return;
+            let (leader, term) = {
+                let metrics = self.raft.metrics();
+                let metrics = metrics.borrow();
+                if metrics.running_state.is_err() {
+                    return;
+                }
+                (metrics.current_leader, metrics.current_term)
+            };
+            if leader != known_leader {
+                match leader {
+                    Some(leader) => {
+                        tracing::info!(leader, term, "controller leader elected");
+                    }
+                    None => tracing::warn!(term, "no controller leader (an election is running)"),
+                }
+                known_leader = leader;
             }
             if let Err(error) = self.active.fence_expired().await {
                 tracing::debug!(%error, "lease check failed");

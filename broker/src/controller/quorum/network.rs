@@ -39,11 +39,17 @@ use crate::controller::error::ControllerError;
 pub struct Network {
     me: NodeId,
     local_ip: Option<IpAddr>,
+    /// Voters the last call failed to reach, shared by every connection to them.
+    unreachable: std::sync::Arc<Mutex<std::collections::HashSet<NodeId>>>,
 }
 
 impl Network {
     pub fn new(me: NodeId, local_ip: Option<IpAddr>) -> Network {
-        Network { me, local_ip }
+        Network {
+            me,
+            local_ip,
+            unreachable: Default::default(),
+        }
     }
 }
 
@@ -65,6 +71,7 @@ impl RaftNetworkFactory<StrataRaft> for Network {
             me: self.me,
             target,
             client: channel(&node.addr, self.local_ip).map(ControllerClient::new),
+            unreachable: std::sync::Arc::clone(&self.unreachable),
         }
     }
 }
@@ -75,6 +82,9 @@ pub struct Peer {
     me: NodeId,
     target: NodeId,
     client: Result<ControllerClient<Channel>, String>,
+    /// Voters the last call failed to reach; a change is logged once (openraft itself logs
+    /// every failed call, which the broker's default log filter leaves out).
+    unreachable: std::sync::Arc<Mutex<std::collections::HashSet<NodeId>>>,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, E>>;
@@ -84,6 +94,19 @@ fn unreachable<E: std::error::Error>(reason: impl ToString) -> RPCError<NodeId, 
 }
 
 impl Peer {
+    /// Records whether the target is unreachable; true if that changed.
+    fn set_unreachable(&self, unreachable: bool) -> bool {
+        let mut set = self
+            .unreachable
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if unreachable {
+            set.insert(self.target)
+        } else {
+            set.remove(&self.target)
+        }
+    }
+
     async fn call<Req, Resp, E>(
         &mut self,
         kind: Kind,
@@ -113,9 +136,20 @@ impl Peer {
             Kind::Vote => client.raft_vote(request).await,
             Kind::Snapshot => client.raft_snapshot(request).await,
         };
-        let reply = sent
-            .map_err(|status| unreachable(format!("voter {}: {status}", self.target)))?
-            .into_inner();
+        let reply = match sent {
+            Ok(reply) => {
+                if self.set_unreachable(false) {
+                    tracing::info!(voter = self.target, "controller voter reachable again");
+                }
+                reply.into_inner()
+            }
+            Err(status) => {
+                if self.set_unreachable(true) {
+                    tracing::warn!(voter = self.target, %status, "controller voter unreachable");
+                }
+                return Err(unreachable(format!("voter {}: {status}", self.target)));
+            }
+        };
         let answer: Result<Resp, E> = serde_json::from_slice(&reply.json)
             .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
         answer.map_err(|error| RPCError::RemoteError(RemoteError::new(self.target, error)))
