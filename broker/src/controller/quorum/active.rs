@@ -452,7 +452,10 @@ impl Active {
             state.leases.expired(Instant::now())
         };
         let mut fenced = 0;
-        for broker in expired {
+        // The broker this controller runs in is alive by definition (its lease can only
+        // look lapsed after this whole process was paused).
+        let me = i32::try_from(self.me).unwrap_or(-1);
+        for broker in expired.into_iter().filter(|broker| broker.0 != me) {
             let _serial = self.serial.lock().await;
             let image = self.state_machine.image();
             let records = election::fence(&image, broker);
