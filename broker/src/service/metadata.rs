@@ -92,6 +92,7 @@ pub fn metadata(image: &MetadataImage, names: &[String], controller_id: i32) -> 
 pub fn describe(node: &Node, names: &[String]) -> Vec<TopicDescription> {
     let image = node.image();
     let offsets = node.all_offsets();
+    let me = node.config().node_id;
     let names: Vec<String> = if names.is_empty() {
         image
             .topics
@@ -123,20 +124,22 @@ pub fn describe(node: &Node, names: &[String]) -> Vec<TopicDescription> {
                         source: config_source(source) as i32,
                     })
                     .collect(),
+                // Only for the partitions this broker leads: another broker's log here
+                // is absent (it would read as empty) or a stale copy. The client reads a
+                // missing entry as "not reported" and asks the leader (ListOffsets).
                 offsets: topic
                     .partitions
-                    .keys()
-                    .map(|partition| {
-                        let (start, high_watermark, end) = offsets
-                            .get(&(name.clone(), *partition))
-                            .copied()
-                            .unwrap_or_default();
-                        PartitionOffsets {
+                    .iter()
+                    .filter(|(_, state)| state.leader == Some(me))
+                    .filter_map(|(partition, _)| {
+                        let (start, high_watermark, end) =
+                            *offsets.get(&(name.clone(), *partition))?;
+                        Some(PartitionOffsets {
                             partition: *partition,
                             log_start_offset: start.0,
                             high_watermark: high_watermark.0,
                             log_end_offset: end.0,
-                        }
+                        })
                     })
                     .collect(),
             }
