@@ -1,4 +1,5 @@
-//! `strata-broker dump-log`: a `kafka-dump-log` for Strata segments.
+//! `strata-broker dump-log`: a `kafka-dump-log` for Strata segments, and for the
+//! controller quorum's Raft state when given `<data>/controller` ([`controller`]).
 //!
 //! Read-only: it opens `.log` files for reading and never touches indexes or checkpoints,
 //! so it is safe to run against the data directory of a live or crashed broker. Every
@@ -26,15 +27,19 @@ use strata_proto::types::{LeaderEpoch, Offset};
 
 use crate::log::epoch_step_back_blames_previous;
 
+mod controller;
+
 /// Largest batch `dump-log` will read; a length field above it is reported as damage.
 const BATCH_BYTES_MAX: usize = 64 << 20;
 
 /// Arguments of `dump-log`.
 #[derive(Debug, clap::Args)]
 pub struct DumpLogArgs {
-    /// A segment file (`<base_offset>.log`) or a partition directory.
+    /// A segment file (`<base_offset>.log`), a partition directory, or the controller
+    /// directory (`<data>/controller`: the Raft log and the metadata snapshot).
     pub path: PathBuf,
-    /// Also print each record's offset, timestamp, key, value and headers.
+    /// Also print each record's offset, timestamp, key, value and headers (for the
+    /// controller directory: each metadata record as JSON).
     #[arg(long)]
     pub records: bool,
 }
@@ -48,6 +53,9 @@ struct Damage {
 
 /// Runs the command: 0 when every batch is intact, 1 on damage, 2 on a usage or I/O error.
 pub fn run(args: &DumpLogArgs) -> ExitCode {
+    if let Some(dir) = controller::controller_dir_of(&args.path) {
+        return controller::run(dir, args.records);
+    }
     let files = match segment_files(&args.path) {
         Ok(files) => files,
         Err(error) => {
