@@ -1,10 +1,14 @@
 //! Damaged or missing cluster metadata never costs partition data. A real broker holds a
-//! topic with acknowledged records and has just deleted another one; then its metadata log
-//! (`__cluster_metadata-0`) is damaged: one byte of the last batch flipped, the segment
-//! cut to half, or the whole directory gone, after a clean stop and after a crash. The
-//! broker must refuse to start, delete nothing, and once the metadata is put back, serve
-//! every acknowledged record with the deleted topic still deleted. A partition directory
-//! the metadata does not know is set aside, never deleted.
+//! topic with acknowledged records and has just deleted another one; then its controller
+//! directory (`<data>/controller`: the Raft log `raft.log`, `committed.json`, …) is
+//! damaged: one byte flipped in an early frame of the Raft log, or in its last frame while
+//! that entry is committed (a bad last frame is only a torn tail when its entry was never
+//! committed), the log cut to half (entries up to the committed index gone), or the whole
+//! directory gone, after a clean stop and after a crash. The broker must refuse to start
+//! with a nonzero exit and a message that names the controller directory, delete or rename
+//! nothing, and once the directory is put back, serve every acknowledged record with the
+//! deleted topic still deleted. A partition directory the metadata does not know is set
+//! aside, never deleted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -13,28 +17,41 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{
-    assert_ok, connect, create_topic, fetch_all, kill, metadata, produce_ok, restart, start_broker,
-    terminate, values_batch,
+    assert_ok, connect, create_topic, fetch_all, kill, metadata, produce_ok, restart, terminate,
+    values_batch,
 };
+use strata_broker::controller::quorum::log_store::{read_stored, StoredLog};
+use strata_broker::controller::quorum::CONTROLLER_DIR;
 use strata_proto::api::v1::DeleteTopicsRequest;
-use strata_tests::broker_process::BrokerProcess;
+use strata_tests::broker_process::{BrokerOptions, BrokerProcess};
 
 const KEPT: &str = "kept";
 const GONE: &str = "gone";
 const PARTITIONS: i32 = 2;
-const METADATA_DIR: &str = "__cluster_metadata-0";
+const RAFT_LOG: &str = "raft.log";
+/// Bytes before a frame's JSON entry: length and CRC (`quorum/log_store.rs`).
+const FRAME_HEADER_BYTES: u64 = 8;
 
 #[derive(Debug, Clone, Copy)]
 enum Damage {
-    FlipLastBatchByte,
+    /// A byte of the first frame's entry, with whole frames after it.
+    FlipFirstFrameByte,
+    /// A byte of the last frame's entry, which is committed.
+    FlipLastFrameByte,
     CutToHalf,
     Missing,
 }
 
-/// Starts a broker, creates `kept` with records and `gone`, deletes `gone`; returns the
-/// broker (running) and the acknowledged values per partition of `kept`.
-async fn populated(dir: &Path) -> (BrokerProcess, Vec<Vec<String>>) {
-    let broker = start_broker(dir, &[]);
+/// Starts a broker whose log goes to `log_file`, creates `kept` with records and `gone`,
+/// deletes `gone`; returns the broker (running) and the acknowledged values per partition
+/// of `kept`.
+async fn populated(dir: &Path, log_file: &Path) -> (BrokerProcess, Vec<Vec<String>>) {
+    let options = BrokerOptions {
+        log_file: Some(log_file.to_path_buf()),
+        ..BrokerOptions::default()
+    };
+    let broker =
+        tokio::task::block_in_place(|| BrokerProcess::start_with_options(dir, options)).unwrap();
     let mut client = connect(&broker).await;
     create_topic(&mut client, KEPT, PARTITIONS, &[]).await;
     create_topic(&mut client, GONE, 1, &[]).await;
@@ -53,36 +70,63 @@ async fn populated(dir: &Path) -> (BrokerProcess, Vec<Vec<String>>) {
     (broker, acked)
 }
 
-fn metadata_segment(dir: &Path) -> PathBuf {
-    dir.join(METADATA_DIR).join("00000000000000000000.log")
+fn controller_dir(dir: &Path) -> PathBuf {
+    dir.join(CONTROLLER_DIR)
 }
 
-/// Damages the metadata after copying it to `backup`, to undo it later.
+/// The Raft state as a start reads it (read-only); it must be intact before the damage.
+fn stored(dir: &Path) -> StoredLog {
+    let stored = read_stored(&controller_dir(dir)).unwrap();
+    assert_eq!(stored.whole_bytes, stored.file_bytes, "{RAFT_LOG} is whole");
+    stored
+}
+
+/// Flips a byte in the middle of the JSON entry of the frame at `position`.
+fn flip_entry_byte(raft_log: &Path, position: u64, next_frame: u64) {
+    let mut bytes = fs::read(raft_log).unwrap();
+    let json_bytes = next_frame - position - FRAME_HEADER_BYTES;
+    let target = usize::try_from(position + FRAME_HEADER_BYTES + json_bytes / 2).unwrap();
+    bytes[target] ^= 0x01;
+    fs::write(raft_log, bytes).unwrap();
+}
+
+/// Damages the controller directory after copying it to `backup`, to undo it later.
 fn damage(dir: &Path, damage: Damage, backup: &Path) {
-    copy_dir(&dir.join(METADATA_DIR), backup);
-    let segment = metadata_segment(dir);
+    copy_dir(&controller_dir(dir), backup);
+    let raft_log = controller_dir(dir).join(RAFT_LOG);
     match damage {
-        Damage::FlipLastBatchByte => {
-            let mut bytes = fs::read(&segment).unwrap();
-            let last = bytes.len() - 3;
-            bytes[last] ^= 0x01;
-            fs::write(&segment, bytes).unwrap();
+        Damage::FlipFirstFrameByte => {
+            let stored = stored(dir);
+            assert!(stored.entries.len() >= 2, "{:?}", stored.entries);
+            let (first, second) = (stored.entries[0].0, stored.entries[1].0);
+            flip_entry_byte(&raft_log, first, second);
+        }
+        Damage::FlipLastFrameByte => {
+            let stored = stored(dir);
+            let (position, last) = stored.entries.last().expect("entries in the Raft log");
+            let committed = stored.committed.expect("a committed index");
+            assert_eq!(
+                committed.index, last.log_id.index,
+                "the last entry must be committed for this damage to be more than a torn tail"
+            );
+            flip_entry_byte(&raft_log, *position, stored.file_bytes);
         }
         Damage::CutToHalf => {
-            let length = fs::metadata(&segment).unwrap().len();
-            let file = fs::OpenOptions::new().write(true).open(&segment).unwrap();
-            file.set_len(length / 2).unwrap();
+            let stored = stored(dir);
+            assert!(stored.committed.is_some(), "a committed index");
+            let file = fs::OpenOptions::new().write(true).open(&raft_log).unwrap();
+            file.set_len(stored.file_bytes / 2).unwrap();
         }
-        Damage::Missing => fs::remove_dir_all(dir.join(METADATA_DIR)).unwrap(),
+        Damage::Missing => fs::remove_dir_all(controller_dir(dir)).unwrap(),
     }
 }
 
 fn undo(dir: &Path, backup: &Path) {
-    let metadata = dir.join(METADATA_DIR);
-    if metadata.exists() {
-        fs::remove_dir_all(&metadata).unwrap();
+    let controller = controller_dir(dir);
+    if controller.exists() {
+        fs::remove_dir_all(&controller).unwrap();
     }
-    copy_dir(backup, &metadata);
+    copy_dir(backup, &controller);
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -93,6 +137,35 @@ fn copy_dir(from: &Path, to: &Path) {
             fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
         }
     }
+}
+
+/// Every file of the controller directory with its bytes (none when it is missing).
+fn controller_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let Ok(entries) = fs::read_dir(controller_dir(dir)) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(String, Vec<u8>)> = entries
+        .map(|entry| entry.unwrap())
+        .map(|entry| {
+            let name = entry.file_name().into_string().unwrap();
+            (name, fs::read(entry.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The names of the directories in the data directory, to show none was deleted or
+/// renamed (set aside).
+fn directories(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| entry.file_type().unwrap().is_dir())
+        .map(|entry| entry.file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
 }
 
 /// The bytes of every segment of `kept`, to show nothing in them changed.
@@ -128,7 +201,9 @@ async fn assert_served(broker: &BrokerProcess, acked: &[Vec<String>]) {
 
 async fn refuses_to_start_and_keeps_the_data(damage_kind: Damage, crash: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let (mut broker, acked) = populated(dir.path()).await;
+    let logs = tempfile::tempdir().unwrap();
+    let log_file = logs.path().join("broker.log");
+    let (mut broker, acked) = populated(dir.path(), &log_file).await;
     if crash {
         kill(&mut broker);
     } else {
@@ -137,16 +212,42 @@ async fn refuses_to_start_and_keeps_the_data(damage_kind: Damage, crash: bool) {
     let before = kept_segments(dir.path());
     let backup = tempfile::tempdir().unwrap();
     damage(dir.path(), damage_kind, backup.path());
+    let directories_before = directories(dir.path());
+    let controller_before = controller_files(dir.path());
+    let log_bytes_before = fs::metadata(&log_file).unwrap().len();
 
     let start = tokio::task::block_in_place(|| broker.restart());
+    let what = format!("{damage_kind:?} (crash: {crash})");
+    let error = match start {
+        Ok(()) => panic!("{what}: the broker started on damaged metadata"),
+        Err(error) => error.to_string(),
+    };
     assert!(
-        start.is_err(),
-        "{damage_kind:?} (crash: {crash}): the broker started on damaged metadata"
+        error.contains("exited during start-up") && !error.contains("exit status: 0"),
+        "{what}: {error}"
+    );
+    let log = fs::read(&log_file).unwrap();
+    let log = String::from_utf8_lossy(&log[usize::try_from(log_bytes_before).unwrap()..]);
+    let named = controller_dir(dir.path()).display().to_string();
+    assert!(
+        log.contains("cannot be trusted") && log.contains(&named),
+        "{what}: the refusal names {named}:\n{log}"
     );
     assert_eq!(
         kept_segments(dir.path()),
         before,
-        "{damage_kind:?}: partition data changed"
+        "{what}: partition data changed"
+    );
+    assert_eq!(
+        directories(dir.path()),
+        directories_before,
+        "{what}: a directory was deleted, renamed or created"
+    );
+    // The damage stays for the operator to see (and `dump-log` to show): a refused start
+    // cuts nothing, not even what looks like a torn tail.
+    assert!(
+        controller_files(dir.path()) == controller_before,
+        "{what}: the refused start changed the controller directory"
     );
 
     undo(dir.path(), backup.path());
@@ -156,19 +257,25 @@ async fn refuses_to_start_and_keeps_the_data(damage_kind: Damage, crash: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flipped_byte_in_the_last_metadata_batch_stops_the_start() {
-    refuses_to_start_and_keeps_the_data(Damage::FlipLastBatchByte, true).await;
-    refuses_to_start_and_keeps_the_data(Damage::FlipLastBatchByte, false).await;
+async fn a_flipped_byte_in_an_early_raft_log_frame_stops_the_start() {
+    refuses_to_start_and_keeps_the_data(Damage::FlipFirstFrameByte, true).await;
+    refuses_to_start_and_keeps_the_data(Damage::FlipFirstFrameByte, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_metadata_log_cut_to_half_stops_the_start() {
+async fn a_flipped_byte_in_the_last_committed_raft_log_frame_stops_the_start() {
+    refuses_to_start_and_keeps_the_data(Damage::FlipLastFrameByte, true).await;
+    refuses_to_start_and_keeps_the_data(Damage::FlipLastFrameByte, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raft_log_cut_to_half_stops_the_start() {
     refuses_to_start_and_keeps_the_data(Damage::CutToHalf, true).await;
     refuses_to_start_and_keeps_the_data(Damage::CutToHalf, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_metadata_beside_partition_data_stops_the_start() {
+async fn a_missing_controller_dir_beside_partition_data_stops_the_start() {
     refuses_to_start_and_keeps_the_data(Damage::Missing, true).await;
     refuses_to_start_and_keeps_the_data(Damage::Missing, false).await;
 }
@@ -176,7 +283,8 @@ async fn missing_metadata_beside_partition_data_stops_the_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_the_metadata_does_not_know_is_set_aside_not_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut broker, acked) = populated(dir.path()).await;
+    let logs = tempfile::tempdir().unwrap();
+    let (mut broker, acked) = populated(dir.path(), &logs.path().join("broker.log")).await;
     terminate(&mut broker);
     let ghost = dir.path().join("ghost-0");
     copy_dir(&dir.path().join(format!("{KEPT}-0")), &ghost);
