@@ -142,13 +142,6 @@ impl LogStore {
         let vote: Option<Vote> = read_json(dir, VOTE_FILE)?;
         let committed: Option<LogId> = read_json(dir, COMMITTED_FILE)?;
         let (entries, whole) = parse_frames(dir, &bytes)?;
-        if (whole as usize) < bytes.len() {
-            tracing::warn!(path = %path.display(), kept = whole, found = bytes.len(),
-                "cutting a torn tail off the controller's Raft log (an append interrupted by a crash)");
-            file.set_len(whole)
-                .map_err(|source| LogError::io("truncate", &path, source))?;
-            durable::sync_file(&file, &path)?;
-        }
         let purged_index = last_purged.map(|id| id.index);
         let mut kept = BTreeMap::new();
         let mut purged_bytes = 0;
@@ -199,6 +192,14 @@ impl LogStore {
                     ),
                 ));
             }
+        }
+        // Only now, with every check passed: a refused start leaves the file as found.
+        if (whole as usize) < bytes.len() {
+            tracing::warn!(path = %path.display(), kept = whole, found = bytes.len(),
+                "cutting a torn tail off the controller's Raft log (an append interrupted by a crash)");
+            file.set_len(whole)
+                .map_err(|source| LogError::io("truncate", &path, source))?;
+            durable::sync_file(&file, &path)?;
         }
         let fresh = kept.is_empty() && last_purged.is_none() && vote.is_none();
         let store = LogStore {
@@ -641,6 +642,11 @@ mod tests {
         assert!(
             matches!(error, ControllerError::MetadataDamaged { .. }),
             "{error}"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bad_last,
+            "a refused open cut the file"
         );
         std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
         let error = LogStore::open(dir.path()).unwrap_err();
