@@ -927,9 +927,12 @@ fn legacy_seed(
     logs: &LogManager,
     controller_dir: &std::path::Path,
 ) -> Result<Option<MetadataImage>, NodeError> {
-    let controller_state = ["raft.log", "snapshot.json", "vote.json"]
+    // An empty raft.log is what a start that stopped before anything was written leaves
+    // (a crash between creating it and seeding the snapshot): not quorum state.
+    let controller_state = ["snapshot.json", "vote.json"]
         .iter()
-        .any(|file| controller_dir.join(file).exists());
+        .any(|file| controller_dir.join(file).exists())
+        || std::fs::metadata(controller_dir.join("raft.log")).is_ok_and(|file| file.len() > 0);
     if controller_state {
         return Ok(None);
     }
