@@ -44,7 +44,6 @@ pub mod topic_config;
 pub mod topic_validation;
 
 pub use assignment::{assign_replicas, AssignmentRequest, PlacementBroker};
-pub use quorum::active::PRODUCER_ID_BLOCK_SIZE;
 pub use election::{
     controlled_shutdown, elect_preferred, fence, reassign, unfence, ElectionOutcome,
     ElectionRefusal, ReassignmentOutcome,
@@ -54,6 +53,7 @@ pub use image::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
 pub use liveness::{Leases, StaleIncarnation};
 pub use metadata_log::{MetadataLog, MetadataLogOptions};
 pub use metadata_record::MetadataRecord;
+pub use quorum::active::PRODUCER_ID_BLOCK_SIZE;
 pub use state_machine::apply;
 pub use topic_commands::{ConfigChange, NewTopic};
 pub use topic_config::{

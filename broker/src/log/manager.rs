@@ -185,7 +185,10 @@ impl LogManager {
                     .map_err(|source| LogError::io("remove deleted partition", &path, source))?;
                 continue;
             }
-            if name.to_str().is_some_and(|name| RESERVED_DIRS.contains(&name)) {
+            if name
+                .to_str()
+                .is_some_and(|name| RESERVED_DIRS.contains(&name))
+            {
                 continue;
             }
             let Some(partition) = name.to_str().and_then(TopicPartition::parse_dir_name) else {
