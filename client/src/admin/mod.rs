@@ -156,7 +156,9 @@ impl Admin {
         if let Some(error) = Error::from_wire(metadata.error.as_ref()) {
             return Err(error);
         }
-        Ok(describe(metadata, described))
+        let mut description = describe(metadata, described);
+        self.fill_offsets_from_leaders(&mut description).await;
+        Ok(description)
     }
 
     /// Sets and deletes topic configs; with `validate_only` nothing changes but the
@@ -262,6 +264,42 @@ impl Admin {
                 .filter(|topic| topic.error.as_ref().is_none_or(wire::Error::is_none))
                 .count(),
         })
+    }
+
+    /// A broker reports offsets only for the partitions it leads; the others' log start
+    /// and high watermark are asked of their leaders (ListOffsets). Best effort: what
+    /// cannot be had stays -1 (shown as unknown), and the log end offset, which only the
+    /// leader's describe reports, stays -1.
+    async fn fill_offsets_from_leaders(&self, description: &mut TopicDescription) {
+        let missing: Vec<(String, i32)> = description
+            .partitions
+            .iter()
+            .filter(|partition| partition.high_watermark < 0 && partition.leader >= 0)
+            .map(|partition| (description.name.clone(), partition.partition))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let earliest = list_offsets(&self.client, &missing, wire::OffsetSpec::Earliest, 0).await;
+        let latest = list_offsets(&self.client, &missing, wire::OffsetSpec::Latest, 0).await;
+        let (Ok(earliest), Ok(latest)) = (earliest, latest) else {
+            return;
+        };
+        for (((_, number), start), end) in missing.iter().zip(earliest).zip(latest) {
+            let Some(partition) = description
+                .partitions
+                .iter_mut()
+                .find(|partition| partition.partition == *number)
+            else {
+                continue;
+            };
+            if let Ok(start) = start {
+                partition.log_start_offset = start.offset;
+            }
+            if let Ok(end) = end {
+                partition.high_watermark = end.offset;
+            }
+        }
     }
 
     /// Best effort: a failed refresh only means the cache catches up later.
