@@ -10,6 +10,12 @@
 //!   restarted and cut off from each other one by one;
 //!   [`firewall`] makes the cuts (iptables rules), [`wait`] the bounded waits for what
 //!   the cluster does next.
+//! - [`cluster_views`]: what node N of a cluster shows when asked alone over raw gRPC
+//!   (the cluster, its metadata and topics, the controller leader), and the waits on it:
+//!   formed, fenced, live again, every partition led by its replica.
+//! - [`cli_runner`]: the `strata` CLI (or any command) run to its end, bounded.
+//! - [`admin_retry`]: topic creations and config changes retried through a controller
+//!   failover.
 //!
 //! The history-based fault test (`tests/fault_history.rs`) is built from three parts,
 //! meant to be reused by tests with several brokers:
@@ -21,8 +27,11 @@
 //!   duplicated and reordered acknowledged writes, failed writes that were applied and
 //!   inconsistent offsets.
 
+pub mod admin_retry;
 pub mod broker_process;
+pub mod cli_runner;
 pub mod cluster;
+pub mod cluster_views;
 pub mod durability;
 pub mod firewall;
 pub mod history;
