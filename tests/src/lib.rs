@@ -26,7 +26,14 @@
 //! - [`history`]: the recorded events and the offline checker that finds lost,
 //!   duplicated and reordered acknowledged writes, failed writes that were applied and
 //!   inconsistent offsets.
+//!
+//! Cluster fault tests (`tests/cluster_faults.rs`) add [`quorum_watch`] (the controller
+//! quorum of a cluster on any node numbers: formed, a leader among some nodes, a broker
+//! fenced or live in one node's view, metadata caught up, creations retried through an
+//! election) and [`ack_timeline`] (when each partition's sends were acknowledged or
+//! failed, read back from a history, for availability figures).
 
+pub mod ack_timeline;
 pub mod admin_retry;
 pub mod broker_process;
 pub mod cli_runner;
@@ -36,5 +43,6 @@ pub mod durability;
 pub mod firewall;
 pub mod history;
 pub mod nemesis;
+pub mod quorum_watch;
 pub mod wait;
 pub mod workload;

@@ -35,6 +35,10 @@ use tokio_stream::StreamExt;
 
 use crate::history::{Event, Recorder, TopicPartition, Value};
 
+/// Ends the recorded error of a failed send that is not retriable (`Error::is_retriable`),
+/// after its code: `… (PRODUCER_FENCED; fatal)`.
+pub const FATAL_SEND_MARK: &str = "; fatal";
+
 /// What the clients of a run do.
 #[derive(Debug, Clone)]
 pub struct WorkloadConfig {
@@ -42,6 +46,9 @@ pub struct WorkloadConfig {
     pub brokers: Vec<String>,
     pub topic: String,
     pub partitions: i32,
+    /// The partitions producers send to, each picked at random; empty means every one of
+    /// `0..partitions`. Consumers and the final read cover every partition either way.
+    pub send_partitions: Vec<i32>,
     pub producers: u32,
     pub consumers: u32,
     /// Sends each producer keeps outstanding.
@@ -69,6 +76,7 @@ impl WorkloadConfig {
             brokers,
             topic: topic.to_owned(),
             partitions,
+            send_partitions: Vec::new(),
             producers: 3,
             consumers: 2,
             sends_in_flight: 8,
@@ -81,6 +89,15 @@ impl WorkloadConfig {
                 Duration::from_millis(10),
             ],
             seed: 0,
+        }
+    }
+
+    /// A partition to send to, at random among [`WorkloadConfig::send_partitions`].
+    fn pick_partition(&self, rng: &mut StdRng) -> i32 {
+        if self.send_partitions.is_empty() {
+            rng.gen_range(0..self.partitions)
+        } else {
+            self.send_partitions[rng.gen_range(0..self.send_partitions.len())]
         }
     }
 
@@ -401,7 +418,7 @@ impl ProducerLoop {
             }
             let value = Value::new(self.id, sequence);
             sequence += 1;
-            let partition = rng.gen_range(0..self.config.partitions);
+            let partition = self.config.pick_partition(&mut rng);
             let key = format!("k{}", value.sequence % 16);
             self.recorder.record(
                 &self.process,
@@ -468,13 +485,20 @@ impl ProducerLoop {
         }
     }
 
+    /// Records the failure as `<error> (<CODE>)`, or `<error> (<CODE>; fatal)` when the
+    /// client says retrying cannot help ([`FATAL_SEND_MARK`]).
     fn failed(&self, value: Value, error: &Error) {
+        let fatal = if error.is_retriable() {
+            ""
+        } else {
+            FATAL_SEND_MARK
+        };
         self.recorder.record(
             &self.process,
             Event::SendFail {
                 value,
                 outcome: error.outcome(),
-                error: format!("{error} ({})", error.code_name()),
+                error: format!("{error} ({}{fatal})", error.code_name()),
             },
         );
     }
