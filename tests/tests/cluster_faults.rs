@@ -139,10 +139,6 @@ async fn drain_and_check(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "fails on a broker bug: a majority broker's heartbeat hangs up to 10 s forwarding to \
-            the cut-off controller leader, and the new controller fences it after its 2 s \
-            session (Quorum::submit_within does not give up a forward when the leader \
-            changes); run with --include-ignored"]
 async fn the_controller_leader_cut_off_from_the_other_voters() {
     const LABEL: &str = "cluster_faults controller cut off";
     let test_started = Instant::now();

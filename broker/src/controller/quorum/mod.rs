@@ -116,6 +116,22 @@ impl std::fmt::Debug for Quorum {
 /// How long a request waits for a controller leader to exist or answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Resolves once the Raft leader this voter knows is no longer `leader`.
+async fn leader_changes(
+    mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, openraft::BasicNode>>,
+    leader: Option<NodeId>,
+) {
+    loop {
+        if metrics.borrow_and_update().current_leader != leader {
+            return;
+        }
+        if metrics.changed().await.is_err() {
+            // Raft stopped: nothing will change any more.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// Checks, before the data directory is opened (so a refused start changes nothing, not
 /// even the clean-shutdown marker), that `voters` matches the quorum this directory
 /// belongs to, and that a one-node metadata log from before the quorum (`legacy`) is only
@@ -397,16 +413,32 @@ impl Quorum {
         let mut metrics = self.raft.metrics();
         loop {
             let leader = metrics.borrow_and_update().current_leader;
-            let result = match leader {
-                Some(leader) if leader == self.me => self.active.handle(request.clone()).await,
-                Some(leader) => self.forwarder.forward(leader, &request).await,
-                None => Err(ControllerError::NotController { leader: None }),
+            let attempt = async {
+                match leader {
+                    Some(leader) if leader == self.me => self.active.handle(request.clone()).await,
+                    Some(leader) => self.forwarder.forward(leader, &request).await,
+                    None => Err(ControllerError::NotController { leader: None }),
+                }
+            };
+            // An attempt ends early when the leader changes (a forward to a leader that
+            // was cut off would otherwise wait for its transport timeout, and an isolated
+            // leader's write never commits), and at the deadline.
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let result = tokio::select! {
+                result = attempt => result,
+                () = leader_changes(self.raft.metrics(), leader) => {
+                    Err(ControllerError::NotController { leader: None })
+                }
+                () = tokio::time::sleep(remaining) => Err(ControllerError::NotController {
+                    leader: leader.and_then(|id| i32::try_from(id).ok()),
+                }),
             };
             match result {
                 Err(ControllerError::NotController { .. }) if Instant::now() < deadline => {
                     // Wait for a leader change, or retry after a short pause (the leader
                     // may be known but unreachable).
-                    let pause = Duration::from_millis(200);
+                    let pause = Duration::from_millis(200)
+                        .min(deadline.saturating_duration_since(Instant::now()));
                     let _ = tokio::time::timeout(pause, metrics.changed()).await;
                 }
                 other => return other,
@@ -447,7 +479,10 @@ impl Quorum {
                     incarnation,
                 }
             };
-            match self.submit(request).await {
+            // Bounded well inside the session timeout, so a controller that cannot answer
+            // (cut off, paused) does not hold up the heartbeats to the next one.
+            let bound = (self.config.session_timeout / 2).max(self.config.heartbeat_interval);
+            match self.submit_within(request, bound).await {
                 Ok(reply) => match reply.body {
                     ReplyBody::Registered { incarnation } => {
                         tracing::info!(incarnation, "registered with the controller");
