@@ -77,6 +77,36 @@ pub enum LogError {
         epoch: LeaderEpoch,
         latest: LeaderEpoch,
     },
+    /// Batch `index` (from 0) of a follower append, at byte `position` of the fetched
+    /// bytes, is not a whole valid batch (framing, length, CRC, or no leader epoch).
+    /// Nothing of the call was appended.
+    #[error("fetched batch {index} at byte {position} is invalid")]
+    InvalidFetchedBatch {
+        index: usize,
+        position: usize,
+        #[source]
+        source: RecordError,
+    },
+    /// Batch `index` of a follower append does not start where the log (for the first
+    /// batch: the log end offset) or the batch before it ends. Nothing was appended; the
+    /// fetcher fetches again from the log end offset.
+    #[error("fetched batch {index} starts at offset {found} where {expected} was expected")]
+    OffsetMismatch {
+        index: usize,
+        expected: Offset,
+        found: Offset,
+    },
+    /// Batch `index` of a follower append has a leader epoch below the epoch before it
+    /// (the log's latest epoch, or the previous batch's). Nothing was appended: the
+    /// follower must reconcile with the leader by epoch (KIP-101) before fetching again.
+    #[error(
+        "fetched batch {index} has leader epoch {epoch}, below the epoch {previous} before it"
+    )]
+    EpochRegression {
+        index: usize,
+        epoch: LeaderEpoch,
+        previous: LeaderEpoch,
+    },
     /// A read below the log start offset or beyond the log end offset.
     #[error("offset {offset} is outside the log [{log_start_offset}, {log_end_offset})")]
     OffsetOutOfRange {

@@ -46,6 +46,7 @@ use super::recovery::{self, PreviousShutdown, RecoveryReport};
 use super::segment::{FirstBatch, Segment};
 
 mod deletion;
+mod follower;
 mod offline;
 
 pub use deletion::RetentionOutcome;

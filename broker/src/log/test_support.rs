@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use strata_proto::record::{
-    decode_batch, BatchBuilder, BatchHeader, BatchSettings, DecodeLimits, Record,
+    decode_batch, next_offset_after, BatchBuilder, BatchHeader, BatchSettings, DecodeLimits, Record,
 };
 use strata_proto::types::Offset;
 
@@ -64,6 +64,21 @@ pub fn read_all(log: &PartitionLog) -> Vec<(Offset, Vec<u8>)> {
         let values = decode_values(&result.batches);
         offset = values.last().unwrap().0.plus(1);
         out.extend(values);
+    }
+    out
+}
+
+/// The log's batches from `offset` to its end, exactly as stored, laid end to end (what a
+/// follower fetching everything would receive).
+pub fn read_bytes_from(log: &PartitionLog, mut offset: Offset) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let result = log.read(offset, 1 << 20, None).unwrap();
+        let Some(next) = next_offset_after(&result.batches) else {
+            break;
+        };
+        out.extend_from_slice(&result.batches);
+        offset = next;
     }
     out
 }
