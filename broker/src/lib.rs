@@ -29,4 +29,5 @@ pub mod controller;
 pub mod dump;
 pub mod log;
 pub mod node;
+pub mod replication;
 pub mod service;
