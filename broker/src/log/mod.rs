@@ -59,6 +59,8 @@ mod crash_tests;
 #[cfg(test)]
 mod damage_tests;
 #[cfg(test)]
+mod follower_model_tests;
+#[cfg(test)]
 mod follower_tests;
 #[cfg(test)]
 mod model_tests;
