@@ -408,11 +408,15 @@ impl LeaderPartition {
         self.advance_high_watermark()
     }
 
-    /// The controller refused the pending proposal (stale partition epoch, ineligible
-    /// replica): the committed ISR stands. The next [`isr_change`](Self::isr_change) may
-    /// propose again; new metadata usually explains the refusal.
-    pub fn on_isr_refused(&mut self) {
-        self.pending = None;
+    /// The controller refused `refused` (stale partition epoch, ineligible replica): the
+    /// committed ISR stands and the next [`isr_change`](Self::isr_change) may propose
+    /// again. A refusal of anything but the pending proposal is ignored: after metadata
+    /// cleared a proposal and a new one went out, a late refusal of the old one must not
+    /// let a third proposal race the second (whose commit the HW must then cover).
+    pub fn on_isr_refused(&mut self, refused: &IsrProposal) {
+        if self.pending.as_ref() == Some(refused) {
+            self.pending = None;
+        }
     }
 
     /// The controller's current `image` of this partition, at `now`.

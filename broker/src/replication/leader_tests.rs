@@ -224,7 +224,11 @@ fn a_refused_proposal_leaves_the_isr_and_may_be_proposed_again() {
     leader.on_leader_append(Offset(20));
     let later = start + LAG + Duration::from_secs(1);
     let first = leader.isr_change(later).unwrap();
-    leader.on_isr_refused();
+    let mut other = first.clone();
+    other.partition_epoch = 6;
+    leader.on_isr_refused(&other);
+    assert_eq!(leader.pending(), Some(&first), "not the pending proposal");
+    leader.on_isr_refused(&first);
     assert_eq!(leader.isr(), ids(&[1, 2]));
     assert_eq!(leader.pending(), None);
     assert_eq!(leader.isr_change(later), Some(first));

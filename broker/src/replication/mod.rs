@@ -31,6 +31,8 @@ pub mod truncation;
 mod follower_tests;
 #[cfg(test)]
 mod leader_tests;
+#[cfg(test)]
+mod simulation_tests;
 
 pub use epoch_fence::{check_leader_epoch, EpochMismatch};
 pub use follower::{
