@@ -164,6 +164,7 @@ impl Error {
         match self {
             Error::Broker { code, .. } => match code {
                 ErrorCode::RequestTimedOut
+                | ErrorCode::NotEnoughReplicasAfterAppend
                 | ErrorCode::UnknownServerError
                 | ErrorCode::StorageError => WriteOutcome::Unknown,
                 _ => WriteOutcome::NotApplied,
@@ -356,6 +357,9 @@ mod tests {
         let timed_out = Error::broker(ErrorCode::RequestTimedOut, "acks=all wait expired");
         assert!(timed_out.is_retriable());
         assert_eq!(timed_out.outcome(), WriteOutcome::Unknown);
+        let appended = Error::broker(ErrorCode::NotEnoughReplicasAfterAppend, "isr shrank");
+        assert!(appended.is_retriable());
+        assert_eq!(appended.outcome(), WriteOutcome::Unknown);
         let reset = Error::Transport(tonic::Status::unavailable("connection reset"));
         assert!(reset.is_retriable());
         assert_eq!(reset.outcome(), WriteOutcome::Unknown);

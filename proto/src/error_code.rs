@@ -6,13 +6,17 @@ use crate::record::RecordErrorCode;
 
 impl ErrorCode {
     /// Whether the same request may succeed if sent again later (after a metadata
-    /// refresh, a back-off, or a new connection); `docs/CLIENT.md`, "Errors".
+    /// refresh, a back-off, or a new connection); `docs/CLIENT.md`, "Errors". Kafka's
+    /// rules: the codes of its `RetriableException`s. `INVALID_UPDATE_VERSION` and
+    /// `INELIGIBLE_REPLICA` (ISR changes) are not: the same change is refused again until
+    /// the sender has newer metadata and decides anew.
     pub fn is_retriable(self) -> bool {
         matches!(
             self,
             ErrorCode::NotLeader
                 | ErrorCode::UnknownTopicOrPartition
                 | ErrorCode::NotEnoughReplicas
+                | ErrorCode::NotEnoughReplicasAfterAppend
                 | ErrorCode::CorruptMessage
                 | ErrorCode::FencedLeaderEpoch
                 | ErrorCode::UnknownLeaderEpoch
@@ -66,6 +70,10 @@ mod tests {
         assert!(ErrorCode::CorruptMessage.is_retriable());
         assert!(!ErrorCode::InvalidRecord.is_retriable());
         assert!(!ErrorCode::OutOfOrderSequence.is_retriable());
+        assert!(ErrorCode::NotEnoughReplicasAfterAppend.is_retriable());
+        assert!(!ErrorCode::InvalidUpdateVersion.is_retriable());
+        assert!(!ErrorCode::IneligibleReplica.is_retriable());
+        assert!(!ErrorCode::StaleBrokerEpoch.is_retriable());
         let error = Error::new(ErrorCode::NotEnoughReplicas, "isr too small");
         assert!(error.retriable && !error.is_none());
         assert_eq!(error.error_code(), ErrorCode::NotEnoughReplicas);

@@ -12,7 +12,9 @@
 //!   by `build.rs` (protox: no system `protoc`). [`error_code`] says which wire error codes
 //!   are retriable. [`grpc_frame`] lays fetch answers out and reads them back without
 //!   copying record bytes (the fetch path's zero-copy framing). The `Controller` service
-//!   (`controller.proto`) carries the controller quorum's Raft RPCs between brokers.
+//!   (`controller.proto`) carries the controller quorum's Raft RPCs between brokers; the
+//!   `Replication` service (`replication.proto`) the replica fetch sessions and
+//!   `OffsetForLeaderEpoch` between followers and leaders.
 //!
 //! Start reading at [`record::header`]: the fixed 61-byte batch header every other layer
 //! relies on.
