@@ -61,6 +61,48 @@ pub enum ControllerError {
         incarnation: u64,
         current: u64,
     },
+    /// An ISR change (AlterPartition) carried a leader epoch that is not the partition's:
+    /// the sender led it in an earlier epoch.
+    #[error("leader epoch {leader_epoch} of {topic}-{partition} is fenced (the current one is {current})")]
+    FencedLeaderEpoch {
+        topic: String,
+        partition: i32,
+        leader_epoch: i32,
+        current: i32,
+    },
+    /// An ISR change came from a broker that does not lead the partition.
+    #[error("broker {broker_id} does not lead {topic}-{partition} ({})", leader.map_or("it has no leader".to_owned(), |id| format!("broker {id} does")))]
+    NotLeaderOrFollower {
+        topic: String,
+        partition: i32,
+        broker_id: i32,
+        leader: Option<i32>,
+    },
+    /// An ISR change carried a partition epoch that is not the partition's current one:
+    /// it was decided on a stale state of the partition.
+    #[error("partition epoch {partition_epoch} of {topic}-{partition} is stale (the current one is {current})")]
+    InvalidUpdateVersion {
+        topic: String,
+        partition: i32,
+        partition_epoch: i32,
+        current: i32,
+    },
+    /// An ISR change would add a broker that may not join the ISR (KIP-841).
+    #[error("broker {broker_id} may not join the ISR of {topic}-{partition}: {reason}")]
+    IneligibleReplica {
+        topic: String,
+        partition: i32,
+        broker_id: i32,
+        reason: String,
+    },
+    /// An ISR change whose new ISR is malformed: empty, a broker twice, a broker that is
+    /// not a replica, or without the leader.
+    #[error("invalid ISR for {topic}-{partition}: {reason}")]
+    InvalidIsr {
+        topic: String,
+        partition: i32,
+        reason: String,
+    },
     /// The controller quorum failed (its Raft log cannot be written, or it stopped).
     #[error("controller quorum: {reason}")]
     Quorum { reason: String },
@@ -93,6 +135,11 @@ impl ControllerError {
             ControllerError::InvalidReplicaAssignment { .. } => "INVALID_REPLICA_ASSIGNMENT",
             ControllerError::NotController { .. } => "NOT_CONTROLLER",
             ControllerError::StaleBrokerEpoch { .. } => "STALE_BROKER_EPOCH",
+            ControllerError::FencedLeaderEpoch { .. } => "FENCED_LEADER_EPOCH",
+            ControllerError::NotLeaderOrFollower { .. } => "NOT_LEADER",
+            ControllerError::InvalidUpdateVersion { .. } => "INVALID_UPDATE_VERSION",
+            ControllerError::IneligibleReplica { .. } => "INELIGIBLE_REPLICA",
+            ControllerError::InvalidIsr { .. } => "INVALID_REQUEST",
             ControllerError::Quorum { .. } => "UNKNOWN_SERVER_ERROR",
             ControllerError::Remote { code, .. } => known_code_name(code),
         }
@@ -101,7 +148,7 @@ impl ControllerError {
 
 /// Every code name [`ControllerError::code_name`] can give, so a remote answer maps back
 /// to the same `&'static str` (anything else is an unknown server error).
-const CODE_NAMES: [&str; 11] = [
+const CODE_NAMES: [&str; 16] = [
     "INVALID_TOPIC",
     "TOPIC_ALREADY_EXISTS",
     "UNKNOWN_TOPIC_OR_PARTITION",
@@ -112,6 +159,11 @@ const CODE_NAMES: [&str; 11] = [
     "INVALID_REPLICA_ASSIGNMENT",
     "NOT_CONTROLLER",
     "STALE_BROKER_EPOCH",
+    "FENCED_LEADER_EPOCH",
+    "NOT_LEADER",
+    "INVALID_UPDATE_VERSION",
+    "INELIGIBLE_REPLICA",
+    "INVALID_REQUEST",
     "UNKNOWN_SERVER_ERROR",
 ];
 
@@ -150,9 +202,57 @@ mod tests {
                 "INVALID_CONFIG",
             ),
             (ControllerError::invalid_record("x"), "UNKNOWN_SERVER_ERROR"),
+            (
+                ControllerError::FencedLeaderEpoch {
+                    topic: "t".into(),
+                    partition: 0,
+                    leader_epoch: 1,
+                    current: 2,
+                },
+                "FENCED_LEADER_EPOCH",
+            ),
+            (
+                ControllerError::NotLeaderOrFollower {
+                    topic: "t".into(),
+                    partition: 0,
+                    broker_id: 2,
+                    leader: Some(1),
+                },
+                "NOT_LEADER",
+            ),
+            (
+                ControllerError::InvalidUpdateVersion {
+                    topic: "t".into(),
+                    partition: 0,
+                    partition_epoch: 3,
+                    current: 4,
+                },
+                "INVALID_UPDATE_VERSION",
+            ),
+            (
+                ControllerError::IneligibleReplica {
+                    topic: "t".into(),
+                    partition: 0,
+                    broker_id: 3,
+                    reason: "it is fenced".into(),
+                },
+                "INELIGIBLE_REPLICA",
+            ),
+            (
+                ControllerError::InvalidIsr {
+                    topic: "t".into(),
+                    partition: 0,
+                    reason: "empty".into(),
+                },
+                "INVALID_REQUEST",
+            ),
         ];
         for (error, code) in cases {
             assert_eq!(error.code_name(), code, "{error}");
+            assert!(
+                CODE_NAMES.contains(&code),
+                "{code} maps back from a remote answer"
+            );
         }
     }
 }

@@ -16,6 +16,8 @@
 //! - [`assignment`]: balanced replica placement for new partitions.
 //! - [`election`]: leadership decisions (fence, unfence, controlled shutdown, preferred
 //!   leaders, reassignment) as records, from the image alone.
+//! - [`isr`]: ISR changes a partition leader asks for (Kafka's AlterPartition) as
+//!   records, or a typed refusal.
 //! - [`liveness`]: [`Leases`], broker leases on the monotonic clock (times passed in).
 //! - [`topic_commands`]: admin requests → records, or a typed refusal.
 //! - [`snapshot`]: `snapshot.json`, the image at a version, so restarts replay less.
@@ -33,6 +35,7 @@ pub mod assignment;
 pub mod election;
 pub mod error;
 pub mod image;
+pub mod isr;
 pub mod liveness;
 pub mod metadata_log;
 pub mod metadata_record;
@@ -50,6 +53,7 @@ pub use election::{
 };
 pub use error::ControllerError;
 pub use image::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
+pub use isr::{alter_isr, AlterPartition};
 pub use liveness::{Leases, StaleIncarnation};
 pub use metadata_log::{MetadataLog, MetadataLogOptions};
 pub use metadata_record::MetadataRecord;

@@ -37,6 +37,10 @@ pub fn to_wire(error: &NodeError) -> Error {
         }
         | NodeError::Controller(ControllerError::NotController {
             leader: Some(leader),
+        })
+        | NodeError::Controller(ControllerError::NotLeaderOrFollower {
+            leader: Some(leader),
+            ..
         }) => wire.leader_hint = *leader,
         _ => {}
     }
@@ -112,6 +116,11 @@ fn controller_code(error: &ControllerError) -> ErrorCode {
         "INVALID_REPLICA_ASSIGNMENT" => ErrorCode::InvalidReplicaAssignment,
         "NOT_CONTROLLER" => ErrorCode::NotController,
         "STALE_BROKER_EPOCH" => ErrorCode::StaleBrokerEpoch,
+        "FENCED_LEADER_EPOCH" => ErrorCode::FencedLeaderEpoch,
+        "NOT_LEADER" => ErrorCode::NotLeader,
+        "INVALID_UPDATE_VERSION" => ErrorCode::InvalidUpdateVersion,
+        "INELIGIBLE_REPLICA" => ErrorCode::IneligibleReplica,
+        "INVALID_REQUEST" => ErrorCode::InvalidRequest,
         _ => ErrorCode::UnknownServerError,
     }
 }
@@ -133,6 +142,62 @@ mod tests {
         assert!(!wire.message.contains("/var/lib"), "{}", wire.message);
         assert!(wire.message.contains("<path>"), "{}", wire.message);
         assert!(wire.message.contains("at byte 451"), "{}", wire.message);
+    }
+
+    #[test]
+    fn isr_change_refusals_have_their_wire_codes() {
+        let cases = [
+            (
+                ControllerError::FencedLeaderEpoch {
+                    topic: "t".into(),
+                    partition: 0,
+                    leader_epoch: 1,
+                    current: 2,
+                },
+                ErrorCode::FencedLeaderEpoch,
+            ),
+            (
+                ControllerError::NotLeaderOrFollower {
+                    topic: "t".into(),
+                    partition: 0,
+                    broker_id: 2,
+                    leader: Some(1),
+                },
+                ErrorCode::NotLeader,
+            ),
+            (
+                ControllerError::InvalidUpdateVersion {
+                    topic: "t".into(),
+                    partition: 0,
+                    partition_epoch: 3,
+                    current: 4,
+                },
+                ErrorCode::InvalidUpdateVersion,
+            ),
+            (
+                ControllerError::IneligibleReplica {
+                    topic: "t".into(),
+                    partition: 0,
+                    broker_id: 3,
+                    reason: "it is fenced".into(),
+                },
+                ErrorCode::IneligibleReplica,
+            ),
+            (
+                ControllerError::InvalidIsr {
+                    topic: "t".into(),
+                    partition: 0,
+                    reason: "it is empty".into(),
+                },
+                ErrorCode::InvalidRequest,
+            ),
+        ];
+        for (error, code) in cases {
+            let leader = matches!(error, ControllerError::NotLeaderOrFollower { .. });
+            let wire = to_wire(&NodeError::Controller(error));
+            assert_eq!(wire.error_code(), code, "{}", wire.message);
+            assert_eq!(wire.leader_hint, if leader { 1 } else { -1 });
+        }
     }
 
     #[test]

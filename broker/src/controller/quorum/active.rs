@@ -1,6 +1,6 @@
 //! [`Active`]: the active controller's work, done on the Raft leader. It turns a
 //! [`ControllerRequest`] into metadata records with the pure policy functions
-//! (`topic_commands`, `election`, `reassign`), checks them against a copy of the image,
+//! (`topic_commands`, `election`, `isr`), checks them against a copy of the image,
 //! and writes them as one Raft entry.
 //!
 //! Requests are handled one at a time (one async mutex), so each is decided on the image
@@ -26,6 +26,7 @@ use super::types::{Command, NodeId, Raft};
 use crate::controller::election::{self, ElectionRefusal};
 use crate::controller::error::ControllerError;
 use crate::controller::image::MetadataImage;
+use crate::controller::isr::{self, AlterPartition};
 use crate::controller::liveness::Leases;
 use crate::controller::metadata_record::MetadataRecord;
 
@@ -403,6 +404,39 @@ impl Active {
                 (records, ReplyBody::Reassignments { results }, dry_run)
             }
             ControllerRequest::QuorumStatus => (Vec::new(), ReplyBody::Done, true),
+            ControllerRequest::AlterPartition {
+                broker_id,
+                incarnation,
+                topic,
+                partition,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            } => {
+                let new_isr: Vec<BrokerId> = new_isr.into_iter().map(BrokerId).collect();
+                let request = AlterPartition {
+                    topic: &topic,
+                    partition,
+                    broker: BrokerId(broker_id),
+                    incarnation,
+                    leader_epoch,
+                    partition_epoch,
+                    new_isr: &new_isr,
+                };
+                let records = isr::alter_isr(image, &request)?;
+                let body = isr_changed(image, &topic, partition, &records);
+                if let ReplyBody::IsrChanged {
+                    partition_epoch,
+                    isr,
+                } = &body
+                {
+                    if !records.is_empty() {
+                        tracing::info!(%topic, partition, broker_id, partition_epoch, ?isr,
+                            "changing the ISR at the leader's request");
+                    }
+                }
+                (records, body, false)
+            }
         })
     }
 
@@ -471,6 +505,34 @@ impl Active {
             fenced += 1;
         }
         Ok(fenced)
+    }
+}
+
+/// The answer to an accepted `AlterPartition`: the ISR and partition epoch `records` (at
+/// most one `ChangePartition`, none when nothing changes) leave the partition with.
+fn isr_changed(
+    image: &MetadataImage,
+    topic: &str,
+    partition: i32,
+    records: &[MetadataRecord],
+) -> ReplyBody {
+    match records.first() {
+        Some(MetadataRecord::ChangePartition {
+            partition_epoch,
+            isr,
+            ..
+        }) => ReplyBody::IsrChanged {
+            partition_epoch: *partition_epoch,
+            isr: isr.clone(),
+        },
+        _ => {
+            let current = image.partition(topic, partition);
+            ReplyBody::IsrChanged {
+                partition_epoch: current.map_or(-1, |state| state.partition_epoch),
+                isr: current
+                    .map_or_else(Vec::new, |state| state.isr.iter().map(|id| id.0).collect()),
+            }
+        }
     }
 }
 

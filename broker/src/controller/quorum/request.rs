@@ -60,6 +60,18 @@ pub enum ControllerRequest {
     },
     /// How far each voter's log is behind the leader's (only the leader knows).
     QuorumStatus,
+    /// A partition leader asks to change the ISR (Kafka's AlterPartition, KIP-497): decided
+    /// by `isr::alter_isr` on the leader epoch and partition epoch it decided on. Answered
+    /// `IsrChanged`; once it is applied, the ISR the leader counts is `new_isr`.
+    AlterPartition {
+        broker_id: i32,
+        incarnation: u64,
+        topic: String,
+        partition: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: Vec<i32>,
+    },
 }
 
 impl ControllerRequest {
@@ -77,6 +89,7 @@ impl ControllerRequest {
             ControllerRequest::ElectPreferred { .. } => "ElectPreferred",
             ControllerRequest::Reassign { .. } => "Reassign",
             ControllerRequest::QuorumStatus => "QuorumStatus",
+            ControllerRequest::AlterPartition { .. } => "AlterPartition",
         }
     }
 }
@@ -116,6 +129,12 @@ pub enum ReplyBody {
     },
     QuorumStatus {
         voters: Vec<VoterProgress>,
+    },
+    /// The partition's ISR and partition epoch after an `AlterPartition` (unchanged when
+    /// the asked ISR already was the partition's, as a set).
+    IsrChanged {
+        partition_epoch: i32,
+        isr: Vec<i32>,
     },
 }
 
