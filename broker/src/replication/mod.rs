@@ -28,6 +28,8 @@ pub mod leader;
 pub mod truncation;
 
 #[cfg(test)]
+mod divergence_tests;
+#[cfg(test)]
 mod follower_tests;
 #[cfg(test)]
 mod leader_tests;
