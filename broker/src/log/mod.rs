@@ -14,7 +14,8 @@
 //!     leader-epoch.checkpoint     epoch → start offset              (leader_epoch_cache.rs)
 //! ```
 //!
-//! Where to start reading: [`PartitionLog`] (append, read, truncate, retention), then
+//! Where to start reading: [`PartitionLog`] (append, read, truncate, retention; a
+//! follower's verbatim append of fetched batches in `partition_log/follower.rs`), then
 //! [`recovery`] (what happens after a crash) and [`group_commit`] (how `flush = always`
 //! stays fast). [`LogManager`] opens every partition of a data directory. All fsyncs go
 //! through [`durable`]; an fsync error stops the log for good. A sealed segment holds no

@@ -9,7 +9,10 @@
 //! Durability (`flush = always`): [`PartitionLog::append`] returns only once the batch is
 //! fsynced; concurrent appenders share fsyncs. Under `flush = interval:<ms>` it returns as
 //! soon as the batch is in the page cache, and [`PartitionLog::flush_if_due`] (called by
-//! the log manager's background thread) fsyncs on the interval.
+//! the log manager's background thread) fsyncs on the interval. A follower appends the
+//! leader's batches verbatim with [`PartitionLog::append_as_follower`] (same policy; it
+//! checks offsets and epochs instead of stamping them, and leaves the high watermark to
+//! [`PartitionLog::set_high_watermark`]; `partition_log/follower.rs`).
 //!
 //! Offsets: `log_start_offset ≤ high_watermark ≤ log_end_offset`; the log end offset only
 //! goes down through [`PartitionLog::truncate_to`]. Opening a log runs recovery
