@@ -334,6 +334,11 @@ impl Node {
         }
     }
 
+    /// Notified after every commit (and at shutdown): long polls wait on it.
+    pub(crate) fn appended(&self) -> &Notify {
+        &self.appended
+    }
+
     /// This broker's voter of the controller quorum.
     pub fn quorum(&self) -> &Arc<Quorum> {
         &self.quorum

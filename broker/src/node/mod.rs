@@ -3,6 +3,8 @@
 //! - [`broker`]: [`Node`], the core: log manager + controller + the partitions this broker
 //!   leads; produce (write, then commit), long-poll fetch, list offsets, producer ids.
 //! - [`partition`]: one led partition: validation, idempotence, acks, high watermark.
+//! - [`replica_fetch`]: the leader side of replication: replica fetches (read to the log
+//!   end, KIP-320 divergence) and `OffsetForLeaderEpoch`, for registered replicas only.
 //! - [`producer_state`]: idempotent-producer sequence tracking, rebuilt from the log.
 //! - [`config`]: `strata-broker` settings: flags > env (`STRATA_…`) > TOML > defaults.
 //! - [`descriptors`]: the descriptor budget: `RLIMIT_NOFILE` raised to the hard limit, and
@@ -15,6 +17,7 @@ pub mod descriptors;
 pub mod error;
 pub mod partition;
 pub mod producer_state;
+pub mod replica_fetch;
 #[cfg(test)]
 pub(crate) mod test_node;
 
@@ -23,3 +26,4 @@ pub use broker::{
 };
 pub use error::NodeError;
 pub use partition::{Acks, Appended};
+pub use replica_fetch::{ReplicaFetchSpec, ReplicaFetched, ReplicaRead};

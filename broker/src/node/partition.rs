@@ -11,11 +11,13 @@
 //! task while another produce's fsync runs, and only the one that starts the next fsync
 //! takes a blocking thread for it: a commit costs no thread hand-offs beyond that fsync's.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use bytes::Bytes;
 use strata_proto::record::{BatchHeader, CheckedBatch, ValidateLimits};
-use strata_proto::types::{LeaderEpoch, Offset, PartitionId, TopicName};
+use strata_proto::types::{BrokerId, LeaderEpoch, Offset, PartitionId, TopicName};
 
 use super::error::NodeError;
 use super::producer_state::{ProducerStateTable, SequenceCheck};
@@ -59,6 +61,17 @@ pub struct PartitionHandle {
     pub log: Arc<PartitionLog>,
     leader_epoch: Mutex<LeaderEpoch>,
     producers: Mutex<ProducerStateTable>,
+    /// Each follower's last replica fetch: its log end offset, and when it was reported.
+    /// Recorded only: `LeaderPartition` (issue 20's next step) will take the high
+    /// watermark and the ISR from it.
+    follower_fetches: Mutex<BTreeMap<BrokerId, FollowerFetchOffset>>,
+}
+
+/// A follower's log end offset as its latest replica fetch reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerFetchOffset {
+    pub fetch_offset: Offset,
+    pub at: Instant,
 }
 
 impl PartitionHandle {
@@ -77,7 +90,30 @@ impl PartitionHandle {
             log,
             leader_epoch: Mutex::new(leader_epoch),
             producers: Mutex::new(producers),
+            follower_fetches: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Notes that `replica` fetched from `fetch_offset` (its log end offset) just now.
+    pub fn record_follower_fetch(&self, replica: BrokerId, fetch_offset: Offset) {
+        self.follower_fetches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(
+                replica,
+                FollowerFetchOffset {
+                    fetch_offset,
+                    at: Instant::now(),
+                },
+            );
+    }
+
+    /// Every follower's latest reported log end offset.
+    pub fn follower_fetch_offsets(&self) -> BTreeMap<BrokerId, FollowerFetchOffset> {
+        self.follower_fetches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     fn producers(&self) -> MutexGuard<'_, ProducerStateTable> {

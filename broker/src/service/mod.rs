@@ -13,6 +13,8 @@
 //! - [`fetch_session`]: the fetch stream, answered ahead of the reader.
 //! - [`produce`]: the produce stream (ordered writes, concurrent commits).
 //! - [`metadata`]: metadata and describe answers from the metadata image.
+//! - [`replication_api`]: the `strata.v1.Replication` service, the leader side of
+//!   replica fetch sessions and `OffsetForLeaderEpoch` (broker to broker).
 //! - [`status`]: the one domain-error → wire-code mapping.
 //! - [`transport_status`]: tonic's own refusals (decode limit, bad protobuf) answered
 //!   with the codes of hostile inputs 9 and 12 (`docs/RELIABILITY.md`).
@@ -32,6 +34,7 @@ pub mod fast_path;
 pub mod fetch_session;
 pub mod metadata;
 pub mod produce;
+pub mod replication_api;
 pub mod status;
 pub mod traffic;
 pub mod transport_status;
@@ -41,6 +44,7 @@ use std::time::Duration;
 
 use strata_proto::api::v1::client_api_server::ClientApiServer;
 use strata_proto::api::v1::controller_server::ControllerServer;
+use strata_proto::api::v1::replication_server::ReplicationServer;
 
 use crate::node::Node;
 
@@ -74,6 +78,10 @@ pub async fn serve(
     )))
     .max_decoding_message_size(CONTROLLER_MESSAGE_BYTES_MAX)
     .max_encoding_message_size(CONTROLLER_MESSAGE_BYTES_MAX);
+    let replication =
+        ReplicationServer::new(replication_api::ReplicationService::new(Arc::clone(&node)))
+            .max_decoding_message_size(decode_limit)
+            .max_encoding_message_size(limits.fetch_max_bytes + FRAMING_BYTES);
     let service = ClientApiServer::new(client_api::ClientApiService::new(node))
         .max_decoding_message_size(decode_limit)
         .max_encoding_message_size(limits.fetch_max_bytes + FRAMING_BYTES);
@@ -96,6 +104,7 @@ pub async fn serve(
         .tcp_nodelay(true)
         .add_service(service)
         .add_service(controller)
+        .add_service(replication)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
