@@ -21,10 +21,10 @@
 //!
 //! written atomically with `checkpoint::write_atomic`. Changes are made in memory and
 //! persisted by the caller with [`LeaderEpochCache::store`]; after a crash the file may lag
-//! the log, so recovery rebuilds the cache from the batches it scans ([`clear`] +
-//! [`assign`]). A damaged file is `BadAuxiliaryFile`, and the caller rebuilds likewise.
+//! the log, so recovery adds the epochs of the batches it scans ([`assign`]). A damaged
+//! file is `BadAuxiliaryFile`; a damaged or missing one is rebuilt by recovery from the
+//! batch headers of every segment (`recovery.rs`), never taken for an empty cache.
 //!
-//! [`clear`]: LeaderEpochCache::clear
 //! [`assign`]: LeaderEpochCache::assign
 
 use std::path::{Path, PathBuf};
@@ -46,13 +46,14 @@ impl LeaderEpochCache {
     pub const FILE_NAME: &'static str = "leader-epoch.checkpoint";
     const VERSION: u32 = 1;
 
-    /// Loads the cache persisted in `dir`: empty if there is no file, `BadAuxiliaryFile` if
-    /// it is damaged or breaks the invariants. Deletes a stale temp file first.
-    pub fn load(dir: &Path) -> LogResult<LeaderEpochCache> {
+    /// Loads the cache persisted in `dir`: `None` if there is no file (which is not an
+    /// empty cache when the log holds batches: recovery rebuilds it), `BadAuxiliaryFile`
+    /// if it is damaged or breaks the invariants. Deletes a stale temp file first.
+    pub fn load(dir: &Path) -> LogResult<Option<LeaderEpochCache>> {
         checkpoint::remove_stale_temp(dir, Self::FILE_NAME)?;
         let mut cache = LeaderEpochCache::empty(dir);
         let Some(bytes) = checkpoint::read_file(dir, Self::FILE_NAME)? else {
-            return Ok(cache);
+            return Ok(None);
         };
         let path = dir.join(Self::FILE_NAME);
         let bad = |reason: String| LogError::BadAuxiliaryFile {
@@ -79,7 +80,7 @@ impl LeaderEpochCache {
             }
             cache.entries.push(entry);
         }
-        Ok(cache)
+        Ok(Some(cache))
     }
 
     /// An empty cache that will be persisted in `dir`.
@@ -189,11 +190,6 @@ impl LeaderEpochCache {
                 .map(|(known, _)| (*known, next_start)),
             None => Some((epoch, next_start)),
         }
-    }
-
-    /// Drops every entry (before a rebuild from the log).
-    pub fn clear(&mut self) {
-        self.entries.clear();
     }
 
     /// Persists the cache atomically and durably.
@@ -325,13 +321,10 @@ mod tests {
     #[test]
     fn store_and_load_round_trip_and_damage_is_detected() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(LeaderEpochCache::load(dir.path())
-            .unwrap()
-            .entries()
-            .is_empty());
+        assert_eq!(LeaderEpochCache::load(dir.path()).unwrap(), None);
         let cache = cache_with(dir.path(), &[(1, 0), (2, 10), (4, 20)]);
         cache.store().unwrap();
-        assert_eq!(LeaderEpochCache::load(dir.path()).unwrap(), cache);
+        assert_eq!(LeaderEpochCache::load(dir.path()).unwrap(), Some(cache));
         assert!(!dir.path().join("leader-epoch.checkpoint.tmp").exists());
 
         let path = dir.path().join(LeaderEpochCache::FILE_NAME);
@@ -388,7 +381,7 @@ mod tests {
                 }
             }
             cache.store().unwrap();
-            prop_assert_eq!(LeaderEpochCache::load(dir.path()).unwrap(), cache);
+            prop_assert_eq!(LeaderEpochCache::load(dir.path()).unwrap(), Some(cache));
         }
     }
 }

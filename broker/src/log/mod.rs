@@ -60,6 +60,8 @@ mod crash_tests;
 #[cfg(test)]
 mod damage_tests;
 #[cfg(test)]
+mod epoch_recovery_tests;
+#[cfg(test)]
 mod follower_model_tests;
 #[cfg(test)]
 mod follower_tests;

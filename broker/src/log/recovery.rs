@@ -19,9 +19,15 @@
 //!   recovery point and high watermark ([`LogError::EndBelowCheckpoint`]): a log shorter
 //!   than promised lost data, it is not a shorter log. The log manager keeps a log that
 //!   fails so offline (`partition_log/offline.rs`).
-//! - A damaged checkpoint or epoch cache is rebuildable: it is ignored and everything is
-//!   scanned (without a checkpoint there are no promises to check). A damaged index is
-//!   rebuilt from its segment, never trusted.
+//! - A damaged checkpoint is rebuildable: it is ignored and everything is scanned (without
+//!   a checkpoint there are no promises to check). A damaged index is rebuilt from its
+//!   segment, never trusted.
+//! - A damaged leader-epoch cache, or a missing one while the log holds batches, is
+//!   rebuilt from every segment, not from the scanned ones alone: the segments recovery
+//!   does not scan give their epochs from their batch headers
+//!   (`Segment::epoch_starts`, no CRC), the scanned ones from the scan. Which segments
+//!   are scanned does not change, so a clean shutdown still scans nothing. The rebuilt
+//!   cache is stored.
 //! - The recovered active segment is fsynced, so the whole recovered log is durable.
 
 use std::collections::BTreeMap;
@@ -54,8 +60,10 @@ pub struct RecoveryReport {
     pub segments_scanned: usize,
     /// Bytes cut from a torn tail (`strata_log_recovery_truncated_bytes_total`).
     pub truncated_bytes: u64,
-    /// Indexes or checkpoints that were damaged and rebuilt.
+    /// Indexes or checkpoints that were damaged (or missing) and rebuilt.
     pub rebuilt_files: usize,
+    /// Segments not scanned whose batch headers were read to rebuild the epoch cache.
+    pub segments_read_for_epochs: usize,
     pub log_end_offset: Offset,
 }
 
@@ -98,6 +106,8 @@ struct Plan {
     scan_from: Option<Offset>,
     /// The flushed point: damage below it is corruption, never a torn tail.
     recovery_point: Offset,
+    /// The epoch cache is rebuilt: the segments not scanned give their epochs too.
+    rebuild_epochs: bool,
 }
 
 impl Plan {
@@ -105,17 +115,15 @@ impl Plan {
         segments: &BTreeMap<Offset, Segment>,
         checkpoint: Option<&PartitionCheckpoint>,
         previous: PreviousShutdown,
-        epochs_trusted: bool,
+        rebuild_epochs: bool,
     ) -> Plan {
         let first_base = segments.keys().next().copied().unwrap_or_default();
-        // The flushed point comes from the partition checkpoint alone; a damaged epoch
-        // cache widens the scan but must not turn damage in flushed data into a "torn tail".
+        // The flushed point comes from the partition checkpoint alone; a lost epoch cache
+        // must not turn damage in flushed data into a "torn tail".
         let recovery_point = checkpoint.map_or(first_base, |checkpoint| checkpoint.recovery_point);
-        let clean = previous == PreviousShutdown::Clean && checkpoint.is_some() && epochs_trusted;
+        let clean = previous == PreviousShutdown::Clean && checkpoint.is_some();
         let scan_from = if clean {
             None
-        } else if !epochs_trusted {
-            Some(first_base)
         } else {
             Some(
                 segments
@@ -128,6 +136,7 @@ impl Plan {
             clean,
             scan_from,
             recovery_point,
+            rebuild_epochs,
         }
     }
 }
@@ -144,14 +153,22 @@ pub(crate) fn recover(
         .map_err(|source| LogError::io("create partition directory", dir, source))?;
     let mut report = RecoveryReport::default();
     let checkpoint = load_checkpoint(dir, &mut report)?;
-    let (mut epochs, epochs_trusted) = load_epochs(dir, &mut report)?;
+    let loaded_epochs = load_epochs(dir, &mut report)?;
     let mut segments = list_and_open_segments(dir, checkpoint.as_ref(), config, open_segments)?;
     report.segments = segments.len();
-    let plan = Plan::new(&segments, checkpoint.as_ref(), previous, epochs_trusted);
-    if !epochs_trusted {
-        epochs.clear();
-    }
+    let (mut epochs, rebuild_epochs) =
+        epochs_to_recover(dir, loaded_epochs, &segments, &mut report);
+    let plan = Plan::new(&segments, checkpoint.as_ref(), previous, rebuild_epochs);
     recover_segments(&mut segments, config, &plan, &mut epochs, &mut report)?;
+    if rebuild_epochs {
+        tracing::info!(
+            dir = %dir.display(),
+            segments_scanned = report.segments_scanned,
+            segments_read_for_epochs = report.segments_read_for_epochs,
+            epochs = epochs.entries().len(),
+            "rebuilt the leader-epoch cache from every segment"
+        );
+    }
 
     let active = segments
         .values_mut()
@@ -166,7 +183,7 @@ pub(crate) fn recover(
     if !plan.clean {
         active.sync()?;
     }
-    if epochs.truncate_from_end(log_end_offset) || !epochs_trusted || report.segments_scanned > 0 {
+    if epochs.truncate_from_end(log_end_offset) || rebuild_epochs || report.segments_scanned > 0 {
         epochs.store()?;
     }
     let first_base = segments.keys().next().copied().unwrap_or_default();
@@ -209,17 +226,49 @@ fn load_checkpoint(
     }
 }
 
-/// The leader-epoch cache and whether it can be trusted (a damaged one is rebuilt from a
-/// scan of every segment).
-fn load_epochs(dir: &Path, report: &mut RecoveryReport) -> LogResult<(LeaderEpochCache, bool)> {
+/// What `leader-epoch.checkpoint` held.
+enum LoadedEpochs {
+    Valid(LeaderEpochCache),
+    Missing,
+    /// Damaged (warned about and counted in `rebuilt_files`).
+    Damaged,
+}
+
+fn load_epochs(dir: &Path, report: &mut RecoveryReport) -> LogResult<LoadedEpochs> {
     match LeaderEpochCache::load(dir) {
-        Ok(epochs) => Ok((epochs, true)),
+        Ok(Some(epochs)) => Ok(LoadedEpochs::Valid(epochs)),
+        Ok(None) => Ok(LoadedEpochs::Missing),
         Err(LogError::BadAuxiliaryFile { path, reason }) => {
             tracing::warn!(path = %path.display(), %reason, "damaged leader-epoch cache; rebuilding it from the log");
             report.rebuilt_files += 1;
-            Ok((LeaderEpochCache::empty(dir), false))
+            Ok(LoadedEpochs::Damaged)
         }
         Err(error) => Err(error),
+    }
+}
+
+/// The cache recovery starts from, and whether it must be rebuilt from every segment: a
+/// valid file is trusted (recovery adds the epochs of what it scans); a damaged one is
+/// not; a missing one is an empty cache only for a log without batches (a new partition),
+/// otherwise it was lost, and taking it for empty would lose every epoch before the
+/// recovery point.
+fn epochs_to_recover(
+    dir: &Path,
+    loaded: LoadedEpochs,
+    segments: &BTreeMap<Offset, Segment>,
+    report: &mut RecoveryReport,
+) -> (LeaderEpochCache, bool) {
+    match loaded {
+        LoadedEpochs::Valid(epochs) => (epochs, false),
+        LoadedEpochs::Damaged => (LeaderEpochCache::empty(dir), true),
+        LoadedEpochs::Missing => {
+            let holds_batches = segments.values().any(|segment| segment.size_bytes() > 0);
+            if holds_batches {
+                tracing::warn!(dir = %dir.display(), "leader-epoch cache missing; rebuilding it from the log");
+                report.rebuilt_files += 1;
+            }
+            (LeaderEpochCache::empty(dir), holds_batches)
+        }
     }
 }
 
@@ -295,6 +344,14 @@ fn recover_segments(
             report.rebuilt_files += 1;
             scan.recovery_point = Offset(i64::MAX);
             last_epoch = scan.run(segment, epochs, report)?;
+        } else if plan.rebuild_epochs {
+            // Segments are visited in offset order, so the cache's latest epoch is the one
+            // of the batch before this segment.
+            report.segments_read_for_epochs += 1;
+            let previous = epochs.latest().map(|(epoch, _)| epoch);
+            for (epoch, start_offset) in segment.epoch_starts(config, previous)? {
+                epochs.assign(epoch, start_offset);
+            }
         }
         if let Some(next_base) = next_base.filter(|next| segment.next_offset() != *next) {
             return Err(LogError::SegmentsDoNotMeet {

@@ -110,6 +110,42 @@ impl Segment {
         Ok(())
     }
 
+    /// The leader epochs of this segment's batches, read from their headers alone: each
+    /// epoch above `previous_epoch` (and above the epochs before it here) with the base
+    /// offset of its first batch. For rebuilding a lost leader-epoch cache from a segment
+    /// recovery does not scan (it was fsynced and passed [`Segment::load_tail`]); framing
+    /// and base offsets are checked as there, and an epoch that goes down is corruption,
+    /// as in a scan. No CRC is computed: one header read per batch.
+    pub fn epoch_starts(
+        &self,
+        config: &LogConfig,
+        previous_epoch: Option<LeaderEpoch>,
+    ) -> LogResult<Vec<(LeaderEpoch, Offset)>> {
+        let files = self.files.get()?;
+        let mut starts = Vec::new();
+        let mut last_epoch = previous_epoch;
+        let mut position = 0;
+        let mut expected_offset = self.base_offset;
+        while let Some(header) = self.header_in(&files, position)? {
+            header
+                .check_framing(config.batch_bytes_max)
+                .map_err(|error| self.corruption(position, error.to_string()))?;
+            self.check_follows(&header, position, expected_offset)?;
+            let epoch = header.partition_leader_epoch;
+            if let Some(last) = last_epoch.filter(|last| epoch < *last) {
+                let reason = format!("leader epoch {epoch} after epoch {last}");
+                return Err(self.corruption(position, reason));
+            }
+            if last_epoch.is_none_or(|last| epoch > last) {
+                starts.push((epoch, header.base_offset));
+            }
+            last_epoch = Some(epoch);
+            position += header.total_bytes() as u64;
+            expected_offset = header.next_offset();
+        }
+        Ok(starts)
+    }
+
     /// Checks the time index's last entry — the segment's max timestamp, which time-based
     /// retention acts on — against the batch it names: the batch whose last offset is the
     /// entry's offset must carry exactly the entry's timestamp. A mismatch is a damaged
