@@ -8,21 +8,27 @@
 //! - [`node`]: the broker process core: the partitions this broker leads, produce
 //!   (ordered write, then commit: fsync + high watermark), long-poll fetch, list offsets,
 //!   idempotent-producer state, broker settings (flags > env > TOML > defaults).
-//! - [`controller`]: the cluster metadata as typed records in the metadata log
-//!   (`__cluster_metadata-0`), applied by a pure state machine, with snapshots; topic
-//!   validation, configs and replica assignment. One node for now; openraft later.
+//! - [`controller`]: the cluster metadata as typed records applied by a pure state
+//!   machine; topic validation, configs, replica assignment, leadership policy (fencing,
+//!   elections, reassignment, ISR changes), and the controller quorum (`quorum`: Raft via
+//!   openraft, the active controller, registration and leases).
+//! - [`replication`]: leader and follower state machines (high watermark, ISR changes,
+//!   KIP-101 truncation), pure; the fetcher that drives them.
 //! - [`log`]: STORAGE. Segments, sparse memory-mapped indexes, the partition log (append,
-//!   read, roll, truncate, retention), flush policies with group commit, crash recovery,
-//!   checkpoints and the leader-epoch cache. Synchronous; knows nothing of tokio or gRPC.
-//! - [`dump`]: `strata-broker dump-log`, a `kafka-dump-log` for Strata segments.
-//! - later: `replication` (leader/follower state machines and the fetcher), `group`
-//!   (consumer groups) and `admin` (HTTP).
+//!   follower append, read, roll, truncate, retention), flush policies with group commit,
+//!   crash recovery, checkpoints and the leader-epoch cache. Synchronous; knows nothing of
+//!   tokio or gRPC.
+//! - [`dump`]: `strata-broker dump-log`, a `kafka-dump-log` for Strata segments and the
+//!   controller's Raft state.
+//! - later: `group` (consumer groups) and `admin` (HTTP).
 //!
 //! Main flows: produce → `service::produce` → `node::Node::produce` (validate, dedupe,
 //! `log::PartitionLog::append_deferred`) → `PendingAppend::commit` (group-commit fsync,
 //! high watermark) → response. Fetch → `node::Node::fetch` → `log::PartitionLog::read`
 //! below the high watermark, stored batch bytes returned verbatim. Admin →
-//! `controller::Controller` → metadata record appended → new image applied by the node.
+//! `node::Node::submit` → the active controller (`controller::quorum::active`, forwarded
+//! to the Raft leader) → records committed through Raft → every broker applies the new
+//! image.
 //! Start reading at `node/broker.rs`, then `log/mod.rs`.
 
 pub mod controller;
