@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 
 use super::descriptors::DescriptorBudget;
 use super::error::NodeError;
+use super::followers::{self, FollowedSpec};
 use super::partition::{Appended, PartitionHandle, Written};
 use crate::controller::quorum::{
     ControllerReply, ControllerRequest, Quorum, QuorumConfig, Voters, CONTROLLER_DIR,
@@ -34,6 +35,7 @@ use crate::log::{
     BackgroundSchedule, BackgroundTasks, Clock, LogConfig, LogError, LogManager, OpenSegments,
     SystemClock, TopicPartition,
 };
+use crate::replication::fetcher::{run_fetchers, FetcherIdentity, FollowerAssignment};
 
 /// The internal topic holding the cluster metadata log; never served to clients.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -168,6 +170,8 @@ pub struct Node {
     stop: Notify,
     background: std::sync::Mutex<Option<BackgroundTasks>>,
     fatal: tokio::sync::watch::Sender<Option<String>>,
+    /// The partitions this broker follows, for the replica fetchers (`followers.rs`).
+    followed: tokio::sync::watch::Sender<Arc<FollowerAssignment>>,
 }
 
 /// A batch written to its log, waiting to count (fsync, high watermark).
@@ -286,6 +290,7 @@ impl Node {
             stop: Notify::new(),
             background: std::sync::Mutex::new(Some(background)),
             fatal: tokio::sync::watch::Sender::new(None),
+            followed: tokio::sync::watch::Sender::new(Arc::default()),
         });
         let image = node.quorum.image();
         {
@@ -300,7 +305,25 @@ impl Node {
             })??;
         }
         tokio::spawn(Arc::clone(&node).follow_metadata());
+        node.start_fetchers();
         Ok(node)
+    }
+
+    /// Starts the replica fetchers of the partitions this broker follows; they stop at
+    /// shutdown.
+    fn start_fetchers(self: &Arc<Self>) {
+        let quorum = Arc::clone(&self.quorum);
+        let identity = FetcherIdentity {
+            replica_id: self.config.node_id,
+            local_ip: self.config.local_ip,
+            incarnation: Arc::new(move || quorum.incarnation()),
+        };
+        let node = Arc::clone(self);
+        tokio::spawn(run_fetchers(
+            identity,
+            self.followed.subscribe(),
+            async move { node.stopping().await },
+        ));
     }
 
     /// Applies every new image this broker's voter publishes, in order, until shutdown.
@@ -395,6 +418,7 @@ impl Node {
         let mut wanted: HashMap<(String, i32), (TopicName, LeaderEpoch, LogConfig)> =
             HashMap::new();
         let mut replicas_here: std::collections::HashSet<(String, i32)> = Default::default();
+        let mut followed = Vec::new();
         for topic in image.topics.values() {
             let effective = TopicConfig::effective(&topic.configs, self.defaults());
             let log_config = effective.to_log_config(&self.config.log_defaults);
@@ -405,6 +429,19 @@ impl Node {
                 let key = (topic.name.clone(), *partition);
                 if state.replicas.contains(&me) {
                     replicas_here.insert(key.clone());
+                    match state.leader {
+                        Some(leader) if leader != me && followers::is_live(image, leader) => {
+                            followed.push(FollowedSpec {
+                                name: name.clone(),
+                                partition: *partition,
+                                topic_id: topic.id.clone(),
+                                leader,
+                                leader_epoch: LeaderEpoch(state.leader_epoch),
+                                log_config: log_config.clone(),
+                            });
+                        }
+                        _ => {}
+                    }
                 }
                 if state.leader == Some(me) {
                     wanted.insert(
@@ -433,6 +470,10 @@ impl Node {
                 drop(handle);
             }
         }
+        // Published before any log is deleted or opened as the leader's, so the fetchers
+        // let go of those first.
+        let assignment = followers::open_followed(&self.logs, image, followed)?;
+        self.followed.send_replace(Arc::new(assignment));
         // Logs of replicas that are gone: the topic was deleted, or the replica moved.
         for partition in self.logs.partitions() {
             let key = (partition.topic.as_str().to_owned(), partition.partition.0);

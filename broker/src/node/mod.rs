@@ -2,6 +2,8 @@
 //!
 //! - [`broker`]: [`Node`], the core: log manager + controller + the partitions this broker
 //!   leads; produce (write, then commit), long-poll fetch, list offsets, producer ids.
+//! - `followers`: the partitions this broker follows, their logs opened for the replica
+//!   fetchers (`replication/fetcher.rs`) and never served to clients.
 //! - [`partition`]: one led partition: validation, idempotence, acks, high watermark.
 //! - [`replica_fetch`]: the leader side of replication: replica fetches (read to the log
 //!   end, KIP-320 divergence) and `OffsetForLeaderEpoch`, for registered replicas only.
@@ -15,6 +17,7 @@ pub mod broker;
 pub mod config;
 pub mod descriptors;
 pub mod error;
+mod followers;
 pub mod partition;
 pub mod producer_state;
 pub mod replica_fetch;

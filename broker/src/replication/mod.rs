@@ -15,6 +15,8 @@
 //! - [`follower`]: [`FollowerPartition`], one partition this broker follows: truncating,
 //!   then fetching; next request, answers, the local HW.
 //! - [`truncation`]: [`truncation_point`], where a follower truncates (KIP-101, KIP-279).
+//! - [`fetcher`]: the adapter: one task per leader broker carrying [`FollowerPartition`]'s
+//!   requests over `strata.v1.Replication` and appending the answers to the local logs.
 //! - [`epoch_fence`]: [`check_leader_epoch`], stale or unknown leader epochs (KIP-320).
 //!
 //! Start reading at [`leader`]. The simulations in `simulation_tests.rs` (one leader, two
@@ -23,6 +25,7 @@
 //! `leader_in_isr`, `follower_log_is_prefix_of_leader`.
 
 pub mod epoch_fence;
+pub mod fetcher;
 pub mod follower;
 pub mod leader;
 pub mod truncation;
