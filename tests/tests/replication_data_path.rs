@@ -19,7 +19,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use strata_client::{Acks, Record};
-use strata_proto::api::v1::{CreateTopicsRequest, PartitionMetadata, TopicSpec};
+use strata_proto::api::v1::{
+    CreateTopicsRequest, ErrorCode, FetchPartition, FetchRequest, PartitionMetadata, TopicSpec,
+};
 use strata_tests::broker_process::workspace_binary;
 use strata_tests::cluster::Cluster;
 use strata_tests::cluster_views::{connect, formed, partitions_until, start_three_voters, WAIT};
@@ -114,7 +116,10 @@ async fn create_rf3_topic(cluster: &Cluster) -> Vec<PartitionMetadata> {
         .await
         .unwrap()
         .into_inner();
-    let code = response.results[0].error.as_ref().map_or(0, |error| error.code);
+    let code = response.results[0]
+        .error
+        .as_ref()
+        .map_or(0, |error| error.code);
     assert_eq!(code, 0, "{response:?}");
     partitions_until(cluster, 1, TOPIC, "three led RF-3 partitions", |all| {
         all.len() == 3
@@ -157,6 +162,34 @@ async fn isr_is_the_leader_alone(cluster: &Cluster, node: u8) {
     .await;
 }
 
+/// A follower holds the records but does not serve them: a consumer fetch of `partition`
+/// from `follower` answers NOT_LEADER naming `leader`.
+async fn follower_does_not_serve(cluster: &Cluster, follower: u8, partition: i32, leader: i32) {
+    let request = FetchRequest {
+        max_wait_ms: 0,
+        min_bytes: 0,
+        max_bytes: 1 << 20,
+        partitions: vec![FetchPartition {
+            topic: TOPIC.to_owned(),
+            partition,
+            fetch_offset: 0,
+            partition_max_bytes: 1 << 20,
+            current_leader_epoch: -1,
+        }],
+    };
+    let response = connect(cluster, follower)
+        .await
+        .unwrap()
+        .fetch(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let error = response.partitions[0].error.clone().unwrap_or_default();
+    assert_eq!(error.code, ErrorCode::NotLeader as i32, "{response:?}");
+    assert_eq!(error.leader_hint, leader, "{response:?}");
+    assert!(response.partitions[0].records.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn followers_copy_their_leaders_logs_and_catch_up_after_a_sigkill() {
     let mut cluster = start_three_voters();
@@ -170,15 +203,19 @@ async fn followers_copy_their_leaders_logs_and_catch_up_after_a_sigkill() {
         assert!(!lines.is_empty(), "partition {partition} has batches");
     }
     isr_is_the_leader_alone(&cluster, 1).await;
+    for partition in &created {
+        for follower in (1..=3u8).filter(|node| i32::from(*node) != partition.leader) {
+            follower_does_not_serve(&cluster, follower, partition.partition, partition.leader)
+                .await;
+        }
+    }
 
     // A follower of partition 0 dies; the partitions it does not lead go on.
     let leader_of_0 = created[0].leader;
     let victim = (1..=3u8)
         .find(|node| i32::from(*node) != leader_of_0)
         .unwrap();
-    let survivor = (1..=3u8)
-        .find(|node| *node != victim)
-        .unwrap();
+    let survivor = (1..=3u8).find(|node| *node != victim).unwrap();
     cluster.kill(victim).unwrap();
     let others: Vec<i32> = created
         .iter()
@@ -188,15 +225,30 @@ async fn followers_copy_their_leaders_logs_and_catch_up_after_a_sigkill() {
     produce(&cluster, survivor, &others, "second", RECORDS_PER_PARTITION).await;
 
     cluster.restart(victim).unwrap();
-    partitions_until(&cluster, survivor, TOPIC, "every partition led again", |all| {
-        all.iter().all(|partition| partition.leader >= 1)
-    })
+    partitions_until(
+        &cluster,
+        survivor,
+        TOPIC,
+        "every partition led again",
+        |all| all.iter().all(|partition| partition.leader >= 1),
+    )
     .await;
     // The victim's own partitions (if it led one, it had no other ISR member and waited
     // leaderless) get the same second round now.
-    let victims: Vec<i32> = all.iter().copied().filter(|p| !others.contains(p)).collect();
+    let victims: Vec<i32> = all
+        .iter()
+        .copied()
+        .filter(|p| !others.contains(p))
+        .collect();
     if !victims.is_empty() {
-        produce(&cluster, survivor, &victims, "second", RECORDS_PER_PARTITION).await;
+        produce(
+            &cluster,
+            survivor,
+            &victims,
+            "second",
+            RECORDS_PER_PARTITION,
+        )
+        .await;
     }
     let second = identical_everywhere(&cluster, 2 * RECORDS_PER_PARTITION as i64).await;
     for (partition, lines) in &second {

@@ -41,7 +41,17 @@ pub(super) fn open_followed(
             continue;
         };
         let topic_partition = TopicPartition::new(spec.name.clone(), PartitionId(spec.partition));
-        let log = logs.get_or_create(&topic_partition, Some(spec.log_config.clone()))?;
+        // A log that cannot be opened is not followed (and says why); only a fatal error
+        // stops the metadata from being applied, so the partitions led here still open.
+        let log = match logs.get_or_create(&topic_partition, Some(spec.log_config.clone())) {
+            Ok(log) => log,
+            Err(error) if !error.is_fatal() => {
+                tracing::error!(partition = %topic_partition, %error,
+                    "cannot open the log of a followed partition; not fetching it");
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
         if log.config() != spec.log_config {
             log.set_config(spec.log_config);
         }
