@@ -361,10 +361,17 @@ async fn fetch(
     session: Session<'_>,
     mut followed: BTreeMap<PartitionKey, Followed>,
 ) -> Result<SessionEnd, SessionError> {
+    let incarnation = (session.identity.incarnation)();
+    if incarnation == 0 {
+        // The leader would refuse it (STALE_BROKER_EPOCH): wait for the registration.
+        return Err(SessionError::Other(
+            "this broker is not registered yet".to_owned(),
+        ));
+    }
     let (requests, outgoing) = mpsc::channel(16);
     let first = ReplicaFetchRequest {
         replica_id: session.identity.replica_id.0,
-        incarnation: (session.identity.incarnation)(),
+        incarnation,
         max_wait_ms: FETCH_WAIT_MAX_MS,
         min_bytes: 1,
         max_bytes: 0,
