@@ -2,7 +2,7 @@
 //! [`alter_isr`] on the active controller.
 //!
 //! A leader shrinks the ISR when a follower falls behind (`replica_lag_max_ms`) and expands
-//! it when one catches up (DESIGN.md §5); the change takes effect only once the controller
+//! it when one catches up (docs/ARCHITECTURE.md, "Replication"); the change takes effect only once the controller
 //! has committed it, so the ISR the leader counts for the high watermark and
 //! `min_insync_replicas` is never larger than the committed one.
 //!

@@ -31,7 +31,7 @@
 //!   ISR shrank below the minimum in the meantime (`NOT_ENOUGH_REPLICAS_AFTER_APPEND`).
 //!
 //! The leader's LEO passed in is the offset that counts toward the HW: under
-//! `flush = always` that is the *durable* offset (reliability.md §3.4), not the written one.
+//! `flush = always` that is the *durable* offset (docs/RELIABILITY.md), not the written one.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

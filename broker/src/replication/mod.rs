@@ -1,6 +1,6 @@
 //! # Replication (`broker::replication`): the leader and follower state machines
 //!
-//! Kafka's pull model (DESIGN.md §5): followers fetch from the leader; the leader learns
+//! Kafka's pull model (docs/ARCHITECTURE.md, "Replication"): followers fetch from the leader; the leader learns
 //! each follower's log end offset from its fetch offset, moves the high watermark over the
 //! ISR and proposes ISR changes to the controller; a follower reconciles with a new leader
 //! by leader epoch before fetching. Everything here is pure and synchronous: no I/O, no

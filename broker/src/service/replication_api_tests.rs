@@ -43,7 +43,10 @@ fn open(
     incarnation: u64,
     partitions: Vec<ReplicaFetchPartition>,
     grant: u32,
-) -> (mpsc::UnboundedSender<Result<ReplicaFetchRequest, Status>>, Answers) {
+) -> (
+    mpsc::UnboundedSender<Result<ReplicaFetchRequest, Status>>,
+    Answers,
+) {
     let (follower, requests) = mpsc::unbounded_channel();
     follower
         .send(Ok(ReplicaFetchRequest {
@@ -72,7 +75,9 @@ async fn next(received: &mut Answers) -> ReplicaFetchResponse {
 }
 
 fn code(error: &Option<Error>) -> i32 {
-    error.as_ref().map_or(ErrorCode::None as i32, |error| error.code)
+    error
+        .as_ref()
+        .map_or(ErrorCode::None as i32, |error| error.code)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
