@@ -7,9 +7,8 @@
 //!   the header fields before it are compared one by one, so equal lines mean equal bytes);
 //! - a follower SIGKILLed while more records are produced catches up once restarted
 //!   (reconciling by leader epoch first) and is identical again;
-//! - the ISR stays the leader alone throughout: followers do not join it yet (ISR
-//!   expansion, the high watermark over the ISR and acks=all are the next step), so this
-//!   test documents that state too.
+//! - the followers join the ISR once they have caught up (ISR changes and acks=all are
+//!   tested in `tests/tests/replication_isr.rs`).
 //!
 //! Logs are compared with `strata-broker dump-log` on each node's partition directory.
 //! Every wait is bounded ([`WAIT`]); what is asserted is the state the logs reach.
@@ -153,12 +152,18 @@ async fn produce(cluster: &Cluster, via: u8, partitions: &[i32], round: &str, co
     }
 }
 
-/// Every partition's ISR is its leader alone, as `node` shows it.
-async fn isr_is_the_leader_alone(cluster: &Cluster, node: u8) {
-    partitions_until(cluster, node, TOPIC, "each ISR = its leader", |all| {
-        all.iter()
-            .all(|partition| partition.leader >= 1 && partition.isr == [partition.leader])
-    })
+/// Every partition's ISR holds its three replicas, as `node` shows it.
+async fn isr_is_every_replica(cluster: &Cluster, node: u8) {
+    partitions_until(
+        cluster,
+        node,
+        TOPIC,
+        "each ISR = its three replicas",
+        |all| {
+            all.iter()
+                .all(|partition| partition.leader >= 1 && partition.isr.len() == 3)
+        },
+    )
     .await;
 }
 
@@ -202,7 +207,7 @@ async fn followers_copy_their_leaders_logs_and_catch_up_after_a_sigkill() {
     for (partition, lines) in &first {
         assert!(!lines.is_empty(), "partition {partition} has batches");
     }
-    isr_is_the_leader_alone(&cluster, 1).await;
+    isr_is_every_replica(&cluster, 1).await;
     for partition in &created {
         for follower in (1..=3u8).filter(|node| i32::from(*node) != partition.leader) {
             follower_does_not_serve(&cluster, follower, partition.partition, partition.leader)
@@ -233,8 +238,8 @@ async fn followers_copy_their_leaders_logs_and_catch_up_after_a_sigkill() {
         |all| all.iter().all(|partition| partition.leader >= 1),
     )
     .await;
-    // The victim's own partitions (if it led one, it had no other ISR member and waited
-    // leaderless) get the same second round now.
+    // The victim's own partitions (if it led one, a new leader was elected from the
+    // ISR) get the same second round now.
     let victims: Vec<i32> = all
         .iter()
         .copied()
@@ -257,5 +262,5 @@ async fn followers_copy_their_leaders_logs_and_catch_up_after_a_sigkill() {
             "partition {partition}: the first round's batches are kept as they were"
         );
     }
-    isr_is_the_leader_alone(&cluster, survivor).await;
+    isr_is_every_replica(&cluster, survivor).await;
 }

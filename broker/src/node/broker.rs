@@ -26,16 +26,22 @@ use super::error::NodeError;
 use super::followers::{self, FollowedSpec};
 use super::partition::{Appended, PartitionHandle, Written};
 use crate::controller::quorum::{
-    ControllerReply, ControllerRequest, Quorum, QuorumConfig, Voters, CONTROLLER_DIR,
+    ControllerReply, ControllerRequest, Quorum, QuorumConfig, ReplyBody, Voters, CONTROLLER_DIR,
 };
 use crate::controller::{
-    BrokerDefaults, ControllerError, MetadataImage, MetadataLog, PartitionLimits, TopicConfig,
+    BrokerDefaults, ControllerError, MetadataImage, MetadataLog, PartitionImage, PartitionLimits,
+    TopicConfig,
 };
 use crate::log::{
     BackgroundSchedule, BackgroundTasks, Clock, LogConfig, LogError, LogManager, OpenSegments,
     SystemClock, TopicPartition,
 };
 use crate::replication::fetcher::{run_fetchers, FetcherIdentity, FollowerAssignment};
+use crate::replication::leader::{AckState, IsrProposal};
+
+/// How often the partitions led here with more than one replica are checked for ISR
+/// changes to propose (followers caught up, or lagging past `replica_lag_max`).
+const ISR_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The internal topic holding the cluster metadata log; never served to clients.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -198,6 +204,50 @@ impl PendingAppend {
         node.appended.notify_waiters();
         Ok(appended)
     }
+
+    /// [`PendingAppend::commit`] for `acks=all`: then, for a partition with more than one
+    /// replica, waits until the high watermark passes the batch (every ISR member holds
+    /// it), at most `timeout` (`REQUEST_TIMED_OUT`). The ISR shrinking below
+    /// `min_insync_replicas` meanwhile answers `NOT_ENOUGH_REPLICAS_AFTER_APPEND`; this
+    /// broker no longer leading answers `NOT_LEADER`.
+    pub async fn commit_acks_all(self, timeout: Duration) -> Result<Appended, NodeError> {
+        let node = Arc::clone(&self.node);
+        let handle = Arc::clone(&self.handle);
+        let end_offset = self.written.end_offset;
+        let appended = self.commit().await?;
+        if !handle.is_replicated() {
+            return Ok(appended);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = node.appended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !node.leads(&handle) {
+                return Err(NodeError::NotLeader {
+                    topic: handle.topic.as_str().to_owned(),
+                    partition: handle.partition.0,
+                    leader: None,
+                });
+            }
+            match handle.acks_all_state(end_offset) {
+                AckState::Ready => return Ok(appended),
+                AckState::NotEnoughReplicas => return Err(NodeError::NotEnoughReplicasAfterAppend),
+                AckState::Waiting => {}
+            }
+            if node.is_shutting_down() {
+                return Err(NodeError::ShuttingDown);
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(NodeError::RequestTimedOut {
+                        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                    })
+                }
+            }
+        }
+    }
 }
 
 impl Node {
@@ -305,6 +355,7 @@ impl Node {
             })??;
         }
         tokio::spawn(Arc::clone(&node).follow_metadata());
+        tokio::spawn(Arc::clone(&node).run_isr_changes());
         node.start_fetchers();
         Ok(node)
     }
@@ -324,6 +375,86 @@ impl Node {
             self.followed.subscribe(),
             async move { node.stopping().await },
         ));
+    }
+
+    /// Every [`ISR_CHECK_INTERVAL`] until shutdown: asks the controller for the ISR
+    /// changes the partitions led here with more than one replica propose (followers
+    /// caught up in, lagging ones out), one in flight per partition.
+    async fn run_isr_changes(self: Arc<Self>) {
+        let mut ticks = tokio::time::interval(ISR_CHECK_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = self.stopping() => return,
+            }
+            let handles: Vec<Arc<PartitionHandle>> = self
+                .partitions
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .values()
+                .filter(|handle| handle.is_replicated())
+                .cloned()
+                .collect();
+            let now = std::time::Instant::now();
+            for handle in handles {
+                let Some(proposal) = handle.isr_change(now) else {
+                    continue;
+                };
+                tokio::spawn(Arc::clone(&self).alter_isr(handle, proposal));
+            }
+        }
+    }
+
+    /// Sends one ISR proposal and feeds the answer back to the partition.
+    async fn alter_isr(self: Arc<Self>, handle: Arc<PartitionHandle>, proposal: IsrProposal) {
+        let request = ControllerRequest::AlterPartition {
+            broker_id: self.config.node_id.0,
+            incarnation: self.quorum.incarnation(),
+            topic: handle.topic.as_str().to_owned(),
+            partition: handle.partition.0,
+            leader_epoch: proposal.leader_epoch.0,
+            partition_epoch: proposal.partition_epoch,
+            new_isr: proposal.new_isr.iter().map(|id| id.0).collect(),
+        };
+        match self.submit(request).await {
+            Ok(ControllerReply {
+                body:
+                    ReplyBody::IsrChanged {
+                        partition_epoch,
+                        isr,
+                    },
+                ..
+            }) => {
+                let isr = isr.into_iter().map(BrokerId).collect();
+                if handle.on_isr_committed(isr, partition_epoch) {
+                    self.appended.notify_waiters();
+                }
+            }
+            Ok(other) => {
+                tracing::warn!(?other, "unexpected answer to an ISR change");
+                handle.on_isr_refused(&proposal);
+            }
+            Err(error) => {
+                tracing::info!(topic = %handle.topic, partition = handle.partition.0, %error,
+                    "the controller refused an ISR change");
+                handle.on_isr_refused(&proposal);
+            }
+        }
+    }
+
+    /// Whether `handle` is still the partition this broker serves as leader.
+    fn leads(&self, handle: &Arc<PartitionHandle>) -> bool {
+        self.partitions
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&(handle.topic.as_str().to_owned(), handle.partition.0))
+            .is_some_and(|current| Arc::ptr_eq(current, handle))
+    }
+
+    /// The `NOT_ENOUGH_REPLICAS` check of an `acks=all` produce, before the append.
+    pub fn check_acks_all(&self, topic: &str, partition: i32) -> Result<(), NodeError> {
+        self.partition(topic, partition)?.check_acks_all()
     }
 
     /// Applies every new image this broker's voter publishes, in order, until shutdown.
@@ -415,8 +546,10 @@ impl Node {
             return Ok(());
         }
         let me = self.config.node_id;
-        let mut wanted: HashMap<(String, i32), (TopicName, LeaderEpoch, LogConfig)> =
-            HashMap::new();
+        let mut wanted: HashMap<
+            (String, i32),
+            (TopicName, LeaderEpoch, LogConfig, PartitionImage),
+        > = HashMap::new();
         let mut replicas_here: std::collections::HashSet<(String, i32)> = Default::default();
         let mut followed = Vec::new();
         for topic in image.topics.values() {
@@ -450,6 +583,7 @@ impl Node {
                             name.clone(),
                             LeaderEpoch(state.leader_epoch),
                             log_config.clone(),
+                            state.clone(),
                         ),
                     );
                 }
@@ -490,12 +624,15 @@ impl Node {
                 self.logs.delete(&partition)?;
             }
         }
-        for (key, (name, epoch, log_config)) in wanted {
+        let now = std::time::Instant::now();
+        let mut advanced = false;
+        for (key, (name, epoch, log_config, state)) in wanted {
             if let Some(handle) = partitions.get(&key) {
                 handle.set_leader_epoch(epoch);
                 if handle.log.config() != log_config {
                     handle.log.set_config(log_config);
                 }
+                advanced |= handle.on_metadata(me, &state, now);
                 continue;
             }
             let topic_partition = TopicPartition::new(name.clone(), PartitionId(key.1));
@@ -504,8 +641,12 @@ impl Node {
                 .get_or_create(&topic_partition, Some(log_config.clone()))?;
             log.set_config(log_config);
             let handle = PartitionHandle::open(name, PartitionId(key.1), log, epoch)?;
+            handle.on_metadata(me, &state, now);
             tracing::info!(topic = %key.0, partition = key.1, leader_epoch = epoch.0, "leading the partition");
             partitions.insert(key, Arc::new(handle));
+        }
+        if advanced {
+            self.appended.notify_waiters();
         }
         *applied = image.version;
         Ok(())

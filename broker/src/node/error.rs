@@ -59,6 +59,19 @@ pub enum NodeError {
         epoch: i16,
         current_epoch: i16,
     },
+    /// Kafka's `NOT_ENOUGH_REPLICAS`: an `acks=all` batch refused before the append.
+    #[error("the ISR has {isr_size} replicas, fewer than min_insync_replicas = {min_insync_replicas}; the batch was not written")]
+    NotEnoughReplicas {
+        isr_size: usize,
+        min_insync_replicas: usize,
+    },
+    /// Kafka's `NOT_ENOUGH_REPLICAS_AFTER_APPEND`: the batch is in the leader's log but the
+    /// ISR shrank below `min_insync_replicas` before it was replicated.
+    #[error("the batch was written but the ISR shrank below min_insync_replicas before it was replicated")]
+    NotEnoughReplicasAfterAppend,
+    /// An `acks=all` batch not replicated to the ISR within the request's timeout.
+    #[error("the batch was written but not replicated to the ISR within {timeout_ms} ms")]
+    RequestTimedOut { timeout_ms: u64 },
     #[error("the broker is shutting down")]
     ShuttingDown,
     #[error("invalid request: {reason}")]

@@ -12,6 +12,7 @@
 //! takes a blocking thread for it: a commit costs no thread hand-offs beyond that fsync's.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -21,7 +22,12 @@ use strata_proto::types::{BrokerId, LeaderEpoch, Offset, PartitionId, TopicName}
 
 use super::error::NodeError;
 use super::producer_state::{ProducerStateTable, SequenceCheck};
+use crate::controller::PartitionImage;
 use crate::log::{Durability, FlushPolicy, PartitionLog};
+use crate::replication::leader::{
+    AckState, FollowerFetch, IsrProposal, LeaderConfig, LeaderMetadataDecision, LeaderPartition,
+    LeaderStart,
+};
 
 /// Which acknowledgement the producer asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,10 +67,15 @@ pub struct PartitionHandle {
     pub log: Arc<PartitionLog>,
     leader_epoch: Mutex<LeaderEpoch>,
     producers: Mutex<ProducerStateTable>,
-    /// Each follower's last replica fetch: its log end offset, and when it was reported.
-    /// Recorded only: `LeaderPartition` (issue 20's next step) will take the high
-    /// watermark and the ISR from it.
+    /// Each follower's last replica fetch: its log end offset, and when it was reported
+    /// (for inspection; [`LeaderPartition`] is what counts them).
     follower_fetches: Mutex<BTreeMap<BrokerId, FollowerFetchOffset>>,
+    /// Whether `leader` holds a [`LeaderPartition`] (more than one replica). A one-replica
+    /// partition reads only this flag on its append path.
+    replicated: AtomicBool,
+    /// The replication state of a partition with more than one replica: it alone moves the
+    /// high watermark then.
+    leader: Mutex<Option<LeaderPartition>>,
 }
 
 /// A follower's log end offset as its latest replica fetch reported it.
@@ -91,7 +102,154 @@ impl PartitionHandle {
             leader_epoch: Mutex::new(leader_epoch),
             producers: Mutex::new(producers),
             follower_fetches: Mutex::new(BTreeMap::new()),
+            replicated: AtomicBool::new(false),
+            leader: Mutex::new(None),
         })
+    }
+
+    fn leader_state(&self) -> MutexGuard<'_, Option<LeaderPartition>> {
+        self.leader
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether this partition has more than one replica (a [`LeaderPartition`] drives it).
+    pub fn is_replicated(&self) -> bool {
+        self.replicated.load(Ordering::Acquire)
+    }
+
+    /// The leader's log end offset that counts toward the high watermark: the durable
+    /// offset under `flush = always`, the log end under `flush = interval`.
+    fn counted_log_end(&self) -> Offset {
+        match self.log.config().flush {
+            FlushPolicy::Always => self.log.durable_offset(),
+            FlushPolicy::Interval { .. } => self.log.log_end_offset(),
+        }
+    }
+
+    /// Adopts the controller's `image` of this partition, which `local` leads: a partition
+    /// with more than one replica gets (or updates) its [`LeaderPartition`]; one back to a
+    /// single replica drops it. Returns whether the high watermark advanced (wake waiters).
+    pub fn on_metadata(&self, local: BrokerId, image: &PartitionImage, now: Instant) -> bool {
+        let mut state = self.leader_state();
+        if image.replicas.len() <= 1 {
+            if state.take().is_some() {
+                self.replicated.store(false, Ordering::Release);
+                self.log.advance_high_watermark(self.counted_log_end());
+                return true;
+            }
+            return false;
+        }
+        let advanced = match state.as_mut() {
+            Some(leader) => match leader.on_metadata(image, now) {
+                LeaderMetadataDecision::Continue {
+                    new_high_watermark: Some(high_watermark),
+                } => {
+                    self.log.advance_high_watermark(high_watermark);
+                    true
+                }
+                _ => false,
+            },
+            None => {
+                let log_end = self.counted_log_end();
+                let high_watermark = self.log.high_watermark().min(log_end);
+                let start = LeaderStart::from_image(local, image, log_end, high_watermark);
+                *state = Some(LeaderPartition::new(start, LeaderConfig::default(), now));
+                self.replicated.store(true, Ordering::Release);
+                false
+            }
+        };
+        advanced
+    }
+
+    /// A follower's replica fetch from `fetch_offset` (its log end offset) at the leader
+    /// epoch `current_leader_epoch`. Returns whether the high watermark advanced.
+    pub fn on_follower_fetch(
+        &self,
+        follower: BrokerId,
+        fetch_offset: Offset,
+        current_leader_epoch: LeaderEpoch,
+    ) -> bool {
+        if !self.is_replicated() {
+            return false;
+        }
+        let counted = self.counted_log_end();
+        let mut state = self.leader_state();
+        let Some(leader) = state.as_mut() else {
+            return false;
+        };
+        let mut advanced = leader.on_leader_append(counted);
+        // A follower may hold records written here but not yet fsynced (flush = always):
+        // it holds at least what counts here.
+        let fetch = FollowerFetch {
+            follower,
+            fetch_offset: fetch_offset.min(leader.log_end_offset()),
+            current_leader_epoch,
+        };
+        if let Ok(decision) = leader.on_follower_fetch(fetch, Instant::now()) {
+            advanced = decision.new_high_watermark.or(advanced);
+        }
+        if let Some(high_watermark) = advanced {
+            self.log.advance_high_watermark(high_watermark);
+        }
+        advanced.is_some()
+    }
+
+    /// The ISR change to ask the controller for now, if any (one in flight at a time).
+    pub fn isr_change(&self, now: Instant) -> Option<IsrProposal> {
+        self.leader_state().as_mut()?.isr_change(now)
+    }
+
+    /// The controller committed an ISR. Returns whether the high watermark advanced.
+    pub fn on_isr_committed(&self, isr: Vec<BrokerId>, partition_epoch: i32) -> bool {
+        let mut state = self.leader_state();
+        let Some(leader) = state.as_mut() else {
+            return false;
+        };
+        match leader.on_isr_committed(isr, partition_epoch) {
+            Some(high_watermark) => {
+                self.log.advance_high_watermark(high_watermark);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The controller refused `proposal`.
+    pub fn on_isr_refused(&self, proposal: &IsrProposal) {
+        if let Some(leader) = self.leader_state().as_mut() {
+            leader.on_isr_refused(proposal);
+        }
+    }
+
+    /// Kafka's `NOT_ENOUGH_REPLICAS` check before an `acks=all` append.
+    pub fn check_acks_all(&self) -> Result<(), NodeError> {
+        if !self.is_replicated() {
+            return Ok(());
+        }
+        match self.leader_state().as_ref() {
+            Some(leader) => {
+                leader
+                    .check_append_allowed()
+                    .map_err(|refused| NodeError::NotEnoughReplicas {
+                        isr_size: refused.isr_size,
+                        min_insync_replicas: refused.min_insync_replicas,
+                    })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Whether an `acks=all` batch ending before `end_offset` may be answered (always
+    /// `Ready` for a one-replica partition: its commit moved the high watermark).
+    pub fn acks_all_state(&self, end_offset: Offset) -> AckState {
+        if !self.is_replicated() {
+            return AckState::Ready;
+        }
+        match self.leader_state().as_ref() {
+            Some(leader) => leader.acks_all_ready(end_offset.plus(-1)),
+            None => AckState::Ready,
+        }
     }
 
     /// Notes that `replica` fetched from `fetch_offset` (its log end offset) just now.
@@ -234,7 +392,19 @@ impl PartitionHandle {
             }
             FlushPolicy::Interval { .. } => self.log.log_end_offset(),
         };
-        self.log.advance_high_watermark(high_watermark);
+        if self.replicated.load(Ordering::Acquire) {
+            // More than one replica: the leader's log end counts toward the high
+            // watermark, which only `LeaderPartition` moves.
+            let advanced = self
+                .leader_state()
+                .as_mut()
+                .and_then(|leader| leader.on_leader_append(high_watermark));
+            if let Some(advanced) = advanced {
+                self.log.advance_high_watermark(advanced);
+            }
+        } else {
+            self.log.advance_high_watermark(high_watermark);
+        }
         Ok(Appended {
             base_offset: written.base_offset,
             log_start_offset: self.log.log_start_offset(),

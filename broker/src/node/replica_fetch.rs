@@ -10,8 +10,8 @@
 //! records when the follower's log is not a prefix of this one.
 //!
 //! Each fetch offset is recorded on the partition ([`PartitionHandle::follower_fetch_offsets`])
-//! as that follower's log end offset. Nothing reads it yet: the high watermark and `acks`
-//! stay those of a one-replica partition until `LeaderPartition` is wired.
+//! as that follower's log end offset and fed to its `LeaderPartition`
+//! ([`PartitionHandle::on_follower_fetch`]), which moves the high watermark and the ISR.
 
 use bytes::Bytes;
 use strata_proto::types::{BrokerId, LeaderEpoch, Offset};
@@ -187,6 +187,10 @@ impl Node {
             return Ok(fetched);
         }
         handle.record_follower_fetch(replica, spec.fetch_offset);
+        if handle.on_follower_fetch(replica, spec.fetch_offset, leader_epoch) {
+            // The high watermark moved: consumers and `acks=all` produces may go on.
+            self.appended().notify_waiters();
+        }
         if spec.fetch_offset < fetched.log_end_offset {
             let read = handle
                 .log

@@ -22,6 +22,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use strata_proto::api::v1::{ErrorCode, ProduceRequest, ProduceResponse};
 use tokio::sync::{mpsc, Semaphore};
@@ -121,17 +122,29 @@ async fn run<S>(
         };
         traffic::record(request.records.len());
         // Written in order, here; committed concurrently, below.
-        let pending = decompression::produce_within_budget(
-            &node,
-            &request.topic,
-            request.partition,
-            request.records,
-        )
-        .await;
+        let pending = match acks {
+            // NOT_ENOUGH_REPLICAS refuses the batch before it is written.
+            Acks::All => node.check_acks_all(&request.topic, request.partition),
+            _ => Ok(()),
+        };
+        let pending = match pending {
+            Ok(()) => {
+                decompression::produce_within_budget(
+                    &node,
+                    &request.topic,
+                    request.partition,
+                    request.records,
+                )
+                .await
+            }
+            Err(error) => Err(error),
+        };
+        let timeout = Duration::from_millis(u64::from(request.timeout_ms.max(1)));
         let sender = sender.clone();
         tokio::spawn(async move {
             let _commit_slot = commit_slot;
             let result = match pending {
+                Ok(pending) if acks == Acks::All => pending.commit_acks_all(timeout).await,
                 Ok(pending) => pending.commit().await,
                 Err(error) => Err(error),
             };

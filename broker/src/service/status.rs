@@ -90,6 +90,9 @@ fn code_of(error: &NodeError) -> ErrorCode {
         NodeError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
         NodeError::ProducerFenced { .. } => ErrorCode::ProducerFenced,
         NodeError::UnknownProducerId { .. } => ErrorCode::UnknownProducerId,
+        NodeError::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
+        NodeError::NotEnoughReplicasAfterAppend => ErrorCode::NotEnoughReplicasAfterAppend,
+        NodeError::RequestTimedOut { .. } => ErrorCode::RequestTimedOut,
         NodeError::ShuttingDown => ErrorCode::BrokerNotAvailable,
         NodeError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
     }
