@@ -94,7 +94,10 @@ impl PartitionHandle {
         leader_epoch: LeaderEpoch,
     ) -> Result<PartitionHandle, NodeError> {
         let producers = rebuild_producer_state(&log)?;
-        log.set_high_watermark(log.durable_offset());
+        // The high watermark is left as the log has it (its checkpoint, or what this
+        // broker learnt as a follower): `on_metadata` decides. A one-replica partition
+        // moves it to its durable end there; a replicated one must not, or records no
+        // other in-sync replica holds would become visible when it takes over.
         Ok(PartitionHandle {
             topic,
             partition,
@@ -133,12 +136,14 @@ impl PartitionHandle {
     pub fn on_metadata(&self, local: BrokerId, image: &PartitionImage, now: Instant) -> bool {
         let mut state = self.leader_state();
         if image.replicas.len() <= 1 {
+            // One replica: the high watermark is the counted log end (advancing never
+            // moves it back, so calling this on every image is harmless).
+            let before = self.log.high_watermark();
+            self.log.advance_high_watermark(self.counted_log_end());
             if state.take().is_some() {
                 self.replicated.store(false, Ordering::Release);
-                self.log.advance_high_watermark(self.counted_log_end());
-                return true;
             }
-            return false;
+            return self.log.high_watermark() != before;
         }
         let advanced = match state.as_mut() {
             Some(leader) => match leader.on_metadata(image, now) {
@@ -508,6 +513,43 @@ mod tests {
             Offset(0),
             "no fsync was made"
         );
+    }
+
+    fn image(replicas: &[i32]) -> PartitionImage {
+        let replicas: Vec<BrokerId> = replicas.iter().copied().map(BrokerId).collect();
+        PartitionImage {
+            leader: Some(replicas[0]),
+            leader_epoch: 1,
+            isr: replicas.clone(),
+            replicas,
+            partition_epoch: 1,
+        }
+    }
+
+    /// A follower taking over keeps the high watermark it had: records it holds beyond it
+    /// are not known to be on the other in-sync replicas, so they must not become
+    /// visible when it starts leading. A one-replica partition's HW is its log end.
+    #[test]
+    fn taking_over_a_replicated_partition_keeps_the_high_watermark_it_had() {
+        for (replicas, expected) in [(&[1, 2, 3][..], Offset(1)), (&[1][..], Offset(3))] {
+            let dir = tempfile::tempdir().unwrap();
+            let follower = handle(dir.path(), FlushPolicy::Always);
+            let log = Arc::clone(&follower.log);
+            drop(follower);
+            // A follower's log: three records copied, the leader's HW learnt as 1.
+            for _ in 0..3 {
+                log.append(&batch(), LeaderEpoch(0)).unwrap();
+            }
+            log.set_high_watermark(Offset(1));
+            // It becomes the leader.
+            let topic = TopicName::new("t").unwrap();
+            let leader =
+                PartitionHandle::open(topic, PartitionId(0), Arc::clone(&log), LeaderEpoch(1))
+                    .unwrap();
+            leader.on_metadata(BrokerId(1), &image(replicas), Instant::now());
+            assert_eq!(log.log_end_offset(), Offset(3));
+            assert_eq!(log.high_watermark(), expected, "replicas {replicas:?}");
+        }
     }
 
     /// Many producers committing at once under `flush = always`: each waits as a task or
