@@ -3,7 +3,6 @@
 //! Every value remembers where it came from, for `--print-config` and the start-up log.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -14,6 +13,7 @@ use serde::Deserialize;
 use crate::controller::quorum::Voters;
 use crate::log::FlushPolicy;
 
+mod annotated;
 mod given;
 mod host_port;
 
@@ -724,88 +724,6 @@ impl BrokerSettings {
             connections_max_idle_ms,
             sources: merger.sources,
         })
-    }
-
-    /// The merged configuration as TOML, each value followed by its source.
-    pub fn to_annotated_toml(&self) -> String {
-        let source = |key: &str| {
-            self.sources
-                .get(key)
-                .map_or("default", |source| source.name())
-        };
-        let mut out = String::new();
-        let mut line = |key: &str, value: String| {
-            let _ = writeln!(out, "{key} = {value} # {}", source(key));
-        };
-        line("node_id", self.node_id.to_string());
-        line(
-            "data_dir",
-            format!("{:?}", self.data_dir.display().to_string()),
-        );
-        line(
-            "controller_voters",
-            format!("{:?}", self.controller_voters.to_string()),
-        );
-        if let Some(rack) = &self.rack {
-            line("rack", format!("{rack:?}"));
-        }
-        line(
-            "broker_heartbeat_interval_ms",
-            self.broker_heartbeat_interval_ms.to_string(),
-        );
-        line(
-            "broker_session_timeout_ms",
-            self.broker_session_timeout_ms.to_string(),
-        );
-        line("flush", format!("{:?}", self.flush.to_string()));
-        line("segment_bytes", self.segment_bytes.to_string());
-        line("retention_ms", self.retention_ms.to_string());
-        line("retention_bytes", self.retention_bytes.to_string());
-        line(
-            "retention_check_interval_ms",
-            self.retention_check_interval_ms.to_string(),
-        );
-        line("message_max_bytes", self.message_max_bytes.to_string());
-        line("log_io", format!("{:?}", self.log_io.name()));
-        line("worker_threads", self.worker_threads.to_string());
-        line(
-            "log_format",
-            format!(
-                "{:?}",
-                if self.log_format == LogFormat::Json {
-                    "json"
-                } else {
-                    "text"
-                }
-            ),
-        );
-        line("shutdown_grace_ms", self.shutdown_grace_ms.to_string());
-        line(
-            "max_connections_per_ip",
-            self.max_connections_per_ip.to_string(),
-        );
-        line("max_streams_per_ip", self.max_streams_per_ip.to_string());
-        line(
-            "handshake_timeout_ms",
-            self.handshake_timeout_ms.to_string(),
-        );
-        line(
-            "connections_max_idle_ms",
-            self.connections_max_idle_ms.to_string(),
-        );
-        let _ = writeln!(
-            out,
-            "\n[listeners]\ngrpc = {:?} # {}",
-            self.listen.to_string(),
-            source("listeners.grpc")
-        );
-        let _ = writeln!(
-            out,
-            "\n[advertised]\ngrpc = {:?} # {}",
-            self.advertised_address,
-            source("advertised.grpc")
-        );
-        out
     }
 }
 
