@@ -27,6 +27,13 @@ impl ControllerService {
         ControllerService { quorum }
     }
 
+    /// The openraft request carried by a Raft RPC from a configured voter.
+    fn voter_rpc<T: DeserializeOwned>(&self, request: Request<RaftMessage>) -> Result<T, Status> {
+        let message = request.into_inner();
+        self.check_voter(message.from)?;
+        decode(&message.json)
+    }
+
     fn check_voter(&self, from: i32) -> Result<(), Status> {
         if self.quorum.is_voter(from) {
             Ok(())
@@ -59,9 +66,7 @@ impl Controller for ControllerService {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let message = request.into_inner();
-        self.check_voter(message.from)?;
-        let rpc = decode(&message.json)?;
+        let rpc = self.voter_rpc(request)?;
         encode(&self.quorum.raft().append_entries(rpc).await)
     }
 
@@ -69,9 +74,7 @@ impl Controller for ControllerService {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let message = request.into_inner();
-        self.check_voter(message.from)?;
-        let rpc = decode(&message.json)?;
+        let rpc = self.voter_rpc(request)?;
         encode(&self.quorum.raft().vote(rpc).await)
     }
 
@@ -79,9 +82,7 @@ impl Controller for ControllerService {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let message = request.into_inner();
-        self.check_voter(message.from)?;
-        let rpc = decode(&message.json)?;
+        let rpc = self.voter_rpc(request)?;
         encode(&self.quorum.raft().install_snapshot(rpc).await)
     }
 
