@@ -12,6 +12,7 @@
 //!     <base:020>.timeindex        timestamp → offset                (time_index.rs)
 //!     partition.checkpoint        recovery point, HW, log start     (checkpoint.rs)
 //!     leader-epoch.checkpoint     epoch → start offset              (leader_epoch_cache.rs)
+//!     <offset:020>.snapshot       idempotent producers' state       (producer_snapshot.rs)
 //! ```
 //!
 //! Where to start reading: [`PartitionLog`] (append, read, truncate, retention; a
@@ -35,6 +36,7 @@ pub mod manager;
 pub mod offset_index;
 pub mod open_segments;
 pub mod partition_log;
+pub mod producer_snapshot;
 mod read_buffer;
 pub mod reclaim;
 pub mod recovery;

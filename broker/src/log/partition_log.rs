@@ -44,6 +44,7 @@ use super::error::{LogError, LogResult};
 use super::group_commit::{DurableWait, GroupCommit, SyncTarget};
 use super::leader_epoch_cache::LeaderEpochCache;
 use super::open_segments::{OpenSegments, STANDALONE_CAPACITY};
+use super::producer_snapshot;
 use super::reclaim::Reclaimer;
 use super::recovery::{self, PreviousShutdown, RecoveryReport};
 use super::segment::{FirstBatch, Segment};
@@ -234,6 +235,9 @@ impl PartitionLog {
             offline: None,
         };
         log.checkpoint()?;
+        // Recovery may have cut a torn tail below a snapshot taken before the crash.
+        let log_end_offset = log.log_end_offset();
+        producer_snapshot::prune_snapshots(dir, log_end_offset, producer_snapshot::SNAPSHOTS_KEPT)?;
         Ok(log)
     }
 

@@ -8,6 +8,8 @@
 //! - [`replica_fetch`]: the leader side of replication: replica fetches (read to the log
 //!   end, KIP-320 divergence) and `OffsetForLeaderEpoch`, for registered replicas only.
 //! - [`producer_state`]: idempotent-producer sequence tracking, rebuilt from the log.
+//! - [`producer_snapshots`]: that state saved at segment boundaries, in the background, so
+//!   opening a partition replays about one segment of batch headers, not the whole log.
 //! - [`config`]: `strata-broker` settings: flags > env (`STRATA_…`) > TOML > defaults.
 //! - [`descriptors`]: the descriptor budget: `RLIMIT_NOFILE` raised to the hard limit, and
 //!   how many partitions and open segments fit it.
@@ -19,6 +21,7 @@ pub mod descriptors;
 pub mod error;
 mod followers;
 pub mod partition;
+pub mod producer_snapshots;
 pub mod producer_state;
 pub mod replica_fetch;
 #[cfg(test)]

@@ -17,10 +17,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
-use strata_proto::record::{BatchHeader, CheckedBatch, ValidateLimits};
+use strata_proto::record::{CheckedBatch, ValidateLimits};
 use strata_proto::types::{BrokerId, LeaderEpoch, Offset, PartitionId, TopicName};
 
 use super::error::NodeError;
+use super::producer_snapshots;
 use super::producer_state::{ProducerStateTable, SequenceCheck};
 use crate::controller::PartitionImage;
 use crate::log::{Durability, FlushPolicy, PartitionLog};
@@ -86,14 +87,15 @@ pub struct FollowerFetchOffset {
 }
 
 impl PartitionHandle {
-    /// Wraps an opened log, rebuilding the producer state from its batch headers.
+    /// Wraps an opened log, rebuilding the producer state from its newest snapshot and the
+    /// batch headers after it.
     pub fn open(
         topic: TopicName,
         partition: PartitionId,
         log: Arc<PartitionLog>,
         leader_epoch: LeaderEpoch,
     ) -> Result<PartitionHandle, NodeError> {
-        let producers = rebuild_producer_state(&log)?;
+        let producers = producer_snapshots::load(&log)?;
         // The high watermark is left as the log has it (its checkpoint, or what this
         // broker learnt as a follower): `on_metadata` decides. A one-replica partition
         // moves it to its durable end there; a replicated one must not, or records no
@@ -423,28 +425,6 @@ pub struct Written {
     pub base_offset: Offset,
     /// The offset after the batch's last record.
     pub end_offset: Offset,
-}
-
-/// Replays the batch headers of the whole log into a producer-state table.
-fn rebuild_producer_state(log: &PartitionLog) -> Result<ProducerStateTable, NodeError> {
-    let mut table = ProducerStateTable::default();
-    if log.is_offline() {
-        // Damaged at open: it refuses every read and write, so there is nothing to dedupe.
-        return Ok(table);
-    }
-    let mut offset = log.log_start_offset();
-    loop {
-        let read = log.read(offset, 1 << 20, None)?;
-        if read.batches.is_empty() {
-            return Ok(table);
-        }
-        let mut bytes = &read.batches[..];
-        while let Ok(header) = BatchHeader::parse(bytes) {
-            table.record(&header, header.base_offset);
-            offset = header.next_offset();
-            bytes = bytes.get(header.total_bytes()..).unwrap_or_default();
-        }
-    }
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ struct BatchMeta {
     base_offset: Offset,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMeta>,
@@ -55,7 +55,7 @@ pub enum SequenceCheck {
 }
 
 /// The producer state of one partition.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
 }
@@ -138,6 +138,74 @@ impl ProducerStateTable {
         }
     }
 
+    /// Appends the table to `out` for a producer snapshot (`node/producer_snapshots.rs`):
+    /// `count u32`, then per producer id, ascending: `producer_id i64 | epoch i16 |
+    /// batches u8 | batches × (first_sequence i32 | last_sequence i32 | base_offset i64)`,
+    /// all big-endian.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut ids: Vec<&i64> = self.producers.keys().collect();
+        ids.sort();
+        out.extend_from_slice(&u32::try_from(ids.len()).unwrap_or(u32::MAX).to_be_bytes());
+        for id in ids {
+            let Some(entry) = self.producers.get(id) else {
+                continue;
+            };
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&entry.epoch.to_be_bytes());
+            // At most BATCHES_KEPT (5) batches: always fits a byte.
+            out.push(u8::try_from(entry.batches.len()).unwrap_or(u8::MAX));
+            for batch in &entry.batches {
+                out.extend_from_slice(&batch.first_sequence.to_be_bytes());
+                out.extend_from_slice(&batch.last_sequence.to_be_bytes());
+                out.extend_from_slice(&batch.base_offset.0.to_be_bytes());
+            }
+        }
+    }
+
+    /// Reads what [`ProducerStateTable::encode_into`] wrote from the front of `input`,
+    /// advancing it. Refuses (with the reason) a truncated input, more than
+    /// [`BATCHES_KEPT`] batches for a producer, or a producer id given twice; a count
+    /// larger than the input allows is refused before anything is allocated for it.
+    pub fn decode_from(input: &mut &[u8]) -> Result<ProducerStateTable, String> {
+        let count = u32::from_be_bytes(take(input)?);
+        const PRODUCER_BYTES_MIN: usize = 8 + 2 + 1;
+        if count as usize > input.len() / PRODUCER_BYTES_MIN {
+            return Err(format!(
+                "{count} producers cannot fit in {} bytes",
+                input.len()
+            ));
+        }
+        let mut producers = HashMap::with_capacity(count as usize);
+        for _ in 0..count {
+            let id = i64::from_be_bytes(take(input)?);
+            let epoch = i16::from_be_bytes(take(input)?);
+            let [batch_count] = take::<1>(input)?;
+            if usize::from(batch_count) > BATCHES_KEPT {
+                return Err(format!("producer {id} has {batch_count} batches"));
+            }
+            let mut batches = VecDeque::with_capacity(usize::from(batch_count));
+            for _ in 0..batch_count {
+                batches.push_back(BatchMeta {
+                    first_sequence: i32::from_be_bytes(take(input)?),
+                    last_sequence: i32::from_be_bytes(take(input)?),
+                    base_offset: Offset(i64::from_be_bytes(take(input)?)),
+                });
+            }
+            if producers
+                .insert(id, ProducerEntry { epoch, batches })
+                .is_some()
+            {
+                return Err(format!("producer {id} is given twice"));
+            }
+        }
+        Ok(ProducerStateTable { producers })
+    }
+
+    /// How many producer ids the table holds.
+    pub fn producer_count(&self) -> usize {
+        self.producers.len()
+    }
+
     /// Forgets batches at or beyond `log_end_offset` (after a truncation).
     pub fn truncate(&mut self, log_end_offset: Offset) {
         for entry in self.producers.values_mut() {
@@ -147,6 +215,15 @@ impl ProducerStateTable {
         }
         self.producers.retain(|_, entry| !entry.batches.is_empty());
     }
+}
+
+/// The next `N` bytes of `input`, advancing it.
+pub(super) fn take<const N: usize>(input: &mut &[u8]) -> Result<[u8; N], String> {
+    let (head, rest) = input
+        .split_first_chunk::<N>()
+        .ok_or_else(|| format!("the snapshot ends {} bytes early", N - input.len().min(N)))?;
+    *input = rest;
+    Ok(*head)
 }
 
 #[cfg(test)]
@@ -243,5 +320,33 @@ mod tests {
         );
         table.truncate(Offset(6));
         assert_eq!(table.check(&header(1, 0, 6, 1)), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn a_table_survives_encoding_and_every_truncation_of_it_is_refused() {
+        let mut table = ProducerStateTable::default();
+        for i in 0..7 {
+            table.record(&header(1, 0, i, 2), Offset(i64::from(10 * i)));
+        }
+        table.record(&header(9, 4, 0, 1), Offset(99));
+        let mut bytes = Vec::new();
+        table.encode_into(&mut bytes);
+        let mut input = &bytes[..];
+        assert_eq!(ProducerStateTable::decode_from(&mut input).unwrap(), table);
+        assert!(input.is_empty());
+        for cut in 0..bytes.len() {
+            let mut short = &bytes[..cut];
+            assert!(
+                ProducerStateTable::decode_from(&mut short).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_huge_producer_count_is_refused_before_allocating() {
+        let mut input: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0, 0];
+        let refused = ProducerStateTable::decode_from(&mut input).unwrap_err();
+        assert!(refused.contains("cannot fit"), "{refused}");
     }
 }

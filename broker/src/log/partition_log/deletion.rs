@@ -8,6 +8,7 @@ use strata_proto::types::Offset;
 use super::super::checkpoint::PartitionCheckpoint;
 use super::super::durable;
 use super::super::error::{LogError, LogResult};
+use super::super::producer_snapshot;
 use super::super::segment::Segment;
 use super::{LogState, PartitionLog};
 
@@ -69,6 +70,9 @@ impl PartitionLog {
         if state.epochs.truncate_from_end(new_end) {
             state.epochs.store()?;
         }
+        // Snapshots above the new end describe records that are gone, and would describe
+        // the records that replace them wrongly.
+        producer_snapshot::prune_snapshots(&self.dir, new_end, producer_snapshot::SNAPSHOTS_KEPT)?;
         Ok(new_end)
     }
 

@@ -121,6 +121,13 @@ impl Node {
         }
         tokio::spawn(Arc::clone(&node).follow_metadata());
         tokio::spawn(Arc::clone(&node).run_isr_changes());
+        {
+            let stopping = Arc::clone(&node);
+            tokio::spawn(crate::node::producer_snapshots::run(
+                Arc::clone(&node.logs),
+                async move { stopping.stopping().await },
+            ));
+        }
         node.start_fetchers();
         Ok(node)
     }
