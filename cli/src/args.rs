@@ -267,8 +267,10 @@ Asks for confirmation on a terminal; without a terminal (scripts, CI) -y is requ
     #[command(after_help = "Examples:
   strata topic alter-config orders --set retention_ms=86400000
   strata topic alter-config orders --set retention_bytes=1073741824 --delete retention_ms
+  strata topic alter-config orders --set min_insync_replicas=2
 
-Keys: retention_ms, retention_bytes, flush (always | interval:MS); Kafka's dotted names are
+Keys: retention_ms, retention_bytes, flush (always | interval:MS), min_insync_replicas (1 ..= the
+replication factor; default 2 when it is 3 or more, else 1); Kafka's dotted names are
 accepted. cleanup_policy=compact is refused: compaction does not exist yet.")]
     AlterConfig {
         /// Topic to change

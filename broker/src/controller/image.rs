@@ -69,6 +69,16 @@ impl TopicImage {
         i32::try_from(self.partitions.len()).unwrap_or(i32::MAX)
     }
 
+    /// The smallest replica count of its partitions (they differ only after a
+    /// reassignment); 0 without partitions.
+    pub fn replication_factor(&self) -> usize {
+        self.partitions
+            .values()
+            .map(|partition| partition.replicas.len())
+            .min()
+            .unwrap_or(0)
+    }
+
     /// Internal topics (`__` prefix) are created by the broker itself, never by users.
     pub fn is_internal(&self) -> bool {
         self.name.starts_with("__")

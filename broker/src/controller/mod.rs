@@ -62,7 +62,7 @@ pub use state_machine::apply;
 pub use topic_commands::{ConfigChange, NewTopic};
 pub use topic_config::{
     BrokerDefaults, CleanupPolicy, ConfigKey, ConfigValue, ConfigValueSource, EffectiveTopicConfig,
-    TopicConfig,
+    MinInsyncReplicas, TopicConfig,
 };
 pub use topic_validation::{PartitionLimits, METADATA_TOPIC, PARTITIONS_MAX};
 

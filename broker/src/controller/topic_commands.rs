@@ -65,6 +65,8 @@ pub(crate) fn create_topic(
     let brokers = placement_brokers(image);
     validate_replication_factor(replication_factor, brokers.len())?;
     let configs = TopicConfig::normalize(&spec.configs, context.defaults)?;
+    let replicas = usize::try_from(replication_factor).unwrap_or(0);
+    TopicConfig::check_replication_factor(&configs, replicas)?;
     let request = AssignmentRequest {
         first_partition: 0,
         partition_count: partitions,
@@ -109,6 +111,7 @@ pub(crate) fn alter_configs(
 ) -> Result<(Vec<ConfigChange>, Vec<MetadataRecord>), ControllerError> {
     let topic = existing_topic(image, name)?;
     let set = TopicConfig::normalize(set, defaults)?;
+    TopicConfig::check_replication_factor(&set, topic.replication_factor())?;
     let mut deleted = Vec::new();
     for raw_key in delete {
         let key = ConfigKey::parse(raw_key)?.name().to_owned();
@@ -362,6 +365,59 @@ mod tests {
                 .to_string()
                 .contains("replication factor 4 is larger than the 3 live brokers"),
             "{error}"
+        );
+    }
+
+    /// `min_insync_replicas` above the replication factor could never be met: refused on
+    /// create and on alter with INVALID_CONFIG, writing nothing.
+    #[test]
+    fn min_insync_replicas_above_the_replication_factor_is_refused_on_create_and_alter() {
+        let mut image = brokers(3, &[]);
+        let defaults = BrokerDefaults::default();
+        let min_insync =
+            |value: &str| BTreeMap::from([("min.insync.replicas".into(), value.into())]);
+        let context = CreationContext {
+            origin: TopicOrigin::User,
+            defaults: &defaults,
+            topic_id: "0123456789abcdef0123456789abcdef",
+            assignment_start: 0,
+            limits: &PartitionLimits::default(),
+        };
+        let mut spec = NewTopic {
+            name: "orders".into(),
+            partitions: Some(2),
+            replication_factor: Some(2),
+            configs: min_insync("3"),
+        };
+        let error = create_topic(&image, &spec, context).unwrap_err();
+        assert_eq!(error.code_name(), "INVALID_CONFIG", "{error}");
+        assert!(
+            error.to_string().contains("replication factor (2)"),
+            "{error}"
+        );
+        spec.replication_factor = Some(3);
+        for record in create_topic(&image, &spec, context).unwrap() {
+            let offset = image.version;
+            apply(&mut image, &record, offset).unwrap();
+        }
+        let stored = &image.topic("orders").unwrap().configs;
+        assert_eq!(
+            stored.get("min_insync_replicas").map(String::as_str),
+            Some("3")
+        );
+
+        let error = alter_configs(&image, "orders", &min_insync("4"), &[], &defaults).unwrap_err();
+        assert_eq!(error.code_name(), "INVALID_CONFIG", "{error}");
+        let (changes, records) =
+            alter_configs(&image, "orders", &min_insync("1"), &[], &defaults).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            changes,
+            [ConfigChange {
+                key: "min_insync_replicas".into(),
+                old: Some("3".into()),
+                new: Some("1".into()),
+            }]
         );
     }
 

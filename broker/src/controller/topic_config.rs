@@ -17,11 +17,24 @@
 //! | `cleanup_policy` | `cleanup.policy` | `delete` (`compact` is refused: no compaction yet) |
 //! | `message_max_bytes` | `max.message.bytes` | 1 ..= the broker's `message_max_bytes` |
 //! | `unclean_leader_election_enable` | `unclean.leader.election.enable` | `true` or `false` (default `false`) |
+//! | `min_insync_replicas` | `min.insync.replicas` | 1 ..= the topic's replication factor (default 2 when RF ≥ 3, else 1) |
 //!
 //! `unclean_leader_election_enable` lets the controller elect a live replica outside the
 //! ISR when no ISR member is alive (`election.rs`): the partition comes back sooner but
 //! loses the acknowledged records that replica never received. It has no broker-wide
 //! setting: the default is Kafka's, `false`.
+//!
+//! `min_insync_replicas` is the ISR size below which the partition leader refuses
+//! `acks=all` writes with `NOT_ENOUGH_REPLICAS` (`replication/leader.rs`). Unset, it
+//! depends on each partition's replication factor: 2 when RF ≥ 3, else 1
+//! ([`MinInsyncReplicas::for_replication_factor`]), so an RF-3 topic acknowledges an
+//! `acks=all` write only once two brokers hold it, and RF 1 and 2 keep working with one
+//! broker down. Kafka's default is 1; Strata follows its replication contract instead.
+//! A value above the topic's replication factor is refused on create and alter
+//! ([`TopicConfig::check_replication_factor`]): Kafka accepts it and then refuses every
+//! `acks=all` write to the topic, which is a config that can never work. Reassigning
+//! a partition to fewer replicas does not re-check it; a leader whose ISR cannot reach
+//! the minimum refuses `acks=all` writes as for any ISR too small.
 //!
 //! A setting the broker cannot honour is refused, never stored and shown as if it were:
 //! - `compact` (alone or in `compact,delete`): there is no log cleaner yet, and a topic
@@ -61,10 +74,11 @@ pub enum ConfigKey {
     CleanupPolicy,
     MessageMaxBytes,
     UncleanLeaderElectionEnable,
+    MinInsyncReplicas,
 }
 
 impl ConfigKey {
-    pub const ALL: [ConfigKey; 8] = [
+    pub const ALL: [ConfigKey; 9] = [
         ConfigKey::RetentionMs,
         ConfigKey::RetentionBytes,
         ConfigKey::SegmentBytes,
@@ -73,6 +87,7 @@ impl ConfigKey {
         ConfigKey::CleanupPolicy,
         ConfigKey::MessageMaxBytes,
         ConfigKey::UncleanLeaderElectionEnable,
+        ConfigKey::MinInsyncReplicas,
     ];
 
     /// The Strata name, under which the key is stored.
@@ -86,6 +101,7 @@ impl ConfigKey {
             ConfigKey::CleanupPolicy => "cleanup_policy",
             ConfigKey::MessageMaxBytes => "message_max_bytes",
             ConfigKey::UncleanLeaderElectionEnable => "unclean_leader_election_enable",
+            ConfigKey::MinInsyncReplicas => "min_insync_replicas",
         }
     }
 
@@ -100,6 +116,7 @@ impl ConfigKey {
             ConfigKey::CleanupPolicy => Some("cleanup.policy"),
             ConfigKey::MessageMaxBytes => Some("max.message.bytes"),
             ConfigKey::UncleanLeaderElectionEnable => Some("unclean.leader.election.enable"),
+            ConfigKey::MinInsyncReplicas => Some("min.insync.replicas"),
         }
     }
 
@@ -162,12 +179,49 @@ impl ConfigKey {
                 "false" => Ok(TypedValue::Bool(false)),
                 _ => Err(invalid("expected true or false".into())),
             },
+            ConfigKey::MinInsyncReplicas => {
+                let number = integer(1, i32_max, "a number ≥ 1")?.integer();
+                let replicas = usize::try_from(number).unwrap_or(usize::MAX);
+                Ok(TypedValue::MinInsync(MinInsyncReplicas::Set(replicas)))
+            }
         }
     }
 }
 
 /// `unclean_leader_election_enable` of a topic without the override (Kafka's default).
 pub const UNCLEAN_LEADER_ELECTION_ENABLE_DEFAULT: bool = false;
+
+/// `min_insync_replicas` of a topic: set on it, or the default that depends on the
+/// replication factor of each partition (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinInsyncReplicas {
+    /// Set on the topic (≥ 1).
+    Set(usize),
+    /// Not set: 2 when the partition's replication factor is ≥ 3, else 1.
+    ByReplicationFactor,
+}
+
+impl MinInsyncReplicas {
+    /// The minimum ISR size of a partition with `replication_factor` replicas.
+    pub fn for_replication_factor(self, replication_factor: usize) -> usize {
+        match self {
+            MinInsyncReplicas::Set(replicas) => replicas,
+            MinInsyncReplicas::ByReplicationFactor if replication_factor >= 3 => 2,
+            MinInsyncReplicas::ByReplicationFactor => 1,
+        }
+    }
+}
+
+impl fmt::Display for MinInsyncReplicas {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MinInsyncReplicas::Set(replicas) => write!(f, "{replicas}"),
+            MinInsyncReplicas::ByReplicationFactor => {
+                f.write_str("2 when the replication factor is ≥ 3, else 1")
+            }
+        }
+    }
+}
 
 /// The smallest `segment_bytes` accepted: small enough for tests that roll often, large
 /// enough to hold a batch header and a record.
@@ -217,15 +271,19 @@ enum TypedValue {
     Flush(FlushPolicy),
     Cleanup(CleanupPolicy),
     Bool(bool),
+    MinInsync(MinInsyncReplicas),
 }
 
 impl TypedValue {
-    /// The number of an integer-valued key (every key but `flush`, `cleanup_policy` and
-    /// `unclean_leader_election_enable`).
+    /// The number of an integer-valued key (every key but `flush`, `cleanup_policy`,
+    /// `unclean_leader_election_enable` and `min_insync_replicas`).
     fn integer(self) -> i64 {
         match self {
             TypedValue::Integer(number) => number,
-            TypedValue::Flush(_) | TypedValue::Cleanup(_) | TypedValue::Bool(_) => 0,
+            TypedValue::Flush(_)
+            | TypedValue::Cleanup(_)
+            | TypedValue::Bool(_)
+            | TypedValue::MinInsync(_) => 0,
         }
     }
 }
@@ -237,6 +295,7 @@ impl fmt::Display for TypedValue {
             TypedValue::Flush(flush) => write!(f, "{flush}"),
             TypedValue::Cleanup(policy) => write!(f, "{policy}"),
             TypedValue::Bool(flag) => write!(f, "{flag}"),
+            TypedValue::MinInsync(replicas) => write!(f, "{replicas}"),
         }
     }
 }
@@ -310,6 +369,9 @@ impl BrokerDefaults {
             ConfigKey::UncleanLeaderElectionEnable => {
                 TypedValue::Bool(UNCLEAN_LEADER_ELECTION_ENABLE_DEFAULT)
             }
+            ConfigKey::MinInsyncReplicas => {
+                TypedValue::MinInsync(MinInsyncReplicas::ByReplicationFactor)
+            }
         }
     }
 }
@@ -343,6 +405,7 @@ pub struct EffectiveTopicConfig {
     pub cleanup_policy: ConfigValue<CleanupPolicy>,
     pub message_max_bytes: ConfigValue<i32>,
     pub unclean_leader_election_enable: ConfigValue<bool>,
+    pub min_insync_replicas: ConfigValue<MinInsyncReplicas>,
 }
 
 /// Topic config validation and resolution; see the module docs.
@@ -424,7 +487,39 @@ impl TopicConfig {
                     _ => UNCLEAN_LEADER_ELECTION_ENABLE_DEFAULT,
                 },
             ),
+            min_insync_replicas: resolve(ConfigKey::MinInsyncReplicas).map(|value| match value {
+                TypedValue::MinInsync(replicas) => replicas,
+                _ => MinInsyncReplicas::ByReplicationFactor,
+            }),
         }
+    }
+
+    /// Refuses a `min_insync_replicas` in `overrides` (as [`TopicConfig::normalize`]
+    /// returns them) above `replication_factor`, the smallest replication factor of the
+    /// topic's partitions: no ISR could ever be that large, so every `acks=all` write
+    /// would be refused.
+    pub fn check_replication_factor(
+        overrides: &BTreeMap<String, String>,
+        replication_factor: usize,
+    ) -> Result<(), ControllerError> {
+        let key = ConfigKey::MinInsyncReplicas.name();
+        let Some(value) = overrides.get(key) else {
+            return Ok(());
+        };
+        let fits = value
+            .parse::<usize>()
+            .is_ok_and(|replicas| replicas <= replication_factor);
+        if !fits {
+            return Err(ControllerError::InvalidConfig {
+                key: key.to_owned(),
+                value: value.clone(),
+                reason: format!(
+                    "above the topic's replication factor ({replication_factor}): no ISR \
+                     could reach it, so every acks=all write would be refused"
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -466,8 +561,9 @@ impl<T> ConfigValue<T> {
 
 impl EffectiveTopicConfig {
     /// Every setting as `(Strata key, value as text, source)`, in [`ConfigKey::ALL`]
-    /// order, for describe-configs.
-    pub fn entries(&self) -> Vec<(String, String, ConfigValueSource)> {
+    /// order, for describe-configs. `replication_factor` (the topic's) turns a default
+    /// `min_insync_replicas` into its number.
+    pub fn entries(&self, replication_factor: usize) -> Vec<(String, String, ConfigValueSource)> {
         fn entry<T: fmt::Display>(
             key: ConfigKey,
             value: &ConfigValue<T>,
@@ -485,6 +581,12 @@ impl EffectiveTopicConfig {
             entry(
                 ConfigKey::UncleanLeaderElectionEnable,
                 &self.unclean_leader_election_enable,
+            ),
+            entry(
+                ConfigKey::MinInsyncReplicas,
+                &self
+                    .min_insync_replicas
+                    .map(|replicas| replicas.for_replication_factor(replication_factor)),
             ),
         ]
     }

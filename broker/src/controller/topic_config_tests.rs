@@ -66,7 +66,11 @@ fn bad_keys_and_values_are_invalid_config_naming_key_and_value() {
         ("cleanup.policy", "compact,delete"),
         ("cleanup_policy", "DELETE"),
         ("max.message.bytes", "1048577"),
-        ("min.insync.replicas", "2"),
+        ("min.insync.replicas", "0"),
+        ("min_insync_replicas", "-1"),
+        ("min_insync_replicas", "two"),
+        ("min_insync_replicas", "2147483648"),
+        ("min_insync_replicas", "1.5"),
         ("unclean.leader.election.enable", "maybe"),
         ("retention_MS", "1"),
         ("", "1"),
@@ -213,7 +217,7 @@ fn effective_config_reports_values_and_sources() {
     );
     assert_eq!(effective.segment_bytes.source, ConfigValueSource::Default);
     assert_eq!(effective.message_max_bytes.value, 1 << 20);
-    let entries = effective.entries();
+    let entries = effective.entries(1);
     assert_eq!(entries.len(), ConfigKey::ALL.len());
     assert_eq!(
         entries[0],
@@ -307,11 +311,98 @@ fn unclean_leader_election_is_a_bool_off_by_default() {
     );
     assert!(on.unclean_leader_election_enable.value);
     assert_eq!(
-        on.entries().last().unwrap(),
-        &(
+        on.entries(1)[ConfigKey::ALL.len() - 2],
+        (
             "unclean_leader_election_enable".to_string(),
             "true".to_string(),
             ConfigValueSource::Topic
         )
     );
+}
+
+#[test]
+fn min_insync_replicas_is_an_integer_of_at_least_one_under_either_name() {
+    for (key, value, stored) in [
+        ("min_insync_replicas", "2", "2"),
+        ("min.insync.replicas", "+3", "3"),
+        ("min_insync_replicas", "1", "1"),
+    ] {
+        let normalized = normalize(&raw(&[(key, value)])).unwrap();
+        assert_eq!(normalized, raw(&[("min_insync_replicas", stored)]));
+    }
+    let reason = refusal("min.insync.replicas", "0", &BrokerDefaults::default());
+    assert_eq!(reason, "out of range; expected a number ≥ 1");
+}
+
+/// Unset, the minimum follows each partition's replication factor: 2 from RF 3 on, else
+/// 1. Set, it is the topic's value whatever the replication factor.
+#[test]
+fn min_insync_replicas_defaults_to_two_from_replication_factor_three() {
+    let defaults = BrokerDefaults::default();
+    let unset = TopicConfig::effective(&BTreeMap::new(), &defaults);
+    assert_eq!(
+        unset.min_insync_replicas,
+        ConfigValue {
+            value: MinInsyncReplicas::ByReplicationFactor,
+            source: ConfigValueSource::Default
+        }
+    );
+    let by_replication_factor: Vec<usize> = (1..=5)
+        .map(|rf| unset.min_insync_replicas.value.for_replication_factor(rf))
+        .collect();
+    assert_eq!(by_replication_factor, [1, 1, 2, 2, 2]);
+    let set = TopicConfig::effective(&raw(&[("min_insync_replicas", "3")]), &defaults);
+    assert_eq!(set.min_insync_replicas.source, ConfigValueSource::Topic);
+    for rf in [1, 3, 5] {
+        assert_eq!(set.min_insync_replicas.value.for_replication_factor(rf), 3);
+    }
+}
+
+/// Describe shows the number that applies, with its source.
+#[test]
+fn describe_shows_min_insync_replicas_for_the_topics_replication_factor() {
+    let defaults = BrokerDefaults::default();
+    let entry = |overrides: &[(&str, &str)], rf: usize| {
+        let effective = TopicConfig::effective(&raw(overrides), &defaults);
+        effective.entries(rf).last().unwrap().clone()
+    };
+    let default = |value: &str| {
+        (
+            "min_insync_replicas".to_string(),
+            value.to_string(),
+            ConfigValueSource::Default,
+        )
+    };
+    assert_eq!(entry(&[], 1), default("1"));
+    assert_eq!(entry(&[], 2), default("1"));
+    assert_eq!(entry(&[], 3), default("2"));
+    assert_eq!(
+        entry(&[("min_insync_replicas", "1")], 3),
+        (
+            "min_insync_replicas".to_string(),
+            "1".to_string(),
+            ConfigValueSource::Topic
+        )
+    );
+}
+
+/// Above the replication factor no ISR can ever reach it: refused with both numbers
+/// named, and nothing else is checked against the replication factor.
+#[test]
+fn min_insync_replicas_above_the_replication_factor_is_refused() {
+    let set = |value: &str| raw(&[("min_insync_replicas", value)]);
+    assert!(TopicConfig::check_replication_factor(&set("3"), 3).is_ok());
+    assert!(TopicConfig::check_replication_factor(&set("1"), 1).is_ok());
+    assert!(TopicConfig::check_replication_factor(&BTreeMap::new(), 1).is_ok());
+    assert!(TopicConfig::check_replication_factor(&raw(&[("retention_ms", "5")]), 1).is_ok());
+    match TopicConfig::check_replication_factor(&set("4"), 3) {
+        Err(ControllerError::InvalidConfig { key, value, reason }) => {
+            assert_eq!((key.as_str(), value.as_str()), ("min_insync_replicas", "4"));
+            assert!(
+                reason.contains("above the topic's replication factor (3)"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }

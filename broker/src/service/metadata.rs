@@ -116,7 +116,7 @@ pub fn describe(node: &Node, names: &[String]) -> Vec<TopicDescription> {
             TopicDescription {
                 metadata: Some(topic_metadata(topic)),
                 configs: effective
-                    .entries()
+                    .entries(topic.replication_factor())
                     .into_iter()
                     .map(|(key, value, source)| ConfigEntry {
                         key,
