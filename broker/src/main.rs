@@ -178,6 +178,7 @@ fn node_config(
         local_ip,
         heartbeat_interval: Duration::from_millis(settings.broker_heartbeat_interval_ms),
         session_timeout: Duration::from_millis(settings.broker_session_timeout_ms),
+        replica_lag_max: Duration::from_millis(settings.replica_lag_time_max_ms),
     }
 }
 

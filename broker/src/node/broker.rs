@@ -97,6 +97,9 @@ pub struct NodeConfig {
     pub local_ip: Option<std::net::IpAddr>,
     pub heartbeat_interval: Duration,
     pub session_timeout: Duration,
+    /// How long an ISR follower of a partition led here may go without catching up
+    /// before it is proposed out of the ISR (Kafka's `replica.lag.time.max.ms`).
+    pub replica_lag_max: Duration,
 }
 
 /// One partition of a fetch request.

@@ -60,6 +60,11 @@ pub struct ServeArgs {
     /// and moves its leadership (Kafka's `broker.session.timeout.ms`).
     #[arg(long, env = "STRATA_BROKER_SESSION_TIMEOUT_MS", value_name = "MS")]
     pub broker_session_timeout_ms: Option<String>,
+    /// How long a follower may go without catching up to its leader's log end before
+    /// the leader proposes it out of the ISR, in milliseconds or a duration (Kafka's
+    /// `replica.lag.time.max.ms`).
+    #[arg(long, env = "STRATA_REPLICA_LAG_TIME_MAX_MS", value_name = "MS")]
+    pub replica_lag_time_max_ms: Option<String>,
     /// Default flush policy: `always` or `interval:<ms>`.
     #[arg(long, env = "STRATA_FLUSH")]
     pub flush: Option<String>,
@@ -147,6 +152,7 @@ struct FileConfig {
     rack: Option<String>,
     broker_heartbeat_interval_ms: Option<Given>,
     broker_session_timeout_ms: Option<Given>,
+    replica_lag_time_max_ms: Option<Given>,
     flush: Option<String>,
     segment_bytes: Option<Given>,
     retention_ms: Option<Given>,
@@ -194,6 +200,10 @@ const RETENTION_CHECK_INTERVAL_MS_MAX: u64 = 7 * 24 * 3_600_000;
 /// give a stopping container seconds to minutes).
 const SHUTDOWN_GRACE_MS_MAX: u64 = 3_600_000;
 
+/// Longest replica lag limit accepted: an hour (longer is a typo; a follower that far
+/// behind would hold `acks=all` writes for that long).
+const REPLICA_LAG_TIME_MAX_MS_MAX: u64 = 3_600_000;
+
 /// Largest per-address connection or call cap accepted (more is a typo).
 const PER_IP_MAX: usize = 1_000_000;
 
@@ -231,6 +241,8 @@ pub struct BrokerSettings {
     pub rack: Option<String>,
     pub broker_heartbeat_interval_ms: u64,
     pub broker_session_timeout_ms: u64,
+    /// How long an ISR follower may lag before its leader proposes it out.
+    pub replica_lag_time_max_ms: u64,
     pub flush: FlushPolicy,
     pub segment_bytes: u64,
     pub retention_ms: i64,
@@ -431,6 +443,13 @@ impl BrokerSettings {
             file.broker_session_timeout_ms,
             Given::Integer(9_000),
         );
+        let replica_lag_time_max_ms = merger.pick(
+            "replica_lag_time_max_ms",
+            "replica_lag_time_max_ms",
+            args.replica_lag_time_max_ms.clone().map(Given::Text),
+            file.replica_lag_time_max_ms,
+            Given::Integer(10_000),
+        );
         let flush_text = merger.pick(
             "flush",
             "flush",
@@ -608,6 +627,19 @@ impl BrokerSettings {
                 format!("must be above broker_heartbeat_interval_ms ({broker_heartbeat_interval_ms}) and at most 600000"),
             ));
         }
+        let replica_lag_time_max_ms = given(
+            &merger,
+            "replica_lag_time_max_ms",
+            &replica_lag_time_max_ms,
+            Given::millis,
+        )?;
+        if !(1..=REPLICA_LAG_TIME_MAX_MS_MAX).contains(&replica_lag_time_max_ms) {
+            return Err(invalid(
+                &merger,
+                "replica_lag_time_max_ms",
+                format!("must be between 1 and {REPLICA_LAG_TIME_MAX_MS_MAX}"),
+            ));
+        }
         if rack.as_deref().is_some_and(|rack| rack.trim().is_empty()) {
             return Err(invalid(&merger, "rack", "must not be empty".into()));
         }
@@ -708,6 +740,7 @@ impl BrokerSettings {
             rack,
             broker_heartbeat_interval_ms,
             broker_session_timeout_ms,
+            replica_lag_time_max_ms,
             flush,
             segment_bytes,
             retention_ms,

@@ -64,6 +64,46 @@ fn retention_check_interval_defaults_to_a_minute_and_zero_is_refused() {
 }
 
 #[test]
+fn replica_lag_time_max_defaults_to_10_s_and_comes_from_a_flag_or_the_file() {
+    let settings = load(&[], None).unwrap();
+    assert_eq!(settings.replica_lag_time_max_ms, 10_000);
+    assert!(settings
+        .to_annotated_toml()
+        .contains("replica_lag_time_max_ms = 10000 # default"));
+    let settings = load(&["--replica-lag-time-max-ms", "2s"], None).unwrap();
+    assert_eq!(settings.replica_lag_time_max_ms, 2_000);
+    assert!(settings
+        .to_annotated_toml()
+        .contains("replica_lag_time_max_ms = 2000 # flag"));
+    let from_file = load(&[], Some("replica_lag_time_max_ms = 30000\n")).unwrap();
+    assert_eq!(from_file.replica_lag_time_max_ms, 30_000);
+    assert!(from_file
+        .to_annotated_toml()
+        .contains("replica_lag_time_max_ms = 30000 # file"));
+    for (flags, file, expected) in [
+        (
+            &["--replica-lag-time-max-ms", "0"][..],
+            None,
+            "replica_lag_time_max_ms (from flag): must be between 1 and 3600000",
+        ),
+        (
+            &[][..],
+            Some("replica_lag_time_max_ms = 3600001\n"),
+            "replica_lag_time_max_ms (from file): must be between 1 and 3600000",
+        ),
+    ] {
+        assert_eq!(load(flags, file).unwrap_err().to_string(), expected);
+    }
+    let error = load(&["--replica-lag-time-max-ms", "soon"], None).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("replica_lag_time_max_ms (from flag)"),
+        "{error}"
+    );
+}
+
+#[test]
 fn choices_parse_by_name_and_a_wrong_one_lists_them() {
     assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
     assert_eq!(

@@ -133,9 +133,16 @@ impl PartitionHandle {
     }
 
     /// Adopts the controller's `image` of this partition, which `local` leads: a partition
-    /// with more than one replica gets (or updates) its [`LeaderPartition`]; one back to a
-    /// single replica drops it. Returns whether the high watermark advanced (wake waiters).
-    pub fn on_metadata(&self, local: BrokerId, image: &PartitionImage, now: Instant) -> bool {
+    /// with more than one replica gets (or updates) its [`LeaderPartition`], with `config`
+    /// (the topic's `min.insync.replicas` may have changed since); one back to a single
+    /// replica drops it. Returns whether the high watermark advanced (wake waiters).
+    pub fn on_metadata(
+        &self,
+        local: BrokerId,
+        image: &PartitionImage,
+        config: LeaderConfig,
+        now: Instant,
+    ) -> bool {
         let mut state = self.leader_state();
         if image.replicas.len() <= 1 {
             // One replica: the high watermark is the counted log end (advancing never
@@ -148,20 +155,32 @@ impl PartitionHandle {
             return self.log.high_watermark() != before;
         }
         let advanced = match state.as_mut() {
-            Some(leader) => match leader.on_metadata(image, now) {
-                LeaderMetadataDecision::Continue {
-                    new_high_watermark: Some(high_watermark),
-                } => {
-                    self.log.advance_high_watermark(high_watermark);
-                    true
+            Some(leader) => {
+                if leader.config() != config {
+                    tracing::info!(
+                        topic = self.topic.as_str(),
+                        partition = self.partition.0,
+                        min_insync_replicas = config.min_insync_replicas,
+                        replica_lag_max_ms = config.replica_lag_max.as_millis(),
+                        "the leader's replication settings changed"
+                    );
+                    leader.set_config(config);
                 }
-                _ => false,
-            },
+                match leader.on_metadata(image, now) {
+                    LeaderMetadataDecision::Continue {
+                        new_high_watermark: Some(high_watermark),
+                    } => {
+                        self.log.advance_high_watermark(high_watermark);
+                        true
+                    }
+                    _ => false,
+                }
+            }
             None => {
                 let log_end = self.counted_log_end();
                 let high_watermark = self.log.high_watermark().min(log_end);
                 let start = LeaderStart::from_image(local, image, log_end, high_watermark);
-                *state = Some(LeaderPartition::new(start, LeaderConfig::default(), now));
+                *state = Some(LeaderPartition::new(start, config, now));
                 self.replicated.store(true, Ordering::Release);
                 false
             }
@@ -526,7 +545,8 @@ mod tests {
             let leader =
                 PartitionHandle::open(topic, PartitionId(0), Arc::clone(&log), LeaderEpoch(1))
                     .unwrap();
-            leader.on_metadata(BrokerId(1), &image(replicas), Instant::now());
+            let config = LeaderConfig::default();
+            leader.on_metadata(BrokerId(1), &image(replicas), config, Instant::now());
             assert_eq!(log.log_end_offset(), Offset(3));
             assert_eq!(log.high_watermark(), expected, "replicas {replicas:?}");
         }

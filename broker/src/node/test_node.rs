@@ -36,6 +36,7 @@ pub(crate) async fn node_with_topic(dir: &std::path::Path, topic: &str) -> Arc<N
         local_ip: None,
         heartbeat_interval: Duration::from_millis(500),
         session_timeout: Duration::from_secs(30),
+        replica_lag_max: crate::replication::leader::REPLICA_LAG_MAX_DEFAULT,
     })
     .await
     .unwrap();

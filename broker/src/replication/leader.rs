@@ -261,6 +261,18 @@ impl LeaderPartition {
         self.partition_epoch
     }
 
+    pub fn config(&self) -> LeaderConfig {
+        self.config
+    }
+
+    /// Adopts a changed topic config or broker setting while leading (`min.insync.replicas`
+    /// altered on the topic): the next `acks=all` check and ISR check use it. A raised
+    /// minimum refuses writes at once when the ISR is below it; a raised lag limit keeps a
+    /// lagging follower in the ISR longer. Follower progress and the HW are untouched.
+    pub fn set_config(&mut self, config: LeaderConfig) {
+        self.config = config;
+    }
+
     /// The committed ISR as this leader last heard it.
     pub fn isr(&self) -> &[BrokerId] {
         &self.isr

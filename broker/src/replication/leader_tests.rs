@@ -307,6 +307,54 @@ fn acks_all_needs_the_hw_past_the_batch_and_enough_replicas() {
     );
 }
 
+/// A topic's `min.insync.replicas` altered while this broker leads takes effect at the
+/// next check, both ways; a new lag limit changes when a lagging follower is proposed out.
+#[test]
+fn a_changed_config_applies_to_the_next_check_while_leading() {
+    let start = Instant::now();
+    let mut leader = leader_with_isr(&[1, 2], 1, start);
+    assert_eq!(leader.check_append_allowed(), Ok(()));
+    let raised = LeaderConfig {
+        min_insync_replicas: 3,
+        replica_lag_max: LAG,
+    };
+    leader.set_config(raised);
+    assert_eq!(leader.config(), raised);
+    assert_eq!(
+        leader.check_append_allowed(),
+        Err(NotEnoughReplicas {
+            isr_size: 2,
+            min_insync_replicas: 3
+        })
+    );
+    leader.on_leader_append(Offset(15));
+    fetch(&mut leader, B, 15, start).unwrap();
+    assert_eq!(
+        leader.acks_all_ready(Offset(14)),
+        AckState::NotEnoughReplicas,
+        "the HW passed the batch but the ISR is below the raised minimum"
+    );
+    leader.set_config(LeaderConfig {
+        min_insync_replicas: 2,
+        replica_lag_max: LAG,
+    });
+    assert_eq!(leader.check_append_allowed(), Ok(()));
+    assert_eq!(leader.acks_all_ready(Offset(14)), AckState::Ready);
+    assert_eq!(leader.high_watermark(), Offset(15), "the HW is untouched");
+
+    // B stops fetching: with a 10 s limit it stays in the ISR at 5 s; with 2 s it is
+    // proposed out.
+    leader.on_leader_append(Offset(16));
+    let at = start + Duration::from_secs(5);
+    assert_eq!(leader.isr_change(at), None);
+    leader.set_config(LeaderConfig {
+        min_insync_replicas: 2,
+        replica_lag_max: Duration::from_secs(2),
+    });
+    let proposal = leader.isr_change(at).unwrap();
+    assert_eq!(proposal.change, IsrChange::Shrink { removed: vec![B] });
+}
+
 #[test]
 fn metadata_from_another_leader_resigns_and_older_metadata_is_ignored() {
     let now = Instant::now();

@@ -4,6 +4,18 @@
 //! quorum. A child module of `broker.rs`, so it shares `Node`'s private state.
 
 use super::*;
+use crate::controller::EffectiveTopicConfig;
+use crate::replication::leader::LeaderConfig;
+
+/// What `apply_image` needs of a partition this broker leads: its topic, leader epoch, log
+/// settings, leader settings and the controller's image of it.
+type LedPartition = (
+    TopicName,
+    LeaderEpoch,
+    LogConfig,
+    LeaderConfig,
+    PartitionImage,
+);
 
 /// How often the partitions led here with more than one replica are checked for ISR
 /// changes to propose (followers caught up, or lagging past `replica_lag_max`).
@@ -305,10 +317,7 @@ impl Node {
             return Ok(());
         }
         let me = self.config.node_id;
-        let mut wanted: HashMap<
-            (String, i32),
-            (TopicName, LeaderEpoch, LogConfig, PartitionImage),
-        > = HashMap::new();
+        let mut wanted: HashMap<(String, i32), LedPartition> = HashMap::new();
         let mut replicas_here: std::collections::HashSet<(String, i32)> = Default::default();
         let mut followed = Vec::new();
         for topic in image.topics.values() {
@@ -342,6 +351,7 @@ impl Node {
                             name.clone(),
                             LeaderEpoch(state.leader_epoch),
                             log_config.clone(),
+                            self.leader_config(&effective, state),
                             state.clone(),
                         ),
                     );
@@ -385,13 +395,13 @@ impl Node {
         }
         let now = std::time::Instant::now();
         let mut advanced = false;
-        for (key, (name, epoch, log_config, state)) in wanted {
+        for (key, (name, epoch, log_config, leader_config, state)) in wanted {
             if let Some(handle) = partitions.get(&key) {
                 handle.set_leader_epoch(epoch);
                 if handle.log.config() != log_config {
                     handle.log.set_config(log_config);
                 }
-                advanced |= handle.on_metadata(me, &state, now);
+                advanced |= handle.on_metadata(me, &state, leader_config, now);
                 continue;
             }
             let topic_partition = TopicPartition::new(name.clone(), PartitionId(key.1));
@@ -400,7 +410,7 @@ impl Node {
                 .get_or_create(&topic_partition, Some(log_config.clone()))?;
             log.set_config(log_config);
             let handle = PartitionHandle::open(name, PartitionId(key.1), log, epoch)?;
-            handle.on_metadata(me, &state, now);
+            handle.on_metadata(me, &state, leader_config, now);
             tracing::info!(topic = %key.0, partition = key.1, leader_epoch = epoch.0, "leading the partition");
             partitions.insert(key, Arc::new(handle));
         }
@@ -409,6 +419,21 @@ impl Node {
         }
         *applied = image.version;
         Ok(())
+    }
+
+    /// The leader settings of a partition in `state` of a topic with `effective` configs:
+    /// its `min_insync_replicas` (set, or the default for its replication factor) and
+    /// this broker's `replica_lag_max`.
+    fn leader_config(
+        &self,
+        effective: &EffectiveTopicConfig,
+        state: &PartitionImage,
+    ) -> LeaderConfig {
+        let min_insync_replicas = effective.min_insync_replicas.value;
+        LeaderConfig {
+            min_insync_replicas: min_insync_replicas.for_replication_factor(state.replicas.len()),
+            replica_lag_max: self.config.replica_lag_max,
+        }
     }
 
     /// Partition directories the metadata does not know: left by a topic deletion the

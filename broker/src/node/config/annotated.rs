@@ -37,6 +37,10 @@ impl BrokerSettings {
             "broker_session_timeout_ms",
             self.broker_session_timeout_ms.to_string(),
         );
+        line(
+            "replica_lag_time_max_ms",
+            self.replica_lag_time_max_ms.to_string(),
+        );
         line("flush", format!("{:?}", self.flush.to_string()));
         line("segment_bytes", self.segment_bytes.to_string());
         line("retention_ms", self.retention_ms.to_string());
