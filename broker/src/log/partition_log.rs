@@ -52,6 +52,7 @@ use super::segment::{FirstBatch, Segment};
 mod deletion;
 mod follower;
 mod offline;
+mod start_offset;
 
 pub use deletion::RetentionOutcome;
 

@@ -16,10 +16,18 @@
 //!    CRCs, contiguity and epochs), the HW set to `min(leader HW, local LEO)`, and the new
 //!    position reported with one more grant.
 //!
+//! The follower's log start follows the leader's: segments wholly below it are deleted
+//! (never past the local HW). A follower whose log end is below the leader's log start
+//! (`OFFSET_OUT_OF_RANGE`: the leader's retention deleted what it lacks) drops its log and
+//! starts again, empty, at the leader's log start (Kafka's `truncateFullyAndStartAt`).
+//!
 //! Any change of this leader's partitions in the assignment (one added, removed, a new
-//! leader epoch), a diverging epoch, or an error ends the session; the task reconciles
-//! again (after a backoff of 100 ms doubling to 5 s on errors). A task whose leader has no
-//! partitions left stops; all stop when the node's shutdown future resolves.
+//! leader epoch), a diverging epoch, or an error of the whole session ends the session;
+//! the task reconciles again (after a backoff of 100 ms doubling to 5 s on errors). A
+//! partition the leader refuses alone (a stale epoch, say) leaves the session, and the
+//! others go on being fetched until a new session tries it again 500 ms later. A task
+//! whose leader has no partitions left stops; all stop when the node's shutdown future
+//! resolves.
 //!
 //! Crash behaviour: the local log is only ever truncated at the point the leader's
 //! epochs dictate and appended with whole checked batches, so a fetcher stopped at any
@@ -55,6 +63,8 @@ const ANSWER_BYTES_MAX: usize = 64 << 20;
 /// moves down one local epoch per round).
 const RECONCILE_ROUNDS_MAX: usize = 64;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// How long partitions the leader refused wait before a new session tries them again.
+const REFUSED_PARTITION_RETRY: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// One partition this broker follows.
@@ -391,8 +401,18 @@ async fn fetch(
         .replica_fetch(tokio_stream::wrappers::ReceiverStream::new(outgoing))
         .await?
         .into_inner();
+    // When partitions the leader refused are tried again (a new session); the others
+    // are fetched meanwhile.
+    let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
+        let retry = async {
+            match retry_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let answer = tokio::select! {
+            () = retry => return Ok(SessionEnd::Reconcile),
             changed = session.assignment.changed() => {
                 if changed.is_err() {
                     return Ok(SessionEnd::Closed);
@@ -409,8 +429,12 @@ async fn fetch(
             grant: 1,
             ..ReplicaFetchRequest::default()
         };
-        if apply_answer(answer, &mut followed, &mut next).await? {
+        let outcome = apply_answer(answer, &mut followed, &mut next).await?;
+        if outcome.reconcile {
             return Ok(SessionEnd::Reconcile);
+        }
+        if outcome.refused > 0 && retry_at.is_none() {
+            retry_at = Some(tokio::time::Instant::now() + REFUSED_PARTITION_RETRY);
         }
         requests.send(next).await.map_err(|_| SessionError::Ended)?;
     }
@@ -427,32 +451,61 @@ fn same_partitions(
         })
 }
 
-/// Applies one answer: appends records, sets HWs, and adds the new positions to `next`.
-/// `true` when a partition must reconcile again (a diverging epoch).
+/// What one answer asks of the session.
+#[derive(Debug, Default)]
+struct AnswerOutcome {
+    /// A partition must reconcile now: a diverging epoch, or its log started again at the
+    /// leader's log start.
+    reconcile: bool,
+    /// Partitions the leader refused (and dropped from its session): dropped here too,
+    /// and fetched again in the next session.
+    refused: usize,
+}
+
+/// Applies one answer: appends records, sets HWs and log starts, and adds the new
+/// positions to `next`. A partition the leader refused leaves the session alone; a
+/// refusal of the whole session ends it.
 async fn apply_answer(
     answer: ReplicaFetchResponse,
     followed: &mut BTreeMap<PartitionKey, Followed>,
     next: &mut ReplicaFetchRequest,
-) -> Result<bool, SessionError> {
+) -> Result<AnswerOutcome, SessionError> {
     if let Some(error) = answer
         .error
         .filter(|error| error.code != ErrorCode::None as i32)
     {
         return Err(SessionError::Refused(error));
     }
+    let mut outcome = AnswerOutcome::default();
     for fetched in answer.partitions {
-        if let Some(error) = fetched
-            .error
-            .filter(|error| error.code != ErrorCode::None as i32)
-        {
-            return Err(SessionError::Refused(error));
-        }
         let key = (fetched.topic, fetched.partition);
         let Some(one) = followed.get_mut(&key) else {
             continue;
         };
+        if let Some(error) = fetched
+            .error
+            .filter(|error| error.code != ErrorCode::None as i32)
+        {
+            let leader_log_start = Offset(fetched.log_start_offset);
+            let log = Arc::clone(&one.partition.log);
+            if error.code == ErrorCode::OffsetOutOfRange as i32
+                && leader_log_start > log.log_end_offset()
+            {
+                // The leader's retention deleted what this replica lacks: Kafka's
+                // truncateFullyAndStartAt.
+                blocking(move || log.truncate_fully_and_start_at(leader_log_start)).await?;
+                outcome.reconcile = true;
+                continue;
+            }
+            tracing::warn!(partition = %log.dir().display(), code = error.code,
+                message = %error.message, "the leader refused to serve a partition; fetching it again in a new session");
+            followed.remove(&key);
+            outcome.refused += 1;
+            continue;
+        }
         if fetched.diverging_epoch.is_some() {
-            return Ok(true);
+            outcome.reconcile = true;
+            continue;
         }
         let log = Arc::clone(&one.partition.log);
         let last_offset = if fetched.records.is_empty() {
@@ -473,11 +526,16 @@ async fn apply_answer(
             .map_err(|refusal| SessionError::Other(refusal.to_string()))?;
         let log = &one.partition.log;
         log.set_high_watermark(progress.high_watermark.min(log.log_end_offset()));
+        if progress.log_start_offset > log.log_start_offset() {
+            let log = Arc::clone(log);
+            let start = progress.log_start_offset;
+            blocking(move || log.advance_log_start_offset(start)).await?;
+        }
         if last_offset.is_some() {
             next.partitions.push(position(&key, one));
         }
     }
-    Ok(false)
+    Ok(outcome)
 }
 
 /// Runs a log operation on a blocking thread.

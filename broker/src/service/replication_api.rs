@@ -31,6 +31,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::fetch_session::GRANTS_MAX;
 use super::status;
+use crate::log::LogError;
 use crate::node::{Node, NodeError, ReplicaFetchSpec, ReplicaFetched, ReplicaRead};
 
 /// A partition's record bytes per answer when the follower does not say (1 MiB).
@@ -349,6 +350,13 @@ async fn answer(
         match result {
             Err(error) => {
                 answered.error = Some(status::to_wire(&error));
+                if let NodeError::Log(LogError::OffsetOutOfRange {
+                    log_start_offset, ..
+                }) = &error
+                {
+                    // A follower whose log end is below it starts again there.
+                    answered.log_start_offset = log_start_offset.0;
+                }
                 session.partitions.remove(&key);
             }
             Ok(fetched) => {
