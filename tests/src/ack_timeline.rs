@@ -73,7 +73,10 @@ impl AckTimeline {
                 Event::Nemesis { description } => {
                     timeline.marks.push((entry.at, description.clone()));
                 }
-                Event::Poll { .. } | Event::FinalRead { .. } | Event::ClientError { .. } => {}
+                Event::Poll { .. }
+                | Event::FinalRead { .. }
+                | Event::HighWatermark { .. }
+                | Event::ClientError { .. } => {}
             }
         }
         timeline

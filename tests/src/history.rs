@@ -6,7 +6,9 @@
 //! and offset of the acknowledgement, or [`Event::SendFail`] with the
 //! [`WriteOutcome`] the client reported). Consumers record every record they poll
 //! ([`Event::Poll`]). At the end a full read of every partition from offset 0 is recorded
-//! as [`Event::FinalRead`]. Faults are recorded as [`Event::Nemesis`], for the reader of a
+//! as [`Event::FinalRead`]. A watcher may record what `ListOffsets(latest)` answered over
+//! time ([`Event::HighWatermark`]), so the checker can tell whether a partition's high
+//! watermark ever went back. Faults are recorded as [`Event::Nemesis`], for the reader of a
 //! failed run; the checker ignores them.
 //!
 //! Nothing here assumes one broker: events name partitions (`topic/partition`), not
@@ -119,6 +121,14 @@ pub enum Event {
         offset: i64,
         value: Value,
     },
+    /// `ListOffsets(latest)` for `partition`, asked at `asked_at` (the recorder's clock,
+    /// [`Recorder::elapsed`]), answered `offset`: the high watermark of whichever broker
+    /// led it then. Recorded once the answer is in.
+    HighWatermark {
+        partition: TopicPartition,
+        offset: i64,
+        asked_at: Duration,
+    },
     /// A fault started or ended (for the reader; not checked).
     Nemesis { description: String },
     /// A client saw an error that is not a send's completion (a failed poll, say): for the
@@ -156,6 +166,11 @@ impl Recorder {
             started: Instant::now(),
             entries: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// The time since the recorder was created: the clock of [`Entry::at`].
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
     }
 
     pub fn record(&self, process: &str, event: Event) {

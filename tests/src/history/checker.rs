@@ -16,7 +16,20 @@
 //!   while the value is elsewhere (a value that is nowhere is `lost` only); a consumer
 //!   read at a position the final read has nothing at. Gaps are fine.
 //! - `unexpected`: a value was read that no producer sent.
+//! - `uncommitted_read`: a consumer read a value that no final read holds: it was served
+//!   before it was committed, and then went away (a read of a write that failed as "not
+//!   applied" is `failed_but_present` as well). A read at a position where the final read
+//!   has nothing is then reported here only, not also as an inconsistent offset.
+//! - `hw_regressed`: an [`Event::HighWatermark`] answer below what the history had already
+//!   shown of that partition before the question was asked: an earlier answer, an
+//!   acknowledged offset + 1 (`acks=all` is answered once the high watermark passes the
+//!   batch), or a polled offset + 1 (consumers read below the high watermark only). Only
+//!   events recorded before the question count, so concurrent clients cannot make a false
+//!   finding.
 //!
+//! Log order is checked for every value the final read holds, not only acknowledged ones:
+//! a send whose fate was unknown may be in the log at most once, and in its producer's
+//! order (`reordered`).
 //! Counts are of values, except for `inconsistent_offsets`, which counts positions and
 //! acknowledgements. Examples follow value order (producer, then sequence) or position
 //! order, so a report is the same for the same history.
@@ -25,6 +38,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::{Entry, Event, TopicPartition, Value, WriteOutcome};
+
+mod high_watermark;
+mod reads;
+
+use high_watermark::{check_hw_regressed, WatermarkEvidence};
+use reads::{check_log_order, check_uncommitted_read};
 
 /// How many examples each finding keeps.
 pub const EXAMPLES_MAX: usize = 5;
@@ -68,11 +87,13 @@ pub struct Report {
     pub failed_but_present: Finding,
     pub inconsistent_offsets: Finding,
     pub unexpected: Finding,
+    pub uncommitted_read: Finding,
+    pub hw_regressed: Finding,
 }
 
 impl Report {
     /// Each finding with its name.
-    pub fn findings(&self) -> [(&'static str, &Finding); 6] {
+    pub fn findings(&self) -> [(&'static str, &Finding); 8] {
         [
             ("lost", &self.lost),
             ("duplicated", &self.duplicated),
@@ -80,6 +101,8 @@ impl Report {
             ("failed_but_present", &self.failed_but_present),
             ("inconsistent_offsets", &self.inconsistent_offsets),
             ("unexpected", &self.unexpected),
+            ("uncommitted_read", &self.uncommitted_read),
+            ("hw_regressed", &self.hw_regressed),
         ]
     }
 
@@ -162,6 +185,9 @@ struct Indexed {
     seen_at: BTreeMap<Position, BTreeMap<Value, BTreeSet<String>>>,
     /// Consumer reads, in history order.
     polls: Vec<(Position, Value, String)>,
+    /// What the history shows of each partition's high watermark: every
+    /// [`Event::HighWatermark`] answer, acknowledgement and poll, in history order.
+    watermarks: Vec<WatermarkEvidence>,
 }
 
 impl Indexed {
@@ -177,7 +203,16 @@ impl Indexed {
                     value,
                     partition,
                     offset,
-                } => indexed.complete(*value, Completion::Ok((partition.clone(), *offset))),
+                } => {
+                    indexed.watermarks.push(WatermarkEvidence {
+                        partition: partition.clone(),
+                        at_least: offset + 1,
+                        at: entry.at,
+                        asked: None,
+                        describe: format!("{value} acknowledged at {partition}@{offset}"),
+                    });
+                    indexed.complete(*value, Completion::Ok((partition.clone(), *offset)));
+                }
                 Event::SendFail {
                     value,
                     outcome,
@@ -189,6 +224,13 @@ impl Indexed {
                     value,
                 } => {
                     stats.polled += 1;
+                    indexed.watermarks.push(WatermarkEvidence {
+                        partition: partition.clone(),
+                        at_least: offset + 1,
+                        at: entry.at,
+                        asked: None,
+                        describe: format!("{} read {value} at {partition}@{offset}", entry.process),
+                    });
                     let position = (partition.clone(), *offset);
                     indexed.saw(&position, *value, &entry.process);
                     indexed
@@ -207,6 +249,20 @@ impl Indexed {
                     positions.insert(position.clone());
                     indexed.final_at.entry(position).or_default().insert(*value);
                 }
+                Event::HighWatermark {
+                    partition,
+                    offset,
+                    asked_at,
+                } => indexed.watermarks.push(WatermarkEvidence {
+                    partition: partition.clone(),
+                    at_least: *offset,
+                    at: entry.at,
+                    asked: Some((*asked_at, entry.index)),
+                    describe: format!(
+                        "{} answered {partition} high watermark {offset}",
+                        entry.process
+                    ),
+                }),
                 Event::Nemesis { .. } | Event::ClientError { .. } => {}
             }
         }
@@ -258,6 +314,9 @@ pub fn check(entries: &[Entry]) -> Report {
     check_failed_but_present(&indexed, &mut report.failed_but_present);
     check_inconsistent_offsets(&indexed, &mut report.inconsistent_offsets);
     check_unexpected(&indexed, &mut report.unexpected);
+    check_log_order(&indexed, &mut report.reordered);
+    check_uncommitted_read(&indexed, &mut report.uncommitted_read);
+    check_hw_regressed(&indexed, &mut report.hw_regressed);
     report
 }
 
@@ -382,7 +441,13 @@ fn check_inconsistent_offsets(indexed: &Indexed, finding: &mut Finding) {
     }
     let mut reported = BTreeSet::new();
     for (position, value, process) in &indexed.polls {
-        if !indexed.final_at.contains_key(position) && reported.insert(position.clone()) {
+        // A value no final read holds, read where the final read has nothing, is an
+        // uncommitted read only.
+        let uncommitted_only = !indexed.in_final.contains_key(value);
+        if !indexed.final_at.contains_key(position)
+            && !uncommitted_only
+            && reported.insert(position.clone())
+        {
             finding.add(|| {
                 format!(
                     "{process} read {value} at {}, where the final read has nothing",

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use std::time::Duration;
+
 use crate::history::Recorder;
 
 fn partition(number: i32) -> TopicPartition {
@@ -88,6 +90,28 @@ impl History {
             },
         );
         self
+    }
+
+    /// A `ListOffsets(latest)` answer of `offset` for partition `number`, asked at
+    /// `asked_at` (the recorder's clock).
+    fn high_watermark(&self, number: i32, offset: i64, asked_at: Duration) -> &History {
+        self.recorder.record(
+            "hw-watch",
+            Event::HighWatermark {
+                partition: partition(number),
+                offset,
+                asked_at,
+            },
+        );
+        self
+    }
+
+    /// The recorder's clock now, after a pause so that events before and after differ.
+    fn now(&self) -> Duration {
+        std::thread::sleep(Duration::from_millis(2));
+        let now = self.recorder.elapsed();
+        std::thread::sleep(Duration::from_millis(2));
+        now
     }
 
     fn check(&self) -> Report {
@@ -289,10 +313,12 @@ fn a_not_applied_send_read_by_a_consumer_is_failed_but_present() {
     let history = clean();
     history.poll(0, 1, 3, v(1, 2));
     let report = history.check();
-    // Read at 1/3, where the final read has p1-s3: also two values at one offset.
+    // Read at 1/3, where the final read has p1-s3: also two values at one offset, and a
+    // read of a value no final read holds.
     assert_eq!(report.failed_but_present.count, 1, "{report}");
     assert_eq!(report.inconsistent_offsets.count, 1, "{report}");
-    assert_eq!(report.anomalies(), 2, "{report}");
+    assert_eq!(report.uncommitted_read.count, 1, "{report}");
+    assert_eq!(report.anomalies(), 3, "{report}");
 }
 
 #[test]
@@ -370,4 +396,120 @@ fn the_report_lists_counts_and_at_most_five_examples() {
         "{text}"
     );
     assert!(text.starts_with("invoked 8 acked 8"), "{text}");
+}
+
+#[test]
+fn a_consumer_read_of_a_value_no_final_read_holds_is_an_uncommitted_read() {
+    let history = clean();
+    // The pending p0-s2 was served at 0/2, then went away: the final read ends at 0/1.
+    history.poll(1, 0, 2, v(0, 2));
+    let report = history.check();
+    assert_only(&report, "uncommitted_read", 1);
+    assert!(
+        report.uncommitted_read.examples[0].contains(
+            "consumer-1 read p0-s2 (never completed) at t/0@2, which no final read holds"
+        ),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_read_of_an_acknowledged_value_that_went_away_is_lost_and_an_uncommitted_read() {
+    let history = clean();
+    history.sent(v(0, 3), 0, 2).poll(0, 0, 2, v(0, 3));
+    let report = history.check();
+    assert_eq!(report.lost.count, 1, "{report}");
+    assert_eq!(report.uncommitted_read.count, 1, "{report}");
+    assert_eq!(report.anomalies(), 2, "{report}");
+}
+
+#[test]
+fn an_unknown_send_logged_before_an_earlier_send_is_reordered() {
+    let history = clean();
+    // p1-s4 timed out, then landed in the gap at 1/2, before p1-s3 (acknowledged at 1/3).
+    history
+        .invoke(v(1, 4), 1)
+        .fail(v(1, 4), WriteOutcome::Unknown)
+        .final_read(1, 2, v(1, 4));
+    let report = history.check();
+    assert_only(&report, "reordered", 1);
+    assert!(
+        report.reordered.examples[0]
+            .contains("p1-s4 logged at t/1@2, before p1-s3 (sent earlier) at @3"),
+        "{report}"
+    );
+}
+
+#[test]
+fn unknown_sends_logged_in_send_order_are_fine() {
+    let history = clean();
+    history
+        .invoke(v(1, 4), 1)
+        .fail(v(1, 4), WriteOutcome::Unknown)
+        .final_read(1, 4, v(1, 4));
+    let report = history.check();
+    assert!(report.is_valid(), "{report}");
+}
+
+#[test]
+fn a_high_watermark_answer_below_an_earlier_answer_has_regressed() {
+    let history = clean();
+    // Acknowledged at 0/1: the high watermark passed 2; an answer of 3, then of 2.
+    let first = history.now();
+    history.high_watermark(0, 3, first);
+    let second = history.now();
+    history.high_watermark(0, 2, second);
+    let report = history.check();
+    assert_only(&report, "hw_regressed", 1);
+    assert!(
+        report.hw_regressed.examples[0].contains("hw-watch answered t/0 high watermark 2"),
+        "{report}"
+    );
+    assert!(
+        report.hw_regressed.examples[0].contains("after hw-watch answered t/0 high watermark 3"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_high_watermark_answer_below_an_earlier_ack_or_poll_has_regressed() {
+    let history = History::new();
+    // Partition 0: p0-s0 acknowledged at 0/0. Partition 1: p0-s1 timed out, yet
+    // consumer-0 read it at 1/0. Both high watermarks passed 1.
+    history.sent(v(0, 0), 0, 0);
+    history
+        .invoke(v(0, 1), 1)
+        .fail(v(0, 1), WriteOutcome::Unknown)
+        .poll(0, 1, 0, v(0, 1));
+    history.final_read(0, 0, v(0, 0)).final_read(1, 0, v(0, 1));
+    let asked = history.now();
+    history.high_watermark(0, 0, asked);
+    history.high_watermark(1, 0, asked);
+    let report = history.check();
+    assert_only(&report, "hw_regressed", 2);
+    let examples = report.hw_regressed.examples.join("\n");
+    assert!(
+        examples.contains("after p0-s0 acknowledged at t/0@0"),
+        "{report}"
+    );
+    assert!(
+        examples.contains("after consumer-0 read p0-s1 at t/1@0"),
+        "{report}"
+    );
+}
+
+#[test]
+fn only_what_was_recorded_before_the_question_bounds_the_answer() {
+    let history = History::new();
+    history.invoke(v(0, 0), 0);
+    // Asked before the acknowledgement was recorded, answered after it: an old answer is
+    // no regression.
+    let asked = history.now();
+    history.ok(v(0, 0), 0, 0);
+    history.high_watermark(0, 0, asked);
+    let later = history.now();
+    history.high_watermark(0, 1, later);
+    history.final_read(0, 0, v(0, 0));
+    let report = history.check();
+    assert!(report.is_valid(), "{report}");
 }
