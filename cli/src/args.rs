@@ -223,7 +223,8 @@ pub enum TopicCommand {
         #[arg(short = 'p', long, value_parser = clap::value_parser!(i32).range(1..))]
         partitions: Option<i32>,
         /// Replication factor (broker default when left out)
-        #[arg(short = 'r', long, value_parser = clap::value_parser!(i32).range(1..))]
+        #[arg(short = 'r', long, visible_alias = "replication-factor",
+              value_parser = clap::value_parser!(i32).range(1..))]
         replicas: Option<i32>,
         /// Topic config KEY=VALUE (repeatable); Kafka's dotted names are accepted
         #[arg(short = 'c', long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]

@@ -32,6 +32,7 @@ pub enum BenchCommand {
   strata bench produce --create -p 6 -r 1 --records 50000000 --record-size 100 --acks 1 --warmup 0s
   strata bench produce --duration 30s --rate 10000 --format json > produce.json
   strata bench produce --producers 3 --acks all --linger 10ms --batch-size 64KiB -X max.in.flight.requests.per.connection=5
+  strata bench produce -b 127.0.0.1,127.0.0.2,127.0.0.3 --create -p 6 -r 3 --acks all --record-size 1000
 
 Prints one parameter line and a progress line every 5 s on stderr, then Kafka's summary on
 stdout: 'N records sent, X records/sec (Y MB/sec), A ms avg latency, M ms max latency,
@@ -111,8 +112,8 @@ pub struct RunArgs {
     #[arg(short = 'p', long, requires = "create", value_parser = clap::value_parser!(i32).range(1..))]
     pub partitions: Option<i32>,
     /// Replication factor of a created topic [default: 3, at most the broker count]
-    #[arg(short = 'r', long = "replicas", requires = "create",
-          value_parser = clap::value_parser!(i32).range(1..))]
+    #[arg(short = 'r', long = "replicas", visible_alias = "replication-factor",
+          requires = "create", value_parser = clap::value_parser!(i32).range(1..))]
     pub replicas: Option<i32>,
     /// Stop after N records in total
     #[arg(long, conflicts_with = "duration", value_name = "N",

@@ -173,3 +173,36 @@ fn sizes_take_binary_units() {
     assert!(parse_size_arg("1.5KiB").is_err());
     assert!(parse_size_arg("KiB").is_err());
 }
+
+#[test]
+fn a_cluster_run_takes_several_brokers_kafkas_replication_factor_and_acks() {
+    let argv = [
+        "strata",
+        "-b",
+        "127.0.0.1,127.0.0.2:7070,127.0.0.3",
+        "bench",
+        "produce",
+        "--create",
+        "--replication-factor",
+        "3",
+        "--acks",
+        "all",
+    ];
+    let cli = Cli::try_parse_from(argv).unwrap();
+    assert_eq!(
+        cli.global.brokers,
+        ["127.0.0.1:7070", "127.0.0.2:7070", "127.0.0.3:7070"]
+    );
+    let Some(Command::Bench(command)) = cli.command else {
+        panic!("not bench");
+    };
+    let produce = BenchSpec::from(command);
+    assert_eq!(produce.run.replicas, Some(3));
+    assert_eq!(produce.producer.unwrap().acks, AcksArg::All);
+    assert_eq!(spec(&["e2e", "--create", "-r", "3"]).run.replicas, Some(3));
+    // Like -p, the replication factor only shapes a topic the bench creates.
+    assert_eq!(
+        usage_error(&["produce", "--replication-factor", "3"]).exit_code(),
+        2
+    );
+}

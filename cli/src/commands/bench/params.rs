@@ -109,8 +109,54 @@ impl ProducerSettings {
 pub struct TopicFacts {
     pub partitions: Vec<i32>,
     pub replication_factor: usize,
+    /// The smallest ISR of any partition when the run started: below the replication
+    /// factor, an `acks=all` run waited for fewer replicas than the topic has.
+    pub in_sync_replicas_min: usize,
+    /// Partitions without a leader or with a replica out of the ISR.
+    pub partitions_out_of_sync: usize,
     /// The topic's `flush` config, `-` when the broker does not report one.
     pub flush: String,
+}
+
+/// One partition's replication as described by the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaState {
+    pub has_leader: bool,
+    pub replicas: usize,
+    pub in_sync: usize,
+}
+
+/// The replication of a whole topic, from its partitions' [`ReplicaState`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplicaCounts {
+    /// The largest replica count (partitions of one topic all have the same).
+    pub replication_factor: usize,
+    /// The smallest ISR; 0 for a topic without partitions.
+    pub in_sync_min: usize,
+    pub out_of_sync: usize,
+}
+
+impl ReplicaCounts {
+    pub fn of(partitions: impl IntoIterator<Item = ReplicaState>) -> ReplicaCounts {
+        let mut counts: Option<ReplicaCounts> = None;
+        for partition in partitions {
+            let lagging =
+                usize::from(!partition.has_leader || partition.in_sync < partition.replicas);
+            counts = Some(match counts {
+                None => ReplicaCounts {
+                    replication_factor: partition.replicas,
+                    in_sync_min: partition.in_sync,
+                    out_of_sync: lagging,
+                },
+                Some(counts) => ReplicaCounts {
+                    replication_factor: counts.replication_factor.max(partition.replicas),
+                    in_sync_min: counts.in_sync_min.min(partition.in_sync),
+                    out_of_sync: counts.out_of_sync + lagging,
+                },
+            });
+        }
+        counts.unwrap_or_default()
+    }
 }
 
 /// The run's parameters (`params` in the JSON).
@@ -121,6 +167,8 @@ pub struct Params {
     pub brokers: Vec<String>,
     pub partitions: usize,
     pub replication_factor: usize,
+    /// The smallest ISR of any partition at the start ([`TopicFacts::in_sync_replicas_min`]).
+    pub isr_min: usize,
     pub flush: String,
     /// `--records`, or `null` for a timed run.
     pub records: Option<u64>,
@@ -161,6 +209,7 @@ impl Params {
             brokers: brokers.to_vec(),
             partitions: topic.partitions.len(),
             replication_factor: topic.replication_factor,
+            isr_min: topic.in_sync_replicas_min,
             flush: topic.flush.clone(),
             records,
             duration_s,
@@ -180,15 +229,16 @@ impl Params {
         }
     }
 
-    /// `bench produce: topic=… partitions=6 replication_factor=1 flush=always acks=1 …`
+    /// `bench produce: topic=… partitions=6 replication_factor=1 isr_min=1 flush=always acks=1 …`
     pub fn line(&self) -> String {
         let mut line = format!(
-            "bench {}: topic={} brokers={} partitions={} replication_factor={} flush={}",
+            "bench {}: topic={} brokers={} partitions={} replication_factor={} isr_min={} flush={}",
             self.mode,
             self.topic,
             self.brokers.join(","),
             self.partitions,
             self.replication_factor,
+            self.isr_min,
             self.flush
         );
         let mut add = |key: &str, value: Option<String>| {

@@ -99,6 +99,8 @@ fn the_parameter_line_states_everything_that_shapes_the_result() {
     let topic = TopicFacts {
         partitions: (0..6).collect(),
         replication_factor: 1,
+        in_sync_replicas_min: 1,
+        partitions_out_of_sync: 0,
         flush: "always".to_owned(),
     };
     let resolved = ProducerSettings::resolve(&producer_args(), &[]);
@@ -112,7 +114,7 @@ fn the_parameter_line_states_everything_that_shapes_the_result() {
     assert_eq!(
         params.line(),
         "bench produce: topic=strata-bench brokers=127.0.0.1:7070 partitions=6 \
-         replication_factor=1 flush=always acks=1 records=50000000 warmup=10s record_size=100 \
+         replication_factor=1 isr_min=1 flush=always acks=1 records=50000000 warmup=10s record_size=100 \
          keys=none rate=-1 producers=1 linger_ms=5 batch_size=16384 compression=none \
          window=1000 -X max.in.flight.requests.per.connection=5"
     );
@@ -120,6 +122,7 @@ fn the_parameter_line_states_everything_that_shapes_the_result() {
     assert_eq!(json["mode"], "produce");
     assert_eq!(json["partitions"], 6);
     assert_eq!(json["replication_factor"], 1);
+    assert_eq!(json["isr_min"], 1);
     assert_eq!(json["flush"], "always");
     assert_eq!(json["acks"], "1");
     assert_eq!(json["rate"], -1.0);
@@ -142,12 +145,38 @@ fn consume_parameters_leave_out_the_producer_side() {
     let topic = TopicFacts {
         partitions: vec![0],
         replication_factor: 1,
+        in_sync_replicas_min: 1,
+        partitions_out_of_sync: 0,
         flush: "-".to_owned(),
     };
     let params = Params::new(&spec, &["b:1".to_owned()], &topic, None, &[]);
     assert_eq!(
         params.line(),
         "bench consume: topic=strata-bench brokers=b:1 partitions=1 replication_factor=1 \
-         flush=- duration=60s warmup=0s consumers=3"
+         isr_min=1 flush=- duration=60s warmup=0s consumers=3"
     );
+}
+
+#[test]
+fn replica_counts_find_the_smallest_isr_and_the_partitions_out_of_sync() {
+    let state = |has_leader, replicas, in_sync| ReplicaState {
+        has_leader,
+        replicas,
+        in_sync,
+    };
+    assert_eq!(ReplicaCounts::of([]), ReplicaCounts::default());
+    let in_sync = ReplicaCounts::of([state(true, 3, 3), state(true, 3, 3)]);
+    assert_eq!(
+        in_sync,
+        ReplicaCounts {
+            replication_factor: 3,
+            in_sync_min: 3,
+            out_of_sync: 0
+        }
+    );
+    // A new partition: the leader alone in the ISR; another without a leader yet.
+    let growing = ReplicaCounts::of([state(true, 3, 3), state(true, 3, 1), state(false, 3, 3)]);
+    assert_eq!(growing.in_sync_min, 1);
+    assert_eq!(growing.out_of_sync, 2);
+    assert_eq!(ReplicaCounts::of([state(true, 1, 1)]).out_of_sync, 0);
 }

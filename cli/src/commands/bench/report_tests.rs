@@ -155,6 +155,7 @@ fn document() -> Document {
             brokers: vec!["127.0.0.1:7070".to_owned()],
             partitions: 6,
             replication_factor: 1,
+            isr_min: 1,
             flush: "always".to_owned(),
             records: None,
             duration_s: Some(60.0),

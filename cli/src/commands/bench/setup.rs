@@ -1,10 +1,12 @@
-//! Everything before the clock starts: the topic (described, or created with `--create`),
-//! one client per producer and per consumer (separate connections, as Kafka's and OMB's
-//! parallel clients have), the producers with their settings, the consumers positioned at
-//! their start offsets, and the delivery window.
+//! Everything before the clock starts: the topic (described, or created with `--create`
+//! and then awaited until every replica is in its ISR), one client per producer and per
+//! consumer (separate connections, as Kafka's and OMB's parallel clients have), the
+//! producers with their settings, the consumers positioned at their start offsets, and
+//! the delivery window.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use strata_client::{Acks, Client, Compression, NewTopic, Producer, TopicDescription};
 use tokio::sync::watch;
@@ -12,7 +14,7 @@ use tokio::time::Instant;
 
 use super::args::{ProducerArgs, Rate, RunArgs, DEFAULT_PARTITIONS, DEFAULT_REPLICATION_FACTOR};
 use super::consumer::{self, ConsumerOutcome, ConsumerPlan, PartitionRange, ReadyConsumer};
-use super::params::{ProducerSettings, TopicFacts};
+use super::params::{ProducerSettings, ReplicaCounts, ReplicaState, TopicFacts};
 use super::producer::{self, GeneratorPlan, RunningProducer};
 use super::stats::Side;
 use super::workload::{
@@ -30,6 +32,12 @@ const RECORD_MEMORY_OVERHEAD_BYTES: usize = 64;
 const HEADER_MEMORY_OVERHEAD_BYTES: usize = 16;
 /// Share of `buffer.memory` the window may fill, leaving room for batches being encoded.
 const WINDOW_BUFFER_SHARE: f64 = 0.75;
+/// How long a bench waits for the replicas of a topic it created to join the ISR; the
+/// followers of an idle new partition usually join within a second.
+const IN_SYNC_WAIT_MAX: Duration = Duration::from_secs(30);
+const IN_SYNC_POLL: Duration = Duration::from_millis(100);
+/// A wait at least this long is reported on stderr.
+const IN_SYNC_NOTE_AFTER: Duration = Duration::from_millis(500);
 
 /// Describes the topic, creating it first when it is missing and `--create` was given.
 pub async fn prepare_topic(context: &Context, run: &RunArgs) -> Result<TopicFacts, CliError> {
@@ -38,19 +46,12 @@ pub async fn prepare_topic(context: &Context, run: &RunArgs) -> Result<TopicFact
     let describe_error = |error| client_error(error).context(format!("describing topic {topic}"));
     let description = match admin.describe_topic(topic).await {
         Ok(description) => {
-            if let Some(wanted) = run.partitions {
-                if usize::try_from(wanted).ok() != Some(description.partitions.len()) {
-                    status!(
-                        "warning: topic {topic} exists with {} partitions; using it as it is (-p {wanted} ignored)",
-                        description.partitions.len()
-                    );
-                }
-            }
+            warn_if_shaped_otherwise(run, &description);
             description
         }
         Err(error) if error.code_name() == "UNKNOWN_TOPIC_OR_PARTITION" && run.create => {
             create_topic(context, run).await?;
-            admin.describe_topic(topic).await.map_err(describe_error)?
+            wait_in_sync(context, topic).await?
         }
         Err(error) if error.code_name() == "UNKNOWN_TOPIC_OR_PARTITION" => {
             return Err(describe_error(error).with_hint(format!(
@@ -60,6 +61,72 @@ pub async fn prepare_topic(context: &Context, run: &RunArgs) -> Result<TopicFact
         Err(error) => return Err(describe_error(error)),
     };
     Ok(facts(&description))
+}
+
+/// A topic that exists is used as it is; say so when `-p` or `-r` asked for another shape.
+fn warn_if_shaped_otherwise(run: &RunArgs, description: &TopicDescription) {
+    let topic = &run.topic;
+    let existing = facts(description);
+    if let Some(wanted) = run.partitions {
+        if usize::try_from(wanted).ok() != Some(existing.partitions.len()) {
+            status!(
+                "warning: topic {topic} exists with {} partitions; using it as it is (-p {wanted} ignored)",
+                existing.partitions.len()
+            );
+        }
+    }
+    if let Some(wanted) = run.replicas {
+        if usize::try_from(wanted).ok() != Some(existing.replication_factor) {
+            status!(
+                "warning: topic {topic} exists with replication factor {}; using it as it is (-r {wanted} ignored)",
+                existing.replication_factor
+            );
+        }
+    }
+}
+
+/// Describes a topic the bench has just created until every partition has a leader and
+/// all its replicas in the ISR, for at most [`IN_SYNC_WAIT_MAX`]. A new partition starts
+/// with its leader alone in the ISR, and the followers join as they catch up: measuring
+/// before that would time the ISR growing (and `acks=all` below `min.insync.replicas` is
+/// refused). Past the bound the run goes on with a warning; `isr_min` in the parameters
+/// shows what it ran with.
+async fn wait_in_sync(context: &Context, topic: &str) -> Result<TopicDescription, CliError> {
+    let admin = context.client.admin();
+    let started = Instant::now();
+    loop {
+        let described = admin.describe_topic(topic).await;
+        let gave_up = started.elapsed() >= IN_SYNC_WAIT_MAX;
+        match described {
+            Ok(description) => {
+                let lagging = facts(&description).partitions_out_of_sync;
+                if lagging == 0 {
+                    if started.elapsed() >= IN_SYNC_NOTE_AFTER {
+                        status!(
+                            "topic {topic}: every replica in sync after {:.1} s",
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                    return Ok(description);
+                }
+                if gave_up {
+                    status!(
+                        "warning: after {} s, {lagging} of {} partitions of {topic} still lack a leader or an in-sync replica; measuring anyway",
+                        IN_SYNC_WAIT_MAX.as_secs(),
+                        description.partitions.len()
+                    );
+                    return Ok(description);
+                }
+            }
+            // The metadata of a topic created a moment ago may not have reached the
+            // broker that answers yet.
+            Err(error) if error.code_name() == "UNKNOWN_TOPIC_OR_PARTITION" && !gave_up => {}
+            Err(error) => {
+                return Err(client_error(error).context(format!("describing topic {topic}")))
+            }
+        }
+        tokio::time::sleep(IN_SYNC_POLL).await;
+    }
 }
 
 async fn create_topic(context: &Context, run: &RunArgs) -> Result<(), CliError> {
@@ -88,14 +155,16 @@ async fn create_topic(context: &Context, run: &RunArgs) -> Result<(), CliError> 
 }
 
 fn facts(description: &TopicDescription) -> TopicFacts {
+    let replication = ReplicaCounts::of(description.partitions.iter().map(|p| ReplicaState {
+        has_leader: p.leader >= 0,
+        replicas: p.replicas.len(),
+        in_sync: p.isr.len(),
+    }));
     TopicFacts {
         partitions: description.partitions.iter().map(|p| p.partition).collect(),
-        replication_factor: description
-            .partitions
-            .iter()
-            .map(|p| p.replicas.len())
-            .max()
-            .unwrap_or(0),
+        replication_factor: replication.replication_factor,
+        in_sync_replicas_min: replication.in_sync_min,
+        partitions_out_of_sync: replication.out_of_sync,
         flush: description
             .configs
             .iter()
