@@ -77,6 +77,14 @@ pub enum LogError {
         epoch: LeaderEpoch,
         latest: LeaderEpoch,
     },
+    /// A leader append to a log this broker now follows: the produce was in flight when
+    /// leadership moved away.
+    #[error("{dir} is now a follower's log; a leader's append is refused")]
+    NotLeading { dir: PathBuf },
+    /// A follower append to a log this broker now leads: the fetch was in flight when
+    /// this broker became the leader.
+    #[error("{dir} is now the leader's log; a follower's append is refused")]
+    NotFollowing { dir: PathBuf },
     /// Batch `index` (from 0) of a follower append, at byte `position` of the fetched
     /// bytes, is not a whole valid batch (framing, length, CRC, or no leader epoch).
     /// Nothing of the call was appended.

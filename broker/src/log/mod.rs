@@ -51,7 +51,8 @@ pub use error::{LogError, LogResult};
 pub use manager::{BackgroundSchedule, BackgroundTasks, LogManager, TopicPartition};
 pub use open_segments::{OpenSegmentStats, OpenSegments};
 pub use partition_log::{
-    AppendInfo, Durability, LogResources, PartitionLog, ReadResult, RetentionOutcome, SyncClaim,
+    AppendInfo, Durability, LogResources, PartitionLog, ReadResult, ReplicaRole, RetentionOutcome,
+    SyncClaim,
 };
 pub use reclaim::{ReclaimPace, ReclaimStats, Reclaimer, ReclaimerThread};
 pub use recovery::{PreviousShutdown, RecoveryReport};

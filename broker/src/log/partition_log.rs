@@ -26,7 +26,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
@@ -52,9 +52,11 @@ use super::segment::{FirstBatch, Segment};
 mod deletion;
 mod follower;
 mod offline;
+mod role;
 mod start_offset;
 
 pub use deletion::RetentionOutcome;
+pub use role::ReplicaRole;
 
 /// What an append assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +182,8 @@ pub struct PartitionLog {
     open_segments: OpenSegments,
     /// Why the log is offline (damaged at open; `partition_log/offline.rs`), if it is.
     offline: Option<String>,
+    /// Who may append: a [`ReplicaRole`] (`partition_log/role.rs`).
+    role: AtomicU8,
 }
 
 /// Writeback was started for the bytes before `position` of the segment at `base_offset`.
@@ -234,6 +238,7 @@ impl PartitionLog {
             reclaimer: resources.reclaimer.clone(),
             open_segments: resources.open_segments.clone(),
             offline: None,
+            role: AtomicU8::new(ReplicaRole::Unassigned.to_u8()),
         };
         log.checkpoint()?;
         // Recovery may have cut a torn tail below a snapshot taken before the crash.
@@ -436,6 +441,7 @@ impl PartitionLog {
         if state.closed {
             return Err(self.closed_error());
         }
+        self.check_may_lead()?;
         if let Some((latest, _)) = state.epochs.latest() {
             if epoch < latest {
                 return Err(LogError::StaleLeaderEpoch { epoch, latest });

@@ -10,7 +10,7 @@ use strata_proto::types::{BrokerId, LeaderEpoch, PartitionId, TopicName};
 
 use super::error::NodeError;
 use crate::controller::MetadataImage;
-use crate::log::{LogConfig, LogManager, TopicPartition};
+use crate::log::{LogConfig, LogManager, ReplicaRole, TopicPartition};
 use crate::replication::fetcher::{FollowedPartition, FollowerAssignment};
 
 /// A partition of the image this broker follows, before its log is opened.
@@ -55,6 +55,8 @@ pub(super) fn open_followed(
         if log.config() != spec.log_config {
             log.set_config(spec.log_config);
         }
+        // A produce still in flight from when this broker led it cannot append now.
+        log.set_role(ReplicaRole::Following);
         let by_leader = assignment.leaders.entry(spec.leader).or_default();
         by_leader.address = leader.address.clone();
         by_leader.partitions.insert(

@@ -24,7 +24,7 @@ use super::error::NodeError;
 use super::producer_snapshots;
 use super::producer_state::{ProducerStateTable, SequenceCheck};
 use crate::controller::PartitionImage;
-use crate::log::{Durability, FlushPolicy, PartitionLog};
+use crate::log::{Durability, FlushPolicy, PartitionLog, ReplicaRole};
 use crate::replication::leader::{
     AckState, FollowerFetch, IsrProposal, LeaderConfig, LeaderMetadataDecision, LeaderPartition,
     LeaderStart,
@@ -95,6 +95,9 @@ impl PartitionHandle {
         log: Arc<PartitionLog>,
         leader_epoch: LeaderEpoch,
     ) -> Result<PartitionHandle, NodeError> {
+        // From here on a replica fetch still in flight cannot append behind the log end
+        // read below (`log/partition_log/role.rs`).
+        log.set_role(ReplicaRole::Leading);
         let producers = producer_snapshots::load(&log)?;
         // The high watermark is left as the log has it (its checkpoint, or what this
         // broker learnt as a follower): `on_metadata` decides. A one-replica partition

@@ -103,6 +103,8 @@ fn log_code(error: &LogError) -> ErrorCode {
         LogError::InvalidBatch(record) => record.code().into(),
         LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         LogError::StaleLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
+        // Leadership moved while the request was in flight: retriable, ask again.
+        LogError::NotLeading { .. } | LogError::NotFollowing { .. } => ErrorCode::NotLeader,
         _ => ErrorCode::StorageError,
     }
 }

@@ -58,6 +58,7 @@ impl PartitionLog {
         if state.closed {
             return Err(self.closed_error());
         }
+        self.check_may_follow()?;
         check_follows_log(&state, &checked)?;
         let result = self.append_checked_locked(&mut state, &config, &checked);
         self.stop_on_fatal(result)

@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::AtomicU8;
 use std::sync::{Arc, Mutex, RwLock};
 
 use strata_proto::types::Offset;
@@ -27,7 +28,7 @@ use super::super::group_commit::GroupCommit;
 use super::super::leader_epoch_cache::LeaderEpochCache;
 use super::super::reclaim::Reclaimer;
 use super::super::recovery::{PreviousShutdown, RecoveryReport};
-use super::{LogResources, LogState, PartitionLog, WritebackMark};
+use super::{LogResources, LogState, PartitionLog, ReplicaRole, WritebackMark};
 
 impl PartitionLog {
     /// Opens the log in `dir` like [`PartitionLog::open`], except that a log recovery
@@ -91,6 +92,7 @@ impl PartitionLog {
             reclaimer: Reclaimer::immediate(),
             open_segments: resources.open_segments.clone(),
             offline: Some(reason),
+            role: AtomicU8::new(ReplicaRole::Unassigned.to_u8()),
         }
     }
 
