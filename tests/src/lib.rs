@@ -32,6 +32,10 @@
 //! fenced or live in one node's view, metadata caught up, creations retried through an
 //! election) and [`ack_timeline`] (when each partition's sends were acknowledged or
 //! failed, read back from a history, for availability figures).
+//!
+//! [`fault_matrix`] runs the replication rows of the fault matrix against a fresh
+//! cluster: the workload, a row's faults, the drain, every copy of every partition read
+//! back, the checker, and unavailability per fault (`tests/replication_faults.rs`).
 
 pub mod ack_timeline;
 pub mod admin_retry;
@@ -40,6 +44,7 @@ pub mod cli_runner;
 pub mod cluster;
 pub mod cluster_views;
 pub mod durability;
+pub mod fault_matrix;
 pub mod firewall;
 pub mod history;
 pub mod nemesis;
