@@ -32,6 +32,7 @@ use super::open_segments::{OpenSegments, DEFAULT_CAPACITY};
 use super::partition_log::{LogResources, PartitionLog};
 use super::reclaim::{ReclaimPace, Reclaimer, ReclaimerThread};
 use super::recovery::PreviousShutdown;
+use super::repair::{self, RepairReport};
 
 /// Name of the clean-shutdown marker in the data directory.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".strata_cleanshutdown";
@@ -43,6 +44,21 @@ pub const RESERVED_DIRS: [&str; 1] = ["controller"];
 /// What a set-aside partition directory's name holds: `<topic>-<partition>.orphaned.<ms>`
 /// ([`LogManager::set_aside`]). Such a name never parses as a partition directory.
 pub const ORPHANED_INFIX: &str = ".orphaned.";
+/// What the name of a directory holding the damaged part of a repaired partition log holds:
+/// `<topic>-<partition>.damaged.<ms>` ([`LogManager::repair`]). Never parses as a
+/// partition directory either.
+pub const DAMAGED_INFIX: &str = ".damaged.";
+
+/// A repaired partition log ([`LogManager::repair`]).
+#[derive(Debug)]
+pub struct Repaired {
+    /// The log, online again.
+    pub log: Arc<PartitionLog>,
+    pub report: RepairReport,
+    /// Where the cut part was kept; `None` when nothing was cut (only the checkpoint
+    /// promised more than the log held).
+    pub aside: Option<PathBuf>,
+}
 
 /// A topic and one of its partitions; its directory is `<topic>-<partition>`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -170,6 +186,7 @@ impl LogManager {
             holds_partitions |= name.to_str().is_some_and(|name| {
                 RESERVED_DIRS.contains(&name)
                     || name.contains(ORPHANED_INFIX)
+                    || name.contains(DAMAGED_INFIX)
                     || name.ends_with(".deleted")
                     || TopicPartition::parse_dir_name(name).is_some()
             });
@@ -178,6 +195,13 @@ impl LogManager {
                 .is_some_and(|name| name.contains(ORPHANED_INFIX))
             {
                 tracing::warn!(path = %path.display(), "a partition directory set aside earlier is still here; delete it once it is no longer needed");
+                continue;
+            }
+            if name
+                .to_str()
+                .is_some_and(|name| name.contains(DAMAGED_INFIX))
+            {
+                tracing::warn!(path = %path.display(), "the damaged part of a repaired partition log is still here; delete it once it is no longer needed");
                 continue;
             }
             if name.to_str().is_some_and(|name| name.ends_with(".deleted")) {
@@ -417,6 +441,46 @@ impl LogManager {
             .map_err(|source| LogError::io("set aside a partition directory", &dir, source))?;
         durable::sync_dir(&self.data_dir)?;
         Ok(aside)
+    }
+
+    /// Repairs the offline log of `partition` (damaged when it was opened) from its valid
+    /// prefix (`repair.rs`) and puts it back online, opened again. What is cut is kept in
+    /// `<data>/<topic>-<partition>.damaged.<ms>`, never deleted. `None` when the partition
+    /// has no log here or its log is online. Only for a replica whose leader holds every
+    /// committed record: the cut may remove some (the caller decides; see
+    /// `node/replica_repair.rs`). Blocking, and as long as a full scan of the log.
+    pub fn repair(&self, partition: &TopicPartition) -> LogResult<Option<Repaired>> {
+        let Some(offline) = self.get(partition).filter(|log| log.is_offline()) else {
+            return Ok(None);
+        };
+        let dir = offline.dir().to_path_buf();
+        let config = offline.config();
+        let aside = self.data_dir.join(format!(
+            "{}{DAMAGED_INFIX}{}",
+            partition.dir_name(),
+            self.resources.clock.now_ms()
+        ));
+        let report = repair::cut_to_valid_prefix(&dir, &config, &aside)?;
+        durable::sync_dir(&self.data_dir)?;
+        let log =
+            PartitionLog::open_with(&dir, config, PreviousShutdown::Crashed, &self.resources)?;
+        let log = Arc::new(log);
+        let mut logs = self
+            .logs
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Replaced only if nothing else did meanwhile (a deletion of the topic).
+        if !logs
+            .get(partition)
+            .is_some_and(|current| Arc::ptr_eq(current, &offline))
+        {
+            drop(logs);
+            log.close()?;
+            return Ok(None);
+        }
+        logs.insert(partition.clone(), Arc::clone(&log));
+        let aside = (report.files_set_aside > 0).then_some(aside);
+        Ok(Some(Repaired { log, report, aside }))
     }
 
     /// Clean shutdown: close every log, then write the marker as the very last step.

@@ -18,7 +18,8 @@
 //! Where to start reading: [`PartitionLog`] (append, read, truncate, retention; a
 //! follower's verbatim append of fetched batches in `partition_log/follower.rs`), then
 //! [`recovery`] (what happens after a crash) and [`group_commit`] (how `flush = always`
-//! stays fast). [`LogManager`] opens every partition of a data directory. All fsyncs go
+//! stays fast). [`LogManager`] opens every partition of a data directory, and [`repair`]
+//! cuts a damaged one back to its valid prefix for its leader to fill. All fsyncs go
 //! through [`durable`]; an fsync error stops the log for good. A sealed segment holds no
 //! descriptor or map unless it was read recently: its files are opened on demand and kept
 //! in the shared, bounded [`OpenSegments`] cache (`segment/files.rs`).
@@ -40,6 +41,7 @@ pub mod producer_snapshot;
 mod read_buffer;
 pub mod reclaim;
 pub mod recovery;
+pub mod repair;
 pub mod segment;
 mod segment_map;
 pub mod time_index;
@@ -48,7 +50,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FlushPolicy, LogConfig};
 pub use direct::ends_in_padding as ends_in_direct_padding;
 pub use error::{LogError, LogResult};
-pub use manager::{BackgroundSchedule, BackgroundTasks, LogManager, TopicPartition};
+pub use manager::{BackgroundSchedule, BackgroundTasks, LogManager, Repaired, TopicPartition};
 pub use open_segments::{OpenSegmentStats, OpenSegments};
 pub use partition_log::{
     AppendInfo, Durability, LogResources, PartitionLog, ReadResult, ReplicaRole, RetentionOutcome,
@@ -56,6 +58,7 @@ pub use partition_log::{
 };
 pub use reclaim::{ReclaimPace, ReclaimStats, Reclaimer, ReclaimerThread};
 pub use recovery::{PreviousShutdown, RecoveryReport};
+pub use repair::{Damage, RepairReport};
 pub use segment::epoch_step_back_blames_previous;
 
 #[cfg(test)]
@@ -76,5 +79,7 @@ mod open_segments_tests;
 mod partition_log_tests;
 #[cfg(test)]
 mod reclaim_tests;
+#[cfg(test)]
+mod repair_tests;
 #[cfg(test)]
 mod test_support;

@@ -69,7 +69,7 @@ pub struct RecoveryReport {
 
 /// Base offsets of the `<base:020>.log` files in `dir`, ascending. Stray temp files from a
 /// checkpoint interrupted by a crash are removed.
-fn list_segments(dir: &Path) -> LogResult<Vec<Offset>> {
+pub(super) fn list_segments(dir: &Path) -> LogResult<Vec<Offset>> {
     let mut bases = Vec::new();
     let entries = fs::read_dir(dir)
         .map_err(|source| LogError::io("list partition directory", dir, source))?;

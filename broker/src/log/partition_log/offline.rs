@@ -12,7 +12,10 @@
 //! - its offsets are the checkpoint's, for what they are worth to a caller that asks.
 //!
 //! Every restart opens it afresh: once an operator has repaired the directory (see
-//! docs/ARCHITECTURE.md, "Damaged partitions"), it comes back online.
+//! docs/ARCHITECTURE.md, "Damaged partitions"), it comes back online. A follower replica
+//! does not wait for that: the broker has [`LogManager::repair`] cut it back to its valid
+//! prefix and fetches the rest from the leader, when that cannot lose a committed record
+//! (`node/replica_repair.rs`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,6 +25,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use strata_proto::types::Offset;
 
 use super::super::checkpoint::PartitionCheckpoint;
+#[cfg(doc)]
+use super::super::manager::LogManager;
 use super::super::config::LogConfig;
 use super::super::error::{LogError, LogResult};
 use super::super::group_commit::GroupCommit;
@@ -45,7 +50,8 @@ impl PartitionLog {
                 tracing::error!(
                     dir = %dir.display(), %error,
                     "the partition log is damaged; it stays offline (produce and fetch are \
-                     refused, nothing in it is changed) until an operator repairs it"
+                     refused, nothing in it is changed) until it is repaired: from its \
+                     leader if it is a follower out of the ISR, else by an operator"
                 );
                 Ok(PartitionLog::offline(
                     dir,
