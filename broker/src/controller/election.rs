@@ -1,6 +1,6 @@
 //! Leadership decisions: which broker leads each partition, and which brokers are in its
-//! ISR, after a broker is fenced, comes back, shuts down, or an operator asks for the
-//! preferred leaders or a new replica list.
+//! ISR, after a broker is fenced, comes back, restarts, shuts down, or an operator asks for
+//! the preferred leaders or a new replica list.
 //!
 //! Pure functions of the [`MetadataImage`]: each returns the records to write as ONE
 //! atomic batch (an empty `Vec` means there is nothing to do), and the active controller
@@ -117,6 +117,39 @@ pub fn unfence(image: &MetadataImage, broker: BrokerId, incarnation: u64) -> Vec
         if leader.is_some() {
             records.push(change(topic, number, partition, leader, &isr, None));
         }
+    }
+    records
+}
+
+/// A broker that registers again, as a new process (a restart that was not a controlled
+/// shutdown; the lease of the old process may not even have lapsed), leaves the ISR of every
+/// partition that has another live ISR member, and the first such member (in replica
+/// order) takes over the partitions it led. The new process cannot vouch for what the old
+/// one acknowledged: unflushed records can be lost in a crash, and a damaged segment is cut
+/// back to its last good batch before the replica fetches again (KIP-903's rule that a
+/// replica's new incarnation must earn its ISR place with its own fetches; KRaft fences a
+/// re-registering broker for the same reason). It rejoins once the leader sees it caught up.
+/// Where it is the only live ISR member nothing changes (the last-known-leader rule, as in
+/// [`fence`]). Empty for a broker that is not registered.
+pub fn restarted(image: &MetadataImage, broker: BrokerId) -> Vec<MetadataRecord> {
+    if image.broker(broker).is_none() {
+        return Vec::new();
+    }
+    let live = |id: BrokerId| id != broker && is_live(image, id);
+    let mut records = Vec::new();
+    for (topic, number, partition) in partitions(image) {
+        if !partition.isr.contains(&broker) {
+            continue;
+        }
+        let others = without(&partition.isr, broker);
+        let Some(first_other) = first_live(&partition.replicas, &others, live) else {
+            continue;
+        };
+        let leader = match partition.leader {
+            Some(leader) if leader != broker => Some(leader),
+            _ => Some(first_other),
+        };
+        records.push(change(topic, number, partition, leader, &others, None));
     }
     records
 }

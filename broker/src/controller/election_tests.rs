@@ -125,6 +125,36 @@ fn the_last_isr_member_stays_in_the_isr_and_leads_again_when_it_returns() {
     assert_eq!(state(&image, "orders", 0), (Some(1), 2, vec![1]));
 }
 
+/// A broker that registers again as a new process leaves every ISR with another live
+/// member (handing over what it led); where it is the only live member it stays.
+#[test]
+fn a_restarted_broker_leaves_the_isrs_it_shares_with_a_live_member() {
+    let mut image = cluster(
+        &[1, 2, 3],
+        &[
+            (&[1, 2, 3], 1, &[1, 2, 3]),
+            (&[3, 1, 2], 3, &[3, 1, 2]),
+            (&[3, 2], 3, &[3]),
+            (&[1, 2], 1, &[1, 2]),
+        ],
+    );
+    run(&mut image, |image| fence(image, BrokerId(2)));
+    run(&mut image, |image| restarted(image, BrokerId(3)));
+    // A follower: out of the ISR, same leader and leader epoch.
+    assert_eq!(state(&image, "orders", 0), (Some(1), 0, vec![1]));
+    // A leader: the next live ISR member leads, at a new leader epoch.
+    assert_eq!(state(&image, "orders", 1), (Some(1), 1, vec![1]));
+    // The only ISR member: unchanged.
+    assert_eq!(state(&image, "orders", 2), (Some(3), 0, vec![3]));
+    // Not a replica: unchanged.
+    assert_eq!(state(&image, "orders", 3), (Some(1), 0, vec![1]));
+    assert!(
+        restarted(&image, BrokerId(3)).is_empty(),
+        "nothing left to change"
+    );
+    assert!(restarted(&image, BrokerId(9)).is_empty(), "unknown");
+}
+
 #[test]
 fn unclean_election_takes_a_live_replica_outside_the_isr_only_when_enabled() {
     let mut image = cluster(&[1, 2], &[(&[1, 2], 1, &[1])]);

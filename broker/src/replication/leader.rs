@@ -22,7 +22,10 @@
 //! - Shrink: ISR followers not caught up within `replica_lag_max` are proposed out. The
 //!   leader never proposes itself out, so the ISR is never empty.
 //! - Expand: replicas outside the ISR whose LEO is ≥ the HW and ≥ the offset where this
-//!   leader epoch started are proposed in (Kafka's `isFollowerInSync`).
+//!   leader epoch started are proposed in (Kafka's `isFollowerInSync`). A member the
+//!   controller removed (fenced, or restarted as a new process) is forgotten: only its
+//!   fetches after the removal count (KIP-903), so a replica that restarted with less than
+//!   it had reported is not added back on its old word.
 //! - One proposal in flight ([`LeaderPartition::pending`]), stamped with the partition
 //!   epoch it is based on (Kafka's `AlterPartition`): the controller refuses it if the
 //!   partition changed meanwhile.
@@ -446,6 +449,14 @@ impl LeaderPartition {
         let new_epoch = leader_epoch > self.leader_epoch;
         if !new_epoch && image.partition_epoch <= self.partition_epoch {
             return LeaderMetadataDecision::Stale;
+        }
+        // A member the controller took out (fenced, or registered again as a new process)
+        // earns its place back with fetches made from now on: what it reported before may
+        // be gone with its old process (KIP-903).
+        for removed in self.isr.iter().filter(|id| !image.isr.contains(id)) {
+            if let Some(progress) = self.followers.get_mut(removed) {
+                *progress = ReplicaProgress::default();
+            }
         }
         self.replicas = image.replicas.clone();
         self.isr = image.isr.clone();

@@ -423,3 +423,29 @@ fn a_new_leader_epoch_restarts_follower_progress() {
     assert_eq!(leader.follower_log_end_offset(B), None);
     assert_eq!(leader.high_watermark(), Offset(12), "the HW is kept");
 }
+
+/// KIP-903: a follower the controller took out of the ISR (it restarted, maybe with less
+/// than it had reported) is not added back on what its old process reported; only a
+/// fetch after the removal that reaches the HW counts.
+#[test]
+fn a_member_removed_by_the_controller_rejoins_only_on_new_fetches() {
+    let now = Instant::now();
+    let mut leader = leader_with_isr(&[1, 2, 3], 1, now);
+    leader.on_leader_append(Offset(20));
+    fetch(&mut leader, B, 20, now).unwrap();
+    fetch(&mut leader, C, 20, now).unwrap();
+    assert_eq!(leader.high_watermark(), Offset(20));
+    // C restarts; the controller takes it out of the ISR.
+    leader.on_metadata(&image(Some(1), 5, &[1, 2], 8), now);
+    assert_eq!(
+        leader.isr_change(now),
+        None,
+        "C is not added back on its old LEO"
+    );
+    // Its new process fetches from a cut log, then catches up.
+    fetch(&mut leader, C, 12, now).unwrap();
+    assert_eq!(leader.isr_change(now), None, "below the HW");
+    fetch(&mut leader, C, 20, now).unwrap();
+    let proposal = leader.isr_change(now).expect("caught up: proposed back in");
+    assert_eq!(proposal.new_isr, ids(&[1, 2, 3]));
+}

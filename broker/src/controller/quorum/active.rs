@@ -556,8 +556,9 @@ fn refusal_code(refusal: &ElectionRefusal, topic: &str, partition: i32) -> (Stri
 }
 
 /// The records of a broker registration: a new incarnation (one above the last), the
-/// cluster id on the very first one, and leadership back for the partitions it was the
-/// last in-sync replica of.
+/// cluster id on the very first one, the broker out of every ISR that has another live
+/// member (a new process must catch up again), and leadership back for the partitions it
+/// was the last in-sync replica of.
 fn register(
     image: &MetadataImage,
     broker_id: i32,
@@ -573,12 +574,16 @@ fn register(
     let incarnation = image
         .broker(BrokerId(broker_id))
         .map_or(1, |broker| broker.incarnation.saturating_add(1));
+    // A new process of a registered broker earns its ISR places again (see
+    // `election::restarted`); decided on the image before it registers.
+    let restarted = election::restarted(image, BrokerId(broker_id));
     records.push(MetadataRecord::RegisterBroker {
         broker_id,
         address,
         rack,
         incarnation,
     });
+    records.extend(restarted);
     // A registration leaves the broker unfenced; what it may lead again is what an
     // unfencing gives it, so ask `election::unfence` on the image as if it were fenced and
     // keep its partition changes (not its UnfenceBroker record).
