@@ -5,6 +5,7 @@
 //! cargo build --release -p strata-broker -p strata-cli
 //! cargo run --release -p strata-benches --bin scenarios -- --quick
 //! cargo run --release -p strata-benches --bin scenarios -- --only e2e-10k --out e2e.json
+//! cargo run --release -p strata-benches --bin scenarios -- --plan replication --skip-limits
 //! ```
 //!
 //! It builds nothing: `strata-broker` and `strata` must sit next to this executable (in
@@ -25,12 +26,14 @@ use strata_benches::scenarios::latency::LatencyFloors;
 use strata_benches::scenarios::limits;
 use strata_benches::scenarios::plan::{self, Timing};
 use strata_benches::scenarios::prefault;
+use strata_benches::scenarios::replication::ReplicationSummary;
 use strata_benches::scenarios::report::Report;
 use strata_benches::scenarios::runner::{self, Reference, RunConfig};
 use strata_benches::scenarios::warm::PageCacheFill;
 
 /// Strata's scenario runner: Kreps' 2014 Kafka benchmark scenarios on one node, Iggy's
-/// shape and issue 4's acceptance rows, each with flush=interval and flush=always.
+/// shape, issue 4's acceptance rows and RF 3 on a three-broker cluster, each with
+/// flush=interval and flush=always.
 #[derive(Debug, Parser)]
 #[command(name = "scenarios")]
 struct Args {
@@ -43,6 +46,11 @@ struct Args {
     /// Run only these scenarios (repeatable or comma-separated), e.g. kreps-1p,e2e-10k.
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     only: Vec<String>,
+    /// Run a named set of scenarios meant for one sitting (with --only: both):
+    /// `replication` = produce-1k-rf1-acks1, produce-1k-rf3-acksall and
+    /// e2e-10k-rf3-acksall on a three-broker cluster on 127.0.0.1–3, each flush mode.
+    #[arg(long, value_name = "PLAN")]
+    plan: Option<String>,
     /// Directory for the brokers' temporary data dirs and dd's file (default: the system
     /// temp dir). It decides which disk is measured.
     #[arg(long, value_name = "DIR")]
@@ -84,7 +92,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     interrupt::install();
-    let sessions = plan::select(&args.only)?;
+    let sessions = plan::select(&args.only, args.plan.as_deref())?;
     let bin_dir = match &args.bin_dir {
         Some(dir) => dir.clone(),
         None => own_dir()?,
@@ -146,6 +154,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(fill) = fill {
         environment.page_cache_fill = Some(fill.describe());
     }
+    let replication = ReplicationSummary::new(&records);
     let report = Report {
         tool: "strata-scenarios",
         quick: args.quick,
@@ -160,10 +169,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         latency,
         disk_read: disk.disk_read,
         sessions: records,
+        replication,
     };
     println!("{}", report.markdown());
     let json = serde_json::to_string_pretty(&report).context("encoding the JSON report")?;
     std::fs::write(&out, json + "\n").with_context(|| format!("writing {}", out.display()))?;
+    for line in report.replication.ratio_lines() {
+        eprintln!("scenarios: {line}");
+    }
     eprintln!("scenarios: JSON report in {}", out.display());
     Ok(())
 }

@@ -6,7 +6,6 @@
 //! or prints a document without some field yields a [`BenchRun`] whose `error` says so,
 //! with whatever figures could still be read.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -59,10 +58,11 @@ pub struct BenchRun {
 
 /// The arguments after the `strata` program name. `consume` reads from the earliest
 /// offset up to the end offsets it sees at start: the whole backlog of the session.
-pub fn arguments(step: &Step, timing: Timing, broker: SocketAddr) -> Vec<String> {
+/// `bootstrap` is the `-b` list: every broker of the session.
+pub fn arguments(step: &Step, timing: Timing, bootstrap: &str) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "-b".into(),
-        broker.to_string(),
+        bootstrap.into(),
         "--format".into(),
         "json".into(),
         "bench".into(),
@@ -93,7 +93,7 @@ pub fn arguments(step: &Step, timing: Timing, broker: SocketAddr) -> Vec<String>
         "-p".into(),
         step.partitions.to_string(),
         "-r".into(),
-        "1".into(),
+        step.replication_factor.to_string(),
     ]);
     if step.backlog {
         args.extend([

@@ -1,11 +1,12 @@
-//! A fresh release `strata-broker` for one session: a new run directory under the data
-//! root (the broker's data in `data/`, its log in `broker.err`, the bench outputs next to
-//! it), a free port on 127.0.0.1, the session's `--flush` policy.
+//! One release `strata-broker` process of a session: its directory (the data in `data/`,
+//! its log in `broker.err`), its listener and the session's `--flush` policy; alone, or
+//! as one node of a cluster ([`NodeLaunch`]). [`super::deployment`] owns the session's
+//! run directory and decides where each node lives.
 //!
 //! Lifecycle: [`BrokerProcess::start`] returns once the port accepts connections;
-//! [`BrokerProcess::stop`] sends SIGTERM to the PID, waits a bounded time (SIGKILL after)
-//! and deletes the run directory. `Drop` does the same without the grace period, so an
-//! error half-way through a session leaves neither a process nor a directory behind.
+//! [`BrokerProcess::stop`] sends SIGTERM to the PID and waits a bounded time (SIGKILL
+//! after). `Drop` kills and reaps a broker still running, so an error half-way through a
+//! session leaves no process behind.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -23,13 +24,33 @@ const RESERVED_PORTS: [u16; 2] = [7070, 17070];
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a clean shutdown (flush and checkpoint every log) may take.
 const STOP_GRACE: Duration = Duration::from_secs(60);
+/// The lowest port [`shared_free_port`] tries.
+const PORT_CANDIDATES_FIRST: u16 = 10_000;
 
-/// A running broker and the directory it owns.
+/// A running broker.
 #[derive(Debug)]
 pub struct BrokerProcess {
     child: Option<ChildProcess>,
     address: SocketAddr,
-    run_dir: PathBuf,
+}
+
+/// Where one broker lives and whom it forms a cluster with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLaunch {
+    /// Its own directory: `data/` and `broker.out`/`broker.err` go in it.
+    pub dir: PathBuf,
+    pub address: SocketAddr,
+    /// `--node-id` and `--controller-voters`; `None` for a one-node cluster on the
+    /// broker's defaults.
+    pub membership: Option<Membership>,
+}
+
+/// A node's place in a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub node_id: u32,
+    /// `1@127.0.0.1:P,2@127.0.0.2:P,…`, the same for every node.
+    pub controller_voters: String,
 }
 
 /// The broker settings a run chooses, the same for every session.
@@ -53,31 +74,37 @@ impl BrokerOptions {
 }
 
 impl BrokerProcess {
-    /// Starts `binary` on a new directory under `data_root` and waits until it listens.
+    /// Starts `binary` as `node` and waits until it listens.
     pub fn start(
         binary: &Path,
-        data_root: &Path,
-        label: &str,
+        node: &NodeLaunch,
         flush: Flush,
         options: &BrokerOptions,
     ) -> anyhow::Result<Self> {
-        let run_dir = new_run_dir(data_root, label)?;
+        std::fs::create_dir_all(&node.dir)
+            .with_context(|| format!("creating {}", node.dir.display()))?;
         let mut broker = BrokerProcess {
             child: None,
-            address: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?)),
-            run_dir,
+            address: node.address,
         };
         let mut command = Command::new(binary);
         command
             .arg("--data-dir")
-            .arg(broker.run_dir.join("data"))
+            .arg(node.dir.join("data"))
             .arg("--listen")
-            .arg(broker.address.to_string())
+            .arg(node.address.to_string())
             .arg("--flush")
             .arg(flush.broker_arg())
             .args(options.args())
             .env("RUST_LOG", "warn");
-        let child = ChildProcess::spawn(command, "strata-broker", &broker.run_dir.join("broker"))?;
+        if let Some(membership) = &node.membership {
+            command
+                .arg("--node-id")
+                .arg(membership.node_id.to_string())
+                .arg("--controller-voters")
+                .arg(&membership.controller_voters);
+        }
+        let child = ChildProcess::spawn(command, "strata-broker", &node.dir.join("broker"))?;
         broker.child = Some(child);
         broker.wait_listening()?;
         Ok(broker)
@@ -85,11 +112,6 @@ impl BrokerProcess {
 
     pub fn address(&self) -> SocketAddr {
         self.address
-    }
-
-    /// Where bench outputs of this session go; deleted with the broker's data.
-    pub fn scratch_dir(&self) -> &Path {
-        &self.run_dir
     }
 
     /// The broker's user + system CPU time so far, in seconds.
@@ -110,15 +132,13 @@ impl BrokerProcess {
         }
     }
 
-    /// Stops the broker by PID (SIGTERM, bounded wait, SIGKILL) and deletes its directory.
-    /// Returns how the broker exited.
-    pub fn stop(mut self) -> anyhow::Result<String> {
+    /// Stops the broker by PID (SIGTERM, bounded wait, SIGKILL). Returns how it exited.
+    pub fn stop(&mut self) -> anyhow::Result<String> {
         let status = match self.child.as_mut() {
             Some(child) => child.stop(STOP_GRACE)?.to_string(),
             None => "not started".to_owned(),
         };
         self.child = None;
-        self.remove_run_dir()?;
         Ok(status)
     }
 
@@ -142,22 +162,6 @@ impl BrokerProcess {
             self.address
         )
     }
-
-    /// Deletes the session's data gently (`cleanup.rs`), so the next session's first
-    /// step does not meet the host reclaiming gigabytes at once.
-    fn remove_run_dir(&self) -> anyhow::Result<()> {
-        super::cleanup::remove_dir_gently(&self.run_dir)
-    }
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        // Dropping the child kills and reaps it.
-        self.child = None;
-        if let Err(error) = self.remove_run_dir() {
-            eprintln!("scenarios: {error:#}");
-        }
-    }
 }
 
 /// A port on 127.0.0.1 that was free a moment ago and is not a reserved one.
@@ -173,17 +177,39 @@ pub fn free_port() -> anyhow::Result<u16> {
     bail!("no free port on 127.0.0.1 outside {RESERVED_PORTS:?}")
 }
 
-fn new_run_dir(data_root: &Path, label: &str) -> anyhow::Result<PathBuf> {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.subsec_nanos())
-        .unwrap_or_default();
-    let dir = data_root.join(format!(
-        "strata-scenario-{label}-{}-{nanos:09}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
+/// A port free on every one of `ips` at once and not a reserved one, below the kernel's
+/// ephemeral range when it can be: there no outgoing connection of a broker (to a peer, on
+/// another loopback address) takes it while the cluster starts.
+pub fn shared_free_port(ips: &[Ipv4Addr]) -> anyhow::Result<u16> {
+    let ephemeral_first = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+        .max(PORT_CANDIDATES_FIRST + 1);
+    let span = u64::from(ephemeral_first - PORT_CANDIDATES_FIRST);
+    let mut seed = u64::from(std::process::id())
+        ^ SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos() as u64);
+    for _ in 0..200 {
+        // Knuth's MMIX LCG: spreads the tries, so parallel runners rarely pick alike.
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let port = PORT_CANDIDATES_FIRST + u16::try_from((seed >> 33) % span).unwrap_or(0);
+        if RESERVED_PORTS.contains(&port) {
+            continue;
+        }
+        // Bound at once on every address, so none is checked after another was freed.
+        let bound: Result<Vec<TcpListener>, _> = ips
+            .iter()
+            .map(|ip| TcpListener::bind(SocketAddr::from((*ip, port))))
+            .collect();
+        if bound.is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("found no port free on all of {ips:?} in 200 attempts")
 }
 
 #[cfg(test)]
@@ -202,5 +228,19 @@ mod tests {
             options.args(),
             ["--log-io", "direct", "--worker-threads", "1"]
         );
+    }
+
+    #[test]
+    fn a_shared_port_is_free_on_all_three_loopback_addresses() {
+        let ips = [
+            Ipv4Addr::new(127, 0, 0, 1),
+            Ipv4Addr::new(127, 0, 0, 2),
+            Ipv4Addr::new(127, 0, 0, 3),
+        ];
+        let port = shared_free_port(&ips).unwrap_or_default();
+        assert!(port >= PORT_CANDIDATES_FIRST && !RESERVED_PORTS.contains(&port));
+        for ip in ips {
+            assert!(TcpListener::bind((ip, port)).is_ok(), "{ip}:{port}");
+        }
     }
 }

@@ -1,9 +1,12 @@
 //! The scenario table: the scenarios of Kreps' 2014 Kafka benchmark adapted to one node
-//! (RF 1), Iggy's benchmark shape and issue 4's acceptance rows.
+//! (RF 1), Iggy's benchmark shape, issue 4's acceptance rows, and replication at RF 3 on
+//! a three-broker cluster of this machine (issue 20).
 //!
-//! A [`Session`] is one fresh broker: its steps run in order against it, so a `consume`
-//! step reads the backlog an earlier `produce` step of the same session wrote. Every
-//! session runs once per [`Flush`] mode it lists, each time on a new broker and data dir.
+//! A [`Session`] is one fresh [`Topology`] (a broker, or a cluster of three): its steps
+//! run in order against it, so a `consume` step reads the backlog an earlier `produce`
+//! step of the same session wrote. Every session runs once per [`Flush`] mode it lists,
+//! each time on new brokers and data dirs. A [`PLANS`] entry names a set of sessions
+//! meant to be measured in one sitting.
 
 use std::time::Duration;
 
@@ -31,6 +34,29 @@ impl Flush {
         match self {
             Flush::Interval => "interval",
             Flush::Always => "always",
+        }
+    }
+}
+
+/// The brokers a session runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Topology {
+    /// One broker on 127.0.0.1 with the broker's defaults (a one-node cluster).
+    SingleBroker,
+    /// [`CLUSTER_BROKERS`] brokers on 127.0.0.1, 127.0.0.2, …, all voters of the
+    /// controller quorum (combined mode, as in the README's "Run a cluster").
+    Cluster,
+}
+
+/// Brokers of a [`Topology::Cluster`].
+pub const CLUSTER_BROKERS: u8 = 3;
+
+impl Topology {
+    pub fn brokers(self) -> u8 {
+        match self {
+            Topology::SingleBroker => 1,
+            Topology::Cluster => CLUSTER_BROKERS,
         }
     }
 }
@@ -70,6 +96,8 @@ pub struct Step {
     /// Created by `produce`/`e2e`; read by `consume`.
     pub topic: &'static str,
     pub partitions: u32,
+    /// Of the topic the step creates; at most the session's broker count.
+    pub replication_factor: u32,
     pub record_size_bytes: u32,
     pub producers: u32,
     pub consumers: u32,
@@ -82,10 +110,11 @@ pub struct Step {
     pub backlog: bool,
 }
 
-/// One fresh broker and the steps run against it.
+/// Fresh brokers and the steps run against them.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub name: &'static str,
+    pub topology: Topology,
     pub flushes: &'static [Flush],
     pub steps: Vec<Step>,
 }
@@ -154,6 +183,7 @@ fn produce(name: &'static str, partitions: u32, record_size_bytes: u32, producer
         mode: Mode::Produce,
         topic: name,
         partitions,
+        replication_factor: 1,
         record_size_bytes,
         producers,
         consumers: 0,
@@ -204,10 +234,62 @@ fn session(name: &'static str, mut steps: Vec<Step>) -> Session {
     }
     Session {
         name,
+        topology: Topology::SingleBroker,
         flushes: &Flush::BOTH,
         steps,
     }
 }
+
+/// A session on a fresh three-broker cluster.
+fn cluster_session(name: &'static str, steps: Vec<Step>) -> Session {
+    Session {
+        topology: Topology::Cluster,
+        ..session(name, steps)
+    }
+}
+
+/// Issue 20's replication rows, on a three-broker cluster under both flush modes.
+///
+/// The produce pair differs only in replication factor and acks: 1000 B records, one
+/// producer, large batches (as the throughput rows above), six partitions as in Kreps'
+/// three-broker runs, so that each broker leads two. The RF 1 row runs on the same
+/// three-broker cluster, so the ratio compares like with like (Kreps' 0.51 × is RF 3
+/// `acks=all` over RF 1 on the same three machines). The e2e row is `e2e-10k` at RF 3.
+fn replication_sessions() -> Vec<Session> {
+    let rf1 = Step {
+        batching: Some(LARGE_BATCHES),
+        ..produce(PRODUCE_RF1, 6, 1000, 1)
+    };
+    let rf3 = Step {
+        replication_factor: 3,
+        acks: "all",
+        batching: Some(LARGE_BATCHES),
+        ..produce(PRODUCE_RF3, 6, 1000, 1)
+    };
+    let e2e_rf3 = Step {
+        replication_factor: 3,
+        acks: "all",
+        ..e2e(E2E_RF3, 1, 1000, 10_000)
+    };
+    vec![
+        cluster_session(PRODUCE_RF1, vec![rf1]),
+        cluster_session(PRODUCE_RF3, vec![rf3]),
+        cluster_session(E2E_RF3, vec![e2e_rf3]),
+    ]
+}
+
+/// The replication rows' names (sessions and steps alike).
+pub const PRODUCE_RF1: &str = "produce-1k-rf1-acks1";
+pub const PRODUCE_RF3: &str = "produce-1k-rf3-acksall";
+pub const E2E_RF3: &str = "e2e-10k-rf3-acksall";
+
+/// Named sets of sessions for `--plan`, each meant for one sitting.
+pub const PLANS: [(&str, &[&str]); 1] = [(
+    // Issue 20: produce at RF 1 / acks=1 and RF 3 / acks=all, and e2e at RF 3, both flush
+    // modes, in one sitting.
+    "replication",
+    &[PRODUCE_RF1, PRODUCE_RF3, E2E_RF3],
+)];
 
 /// Every session, in the order they run.
 pub fn all_sessions() -> Vec<Session> {
@@ -259,22 +341,33 @@ pub fn all_sessions() -> Vec<Session> {
         ),
         session("accept-100b", vec![accept_100b]),
     ]
+    .into_iter()
+    .chain(replication_sessions())
+    .collect()
 }
 
-/// The sessions named in `only` (all when empty). Unknown names are an error that lists
-/// the known ones.
-pub fn select(only: &[String]) -> anyhow::Result<Vec<Session>> {
+/// The sessions of `plan` (a [`PLANS`] name) and those named in `only`, in table order;
+/// all of them when both are empty. An unknown name is an error that lists the known ones.
+pub fn select(only: &[String], plan: Option<&str>) -> anyhow::Result<Vec<Session>> {
     let sessions = all_sessions();
-    if only.is_empty() {
+    if only.is_empty() && plan.is_none() {
         return Ok(sessions);
     }
+    let mut wanted: Vec<&str> = only.iter().map(String::as_str).collect();
+    if let Some(plan) = plan {
+        let Some((_, names)) = PLANS.iter().find(|(name, _)| *name == plan) else {
+            let known: Vec<&str> = PLANS.iter().map(|(name, _)| *name).collect();
+            anyhow::bail!("unknown plan {plan:?}; known: {}", known.join(", "));
+        };
+        wanted.extend_from_slice(names);
+    }
     let known: Vec<&str> = sessions.iter().map(|session| session.name).collect();
-    if let Some(unknown) = only.iter().find(|name| !known.contains(&name.as_str())) {
+    if let Some(unknown) = wanted.iter().find(|name| !known.contains(name)) {
         anyhow::bail!("unknown scenario {unknown:?}; known: {}", known.join(", "));
     }
     Ok(sessions
         .into_iter()
-        .filter(|session| only.iter().any(|name| name == session.name))
+        .filter(|session| wanted.contains(&session.name))
         .collect())
 }
 
@@ -334,8 +427,81 @@ mod tests {
 
     #[test]
     fn select_rejects_unknown_names() {
-        assert!(select(&["nope".to_owned()]).is_err());
-        let chosen = select(&["e2e-10k".to_owned()]).ok().unwrap_or_default();
+        assert!(select(&["nope".to_owned()], None).is_err());
+        assert!(select(&[], Some("nope")).is_err());
+        let chosen = select(&["e2e-10k".to_owned()], None)
+            .ok()
+            .unwrap_or_default();
         assert_eq!(chosen.len(), 1);
+    }
+
+    fn names(sessions: &[Session]) -> Vec<&'static str> {
+        sessions.iter().map(|session| session.name).collect()
+    }
+
+    #[test]
+    fn the_replication_plan_is_the_three_cluster_sessions_under_both_flush_modes() {
+        let chosen = select(&[], Some("replication")).ok().unwrap_or_default();
+        assert_eq!(names(&chosen), [PRODUCE_RF1, PRODUCE_RF3, E2E_RF3]);
+        for session in &chosen {
+            assert_eq!(session.topology, Topology::Cluster);
+            assert_eq!(session.flushes, Flush::BOTH);
+            assert_eq!(session.steps.len(), 1);
+        }
+        // A plan and names together: their union, in table order, without repeats.
+        let both = select(
+            &[E2E_RF3.to_owned(), "e2e-10k".to_owned()],
+            Some("replication"),
+        )
+        .ok()
+        .unwrap_or_default();
+        assert_eq!(names(&both), ["e2e-10k", PRODUCE_RF1, PRODUCE_RF3, E2E_RF3]);
+    }
+
+    #[test]
+    fn the_produce_pair_differs_only_in_replication_factor_and_acks() {
+        let step = |name: &str| {
+            all_sessions()
+                .into_iter()
+                .find(|session| session.name == name)
+                .and_then(|session| session.steps.into_iter().next())
+        };
+        let (Some(rf1), Some(rf3), Some(e2e_rf3)) =
+            (step(PRODUCE_RF1), step(PRODUCE_RF3), step(E2E_RF3))
+        else {
+            panic!("a replication session is missing");
+        };
+        assert_eq!((rf1.replication_factor, rf1.acks), (1, "1"));
+        assert_eq!((rf3.replication_factor, rf3.acks), (3, "all"));
+        let same = |step: &Step| {
+            (
+                step.mode,
+                step.partitions,
+                step.record_size_bytes,
+                step.producers,
+                step.rate,
+                step.batching.map(|b| (b.batch_size_bytes, b.linger_ms)),
+            )
+        };
+        assert_eq!(same(&rf1), same(&rf3));
+        assert_eq!(rf1.record_size_bytes, 1000);
+        assert_eq!(
+            (e2e_rf3.mode, e2e_rf3.rate, e2e_rf3.record_size_bytes),
+            (Mode::E2e, Some(10_000), 1000)
+        );
+        assert_eq!((e2e_rf3.replication_factor, e2e_rf3.acks), (3, "all"));
+    }
+
+    #[test]
+    fn no_step_asks_for_more_replicas_than_its_session_has_brokers() {
+        for session in all_sessions() {
+            for step in &session.steps {
+                assert!(
+                    step.replication_factor <= u32::from(session.topology.brokers()),
+                    "{}",
+                    step.name
+                );
+            }
+        }
     }
 }

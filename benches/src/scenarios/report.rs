@@ -1,6 +1,7 @@
 //! What a run prints and saves: the markdown table of every row, the raw limits, issue 4's
-//! acceptance checks ([`super::checks`]), and the JSON document with everything (each
-//! bench's own document included).
+//! acceptance checks ([`super::checks`]), issue 20's replication lines
+//! ([`super::replication`]), and the JSON document with everything (each bench's own
+//! document included).
 //!
 //! MB are MiB (2^20 bytes) of record values throughout, like Kafka's tools; the limits are
 //! converted to MiB/s so that every ratio compares like with like.
@@ -13,6 +14,7 @@ use super::environment::Environment;
 use super::latency::{LatencyFloors, LatencyLimit};
 use super::limits::Limit;
 use super::plan::{Mode, Timing};
+use super::replication::ReplicationSummary;
 use super::runner::{Row, SessionRecord};
 
 /// Everything one run produced.
@@ -34,6 +36,8 @@ pub struct Report {
     pub latency: LatencyFloors,
     pub sessions: Vec<SessionRecord>,
     pub checks: Vec<Check>,
+    /// RF 3 ÷ RF 1 per flush mode and the RF 3 e2e latency, when those rows ran.
+    pub replication: ReplicationSummary,
 }
 
 impl Report {
@@ -57,7 +61,11 @@ impl Report {
              step read back later writes {:.1} GiB of values (warm-up included); consume \
              reads the whole backlog\n\
              - broker: a fresh `strata-broker --data-dir <temp> --listen 127.0.0.1:<free port> \
-             --flush interval:1000|always {}` per scenario and flush mode (RF 1)\n\
+             --flush interval:1000|always {}` per scenario and flush mode (RF 1); the \
+             replication rows run on a fresh cluster of three such brokers on \
+             127.0.0.1–3 (`--node-id N --controller-voters 1@127.0.0.1:P,…`), each step \
+             after its topic's ISR holds every replica; their CPU is the three brokers' \
+             sum\n\
              - MB = MiB (2^20 B) of record values; broker CPU s/GiB = (utime + stime) during \
              the step ÷ GiB of values it moved; exact commands in the JSON \
              (`sessions[].rows[].bench.command`)\n",
@@ -85,6 +93,10 @@ impl Report {
         if !self.checks.is_empty() {
             out.push('\n');
             out.push_str(&checks_table(&self.checks));
+        }
+        if !self.replication.is_empty() {
+            out.push('\n');
+            out.push_str(&self.replication.markdown());
         }
         out
     }
@@ -133,8 +145,8 @@ fn latency_table(floors: &[(&str, &LatencyLimit)]) -> String {
 
 fn rows_table(sessions: &[SessionRecord]) -> String {
     let mut out = String::from(
-        "| scenario | flush | prod/cons | partitions | record B | records/s | MB/s | publish p99 ms | e2e p99 ms | broker CPU s/GiB | ÷ iperf3 | ÷ dd | ÷ page cache | note |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | flush | prod/cons | partitions | RF | record B | records/s | MB/s | publish p99 ms | e2e p99 ms | broker CPU s/GiB | ÷ iperf3 | ÷ dd | ÷ page cache | note |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in sessions.iter().flat_map(|record| &record.rows) {
         let _ = writeln!(out, "{}", row_line(row));
@@ -159,9 +171,10 @@ fn row_line(row: &Row) -> String {
     }
     name.push(')');
     format!(
-        "| {name} | {} | {clients} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        "| {name} | {} | {clients} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
         row.flush.name(),
         step.partitions,
+        step.replication_factor,
         step.record_size_bytes,
         cell(summary.records_per_sec, 0),
         cell(summary.mb_per_sec, 1),

@@ -1,13 +1,20 @@
-//! Runs one session under one flush mode: a fresh broker, each step's `strata bench`,
-//! the broker's CPU time around each step, and the records the topic holds afterwards.
+//! Runs one session under one flush mode: fresh brokers (one, or a cluster of three that
+//! must first form, [`super::readiness`]), each step's `strata bench`, the brokers' CPU
+//! time around each step, and the records the topic holds afterwards.
 //!
-//! CPU per GiB: utime + stime of the broker process, read right before and right after
-//! the step, divided by the GiB of record values the step moved. For `produce` and `e2e`
-//! that is the topic's record count afterwards (`strata offsets`, so the warm-up counts,
-//! like the CPU it used) times the record size; for `consume`, the records the bench read.
+//! On a cluster, a `produce` or `e2e` step's topic is created by the runner, which waits
+//! until every replica is in the ISR before the quiet-host wait and the bench; the bench's
+//! own `--create` then finds it.
 //!
-//! Failures stay in their row: a broker that does not start fails every step of the
-//! session, a broker that dies fails the steps after it, and nothing stops the run.
+//! CPU per GiB: utime + stime of the broker processes (all of a cluster's), read right
+//! before and right after the step, divided by the GiB of record values the step moved.
+//! For `produce` and `e2e` that is the topic's record count afterwards (`strata offsets`,
+//! so the warm-up counts, like the CPU it used) times the record size (so RF 3 counts
+//! each value once, not per replica); for `consume`, the records the bench read.
+//!
+//! Failures stay in their row: brokers that do not start (or a cluster that does not
+//! form) fail every step of the session, a broker that dies fails the steps after it, and
+//! nothing stops the run.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,12 +25,14 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use super::bench::{self, BenchRun};
-use super::broker::{BrokerOptions, BrokerProcess};
+use super::broker::BrokerOptions;
+use super::deployment::Deployment;
 use super::interrupt;
 use super::latency::LatencyFloors;
 use super::limits::{DiskLimits, Limit};
-use super::plan::{Flush, Mode, Session, Step, Timing};
+use super::plan::{Flush, Mode, Session, Step, Timing, Topology};
 use super::process::run_captured;
+use super::readiness::{self, Cli};
 use super::steal;
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -80,6 +89,8 @@ pub struct Row {
     pub step: Step,
     /// Records in the topic after `produce`/`e2e`; the backlog before a `consume`.
     pub topic_records: Option<u64>,
+    /// On a cluster: how long creating the topic and waiting for its full ISR took.
+    pub in_sync_wait_seconds: Option<f64>,
     pub broker_cpu_seconds: Option<f64>,
     pub values_gib: Option<f64>,
     pub broker_cpu_seconds_per_gib: Option<f64>,
@@ -119,12 +130,16 @@ impl Row {
     }
 }
 
-/// One broker's life: the rows of its steps and how it stopped.
+/// One life of a session's brokers: the rows of its steps and how they stopped.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SessionRecord {
     pub session: &'static str,
     pub flush: Flush,
-    pub broker_address: Option<SocketAddr>,
+    pub topology: Topology,
+    /// Every broker's address, in node order; empty when they did not start.
+    pub broker_addresses: Vec<SocketAddr>,
+    /// On a cluster: how long electing a controller and registering every broker took.
+    pub cluster_formed_seconds: Option<f64>,
     pub broker_exit: Option<String>,
     pub rows: Vec<Row>,
 }
@@ -140,30 +155,56 @@ pub fn run_session(
     let mut record = SessionRecord {
         session: session.name,
         flush,
-        broker_address: None,
+        topology: session.topology,
+        broker_addresses: Vec::new(),
+        cluster_formed_seconds: None,
         broker_exit: None,
         rows: Vec::new(),
     };
-    let mut broker = match BrokerProcess::start(
+    let fail_all = |record: &mut SessionRecord, message: String| {
+        eprintln!("scenarios: {label}: {message}");
+        record.rows = session
+            .steps
+            .iter()
+            .map(|step| failed_row(session, flush, step, message.clone()))
+            .collect();
+    };
+    let mut brokers = match Deployment::start(
         &config.broker,
         &config.data_root,
         &label,
+        session.topology,
         flush,
         &config.broker_options,
     ) {
-        Ok(broker) => broker,
+        Ok(brokers) => brokers,
         Err(error) => {
-            let message = format!("broker did not start: {error:#}");
-            eprintln!("scenarios: {label}: {message}");
-            record.rows = session
-                .steps
-                .iter()
-                .map(|step| failed_row(session, flush, step, message.clone()))
-                .collect();
+            fail_all(&mut record, format!("brokers did not start: {error:#}"));
             return record;
         }
     };
-    record.broker_address = Some(broker.address());
+    record.broker_addresses = brokers.addresses();
+    if session.topology == Topology::Cluster {
+        let formed = readiness::wait_cluster_formed(
+            cli(config, &brokers, &brokers.bootstrap()),
+            usize::from(session.topology.brokers()),
+        );
+        match formed {
+            Ok(took) => {
+                eprintln!(
+                    "scenarios: {label}: cluster of {} formed after {:.1} s",
+                    session.topology.brokers(),
+                    took.as_secs_f64()
+                );
+                record.cluster_formed_seconds = Some(took.as_secs_f64());
+            }
+            Err(error) => {
+                fail_all(&mut record, format!("{error:#}"));
+                record.broker_exit = Some(stop_brokers(brokers));
+                return record;
+            }
+        }
+    }
     for step in &session.steps {
         if interrupt::requested() {
             break;
@@ -173,49 +214,78 @@ pub fn run_session(
             step.mode.subcommand(),
             step.name
         );
-        let row = match broker.check_running() {
-            Ok(()) => run_step(config, &broker, session, flush, step, reference),
+        let row = match brokers.check_running() {
+            Ok(()) => run_step(config, &brokers, session, flush, step, reference),
             Err(error) => failed_row(session, flush, step, format!("{error:#}")),
         };
         eprintln!("scenarios: {label}: {}", one_line_summary(&row));
         record.rows.push(row);
     }
-    record.broker_exit = Some(match broker.stop() {
+    record.broker_exit = Some(stop_brokers(brokers));
+    record
+}
+
+fn stop_brokers(brokers: Deployment) -> String {
+    match brokers.stop() {
         Ok(status) => status,
         Err(error) => format!("stop failed: {error:#}"),
-    });
-    record
+    }
+}
+
+/// The `strata` CLI pointed at `brokers`.
+fn cli<'a>(config: &'a RunConfig, brokers: &'a Deployment, bootstrap: &'a str) -> Cli<'a> {
+    Cli {
+        strata: &config.strata,
+        bootstrap,
+        scratch_dir: brokers.scratch_dir(),
+    }
 }
 
 fn run_step(
     config: &RunConfig,
-    broker: &BrokerProcess,
+    brokers: &Deployment,
     session: &Session,
     flush: Flush,
     step: &Step,
     reference: Reference,
 ) -> Row {
+    let bootstrap = brokers.bootstrap();
+    let in_sync_wait = match (brokers.topology(), step.mode) {
+        (Topology::Cluster, Mode::Produce | Mode::E2e) => {
+            let cli = cli(config, brokers, &bootstrap);
+            match readiness::create_topic_in_sync(
+                cli,
+                step.topic,
+                step.partitions,
+                step.replication_factor,
+            ) {
+                Ok(took) => Some(took.as_secs_f64()),
+                Err(error) => return failed_row(session, flush, step, format!("{error:#}")),
+            }
+        }
+        (Topology::Cluster, Mode::Consume) | (Topology::SingleBroker, _) => None,
+    };
     let mut notes = Vec::new();
     let mut note =
         |context: &str, error: anyhow::Error| notes.push(format!("{context}: {error:#}"));
     let backlog = match step.mode {
-        Mode::Consume => topic_records(config, broker, step.topic)
+        Mode::Consume => topic_records(config, brokers, step.topic)
             .map_err(|error| note("counting the backlog", error))
             .ok(),
         Mode::Produce | Mode::E2e => None,
     };
-    let args = bench::arguments(step, config.timing, broker.address());
+    let args = bench::arguments(step, config.timing, &bootstrap);
     let settled = steal::settle(QUIET_WINDOW, QUIET_WINDOWS, QUIET_WAIT_MAX);
     let steal_before = steal::stolen_seconds();
-    let cpu_before = broker.cpu_seconds();
+    let cpu_before = brokers.cpu_seconds();
     let run = bench::run(
         &config.strata,
         &args,
         step.mode,
-        broker.scratch_dir(),
+        brokers.scratch_dir(),
         bench::deadline(step, config.timing),
     );
-    let cpu_after = broker.cpu_seconds();
+    let cpu_after = brokers.cpu_seconds();
     let host_steal_seconds = steal_before
         .zip(steal::stolen_seconds())
         .map(|(before, after)| after - before);
@@ -228,7 +298,7 @@ fn run_step(
     };
     let topic_records = match step.mode {
         Mode::Consume => backlog,
-        Mode::Produce | Mode::E2e => topic_records(config, broker, step.topic)
+        Mode::Produce | Mode::E2e => topic_records(config, brokers, step.topic)
             .map_err(|error| note("counting the records produced", error))
             .ok(),
     };
@@ -252,6 +322,7 @@ fn run_step(
         flush,
         step: step.clone(),
         topic_records,
+        in_sync_wait_seconds: in_sync_wait,
         broker_cpu_seconds: cpu_seconds,
         values_gib,
         broker_cpu_seconds_per_gib: cpu_seconds.zip(values_gib).map(|(cpu, gib)| cpu / gib),
@@ -288,6 +359,7 @@ fn failed_row(session: &Session, flush: Flush, step: &Step, error: String) -> Ro
         flush,
         step: step.clone(),
         topic_records: None,
+        in_sync_wait_seconds: None,
         broker_cpu_seconds: None,
         values_gib: None,
         broker_cpu_seconds_per_gib: None,
@@ -304,11 +376,11 @@ fn failed_row(session: &Session, flush: Flush, step: &Step, error: String) -> Ro
 
 /// The records a topic holds: the sum over its partitions of high watermark minus log
 /// start offset, from `strata offsets TOPIC --format json`.
-fn topic_records(config: &RunConfig, broker: &BrokerProcess, topic: &str) -> anyhow::Result<u64> {
+fn topic_records(config: &RunConfig, brokers: &Deployment, topic: &str) -> anyhow::Result<u64> {
     let mut command = Command::new(&config.strata);
     command.args([
         "-b",
-        &broker.address().to_string(),
+        &brokers.bootstrap(),
         "--format",
         "json",
         "offsets",
@@ -317,7 +389,7 @@ fn topic_records(config: &RunConfig, broker: &BrokerProcess, topic: &str) -> any
     let finished = run_captured(
         command,
         "strata-offsets",
-        broker.scratch_dir(),
+        brokers.scratch_dir(),
         Duration::from_secs(30),
     )?;
     if !finished.status.is_some_and(|status| status.success()) {
