@@ -23,6 +23,7 @@
 //! truncated and rewritten after it was taken). The storage layer also deletes snapshots
 //! above the log end when it truncates, so the check is a second line of defence.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +35,7 @@ use super::producer_state::{take, ProducerStateTable};
 use crate::log::producer_snapshot::{
     list_snapshots, prune_snapshots, read_snapshot, write_snapshot, SNAPSHOTS_KEPT,
 };
-use crate::log::{LogManager, PartitionLog};
+use crate::log::{LogManager, PartitionLog, TopicPartition};
 
 const PAYLOAD_VERSION: u8 = 1;
 /// How often the background task looks for partitions with a snapshot due.
@@ -102,15 +103,27 @@ pub fn take_if_due(log: &PartitionLog) -> Result<bool, NodeError> {
     Ok(true)
 }
 
-/// [`take_if_due`] for every partition of `logs`; a failure is logged and the others go
-/// on. Blocking.
-pub fn take_all_due(logs: &LogManager) {
-    for partition in logs.partitions() {
+/// [`take_if_due`] for every partition of `logs` whose active segment changed since the
+/// last pass (`checked`: the active segment base each partition had then, so an idle
+/// partition costs no I/O); a failure is logged and the others go on. Blocking.
+pub fn take_all_due(logs: &LogManager, checked: &mut HashMap<TopicPartition, Offset>) {
+    let partitions = logs.partitions();
+    checked.retain(|partition, _| partitions.contains(partition));
+    for partition in partitions {
         let Some(log) = logs.get(&partition) else {
             continue;
         };
-        if let Err(error) = take_if_due(&log) {
-            tracing::warn!(%partition, %error, "could not write a producer-state snapshot");
+        let active = log.active_segment_base_offset();
+        if checked.get(&partition) == Some(&active) {
+            continue;
+        }
+        match take_if_due(&log) {
+            Ok(_) => {
+                checked.insert(partition, active);
+            }
+            Err(error) => {
+                tracing::warn!(%partition, %error, "could not write a producer-state snapshot");
+            }
         }
     }
 }
@@ -121,14 +134,23 @@ pub async fn run(logs: Arc<LogManager>, stopping: impl std::future::Future<Outpu
     let mut ticks = tokio::time::interval(SNAPSHOT_CHECK_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stopping);
+    let mut checked = HashMap::new();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             () = &mut stopping => return,
         }
         let logs = Arc::clone(&logs);
-        if let Err(error) = tokio::task::spawn_blocking(move || take_all_due(&logs)).await {
-            tracing::warn!(%error, "the producer-state snapshot task failed");
+        let pass = tokio::task::spawn_blocking(move || {
+            take_all_due(&logs, &mut checked);
+            checked
+        });
+        match pass.await {
+            Ok(kept) => checked = kept,
+            Err(error) => {
+                tracing::warn!(%error, "the producer-state snapshot task failed");
+                checked = HashMap::new();
+            }
         }
     }
 }
