@@ -271,8 +271,9 @@ Asks for confirmation on a terminal; without a terminal (scripts, CI) -y is requ
   strata topic alter-config orders --set min_insync_replicas=2
 
 Keys: retention_ms, retention_bytes, flush (always | interval:MS), min_insync_replicas (1 ..= the
-replication factor; default 2 when it is 3 or more, else 1); Kafka's dotted names are
-accepted. cleanup_policy=compact is refused: compaction does not exist yet.")]
+replication factor; default 2 when it is 3 or more, else 1), cleanup_policy (delete | compact |
+compact,delete), delete_retention_ms, min_cleanable_dirty_ratio (0 ..= 1); Kafka's dotted names
+are accepted. A compacted topic refuses records without a key.")]
     AlterConfig {
         /// Topic to change
         name: String,

@@ -4,8 +4,8 @@
 //! - a plain producer's control batch (attributes bit 5) was acknowledged, then skipped by
 //!   every consumer; a transactional batch (bit 4) claimed transactions Strata does not
 //!   have. Both are now `INVALID_RECORD`, and nothing is appended;
-//! - `cleanup.policy=compact` was stored and shown while retention deleted the only value
-//!   of a key. It is now `INVALID_CONFIG` on create and alter, until compaction exists;
+//! - a `cleanup.policy` other than `delete`, `compact` and `compact,delete` is
+//!   `INVALID_CONFIG` on create and alter (compaction itself: `compaction.rs`);
 //! - a topic's `max.message.bytes` above the broker's `message_max_bytes` (which sizes
 //!   the transport's decode limit) was accepted, and larger batches then ended the whole
 //!   produce stream. It is now `INVALID_CONFIG` naming the broker's limit.
@@ -138,17 +138,17 @@ async fn control_and_transactional_batches_from_a_producer_are_invalid_record() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn cleanup_policy_compact_is_invalid_config_until_compaction_exists() {
+async fn an_unknown_cleanup_policy_is_invalid_config() {
     let (_data, _broker, mut client) = broker().await;
     let refused: [&[(&str, &str)]; 4] = [
-        &[("cleanup.policy", "compact"), ("retention.ms", "1000")],
-        &[("cleanup_policy", "compact")],
-        &[("cleanup.policy", "compact,delete")],
-        &[("cleanup.policy", "delete,compact")],
+        &[("cleanup.policy", "shred"), ("retention.ms", "1000")],
+        &[("cleanup_policy", "compact,shred")],
+        &[("cleanup.policy", "delete,delete")],
+        &[("cleanup.policy", "COMPACT")],
     ];
     for configs in refused {
         let spec = topic_spec("compacted", 1, configs);
-        assert_config_refused(&mut client, spec, "compaction is not available yet").await;
+        assert_config_refused(&mut client, spec, "expected \"delete\", \"compact\"").await;
     }
     assert_eq!(described(&mut client, "cleanup_policy").await, "delete");
     create_topic(&mut client, "deleted", 1, &[("cleanup.policy", "delete")]).await;

@@ -14,7 +14,9 @@
 //! | `segment_bytes` | `segment.bytes` | 1024 ..= 2^31 - 1 |
 //! | `segment_ms` | `segment.ms` | ≥ 1 |
 //! | `flush` | — | `always` or `interval:<ms>` |
-//! | `cleanup_policy` | `cleanup.policy` | `delete` (`compact` is refused: no compaction yet) |
+//! | `cleanup_policy` | `cleanup.policy` | `delete` (default), `compact` or `compact,delete` |
+//! | `delete_retention_ms` | `delete.retention.ms` | ≥ 0 (default 86400000: a tombstone's life after its segment was cleaned) |
+//! | `min_cleanable_dirty_ratio` | `min.cleanable.dirty.ratio` | 0 ..= 1, at most 6 decimals (default 0.5) |
 //! | `message_max_bytes` | `max.message.bytes` | 1 ..= the broker's `message_max_bytes` |
 //! | `unclean_leader_election_enable` | `unclean.leader.election.enable` | `true` or `false` (default `false`) |
 //! | `min_insync_replicas` | `min.insync.replicas` | 1 ..= the topic's replication factor (default 2 when RF ≥ 3, else 1) |
@@ -36,10 +38,13 @@
 //! a partition to fewer replicas does not re-check it; a leader whose ISR cannot reach
 //! the minimum refuses `acks=all` writes as for any ISR too small.
 //!
+//! `cleanup_policy` containing `compact` hands the topic's sealed segments to the log
+//! cleaner (`log/cleaner.rs`: the newest record per key is kept, tombstones go
+//! `delete_retention_ms` after their segment was first cleaned) and makes produce refuse
+//! records without a key (`KeyRequired`, Kafka's INVALID_RECORD). Retention deletes
+//! segments only when the policy contains `delete`.
+//!
 //! A setting the broker cannot honour is refused, never stored and shown as if it were:
-//! - `compact` (alone or in `compact,delete`): there is no log cleaner yet, and a topic
-//!   shown as compacted whose segments retention deletes loses the last value of a key
-//!   without anyone being told.
 //! - a `message_max_bytes` above the broker's: the broker's value sizes the transport's
 //!   decode limit (a request a little larger ends the whole produce stream), and batches
 //!   above it are refused anyway.
@@ -59,7 +64,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::log::{FlushPolicy, LogConfig};
+pub use crate::log::CleanupPolicy;
+use crate::log::{DirtyRatio, FlushPolicy, LogConfig};
 
 use super::error::ControllerError;
 
@@ -75,10 +81,12 @@ pub enum ConfigKey {
     MessageMaxBytes,
     UncleanLeaderElectionEnable,
     MinInsyncReplicas,
+    DeleteRetentionMs,
+    MinCleanableDirtyRatio,
 }
 
 impl ConfigKey {
-    pub const ALL: [ConfigKey; 9] = [
+    pub const ALL: [ConfigKey; 11] = [
         ConfigKey::RetentionMs,
         ConfigKey::RetentionBytes,
         ConfigKey::SegmentBytes,
@@ -88,6 +96,8 @@ impl ConfigKey {
         ConfigKey::MessageMaxBytes,
         ConfigKey::UncleanLeaderElectionEnable,
         ConfigKey::MinInsyncReplicas,
+        ConfigKey::DeleteRetentionMs,
+        ConfigKey::MinCleanableDirtyRatio,
     ];
 
     /// The Strata name, under which the key is stored.
@@ -102,6 +112,8 @@ impl ConfigKey {
             ConfigKey::MessageMaxBytes => "message_max_bytes",
             ConfigKey::UncleanLeaderElectionEnable => "unclean_leader_election_enable",
             ConfigKey::MinInsyncReplicas => "min_insync_replicas",
+            ConfigKey::DeleteRetentionMs => "delete_retention_ms",
+            ConfigKey::MinCleanableDirtyRatio => "min_cleanable_dirty_ratio",
         }
     }
 
@@ -117,6 +129,8 @@ impl ConfigKey {
             ConfigKey::MessageMaxBytes => Some("max.message.bytes"),
             ConfigKey::UncleanLeaderElectionEnable => Some("unclean.leader.election.enable"),
             ConfigKey::MinInsyncReplicas => Some("min.insync.replicas"),
+            ConfigKey::DeleteRetentionMs => Some("delete.retention.ms"),
+            ConfigKey::MinCleanableDirtyRatio => Some("min.cleanable.dirty.ratio"),
         }
     }
 
@@ -160,6 +174,10 @@ impl ConfigKey {
             }
             ConfigKey::SegmentBytes => integer(SEGMENT_BYTES_MIN, i32_max, "1024 ..= 2147483647"),
             ConfigKey::SegmentMs => integer(1, i64::MAX, "a number ≥ 1"),
+            ConfigKey::DeleteRetentionMs => integer(0, i64::MAX, "a number ≥ 0"),
+            ConfigKey::MinCleanableDirtyRatio => DirtyRatio::from_str(value)
+                .map(TypedValue::Ratio)
+                .map_err(invalid),
             ConfigKey::MessageMaxBytes => {
                 let broker_max = i64::from(defaults.message_max_bytes);
                 let rule = format!(
@@ -227,43 +245,6 @@ impl fmt::Display for MinInsyncReplicas {
 /// enough to hold a batch header and a record.
 pub const SEGMENT_BYTES_MIN: i64 = 1024;
 
-/// What happens to old segments. Kafka's `compact` (keep the newest record per key)
-/// comes with the log cleaner; until then it is refused (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CleanupPolicy {
-    /// Delete whole sealed segments past retention.
-    #[default]
-    Delete,
-}
-
-impl FromStr for CleanupPolicy {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<CleanupPolicy, String> {
-        let policies: Vec<&str> = text.split(',').map(str::trim).collect();
-        let kafka_policies = policies
-            .iter()
-            .all(|policy| matches!(*policy, "delete" | "compact"));
-        match text {
-            "delete" => Ok(CleanupPolicy::Delete),
-            _ if kafka_policies && policies.contains(&"compact") => Err(
-                "compaction is not available yet: old segments are only deleted by \
-                 retention, so \"delete\" is the one policy accepted"
-                    .into(),
-            ),
-            _ => Err("expected \"delete\"".into()),
-        }
-    }
-}
-
-impl fmt::Display for CleanupPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            CleanupPolicy::Delete => "delete",
-        })
-    }
-}
-
 /// A checked config value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TypedValue {
@@ -272,18 +253,21 @@ enum TypedValue {
     Cleanup(CleanupPolicy),
     Bool(bool),
     MinInsync(MinInsyncReplicas),
+    Ratio(DirtyRatio),
 }
 
 impl TypedValue {
     /// The number of an integer-valued key (every key but `flush`, `cleanup_policy`,
-    /// `unclean_leader_election_enable` and `min_insync_replicas`).
+    /// `unclean_leader_election_enable`, `min_insync_replicas` and
+    /// `min_cleanable_dirty_ratio`).
     fn integer(self) -> i64 {
         match self {
             TypedValue::Integer(number) => number,
             TypedValue::Flush(_)
             | TypedValue::Cleanup(_)
             | TypedValue::Bool(_)
-            | TypedValue::MinInsync(_) => 0,
+            | TypedValue::MinInsync(_)
+            | TypedValue::Ratio(_) => 0,
         }
     }
 }
@@ -296,6 +280,7 @@ impl fmt::Display for TypedValue {
             TypedValue::Cleanup(policy) => write!(f, "{policy}"),
             TypedValue::Bool(flag) => write!(f, "{flag}"),
             TypedValue::MinInsync(replicas) => write!(f, "{replicas}"),
+            TypedValue::Ratio(ratio) => write!(f, "{ratio}"),
         }
     }
 }
@@ -312,6 +297,8 @@ pub struct BrokerDefaults {
     /// -1 = infinite.
     pub retention_bytes: i64,
     pub cleanup_policy: CleanupPolicy,
+    pub delete_retention_ms: i64,
+    pub min_cleanable_dirty_ratio: DirtyRatio,
     pub message_max_bytes: i32,
     /// Partitions of a topic created without a count.
     pub default_partitions: i32,
@@ -330,6 +317,8 @@ impl Default for BrokerDefaults {
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: crate::log::config::DELETE_RETENTION_MS_DEFAULT as i64,
+            min_cleanable_dirty_ratio: DirtyRatio::default(),
             message_max_bytes: 1 << 20,
             default_partitions: 1,
             default_replication_factor: 1,
@@ -352,6 +341,9 @@ impl BrokerDefaults {
                 .map_or(i64::MAX, |ms| i64::try_from(ms).unwrap_or(i64::MAX)),
             retention_ms: signed(log.retention_ms),
             retention_bytes: signed(log.retention_bytes),
+            cleanup_policy: log.cleanup_policy,
+            delete_retention_ms: i64::try_from(log.delete_retention_ms).unwrap_or(i64::MAX),
+            min_cleanable_dirty_ratio: log.min_cleanable_dirty_ratio,
             message_max_bytes: i32::try_from(message_max_bytes).unwrap_or(i32::MAX),
             ..defaults
         }
@@ -372,6 +364,8 @@ impl BrokerDefaults {
             ConfigKey::MinInsyncReplicas => {
                 TypedValue::MinInsync(MinInsyncReplicas::ByReplicationFactor)
             }
+            ConfigKey::DeleteRetentionMs => TypedValue::Integer(self.delete_retention_ms),
+            ConfigKey::MinCleanableDirtyRatio => TypedValue::Ratio(self.min_cleanable_dirty_ratio),
         }
     }
 }
@@ -406,6 +400,8 @@ pub struct EffectiveTopicConfig {
     pub message_max_bytes: ConfigValue<i32>,
     pub unclean_leader_election_enable: ConfigValue<bool>,
     pub min_insync_replicas: ConfigValue<MinInsyncReplicas>,
+    pub delete_retention_ms: ConfigValue<i64>,
+    pub min_cleanable_dirty_ratio: ConfigValue<DirtyRatio>,
 }
 
 /// Topic config validation and resolution; see the module docs.
@@ -443,8 +439,8 @@ impl TopicConfig {
     }
 
     /// The stored overrides this broker does not apply, each as the error that would
-    /// refuse it today: damaged values, and values written before a rule existed
-    /// (`cleanup_policy=compact`, a `message_max_bytes` above the broker's).
+    /// refuse it today: damaged values, and values written before a rule existed (a
+    /// `message_max_bytes` above the broker's).
     pub fn ignored_overrides(
         overrides: &BTreeMap<String, String>,
         defaults: &BrokerDefaults,
@@ -490,6 +486,13 @@ impl TopicConfig {
             min_insync_replicas: resolve(ConfigKey::MinInsyncReplicas).map(|value| match value {
                 TypedValue::MinInsync(replicas) => replicas,
                 _ => MinInsyncReplicas::ByReplicationFactor,
+            }),
+            delete_retention_ms: resolve(ConfigKey::DeleteRetentionMs).map(TypedValue::integer),
+            min_cleanable_dirty_ratio: resolve(ConfigKey::MinCleanableDirtyRatio).map(|value| {
+                match value {
+                    TypedValue::Ratio(ratio) => ratio,
+                    _ => defaults.min_cleanable_dirty_ratio,
+                }
             }),
         }
     }
@@ -588,11 +591,17 @@ impl EffectiveTopicConfig {
                     .min_insync_replicas
                     .map(|replicas| replicas.for_replication_factor(replication_factor)),
             ),
+            entry(ConfigKey::DeleteRetentionMs, &self.delete_retention_ms),
+            entry(
+                ConfigKey::MinCleanableDirtyRatio,
+                &self.min_cleanable_dirty_ratio,
+            ),
         ]
     }
 
     /// The partition-log settings of this topic: `base` (the broker's log config) with the
-    /// topic's segment, retention and flush settings. `-1` retention becomes `None`.
+    /// topic's segment, retention, flush and cleanup settings. `-1` retention becomes
+    /// `None`.
     pub fn to_log_config(&self, base: &LogConfig) -> LogConfig {
         let limit = |value: i64| u64::try_from(value).ok();
         LogConfig {
@@ -601,6 +610,10 @@ impl EffectiveTopicConfig {
             retention_ms: limit(self.retention_ms.value),
             retention_bytes: limit(self.retention_bytes.value),
             flush: self.flush.value,
+            cleanup_policy: self.cleanup_policy.value,
+            delete_retention_ms: limit(self.delete_retention_ms.value)
+                .unwrap_or(base.delete_retention_ms),
+            min_cleanable_dirty_ratio: self.min_cleanable_dirty_ratio.value,
             ..base.clone()
         }
     }

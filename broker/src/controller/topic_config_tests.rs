@@ -61,10 +61,14 @@ fn bad_keys_and_values_are_invalid_config_naming_key_and_value() {
         ("message_max_bytes", "2147483648"),
         ("flush", "never"),
         ("flush", "interval:0"),
-        ("cleanup_policy", "delete,compact"),
-        ("cleanup_policy", "compact"),
-        ("cleanup.policy", "compact,delete"),
+        ("cleanup_policy", "delete,delete"),
+        ("cleanup_policy", "compact,shred"),
         ("cleanup_policy", "DELETE"),
+        ("delete_retention_ms", "-1"),
+        ("delete.retention.ms", "a day"),
+        ("min_cleanable_dirty_ratio", "1.5"),
+        ("min.cleanable.dirty.ratio", "-0.1"),
+        ("min_cleanable_dirty_ratio", "half"),
         ("max.message.bytes", "1048577"),
         ("min.insync.replicas", "0"),
         ("min_insync_replicas", "-1"),
@@ -106,28 +110,53 @@ fn refusal(key: &str, value: &str, defaults: &BrokerDefaults) -> String {
 }
 
 #[test]
-fn compaction_is_refused_until_it_exists() {
+fn compaction_settings_are_accepted_and_made_canonical() {
     let defaults = BrokerDefaults::default();
-    for value in [
-        "compact",
-        "compact,delete",
-        "delete,compact",
-        "delete, compact",
+    for (value, canonical) in [
+        ("compact", "compact"),
+        ("compact,delete", "compact,delete"),
+        ("delete,compact", "compact,delete"),
+        ("delete, compact", "compact,delete"),
+        ("delete", "delete"),
     ] {
         for key in ["cleanup_policy", "cleanup.policy"] {
-            let reason = refusal(key, value, &defaults);
-            assert!(
-                reason.contains("compaction is not available yet"),
-                "{key}={value}: {reason}"
-            );
+            let accepted = TopicConfig::normalize(&raw(&[(key, value)]), &defaults);
+            assert_eq!(accepted.unwrap(), raw(&[("cleanup_policy", canonical)]));
         }
     }
     assert_eq!(
         refusal("cleanup_policy", "shred", &defaults),
-        "expected \"delete\""
+        "expected \"delete\", \"compact\" or \"compact,delete\""
     );
-    let accepted = TopicConfig::normalize(&raw(&[("cleanup.policy", "delete")]), &defaults);
-    assert_eq!(accepted.unwrap(), raw(&[("cleanup_policy", "delete")]));
+    let accepted = TopicConfig::normalize(
+        &raw(&[
+            ("delete.retention.ms", "0"),
+            ("min.cleanable.dirty.ratio", "0.250"),
+        ]),
+        &defaults,
+    );
+    assert_eq!(
+        accepted.unwrap(),
+        raw(&[
+            ("delete_retention_ms", "0"),
+            ("min_cleanable_dirty_ratio", "0.25"),
+        ])
+    );
+    let effective = TopicConfig::effective(
+        &raw(&[
+            ("cleanup_policy", "compact"),
+            ("delete_retention_ms", "5000"),
+            ("min_cleanable_dirty_ratio", "0.1"),
+        ]),
+        &defaults,
+    );
+    let log = effective.to_log_config(&LogConfig::default());
+    assert_eq!(log.cleanup_policy, CleanupPolicy::Compact);
+    assert_eq!(log.delete_retention_ms, 5000);
+    assert_eq!(log.min_cleanable_dirty_ratio.millionths(), 100_000);
+    let plain = TopicConfig::effective(&BTreeMap::new(), &defaults);
+    assert_eq!(plain.delete_retention_ms.value, 86_400_000);
+    assert_eq!(plain.min_cleanable_dirty_ratio.value.to_string(), "0.5");
 }
 
 #[test]
@@ -157,7 +186,7 @@ fn message_max_bytes_cannot_exceed_the_broker_limit() {
 fn stored_overrides_the_broker_cannot_honour_are_kept_but_not_applied() {
     // As a metadata log written before the rules holds them.
     let stored = raw(&[
-        ("cleanup_policy", "compact"),
+        ("cleanup_policy", "shred"),
         ("message_max_bytes", "2147483647"),
         ("retention_ms", "1000"),
     ]);
@@ -169,7 +198,7 @@ fn stored_overrides_the_broker_cannot_honour_are_kept_but_not_applied() {
             value: CleanupPolicy::Delete,
             source: ConfigValueSource::Default
         },
-        "compaction is not claimed"
+        "an unknown policy is not claimed"
     );
     assert_eq!(
         effective.message_max_bytes,
@@ -185,7 +214,7 @@ fn stored_overrides_the_broker_cannot_honour_are_kept_but_not_applied() {
         .collect();
     assert_eq!(ignored.len(), 2, "{ignored:?}");
     assert!(
-        ignored[0].contains("cleanup_policy=\"compact\""),
+        ignored[0].contains("cleanup_policy=\"shred\""),
         "{ignored:?}"
     );
     assert!(
@@ -311,7 +340,7 @@ fn unclean_leader_election_is_a_bool_off_by_default() {
     );
     assert!(on.unclean_leader_election_enable.value);
     assert_eq!(
-        on.entries(1)[ConfigKey::ALL.len() - 2],
+        on.entries(1)[ConfigKey::ALL.len() - 4],
         (
             "unclean_leader_election_enable".to_string(),
             "true".to_string(),
@@ -364,7 +393,11 @@ fn describe_shows_min_insync_replicas_for_the_topics_replication_factor() {
     let defaults = BrokerDefaults::default();
     let entry = |overrides: &[(&str, &str)], rf: usize| {
         let effective = TopicConfig::effective(&raw(overrides), &defaults);
-        effective.entries(rf).last().unwrap().clone()
+        effective
+            .entries(rf)
+            .into_iter()
+            .find(|(key, _, _)| key == "min_insync_replicas")
+            .unwrap()
     };
     let default = |value: &str| {
         (

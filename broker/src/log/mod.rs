@@ -47,7 +47,7 @@ mod segment_map;
 pub mod time_index;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{FlushPolicy, LogConfig};
+pub use config::{CleanupPolicy, DirtyRatio, FlushPolicy, LogConfig};
 pub use direct::ends_in_padding as ends_in_direct_padding;
 pub use error::{LogError, LogResult};
 pub use manager::{BackgroundSchedule, BackgroundTasks, LogManager, Repaired, TopicPartition};

@@ -301,6 +301,7 @@ impl Node {
     /// transport, and a topic cannot be set above it). A compressed batch may expand to
     /// at most `decompressed_bytes_max` (the caller bounds that memory broker-wide,
     /// `service::decompression`).
+    /// A compacted topic's records must have keys (Kafka's INVALID_RECORD).
     fn validate_limits(&self, topic: &str, decompressed_bytes_max: usize) -> ValidateLimits {
         let limits = &self.config.limits;
         let message_max_bytes = self
@@ -308,6 +309,7 @@ impl Node {
             .map_or(limits.message_max_bytes, |topic_max| {
                 topic_max.min(limits.message_max_bytes)
             });
+        let keys_required = self.topic_compacted(topic);
         let now_ms = SystemClock.now_ms();
         ValidateLimits {
             batch_bytes_max: message_max_bytes,
@@ -318,8 +320,18 @@ impl Node {
                 before_ms_max: limits.timestamp_before_max_ms.unwrap_or(i64::MAX),
                 after_ms_max: limits.timestamp_after_max_ms,
             }),
+            keys_required,
             ..ValidateLimits::default()
         }
+    }
+
+    /// Whether `topic`'s effective `cleanup_policy` compacts it.
+    fn topic_compacted(&self, topic: &str) -> bool {
+        let image = self.quorum.image();
+        image.topics.get(topic).is_some_and(|state| {
+            let effective = TopicConfig::effective(&state.configs, self.defaults());
+            effective.cleanup_policy.value.compacts()
+        })
     }
 
     /// The effective `message_max_bytes` of `topic` (its override, else the broker

@@ -31,7 +31,8 @@ pub struct BatchRecords {
     section: Bytes,
     /// Where the next record starts in `section`.
     position: usize,
-    /// The offset delta of the next record; `record_count` once exhausted.
+    /// How many records were handed out (or skipped); `record_count` once exhausted. (Not
+    /// the next record's offset delta: a compacted batch has gaps.)
     next_delta: i32,
 }
 
@@ -54,7 +55,12 @@ impl BatchRecords {
         header: BatchHeader,
         section: Bytes,
     ) -> Result<BatchRecords, RecordError> {
-        for_each_record(&section, header.record_count, |_| Ok(()))?;
+        for_each_record(
+            &section,
+            header.record_count,
+            header.last_offset_delta,
+            |_| Ok(()),
+        )?;
         Ok(BatchRecords {
             header,
             section,
@@ -74,22 +80,24 @@ impl BatchRecords {
     }
 
     /// Moves past the records below `offset` without decoding them (a fetch may return a
-    /// batch that starts before the offset asked for).
+    /// batch that starts before the offset asked for). Reads each record's offset delta:
+    /// a compacted batch may have gaps between them.
     pub fn skip_to(&mut self, offset: Offset) -> Result<(), RecordError> {
-        while self.remaining() > 0 && self.next_offset() < offset.0 {
+        while self.remaining() > 0 {
             let mut cursor = ByteCursor::new(self.section.get(self.position..).unwrap_or(&[]));
             let view = parse_record(&mut cursor)?;
+            let record_offset = self
+                .header
+                .base_offset
+                .0
+                .saturating_add(i64::from(view.offset_delta));
+            if record_offset >= offset.0 {
+                break;
+            }
             self.position += view.size_bytes;
             self.next_delta += 1;
         }
         Ok(())
-    }
-
-    fn next_offset(&self) -> i64 {
-        self.header
-            .base_offset
-            .0
-            .saturating_add(i64::from(self.next_delta))
     }
 }
 

@@ -46,6 +46,13 @@ pub enum RecordError {
     DecompressedTooLarge { compression: Compression, max: u64 },
     #[error("{compression} compression is not supported; use none, lz4 or zstd")]
     UnsupportedCompression { compression: Compression },
+    /// A record without a key sent to a compacted topic (Kafka: INVALID_RECORD,
+    /// "Compacted topic cannot accept message without key").
+    #[error(
+        "a compacted topic cannot accept a record without a key (record at offset delta \
+         {offset_delta})"
+    )]
+    KeyRequired { offset_delta: i32 },
     /// `error`, found in the batch at `base_offset` of a partition: what a reader of
     /// fetched batches reports, so the damage can be found. The cause is part of the
     /// message rather than a `source`, because most callers print only the message; its
@@ -65,7 +72,8 @@ impl RecordError {
             RecordError::CrcMismatch { .. } => RecordErrorCode::CorruptMessage,
             RecordError::Truncated { .. }
             | RecordError::InvalidRecord { .. }
-            | RecordError::UnsupportedCompression { .. } => RecordErrorCode::InvalidRecord,
+            | RecordError::UnsupportedCompression { .. }
+            | RecordError::KeyRequired { .. } => RecordErrorCode::InvalidRecord,
             RecordError::UnsupportedMagic { .. } => RecordErrorCode::UnsupportedVersion,
             RecordError::MessageTooLarge { .. }
             | RecordError::RecordTooLarge { .. }

@@ -9,7 +9,7 @@
 //!  17     4  crc                    u32   CRC-32 (IEEE) of bytes 21..end
 //!  21     2  attributes             i16   bits 0-2 compression, 3 timestamp type,
 //!                                         4 transactional, 5 control; 6-15 reserved (0)
-//!  23     4  last_offset_delta      i32   record_count - 1
+//!  23     4  last_offset_delta      i32   record_count - 1 (more after compaction)
 //!  27     8  base_timestamp         i64
 //!  35     8  max_timestamp          i64
 //!  43     8  producer_id            i64   -1 when not idempotent
@@ -267,8 +267,9 @@ impl BatchHeader {
     }
 
     /// Checks what can be checked without the records: magic, that the length field
-    /// describes at least a header and at most `batch_bytes_max`, the count and delta
-    /// agree, and no reserved attribute bit is set. Cheap; used by every reader before it
+    /// describes at least a header and at most `batch_bytes_max`, the count fits the
+    /// delta (`record_count ≤ last_offset_delta + 1`; equal unless the cleaner compacted
+    /// the batch), and no reserved attribute bit is set. Cheap; used by every reader before it
     /// trusts `batch_length` to size a read.
     pub fn check_framing(&self, batch_bytes_max: usize) -> Result<(), RecordError> {
         if self.magic != MAGIC {
@@ -301,7 +302,10 @@ impl BatchHeader {
                 ),
             });
         }
-        if self.record_count < 1 || self.last_offset_delta != self.record_count - 1 {
+        // Kafka's rule for stored batches: the cleaner may drop records (even all of
+        // them) but keeps `last_offset_delta`, so the count may be below delta + 1.
+        let count_fits = i64::from(self.record_count) <= i64::from(self.last_offset_delta) + 1;
+        if self.record_count < 0 || self.last_offset_delta < 0 || !count_fits {
             return Err(RecordError::InvalidRecord {
                 reason: format!(
                     "record_count {} does not match last_offset_delta {}",

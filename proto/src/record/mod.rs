@@ -9,6 +9,8 @@
 //! - [`decode`]: [`decode_batch`], one batch → records with absolute offsets (tools, tests).
 //! - [`batch_records`]: [`BatchRecords`], one batch read lazily, zero-copy (consumers).
 //! - [`validate`]: [`validate_batch`], the broker's check of a produced batch.
+//! - [`retain`]: what log compaction needs: a batch's keys, the batch without some
+//!   records (offsets kept, gaps between them), the record-less batch.
 //! - internals: `cursor` (bounds-checked reads), `record_wire` (one record's bytes),
 //!   `section` (the records section and its walk), `compression` (lz4/zstd frames, capped).
 //!
@@ -30,6 +32,7 @@ pub mod error;
 pub mod header;
 pub mod model;
 mod record_wire;
+pub mod retain;
 mod section;
 pub mod validate;
 pub mod varint;
@@ -50,4 +53,5 @@ pub use header::{
 };
 pub use model::{Header, Record, StoredRecord, NO_TIMESTAMP};
 pub use record_wire::{HeaderFields, RecordFields};
+pub use retain::{empty_batch, retain_records, visit_keys, RecordKey, Retained};
 pub use validate::{validate_batch, AppendOrigin, TimestampWindow, ValidateLimits};

@@ -3,8 +3,15 @@
 //!
 //! The walk is shared by [`decode_batch`](super::decode_batch) and
 //! [`validate_batch`](super::validate_batch), so both enforce the same structure: exactly
-//! `record_count` records, offset deltas `0, 1, 2, …` with no jump and no step back, and no
-//! byte after the last record. It borrows the section and allocates nothing.
+//! `record_count` records, offset deltas strictly increasing from 0 up to at most
+//! `last_offset_delta`, and no byte after the last record. It borrows the section and
+//! allocates nothing.
+//!
+//! Offset deltas may skip values only in a batch rewritten by log compaction (Kafka's
+//! rule): the cleaner drops records but keeps the others' offsets and the batch's
+//! `last_offset_delta`. A batch with `record_count = last_offset_delta + 1` (every batch a
+//! producer builds; [`validate_batch`](super::validate_batch) insists on it) therefore
+//! walks exactly `0, 1, 2, …`.
 
 use std::borrow::Cow;
 
@@ -37,17 +44,23 @@ pub(crate) fn records_section<'a>(
 pub(crate) fn for_each_record<'a>(
     section: &'a [u8],
     record_count: i32,
+    last_offset_delta: i32,
     mut visit: impl FnMut(RecordView<'a>) -> Result<(), RecordError>,
 ) -> Result<(), RecordError> {
     let mut cursor = ByteCursor::new(section);
-    for expected_delta in 0..record_count.max(0) {
+    let mut lowest_delta = 0_i32;
+    for present in 0..record_count.max(0) {
         if cursor.is_empty() {
-            return Err(too_few(record_count, expected_delta));
+            return Err(too_few(record_count, present));
         }
         let view = parse_record(&mut cursor)?;
-        if view.offset_delta != expected_delta {
-            return Err(out_of_sequence(expected_delta, view.offset_delta));
+        // The records left after this one need a delta each above it.
+        let room_after = record_count - 1 - present;
+        let highest_delta = last_offset_delta.saturating_sub(room_after);
+        if view.offset_delta < lowest_delta || view.offset_delta > highest_delta {
+            return Err(out_of_sequence(present, view.offset_delta));
         }
+        lowest_delta = view.offset_delta.saturating_add(1);
         visit(view)?;
     }
     if !cursor.is_empty() {
@@ -67,9 +80,10 @@ fn too_few(record_count: i32, present: i32) -> RecordError {
 }
 
 #[cold]
-fn out_of_sequence(expected: i32, found: i32) -> RecordError {
+fn out_of_sequence(index: i32, found: i32) -> RecordError {
     RecordError::invalid(format!(
-        "record {expected} has offset_delta {found}; offset deltas must run 0, 1, 2, …"
+        "record {index} has offset_delta {found}; offset deltas must run 0, 1, 2, … (with \
+         gaps only where compaction removed records, up to last_offset_delta)"
     ))
 }
 
@@ -99,7 +113,7 @@ mod tests {
     fn walks_contiguous_records() {
         let bytes = section(&[0, 1, 2]);
         let mut seen = Vec::new();
-        for_each_record(&bytes, 3, |view| {
+        for_each_record(&bytes, 3, 2, |view| {
             seen.push(view.offset_delta);
             Ok(())
         })
@@ -117,11 +131,33 @@ mod tests {
             (&[0, 1, 2][..], 2),
         ] {
             let bytes = section(deltas);
-            let result = for_each_record(&bytes, count, |_| Ok(()));
+            let result = for_each_record(&bytes, count, count - 1, |_| Ok(()));
             assert!(
                 matches!(result, Err(RecordError::InvalidRecord { .. })),
                 "{deltas:?} with count {count}: {result:?}"
             );
         }
+    }
+
+    #[test]
+    fn compacted_batches_may_skip_deltas_within_last_offset_delta() {
+        let bytes = section(&[1, 4, 9]);
+        let mut seen = Vec::new();
+        for_each_record(&bytes, 3, 9, |view| {
+            seen.push(view.offset_delta);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [1, 4, 9]);
+        for (deltas, last) in [
+            (&[1, 4, 10][..], 9),
+            (&[4, 4, 9][..], 9),
+            (&[5, 4, 9][..], 9),
+        ] {
+            let bytes = section(deltas);
+            let result = for_each_record(&bytes, 3, last, |_| Ok(()));
+            assert!(result.is_err(), "{deltas:?} within {last}: {result:?}");
+        }
+        assert!(for_each_record(&[], 0, 7, |_| Ok(())).is_ok());
     }
 }

@@ -12,10 +12,13 @@
 //!    and Strata has no transactions yet, so a consumer would skip such a batch in
 //!    silence after it was acknowledged. Batches a broker wrote itself, carried by
 //!    replication ([`AppendOrigin::Replication`]), keep both bits;
+//!    A client's batch must also be dense: at least one record and `last_offset_delta`
+//!    = `record_count` - 1 (only the log cleaner writes batches with gaps);
 //! 4. every record, walked in place (decompressed first, capped at
 //!    `decompressed_bytes_max`, when compressed): lengths consistent, offset deltas
 //!    `0, 1, 2, …`, exactly `record_count` records, no trailing bytes (else
-//!    `InvalidRecord`); each record at most `record_bytes_max` (else `RecordTooLarge`);
+//!    `InvalidRecord`); a key on every record when [`ValidateLimits::keys_required`]
+//!    (a compacted topic; else `KeyRequired`, Kafka's INVALID_RECORD); each record at most `record_bytes_max` (else `RecordTooLarge`);
 //!    timestamps not below -1 and, for create-time batches with a window set, inside
 //!    the window (else `InvalidTimestamp`); `max_timestamp` equal to the largest record
 //!    timestamp for create-time batches (else `InvalidTimestamp`), because the time index
@@ -89,8 +92,11 @@ pub struct ValidateLimits {
     /// When set, create-time timestamps outside it are refused.
     pub timestamp_window: Option<TimestampWindow>,
     /// Who wrote the batch; [`AppendOrigin::Client`] refuses control and transactional
-    /// batches.
+    /// batches, and batches whose offsets are not dense.
     pub origin: AppendOrigin,
+    /// Refuse records without a key (`KeyRequired`): the topic is compacted, and the
+    /// cleaner keeps the newest record per key, so a keyless one could never be kept.
+    pub keys_required: bool,
 }
 
 impl Default for ValidateLimits {
@@ -101,6 +107,7 @@ impl Default for ValidateLimits {
             record_bytes_max: BATCH_BYTES_MAX_DEFAULT,
             timestamp_window: None,
             origin: AppendOrigin::Client,
+            keys_required: false,
         }
     }
 }
@@ -119,6 +126,13 @@ pub(crate) fn validate_origin(
 ) -> Result<(), RecordError> {
     if origin == AppendOrigin::Replication {
         return Ok(());
+    }
+    // Only the log cleaner leaves gaps (or no record at all) in a batch.
+    if header.record_count < 1 || header.last_offset_delta != header.record_count - 1 {
+        return Err(RecordError::invalid(format!(
+            "record_count {} does not match last_offset_delta {}",
+            header.record_count, header.last_offset_delta
+        )));
     }
     if header.attributes & attributes::CONTROL != 0 {
         return Err(RecordError::invalid(
@@ -145,11 +159,21 @@ pub(crate) fn validate_records(
 ) -> Result<(), RecordError> {
     let section = records_section(batch, header, limits.decompressed_bytes_max)?;
     let mut max_timestamp = NO_TIMESTAMP;
-    for_each_record(&section, header.record_count, |view| {
-        let timestamp_ms = check_record(header, &view, limits)?;
-        max_timestamp = max_timestamp.max(timestamp_ms);
-        Ok(())
-    })?;
+    for_each_record(
+        &section,
+        header.record_count,
+        header.last_offset_delta,
+        |view| {
+            if limits.keys_required && view.key.is_none() {
+                return Err(RecordError::KeyRequired {
+                    offset_delta: view.offset_delta,
+                });
+            }
+            let timestamp_ms = check_record(header, &view, limits)?;
+            max_timestamp = max_timestamp.max(timestamp_ms);
+            Ok(())
+        },
+    )?;
     if header.timestamp_type() == TimestampType::CreateTime && header.max_timestamp != max_timestamp
     {
         return Err(RecordError::InvalidTimestamp {
@@ -284,6 +308,31 @@ mod tests {
         flipped[crate::record::header::ATTRIBUTES_POS + 1] |= attributes::CONTROL as u8;
         let error = validate_batch(&flipped, &ValidateLimits::default()).unwrap_err();
         assert!(matches!(error, RecordError::CrcMismatch { .. }), "{error}");
+    }
+
+    #[test]
+    fn a_compacted_topic_refuses_records_without_a_key() {
+        let keys_required = ValidateLimits {
+            keys_required: true,
+            ..ValidateLimits::default()
+        };
+        let mut builder = BatchBuilder::default();
+        builder
+            .append(&Record::from_key_value(1, &b"k"[..], &b"v"[..]))
+            .unwrap();
+        builder.append(&Record::from_value(2, &b"v"[..])).unwrap();
+        let mixed = builder.build().unwrap();
+        let error = validate_batch(&mixed, &keys_required).unwrap_err();
+        assert_eq!(error, RecordError::KeyRequired { offset_delta: 1 });
+        assert_eq!(error.code(), RecordErrorCode::InvalidRecord);
+        assert!(!error.is_retriable());
+        assert!(error.to_string().contains("without a key"), "{error}");
+        assert!(validate_batch(&mixed, &ValidateLimits::default()).is_ok());
+        let mut builder = BatchBuilder::default();
+        builder
+            .append(&Record::from_key_value(1, &b"k"[..], &b"v"[..]))
+            .unwrap();
+        assert!(validate_batch(&builder.build().unwrap(), &keys_required).is_ok());
     }
 
     #[test]

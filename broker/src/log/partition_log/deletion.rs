@@ -96,14 +96,15 @@ impl PartitionLog {
 
     /// Deletes sealed segments past `retention_ms` (by their newest timestamp) or beyond
     /// `retention_bytes`, oldest first, never the active segment and never data at or above
-    /// the high watermark. Advances the log start offset.
+    /// the high watermark. Advances the log start offset. Only under a cleanup policy that
+    /// contains `delete`: a compacted log keeps every key's newest record for good.
     pub fn apply_retention(&self) -> LogResult<RetentionOutcome> {
-        if self.is_offline() {
+        let config = self.config();
+        if self.is_offline() || !config.cleanup_policy.deletes() {
             return Ok(RetentionOutcome::default());
         }
         self.check_running()?;
         let now_ms = self.clock.now_ms();
-        let config = self.config();
         let mut state = self.write_state();
         let mut outcome = RetentionOutcome {
             log_start_offset: state.log_start_offset,
