@@ -121,6 +121,7 @@ where
             operation,
             after: timeout,
             outcome: crate::error::WriteOutcome::Unknown,
+            last_error: None,
         }),
     }
 }

@@ -47,12 +47,20 @@ pub enum Error {
         source: tonic::transport::Error,
     },
     /// A call or a record's delivery took longer than its timeout.
-    #[error("{operation} timed out after {}{}", humanize(*.after), timeout_note(operation, *.outcome))]
+    #[error(
+        "{operation} timed out after {}{}{}",
+        humanize(*.after),
+        timeout_note(operation, *.outcome),
+        last_error_note(.last_error.as_deref())
+    )]
     Timeout {
         operation: &'static str,
         after: Duration,
         /// Whether the request may have reached the broker.
         outcome: WriteOutcome,
+        /// The retriable error the last attempt got, when there was one (a delivery that
+        /// kept meeting `NOT_ENOUGH_REPLICAS` says so, rather than only "timed out").
+        last_error: Option<String>,
     },
     /// A setting has a bad value or an unknown name.
     #[error("invalid configuration: {0}")]
@@ -89,6 +97,12 @@ fn may_be_written(outcome: WriteOutcome) -> &'static str {
 }
 
 /// A produce timeout says what is known of the record; other calls' timeouts need not.
+fn last_error_note(last_error: Option<&str>) -> String {
+    last_error.map_or_else(String::new, |error| {
+        format!("; the last attempt failed with: {error}")
+    })
+}
+
 fn timeout_note(operation: &str, outcome: WriteOutcome) -> &'static str {
     match operation {
         "delivery" | "produce request" => may_be_written(outcome),
@@ -243,10 +257,12 @@ impl Error {
                 operation,
                 after,
                 outcome,
+                last_error,
             } => Error::Timeout {
                 operation,
                 after: *after,
                 outcome: *outcome,
+                last_error: last_error.clone(),
             },
             Error::InvalidConfig(message) => Error::InvalidConfig(message.clone()),
             Error::Record(error) => Error::Record(error.clone()),

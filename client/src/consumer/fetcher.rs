@@ -327,6 +327,7 @@ fn fetch_timeout(after: Duration) -> Error {
         operation: "fetch",
         after,
         outcome: crate::error::WriteOutcome::Unknown,
+        last_error: None,
     }
 }
 

@@ -350,12 +350,19 @@ impl Accumulator {
         open.into_iter().chain(sealed).min()
     }
 
-    /// Fails every unsent record whose deadline passed (they never reached a broker).
-    pub(crate) fn expire(&mut self, now: Instant, delivery_timeout: Duration) {
+    /// Fails every unsent record whose deadline passed (they never reached a broker), naming
+    /// `last_error`, the partition's last retriable failure, if any.
+    pub(crate) fn expire(
+        &mut self,
+        now: Instant,
+        delivery_timeout: Duration,
+        last_error: Option<&str>,
+    ) {
         let timeout = || Error::Timeout {
             operation: "delivery",
             after: delivery_timeout,
             outcome: crate::error::WriteOutcome::NotApplied,
+            last_error: last_error.map(str::to_owned),
         };
         while self
             .sealed

@@ -159,7 +159,8 @@ async fn flush_seals_batches_holding_earlier_tickets_and_expiry_fails_unsent_rec
     let _second = fixture.append(&mut accumulator, 10);
     assert!(accumulator.earliest_deadline().is_some());
     tokio::time::advance(Duration::from_secs(121)).await;
-    accumulator.expire(Instant::now(), Duration::from_secs(120));
+    let last = "NOT_ENOUGH_REPLICAS: the ISR has 1 replicas, fewer than min_insync_replicas = 2";
+    accumulator.expire(Instant::now(), Duration::from_secs(120), Some(last));
     assert!(accumulator.is_empty());
     let error = first.await.unwrap_err();
     assert!(matches!(
@@ -169,6 +170,12 @@ async fn flush_seals_batches_holding_earlier_tickets_and_expiry_fails_unsent_rec
             ..
         }
     ));
+    let message = error.error.to_string();
+    assert!(
+        message.contains("timed out")
+            && message.ends_with(&format!("the last attempt failed with: {last}")),
+        "the delivery timeout names the last retriable error: {message}"
+    );
     assert_eq!(error.record.value.map(|value| value.len()), Some(10));
     assert_eq!(fixture.tracker.outstanding_records(), 0);
     assert_eq!(fixture.memory.available_permits(), MEMORY);

@@ -313,6 +313,7 @@ mod tests {
             operation: "delivery",
             after: Duration::from_secs(1),
             outcome,
+            last_error: None,
         }
     }
 

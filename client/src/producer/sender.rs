@@ -61,6 +61,7 @@ pub(crate) fn spawn(
         identity: None,
         retry_at: None,
         attempts: 0,
+        last_retriable: None,
         refresh_metadata: false,
         events,
     };
@@ -78,6 +79,8 @@ struct PartitionSender {
     identity: Option<Identity>,
     retry_at: Option<Instant>,
     attempts: u32,
+    /// The retriable error of the last failed attempt, for the delivery timeout's message.
+    last_retriable: Option<String>,
     refresh_metadata: bool,
     events: Route,
 }
@@ -187,12 +190,13 @@ impl PartitionSender {
         let now = Instant::now();
         let config = &self.context.config;
         let delivery_timeout = config.delivery_timeout;
+        let last_error = self.last_retriable.clone();
         let ready = self.ready_for_a_batch();
         self.accumulate(|accumulator| {
             if ready {
                 accumulator.seal_if_ready(now);
             }
-            accumulator.expire(now, delivery_timeout);
+            accumulator.expire(now, delivery_timeout, last_error.as_deref());
         });
         let timed_out = self
             .in_flight
@@ -203,6 +207,7 @@ impl PartitionSender {
                 operation: "produce request",
                 after: config.request_timeout,
                 outcome: WriteOutcome::Unknown,
+                last_error: None,
             };
             self.on_retriable(&error);
         }
@@ -221,13 +226,19 @@ impl PartitionSender {
                     } else {
                         WriteOutcome::NotApplied
                     };
-                    entry.fail(&delivery_timeout(after, outcome));
+                    entry.fail(&delivery_timeout(
+                        after,
+                        outcome,
+                        self.last_retriable.clone(),
+                    ));
                 }
             }
             return;
         }
-        self.in_flight
-            .expire(now, |outcome| delivery_timeout(after, outcome));
+        let last_error = self.last_retriable.clone();
+        self.in_flight.expire(now, |outcome| {
+            delivery_timeout(after, outcome, last_error.clone())
+        });
     }
 
     /// Sends what can be sent: unsent entries first (in order), then new batches while
@@ -399,6 +410,7 @@ impl PartitionSender {
                 None => {
                     if let Some(entry) = self.in_flight.remove(index) {
                         self.attempts = 0;
+                        self.last_retriable = None;
                         entry.succeed(
                             self.partition,
                             response.base_offset,
@@ -453,6 +465,7 @@ impl PartitionSender {
 
     /// A retriable failure: resend everything in flight, in order, after a back-off.
     fn on_retriable(&mut self, error: &Error) {
+        self.last_retriable = Some(error.to_string());
         tracing::debug!(%error, topic = %self.topic_name, partition = self.partition, "produce failed; will retry");
         if error.needs_metadata_refresh() {
             self.refresh_metadata = true;
@@ -504,11 +517,16 @@ impl PartitionSender {
 }
 
 /// The error of a batch whose delivery timeout passed.
-fn delivery_timeout(after: std::time::Duration, outcome: WriteOutcome) -> Error {
+fn delivery_timeout(
+    after: std::time::Duration,
+    outcome: WriteOutcome,
+    last_error: Option<String>,
+) -> Error {
     Error::Timeout {
         operation: "delivery",
         after,
         outcome,
+        last_error,
     }
 }
 
