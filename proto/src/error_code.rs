@@ -23,6 +23,7 @@ impl ErrorCode {
                 | ErrorCode::RequestTimedOut
                 | ErrorCode::BrokerNotAvailable
                 | ErrorCode::NotController
+                | ErrorCode::OffsetNotAvailable
         )
     }
 }

@@ -547,17 +547,21 @@ impl Node {
         }
         let high_watermark = handle.log.high_watermark();
         let log_start_offset = handle.log.log_start_offset();
-        if spec.fetch_offset < log_start_offset || spec.fetch_offset > high_watermark {
+        // Checked against the log end, not the HW (Kafka's KAFKA-2334): a follower that
+        // took over may have a HW below offsets its consumers already read from the old
+        // leader; they get nothing until the HW passes them, not an error.
+        let log_end_offset = handle.log.log_end_offset();
+        if spec.fetch_offset < log_start_offset || spec.fetch_offset > log_end_offset {
             return Err(NodeError::OffsetOutOfRange {
                 offset: spec.fetch_offset,
                 log_start_offset,
-                high_watermark,
+                log_end_offset,
             });
         }
         // Sizes are clamped, never refused: the first partition with data always gets at
         // least one whole batch (a limit of 0 included); later ones only what fits.
         let max_bytes = spec.max_bytes.min(remaining_bytes);
-        let records = if spec.fetch_offset == high_watermark
+        let records = if spec.fetch_offset >= high_watermark
             || (strict && max_bytes == 0)
             || reads == Reads::Forbidden
         {
@@ -599,8 +603,12 @@ impl Node {
         };
         match query {
             OffsetQuery::Earliest => Ok(listed(handle.log.log_start_offset(), -1)),
-            OffsetQuery::Latest => Ok(listed(handle.log.high_watermark(), -1)),
+            OffsetQuery::Latest => {
+                handle.check_high_watermark_settled()?;
+                Ok(listed(handle.log.high_watermark(), -1))
+            }
             OffsetQuery::Timestamp(target_ms) => {
+                handle.check_high_watermark_settled()?;
                 let Some(base) = handle.log.find_batch_by_timestamp(target_ms)? else {
                     return Ok(listed(Offset(-1), -1));
                 };

@@ -27,11 +27,20 @@ pub enum NodeError {
     Log(#[from] LogError),
     #[error(transparent)]
     Controller(#[from] ControllerError),
-    #[error("offset {offset} is outside [{log_start_offset}, {high_watermark}]")]
+    #[error("offset {offset} is outside [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange {
         offset: Offset,
         log_start_offset: Offset,
+        log_end_offset: Offset,
+    },
+    /// KIP-207: a new leader's high watermark is still below the start of its epoch.
+    #[error(
+        "the new leader's high watermark {high_watermark} has not reached the start of its \
+         leader epoch, {epoch_start_offset}, yet; ask again in a moment"
+    )]
+    OffsetNotAvailable {
         high_watermark: Offset,
+        epoch_start_offset: Offset,
     },
     #[error("leader epoch {requested} is older than the current epoch {current}")]
     FencedLeaderEpoch {

@@ -269,6 +269,30 @@ impl PartitionHandle {
         }
     }
 
+    /// KIP-207: refuses while this replicated partition's high watermark is below the
+    /// start of its leader epoch (a follower that took over knows the old leader's HW only
+    /// from its last fetch), so an offset listed now is never below one already listed.
+    pub fn check_high_watermark_settled(&self) -> Result<(), NodeError> {
+        if !self.is_replicated() {
+            return Ok(());
+        }
+        let Some(epoch_start_offset) = self
+            .leader_state()
+            .as_ref()
+            .map(LeaderPartition::epoch_start_offset)
+        else {
+            return Ok(());
+        };
+        let high_watermark = self.log.high_watermark();
+        if high_watermark < epoch_start_offset {
+            return Err(NodeError::OffsetNotAvailable {
+                high_watermark,
+                epoch_start_offset,
+            });
+        }
+        Ok(())
+    }
+
     /// Whether an `acks=all` batch ending before `end_offset` may be answered (always
     /// `Ready` for a one-replica partition: its commit moved the high watermark).
     pub fn acks_all_state(&self, end_offset: Offset) -> AckState {
@@ -553,6 +577,41 @@ mod tests {
             assert_eq!(log.log_end_offset(), Offset(3));
             assert_eq!(log.high_watermark(), expected, "replicas {replicas:?}");
         }
+    }
+
+    /// KIP-207: a follower that took over with a HW below its log end lists no offset
+    /// until its HW reaches the start of its epoch (what the old leader may have
+    /// exposed); its followers' fetches bring it there.
+    #[test]
+    fn a_new_leader_lists_no_offset_until_its_high_watermark_reaches_its_epoch_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let follower = handle(dir.path(), FlushPolicy::Always);
+        let log = Arc::clone(&follower.log);
+        drop(follower);
+        for _ in 0..3 {
+            log.append(&batch(), LeaderEpoch(0)).unwrap();
+        }
+        log.set_high_watermark(Offset(1));
+        let topic = TopicName::new("t").unwrap();
+        let leader =
+            PartitionHandle::open(topic, PartitionId(0), Arc::clone(&log), LeaderEpoch(1)).unwrap();
+        let config = LeaderConfig::default();
+        leader.on_metadata(BrokerId(1), &image(&[1, 2, 3]), config, Instant::now());
+        assert!(matches!(
+            leader.check_high_watermark_settled(),
+            Err(NodeError::OffsetNotAvailable {
+                high_watermark: Offset(1),
+                epoch_start_offset: Offset(3),
+            })
+        ));
+        leader.on_follower_fetch(BrokerId(2), Offset(3), LeaderEpoch(1));
+        assert!(
+            leader.check_high_watermark_settled().is_err(),
+            "one ISR follower behind"
+        );
+        leader.on_follower_fetch(BrokerId(3), Offset(3), LeaderEpoch(1));
+        assert_eq!(log.high_watermark(), Offset(3));
+        leader.check_high_watermark_settled().unwrap();
     }
 
     /// Many producers committing at once under `flush = always`: each waits as a task or

@@ -252,6 +252,13 @@ impl LeaderPartition {
         self.high_watermark
     }
 
+    /// The log end offset when this leader epoch began here: the HW of the previous
+    /// leader is at most this, so until this leader's HW reaches it, its HW may be below
+    /// offsets the previous leader already exposed (KIP-207).
+    pub fn epoch_start_offset(&self) -> Offset {
+        self.epoch_start_offset
+    }
+
     pub fn log_end_offset(&self) -> Offset {
         self.log_end_offset
     }

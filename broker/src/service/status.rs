@@ -93,6 +93,7 @@ fn code_of(error: &NodeError) -> ErrorCode {
         NodeError::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
         NodeError::NotEnoughReplicasAfterAppend => ErrorCode::NotEnoughReplicasAfterAppend,
         NodeError::RequestTimedOut { .. } => ErrorCode::RequestTimedOut,
+        NodeError::OffsetNotAvailable { .. } => ErrorCode::OffsetNotAvailable,
         NodeError::ShuttingDown => ErrorCode::BrokerNotAvailable,
         NodeError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
     }

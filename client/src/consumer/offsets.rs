@@ -122,6 +122,7 @@ pub(crate) async fn list_offsets(
             }
         }
         let mut refresh = by_leader.is_empty();
+        let mut wait = false;
         for (address, indexes) in by_leader {
             let answers =
                 ask_leader(client, &address, partitions, &indexes, spec, timestamp_ms).await;
@@ -130,16 +131,26 @@ pub(crate) async fn list_offsets(
                     && answer
                         .as_ref()
                         .is_err_and(|error| error.is_retriable() && error.needs_metadata_refresh());
+                // A new leader whose high watermark has not caught up yet (KIP-207): the
+                // same leader answers within a moment.
+                let not_yet = !last_attempt
+                    && answer
+                        .as_ref()
+                        .is_err_and(|error| error.code() == Some(ErrorCode::OffsetNotAvailable));
                 if retry {
                     refresh = true;
+                } else if not_yet {
+                    wait = true;
                 } else if let Some(slot) = results.get_mut(*index) {
                     *slot = Some(answer);
                 }
             }
         }
-        if refresh && !last_attempt {
+        if (refresh || wait) && !last_attempt {
             tokio::time::sleep(backoff).await;
             backoff *= 2;
+        }
+        if refresh && !last_attempt {
             let topics: Vec<String> = partitions.iter().map(|(topic, _)| topic.clone()).collect();
             if let Err(error) = client.refresh_metadata(&topics).await {
                 tracing::debug!(%error, "metadata refresh for ListOffsets failed");
