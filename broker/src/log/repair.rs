@@ -117,7 +117,7 @@ enum Scanned {
     },
     /// The cut, and the damaged segment (scanned, indexes rebuilt up to the damage) when
     /// the damage is inside one.
-    Damaged(Cut, Option<Segment>),
+    Damaged(Box<Cut>, Option<Box<Segment>>),
 }
 
 /// Scans every segment in offset order (see the module docs, step 1).
@@ -147,7 +147,7 @@ fn scan_for_damage(
                 keep: None,
                 later,
             };
-            return Ok(Scanned::Damaged(cut, None));
+            return Ok(Scanned::Damaged(Box::new(cut), None));
         }
         let mut segment = match later.first() {
             Some(next) => Segment::open_sealed(dir, *base, *next, config, cache)?,
@@ -171,7 +171,7 @@ fn scan_for_damage(
                     keep: Some((*base, scan.valid_bytes)),
                     later,
                 };
-                return Ok(Scanned::Damaged(cut, Some(segment)));
+                return Ok(Scanned::Damaged(Box::new(cut), Some(Box::new(segment))));
             }
         }
         if !later.is_empty() {

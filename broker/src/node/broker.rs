@@ -31,6 +31,7 @@ use super::descriptors::DescriptorBudget;
 use super::error::NodeError;
 use super::followers::{self, FollowedSpec};
 use super::partition::{Appended, PartitionHandle, Written};
+use super::replica_repair::{self, Decision, ReplicaRepairs};
 use crate::controller::quorum::{
     ControllerReply, ControllerRequest, Quorum, QuorumConfig, ReplyBody, Voters, CONTROLLER_DIR,
 };
@@ -178,6 +179,8 @@ pub struct Node {
     fatal: tokio::sync::watch::Sender<Option<String>>,
     /// The partitions this broker follows, for the replica fetchers (`followers.rs`).
     followed: tokio::sync::watch::Sender<Arc<FollowerAssignment>>,
+    /// Damaged replicas being repaired or kept offline (`replica_repair.rs`).
+    repairs: ReplicaRepairs,
 }
 
 /// A batch written to its log, waiting to count (fsync, high watermark).

@@ -7,6 +7,9 @@
 //! - [`partition`]: one led partition: validation, idempotence, acks, high watermark.
 //! - [`replica_fetch`]: the leader side of replication: replica fetches (read to the log
 //!   end, KIP-320 divergence) and `OffsetForLeaderEpoch`, for registered replicas only.
+//! - `replica_repair`: a replica found damaged at start-up is kept offline, and repaired
+//!   (cut to its last good batch, then fetched from the leader) when another live
+//!   in-sync replica leads and this broker is out of the ISR.
 //! - [`producer_state`]: idempotent-producer sequence tracking, rebuilt from the log.
 //! - [`producer_snapshots`]: that state saved at segment boundaries, in the background, so
 //!   opening a partition replays about one segment of batch headers, not the whole log.
@@ -24,6 +27,7 @@ pub mod partition;
 pub mod producer_snapshots;
 pub mod producer_state;
 pub mod replica_fetch;
+mod replica_repair;
 #[cfg(test)]
 pub(crate) mod test_node;
 

@@ -118,6 +118,7 @@ impl Node {
             background: std::sync::Mutex::new(Some(background)),
             fatal: tokio::sync::watch::Sender::new(None),
             followed: tokio::sync::watch::Sender::new(Arc::default()),
+            repairs: ReplicaRepairs::default(),
         });
         let image = node.quorum.image();
         {
@@ -244,9 +245,29 @@ impl Node {
     /// Applies every new image this broker's voter publishes, in order, until shutdown.
     async fn follow_metadata(self: Arc<Self>) {
         let mut images = self.quorum.subscribe();
+        let mut registrations = self.quorum.registrations();
+        // A registration applied before the subscription above is not reported by it.
+        let mut reapply = true;
         loop {
+            if std::mem::take(&mut reapply) {
+                // The image holding this broker's registration was likely applied before
+                // its incarnation was known here, so it led nothing: apply it again.
+                let node = Arc::clone(&self);
+                match tokio::task::spawn_blocking(move || node.reapply_image()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::error!(%error, "applying the metadata failed"),
+                    Err(error) => tracing::error!(%error, "applying the metadata failed"),
+                }
+            }
             tokio::select! {
                 changed = images.changed() => if changed.is_err() { return },
+                changed = registrations.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    reapply = true;
+                    continue;
+                }
                 () = self.stopping() => return,
             }
             if let Some(reason) = self.quorum.fatal() {
@@ -308,7 +329,7 @@ impl Node {
     /// partition this broker leads; closes the ones it no longer leads but still holds a
     /// replica of (their logs stay); deletes the logs of partitions whose topic is gone or
     /// that no longer have a replica here.
-    fn apply_image(&self, image: &MetadataImage) -> Result<(), NodeError> {
+    fn apply_image(self: &Arc<Self>, image: &MetadataImage) -> Result<(), NodeError> {
         let mut applied = self
             .applied_version
             .lock()
@@ -316,7 +337,39 @@ impl Node {
         if image.version <= *applied {
             return Ok(());
         }
+        self.apply_image_locked(image, &mut applied)
+    }
+
+    /// Applies the current image again, even if it was applied already: after a damaged
+    /// replica was repaired, so its log is followed (`replica_repair.rs`). Applying an
+    /// image twice changes nothing else.
+    fn reapply_image(self: &Arc<Self>) -> Result<(), NodeError> {
+        let mut applied = self
+            .applied_version
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Read under the lock: never older than what was applied.
+        let image = self.quorum.image();
+        if image.version < *applied {
+            return Ok(());
+        }
+        self.apply_image_locked(&image, &mut applied)
+    }
+
+    fn apply_image_locked(
+        self: &Arc<Self>,
+        image: &MetadataImage,
+        applied: &mut i64,
+    ) -> Result<(), NodeError> {
         let me = self.config.node_id;
+        // Nothing is led from an image that does not hold this process's own registration,
+        // live: the image recovered from disk at start-up may name this broker leader of
+        // partitions the controller moved while it was down, and serving them from that
+        // view would answer reads and offsets from a stale high watermark. Any image that
+        // holds the registration also holds every leadership change made before it.
+        let may_lead = image.broker(me).is_some_and(|info| {
+            !info.fenced && info.incarnation == self.quorum.incarnation() && info.incarnation > 0
+        });
         let mut wanted: HashMap<(String, i32), LedPartition> = HashMap::new();
         let mut replicas_here: std::collections::HashSet<(String, i32)> = Default::default();
         let mut followed = Vec::new();
@@ -330,6 +383,26 @@ impl Node {
                 let key = (topic.name.clone(), *partition);
                 if state.replicas.contains(&me) {
                     replicas_here.insert(key.clone());
+                    let topic_partition =
+                        TopicPartition::new(name.clone(), PartitionId(*partition));
+                    if let Some(offline) = self
+                        .logs
+                        .get(&topic_partition)
+                        .filter(|log| log.is_offline())
+                    {
+                        // Never followed (nor served) while damaged: repaired first, when
+                        // that cannot lose a committed record.
+                        let incarnation = self.quorum.incarnation();
+                        match replica_repair::decide(image, state, me, incarnation) {
+                            Decision::Repair => self.start_repair(topic_partition),
+                            Decision::Wait { reason } => {
+                                self.repairs.wait(&topic_partition, offline.dir(), reason)
+                            }
+                        }
+                        if state.leader != Some(me) {
+                            continue;
+                        }
+                    }
                     match state.leader {
                         Some(leader) if leader != me && followers::is_live(image, leader) => {
                             followed.push(FollowedSpec {
@@ -344,7 +417,7 @@ impl Node {
                         _ => {}
                     }
                 }
-                if state.leader == Some(me) {
+                if state.leader == Some(me) && may_lead {
                     wanted.insert(
                         key,
                         (
@@ -434,6 +507,29 @@ impl Node {
             min_insync_replicas: min_insync_replicas.for_replication_factor(state.replicas.len()),
             replica_lag_max: self.config.replica_lag_max,
         }
+    }
+
+    /// Starts repairing the offline log of `partition` on a blocking thread
+    /// (`replica_repair.rs`), unless a repair of it runs already; once it is back online,
+    /// the current image is applied again so the repaired log is followed.
+    fn start_repair(self: &Arc<Self>, partition: TopicPartition) {
+        if !self.repairs.begin(&partition) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.repairs.end(&partition);
+            return;
+        };
+        let node = Arc::clone(self);
+        runtime.spawn_blocking(move || {
+            let repaired = replica_repair::repair_one(&node.logs, &partition);
+            node.repairs.end(&partition);
+            if repaired {
+                if let Err(error) = node.reapply_image() {
+                    tracing::error!(%partition, %error, "following a repaired replica failed");
+                }
+            }
+        });
     }
 
     /// Partition directories the metadata does not know: left by a topic deletion the
