@@ -91,6 +91,9 @@ fn stored_batches(dir: &Path) -> Vec<StoredBatch> {
         let bytes = fs::read(dir.join(segment_file_name(segment, "log"))).unwrap();
         let mut position = 0;
         while let Some(rest) = bytes.get(position..).filter(|rest| !rest.is_empty()) {
+            if rest.iter().all(|byte| *byte == 0) {
+                break; // the zero padding direct I/O leaves after the last batch
+            }
             let header = BatchHeader::parse(rest).unwrap();
             batches.push(StoredBatch {
                 segment,
