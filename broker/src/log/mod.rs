@@ -13,18 +13,22 @@
 //!     partition.checkpoint        recovery point, HW, log start     (checkpoint.rs)
 //!     leader-epoch.checkpoint     epoch → start offset              (leader_epoch_cache.rs)
 //!     <offset:020>.snapshot       idempotent producers' state       (producer_snapshot.rs)
+//!     cleaner.checkpoint          compaction: first dirty offset    (cleaner/state.rs)
+//!     <base:020>.*.cleaned|.swap  a cleaned segment being swapped in (cleaner/swap.rs)
 //! ```
 //!
 //! Where to start reading: [`PartitionLog`] (append, read, truncate, retention; a
 //! follower's verbatim append of fetched batches in `partition_log/follower.rs`), then
 //! [`recovery`] (what happens after a crash) and [`group_commit`] (how `flush = always`
-//! stays fast). [`LogManager`] opens every partition of a data directory, and [`repair`]
-//! cuts a damaged one back to its valid prefix for its leader to fill. All fsyncs go
+//! stays fast), and [`cleaner`] for compacted topics. [`LogManager`] opens every
+//! partition of a data directory, and [`repair`] cuts a damaged one back to its valid
+//! prefix for its leader to fill. All fsyncs go
 //! through [`durable`]; an fsync error stops the log for good. A sealed segment holds no
 //! descriptor or map unless it was read recently: its files are opened on demand and kept
 //! in the shared, bounded [`OpenSegments`] cache (`segment/files.rs`).
 
 pub mod checkpoint;
+pub mod cleaner;
 pub mod clock;
 pub mod config;
 mod direct;
@@ -61,6 +65,8 @@ pub use recovery::{PreviousShutdown, RecoveryReport};
 pub use repair::{Damage, RepairReport};
 pub use segment::epoch_step_back_blames_previous;
 
+#[cfg(test)]
+mod compaction_tests;
 #[cfg(test)]
 mod crash_tests;
 #[cfg(test)]

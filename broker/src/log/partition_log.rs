@@ -19,6 +19,10 @@
 //! (`recovery.rs`); a log that recovery finds damaged can be opened *offline* instead
 //! (`partition_log/offline.rs`): it refuses every read and write and changes nothing.
 //!
+//! Compaction (`partition_log/compaction.rs`, `log/cleaner.rs`): [`PartitionLog::clean`]
+//! rewrites sealed segments below the high watermark without their obsolete records and
+//! swaps each in under the write lock; offsets and batch spans never change.
+//!
 //! Deletion (truncation, retention, a deleted partition; `partition_log/deletion.rs`): a
 //! segment's files are unlinked under the write lock, before the directory fsync; the
 //! `.log`'s space is given back afterwards by the log's [`Reclaimer`], a chunk at a time,
@@ -49,6 +53,7 @@ use super::reclaim::Reclaimer;
 use super::recovery::{self, PreviousShutdown, RecoveryReport};
 use super::segment::{FirstBatch, Segment};
 
+pub(crate) mod compaction;
 mod deletion;
 mod follower;
 mod offline;

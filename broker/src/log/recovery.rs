@@ -28,6 +28,10 @@
 //!   (`Segment::epoch_starts`, no CRC), the scanned ones from the scan. Which segments
 //!   are scanned does not change, so a clean shutdown still scans nothing. The rebuilt
 //!   cache is stored.
+//! - A cleaned segment that a crash left half swapped in (`<base>.*.cleaned` / `.swap`
+//!   files, `cleaner/swap.rs`) is finished when its `.log.swap` was complete, else its
+//!   files are deleted, before the segments are listed: the log holds the old segment or
+//!   the cleaned one, never both.
 //! - The recovered active segment is fsynced, so the whole recovered log is durable.
 
 use std::collections::BTreeMap;
@@ -37,6 +41,7 @@ use std::path::Path;
 use strata_proto::types::{LeaderEpoch, Offset};
 
 use super::checkpoint::PartitionCheckpoint;
+use super::cleaner;
 use super::config::LogConfig;
 use super::error::{LogError, LogResult};
 use super::leader_epoch_cache::LeaderEpochCache;
@@ -152,6 +157,8 @@ pub(crate) fn recover(
     fs::create_dir_all(dir)
         .map_err(|source| LogError::io("create partition directory", dir, source))?;
     let mut report = RecoveryReport::default();
+    // A cleaned segment half swapped in is finished (or dropped) before any is listed.
+    cleaner::swap::recover(dir)?;
     let checkpoint = load_checkpoint(dir, &mut report)?;
     let loaded_epochs = load_epochs(dir, &mut report)?;
     let mut segments = list_and_open_segments(dir, checkpoint.as_ref(), config, open_segments)?;

@@ -209,6 +209,45 @@ impl Segment {
         }
     }
 
+    /// Creates the files of a segment the log cleaner writes in place of the one at
+    /// `base_offset`: `<base>.log.cleaned`, `.index.cleaned`, `.timeindex.cleaned`
+    /// (`cleaner/swap.rs`), replacing any left by an earlier attempt. Buffered I/O, and a
+    /// cache of its own: the segment is only appended to and sealed, then renamed into
+    /// place and opened again as a segment of the log.
+    pub(crate) fn create_cleaned(
+        dir: &Path,
+        base_offset: Offset,
+        config: &LogConfig,
+        suffix: &str,
+    ) -> LogResult<Segment> {
+        let config = LogConfig {
+            direct_io: false,
+            ..config.clone()
+        };
+        let spec = FileSpec::with_suffix(dir, base_offset, &config, suffix);
+        remove_files_of(&spec)?;
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&spec.log_path)
+            .map_err(|source| LogError::io("create cleaned segment", &spec.log_path, source))?;
+        let files = SegmentFiles::open(&spec, log, IndexMode::Appendable)?;
+        let cache = OpenSegments::new(1);
+        Ok(Segment::new(
+            FileSlot::pinned(spec, &cache, files),
+            0,
+            &config,
+        ))
+    }
+
+    /// Closes the files of a segment whose files were replaced on disk (by the cleaner's
+    /// swap): nothing is deleted, the names now belong to the new segment. The old
+    /// `.log`'s space is freed by the kernel once the last map of it is gone.
+    pub(crate) fn retire_replaced(mut self) {
+        drop(self.files.take_log());
+    }
+
     /// Opens an existing segment as the active one. Its `next_offset` is not known until
     /// the caller either scans it or checks its tail ([`Segment::load_tail`]).
     pub fn open(
@@ -663,6 +702,14 @@ fn remove_if_present(path: &Path) -> LogResult<()> {
 fn remove_stale_indexes(spec: &FileSpec) -> LogResult<()> {
     remove_if_present(&spec.index_path)?;
     remove_if_present(&spec.time_index_path)
+}
+
+/// Removes the three files of `spec` where they exist.
+fn remove_files_of(spec: &FileSpec) -> LogResult<()> {
+    for path in [&spec.index_path, &spec.time_index_path, &spec.log_path] {
+        remove_if_present(path)?;
+    }
+    Ok(())
 }
 
 /// Removes what [`Segment::create`] made before it failed; a failure here is logged, and

@@ -6,6 +6,7 @@
 use strata_proto::types::Offset;
 
 use super::super::checkpoint::PartitionCheckpoint;
+use super::super::cleaner::CleanerState;
 use super::super::durable;
 use super::super::error::{LogError, LogResult};
 use super::super::producer_snapshot;
@@ -70,6 +71,8 @@ impl PartitionLog {
         if state.epochs.truncate_from_end(new_end) {
             state.epochs.store()?;
         }
+        let active_base = state.active()?.base_offset();
+        CleanerState::after_truncation(&self.dir, new_end, active_base)?;
         // Snapshots above the new end describe records that are gone, and would describe
         // the records that replace them wrongly.
         producer_snapshot::prune_snapshots(&self.dir, new_end, producer_snapshot::SNAPSHOTS_KEPT)?;

@@ -8,7 +8,13 @@
 //! - every batch: framing within the log's `batch_bytes_max`, length field, CRC (the
 //!   checks recovery makes; a fetched batch is never trusted because a leader sent it);
 //! - the first batch starts at the log end offset, and each next batch right after the
-//!   one before (`base = previous last offset + 1`);
+//!   one before (`base = previous last offset + 1`). One exception, for compacted logs:
+//!   the leader's cleaner replaces a run of batches it emptied with one record-less batch
+//!   over their offsets (`log/cleaner.rs`), so a follower whose log ends inside that run
+//!   is sent a first batch that starts below its log end. Such a batch — no records,
+//!   starting below the log end offset and ending at or past it — is written trimmed to
+//!   start exactly there (a record-less batch from the log end offset to its last offset,
+//!   same epoch). Nothing else may start anywhere but at the log end offset;
 //! - leader epochs never go down: not within the call, and not below the log's latest
 //!   epoch. Recovery refuses an epoch that steps back, so this is what lets a follower's
 //!   log be recovered the same way as a leader's.
@@ -24,7 +30,8 @@
 //! The high watermark is not touched: a follower learns it from the leader's fetch
 //! response and sets it with [`PartitionLog::set_high_watermark`].
 
-use strata_proto::record::{BatchHeader, CheckedBatch, RecordError};
+use bytes::Bytes;
+use strata_proto::record::{empty_batch, BatchHeader, CheckedBatch, RecordError};
 use strata_proto::types::{LeaderEpoch, Offset};
 
 use super::super::config::{FlushPolicy, LogConfig};
@@ -52,7 +59,17 @@ impl PartitionLog {
     pub fn append_as_follower_deferred(&self, batches: &[u8]) -> LogResult<AppendInfo> {
         self.check_running()?;
         let config = self.config();
-        let checked = split_fetched_batches(batches, config.batch_bytes_max)?;
+        let trimmed = trimmed_empty_first_batch(batches, self.log_end_offset())?;
+        let mut checked = split_fetched_batches(batches, config.batch_bytes_max)?;
+        if let (Some(trimmed), Some(first)) = (&trimmed, checked.first_mut()) {
+            *first = CheckedBatch::check(trimmed, config.batch_bytes_max).map_err(|source| {
+                LogError::InvalidFetchedBatch {
+                    index: 0,
+                    position: 0,
+                    source,
+                }
+            })?;
+        }
         check_contiguous(&checked)?;
         let mut state = self.write_state();
         if state.closed {
@@ -95,6 +112,30 @@ fn empty_fetch() -> LogError {
             available: 0,
         },
     }
+}
+
+/// When the first fetched batch is a record-less batch of a compacted leader that starts
+/// below `log_end_offset` and reaches it, the same batch starting at `log_end_offset`
+/// (see the module docs). The whole batch is still checked (CRC included) as fetched.
+fn trimmed_empty_first_batch(bytes: &[u8], log_end_offset: Offset) -> LogResult<Option<Bytes>> {
+    let Ok(header) = BatchHeader::parse(bytes) else {
+        return Ok(None);
+    };
+    let straddles = header.base_offset < log_end_offset && header.last_offset() >= log_end_offset;
+    if header.record_count != 0 || !straddles {
+        return Ok(None);
+    }
+    let trimmed = empty_batch(
+        log_end_offset,
+        header.last_offset(),
+        header.partition_leader_epoch,
+    )
+    .map_err(|source| LogError::InvalidFetchedBatch {
+        index: 0,
+        position: 0,
+        source,
+    })?;
+    Ok(Some(trimmed))
 }
 
 /// Cuts `bytes` into whole batches, each checked (framing, length, CRC) and with a

@@ -50,11 +50,23 @@ pub(super) struct FileSpec {
 
 impl FileSpec {
     pub(super) fn new(dir: &Path, base_offset: Offset, config: &LogConfig) -> FileSpec {
+        FileSpec::with_suffix(dir, base_offset, config, "")
+    }
+
+    /// The files named `<base:020>.<extension><suffix>`: `suffix` is empty for a segment
+    /// of the log, `.cleaned` for one the cleaner is writing (`cleaner/swap.rs`).
+    pub(super) fn with_suffix(
+        dir: &Path,
+        base_offset: Offset,
+        config: &LogConfig,
+        suffix: &str,
+    ) -> FileSpec {
+        let path = |extension| dir.join(segment_file_name(base_offset, extension) + suffix);
         FileSpec {
             base_offset,
-            log_path: dir.join(segment_file_name(base_offset, "log")),
-            index_path: dir.join(segment_file_name(base_offset, "index")),
-            time_index_path: dir.join(segment_file_name(base_offset, "timeindex")),
+            log_path: path("log"),
+            index_path: path("index"),
+            time_index_path: path("timeindex"),
             index_bytes_max: config.index_bytes_max,
             direct_io: config.direct_io,
         }
