@@ -18,12 +18,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use strata_proto::types::{PartitionId, TopicName};
 
+use super::cleaner::{CleanOutcome, CleanTrigger, CleanerSettings};
 use super::clock::Clock;
 use super::config::LogConfig;
 use super::durable;
@@ -111,6 +113,8 @@ pub struct LogManager {
     /// segments, and the reclaimer that gives deleted segments' space back a chunk at a
     /// time (`reclaim.rs`). Declared before the thread guard so the handle goes first.
     resources: LogResources,
+    /// Where [`LogManager::clean_next`] starts looking next time.
+    clean_cursor: AtomicUsize,
     _reclaim_thread: ReclaimerThread,
     _lock: File,
 }
@@ -244,6 +248,7 @@ impl LogManager {
             previous,
             logs: RwLock::new(logs),
             resources,
+            clean_cursor: AtomicUsize::new(0),
             _reclaim_thread: reclaim_thread,
             _lock: lock,
         })
@@ -360,9 +365,37 @@ impl LogManager {
         Ok(())
     }
 
+    /// Gives one compacted partition that is due a cleaning pass (`log/cleaner.rs`),
+    /// taking the logs in turn so that none waits behind a busy one. Returns what the pass
+    /// did, or `None` when no log was due. A log whose pass fails is logged and skipped.
+    pub fn clean_next(&self, settings: &CleanerSettings) -> Option<CleanOutcome> {
+        let logs: Vec<Arc<PartitionLog>> = self
+            .all_logs()
+            .into_iter()
+            .filter(|log| log.config().cleanup_policy.compacts() && !log.is_offline())
+            .collect();
+        let start = self.clean_cursor.fetch_add(1, Ordering::Relaxed);
+        for index in 0..logs.len() {
+            let Some(log) = logs.get((start + index) % logs.len()) else {
+                continue;
+            };
+            match log.clean(settings, CleanTrigger::WhenDue) {
+                Ok(outcome) if outcome.segments_cleaned > 0 => return Some(outcome),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(dir = %log.dir().display(), %error, "cleaning the partition log failed");
+                }
+            }
+        }
+        None
+    }
+
     /// Starts the background thread that runs [`LogManager::flush_due_logs`] every
-    /// `schedule.tick`, [`LogManager::checkpoint_all`] every `schedule.checkpoint_every`
-    /// and [`LogManager::apply_retention_all`] every `schedule.retention_check_every`.
+    /// `schedule.tick`, [`LogManager::checkpoint_all`] every `schedule.checkpoint_every`,
+    /// [`LogManager::apply_retention_all`] every `schedule.retention_check_every` and
+    /// [`LogManager::clean_next`] every `schedule.cleaner_check_every` (one partition per
+    /// pass; a pass blocks this thread's other duties while it runs, as long as reading
+    /// and rewriting that partition's dirty segments takes).
     /// It stops when the returned guard is dropped, or when the manager is gone.
     pub fn start_background_tasks(
         self: &Arc<Self>,
@@ -505,6 +538,7 @@ fn background_loop(manager: &Weak<LogManager>, stop: &StopSignal, schedule: Back
     let (stopped, wake) = &**stop;
     let mut last_checkpoint = Instant::now();
     let mut last_retention = Instant::now();
+    let mut last_clean = Instant::now();
     loop {
         let guard = stopped
             .lock()
@@ -528,6 +562,12 @@ fn background_loop(manager: &Weak<LogManager>, stop: &StopSignal, schedule: Back
                 tracing::error!(%error, "background retention failed");
             }
         }
+        if last_clean.elapsed() >= schedule.cleaner_check_every {
+            // Again at once while partitions are due: one partition per turn of the loop.
+            if manager.clean_next(&schedule.cleaner).is_none() {
+                last_clean = Instant::now();
+            }
+        }
         if last_checkpoint.elapsed() >= schedule.checkpoint_every {
             last_checkpoint = Instant::now();
             if let Err(error) = manager.checkpoint_all() {
@@ -536,6 +576,9 @@ fn background_loop(manager: &Weak<LogManager>, stop: &StopSignal, schedule: Back
         }
     }
 }
+
+/// Kafka's `log.cleaner.backoff.ms`: 15 s.
+pub const CLEANER_CHECK_EVERY_DEFAULT: Duration = Duration::from_secs(15);
 
 /// How often the log manager's background thread does each duty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -546,15 +589,22 @@ pub struct BackgroundSchedule {
     pub checkpoint_every: Duration,
     /// How often retention looks for segments to delete.
     pub retention_check_every: Duration,
+    /// How often the log cleaner looks for a compacted partition that is due a pass when
+    /// none was (Kafka's `log.cleaner.backoff.ms`).
+    pub cleaner_check_every: Duration,
+    pub cleaner: CleanerSettings,
 }
 
 impl Default for BackgroundSchedule {
-    /// A 50 ms tick; checkpoints and retention every minute.
+    /// A 50 ms tick; checkpoints and retention every minute; the cleaner looks every 15 s
+    /// (Kafka's backoff) with a 128 MiB offset map.
     fn default() -> BackgroundSchedule {
         BackgroundSchedule {
             tick: Duration::from_millis(50),
             checkpoint_every: Duration::from_secs(60),
             retention_check_every: Duration::from_secs(60),
+            cleaner_check_every: CLEANER_CHECK_EVERY_DEFAULT,
+            cleaner: CleanerSettings::default(),
         }
     }
 }

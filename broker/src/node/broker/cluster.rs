@@ -102,8 +102,13 @@ impl Node {
         if config.voters.len() == 1 {
             quorum.wait_registered(SINGLE_VOTER_START_TIMEOUT).await?;
         }
+        // The cleaner looks as often as retention when that is more often than its own
+        // default: both are the log's cleanup policy at work.
         let background = logs.start_background_tasks(BackgroundSchedule {
             retention_check_every: config.retention_check_interval,
+            cleaner_check_every: config
+                .retention_check_interval
+                .min(crate::log::manager::CLEANER_CHECK_EVERY_DEFAULT),
             ..BackgroundSchedule::default()
         });
         let node = Arc::new(Node {
