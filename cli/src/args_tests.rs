@@ -283,7 +283,11 @@ fn alter_config_help_lists_the_compaction_keys() {
         .unwrap()
         .render_long_help()
         .to_string();
-    for key in ["cleanup_policy", "delete_retention_ms", "min_cleanable_dirty_ratio"] {
+    for key in [
+        "cleanup_policy",
+        "delete_retention_ms",
+        "min_cleanable_dirty_ratio",
+    ] {
         assert!(help.contains(key), "{key}: {help}");
     }
     assert!(help.contains("refuses records without a key"), "{help}");

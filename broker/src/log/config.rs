@@ -150,7 +150,7 @@ impl FromStr for DirtyRatio {
 
     /// A decimal number from 0 to 1 (`0.5`, `1`, `0.25`), at most six decimals.
     fn from_str(text: &str) -> Result<DirtyRatio, String> {
-        let invalid = || format!("expected a number from 0 to 1 with at most 6 decimals");
+        let invalid = || "expected a number from 0 to 1 with at most 6 decimals".to_owned();
         let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
         let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
         if !digits(whole) || (!fraction.is_empty() && !digits(fraction)) || fraction.len() > 6 {
@@ -236,6 +236,8 @@ impl Default for LogConfig {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
