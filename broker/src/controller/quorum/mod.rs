@@ -512,13 +512,13 @@ impl Quorum {
         }
     }
 
-    /// Waits until this broker is registered (and the registration applied here).
     /// Changes each time this broker's registration is applied here (its incarnation is
     /// then [`Quorum::incarnation`]).
     pub fn registrations(&self) -> watch::Receiver<bool> {
         self.registered.subscribe()
     }
 
+    /// Waits until this broker is registered (and the registration applied here).
     pub async fn wait_registered(&self, timeout: Duration) -> Result<(), ControllerError> {
         let mut registered = self.registered.subscribe();
         tokio::time::timeout(timeout, registered.wait_for(|done| *done))
