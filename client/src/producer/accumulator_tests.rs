@@ -159,7 +159,7 @@ async fn flush_seals_batches_holding_earlier_tickets_and_expiry_fails_unsent_rec
     let _second = fixture.append(&mut accumulator, 10);
     assert!(accumulator.earliest_deadline().is_some());
     tokio::time::advance(Duration::from_secs(121)).await;
-    let last = "NOT_ENOUGH_REPLICAS: the ISR has 1 replicas, fewer than min_insync_replicas = 2";
+    let last = "NOT_ENOUGH_REPLICAS (the ISR has 1 replicas, fewer than min_insync_replicas = 2)";
     accumulator.expire(Instant::now(), Duration::from_secs(120), Some(last));
     assert!(accumulator.is_empty());
     let error = first.await.unwrap_err();

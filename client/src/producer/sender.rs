@@ -465,7 +465,7 @@ impl PartitionSender {
 
     /// A retriable failure: resend everything in flight, in order, after a back-off.
     fn on_retriable(&mut self, error: &Error) {
-        self.last_retriable = Some(error.to_string());
+        self.last_retriable = Some(format!("{} ({error})", error.code_name()));
         tracing::debug!(%error, topic = %self.topic_name, partition = self.partition, "produce failed; will retry");
         if error.needs_metadata_refresh() {
             self.refresh_metadata = true;
