@@ -326,6 +326,8 @@ pub async fn run_row(row: Row, config: &RunConfig) -> anyhow::Result<RunResult> 
             .history_dir
             .clone()
             .unwrap_or_else(std::env::temp_dir);
+        std::fs::create_dir_all(&directory)
+            .with_context(|| format!("create {}", directory.display()))?;
         let path = directory.join(format!(
             "strata-fault-matrix-row{}-seed{}.txt",
             row.number(),

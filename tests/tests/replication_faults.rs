@@ -1,4 +1,4 @@
-//! The replication rows of the fault matrix that pass today (docs/RELIABILITY.md, "Fault matrix"), one
+//! The replication rows of the fault matrix (docs/RELIABILITY.md, "Fault matrix"), one
 //! test per row, each against a fresh cluster of real brokers driven by
 //! `strata_tests::fault_matrix`: an RF-3 topic of three partitions, idempotent `acks=all`
 //! producers and `assign` consumers, a watcher of every partition's high watermark, the
@@ -7,15 +7,27 @@
 //! reordered write, no read of uncommitted data, no high-watermark regression and no
 //! inconsistent offset, and the row's own promises hold.
 //!
+//! - row 1, `row_01_kill_the_leader`: the leader of a partition is SIGKILLed under load
+//!   and restarted 5 s later; the next kill finds the new leader.
 //! - row 2, `row_02_pause_the_leader`: the leader is frozen with SIGSTOP for 10 s while
 //!   the others elect a new one, then woken up with SIGCONT; nothing it takes after
 //!   waking may be acknowledged or seen.
 //! - row 3, `row_03_leader_cut_off_from_the_brokers`: iptables cuts the leader off from
 //!   the other two brokers (the clients still reach it) for 15 s, then heals.
+//! - row 4, `row_04_isr_of_one_then_the_leader_dies`: both followers are frozen until the
+//!   leader is alone in the ISR, then the leader is SIGKILLed and the followers woken:
+//!   they must not lead (no unclean election), the partition stays offline until the
+//!   leader is back; with `min_insync_replicas` 2 in force, writes are refused while the
+//!   ISR is one. Five brokers, so that the controller quorum outlives two frozen ones.
+//! - row 6, `row_06_kill_every_broker`: all three brokers are SIGKILLed and restarted
+//!   (`flush = always`, the default).
 //! - row 7, `row_07_torn_tail`: the leader is SIGKILLed, a few bytes are cut off the end
 //!   of each of its active segments, and it is restarted.
 //! - row 10, `row_10_follower_lags`: a follower is frozen past the ISR lag bound, must
 //!   leave the ISR, and rejoins once woken; the high watermark never goes back.
+//! - row 11, `row_11_rolling_restart`: each broker in turn gets SIGTERM, must stop
+//!   cleanly within 30 s and is restarted; producers on the client's default timeouts
+//!   must see no error that is not retriable.
 //! - row 13, `row_13_produce_response_lost`: the clients' link to the leader is cut
 //!   while sends are in flight, so appended batches lose their answers and are retried;
 //!   every other time the leader is also killed, so the retries reach a new leader. Each
@@ -151,6 +163,11 @@ fn run(row: Row) {
 }
 
 #[test]
+fn row_01_kill_the_leader() {
+    run(Row::KillLeader);
+}
+
+#[test]
 fn row_02_pause_the_leader() {
     run(Row::PauseLeader);
 }
@@ -161,6 +178,16 @@ fn row_03_leader_cut_off_from_the_brokers() {
 }
 
 #[test]
+fn row_04_isr_of_one_then_the_leader_dies() {
+    run(Row::IsrShrinkThenKill);
+}
+
+#[test]
+fn row_06_kill_every_broker() {
+    run(Row::KillAll);
+}
+
+#[test]
 fn row_07_torn_tail() {
     run(Row::TornTail);
 }
@@ -168,6 +195,11 @@ fn row_07_torn_tail() {
 #[test]
 fn row_10_follower_lags() {
     run(Row::FollowerLag);
+}
+
+#[test]
+fn row_11_rolling_restart() {
+    run(Row::RollingRestart);
 }
 
 #[test]
