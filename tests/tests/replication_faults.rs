@@ -9,7 +9,7 @@
 //!
 //! - row 1, `row_01_kill_the_leader`: the leader of a partition is SIGKILLed under load
 //!   and restarted 5 s later; the next kill finds the new leader.
-//! - row 2, `row_02_pause_the_leader`: the leader is frozen with SIGSTOP for 10 s while
+//! - row 2, `row_02_pause_the_leader`: the leader is frozen with SIGSTOP for 15 s while
 //!   the others elect a new one, then woken up with SIGCONT; nothing it takes after
 //!   waking may be acknowledged or seen.
 //! - row 3, `row_03_leader_cut_off_from_the_brokers`: iptables cuts the leader off from
@@ -45,7 +45,7 @@
 //! every run's history there; otherwise only a failing run's, in the temporary
 //! directory). With more than one run, or with `STRATA_FAULT_REPORT` set, each row
 //! appends its line to a Markdown table in `$STRATA_FAULT_REPORT` (default
-//! `target/fault-matrix-report.md`). The long mode:
+//! the workspace's target directory, file fault-matrix-report.md). The long mode:
 //!
 //! ```text
 //! STRATA_FAULT_RUNS=20 STRATA_FAULT_SECONDS=300 \
@@ -78,7 +78,7 @@ fn env_number(name: &str, default: u64) -> u64 {
 }
 
 /// Where the report goes when it is written: `$STRATA_FAULT_REPORT`, or
-/// `target/fault-matrix-report.md` in long mode; `None` for a brief run.
+/// fault-matrix-report.md in the target directory in long mode; `None` for a brief run.
 fn report_path(runs: u64) -> Option<PathBuf> {
     match std::env::var_os("STRATA_FAULT_REPORT") {
         Some(path) => Some(path.into()),
