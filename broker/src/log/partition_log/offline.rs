@@ -25,12 +25,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use strata_proto::types::Offset;
 
 use super::super::checkpoint::PartitionCheckpoint;
-#[cfg(doc)]
-use super::super::manager::LogManager;
 use super::super::config::LogConfig;
 use super::super::error::{LogError, LogResult};
 use super::super::group_commit::GroupCommit;
 use super::super::leader_epoch_cache::LeaderEpochCache;
+#[cfg(doc)]
+use super::super::manager::LogManager;
 use super::super::reclaim::Reclaimer;
 use super::super::recovery::{PreviousShutdown, RecoveryReport};
 use super::{LogResources, LogState, PartitionLog, ReplicaRole, WritebackMark};
