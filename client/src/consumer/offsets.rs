@@ -16,8 +16,12 @@ use crate::connection::{request, with_deadline};
 use crate::error::{Error, ErrorCode};
 use crate::record::Offset;
 
-/// Routing retries for `ListOffsets` (wrong leader, metadata propagating).
-const LIST_OFFSETS_ATTEMPTS: u32 = 4;
+/// Routing retries for `ListOffsets` (wrong leader, metadata propagating, a broker that
+/// restarted and leads again once its registration is applied, a new leader's HW
+/// catching up): with the backoff below, about 5.5 s in all.
+const LIST_OFFSETS_ATTEMPTS: u32 = 10;
+/// The longest wait between two attempts.
+const LIST_OFFSETS_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One partition's answer: offset, timestamp (-1 when not applicable) and leader epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +152,7 @@ pub(crate) async fn list_offsets(
         }
         if (refresh || wait) && !last_attempt {
             tokio::time::sleep(backoff).await;
-            backoff *= 2;
+            backoff = (backoff * 2).min(LIST_OFFSETS_BACKOFF_MAX);
         }
         if refresh && !last_attempt {
             let topics: Vec<String> = partitions.iter().map(|(topic, _)| topic.clone()).collect();
