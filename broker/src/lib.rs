@@ -15,9 +15,10 @@
 //! - [`replication`]: leader and follower state machines (high watermark, ISR changes,
 //!   KIP-101 truncation), pure; the fetcher that drives them.
 //! - [`log`]: STORAGE. Segments, sparse memory-mapped indexes, the partition log (append,
-//!   follower append, read, roll, truncate, retention), flush policies with group commit,
-//!   crash recovery, checkpoints and the leader-epoch cache. Synchronous; knows nothing of
-//!   tokio or gRPC.
+//!   follower append, read, roll, truncate, retention, compaction, the follower's log
+//!   start, who may append), flush policies with group commit, crash recovery and the
+//!   repair of a damaged replica, checkpoints, the leader-epoch cache and producer-state
+//!   snapshots. Synchronous; knows nothing of tokio or gRPC.
 //! - [`dump`]: `strata-broker dump-log`, a `kafka-dump-log` for Strata segments and the
 //!   controller's Raft state.
 //! - later: `group` (consumer groups) and `admin` (HTTP).
