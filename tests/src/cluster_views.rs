@@ -338,34 +338,41 @@ pub async fn led_by_their_replicas_everywhere(
 /// Creates a topic of `partitions` RF-1 partitions through `node` and returns each
 /// partition's only replica, once every node shows every partition led by it. Panics if
 /// the creation fails or a partition has more than its leader as replicas and ISR.
-pub async fn create_rf1_topic(
-    cluster: &Cluster,
-    node: u8,
-    topic: &str,
-    partitions: i32,
-) -> BTreeMap<i32, i32> {
-    let mut grpc = connect(cluster, node)
-        .await
-        .unwrap_or_else(|error| panic!("{error:#}"));
+/// Creates the topic `spec` describes through `node` over raw gRPC; panics (a test
+/// failure) unless it was created.
+pub async fn create_topic(cluster: &Cluster, node: u8, spec: TopicSpec) {
+    let name = spec.name.clone();
     let request = CreateTopicsRequest {
-        topics: vec![TopicSpec {
-            name: topic.to_owned(),
-            partitions,
-            replication_factor: 1,
-            configs: HashMap::new(),
-        }],
+        topics: vec![spec],
         validate_only: false,
     };
-    let response = grpc
+    let response = connect(cluster, node)
+        .await
+        .unwrap_or_else(|error| panic!("{error:#}"))
         .create_topics(request)
         .await
-        .unwrap_or_else(|status| panic!("create {topic} through node {node}: {status}"))
+        .unwrap_or_else(|status| panic!("create {name} through node {node}: {status}"))
         .into_inner();
     let [created] = response.results.as_slice() else {
         panic!("one result expected: {response:?}");
     };
     let code = created.error.as_ref().map_or(0, |error| error.code);
     assert_eq!(code, 0, "{response:?}");
+}
+
+pub async fn create_rf1_topic(
+    cluster: &Cluster,
+    node: u8,
+    topic: &str,
+    partitions: i32,
+) -> BTreeMap<i32, i32> {
+    let spec = TopicSpec {
+        name: topic.to_owned(),
+        partitions,
+        replication_factor: 1,
+        configs: HashMap::new(),
+    };
+    create_topic(cluster, node, spec).await;
     let described = partitions_until(cluster, node, topic, "every partition led", |all| {
         i32::try_from(all.len()) == Ok(partitions)
             && all.iter().all(|partition| partition.leader >= 0)

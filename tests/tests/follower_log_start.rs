@@ -14,10 +14,10 @@
 use std::collections::HashMap;
 
 use strata_client::{Acks, OffsetSpec, Record};
-use strata_proto::api::v1::{CreateTopicsRequest, TopicSpec};
+use strata_proto::api::v1::TopicSpec;
 use strata_tests::broker_process::workspace_binary;
 use strata_tests::cluster::{Cluster, ClusterOptions};
-use strata_tests::cluster_views::{connect, formed, partitions_until, three_voters, WAIT};
+use strata_tests::cluster_views::{create_topic, formed, partitions_until, three_voters, WAIT};
 use strata_tests::wait::wait_for;
 
 const TOPIC: &str = "log-start";
@@ -75,27 +75,13 @@ async fn a_follower_behind_the_leaders_log_start_starts_again_there_and_rejoins_
         ("segment_bytes".to_owned(), "1024".to_owned()),
         ("retention_bytes".to_owned(), "4096".to_owned()),
     ]);
-    let request = CreateTopicsRequest {
-        topics: vec![TopicSpec {
-            name: TOPIC.to_owned(),
-            partitions: 1,
-            replication_factor: 3,
-            configs,
-        }],
-        validate_only: false,
+    let spec = TopicSpec {
+        name: TOPIC.to_owned(),
+        partitions: 1,
+        replication_factor: 3,
+        configs,
     };
-    let response = connect(&cluster, 1)
-        .await
-        .unwrap()
-        .create_topics(request)
-        .await
-        .unwrap()
-        .into_inner();
-    let code = response.results[0]
-        .error
-        .as_ref()
-        .map_or(0, |error| error.code);
-    assert_eq!(code, 0, "{response:?}");
+    create_topic(&cluster, 1, spec).await;
     let partitions = partitions_until(&cluster, 1, TOPIC, "ISR = all three", |all| {
         all.len() == 1 && all[0].leader >= 1 && all[0].isr.len() == 3
     })

@@ -23,11 +23,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use strata_client::{Acks, Offset, Record};
-use strata_proto::api::v1::{CreateTopicsRequest, TopicSpec};
+use strata_proto::api::v1::TopicSpec;
 use strata_tests::broker_process::workspace_binary;
 use strata_tests::cluster::Cluster;
 use strata_tests::cluster_views::{
-    connect, create_rf1_topic, formed, owned_by, partitions_until, start_three_voters, WAIT,
+    create_rf1_topic, create_topic, formed, owned_by, partitions_until, start_three_voters, WAIT,
 };
 use tokio_stream::StreamExt;
 
@@ -237,27 +237,13 @@ async fn serves_its_own_partition(cluster: &Cluster, node: u8, partition: i32, v
 async fn a_follower_with_a_corrupt_sealed_segment_starts_and_is_repaired_from_its_leader() {
     let mut cluster = start_three_voters();
     formed(&cluster).await;
-    let request = CreateTopicsRequest {
-        topics: vec![TopicSpec {
-            name: REPLICATED.to_owned(),
-            partitions: 1,
-            replication_factor: 3,
-            configs: HashMap::from([("segment.bytes".to_owned(), "1024".to_owned())]),
-        }],
-        validate_only: false,
+    let spec = TopicSpec {
+        name: REPLICATED.to_owned(),
+        partitions: 1,
+        replication_factor: 3,
+        configs: HashMap::from([("segment.bytes".to_owned(), "1024".to_owned())]),
     };
-    let response = connect(&cluster, 1)
-        .await
-        .unwrap()
-        .create_topics(request)
-        .await
-        .unwrap()
-        .into_inner();
-    let code = response.results[0]
-        .error
-        .as_ref()
-        .map_or(0, |error| error.code);
-    assert_eq!(code, 0, "{response:?}");
+    create_topic(&cluster, 1, spec).await;
     let single = create_rf1_topic(&cluster, 1, SINGLE, 6).await;
     let leader = isr_full_everywhere(&cluster).await;
     let victim = (1..=3u8).find(|node| *node != leader).unwrap();

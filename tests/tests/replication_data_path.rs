@@ -19,11 +19,13 @@ use std::time::Duration;
 
 use strata_client::{Acks, Record};
 use strata_proto::api::v1::{
-    CreateTopicsRequest, ErrorCode, FetchPartition, FetchRequest, PartitionMetadata, TopicSpec,
+    ErrorCode, FetchPartition, FetchRequest, PartitionMetadata, TopicSpec,
 };
 use strata_tests::broker_process::workspace_binary;
 use strata_tests::cluster::Cluster;
-use strata_tests::cluster_views::{connect, formed, partitions_until, start_three_voters, WAIT};
+use strata_tests::cluster_views::{
+    connect, create_topic, formed, partitions_until, start_three_voters, WAIT,
+};
 
 const TOPIC: &str = "replicated";
 const PARTITIONS: i32 = 3;
@@ -99,27 +101,13 @@ async fn identical_everywhere(cluster: &Cluster, records: i64) -> HashMap<i32, V
 }
 
 async fn create_rf3_topic(cluster: &Cluster) -> Vec<PartitionMetadata> {
-    let request = CreateTopicsRequest {
-        topics: vec![TopicSpec {
-            name: TOPIC.to_owned(),
-            partitions: PARTITIONS,
-            replication_factor: 3,
-            configs: HashMap::new(),
-        }],
-        validate_only: false,
+    let spec = TopicSpec {
+        name: TOPIC.to_owned(),
+        partitions: PARTITIONS,
+        replication_factor: 3,
+        configs: HashMap::new(),
     };
-    let response = connect(cluster, 1)
-        .await
-        .unwrap()
-        .create_topics(request)
-        .await
-        .unwrap()
-        .into_inner();
-    let code = response.results[0]
-        .error
-        .as_ref()
-        .map_or(0, |error| error.code);
-    assert_eq!(code, 0, "{response:?}");
+    create_topic(cluster, 1, spec).await;
     partitions_until(cluster, 1, TOPIC, "three led RF-3 partitions", |all| {
         all.len() == 3
             && all

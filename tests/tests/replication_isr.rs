@@ -14,10 +14,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use strata_client::{Acks, Offset, Record};
-use strata_proto::api::v1::{CreateTopicsRequest, TopicSpec};
+use strata_proto::api::v1::TopicSpec;
 use strata_tests::broker_process::workspace_binary;
 use strata_tests::cluster::Cluster;
-use strata_tests::cluster_views::{connect, formed, partitions_until, start_three_voters, WAIT};
+use strata_tests::cluster_views::{
+    create_topic, formed, partitions_until, start_three_voters, WAIT,
+};
 use tokio_stream::StreamExt;
 
 const TOPIC: &str = "isr";
@@ -85,27 +87,13 @@ async fn produce_all(cluster: &Cluster, via: u8, round: &str) -> Vec<String> {
 async fn isr_grows_acks_all_survives_a_leader_sigkill_and_the_old_leader_rejoins() {
     let mut cluster = start_three_voters();
     formed(&cluster).await;
-    let request = CreateTopicsRequest {
-        topics: vec![TopicSpec {
-            name: TOPIC.to_owned(),
-            partitions: 1,
-            replication_factor: 3,
-            configs: HashMap::new(),
-        }],
-        validate_only: false,
+    let spec = TopicSpec {
+        name: TOPIC.to_owned(),
+        partitions: 1,
+        replication_factor: 3,
+        configs: HashMap::new(),
     };
-    let response = connect(&cluster, 1)
-        .await
-        .unwrap()
-        .create_topics(request)
-        .await
-        .unwrap()
-        .into_inner();
-    let code = response.results[0]
-        .error
-        .as_ref()
-        .map_or(0, |error| error.code);
-    assert_eq!(code, 0, "{response:?}");
+    create_topic(&cluster, 1, spec).await;
 
     // (a) the ISR grows to all three replicas.
     let leader = isr_full_everywhere(&cluster, &[1, 2, 3]).await;
