@@ -375,9 +375,7 @@ impl Node {
             let writer = Arc::clone(&handle);
             tokio::task::spawn_blocking(move || writer.write(&batch, &limits))
                 .await
-                .map_err(|error| NodeError::InvalidRequest {
-                    reason: format!("append task failed: {error}"),
-                })?
+                .map_err(NodeError::from_join)?
         };
         let written = self.check_fatal(written)?;
         Ok(PendingAppend {
@@ -445,11 +443,7 @@ impl Node {
                         node.read_partitions(&read_specs, max_bytes, Reads::Allowed)
                     })
                     .await
-                    .unwrap_or_else(|error| {
-                        vec![Err(NodeError::InvalidRequest {
-                            reason: format!("fetch task failed: {error}"),
-                        })]
-                    })
+                    .unwrap_or_else(|error| vec![Err(NodeError::from_join(error))])
                 }
                 ReadingNeeded::Nothing => {
                     // Every partition is at its high watermark (or answers an error):

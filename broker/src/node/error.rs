@@ -86,3 +86,15 @@ pub enum NodeError {
     #[error("invalid request: {reason}")]
     InvalidRequest { reason: String },
 }
+
+impl NodeError {
+    /// A blocking task of a request that did not finish. A panic goes on unwinding: it is
+    /// a bug, and turning it into a definite refusal would tell a producer that a batch
+    /// already in the log was not written. A cancelled task means the runtime is stopping.
+    pub(crate) fn from_join(error: tokio::task::JoinError) -> NodeError {
+        match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => NodeError::ShuttingDown,
+        }
+    }
+}

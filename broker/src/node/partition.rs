@@ -424,9 +424,7 @@ impl PartitionHandle {
                 handle.commit(written)
             })
             .await
-            .map_err(|error| NodeError::InvalidRequest {
-                reason: format!("commit task failed: {error}"),
-            })?;
+            .map_err(NodeError::from_join)?;
         }
     }
 

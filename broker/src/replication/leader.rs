@@ -341,11 +341,11 @@ impl LeaderPartition {
     /// The leader's log grew to `new_log_end_offset` (durable offset under
     /// `flush = always`). Returns the new HW if it advanced (only when no other maximal-ISR
     /// member lags).
+    ///
+    /// A leader never truncates, but callers read the log end before they take the lock
+    /// that guards this state, so a report older than one already applied can arrive
+    /// second. It is ignored: the leader's known log end only grows.
     pub fn on_leader_append(&mut self, new_log_end_offset: Offset) -> Option<Offset> {
-        debug_assert!(
-            new_log_end_offset >= self.log_end_offset,
-            "a leader never truncates"
-        );
         self.log_end_offset = self.log_end_offset.max(new_log_end_offset);
         self.advance_high_watermark()
     }

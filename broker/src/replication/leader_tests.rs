@@ -74,6 +74,18 @@ fn hw_follows_the_leader_when_it_is_the_only_isr_member() {
 }
 
 #[test]
+fn a_stale_log_end_report_is_ignored() {
+    // Two appenders read the durable offset, then take the leader's lock in the other
+    // order: the older, smaller report arrives second (row 11 of the fault matrix).
+    let now = Instant::now();
+    let mut leader = leader_with_isr(&[1], 1, now);
+    assert_eq!(leader.on_leader_append(Offset(20)), Some(Offset(20)));
+    assert_eq!(leader.on_leader_append(Offset(15)), None);
+    assert_eq!(leader.log_end_offset(), Offset(20));
+    assert_eq!(leader.high_watermark(), Offset(20));
+}
+
+#[test]
 fn hw_is_the_minimum_isr_leo_and_never_decreases() {
     let now = Instant::now();
     let mut leader = leader_with_isr(&[1, 2, 3], 2, now);
