@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/strata/v1/client_api.proto",
         "proto/strata/v1/controller.proto",
+        "proto/strata/v1/group_api.proto",
         "proto/strata/v1/replication.proto",
     ];
     for file in files {

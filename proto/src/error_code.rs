@@ -24,6 +24,10 @@ impl ErrorCode {
                 | ErrorCode::BrokerNotAvailable
                 | ErrorCode::NotController
                 | ErrorCode::OffsetNotAvailable
+                | ErrorCode::NotCoordinator
+                | ErrorCode::CoordinatorLoadInProgress
+                | ErrorCode::CoordinatorNotAvailable
+                | ErrorCode::StaleMemberEpoch
         )
     }
 }
