@@ -34,6 +34,7 @@
 
 pub mod controller;
 pub mod dump;
+pub mod group;
 pub mod log;
 pub mod node;
 pub mod replication;

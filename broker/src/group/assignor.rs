@@ -1,0 +1,1 @@
+//! Server-side assignors: `uniform` (sticky, balanced) and `range` (being written).

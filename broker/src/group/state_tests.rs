@@ -1,0 +1,1 @@
+//! Tests of the group state machine (being written).
