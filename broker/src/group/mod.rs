@@ -14,9 +14,13 @@
 //! - Member epochs fence zombies.
 
 pub mod assignor;
+mod member;
+mod reconcile;
 pub mod records;
 mod state;
 
+#[cfg(test)]
+mod assignor_tests;
 #[cfg(test)]
 mod state_tests;
 
