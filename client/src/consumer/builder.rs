@@ -1,28 +1,38 @@
 //! [`ConsumerBuilder`]: what to read (`assign` or `topics`), where to start, and the
 //! fetch long-poll shape (`docs/CLIENT.md`, "Consumer settings").
 //!
-//! Group membership (`.group(..)`, `.commit(..)`) has its place here already; until the
-//! broker has groups, `build` refuses a consumer with a group.
+//! With `.group(..)`, `topics` (or `topic_regex`) is a subscription: the group's
+//! coordinator assigns the partitions (`group/`), and `start` applies only where the
+//! group has committed nothing (`auto.offset.reset`).
 
 use std::time::Duration;
 
 use crate::client::Client;
+use crate::consumer::group::GroupSettings;
 use crate::consumer::Consumer;
 use crate::error::Error;
 use crate::record::Offset;
 
-/// When a group consumer commits its offsets. Used with `.group(..)`, once the broker has
-/// groups.
+/// When a group consumer commits its offsets (`docs/CLIENT.md`, "Consumer groups").
+/// Ignored without a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CommitMode {
-    /// Every interval, the position after the records the application moved past.
+    /// Every interval, and before a revoked partition is given up: the position after the
+    /// records whose successor the application asked for (the record being processed
+    /// when the interval passes is not committed yet). `close()` commits the position
+    /// after every record yielded.
     Auto { interval: Duration },
-    /// Every interval, only the offsets passed to `mark`.
+    /// Every interval, before a revoked partition is given up and on `close()`: only the
+    /// offsets passed to [`Consumer::mark`] (or a [`Marker`](crate::Marker)).
     Marked { interval: Duration },
-    /// Only on explicit `commit`.
+    /// Only on [`Consumer::commit`] / [`Consumer::commit_nowait`]: nothing is committed
+    /// on a revocation or on `close()` that the application did not ask for.
     Manual,
 }
+
+/// Longest group id the coordinator accepts (`INVALID_GROUP_ID` beyond).
+const GROUP_ID_BYTES_MAX: usize = 249;
 
 impl Default for CommitMode {
     fn default() -> CommitMode {
@@ -78,6 +88,10 @@ pub struct ConsumerBuilder {
     pub(crate) assigned: Vec<(String, i32)>,
     pub(crate) topics: Vec<String>,
     pub(crate) group: Option<String>,
+    pub(crate) topic_regex: Option<String>,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) assignor: Option<String>,
+    pub(crate) rebalance_timeout: Duration,
     pub(crate) commit: CommitMode,
     pub(crate) config: ConsumerConfig,
     raw: Vec<(String, String)>,
@@ -90,6 +104,10 @@ impl ConsumerBuilder {
             assigned: Vec::new(),
             topics: Vec::new(),
             group: None,
+            topic_regex: None,
+            instance_id: None,
+            assignor: None,
+            rebalance_timeout: Duration::ZERO,
             commit: CommitMode::default(),
             config: ConsumerConfig::default(),
             raw: Vec::new(),
@@ -111,7 +129,8 @@ impl ConsumerBuilder {
     }
 
     /// Reads every partition of these topics (as known at `build`). Without a group this
-    /// is a manual assignment; with `.group(..)` it will be a subscription.
+    /// is a manual assignment; with `.group(..)` it is the subscription, and the group
+    /// shares the partitions among its members.
     pub fn topics<I, S>(mut self, topics: I) -> ConsumerBuilder
     where
         I: IntoIterator<Item = S>,
@@ -121,13 +140,43 @@ impl ConsumerBuilder {
         self
     }
 
-    /// Joins consumer group `group` (`group.id`). Not supported yet: `build` fails.
+    /// Joins consumer group `group` (`group.id`): the group's coordinator assigns the
+    /// partitions of the subscribed topics among the members, and offsets are committed
+    /// by [`ConsumerBuilder::commit`]. `build` waits until the consumer has joined.
     pub fn group(mut self, group: impl Into<String>) -> ConsumerBuilder {
         self.group = Some(group.into());
         self
     }
 
-    /// How a group consumer commits; ignored without a group.
+    /// With a group: also subscribe to every topic whose whole name matches `regex` (Rust
+    /// `regex` syntax, evaluated by the coordinator, so topics created later join the
+    /// subscription; internal `__` topics never match).
+    pub fn topic_regex(mut self, regex: impl Into<String>) -> ConsumerBuilder {
+        self.topic_regex = Some(regex.into());
+        self
+    }
+
+    /// `group.instance.id`: static membership. A static member that closes keeps its
+    /// partitions until the session times out, so a restart within it moves nothing.
+    pub fn instance_id(mut self, instance_id: impl Into<String>) -> ConsumerBuilder {
+        self.instance_id = Some(instance_id.into());
+        self
+    }
+
+    /// `group.remote.assignor`: `uniform` (the default: sticky and balanced) or `range`.
+    pub fn assignor(mut self, assignor: impl Into<String>) -> ConsumerBuilder {
+        self.assignor = Some(assignor.into());
+        self
+    }
+
+    /// How long this member may take to give up revoked partitions (commit and release)
+    /// before the coordinator expels it; the coordinator's default (60 s) when not set.
+    pub fn rebalance_timeout(mut self, timeout: Duration) -> ConsumerBuilder {
+        self.rebalance_timeout = timeout;
+        self
+    }
+
+    /// How a group consumer commits; `Auto` every 5 s by default. Ignored without a group.
     pub fn commit(mut self, mode: CommitMode) -> ConsumerBuilder {
         self.commit = mode;
         self
@@ -177,7 +226,9 @@ impl ConsumerBuilder {
 
     /// A setting by its Kafka name: `fetch.min.bytes`, `fetch.max.wait.ms`,
     /// `fetch.max.bytes`, `max.partition.fetch.bytes`, `auto.offset.reset`
-    /// (`earliest|latest`), `retry.backoff.ms`, `group.id`. Unknown names fail `build`.
+    /// (`earliest|latest`), `retry.backoff.ms`, `group.id`, `group.instance.id`,
+    /// `group.remote.assignor`, `enable.auto.commit` (`false` is `Manual`),
+    /// `auto.commit.interval.ms`. Unknown names fail `build`.
     pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> ConsumerBuilder {
         self.raw.push((key.into(), value.into()));
         self
@@ -189,12 +240,15 @@ impl ConsumerBuilder {
         for (key, value) in &self.raw {
             builder = builder.apply(key, value)?;
         }
-        if builder.group.is_some() {
-            return Err(Error::Unsupported(
-                "consumer groups (group.id, subscribe, commits)".to_owned(),
+        if let Some(group) = &builder.group {
+            check_group(&builder, group)?;
+        } else if builder.topic_regex.is_some() || builder.instance_id.is_some() {
+            return Err(Error::InvalidConfig(
+                ".topic_regex(..) and .instance_id(..) need a group (.group(..))".to_owned(),
             ));
         }
-        if builder.assigned.is_empty() && builder.topics.is_empty() {
+        if builder.assigned.is_empty() && builder.topics.is_empty() && builder.topic_regex.is_none()
+        {
             return Err(Error::InvalidConfig(
                 "a consumer needs .assign(..) or .topics(..)".to_owned(),
             ));
@@ -205,6 +259,26 @@ impl ConsumerBuilder {
             ));
         }
         Consumer::start(builder).await
+    }
+
+    /// The group settings, when the consumer joins a group.
+    pub(crate) fn group_settings(&self) -> Option<GroupSettings> {
+        let group_id = self.group.clone()?;
+        let mut topics = self.topics.clone();
+        topics.sort();
+        topics.dedup();
+        Some(GroupSettings {
+            group_id,
+            instance_id: self.instance_id.clone(),
+            topics,
+            topic_regex: self.topic_regex.clone(),
+            assignor: self.assignor.clone(),
+            commit: self.commit,
+            start: self.config.start,
+            rebalance_timeout: self.rebalance_timeout,
+            retry_backoff: self.config.retry_backoff,
+            retry_backoff_max: self.config.retry_backoff_max,
+        })
     }
 
     fn apply(self, key: &str, value: &str) -> Result<ConsumerBuilder, Error> {
@@ -222,6 +296,28 @@ impl ConsumerBuilder {
             "max.partition.fetch.bytes" => self.max_partition_fetch_bytes(number()?),
             "retry.backoff.ms" => self.retry_backoff(Duration::from_millis(u64::from(number()?))),
             "group.id" => self.group(value),
+            "group.instance.id" => self.instance_id(value),
+            "group.remote.assignor" => self.assignor(value.trim()),
+            "enable.auto.commit" => match value.trim() {
+                "true" => {
+                    let interval = auto_commit_interval(self.commit);
+                    self.commit(CommitMode::Auto { interval })
+                }
+                "false" => self.commit(CommitMode::Manual),
+                other => {
+                    return Err(Error::InvalidConfig(format!(
+                        "enable.auto.commit must be true or false, not {other:?}"
+                    )))
+                }
+            },
+            "auto.commit.interval.ms" => {
+                let interval = Duration::from_millis(u64::from(number()?));
+                match self.commit {
+                    CommitMode::Marked { .. } => self.commit(CommitMode::Marked { interval }),
+                    CommitMode::Manual => self,
+                    CommitMode::Auto { .. } => self.commit(CommitMode::Auto { interval }),
+                }
+            }
             "auto.offset.reset" => self.start(match value.trim() {
                 "earliest" => Offset::Earliest,
                 "latest" => Offset::Latest,
@@ -237,5 +333,107 @@ impl ConsumerBuilder {
                 )))
             }
         })
+    }
+}
+
+/// The interval of a periodic commit mode, or the default one.
+fn auto_commit_interval(mode: CommitMode) -> Duration {
+    match mode {
+        CommitMode::Auto { interval } | CommitMode::Marked { interval } => interval,
+        CommitMode::Manual => Duration::from_secs(5),
+    }
+}
+
+/// A group consumer's settings, checked before anything is sent.
+fn check_group(builder: &ConsumerBuilder, group: &str) -> Result<(), Error> {
+    if group.is_empty() || group.len() > GROUP_ID_BYTES_MAX {
+        return Err(Error::InvalidConfig(format!(
+            "a group id must be 1 to {GROUP_ID_BYTES_MAX} bytes long, not {}",
+            group.len()
+        )));
+    }
+    if !builder.assigned.is_empty() {
+        return Err(Error::InvalidConfig(
+            "a group consumer subscribes with .topics(..) or .topic_regex(..); \
+             .assign(..) is for consumers without a group"
+                .to_owned(),
+        ));
+    }
+    if builder.topics.is_empty() && builder.topic_regex.is_none() {
+        return Err(Error::InvalidConfig(
+            "a group consumer needs .topics(..) or .topic_regex(..)".to_owned(),
+        ));
+    }
+    if builder.instance_id.as_deref() == Some("") {
+        return Err(Error::InvalidConfig(
+            "group.instance.id must not be empty".to_owned(),
+        ));
+    }
+    if let CommitMode::Auto { interval } | CommitMode::Marked { interval } = builder.commit {
+        if interval.is_zero() {
+            return Err(Error::InvalidConfig(
+                "the auto-commit interval must be above zero".to_owned(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn builder() -> ConsumerBuilder {
+        ConsumerBuilder::new(Client::for_tests())
+    }
+
+    #[tokio::test]
+    async fn bad_group_settings_fail_build_before_anything_is_sent() {
+        let cases = [
+            builder().topics(["t"]).group(""),
+            builder().topics(["t"]).group("g".repeat(250)),
+            builder().assign([("t", 0)]).group("g"),
+            builder().group("g"),
+            builder().topics(["t"]).group("g").instance_id(""),
+            builder().topics(["t"]).topic_regex("t.*"),
+            builder().topics(["t"]).group("g").commit(CommitMode::Auto {
+                interval: Duration::ZERO,
+            }),
+            builder().topics(["t"]).set("enable.auto.commit", "yes"),
+        ];
+        for case in cases {
+            let error = case.build().await.err().unwrap();
+            assert_eq!(error.code_name(), "INVALID_CONFIG", "{error}");
+        }
+    }
+
+    #[test]
+    fn kafka_names_set_the_group_settings() {
+        let configured = builder()
+            .topics(["b", "a", "b"])
+            .set("group.id", "billing")
+            .set("group.instance.id", "host-1")
+            .set("auto.commit.interval.ms", "250")
+            .set("group.remote.assignor", "range");
+        let mut applied = configured.clone();
+        for (key, value) in &configured.raw {
+            applied = applied.apply(key, value).unwrap();
+        }
+        let settings = applied.group_settings().unwrap();
+        assert_eq!(settings.group_id, "billing");
+        assert_eq!(settings.instance_id.as_deref(), Some("host-1"));
+        assert_eq!(settings.topics, vec!["a", "b"]);
+        assert_eq!(settings.assignor.as_deref(), Some("range"));
+        assert_eq!(
+            settings.commit,
+            CommitMode::Auto {
+                interval: Duration::from_millis(250)
+            }
+        );
+        let manual = applied.apply("enable.auto.commit", "false").unwrap();
+        assert_eq!(manual.commit, CommitMode::Manual);
+        assert!(builder().topics(["t"]).group_settings().is_none());
     }
 }

@@ -53,8 +53,8 @@ async fn supervise(shared: Arc<ConsumerShared>, chunks: mpsc::Sender<Chunk>) {
         tokio::pin!(notified);
         notified.as_mut().enable();
         let mut leaderless = false;
-        for (topic, partition) in &shared.partitions {
-            let Some(leader) = shared.client.metadata().leader(topic, *partition) else {
+        for (_, topic, partition) in shared.assigned() {
+            let Some(leader) = shared.client.metadata().leader(&topic, partition) else {
                 leaderless = true;
                 continue;
             };
@@ -87,9 +87,11 @@ async fn supervise(shared: Arc<ConsumerShared>, chunks: mpsc::Sender<Chunk>) {
 }
 
 /// One partition asked for in a fetch.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Work {
     index: usize,
+    topic: Arc<str>,
+    partition: i32,
     generation: u64,
     fetch_offset: i64,
 }
@@ -156,12 +158,9 @@ fn take_work(
     }
     let mut work = Vec::new();
     let mut next_retry: Option<Instant> = None;
-    for (index, (topic, partition)) in shared.partitions.iter().enumerate() {
-        let Some(fetch) = state.get_mut(index) else {
-            continue;
-        };
+    for (index, fetch) in state.iter_mut().enumerate() {
         let led_here = metadata
-            .leader(topic, *partition)
+            .leader(&fetch.topic, fetch.partition)
             .is_some_and(|leader| leader.address == address);
         if !led_here {
             continue;
@@ -170,6 +169,8 @@ fn take_work(
             fetch.in_fetch = true;
             work.push(Work {
                 index,
+                topic: fetch.topic.clone(),
+                partition: fetch.partition,
                 generation: fetch.generation,
                 fetch_offset: fetch.fetch_offset,
             });
@@ -210,15 +211,12 @@ async fn fetch(
     let config = &shared.config;
     let partitions = work
         .iter()
-        .filter_map(|item| {
-            let (topic, partition) = shared.partitions.get(item.index)?;
-            Some(wire::FetchPartition {
-                topic: topic.clone(),
-                partition: *partition,
-                fetch_offset: item.fetch_offset,
-                partition_max_bytes: config.max_partition_fetch_bytes,
-                current_leader_epoch: -1,
-            })
+        .map(|item| wire::FetchPartition {
+            topic: item.topic.to_string(),
+            partition: item.partition,
+            fetch_offset: item.fetch_offset,
+            partition_max_bytes: config.max_partition_fetch_bytes,
+            current_leader_epoch: -1,
         })
         .collect();
     let message = wire::FetchRequest {
@@ -376,13 +374,11 @@ fn handle_response(
 ) -> Outcome {
     let mut outcome = Outcome::default();
     for item in work {
-        let Some((topic, partition)) = shared.partitions.get(item.index) else {
-            continue;
-        };
+        let (topic, partition) = (&*item.topic, &item.partition);
         let answer = response
             .partitions
             .iter()
-            .find(|fetched| &fetched.topic == topic && fetched.partition == *partition);
+            .find(|fetched| fetched.topic == topic && fetched.partition == *partition);
         let result = match answer {
             None => Err(Error::broker(
                 wire::ErrorCode::UnknownServerError,
@@ -524,9 +520,9 @@ pub(crate) fn split_batches(data: &Bytes) -> Result<Vec<Bytes>, RecordError> {
 
 async fn refresh_metadata(shared: &ConsumerShared) {
     let mut topics: Vec<String> = shared
-        .partitions
-        .iter()
-        .map(|(topic, _)| topic.clone())
+        .assigned()
+        .into_iter()
+        .map(|(_, topic, _)| topic.to_string())
         .collect();
     topics.sort();
     topics.dedup();

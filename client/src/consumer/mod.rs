@@ -1,6 +1,8 @@
 //! [`Consumer`]: reads assigned partitions as an async `Stream` of [`ConsumedRecord`](crate::ConsumedRecord)s.
 //!
-//! - `builder`: settings, assignment, start offset; `group` has its place but is refused.
+//! - `builder`: settings, assignment or subscription, start offset, group and commit mode.
+//! - `group`: group membership: a coordinator task (join, heartbeats, reconciliation,
+//!   commits) and the consumer's side of it (rebalance events, marks, commits).
 //! - `offsets`: `Offset` → number via `ListOffsets` (also used by `Admin`).
 //! - `fetcher`: one long-poll fetch loop per leader broker, plus a supervisor that starts
 //!   loops as leaders appear; a loop reads through a fetch session (`FetchStream`), whose
@@ -23,16 +25,18 @@
 mod batches;
 mod builder;
 mod fetcher;
+pub(crate) mod group;
 pub(crate) mod offsets;
 mod stream;
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 pub use builder::{CommitMode, ConsumerBuilder};
+pub use group::{Marker, PendingCommit, RebalanceEvent, RebalanceEvents};
 pub use stream::Consumer;
 
 use crate::client::Client;
@@ -52,8 +56,10 @@ pub(crate) const PREFETCH_CHUNKS: usize = 4;
 pub(crate) struct ConsumerShared {
     pub(crate) client: Client,
     pub(crate) config: ConsumerConfig,
-    /// The assignment: index → (topic, partition). Fixed for a consumer without a group.
-    pub(crate) partitions: Vec<(String, i32)>,
+    /// One slot per partition this consumer has been assigned, by index. Slots are never
+    /// removed, so an index stays valid: a group consumer marks a revoked partition's
+    /// slot unassigned and reuses it if the partition comes back. Fixed for a consumer
+    /// without a group.
     state: Mutex<Vec<FetchState>>,
     /// Signalled when fetchable work may have appeared (seek, resume, a chunk consumed).
     pub(crate) wake: Notify,
@@ -63,6 +69,10 @@ pub(crate) struct ConsumerShared {
 /// The fetch side of one assigned partition.
 #[derive(Debug, Clone)]
 pub(crate) struct FetchState {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    /// The consumer owns the partition now (a group may take it away).
+    pub(crate) assigned: bool,
     /// The next offset to fetch.
     pub(crate) fetch_offset: i64,
     pub(crate) generation: u64,
@@ -79,8 +89,11 @@ pub(crate) struct FetchState {
 }
 
 impl FetchState {
-    fn new(fetch_offset: i64) -> FetchState {
+    fn new(topic: Arc<str>, partition: i32, fetch_offset: i64) -> FetchState {
         FetchState {
+            topic,
+            partition,
+            assigned: true,
             fetch_offset,
             generation: 0,
             paused: false,
@@ -94,7 +107,8 @@ impl FetchState {
 
     /// Whether a fetch loop may ask for this partition now.
     pub(crate) fn fetchable(&self, now: Instant) -> bool {
-        !self.paused
+        self.assigned
+            && !self.paused
             && !self.blocked
             && !self.in_fetch
             && self.buffered_chunks < PREFETCH_CHUNKS
@@ -103,7 +117,8 @@ impl FetchState {
 
     /// Whether only a free prefetch slot is missing for it to be fetchable.
     pub(crate) fn awaits_prefetch_slot_only(&self, now: Instant) -> bool {
-        !self.paused
+        self.assigned
+            && !self.paused
             && !self.blocked
             && !self.in_fetch
             && self.buffered_chunks >= PREFETCH_CHUNKS
@@ -130,14 +145,20 @@ impl ConsumerShared {
     pub(crate) fn new(
         client: Client,
         config: ConsumerConfig,
-        partitions: Vec<(String, i32)>,
+        partitions: &[(String, i32)],
         start_offsets: &[i64],
     ) -> ConsumerShared {
+        let state = partitions
+            .iter()
+            .zip(start_offsets)
+            .map(|((topic, partition), offset)| {
+                FetchState::new(Arc::from(topic.as_str()), *partition, *offset)
+            })
+            .collect();
         ConsumerShared {
             client,
             config,
-            partitions,
-            state: Mutex::new(start_offsets.iter().copied().map(FetchState::new).collect()),
+            state: Mutex::new(state),
             wake: Notify::new(),
             shutdown: AtomicBool::new(false),
         }
@@ -147,6 +168,56 @@ impl ConsumerShared {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The partitions assigned now, by slot index.
+    pub(crate) fn assigned(&self) -> Vec<(usize, Arc<str>, i32)> {
+        self.state()
+            .iter()
+            .enumerate()
+            .filter(|(_, fetch)| fetch.assigned)
+            .map(|(index, fetch)| (index, fetch.topic.clone(), fetch.partition))
+            .collect()
+    }
+
+    /// Starts fetching `topic/partition` at `offset`: its old slot when it had one, a new
+    /// slot otherwise. Returns the slot's index and generation (older chunks are dropped).
+    pub(crate) fn assign(&self, topic: &str, partition: i32, offset: i64) -> (usize, u64) {
+        let mut state = self.state();
+        let existing = state
+            .iter()
+            .position(|fetch| &*fetch.topic == topic && fetch.partition == partition);
+        let index = match existing {
+            Some(index) => index,
+            None => {
+                state.push(FetchState::new(Arc::from(topic), partition, offset));
+                state.len() - 1
+            }
+        };
+        let Some(fetch) = state.get_mut(index) else {
+            return (index, 0);
+        };
+        fetch.assigned = true;
+        fetch.generation += 1;
+        fetch.fetch_offset = offset;
+        fetch.paused = false;
+        fetch.blocked = false;
+        fetch.retry_at = None;
+        fetch.attempts = 0;
+        let generation = fetch.generation;
+        drop(state);
+        self.wake.notify_waiters();
+        (index, generation)
+    }
+
+    /// Stops fetching slot `index` (its partition was revoked or lost); chunks already
+    /// fetched become stale. Returns the new generation.
+    pub(crate) fn unassign(&self, index: usize) -> Option<u64> {
+        let mut state = self.state();
+        let fetch = state.get_mut(index)?;
+        fetch.assigned = false;
+        fetch.generation += 1;
+        Some(fetch.generation)
     }
 
     /// The stream finished with a chunk of partition `index`: a prefetch slot is free.

@@ -2,8 +2,10 @@
 //! it yields next (`seek`, `pause`, `resume`).
 //!
 //! The consumer keeps its own copy of each partition's generation, pause flag and
-//! position, so yielding a record takes no lock. A chunk whose generation is older than
-//! the partition's is dropped; a chunk of a paused partition is set aside until `resume`.
+//! position (a [`Slot`]), so yielding a record takes no lock. A chunk whose generation
+//! is older than the partition's is dropped; a chunk of a paused partition is set aside
+//! until `resume`. A group consumer's slots come and go with its assignment
+//! (`group/member.rs` applies the coordinator task's controls at each poll).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -15,10 +17,15 @@ use tokio::sync::mpsc;
 use tokio_stream::Stream;
 
 use super::builder::ConsumerBuilder;
+use super::group::{self, MemberView};
 use super::offsets::resolve_all;
 use super::{fetcher, Chunk, ChunkContent, ConsumerShared, PREFETCH_CHUNKS};
 use crate::error::{Error, ErrorCode};
 use crate::record::{ConsumedRecord, Offset};
+
+/// The channel of fetched chunks of a group consumer, whose partition count is not known
+/// up front (each partition still has at most `PREFETCH_CHUNKS` chunks in flight).
+const GROUP_CHUNK_CHANNEL: usize = 1024;
 
 /// Reads its assigned partitions as a `Stream<Item = Result<ConsumedRecord, Error>>`.
 ///
@@ -29,25 +36,78 @@ use crate::record::{ConsumedRecord, Offset};
 /// (`CORRUPT_MESSAGE` is retriable: the bytes may have been damaged in transit).
 /// Dropping the consumer stops its background fetches.
 ///
+/// With `.group(..)`, the group decides the assignment, which changes while the consumer
+/// runs ([`Consumer::rebalance_events`]); offsets are committed by the commit mode
+/// (`docs/CLIENT.md`, "Consumer groups").
+///
 /// Records are decoded one per poll from the fetched batches; their payloads share the
 /// fetched buffer (see [`ConsumedRecord`]).
 #[derive(Debug)]
 pub struct Consumer {
-    shared: Arc<ConsumerShared>,
+    pub(super) shared: Arc<ConsumerShared>,
     chunks: mpsc::Receiver<Chunk>,
     /// The chunk being yielded from.
-    current: Option<Chunk>,
+    pub(super) current: Option<Chunk>,
     /// Chunks of paused partitions, kept for `resume`.
-    stashed: VecDeque<Chunk>,
-    generations: Vec<u64>,
-    paused: Vec<bool>,
-    /// The next offset to yield, per partition.
-    positions: Vec<i64>,
+    pub(super) stashed: VecDeque<Chunk>,
+    /// The consumer's side of each of the shared state's slots, by the same index.
+    pub(super) slots: Vec<Slot>,
+    /// The last record yielded; once the application asks for the next one, it counts as
+    /// processed (`CommitMode::Auto`).
+    pub(super) last_yielded: Option<Yielded>,
+    /// Group membership, when built with `.group(..)`.
+    pub(super) group: Option<MemberView>,
+}
+
+/// The consumer's side of one partition it reads or has read.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    pub(crate) assigned: bool,
+    pub(crate) generation: u64,
+    pub(crate) paused: bool,
+    /// The next offset to yield.
+    pub(crate) position: i64,
+    /// The leader epoch of the last record yielded, -1 before the first.
+    pub(crate) leader_epoch: i32,
+    /// The position after the records whose successor the application asked for, and
+    /// the last one's leader epoch.
+    pub(crate) processed: Option<(i64, i32)>,
+}
+
+impl Slot {
+    pub(crate) fn new(topic: Arc<str>, partition: i32, position: i64) -> Slot {
+        Slot {
+            topic,
+            partition,
+            assigned: true,
+            generation: 0,
+            paused: false,
+            position,
+            leader_epoch: -1,
+            processed: None,
+        }
+    }
+}
+
+/// A record yielded: its slot, the slot's generation then, the offset after it and its
+/// leader epoch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Yielded {
+    index: usize,
+    generation: u64,
+    next_offset: i64,
+    leader_epoch: i32,
 }
 
 impl Consumer {
-    /// Resolves the assignment and start offsets, then starts the fetch tasks.
+    /// Resolves the assignment and start offsets, then starts the fetch tasks; with a
+    /// group, joins it first.
     pub(crate) async fn start(builder: ConsumerBuilder) -> Result<Consumer, Error> {
+        if let Some(settings) = builder.group_settings() {
+            return Consumer::start_group(builder, settings).await;
+        }
         let client = builder.client.clone();
         let mut topics: Vec<String> = builder.topics.clone();
         topics.extend(builder.assigned.iter().map(|(topic, _)| topic.clone()));
@@ -83,34 +143,71 @@ impl Consumer {
         partitions.dedup();
         let offsets = resolve_all(&client, &partitions, builder.config.start).await?;
         let count = partitions.len();
+        let slots = partitions
+            .iter()
+            .zip(&offsets)
+            .map(|((topic, partition), offset)| {
+                Slot::new(Arc::from(topic.as_str()), *partition, *offset)
+            })
+            .collect();
         let shared = Arc::new(ConsumerShared::new(
             client,
             builder.config,
-            partitions,
+            &partitions,
             &offsets,
         ));
         let (sender, chunks) = mpsc::channel((count * PREFETCH_CHUNKS).clamp(4, 1024));
         fetcher::spawn(shared.clone(), sender);
-        Ok(Consumer {
+        Ok(Consumer::new(shared, chunks, slots, None))
+    }
+
+    /// Joins the group; partitions come with the coordinator task's first `Assign`.
+    async fn start_group(
+        builder: ConsumerBuilder,
+        settings: group::GroupSettings,
+    ) -> Result<Consumer, Error> {
+        let client = builder.client.clone();
+        let member = group::join(client.clone(), settings).await?;
+        let shared = Arc::new(ConsumerShared::new(client, builder.config, &[], &[]));
+        let (sender, chunks) = mpsc::channel(GROUP_CHUNK_CHANNEL);
+        fetcher::spawn(shared.clone(), sender);
+        Ok(Consumer::new(shared, chunks, Vec::new(), Some(member)))
+    }
+
+    fn new(
+        shared: Arc<ConsumerShared>,
+        chunks: mpsc::Receiver<Chunk>,
+        slots: Vec<Slot>,
+        group: Option<MemberView>,
+    ) -> Consumer {
+        Consumer {
             shared,
             chunks,
             current: None,
             stashed: VecDeque::new(),
-            generations: vec![0; count],
-            paused: vec![false; count],
-            positions: offsets,
-        })
+            slots,
+            last_yielded: None,
+            group,
+        }
     }
 
-    /// The assigned partitions, sorted.
+    /// The assigned partitions, sorted. A group consumer's assignment changes with
+    /// rebalances; this is what it reads now.
     pub fn assignment(&self) -> Vec<(String, i32)> {
-        self.shared.partitions.clone()
+        let mut assigned: Vec<(String, i32)> = self
+            .slots
+            .iter()
+            .filter(|slot| slot.assigned)
+            .map(|slot| (slot.topic.to_string(), slot.partition))
+            .collect();
+        assigned.sort();
+        assigned
     }
 
     /// The offset of the next record this consumer yields for `topic/partition`.
     pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
         let index = self.index_of(topic, partition)?;
-        self.positions.get(index).copied()
+        self.slots.get(index).map(|slot| slot.position)
     }
 
     /// Moves `topic/partition` to `offset`: the next record yielded for it is the one at
@@ -121,6 +218,11 @@ impl Consumer {
         let resolved = resolve_all(&self.shared.client, &target, offset).await?;
         let Some(offset) = resolved.first().copied() else {
             return Err(Error::InvalidConfig("seek resolved no offset".to_owned()));
+        };
+        // A rebalance may have taken the partition while ListOffsets ran.
+        let index = match self.index_of(topic, partition) {
+            Some(now) if now == index => index,
+            _ => return Err(not_assigned(topic, partition)),
         };
         let generation = {
             let mut state = self.shared.state();
@@ -134,27 +236,11 @@ impl Consumer {
             fetch.attempts = 0;
             fetch.generation
         };
-        if let Some(slot) = self.generations.get_mut(index) {
-            *slot = generation;
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.generation = generation;
+            slot.position = offset;
         }
-        if let Some(slot) = self.positions.get_mut(index) {
-            *slot = offset;
-        }
-        if self
-            .current
-            .as_ref()
-            .is_some_and(|chunk| chunk.index == index)
-        {
-            self.current = None;
-            self.shared.release_chunk(index);
-        }
-        let (stale, kept): (VecDeque<Chunk>, VecDeque<Chunk>) = std::mem::take(&mut self.stashed)
-            .into_iter()
-            .partition(|chunk| chunk.index == index);
-        self.stashed = kept;
-        for _ in stale {
-            self.shared.release_chunk(index);
-        }
+        self.drop_buffered(index);
         self.shared.wake.notify_waiters();
         Ok(())
     }
@@ -170,10 +256,14 @@ impl Consumer {
         self.shared.wake.notify_waiters();
     }
 
-    /// Stops the background fetches. (With groups, this will commit and leave first.)
-    pub async fn close(self) -> Result<(), Error> {
+    /// Stops the background fetches. A group consumer then commits by its commit mode
+    /// (`Auto`: the position after every record yielded; `Marked`: the marks; `Manual`:
+    /// nothing more) and leaves the group (a static member leaves for a restart, keeping
+    /// its partitions until the session times out). Returns the commit's error, if any;
+    /// the consumer leaves the group either way.
+    pub async fn close(mut self) -> Result<(), Error> {
         self.stop();
-        Ok(())
+        self.close_group().await
     }
 
     fn stop(&self) {
@@ -188,8 +278,8 @@ impl Consumer {
             .collect();
         let mut state = self.shared.state();
         for index in indexes {
-            if let Some(flag) = self.paused.get_mut(index) {
-                *flag = paused;
+            if let Some(slot) = self.slots.get_mut(index) {
+                slot.paused = paused;
             }
             if let Some(fetch) = state.get_mut(index) {
                 fetch.paused = paused;
@@ -197,11 +287,11 @@ impl Consumer {
         }
     }
 
-    fn index_of(&self, topic: &str, partition: i32) -> Option<usize> {
-        self.shared
-            .partitions
+    /// The slot of an assigned partition.
+    pub(super) fn index_of(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.slots
             .iter()
-            .position(|(assigned, number)| assigned == topic && *number == partition)
+            .position(|slot| slot.assigned && &*slot.topic == topic && slot.partition == partition)
     }
 
     fn assigned_index(&self, topic: &str, partition: i32) -> Result<usize, Error> {
@@ -209,12 +299,46 @@ impl Consumer {
             .ok_or_else(|| not_assigned(topic, partition))
     }
 
+    /// Drops the chunks of slot `index` held here (the one being drained, the stashed
+    /// ones), freeing their prefetch slots.
+    pub(super) fn drop_buffered(&mut self, index: usize) {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|chunk| chunk.index == index)
+        {
+            self.current = None;
+            self.shared.release_chunk(index);
+        }
+        let (stale, kept): (VecDeque<Chunk>, VecDeque<Chunk>) = std::mem::take(&mut self.stashed)
+            .into_iter()
+            .partition(|chunk| chunk.index == index);
+        self.stashed = kept;
+        for _ in stale {
+            self.shared.release_chunk(index);
+        }
+    }
+
     fn is_paused(&self, index: usize) -> bool {
-        self.paused.get(index).copied().unwrap_or(false)
+        self.slots.get(index).is_some_and(|slot| slot.paused)
     }
 
     fn is_current(&self, chunk: &Chunk) -> bool {
-        self.generations.get(chunk.index) == Some(&chunk.generation)
+        self.slots
+            .get(chunk.index)
+            .is_some_and(|slot| slot.assigned && slot.generation == chunk.generation)
+    }
+
+    /// The application asked for another record: the one yielded before is processed.
+    fn note_processed(&mut self) {
+        let Some(yielded) = self.last_yielded.take() else {
+            return;
+        };
+        if let Some(slot) = self.slots.get_mut(yielded.index) {
+            if slot.generation == yielded.generation {
+                slot.processed = Some((yielded.next_offset, yielded.leader_epoch));
+            }
+        }
     }
 
     /// The next item from the chunk being drained, or `None` when it is used up, stale
@@ -234,6 +358,7 @@ impl Consumer {
         match &mut chunk.content {
             ChunkContent::Batches(batches) => {
                 let item = batches.next_record();
+                let generation = chunk.generation;
                 if batches.is_empty() {
                     self.shared.release_chunk(index);
                 } else {
@@ -241,9 +366,16 @@ impl Consumer {
                 }
                 match item? {
                     Ok(record) => {
-                        if let Some(position) = self.positions.get_mut(index) {
-                            *position = record.offset + 1;
+                        if let Some(slot) = self.slots.get_mut(index) {
+                            slot.position = record.offset + 1;
+                            slot.leader_epoch = record.leader_epoch;
                         }
+                        self.last_yielded = Some(Yielded {
+                            index,
+                            generation,
+                            next_offset: record.offset + 1,
+                            leader_epoch: record.leader_epoch,
+                        });
                         Some(Ok(record))
                     }
                     Err(error) => {
@@ -275,8 +407,8 @@ impl Consumer {
             fetch.blocked = true;
             fetch.generation
         };
-        if let Some(slot) = self.generations.get_mut(index) {
-            *slot = generation;
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.generation = generation;
         }
     }
 }
@@ -290,6 +422,11 @@ impl Stream for Consumer {
         // task draining a chunk never yields: the connection task that would send the
         // next fetch waits behind thousands of records on the same worker.
         let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+        this.note_processed();
+        if let Some(error) = this.poll_group(cx) {
+            coop.made_progress();
+            return Poll::Ready(Some(Err(error)));
+        }
         loop {
             if let Some(item) = this.next_from_current() {
                 coop.made_progress();
@@ -318,6 +455,7 @@ impl Stream for Consumer {
 impl Drop for Consumer {
     fn drop(&mut self) {
         self.stop();
+        self.abandon_group();
     }
 }
 
@@ -329,7 +467,7 @@ fn unknown_topic(topic: &str) -> Error {
     }
 }
 
-fn not_assigned(topic: &str, partition: i32) -> Error {
+pub(super) fn not_assigned(topic: &str, partition: i32) -> Error {
     Error::InvalidConfig(format!(
         "{topic}/{partition} is not assigned to this consumer"
     ))

@@ -1,0 +1,682 @@
+//! The coordinator task of a group consumer: finds the coordinator, joins, heartbeats,
+//! reconciles the assignment with the consumer, and sends commits. One task per
+//! consumer; every group call of the consumer goes through it, one at a time, so commits
+//! reach the coordinator in the order they were asked for.
+//!
+//! Errors (`super::reaction`): `NOT_COORDINATOR`, `COORDINATOR_NOT_AVAILABLE` and lost
+//! connections find the coordinator again; `COORDINATOR_LOAD_IN_PROGRESS` waits; a
+//! commit refused with `STALE_MEMBER_EPOCH` sends a heartbeat to learn the member's
+//! current epoch and commits again; `FENCED_MEMBER_EPOCH` and `UNKNOWN_MEMBER_ID` lose
+//! every partition (no commit) and join again with epoch 0. Retries back off from
+//! `retry.backoff.ms` up to 1 s; commits give up after the client's request timeout.
+
+use std::time::Duration;
+
+use strata_proto::api::v1 as wire;
+use strata_proto::api::v1::group_api_client::GroupApiClient;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::ledger::{by_topic, commit_outcome, commit_request, committed_offset, flatten};
+use super::ledger::{CommitLedger, OffsetToCommit};
+use super::member::MemberView;
+use super::reconcile::{Reconciler, TopicPartition};
+use super::{reaction, CommitReply, Control, Reaction, Request};
+use crate::client::Client;
+use crate::connection::{request, with_deadline, RESPONSE_BYTES_MAX};
+use crate::consumer::builder::CommitMode;
+use crate::consumer::offsets::resolve_all;
+use crate::error::{Error, ErrorCode};
+use crate::record::Offset;
+use crate::retry::backoff;
+
+/// Member epochs with a meaning of their own (`group_api.proto`).
+const JOIN_EPOCH: i32 = 0;
+const LEAVE_EPOCH: i32 = -1;
+const STATIC_LEAVE_EPOCH: i32 = -2;
+
+/// The heartbeat interval until the coordinator names one (Kafka's 5 s default).
+const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(5);
+
+/// What a group consumer was built with.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupSettings {
+    pub(crate) group_id: String,
+    /// `group.instance.id`: static membership.
+    pub(crate) instance_id: Option<String>,
+    pub(crate) topics: Vec<String>,
+    pub(crate) topic_regex: Option<String>,
+    /// `group.remote.assignor`: `uniform` or `range`; the group's own when `None`.
+    pub(crate) assignor: Option<String>,
+    pub(crate) commit: CommitMode,
+    /// `auto.offset.reset`: where a partition without a committed offset starts.
+    pub(crate) start: Offset,
+    /// How long the member may take to give up revoked partitions; the coordinator's
+    /// default when zero.
+    pub(crate) rebalance_timeout: Duration,
+    pub(crate) retry_backoff: Duration,
+    pub(crate) retry_backoff_max: Duration,
+}
+
+/// Who this member is to the coordinator.
+#[derive(Debug)]
+struct Member {
+    id: String,
+    epoch: i32,
+    /// Counted up at each join from epoch 0 (see the module doc of `group`).
+    incarnation: u64,
+    heartbeat_interval: Duration,
+    /// The next heartbeat carries the subscription (after a join).
+    send_subscription: bool,
+}
+
+/// The state of the coordinator task.
+#[derive(Debug)]
+struct Coordinator {
+    client: Client,
+    settings: GroupSettings,
+    /// The coordinator's address, once found.
+    address: Option<String>,
+    member: Member,
+    reconciler: Reconciler,
+    ledger: CommitLedger,
+    control: mpsc::UnboundedSender<Control>,
+    next_heartbeat: Instant,
+    /// Consecutive failed heartbeats, for the back-off.
+    failures: u32,
+    /// The code of the last unretriable error reported to the application.
+    reported: Option<Option<ErrorCode>>,
+}
+
+/// Joins the group (finding its coordinator, retrying until the client's request timeout
+/// passes), then leaves the task running in the background. Errors that retrying cannot
+/// fix (`INVALID_GROUP_ID`, `UNRELEASED_INSTANCE_ID`, …) are returned at once.
+pub(crate) async fn join(client: Client, settings: GroupSettings) -> Result<MemberView, Error> {
+    let (control_sender, control) = mpsc::unbounded_channel();
+    let (requests, request_receiver) = mpsc::unbounded_channel();
+    let mode = settings.commit;
+    let mut coordinator = Coordinator {
+        client,
+        settings,
+        address: None,
+        member: Member {
+            id: String::new(),
+            epoch: JOIN_EPOCH,
+            incarnation: 0,
+            heartbeat_interval: HEARTBEAT_INTERVAL_DEFAULT,
+            send_subscription: true,
+        },
+        reconciler: Reconciler::default(),
+        ledger: CommitLedger::default(),
+        control: control_sender,
+        next_heartbeat: Instant::now(),
+        failures: 0,
+        reported: None,
+    };
+    let deadline = Instant::now() + coordinator.client.request_timeout();
+    loop {
+        match coordinator.heartbeat().await {
+            Ok(()) => break,
+            Err(error) if reaction(&error) == Reaction::Fail => return Err(error),
+            Err(error) if Instant::now() >= deadline => return Err(error),
+            Err(error) => {
+                tracing::debug!(%error, "joining the group; retrying");
+                coordinator.failures += 1;
+                tokio::time::sleep(coordinator.retry_delay()).await;
+            }
+        }
+    }
+    tokio::spawn(coordinator.run(request_receiver));
+    Ok(MemberView::new(mode, control, requests))
+}
+
+impl Coordinator {
+    async fn run(mut self, mut requests: mpsc::UnboundedReceiver<Request>) {
+        let commit_interval = match self.settings.commit {
+            CommitMode::Auto { interval } | CommitMode::Marked { interval } => Some(interval),
+            CommitMode::Manual => None,
+        };
+        let mut next_commit = commit_interval.map(|interval| Instant::now() + interval);
+        loop {
+            let heartbeat_at = self.next_heartbeat;
+            let commit_at = next_commit;
+            tokio::select! {
+                request = requests.recv() => match request {
+                    None => {
+                        self.leave().await;
+                        return;
+                    }
+                    Some(Request::Close { incarnation, offsets, reply }) => {
+                        self.close(incarnation, offsets, reply).await;
+                        return;
+                    }
+                    Some(request) => self.handle(request).await,
+                },
+                () = tokio::time::sleep_until(heartbeat_at) => {
+                    if let Err(error) = self.heartbeat().await {
+                        self.heartbeat_failed(error);
+                    }
+                }
+                () = sleep_until_some(commit_at) => {
+                    // The consumer answers with a `Request::Commit` when the application
+                    // next polls (or at once if it is waiting for records).
+                    let _ = self.control.send(Control::CommitDue);
+                    next_commit = commit_interval.map(|interval| Instant::now() + interval);
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, request: Request) {
+        match request {
+            Request::Released {
+                incarnation,
+                partitions,
+                offsets,
+            } => {
+                if incarnation != self.member.incarnation {
+                    return;
+                }
+                if let Err(error) = self.commit(incarnation, offsets).await {
+                    tracing::warn!(%error, group = %self.settings.group_id,
+                        "commit before giving up revoked partitions failed");
+                }
+                if incarnation == self.member.incarnation {
+                    self.reconciler.released(&partitions);
+                    self.ledger.forget(&partitions);
+                    self.next_heartbeat = Instant::now();
+                }
+            }
+            Request::Commit {
+                incarnation,
+                offsets,
+                reply,
+            } => {
+                let result = self.commit(incarnation, offsets).await;
+                answer(reply, result, &self.settings.group_id);
+            }
+            Request::Close {
+                incarnation,
+                offsets,
+                reply,
+            } => self.close(incarnation, offsets, reply).await,
+        }
+    }
+
+    async fn close(&mut self, incarnation: u64, offsets: Vec<OffsetToCommit>, reply: CommitReply) {
+        let result = self.commit(incarnation, offsets).await;
+        self.leave().await;
+        answer(reply, result, &self.settings.group_id);
+    }
+
+    /// One heartbeat, and the reconciliation its answer asks for.
+    async fn heartbeat(&mut self) -> Result<(), Error> {
+        let epoch = self.member.epoch;
+        let message = self.heartbeat_request(epoch);
+        let response = match self.call_heartbeat(message).await {
+            Ok(response) => response,
+            Err(error) => return Err(self.on_error(error)),
+        };
+        self.member.id = response.member_id;
+        self.member.epoch = response.member_epoch;
+        if let Ok(interval_ms) = u64::try_from(response.heartbeat_interval_ms) {
+            if interval_ms > 0 {
+                self.member.heartbeat_interval = Duration::from_millis(interval_ms);
+            }
+        }
+        self.member.send_subscription = false;
+        self.failures = 0;
+        self.reported = None;
+        self.next_heartbeat = Instant::now() + self.member.heartbeat_interval;
+        if response.has_assignment {
+            self.reconciler.set_target(flatten(&response.assignment));
+        }
+        self.reconcile().await;
+        Ok(())
+    }
+
+    fn heartbeat_request(&self, member_epoch: i32) -> wire::ConsumerGroupHeartbeatRequest {
+        let settings = &self.settings;
+        let subscribe = self.member.send_subscription;
+        let owned: Vec<&TopicPartition> = self.reconciler.owned().collect();
+        wire::ConsumerGroupHeartbeatRequest {
+            group_id: settings.group_id.clone(),
+            member_id: self.member.id.clone(),
+            member_epoch,
+            instance_id: settings.instance_id.clone().unwrap_or_default(),
+            has_subscription: subscribe,
+            subscribed_topic_names: if subscribe {
+                settings.topics.clone()
+            } else {
+                Vec::new()
+            },
+            subscribed_topic_regex: if subscribe {
+                settings.topic_regex.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
+            server_assignor: if subscribe {
+                settings.assignor.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
+            // Always sent: what the member owns is the one thing the coordinator must
+            // never guess, and the list is short.
+            has_owned: true,
+            owned_partitions: by_topic(owned),
+            client_id: self.client.client_id().to_owned(),
+            rebalance_timeout_ms: i32::try_from(settings.rebalance_timeout.as_millis())
+                .unwrap_or(i32::MAX),
+        }
+    }
+
+    /// Asks the consumer to give up what the target dropped, and takes up what it added
+    /// once their start offsets are known. A failed lookup is tried again at the next
+    /// heartbeat.
+    async fn reconcile(&mut self) {
+        let revoke = self.reconciler.start_revoking();
+        if !revoke.is_empty() {
+            let _ = self.control.send(Control::Revoke {
+                incarnation: self.member.incarnation,
+                partitions: revoke,
+            });
+        }
+        let assign = self.reconciler.to_assign();
+        if assign.is_empty() {
+            return;
+        }
+        let incarnation = self.member.incarnation;
+        match self.start_offsets(&assign).await {
+            Ok(starts) if incarnation == self.member.incarnation => {
+                let taken = self.reconciler.assigned(
+                    starts
+                        .iter()
+                        .map(|(topic, partition, _)| (topic.clone(), *partition)),
+                );
+                let partitions: Vec<(String, i32, i64)> = starts
+                    .into_iter()
+                    .filter(|(topic, partition, _)| {
+                        taken.iter().any(|(t, p)| t == topic && p == partition)
+                    })
+                    .collect();
+                if !partitions.is_empty() {
+                    let _ = self.control.send(Control::Assign {
+                        incarnation,
+                        partitions,
+                    });
+                    // Tell the coordinator right away that they are owned now.
+                    self.next_heartbeat = Instant::now();
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::debug!(%error, "looking up start offsets of assigned partitions failed");
+                let retry_at = Instant::now() + self.retry_delay_at(1);
+                self.next_heartbeat = self.next_heartbeat.min(retry_at);
+            }
+        }
+    }
+
+    /// Where each new partition starts: the group's committed offset, else
+    /// `auto.offset.reset`.
+    async fn start_offsets(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(String, i32, i64)>, Error> {
+        let response = self.offset_fetch(partitions).await?;
+        let mut starts = Vec::new();
+        let mut missing = Vec::new();
+        for (topic, partition) in partitions {
+            match committed_offset(&response, topic, *partition)? {
+                Some((offset, _)) => {
+                    self.ledger.known((topic.clone(), *partition), offset);
+                    starts.push((topic.clone(), *partition, offset));
+                }
+                None => missing.push((topic.clone(), *partition)),
+            }
+        }
+        let mut topics: Vec<String> = partitions.iter().map(|(topic, _)| topic.clone()).collect();
+        topics.sort();
+        topics.dedup();
+        let unknown = topics
+            .iter()
+            .any(|topic| self.client.metadata().partition_count(topic).is_none());
+        if unknown || !missing.is_empty() {
+            self.client.refresh_metadata(&topics).await?;
+        }
+        if !missing.is_empty() {
+            let offsets = resolve_all(&self.client, &missing, self.settings.start).await?;
+            starts.extend(
+                missing
+                    .into_iter()
+                    .zip(offsets)
+                    .map(|((topic, partition), offset)| (topic, partition, offset)),
+            );
+        }
+        Ok(starts)
+    }
+
+    async fn offset_fetch(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<wire::OffsetFetchResponse, Error> {
+        let message = wire::OffsetFetchRequest {
+            group_id: self.settings.group_id.clone(),
+            topics: by_topic(partitions),
+        };
+        for attempt in 1..=5 {
+            let address = self.coordinator().await?;
+            let timeout = self.client.request_timeout();
+            let mut group = self.group_client(&address)?;
+            let answer = with_deadline(
+                "offset fetch",
+                timeout,
+                group.offset_fetch(request(message.clone(), timeout)),
+            )
+            .await;
+            let error = match answer {
+                Ok(response) => match Error::from_wire(response.error.as_ref()) {
+                    None => return Ok(response),
+                    Some(error) => error,
+                },
+                Err(error) => error,
+            };
+            match reaction(&error) {
+                Reaction::Rediscover => self.address = None,
+                Reaction::Wait | Reaction::StaleEpoch => {}
+                Reaction::Rejoin | Reaction::Fail => return Err(error),
+            }
+            if attempt == 5 {
+                return Err(error);
+            }
+            tokio::time::sleep(self.retry_delay_at(attempt)).await;
+        }
+        Err(Error::Closed("group coordinator"))
+    }
+
+    /// Commits `offsets` (those that moved since the last commit) with the member's
+    /// current epoch, retrying retriable errors until the request timeout passes.
+    async fn commit(
+        &mut self,
+        incarnation: u64,
+        offsets: Vec<OffsetToCommit>,
+    ) -> Result<(), Error> {
+        if incarnation != self.member.incarnation {
+            return Err(lost_partitions());
+        }
+        let mut pending = self.ledger.changed(offsets);
+        let deadline = Instant::now() + self.client.request_timeout();
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            attempt += 1;
+            let failed = match self.commit_once(&pending).await {
+                Ok(response) => {
+                    let (stored, failed) = commit_outcome(&response, pending);
+                    self.ledger.acknowledge(&stored);
+                    failed
+                }
+                Err(error) => pending
+                    .into_iter()
+                    .map(|offset| (offset, error.duplicate()))
+                    .collect(),
+            };
+            let mut retry = Vec::new();
+            let mut stale = false;
+            let mut last_error = None;
+            for (offset, error) in failed {
+                match reaction(&error) {
+                    Reaction::Rediscover => self.address = None,
+                    Reaction::Wait => {}
+                    Reaction::StaleEpoch => stale = true,
+                    Reaction::Rejoin => {
+                        self.lose_all();
+                        return Err(error);
+                    }
+                    Reaction::Fail => return Err(error),
+                }
+                retry.push(offset);
+                last_error = Some(error);
+            }
+            if let Some(error) = last_error {
+                if Instant::now() >= deadline {
+                    return Err(error);
+                }
+            }
+            if stale {
+                if let Err(error) = self.heartbeat().await {
+                    self.heartbeat_failed(error);
+                }
+            } else if !retry.is_empty() {
+                tokio::time::sleep(self.retry_delay_at(attempt)).await;
+            }
+            if incarnation != self.member.incarnation {
+                return Err(lost_partitions());
+            }
+            pending = retry;
+        }
+        Ok(())
+    }
+
+    async fn commit_once(
+        &mut self,
+        offsets: &[OffsetToCommit],
+    ) -> Result<wire::OffsetCommitResponse, Error> {
+        let address = self.coordinator().await?;
+        let message = commit_request(
+            &self.settings.group_id,
+            &self.member.id,
+            self.member.epoch,
+            offsets,
+        );
+        let timeout = self.client.request_timeout();
+        let mut group = self.group_client(&address)?;
+        with_deadline(
+            "offset commit",
+            timeout,
+            group.offset_commit(request(message, timeout)),
+        )
+        .await
+    }
+
+    /// Leaves the group: epoch -1, or -2 for a static member (its partitions wait for it
+    /// until the session times out). Best effort: one retry after finding the
+    /// coordinator again.
+    async fn leave(&mut self) {
+        if self.member.id.is_empty() && self.settings.instance_id.is_none() {
+            return;
+        }
+        let epoch = if self.settings.instance_id.is_some() {
+            STATIC_LEAVE_EPOCH
+        } else {
+            LEAVE_EPOCH
+        };
+        for _ in 0..2 {
+            let message = self.heartbeat_request(epoch);
+            match self.call_heartbeat(message).await {
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::debug!(%error, group = %self.settings.group_id, "leaving the group failed");
+                    if reaction(&error) != Reaction::Rediscover {
+                        return;
+                    }
+                    self.address = None;
+                }
+            }
+        }
+    }
+
+    async fn call_heartbeat(
+        &mut self,
+        message: wire::ConsumerGroupHeartbeatRequest,
+    ) -> Result<wire::ConsumerGroupHeartbeatResponse, Error> {
+        let address = self.coordinator().await?;
+        let timeout = self.client.request_timeout();
+        let mut group = self.group_client(&address)?;
+        let response = with_deadline(
+            "group heartbeat",
+            timeout,
+            group.consumer_group_heartbeat(request(message, timeout)),
+        )
+        .await?;
+        match Error::from_wire(response.error.as_ref()) {
+            Some(error) => Err(error),
+            None => Ok(response),
+        }
+    }
+
+    /// The coordinator's address: the one known, else `FindCoordinator` to the known
+    /// brokers and then the bootstrap ones, until one answers.
+    async fn coordinator(&mut self) -> Result<String, Error> {
+        if let Some(address) = &self.address {
+            return Ok(address.clone());
+        }
+        let message = wire::FindCoordinatorRequest {
+            group_id: self.settings.group_id.clone(),
+        };
+        let timeout = self.client.request_timeout();
+        let mut candidates = self.client.metadata().broker_addresses();
+        candidates.extend(self.client.bootstrap_brokers().iter().cloned());
+        candidates.dedup();
+        let mut last_error = None;
+        for candidate in candidates {
+            let mut group = match self.group_client(&candidate) {
+                Ok(group) => group,
+                Err(error) => {
+                    last_error = Some(error);
+                    continue;
+                }
+            };
+            let answer = with_deadline(
+                "find coordinator",
+                timeout,
+                group.find_coordinator(request(message.clone(), timeout)),
+            )
+            .await;
+            match answer {
+                Ok(response) => {
+                    if let Some(error) = Error::from_wire(response.error.as_ref()) {
+                        return Err(error);
+                    }
+                    if response.address.is_empty() {
+                        return Err(Error::broker(
+                            ErrorCode::CoordinatorNotAvailable,
+                            "FindCoordinator answered without an address",
+                        ));
+                    }
+                    self.address = Some(response.address.clone());
+                    return Ok(response.address);
+                }
+                Err(
+                    error @ (Error::Transport(_) | Error::Connect { .. } | Error::Timeout { .. }),
+                ) => {
+                    last_error = Some(error);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            Error::broker(
+                ErrorCode::CoordinatorNotAvailable,
+                "no broker to ask for the coordinator",
+            )
+        }))
+    }
+
+    fn group_client(
+        &self,
+        address: &str,
+    ) -> Result<GroupApiClient<tonic::transport::Channel>, Error> {
+        let channel = self.client.channel(address)?;
+        Ok(GroupApiClient::new(channel).max_decoding_message_size(RESPONSE_BYTES_MAX))
+    }
+
+    /// What an error of a call to the coordinator changes here; returns it.
+    fn on_error(&mut self, error: Error) -> Error {
+        match reaction(&error) {
+            Reaction::Rediscover => self.address = None,
+            Reaction::Rejoin => self.lose_all(),
+            Reaction::Wait | Reaction::StaleEpoch | Reaction::Fail => {}
+        }
+        error
+    }
+
+    fn heartbeat_failed(&mut self, error: Error) {
+        self.failures = self.failures.saturating_add(1);
+        let mut delay = self.retry_delay();
+        let reaction = reaction(&error);
+        if reaction == Reaction::Fail {
+            // Retrying cannot fix it soon (e.g. another member holds our instance id):
+            // tell the application once per kind, and try again at the heartbeat pace.
+            delay = delay.max(self.member.heartbeat_interval);
+            let code = Some(error.code());
+            if self.reported != code {
+                self.reported = code;
+                let _ = self.control.send(Control::Failed(error));
+            }
+        } else {
+            tracing::debug!(%error, group = %self.settings.group_id, "group heartbeat failed");
+        }
+        self.next_heartbeat = if reaction == Reaction::Rejoin {
+            // `lose_all` ran: join again at once.
+            Instant::now()
+        } else {
+            Instant::now() + delay
+        };
+    }
+
+    /// The member lost its partitions: no commit, a new incarnation, a join from epoch 0.
+    fn lose_all(&mut self) {
+        let lost = self.reconciler.lose_all();
+        self.ledger = CommitLedger::default();
+        self.member.id.clear();
+        self.member.epoch = JOIN_EPOCH;
+        self.member.incarnation += 1;
+        self.member.send_subscription = true;
+        self.next_heartbeat = Instant::now();
+        let _ = self.control.send(Control::Lost {
+            incarnation: self.member.incarnation,
+            partitions: lost,
+        });
+    }
+
+    fn retry_delay(&self) -> Duration {
+        self.retry_delay_at(self.failures.max(1))
+    }
+
+    fn retry_delay_at(&self, attempt: u32) -> Duration {
+        backoff(
+            self.settings.retry_backoff,
+            self.settings.retry_backoff_max,
+            attempt,
+        )
+    }
+}
+
+/// The error a commit gets when the member lost its partitions before it was sent.
+fn lost_partitions() -> Error {
+    Error::broker(
+        ErrorCode::FencedMemberEpoch,
+        "the member lost its partitions (fenced or expelled) before this commit was sent; \
+         it was not applied",
+    )
+}
+
+fn answer(reply: CommitReply, result: Result<(), Error>, group: &str) {
+    match reply {
+        Some(reply) => {
+            let _ = reply.send(result);
+        }
+        None => {
+            if let Err(error) = result {
+                tracing::warn!(%error, %group, "offset commit failed");
+            }
+        }
+    }
+}
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
