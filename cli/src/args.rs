@@ -16,6 +16,7 @@ use crate::format::tokens_help;
 use crate::offset_spec::OffsetPart;
 use crate::output::OutputFormat;
 use crate::reassignment_file::{parse_reassignment_file_arg, ReassignmentFile};
+use crate::seek_target::SeekTarget;
 use crate::timestamp::{now_ms, parse_timestamp};
 
 /// The port of a broker address given without one: the broker's default gRPC port.
@@ -119,6 +120,14 @@ pub enum Command {
   strata offsets orders --time 2024-01-01
   strata offsets orders --time -1h --format json")]
     Offsets(OffsetsArgs),
+    /// Consumer groups: list, describe with lag, move committed offsets, delete
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// List consumer groups (same as `group list`)
+    #[command(after_help = "Examples:
+  strata groups
+  strata groups --format json")]
+    Groups,
     /// Cluster-wide information
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -301,6 +310,83 @@ are accepted. A compacted topic refuses records without a key.")]
         #[arg(long = "total", value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
         total: Option<i32>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// List groups: GROUP STATE MEMBERS COORDINATOR
+    #[command(after_help = "Examples:
+  strata group list
+  strata groups --format json | jq -r '.[] | select(.members == 0) | .group'
+
+Each broker reports the groups it coordinates; the list merges every broker's answer. A
+broker that cannot answer is reported on stderr and the command exits 1.")]
+    List,
+    /// Describe groups: members, and per partition committed offset, log end and lag
+    #[command(after_help = "Examples:
+  strata group describe billing
+  strata group describe billing --format json | jq '.total_lag'
+
+CURRENT-OFFSET is the committed offset (the next one the group reads; - when nothing is
+committed), LOG-END-OFFSET the high watermark, LAG their difference (the whole partition
+when nothing is committed). The coordinator computes the lag.")]
+    Describe {
+        /// Groups to describe
+        #[arg(required = true, value_name = "GROUP", value_parser = parse_group_id)]
+        groups: Vec<String>,
+    },
+    /// Move a group's committed offsets; a dry run unless --execute
+    #[command(
+        group(ArgGroup::new("target").required(true).args(["to", "shift_by"])),
+        after_help = "Examples:
+  strata group seek billing --to start                   (prints the plan only)
+  strata group seek billing --to @2024-05-01 --topics orders --execute
+  strata group seek billing --to 1000 --topics orders,audit --execute
+  strata group seek billing --shift-by -50 --execute
+
+--to: start (earliest), end (latest), an offset N, or @T, the first record at or after T
+(unix ms, 2024-01-01, RFC 3339, -1h). Offsets outside a partition's log are moved to its
+nearest end. Without --topics, the partitions the group has committed offsets for. Prints
+GROUP TOPIC PARTITION CURRENT-OFFSET NEW-OFFSET. --execute is refused while the group has
+live members (NON_EMPTY_GROUP): stop them first, as with Kafka's --reset-offsets."
+    )]
+    Seek(GroupSeekArgs),
+    /// Delete groups without live members, with their committed offsets
+    #[command(after_help = "Examples:
+  strata group delete billing
+  strata group delete billing old-reports -y
+
+Asks for confirmation on a terminal; without a terminal (scripts, CI) -y is required. A group
+with live members is refused (NON_EMPTY_GROUP) and the command exits 1.")]
+    Delete {
+        /// Groups to delete
+        #[arg(required = true, value_name = "GROUP", value_parser = parse_group_id)]
+        groups: Vec<String>,
+        /// Do not ask for confirmation
+        #[arg(short = 'y', long = "yes")]
+        yes: bool,
+    },
+}
+
+/// `strata group seek`.
+#[derive(Debug, Args)]
+pub struct GroupSeekArgs {
+    /// The group whose offsets to move
+    #[arg(value_parser = parse_group_id)]
+    pub group: String,
+    /// Where to: start, end, N or @T
+    #[arg(long, value_name = "start|end|N|@T", value_parser = parse_seek_target_arg,
+          allow_hyphen_values = true)]
+    pub to: Option<SeekTarget>,
+    /// Move each committed offset by N (negative: back), within the log's bounds
+    #[arg(long, value_name = "±N", allow_hyphen_values = true)]
+    pub shift_by: Option<i64>,
+    /// Only these topics, every partition of each (comma separated)
+    #[arg(long, value_delimiter = ',', value_name = "TOPIC,TOPIC")]
+    pub topics: Vec<String>,
+    /// Apply the plan; without it nothing changes
+    #[arg(long)]
+    pub execute: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -489,8 +575,8 @@ pub struct ConsumeArgs {
     /// JSON without the value, with value_size instead
     #[arg(long)]
     pub meta_only: bool,
-    /// Consumer group (not supported yet)
-    #[arg(short = 'g', long)]
+    /// Join this consumer group; -o then applies only where it has no committed offset
+    #[arg(short = 'g', long, value_parser = parse_group_id)]
     pub group: Option<String>,
 }
 
@@ -557,6 +643,18 @@ pub fn parse_broker(input: &str) -> Result<String, String> {
             "{address:?}: port {port:?} is not a number from 0 to 65535"
         )),
     }
+}
+
+/// A group id: not empty (the broker's rule; its length limit is the broker's to tell).
+pub fn parse_group_id(input: &str) -> Result<String, String> {
+    if input.is_empty() {
+        return Err("the group id is empty".to_owned());
+    }
+    Ok(input.to_owned())
+}
+
+fn parse_seek_target_arg(input: &str) -> Result<SeekTarget, String> {
+    SeekTarget::parse(input, now_ms())
 }
 
 fn parse_offset_arg(input: &str) -> Result<OffsetPart, String> {

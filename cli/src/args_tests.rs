@@ -6,6 +6,7 @@ use clap::CommandFactory;
 
 use super::*;
 use crate::offset_spec::{OffsetSpec, StartPosition, StopPosition};
+use crate::seek_target::SeekTarget;
 
 fn parse(args: &[&str]) -> Cli {
     let mut argv = vec!["strata"];
@@ -527,4 +528,96 @@ fn cluster_and_partition_help_explain_their_output() {
         elect.contains("ELECTION_NOT_NEEDED is not a failure"),
         "{elect}"
     );
+}
+
+#[test]
+fn group_commands_parse() {
+    let cli = parse(&["group", "list"]);
+    assert!(matches!(
+        cli.command,
+        Some(Command::Group(GroupCommand::List))
+    ));
+    assert!(matches!(parse(&["groups"]).command, Some(Command::Groups)));
+    let cli = parse(&["group", "describe", "billing", "audit"]);
+    match cli.command {
+        Some(Command::Group(GroupCommand::Describe { groups })) => {
+            assert_eq!(groups, ["billing", "audit"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let cli = parse(&["group", "delete", "billing", "-y"]);
+    assert!(matches!(
+        cli.command,
+        Some(Command::Group(GroupCommand::Delete { yes: true, .. }))
+    ));
+}
+
+#[test]
+fn group_seek_is_a_dry_run_unless_execute() {
+    let seek = |args: &[&str]| match parse(args).command {
+        Some(Command::Group(GroupCommand::Seek(seek))) => seek,
+        other => panic!("{other:?}"),
+    };
+    let args = seek(&["group", "seek", "billing", "--to", "start"]);
+    assert_eq!(args.group, "billing");
+    assert_eq!(args.to, Some(SeekTarget::Start));
+    assert!(!args.execute);
+    assert!(args.topics.is_empty());
+    let args = seek(&[
+        "group",
+        "seek",
+        "billing",
+        "--to",
+        "@-1h",
+        "--topics",
+        "orders,audit",
+        "--execute",
+    ]);
+    assert!(matches!(args.to, Some(SeekTarget::Time(_))));
+    assert_eq!(args.topics, ["orders", "audit"]);
+    assert!(args.execute);
+    assert_eq!(
+        seek(&["group", "seek", "g", "--to", "1000"]).to,
+        Some(SeekTarget::Offset(1000))
+    );
+    assert_eq!(
+        seek(&["group", "seek", "g", "--shift-by", "-50"]).shift_by,
+        Some(-50)
+    );
+}
+
+#[test]
+fn group_usage_errors_exit_2() {
+    for args in [
+        &["group", "seek", "billing"][..],
+        &[
+            "group",
+            "seek",
+            "billing",
+            "--to",
+            "start",
+            "--shift-by",
+            "1",
+        ],
+        &["group", "seek", "billing", "--to", "yesterday"],
+        &["group", "seek", "", "--to", "end"],
+        &["group", "describe"],
+        &["group", "describe", ""],
+        &["group", "delete"],
+        &["consume", "orders", "-g", ""],
+    ] {
+        let error = usage_error(args);
+        assert_eq!(error.exit_code(), 2, "{args:?}");
+    }
+    let error = usage_error(&["group", "seek", "g", "--to", "soon"]);
+    assert!(error.to_string().contains("start, end"), "{error}");
+}
+
+#[test]
+fn consume_takes_a_group() {
+    let cli = parse(&["consume", "orders", "-g", "billing"]);
+    match cli.command {
+        Some(Command::Consume(args)) => assert_eq!(args.group.as_deref(), Some("billing")),
+        other => panic!("{other:?}"),
+    }
 }

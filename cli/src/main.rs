@@ -32,6 +32,7 @@ mod offset_spec;
 mod output;
 mod reassignment_file;
 mod record_view;
+mod seek_target;
 mod signals;
 mod table;
 mod timestamp;

@@ -17,7 +17,8 @@
 //! - [`consumer`]: [`Consumer`], a `Stream` of [`ConsumedRecord`]s fed by one long-poll
 //!   fetch loop per leader broker, with per-partition prefetch, `seek`, `pause`, `resume`.
 //! - [`admin`]: [`Admin`]: topics, configs, partitions, offsets, cluster info; the
-//!   controller quorum, preferred leader elections and partition reassignments.
+//!   controller quorum, preferred leader elections and partition reassignments; consumer
+//!   groups (list, describe with lag, delete, committed offsets, seek from outside).
 //! - [`record`]: [`Record`], [`Delivery`], [`ConsumedRecord`], [`Offset`].
 //! - [`error`]: [`Error`], with `is_retriable()`, `outcome()` and Kafka code names.
 //!
@@ -88,8 +89,10 @@ pub mod record;
 mod retry;
 
 pub use admin::{
-    Admin, BrokerDescription, ClusterDescription, ClusterInfo, ConfigChange, ConfigEntry,
-    ConfigSource, ControllerVoter, ElectionResult, ElectionSelection, NewTopic, OffsetSpec,
+    Admin, BrokerDescription, ClusterDescription, ClusterInfo, CommittedOffset, ConfigChange,
+    ConfigEntry, ConfigSource, ControllerVoter, ElectionResult, ElectionSelection,
+    GroupDescription, GroupListing, GroupListings, GroupMemberDescription, GroupOffset,
+    GroupOffsetResult, GroupPartitionOffset, GroupState, ListGroupsFailure, NewTopic, OffsetSpec,
     PartitionDescription, PartitionReassignment, ReassignmentResult, TopicDescription, TopicInfo,
 };
 pub use client::{Client, ClientBuilder};

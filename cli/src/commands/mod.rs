@@ -10,6 +10,9 @@ mod cluster;
 mod completions;
 mod consume;
 mod consume_plan;
+mod group;
+mod group_describe;
+mod group_seek;
 mod man;
 mod offsets;
 mod partition;
@@ -24,7 +27,7 @@ use strata_client::Client;
 
 pub use bench::BenchCommand;
 
-use crate::args::{Command, GlobalArgs, PartitionCommand, TopicCommand};
+use crate::args::{Command, GlobalArgs, GroupCommand, PartitionCommand, TopicCommand};
 use crate::exit::{CliError, ExitStatus};
 use crate::output::{Output, OutputError, OutputFormat};
 use crate::signals::Interrupts;
@@ -112,6 +115,8 @@ async fn run_admin(context: &mut Context, command: Command) -> Result<ExitStatus
     match command {
         Command::Topic(TopicCommand::List) | Command::Topics => topic::list(context).await,
         Command::Topic(command) => topic::run(context, command).await,
+        Command::Group(GroupCommand::List) | Command::Groups => group::list(context).await,
+        Command::Group(command) => group::run(context, command).await,
         Command::Offsets(args) => offsets::run(context, args).await,
         Command::Cluster(command) => cluster::run(context, command).await,
         Command::Partition(command) => partition::run(context, command).await,

@@ -197,13 +197,19 @@ async fn delete(
 
 /// Asks on the terminal; refuses (exit 2) when stdin is not one.
 async fn confirm_delete(names: &[String]) -> Result<(), CliError> {
+    let question = format!("Delete {} and all their records? [y/N] ", names.join(", "));
+    confirm("delete topics", question).await
+}
+
+/// Asks `question` on the terminal (stderr, stdin); refuses (exit 2) when stdin is not a
+/// terminal, and fails unless the answer is yes. `action` completes "refusing to ...".
+pub(super) async fn confirm(action: &str, question: String) -> Result<(), CliError> {
     if !std::io::stdin().is_terminal() {
-        return Err(CliError::usage(
-            "refusing to delete topics without confirmation: stdin is not a terminal",
-        )
+        return Err(CliError::usage(format!(
+            "refusing to {action} without confirmation: stdin is not a terminal"
+        ))
         .with_hint("pass -y to delete without asking"));
     }
-    let question = format!("Delete {} and all their records? [y/N] ", names.join(", "));
     let (sender, answer) = tokio::sync::oneshot::channel();
     // A plain thread: a blocked read must not keep the runtime alive after Ctrl-C.
     std::thread::spawn(move || {

@@ -4,7 +4,9 @@
 //! partition's leader.
 //!
 //! The cluster calls (describe the quorum, elect leaders, reassign partitions) live in
-//! `cluster.rs`, their values in `cluster_types.rs`.
+//! `cluster.rs`, their values in `cluster_types.rs`. The consumer-group calls (list,
+//! describe, delete groups; read and change committed offsets) live in `groups.rs`, their
+//! values in `group_types.rs`, and reach each group's coordinator through `coordinator.rs`.
 //!
 //! Per-item results (`create_topics`, `delete_topics`) come back as `(name, Result)`
 //! pairs: one bad name does not hide the others' outcome. After a change the client's
@@ -12,6 +14,9 @@
 
 mod cluster;
 mod cluster_types;
+pub(crate) mod coordinator;
+mod group_types;
+mod groups;
 mod types;
 
 use std::collections::HashMap;
@@ -21,6 +26,10 @@ use strata_proto::api::v1 as wire;
 pub use cluster_types::{
     BrokerDescription, ClusterDescription, ControllerVoter, ElectionResult, ElectionSelection,
     PartitionReassignment, ReassignmentResult,
+};
+pub use group_types::{
+    CommittedOffset, GroupDescription, GroupListing, GroupListings, GroupMemberDescription,
+    GroupOffset, GroupOffsetResult, GroupPartitionOffset, GroupState, ListGroupsFailure,
 };
 pub use types::{
     BrokerNode, ClusterInfo, ConfigChange, ConfigEntry, ConfigSource, NewTopic, OffsetSpec,

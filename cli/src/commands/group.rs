@@ -1,0 +1,163 @@
+//! `strata group list|delete` and the dispatch of the other group subcommands (docs/CLI.md,
+//! "Groups"): `describe` lives in `group_describe.rs`, `seek` in `group_seek.rs`.
+//!
+//! `list` merges every broker's answer (each reports the groups it coordinates); a broker
+//! that did not answer makes the list incomplete, which is reported on stderr and exits 1.
+//! `delete` prints one `GROUP STATUS` row per group, like `topic delete`, asks for
+//! confirmation unless `-y`, and exits 1 if any group was refused (a group with live
+//! members is `NON_EMPTY_GROUP`).
+
+use serde::Serialize;
+
+use super::topic::confirm;
+use super::{client_error, group_describe, group_seek, Context};
+use crate::args::GroupCommand;
+use crate::exit::{CliError, ExitStatus};
+use crate::output::{status, OutputFormat};
+use crate::table::Table;
+
+pub async fn run(context: &mut Context, command: GroupCommand) -> Result<ExitStatus, CliError> {
+    match command {
+        GroupCommand::List => list(context).await,
+        GroupCommand::Describe { groups } => group_describe::run(context, &groups).await,
+        GroupCommand::Seek(args) => group_seek::run(context, args).await,
+        GroupCommand::Delete { groups, yes } => delete(context, groups, yes).await,
+    }
+}
+
+/// The hint for `NON_EMPTY_GROUP`, shared by `delete` and `seek --execute`.
+pub const NON_EMPTY_GROUP_HINT: &str =
+    "stop the group's consumers first (strata group describe shows them); a member that \
+     crashed leaves once its session times out";
+
+/// Adds the `NON_EMPTY_GROUP` hint where it applies.
+pub fn with_group_hint(error: CliError) -> CliError {
+    if error.code == "NON_EMPTY_GROUP" {
+        error.with_hint(NON_EMPTY_GROUP_HINT)
+    } else {
+        error
+    }
+}
+
+pub async fn list(context: &mut Context) -> Result<ExitStatus, CliError> {
+    let listings = context
+        .client
+        .admin()
+        .list_groups()
+        .await
+        .map_err(|error| client_error(error).context("listing groups"))?;
+    match context.format() {
+        OutputFormat::Json => {
+            #[derive(Serialize)]
+            struct Listed<'a> {
+                group: &'a str,
+                state: &'a str,
+                members: u32,
+                coordinator: i32,
+            }
+            let listed: Vec<_> = listings
+                .groups
+                .iter()
+                .map(|group| Listed {
+                    group: &group.group_id,
+                    state: group.state.as_str(),
+                    members: group.members,
+                    coordinator: group.coordinator,
+                })
+                .collect();
+            context.print_json(&listed)?;
+        }
+        OutputFormat::Text => {
+            let mut table = Table::new(["GROUP", "STATE", "MEMBERS", "COORDINATOR"]);
+            for group in &listings.groups {
+                table.row([
+                    group.group_id.clone(),
+                    group.state.to_string(),
+                    group.members.to_string(),
+                    group.coordinator.to_string(),
+                ]);
+            }
+            context.print(&table.to_string())?;
+        }
+    }
+    if listings.failures.is_empty() {
+        return Ok(ExitStatus::Success);
+    }
+    let failed = listings.failures.len();
+    for failure in listings.failures {
+        let error = client_error(failure.error).context(format!(
+            "listing the groups of broker {} ({})",
+            failure.node_id, failure.address
+        ));
+        error.report(context.format());
+    }
+    status!("the list is incomplete: {failed} broker(s) did not answer");
+    Ok(ExitStatus::Failure)
+}
+
+/// The outcome for one group of a delete.
+#[derive(Debug, Serialize)]
+struct GroupStatus {
+    group: String,
+    /// `OK` or the error code.
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+async fn delete(
+    context: &mut Context,
+    groups: Vec<String>,
+    yes: bool,
+) -> Result<ExitStatus, CliError> {
+    if !yes {
+        let question = format!(
+            "Delete group(s) {} and their committed offsets? [y/N] ",
+            groups.join(", ")
+        );
+        confirm("delete groups", question).await?;
+    }
+    let total = groups.len();
+    let results = context.client.admin().delete_groups(groups).await;
+    let mut statuses = Vec::new();
+    let mut errors = Vec::new();
+    for (group, result) in results {
+        match result {
+            Ok(()) => statuses.push(GroupStatus {
+                group,
+                status: "OK".to_owned(),
+                message: None,
+            }),
+            Err(error) => {
+                let error = with_group_hint(client_error(error));
+                statuses.push(GroupStatus {
+                    group: group.clone(),
+                    status: error.code.clone(),
+                    message: Some(error.message.clone()),
+                });
+                errors.push(error.context(format!("deleting group {group:?}")));
+            }
+        }
+    }
+    match context.format() {
+        OutputFormat::Json => context.print_json(&statuses)?,
+        OutputFormat::Text => {
+            let mut table = Table::new(["GROUP", "STATUS"]);
+            for status in &statuses {
+                table.row([status.group.clone(), status.status.clone()]);
+            }
+            context.print(&table.to_string())?;
+        }
+    }
+    let failed = errors.len();
+    for error in errors {
+        error.report(context.format());
+    }
+    if failed == 0 {
+        return Ok(ExitStatus::Success);
+    }
+    if total > 1 {
+        status!("{failed} of {total} groups failed");
+    }
+    Ok(ExitStatus::Failure)
+}
