@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use strata_broker::node::config::{BrokerSettings, HostPort, LogFormat, LogIo, ServeArgs};
 use strata_broker::node::descriptors::{self, DescriptorBudget};
-use strata_broker::node::{Limits, Node, NodeConfig};
+use strata_broker::node::{GroupCoordinator, GroupSettings, Limits, Node, NodeConfig};
 use strata_broker::service::connections::ConnectionSettings;
 
 /// The Strata broker.
@@ -182,6 +182,18 @@ fn node_config(
     }
 }
 
+fn group_settings(settings: &BrokerSettings) -> GroupSettings {
+    GroupSettings {
+        group: strata_broker::group::GroupConfig {
+            session_timeout: Duration::from_millis(settings.group_session_timeout_ms),
+            heartbeat_interval: Duration::from_millis(settings.group_heartbeat_interval_ms),
+            ..strata_broker::group::GroupConfig::default()
+        },
+        offsets_topic_partitions: settings.offsets_topic_partitions,
+        ..GroupSettings::default()
+    }
+}
+
 /// The listen address, bound but not listening yet: the port is taken (a second broker
 /// on it fails at once), while connection attempts are refused until the broker serves.
 struct Reserved {
@@ -282,10 +294,12 @@ async fn run(settings: BrokerSettings, reserved: Reserved) -> anyhow::Result<Exi
     let listener = reserved.listen()?;
     tracing::info!(listen = %listener.local_addr()?, data_dir = %settings.data_dir.display(), "broker ready");
 
+    let groups = GroupCoordinator::start(Arc::clone(&node), group_settings(&settings));
     let stopping = Arc::clone(&node);
     tokio::spawn(return_idle_memory());
     let mut server = Box::pin(strata_broker::service::serve(
         Arc::clone(&node),
+        groups,
         listener,
         connection_settings(&settings),
         async move { stopping.stopping().await },

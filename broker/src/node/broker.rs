@@ -351,7 +351,38 @@ impl Node {
     /// batches are written in the order of these calls. A compressed batch whose records
     /// expand beyond `decompressed_bytes_max` is refused (`MESSAGE_TOO_LARGE`) and not
     /// written.
+    /// Internal topics (`__` prefix) are refused: only the broker writes them
+    /// ([`Node::append_internal`]).
     pub async fn produce(
+        self: &Arc<Self>,
+        topic: &str,
+        partition: i32,
+        batch: Bytes,
+        decompressed_bytes_max: usize,
+    ) -> Result<PendingAppend, NodeError> {
+        if topic.starts_with(crate::controller::topic_validation::INTERNAL_TOPIC_PREFIX) {
+            return Err(NodeError::InternalTopic {
+                topic: topic.to_owned(),
+            });
+        }
+        self.write_batch(topic, partition, batch, decompressed_bytes_max)
+            .await
+    }
+
+    /// [`Node::produce`] for the broker's own writes to an internal topic (the group
+    /// coordinator's `__consumer_offsets` records).
+    pub(crate) async fn append_internal(
+        self: &Arc<Self>,
+        topic: &str,
+        partition: i32,
+        batch: Bytes,
+    ) -> Result<PendingAppend, NodeError> {
+        let decompressed_bytes_max = batch.len();
+        self.write_batch(topic, partition, batch, decompressed_bytes_max)
+            .await
+    }
+
+    async fn write_batch(
         self: &Arc<Self>,
         topic: &str,
         partition: i32,

@@ -65,6 +65,18 @@ pub struct ServeArgs {
     /// `replica.lag.time.max.ms`).
     #[arg(long, env = "STRATA_REPLICA_LAG_TIME_MAX_MS", value_name = "MS")]
     pub replica_lag_time_max_ms: Option<String>,
+    /// Partitions of `__consumer_offsets` when the first group creates it (Kafka's
+    /// `offsets.topic.num.partitions`); default min(50, 10 × live brokers).
+    #[arg(long, env = "STRATA_OFFSETS_TOPIC_PARTITIONS", value_name = "N")]
+    pub offsets_topic_partitions: Option<i32>,
+    /// A group member without a heartbeat for this long is expelled, in milliseconds or a
+    /// duration (Kafka's `group.consumer.session.timeout.ms`, 45 s).
+    #[arg(long, env = "STRATA_GROUP_SESSION_TIMEOUT_MS", value_name = "MS")]
+    pub group_session_timeout_ms: Option<String>,
+    /// How often group members are told to heartbeat (Kafka's
+    /// `group.consumer.heartbeat.interval.ms`, 5 s).
+    #[arg(long, env = "STRATA_GROUP_HEARTBEAT_INTERVAL_MS", value_name = "MS")]
+    pub group_heartbeat_interval_ms: Option<String>,
     /// Default flush policy: `always` or `interval:<ms>`.
     #[arg(long, env = "STRATA_FLUSH")]
     pub flush: Option<String>,
@@ -153,6 +165,9 @@ struct FileConfig {
     broker_heartbeat_interval_ms: Option<Given>,
     broker_session_timeout_ms: Option<Given>,
     replica_lag_time_max_ms: Option<Given>,
+    offsets_topic_partitions: Option<i32>,
+    group_session_timeout_ms: Option<Given>,
+    group_heartbeat_interval_ms: Option<Given>,
     flush: Option<String>,
     segment_bytes: Option<Given>,
     retention_ms: Option<Given>,
@@ -204,6 +219,10 @@ const SHUTDOWN_GRACE_MS_MAX: u64 = 3_600_000;
 /// behind would hold `acks=all` writes for that long).
 const REPLICA_LAG_TIME_MAX_MS_MAX: u64 = 3_600_000;
 
+/// Longest group session timeout or heartbeat interval accepted: an hour (Kafka's
+/// largest session timeout is 30 minutes by default).
+const GROUP_TIMEOUT_MS_MAX: u64 = 3_600_000;
+
 /// Largest per-address connection or call cap accepted (more is a typo).
 const PER_IP_MAX: usize = 1_000_000;
 
@@ -243,6 +262,10 @@ pub struct BrokerSettings {
     pub broker_session_timeout_ms: u64,
     /// How long an ISR follower may lag before its leader proposes it out.
     pub replica_lag_time_max_ms: u64,
+    /// `None`: min(50, 10 × live brokers) (`node/groups.rs`).
+    pub offsets_topic_partitions: Option<i32>,
+    pub group_session_timeout_ms: u64,
+    pub group_heartbeat_interval_ms: u64,
     pub flush: FlushPolicy,
     pub segment_bytes: u64,
     pub retention_ms: i64,
@@ -450,6 +473,27 @@ impl BrokerSettings {
             file.replica_lag_time_max_ms,
             Given::Integer(10_000),
         );
+        let offsets_topic_partitions = merger.pick(
+            "offsets_topic_partitions",
+            "offsets_topic_partitions",
+            args.offsets_topic_partitions.map(Some),
+            file.offsets_topic_partitions.map(Some),
+            None,
+        );
+        let group_session_timeout_ms = merger.pick(
+            "group_session_timeout_ms",
+            "group_session_timeout_ms",
+            args.group_session_timeout_ms.clone().map(Given::Text),
+            file.group_session_timeout_ms,
+            Given::Integer(45_000),
+        );
+        let group_heartbeat_interval_ms = merger.pick(
+            "group_heartbeat_interval_ms",
+            "group_heartbeat_interval_ms",
+            args.group_heartbeat_interval_ms.clone().map(Given::Text),
+            file.group_heartbeat_interval_ms,
+            Given::Integer(5_000),
+        );
         let flush_text = merger.pick(
             "flush",
             "flush",
@@ -640,6 +684,46 @@ impl BrokerSettings {
                 format!("must be between 1 and {REPLICA_LAG_TIME_MAX_MS_MAX}"),
             ));
         }
+        let group_session_timeout_ms = given(
+            &merger,
+            "group_session_timeout_ms",
+            &group_session_timeout_ms,
+            Given::millis,
+        )?;
+        let group_heartbeat_interval_ms = given(
+            &merger,
+            "group_heartbeat_interval_ms",
+            &group_heartbeat_interval_ms,
+            Given::millis,
+        )?;
+        if !(1..=GROUP_TIMEOUT_MS_MAX).contains(&group_heartbeat_interval_ms) {
+            return Err(invalid(
+                &merger,
+                "group_heartbeat_interval_ms",
+                format!("must be between 1 and {GROUP_TIMEOUT_MS_MAX}"),
+            ));
+        }
+        if group_session_timeout_ms <= group_heartbeat_interval_ms
+            || group_session_timeout_ms > GROUP_TIMEOUT_MS_MAX
+        {
+            return Err(invalid(
+                &merger,
+                "group_session_timeout_ms",
+                format!("must be above group_heartbeat_interval_ms ({group_heartbeat_interval_ms}) and at most {GROUP_TIMEOUT_MS_MAX}"),
+            ));
+        }
+        if offsets_topic_partitions
+            .is_some_and(|count| !(1..=crate::controller::PARTITIONS_MAX).contains(&count))
+        {
+            return Err(invalid(
+                &merger,
+                "offsets_topic_partitions",
+                format!(
+                    "must be between 1 and {}",
+                    crate::controller::PARTITIONS_MAX
+                ),
+            ));
+        }
         if rack.as_deref().is_some_and(|rack| rack.trim().is_empty()) {
             return Err(invalid(&merger, "rack", "must not be empty".into()));
         }
@@ -741,6 +825,9 @@ impl BrokerSettings {
             broker_heartbeat_interval_ms,
             broker_session_timeout_ms,
             replica_lag_time_max_ms,
+            offsets_topic_partitions,
+            group_session_timeout_ms,
+            group_heartbeat_interval_ms,
             flush,
             segment_bytes,
             retention_ms,

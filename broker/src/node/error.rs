@@ -5,6 +5,7 @@ use strata_proto::record::RecordError;
 use strata_proto::types::{LeaderEpoch, Offset};
 
 use crate::controller::ControllerError;
+use crate::group::GroupError;
 use crate::log::LogError;
 
 /// Why a request to this broker failed.
@@ -85,6 +86,30 @@ pub enum NodeError {
     ShuttingDown,
     #[error("invalid request: {reason}")]
     InvalidRequest { reason: String },
+    /// Users may not produce to internal topics (`__` prefix): the broker writes them.
+    #[error("{topic} is an internal topic; only the broker writes to it")]
+    InternalTopic { topic: String },
+    // ---- Consumer groups (`node/groups*.rs`) ----
+    /// A group's heartbeat or commit refused by its state machine.
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    #[error("this broker is not the coordinator of group {group_id:?}: {reason}; ask FindCoordinator again")]
+    NotCoordinator { group_id: String, reason: String },
+    #[error("the coordinator is still loading __consumer_offsets-{partition}, which holds group {group_id:?}; ask again in a moment")]
+    CoordinatorLoadInProgress { group_id: String, partition: i32 },
+    #[error("no coordinator is available: {reason}")]
+    CoordinatorNotAvailable { reason: String },
+    #[error("invalid group id {group_id:?}: {reason}")]
+    InvalidGroupId { group_id: String, reason: String },
+    #[error("group {group_id:?} does not exist on its coordinator")]
+    GroupIdNotFound { group_id: String },
+    #[error("offset {offset} cannot be committed for {topic}-{partition}: it must be between 0 and the high watermark {high_watermark}")]
+    InvalidCommitOffset {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        high_watermark: i64,
+    },
 }
 
 impl NodeError {

@@ -13,6 +13,11 @@
 //! - [`producer_state`]: idempotent-producer sequence tracking, rebuilt from the log.
 //! - [`producer_snapshots`]: that state saved at segment boundaries, in the background, so
 //!   opening a partition replays about one segment of batch headers, not the whole log.
+//! - [`groups`]: the group coordinator runtime around the pure [`crate::group`] state
+//!   machine: `__consumer_offsets` created, loaded when led here and written with
+//!   `acks=all` (`groups_store`), member expiry and topic changes in the background,
+//!   the requests (`groups_requests`), high watermarks of consumed partitions
+//!   (`groups_offsets`).
 //! - [`config`]: `strata-broker` settings: flags > env (`STRATA_…`) > TOML > defaults.
 //! - [`descriptors`]: the descriptor budget: `RLIMIT_NOFILE` raised to the hard limit, and
 //!   how many partitions and open segments fit it.
@@ -23,6 +28,10 @@ pub mod config;
 pub mod descriptors;
 pub mod error;
 mod followers;
+pub mod groups;
+pub mod groups_offsets;
+pub mod groups_requests;
+pub mod groups_store;
 pub mod partition;
 pub mod producer_snapshots;
 pub mod producer_state;
@@ -35,5 +44,6 @@ pub use broker::{
     FetchSpec, FetchedData, Limits, ListedOffset, Node, NodeConfig, OffsetQuery, PendingAppend,
 };
 pub use error::NodeError;
+pub use groups::{GroupCoordinator, GroupSettings};
 pub use partition::{Acks, Appended};
 pub use replica_fetch::{ReplicaFetchSpec, ReplicaFetched, ReplicaRead};

@@ -11,6 +11,8 @@
 //! - [`fast_path`]: fetch and produce answered in front of tonic's router, so batches
 //!   are not copied into or out of tonic's buffers.
 //! - [`fetch_session`]: the fetch stream, answered ahead of the reader.
+//! - [`group_api`]: the `strata.v1.GroupApi` service (consumer groups and committed
+//!   offsets) in front of [`crate::node::GroupCoordinator`].
 //! - [`produce`]: the produce stream (ordered writes, concurrent commits).
 //! - [`metadata`]: metadata and describe answers from the metadata image.
 //! - [`replication_api`]: the `strata.v1.Replication` service, the leader side of
@@ -32,6 +34,7 @@ pub mod controller_api;
 pub mod decompression;
 pub mod fast_path;
 pub mod fetch_session;
+pub mod group_api;
 pub mod metadata;
 pub mod produce;
 pub mod replication_api;
@@ -44,9 +47,10 @@ use std::time::Duration;
 
 use strata_proto::api::v1::client_api_server::ClientApiServer;
 use strata_proto::api::v1::controller_server::ControllerServer;
+use strata_proto::api::v1::group_api_server::GroupApiServer;
 use strata_proto::api::v1::replication_server::ReplicationServer;
 
-use crate::node::Node;
+use crate::node::{GroupCoordinator, Node};
 
 /// HTTP/2 flow-control window per stream.
 const HTTP2_STREAM_WINDOW_BYTES: u32 = 8 << 20;
@@ -66,6 +70,7 @@ const FRAMING_BYTES: usize = 64 * 1024;
 /// Serves the client API on `listener` until `shutdown` resolves.
 pub async fn serve(
     node: Arc<Node>,
+    groups: Arc<GroupCoordinator>,
     listener: tokio::net::TcpListener,
     connections: connections::ConnectionSettings,
     shutdown: impl std::future::Future<Output = ()> + Send,
@@ -85,6 +90,7 @@ pub async fn serve(
     let service = ClientApiServer::new(client_api::ClientApiService::new(node))
         .max_decoding_message_size(decode_limit)
         .max_encoding_message_size(limits.fetch_max_bytes + FRAMING_BYTES);
+    let groups = GroupApiServer::new(group_api::GroupApiService::new(groups));
     let incoming = connections::Incoming::new(listener, connections::Clients::new(connections));
     tonic::transport::Server::builder()
         .layer(connections::StreamLimitLayer)
@@ -105,6 +111,7 @@ pub async fn serve(
         .add_service(service)
         .add_service(controller)
         .add_service(replication)
+        .add_service(groups)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

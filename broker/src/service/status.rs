@@ -6,6 +6,7 @@ use strata_proto::api::v1::{Error, ErrorCode};
 use tonic::Status;
 
 use crate::controller::ControllerError;
+use crate::group::GroupError;
 use crate::log::LogError;
 use crate::node::NodeError;
 
@@ -96,6 +97,28 @@ fn code_of(error: &NodeError) -> ErrorCode {
         NodeError::OffsetNotAvailable { .. } => ErrorCode::OffsetNotAvailable,
         NodeError::ShuttingDown => ErrorCode::BrokerNotAvailable,
         NodeError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
+        NodeError::InternalTopic { .. } => ErrorCode::InvalidTopic,
+        NodeError::Group(group) => group_code(group),
+        NodeError::NotCoordinator { .. } => ErrorCode::NotCoordinator,
+        NodeError::CoordinatorLoadInProgress { .. } => ErrorCode::CoordinatorLoadInProgress,
+        NodeError::CoordinatorNotAvailable { .. } => ErrorCode::CoordinatorNotAvailable,
+        NodeError::InvalidGroupId { .. } => ErrorCode::InvalidGroupId,
+        NodeError::GroupIdNotFound { .. } => ErrorCode::GroupIdNotFound,
+        NodeError::InvalidCommitOffset { .. } => ErrorCode::InvalidCommitOffset,
+    }
+}
+
+fn group_code(error: &GroupError) -> ErrorCode {
+    match error {
+        GroupError::UnknownMemberId { .. } => ErrorCode::UnknownMemberId,
+        GroupError::FencedMemberEpoch { .. } => ErrorCode::FencedMemberEpoch,
+        GroupError::StaleMemberEpoch { .. } => ErrorCode::StaleMemberEpoch,
+        GroupError::PartitionNotAssigned { .. } => ErrorCode::PartitionNotAssigned,
+        GroupError::NonEmptyGroup { .. } => ErrorCode::NonEmptyGroup,
+        GroupError::UnsupportedAssignor { .. } => ErrorCode::UnsupportedAssignor,
+        GroupError::GroupMaxSizeReached { .. } => ErrorCode::GroupMaxSizeReached,
+        GroupError::UnreleasedInstanceId { .. } => ErrorCode::UnreleasedInstanceId,
+        GroupError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
     }
 }
 

@@ -41,6 +41,17 @@ impl BrokerSettings {
             "replica_lag_time_max_ms",
             self.replica_lag_time_max_ms.to_string(),
         );
+        if let Some(partitions) = self.offsets_topic_partitions {
+            line("offsets_topic_partitions", partitions.to_string());
+        }
+        line(
+            "group_session_timeout_ms",
+            self.group_session_timeout_ms.to_string(),
+        );
+        line(
+            "group_heartbeat_interval_ms",
+            self.group_heartbeat_interval_ms.to_string(),
+        );
         line("flush", format!("{:?}", self.flush.to_string()));
         line("segment_bytes", self.segment_bytes.to_string());
         line("retention_ms", self.retention_ms.to_string());
