@@ -1,5 +1,7 @@
 //! Tests of the assignors: examples, then properties over random groups.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;

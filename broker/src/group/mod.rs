@@ -22,6 +22,8 @@ mod state;
 #[cfg(test)]
 mod assignor_tests;
 #[cfg(test)]
+mod reconcile_tests;
+#[cfg(test)]
 mod state_tests;
 
 use std::collections::{BTreeMap, BTreeSet};

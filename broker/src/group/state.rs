@@ -332,7 +332,7 @@ impl Group {
         self.dirty = true;
         let assignor_changed = self.choose_assignor();
         self.observe_topics(topics, rebalance || assignor_changed);
-        Ok(self.answer(&member_id, true, config, now))
+        Ok(self.answer(&member_id, true, None, config, now))
     }
 
     /// Epoch 0 with a known member id: the member was fenced and dropped everything it
@@ -391,7 +391,7 @@ impl Group {
         };
         let assignor_changed = self.choose_assignor();
         self.observe_topics(topics, rebalance || assignor_changed);
-        let mut answer = self.answer(&member_id, true, config, now);
+        let mut answer = self.answer(&member_id, true, None, config, now);
         answer.changed |= self.members.get(&member_id).map(Member::snapshot) != Some(before);
         Ok(answer)
     }
@@ -483,7 +483,7 @@ impl Group {
         let assignor_changed = self.choose_assignor();
         self.observe_topics(topics, rebalance || assignor_changed);
         self.release(&member_id, request.owned.as_ref());
-        let mut answer = self.answer(&member_id, false, config, now);
+        let mut answer = self.answer(&member_id, false, request.owned.as_ref(), config, now);
         answer.changed |= self.members.get(&member_id).map(Member::snapshot) != Some(before);
         Ok(answer)
     }
@@ -545,11 +545,13 @@ impl Group {
     }
 
     /// Reconciles `member_id` and answers it. The assignment is sent when it differs from
-    /// the last one sent, or when `force`d (on a join).
+    /// the last one sent, when `force`d (on a join), and when the member `reported` owning
+    /// something else: the answer that told it may have been lost (as Kafka does).
     fn answer(
         &mut self,
         member_id: &str,
         force: bool,
+        reported: Option<&Assignment>,
         config: &GroupConfig,
         now: Instant,
     ) -> HeartbeatAnswer {
@@ -565,7 +567,10 @@ impl Group {
                 changed: dirty,
             };
         };
-        let assignment = if force || member.last_sent.as_ref() != Some(&member.assigned) {
+        let send = force
+            || member.last_sent.as_ref() != Some(&member.assigned)
+            || reported.is_some_and(|owned| *owned != member.assigned);
+        let assignment = if send {
             member.last_sent = Some(member.assigned.clone());
             Some(member.assigned.clone())
         } else {
