@@ -15,6 +15,7 @@
 
 pub mod assignor;
 mod member;
+mod member_heartbeat;
 mod reconcile;
 pub mod records;
 mod state;
