@@ -196,6 +196,7 @@ fn consume_help() -> String {
   strata consume orders -o -5 -e -f '%p@%o %k=%v\\n'
   strata consume orders -o @-15m: -p 0,2 | jq .value
   strata consume orders -o s@1700000000000 -o e@1700000060000
+  strata consume orders -g billing               (shares the partitions with billing's members)
 
 -o, where each partition starts and stops:
   start, beginning, earliest    the first record kept
@@ -207,9 +208,15 @@ fn consume_help() -> String {
   ...:end                       stop at the end seen when the command started (as -e)
   @T, @T:, s@T                  from the first record with a timestamp at or after T
   @T1:T2, @:T, e@T              stop at the first record with a timestamp at or after T2, T
-  stored                        the group's committed offset: needs -g, not supported yet
+  stored                        refused: with -g the committed offset is always the start
 T is unix ms, a date (2024-01-01), RFC 3339 or relative (-15m). Two -o may give a start and
 a stop: -o s@A -o e@B. Without -n, :end or -e, follows the log until Ctrl-C (exit 0).
+
+-g GROUP joins the consumer group: the group assigns the partitions, each starts at the
+group's committed offset, and -o (default start) applies only where nothing is committed.
+Offsets are committed after records are flushed to stdout, every 5 s and on exit. Ctrl-C
+commits, leaves the group and exits 0; a second Ctrl-C exits 130 at once. With -g, -p, +N
+and stops (:M, :end, -e) are refused; -n bounds the run.
 
 -f tokens (kcat's %s, %S, %T are %v, %V, %d here):
 {}",

@@ -11,7 +11,8 @@
 //! (`-o s@A -o e@B`), so each value is parsed into an [`OffsetPart`] whose sides are
 //! optional, and the parts are combined into one [`OffsetSpec`]; two values that both name a
 //! start (or both a stop) are refused. kcat's `stored` (the consumer group's committed
-//! offset) is refused with its reason until consumer groups exist.
+//! offset) is refused with its reason: with `-g` the committed offset is always where a
+//! partition starts, and `-o` only says where to start when nothing is committed.
 //!
 //! Times are resolved to unix milliseconds while parsing, so `-15m` means fifteen minutes
 //! before the command started, not before each partition is opened.
@@ -101,8 +102,8 @@ impl OffsetPart {
             return Err(error(format!("empty; {FORMS}")));
         } else if input == "stored" {
             return Err(error(
-                "stored (the consumer group's committed offset) needs a consumer group (-g), \
-                 not supported yet"
+                "stored (the consumer group's committed offset) is what -g always does; \
+                 with -g, -o only says where to start when the group has committed nothing"
                     .to_owned(),
             ));
         } else if let Some(at) = input.strip_prefix("s@") {

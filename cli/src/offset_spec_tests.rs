@@ -157,14 +157,9 @@ fn two_starts_or_two_stops_are_refused() {
 }
 
 #[test]
-fn stored_needs_a_consumer_group() {
+fn stored_is_refused_with_what_g_does_instead() {
     let error = OffsetSpec::parse("stored", NOW).unwrap_err();
-    assert!(
-        error
-            .reason
-            .contains("needs a consumer group (-g), not supported yet"),
-        "{error}"
-    );
+    assert!(error.reason.contains("what -g always does"), "{error}");
 }
 
 #[test]

@@ -57,10 +57,27 @@ fn kcat_forms_refused_before_connecting_say_why() {
     let stored = strata(&["-b", "127.0.0.1:1", "consume", "t", "-o", "stored"]);
     assert_eq!(stored.status.code(), Some(2));
     assert!(
-        stderr_of(&stored).contains("needs a consumer group (-g), not supported yet"),
+        stderr_of(&stored).contains("what -g always does"),
         "{}",
         stderr_of(&stored)
     );
+    // A group assigns the partitions and moves them: per-partition plans are refused.
+    for group_args in [
+        &["consume", "t", "-g", "g", "-e"][..],
+        &["consume", "t", "-g", "g", "-o", "5:10"],
+        &["consume", "t", "-g", "g", "-p", "0"],
+        &["consume", "t", "-g", "g", "-o", "+3"],
+    ] {
+        let mut args = vec!["-b", "127.0.0.1:1"];
+        args.extend_from_slice(group_args);
+        let refused = strata(&args);
+        assert_eq!(refused.status.code(), Some(2), "{group_args:?}");
+        assert!(
+            stderr_of(&refused).contains("-g"),
+            "{}",
+            stderr_of(&refused)
+        );
+    }
     for (kcat, strata_token) in [("%s", "%v"), ("%T", "%d"), ("%S", "%V")] {
         let format = format!("{kcat}\\n");
         let hinted = strata(&["-b", "127.0.0.1:1", "consume", "t", "-f", &format]);

@@ -1,4 +1,4 @@
-//! `strata consume TOPIC` (docs/CLI.md, "Consume").
+//! `strata consume TOPIC` (docs/CLI.md, "Consume"); with `-g GROUP`, `consume_group.rs`.
 //!
 //! Flow: look up the topic's partitions and their offsets, resolve `-o` into a
 //! [`PartitionPlan`] per partition (`consume_plan`), assign a consumer at those absolute
@@ -14,6 +14,7 @@ use std::time::Duration;
 use strata_client::{ConsumedRecord, Consumer, Offset, OffsetSpec as ListOffsetSpec};
 use tokio_stream::StreamExt as _;
 
+use super::consume_group::{self, FlushedMarks};
 use super::consume_plan::{plan_partition, PartitionBounds, PartitionPlan};
 use super::{client_error, Context};
 use crate::args::ConsumeArgs;
@@ -26,13 +27,13 @@ use crate::record_view::{HeaderView, RecordView};
 use crate::signals::Interrupts;
 
 /// How records are printed.
-enum Printer {
+pub(super) enum Printer {
     Json(JsonOptions),
     Format(Format),
 }
 
 impl Printer {
-    fn from_args(args: &ConsumeArgs) -> Result<Printer, CliError> {
+    pub(super) fn from_args(args: &ConsumeArgs) -> Result<Printer, CliError> {
         match args.output_format.as_deref() {
             None | Some("json") => Ok(Printer::Json(JsonOptions {
                 pretty: args.pretty,
@@ -44,7 +45,7 @@ impl Printer {
         }
     }
 
-    fn print(&self, record: &ConsumedRecord, line: &mut Vec<u8>) {
+    pub(super) fn print(&self, record: &ConsumedRecord, line: &mut Vec<u8>) {
         let view = RecordView {
             topic: &record.topic,
             partition: record.partition,
@@ -79,8 +80,11 @@ pub async fn run(
     args: ConsumeArgs,
     mut interrupts: Interrupts,
 ) -> Result<ExitStatus, CliError> {
-    let printer = Printer::from_args(&args)?;
     let spec = offset_spec(&args)?;
+    if let Some(group) = args.group.clone() {
+        return consume_group::run(context, &args, &group, &spec, interrupts).await;
+    }
+    let printer = Printer::from_args(&args)?;
     let mut progress = Progress {
         open: BTreeMap::new(),
         printer,
@@ -107,7 +111,8 @@ pub async fn run(
     }
     let mut consumer = build_consumer(context, &args.topic, progress.open.values()).await?;
     let outcome = loop {
-        let record = match next_record(&mut consumer, &mut context.out, &mut interrupts).await {
+        let record = match next_record(&mut consumer, &mut context.out, &mut interrupts, None).await
+        {
             Ok(Wake::Record(record)) => record,
             Ok(Wake::Interrupted) => break Ok(true),
             Ok(Wake::End) => break Ok(false),
@@ -147,17 +152,15 @@ pub async fn run(
     }
 }
 
-/// What can be refused without a broker: groups (not supported yet) and `-o` values that
-/// do not combine into one start and one stop.
+/// What can be refused without a broker: `-o` values that do not combine into one start
+/// and one stop, a bad `-f`, and with `-g` what a group cannot do (`consume_group`).
 pub fn check_before_connecting(args: &ConsumeArgs) -> Result<(), CliError> {
-    if args.group.is_some() {
-        return Err(
-            CliError::failure("UNSUPPORTED", "consumer groups are not supported yet")
-                .with_hint("drop -g to read without a group (-o start|end|N|@T chooses where)"),
-        );
-    }
     Printer::from_args(args)?;
-    offset_spec(args).map(|_| ())
+    let spec = offset_spec(args)?;
+    if args.group.is_some() {
+        consume_group::group_start(args, &spec)?;
+    }
+    Ok(())
 }
 
 /// The `-o` values combined, with `-e` applied.
@@ -211,7 +214,7 @@ impl Progress {
 }
 
 /// Why [`next_record`] returned.
-enum Wake {
+pub(super) enum Wake {
     Record(ConsumedRecord),
     Failed(strata_client::Error),
     /// The consumer stream ended.
@@ -220,11 +223,13 @@ enum Wake {
 }
 
 /// The next record. When none is ready, flushes stdout first (so the reader sees what was
-/// printed) and then waits, checking now and then that stdout still has a reader.
-async fn next_record(
+/// printed; a group consumer then marks those records for commit) and then waits,
+/// checking now and then that stdout still has a reader.
+pub(super) async fn next_record(
     consumer: &mut Consumer,
     out: &mut Output,
     interrupts: &mut Interrupts,
+    marks: Option<&mut FlushedMarks>,
 ) -> Result<Wake, OutputError> {
     let wake = |next: Option<Result<ConsumedRecord, strata_client::Error>>| match next {
         Some(Ok(record)) => Wake::Record(record),
@@ -236,6 +241,9 @@ async fn next_record(
         return Ok(wake(next));
     }
     out.flush()?;
+    if let Some(marks) = marks {
+        marks.flushed(consumer);
+    }
     loop {
         tokio::select! {
             next = consumer.next() => return Ok(wake(next)),

@@ -9,6 +9,7 @@ mod bench;
 mod cluster;
 mod completions;
 mod consume;
+mod consume_group;
 mod consume_plan;
 mod group;
 mod group_describe;
