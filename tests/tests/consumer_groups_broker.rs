@@ -490,3 +490,73 @@ async fn a_live_member_is_protected_from_forged_and_outside_changes() {
     let response = commit(&mut groups, commit_request(GROUP, "", -1, TOPIC, 0, 0)).await;
     assert_eq!(partition_code(&response), ErrorCode::None, "{response:?}");
 }
+
+/// Describes `group` until `ready` holds (bounded), retrying while the coordinator loads.
+async fn describe_until(
+    groups: &mut Groups,
+    group: &str,
+    ready: impl Fn(&DescribedGroup) -> bool,
+) -> DescribedGroup {
+    let mut last = None;
+    for _ in 0..600 {
+        let described = describe_group(groups, group).await;
+        let error = code(&described.error);
+        if error == ErrorCode::None && ready(&described) {
+            return described;
+        }
+        assert!(
+            error == ErrorCode::None || retriable(error),
+            "{described:?}"
+        );
+        last = Some(described);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the group never got there: {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_survive_a_restart_and_are_expelled_once_their_session_lapses() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = [
+        "--group-session-timeout-ms",
+        "1500",
+        "--group-heartbeat-interval-ms",
+        "500",
+    ];
+    let mut broker = start_broker(dir.path(), &flags);
+    let mut client: Client = connect(&broker).await;
+    create_topic(&mut client, TOPIC, 2, &[]).await;
+    let address = broker.address().to_string();
+    let (_, coordinator) = find_coordinator(&address, GROUP).await;
+    let mut groups = groups_at(&coordinator).await;
+    let join = ConsumerGroupHeartbeatRequest {
+        group_id: GROUP.to_owned(),
+        member_epoch: 0,
+        has_subscription: true,
+        subscribed_topic_names: vec![TOPIC.to_owned()],
+        has_owned: true,
+        ..ConsumerGroupHeartbeatRequest::default()
+    };
+    let answer = heartbeat(&mut groups, join).await;
+    assert_eq!(code(&answer.error), ErrorCode::None, "{answer:?}");
+    assert_eq!(
+        (answer.session_timeout_ms, answer.heartbeat_interval_ms),
+        (1500, 500)
+    );
+
+    // The group's snapshot was written: after a restart the member is still there.
+    terminate(&mut broker);
+    restart(&mut broker);
+    let (_, coordinator) = find_coordinator(&address, GROUP).await;
+    let mut groups = groups_at(&coordinator).await;
+    let described = describe_until(&mut groups, GROUP, |group| !group.members.is_empty()).await;
+    assert_eq!(described.members[0].member_id, answer.member_id);
+    assert!(described.group_epoch >= 1, "{described:?}");
+
+    // No heartbeats: the member is expelled once its session lapses, and a seek is
+    // then accepted.
+    let expelled = describe_until(&mut groups, GROUP, |group| group.members.is_empty()).await;
+    assert_eq!(expelled.state, "empty", "{expelled:?}");
+    let response = commit(&mut groups, commit_request(GROUP, "", -1, TOPIC, 0, 0)).await;
+    assert_eq!(partition_code(&response), ErrorCode::None, "{response:?}");
+}

@@ -230,6 +230,93 @@ mod tests {
     }
 
     #[test]
+    fn group_errors_have_their_wire_codes_and_say_why() {
+        let member = || "m-1".to_owned();
+        let cases = [
+            (
+                NodeError::Group(GroupError::UnknownMemberId {
+                    group_id: "g".into(),
+                    member_id: member(),
+                }),
+                ErrorCode::UnknownMemberId,
+            ),
+            (
+                NodeError::Group(GroupError::FencedMemberEpoch {
+                    member_id: member(),
+                    sent: 1,
+                    current: 2,
+                }),
+                ErrorCode::FencedMemberEpoch,
+            ),
+            (
+                NodeError::Group(GroupError::StaleMemberEpoch {
+                    member_id: member(),
+                    sent: 1,
+                    current: 2,
+                }),
+                ErrorCode::StaleMemberEpoch,
+            ),
+            (
+                NodeError::Group(GroupError::PartitionNotAssigned {
+                    member_id: member(),
+                    topic: "t".into(),
+                    partition: 0,
+                }),
+                ErrorCode::PartitionNotAssigned,
+            ),
+            (
+                NodeError::Group(GroupError::NonEmptyGroup {
+                    group_id: "g".into(),
+                    members: 2,
+                }),
+                ErrorCode::NonEmptyGroup,
+            ),
+            (
+                NodeError::NotCoordinator {
+                    group_id: "g".into(),
+                    reason: "broker 2 leads __consumer_offsets-3".into(),
+                },
+                ErrorCode::NotCoordinator,
+            ),
+            (
+                NodeError::CoordinatorLoadInProgress {
+                    group_id: "g".into(),
+                    partition: 3,
+                },
+                ErrorCode::CoordinatorLoadInProgress,
+            ),
+            (
+                NodeError::InvalidGroupId {
+                    group_id: String::new(),
+                    reason: "it is empty".into(),
+                },
+                ErrorCode::InvalidGroupId,
+            ),
+            (
+                NodeError::InvalidCommitOffset {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: 9,
+                    high_watermark: 5,
+                },
+                ErrorCode::InvalidCommitOffset,
+            ),
+            (
+                NodeError::InternalTopic {
+                    topic: "__consumer_offsets".into(),
+                },
+                ErrorCode::InvalidTopic,
+            ),
+        ];
+        for (error, code) in cases {
+            let wire = to_wire(&error);
+            assert_eq!(wire.error_code(), code, "{}", wire.message);
+            assert_eq!(wire.message, error.to_string());
+            assert!(!wire.message.is_empty());
+        }
+    }
+
+    #[test]
     fn other_errors_keep_their_message() {
         let error = NodeError::UnknownTopicOrPartition {
             topic: "a/b".to_owned(),
