@@ -21,7 +21,10 @@
 //!   snapshots. Synchronous; knows nothing of tokio or gRPC.
 //! - [`dump`]: `strata-broker dump-log`, a `kafka-dump-log` for Strata segments and the
 //!   controller's Raft state.
-//! - later: `group` (consumer groups) and `admin` (HTTP).
+//! - [`group`]: consumer groups' coordinator state machine (KIP-848 style), pure, and
+//!   the codec of `__consumer_offsets` records; driven by `node/groups*.rs` and served
+//!   by `service/group_api.rs` (`docs/GROUPS.md`).
+//! - later: `admin` (HTTP).
 //!
 //! Main flows: produce → `service::produce` → `node::Node::produce` (validate, dedupe,
 //! `log::PartitionLog::append_deferred`) → `PendingAppend::commit` (group-commit fsync,
