@@ -1,5 +1,6 @@
 //! A model-based property test of reconciliation: random joins, leaves, heartbeats, lost
-//! answers, crashes, clock ticks with expiry and topic growth, with simulated members that
+//! answers, crashes, clock ticks with expiry, topic growth, and static members leaving
+//! with -2 and coming back, with simulated members that
 //! obey their answers. After every step no partition has two owners (on the coordinator's
 //! side or the members'), and `changed` says exactly whether the snapshot changed; the
 //! target stays balanced and sticky; once the members keep heartbeating, every member
@@ -16,6 +17,7 @@ use super::member::difference;
 use super::state_tests::{assert_exclusive, Client, Harness};
 use super::{
     Assignment, GroupError, GroupState, HeartbeatRequest, Subscription, JOIN_EPOCH, LEAVE_EPOCH,
+    STATIC_LEAVE_EPOCH,
 };
 
 #[derive(Debug, Clone)]
@@ -31,6 +33,10 @@ enum Step {
     Tick,
     /// A partition is added to topic `u`.
     Grow,
+    /// A member with instance id `i<n>` joins, or comes back.
+    StaticJoin(usize),
+    /// A live static member leaves with -2.
+    StaticLeave(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -42,6 +48,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..8usize).prop_map(Step::Crash),
         2 => Just(Step::Tick),
         1 => Just(Step::Grow),
+        2 => (0..3usize).prop_map(Step::StaticJoin),
+        1 => (0..8usize).prop_map(Step::StaticLeave),
     ]
 }
 
@@ -165,6 +173,8 @@ impl Model {
                 let client = self.live.remove(*index);
                 self.crashed.insert(client.member_id);
             }
+            Step::StaticJoin(instance) => self.static_join(&format!("i{instance}")),
+            Step::StaticLeave(index) if *index < self.live.len() => self.static_leave(*index),
             Step::Tick => {
                 let session = self.harness.config.session_timeout;
                 self.harness.advance(session / 3);
@@ -172,10 +182,19 @@ impl Model {
                     self.heartbeat(index, true);
                 }
                 let before = self.targets();
+                let away: BTreeSet<String> = self
+                    .harness
+                    .group
+                    .snapshot()
+                    .members
+                    .into_iter()
+                    .filter(|member| member.member_epoch == STATIC_LEAVE_EPOCH)
+                    .map(|member| member.member_id)
+                    .collect();
                 let expelled = self.harness.group.expire(self.harness.now);
                 for member_id in &expelled {
                     assert!(
-                        self.crashed.remove(member_id),
+                        self.crashed.remove(member_id) || away.contains(member_id),
                         "a live member was expelled: {member_id}"
                     );
                 }
@@ -187,13 +206,78 @@ impl Model {
                 let changed =
                     self.harness
                         .update_topics(&[("t", 5), ("u", partitions), ("__internal", 2)]);
-                assert_eq!(changed, self.live.len() + self.crashed.len() > 0);
+                assert_eq!(changed, !before.is_empty());
                 self.assert_only_gained(&before);
             }
             _ => {}
         }
         assert_exclusive(&self.harness.group, &self.live);
         self.assert_balanced();
+    }
+
+    fn static_join(&mut self, instance_id: &str) {
+        let before = self.harness.group.snapshot();
+        let holder = before
+            .members
+            .iter()
+            .find(|member| member.instance_id.as_deref() == Some(instance_id))
+            .cloned();
+        let mut request = Harness::join_request(subscription());
+        request.instance_id = Some(instance_id.to_owned());
+        let result = self.send_checked(request);
+        match holder {
+            Some(holder) if holder.member_epoch != STATIC_LEAVE_EPOCH => {
+                let error = result.expect_err("the instance id is held");
+                assert!(
+                    matches!(error, GroupError::UnreleasedInstanceId { .. }),
+                    "{error}"
+                );
+                return;
+            }
+            Some(holder) => {
+                // Back under a new id, with what was reserved, without a rebalance.
+                let answer = result.expect("a static member comes back");
+                assert_ne!(answer.member_id, holder.member_id);
+                let assignment = answer.assignment.clone().expect("assignment");
+                assert!(difference(&holder.assigned, &assignment).is_empty());
+                assert_eq!(self.harness.group.group_epoch(), before.group_epoch);
+                self.live.push(Client {
+                    member_id: answer.member_id,
+                    epoch: answer.member_epoch,
+                    owns: assignment,
+                });
+            }
+            None => {
+                let answer = result.expect("a static member joins");
+                self.live.push(Client {
+                    member_id: answer.member_id,
+                    epoch: answer.member_epoch,
+                    owns: answer.assignment.expect("a join gets an assignment"),
+                });
+            }
+        }
+    }
+
+    fn static_leave(&mut self, index: usize) {
+        let member_id = self.live[index].member_id.clone();
+        let before = self.harness.group.snapshot();
+        let is_static = before
+            .members
+            .iter()
+            .any(|member| member.member_id == member_id && member.instance_id.is_some());
+        if !is_static {
+            return;
+        }
+        self.live.remove(index);
+        let answer = self
+            .send_checked(HeartbeatRequest {
+                member_id,
+                member_epoch: STATIC_LEAVE_EPOCH,
+                ..HeartbeatRequest::default()
+            })
+            .expect("static leave");
+        assert_eq!(answer.member_epoch, STATIC_LEAVE_EPOCH);
+        assert_eq!(self.harness.group.group_epoch(), before.group_epoch);
     }
 
     /// Members still present only gained partitions (after a member went away or
