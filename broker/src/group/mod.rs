@@ -12,6 +12,45 @@
 //!   released it (reported it no longer owned) or was expelled. Members keep consuming
 //!   the partitions they keep: no stop-the-world rebalance.
 //! - Member epochs fence zombies.
+//!
+//! # The contract with members (what a client must do)
+//!
+//! - **Join** with epoch 0, an empty member id and a subscription. The answer carries the
+//!   member id, its epoch and always an assignment (possibly empty at first: partitions
+//!   still held by others come on later heartbeats).
+//! - **Heartbeat** every `heartbeat_interval` with the epoch of the last answer and, at
+//!   least whenever it changed, `owned`: the partitions it consumes. An answer's
+//!   `assignment`, when present, is the whole set it may consume now: it stops consuming
+//!   (commits, then releases) what is no longer in it and starts what is new; its next
+//!   heartbeat reports the result in `owned`. Only that report frees a revoked partition
+//!   for its next owner, and the member's epoch advances only once it has released all
+//!   it was asked to. The assignment is sent when it changed since the last answer, and
+//!   again whenever `owned` differs from it (an answer may have been lost).
+//! - A member that does not report a revoked partition released within its rebalance
+//!   timeout, or does not heartbeat within `session_timeout`, is expelled ([`Group::expire`]):
+//!   its partitions are free at once.
+//! - **Fencing.** A heartbeat with another epoch than the member's is refused with
+//!   `FencedMemberEpoch` (except the previous epoch with `owned` within the current
+//!   assignment: the answer that raised it was lost). A fenced member stops consuming
+//!   everything and joins again with epoch 0, under its member id (its partitions are then
+//!   free at once) or an empty one (they stay held until its old session lapses).
+//!   An unknown member id is `UnknownMemberId`.
+//! - **Commits** ([`Group::check_commit`]) carry the member id and epoch: an older epoch is
+//!   `StaleMemberEpoch` (retry with the current one), a newer one `FencedMemberEpoch`.
+//!   A member may commit the partitions it is assigned and those it is giving up.
+//! - **Leave** with epoch -1: its partitions are free at once. A static member (with an
+//!   instance id) may leave with -2: it stays a member, its partitions reserved and no
+//!   rebalance, until its session lapses; a join with the same instance id (new member
+//!   id) takes them over.
+//!
+//! # The contract with the node
+//!
+//! Every call that changes persistent state says so (`HeartbeatAnswer::changed`, the
+//! result of [`Group::on_topics_changed`], a non-empty [`Group::expire`]); the node then
+//! writes [`Group::snapshot`] before answering. A plain heartbeat changes nothing. After
+//! [`Group::restore`] the group knows no topics until the first heartbeat or
+//! [`Group::on_topics_changed`]; a target needed before that waits
+//! ([`GroupState::Assigning`]). Call [`Group::expire`] at [`Group::next_deadline`].
 
 pub mod assignor;
 mod member;

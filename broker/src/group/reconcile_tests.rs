@@ -232,7 +232,6 @@ impl Model {
                     matches!(error, GroupError::UnreleasedInstanceId { .. }),
                     "{error}"
                 );
-                return;
             }
             Some(holder) => {
                 // Back under a new id, with what was reserved, without a rebalance.
