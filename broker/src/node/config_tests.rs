@@ -476,3 +476,54 @@ fn an_unknown_log_io_is_refused_naming_its_source() {
         "log_io (from file): expected \"buffered\" or \"direct\", not \"mmap\""
     );
 }
+
+#[test]
+fn group_settings_have_kafkas_defaults_and_are_checked() {
+    let settings = load(&[], None).unwrap();
+    assert_eq!(
+        (
+            settings.group_session_timeout_ms,
+            settings.group_heartbeat_interval_ms,
+            settings.offsets_topic_partitions
+        ),
+        (45_000, 5_000, None)
+    );
+    let settings = load(
+        &[
+            "--group-session-timeout-ms",
+            "10s",
+            "--offsets-topic-partitions",
+            "7",
+        ],
+        Some("group_heartbeat_interval_ms = 1000\n"),
+    )
+    .unwrap();
+    assert_eq!(settings.group_session_timeout_ms, 10_000);
+    assert_eq!(settings.group_heartbeat_interval_ms, 1_000);
+    assert_eq!(settings.offsets_topic_partitions, Some(7));
+    let toml = settings.to_annotated_toml();
+    assert!(
+        toml.contains("group_session_timeout_ms = 10000 # flag"),
+        "{toml}"
+    );
+    assert!(
+        toml.contains("group_heartbeat_interval_ms = 1000 # file"),
+        "{toml}"
+    );
+    for flags in [
+        &[
+            "--group-session-timeout-ms",
+            "5000",
+            "--group-heartbeat-interval-ms",
+            "5000",
+        ][..],
+        &["--offsets-topic-partitions", "0"][..],
+        &["--group-session-timeout-ms", "2h"][..],
+    ] {
+        let error = load(flags, None).unwrap_err().to_string();
+        assert!(
+            error.contains("group_") || error.contains("offsets_topic"),
+            "{error}"
+        );
+    }
+}
