@@ -221,6 +221,26 @@ impl Error {
         }
     }
 
+    /// Whether a group call must go to another broker: the group's coordinator moved or
+    /// is not known yet (`NOT_COORDINATOR`, `COORDINATOR_NOT_AVAILABLE`); ask
+    /// `FindCoordinator` again before retrying.
+    pub fn needs_coordinator_refresh(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable)
+        )
+    }
+
+    /// Whether a group member was fenced or expelled (`FENCED_MEMBER_EPOCH`,
+    /// `UNKNOWN_MEMBER_ID`): its partitions are lost, its commit was not applied, and it
+    /// joins the group again with a new member epoch.
+    pub fn is_member_fenced(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(ErrorCode::FencedMemberEpoch | ErrorCode::UnknownMemberId)
+        )
+    }
+
     /// Whether the producer cannot go on after this error and must be rebuilt.
     pub(crate) fn is_fatal_for_producer(&self) -> bool {
         matches!(
@@ -400,6 +420,48 @@ mod tests {
         assert!(Error::broker(ErrorCode::OutOfOrderSequence, "").is_fatal_for_producer());
         assert!(!Error::broker(ErrorCode::MessageTooLarge, "").is_fatal_for_producer());
         assert!(!Error::InvalidConfig("x".into()).is_retriable());
+    }
+
+    #[test]
+    fn group_errors_say_whether_to_find_the_coordinator_again_or_rejoin() {
+        for code in [
+            ErrorCode::NotCoordinator,
+            ErrorCode::CoordinatorNotAvailable,
+        ] {
+            let error = Error::broker(code, "");
+            assert!(
+                error.is_retriable() && error.needs_coordinator_refresh(),
+                "{code:?}"
+            );
+            assert!(!error.is_member_fenced());
+        }
+        let loading = Error::broker(ErrorCode::CoordinatorLoadInProgress, "");
+        assert!(loading.is_retriable() && !loading.needs_coordinator_refresh());
+        let stale = Error::broker(ErrorCode::StaleMemberEpoch, "");
+        assert!(stale.is_retriable() && !stale.is_member_fenced());
+        for code in [ErrorCode::FencedMemberEpoch, ErrorCode::UnknownMemberId] {
+            let error = Error::broker(code, "");
+            assert!(
+                !error.is_retriable() && error.is_member_fenced(),
+                "{code:?}"
+            );
+            assert_eq!(error.outcome(), WriteOutcome::NotApplied);
+        }
+        for code in [
+            ErrorCode::InvalidGroupId,
+            ErrorCode::NonEmptyGroup,
+            ErrorCode::InvalidCommitOffset,
+            ErrorCode::PartitionNotAssigned,
+            ErrorCode::UnreleasedInstanceId,
+        ] {
+            let error = Error::broker(code, "");
+            assert!(!error.is_retriable(), "{code:?}");
+            assert!(!error.is_member_fenced() && !error.needs_coordinator_refresh());
+        }
+        assert_eq!(
+            Error::broker(ErrorCode::FencedMemberEpoch, "").code_name(),
+            "FENCED_MEMBER_EPOCH"
+        );
     }
 
     #[test]

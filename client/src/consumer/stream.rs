@@ -174,7 +174,7 @@ impl Consumer {
         Ok(Consumer::new(shared, chunks, Vec::new(), Some(member)))
     }
 
-    fn new(
+    pub(super) fn new(
         shared: Arc<ConsumerShared>,
         chunks: mpsc::Receiver<Chunk>,
         slots: Vec<Slot>,

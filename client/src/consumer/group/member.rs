@@ -489,3 +489,7 @@ fn closed_with(error: Error) -> oneshot::Receiver<Result<(), Error>> {
     let _ = sender.send(Err(error));
     receiver
 }
+
+#[cfg(test)]
+#[path = "member_tests.rs"]
+mod tests;

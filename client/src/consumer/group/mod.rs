@@ -158,13 +158,14 @@ pub(crate) enum Reaction {
 }
 
 pub(crate) fn reaction(error: &Error) -> Reaction {
+    if error.needs_coordinator_refresh() {
+        return Reaction::Rediscover;
+    }
+    if error.is_member_fenced() {
+        return Reaction::Rejoin;
+    }
     match error.code() {
-        Some(ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable) => {
-            Reaction::Rediscover
-        }
-        Some(ErrorCode::CoordinatorLoadInProgress) => Reaction::Wait,
         Some(ErrorCode::StaleMemberEpoch) => Reaction::StaleEpoch,
-        Some(ErrorCode::FencedMemberEpoch | ErrorCode::UnknownMemberId) => Reaction::Rejoin,
         Some(_) if error.is_retriable() => Reaction::Wait,
         Some(_) => Reaction::Fail,
         None if error.is_retriable() => Reaction::Rediscover,
