@@ -15,7 +15,10 @@
 //!   idempotent sequence numbers, up to `max_in_flight` requests on one bidirectional
 //!   `Produce` stream per broker, ordered retries until `delivery_timeout`).
 //! - [`consumer`]: [`Consumer`], a `Stream` of [`ConsumedRecord`]s fed by one long-poll
-//!   fetch loop per leader broker, with per-partition prefetch, `seek`, `pause`, `resume`.
+//!   fetch loop per leader broker, with per-partition prefetch, `seek`, `pause`, `resume`;
+//!   with `.group(..)`, a coordinator task joins the group, heartbeats, takes up and gives
+//!   back partitions as the group rebalances ([`RebalanceEvent`]) and commits offsets by
+//!   the [`CommitMode`] (`consumer/group/`).
 //! - [`admin`]: [`Admin`]: topics, configs, partitions, offsets, cluster info; the
 //!   controller quorum, preferred leader elections and partition reassignments; consumer
 //!   groups (list, describe with lag, delete, committed offsets, seek from outside).
@@ -31,7 +34,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //!
-//! use strata_client::{Acks, Client, Compression, Offset, Record};
+//! use strata_client::{Acks, Client, CommitMode, Compression, Offset, Record};
 //! use tokio_stream::StreamExt;
 //!
 //! # async fn handle(_record: &strata_client::ConsumedRecord) -> Result<(), strata_client::Error> { Ok(()) }
@@ -61,15 +64,19 @@
 //!
 //! let mut consumer = client
 //!     .consumer()
-//!     .topics(["orders"]) // manual assignment; `.group("billing")` comes with groups
+//!     .topics(["orders"])
+//!     .group("billing") // without a group: every partition of the topics
 //!     .start(Offset::Earliest) // auto.offset.reset
+//!     .commit(CommitMode::Auto {
+//!         interval: Duration::from_secs(5),
+//!     })
 //!     .build()
 //!     .await?;
 //! while let Some(record) = consumer.next().await {
 //!     let record = record?;
 //!     handle(&record).await?;
 //! }
-//! consumer.close().await?;
+//! consumer.close().await?; // final commit, then leave the group
 //! # Ok(())
 //! # }
 //! ```
@@ -96,7 +103,9 @@ pub use admin::{
     PartitionDescription, PartitionReassignment, ReassignmentResult, TopicDescription, TopicInfo,
 };
 pub use client::{Client, ClientBuilder};
-pub use consumer::{CommitMode, Consumer, ConsumerBuilder};
+pub use consumer::{
+    CommitMode, Consumer, ConsumerBuilder, Marker, PendingCommit, RebalanceEvent, RebalanceEvents,
+};
 pub use error::{Error, ErrorCode, WriteOutcome};
 pub use metadata::BrokerNode;
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerBuilder, SendError};
