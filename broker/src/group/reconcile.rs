@@ -77,7 +77,7 @@ impl Group {
     /// rises only if the target changed. Without a topics view the target waits.
     pub(super) fn update_target(&mut self, bump: bool) {
         if bump {
-            self.group_epoch += 1;
+            self.group_epoch = self.group_epoch.saturating_add(1);
             self.dirty = true;
         }
         let Some(topics) = &self.topics else {
@@ -103,7 +103,7 @@ impl Group {
             return;
         }
         if self.assignment_epoch == self.group_epoch {
-            self.group_epoch += 1;
+            self.group_epoch = self.group_epoch.saturating_add(1);
         }
         self.assignment_epoch = self.group_epoch;
         self.dirty = true;

@@ -16,11 +16,11 @@
 //! - A member that sends epoch 0 with its own member id rejoins: it has dropped all it
 //!   owned (after being fenced), so its partitions are free at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use super::assignor::Assignor;
-use super::member::{invalid, Member};
+use super::member::{self, invalid, Member};
 use super::{
     Assignment, GroupConfig, GroupError, GroupSnapshot, GroupState, HeartbeatAnswer,
     HeartbeatRequest, TopicsView, JOIN_EPOCH, LEAVE_EPOCH, STATIC_LEAVE_EPOCH,
@@ -57,20 +57,31 @@ impl Group {
     }
 
     /// A group read back from its latest snapshot record; every member gets a fresh
-    /// session from `now`.
+    /// session from `now`. A snapshot that breaks the group's invariants (it was written
+    /// by this code, so only a bug or corruption does that) is mended rather than trusted:
+    /// a partition held by two members stays with the first by member id.
     pub fn restore(snapshot: GroupSnapshot, config: &GroupConfig, now: Instant) -> Group {
-        let members = snapshot
-            .members
-            .into_iter()
-            .map(|member| {
-                let member = Member::restore(member, config.session_timeout, now);
-                (member.member_id.clone(), member)
-            })
-            .collect();
+        let mut held: BTreeSet<(String, i32)> = BTreeSet::new();
+        let mut members = BTreeMap::new();
+        let mut snapshots = snapshot.members;
+        snapshots.sort_by(|left, right| left.member_id.cmp(&right.member_id));
+        for member in snapshots {
+            let mut member = Member::restore(member, config.session_timeout, now);
+            for assignment in [&mut member.assigned, &mut member.revoking] {
+                member::retain(assignment, |topic, partition| {
+                    held.insert((topic.to_owned(), partition))
+                });
+            }
+            member::retain(&mut member.target, |_, _| true);
+            if member.revoking.is_empty() {
+                member.revocation_deadline = None;
+            }
+            members.insert(member.member_id.clone(), member);
+        }
         Group {
             group_id: snapshot.group_id,
             group_epoch: snapshot.group_epoch,
-            assignment_epoch: snapshot.assignment_epoch,
+            assignment_epoch: snapshot.assignment_epoch.min(snapshot.group_epoch),
             assignor: Assignor::from_name(&snapshot.assignor).unwrap_or(Assignor::Uniform),
             members,
             topics: None,

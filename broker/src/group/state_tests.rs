@@ -931,3 +931,26 @@ fn states_follow_reconciliation() {
         snapshot.group_epoch
     );
 }
+
+#[test]
+fn a_restored_snapshot_never_gives_a_partition_two_owners() {
+    let (harness, _clients) = three_of_six();
+    let mut snapshot = harness.group.snapshot();
+    let first = snapshot.members[0].assigned.clone();
+    snapshot.members[1].revoking.extend(
+        first
+            .iter()
+            .map(|(topic, partitions)| (topic.clone(), partitions.clone())),
+    );
+    snapshot.members[2]
+        .target
+        .insert("gone".to_owned(), BTreeSet::new());
+    snapshot.assignment_epoch = snapshot.group_epoch + 5;
+    let restored = Group::restore(snapshot.clone(), &harness.config, harness.now);
+    assert_exclusive(&restored, &[]);
+    let mended = restored.snapshot();
+    assert_eq!(mended.members[0].assigned, first);
+    assert!(mended.members[1].revoking.is_empty());
+    assert!(!mended.members[2].target.contains_key("gone"));
+    assert_eq!(mended.assignment_epoch, snapshot.group_epoch);
+}
