@@ -3,8 +3,9 @@
 //! producer writes; a seek without `--execute` changes nothing (committed offsets read
 //! before and after), with it moves them; a group with live members is neither moved nor
 //! deleted, and says why. Offsets are committed with the admin client's administrative
-//! commit; the live member is a raw `ConsumerGroupHeartbeat` join, so the test depends on
-//! the broker alone.
+//! commit; the live member is a raw `ConsumerGroupHeartbeat` join. `strata consume -g`
+//! commits exactly what it printed, a second run goes on from there, and Ctrl-C commits,
+//! leaves the group at once and exits 0.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Output};
@@ -488,4 +489,134 @@ async fn bad_group_input_is_refused_before_anything_changes() {
     let client = client(&broker).await;
     let error = client.admin().describe_group("").await.unwrap_err();
     assert_eq!(error.code(), Some(ErrorCode::InvalidGroupId));
+}
+
+/// `(partition, offset)` of each `%p %o` line.
+fn positions(stdout: &str) -> Vec<(i32, i64)> {
+    stdout
+        .lines()
+        .map(|line| {
+            let (partition, offset) = line.split_once(' ').unwrap();
+            (partition.parse().unwrap(), offset.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Per partition of `orders`, the offset after the last record printed (`None`: none).
+fn next_offsets(printed: &[(i32, i64)]) -> Vec<Option<i64>> {
+    (0..2)
+        .map(|partition| {
+            printed
+                .iter()
+                .filter(|(p, _)| *p == partition)
+                .map(|(_, offset)| offset + 1)
+                .max()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_with_a_group_commits_what_it_printed_and_the_next_run_goes_on() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(data.path(), &[]).unwrap();
+    let client = client(&broker).await;
+    topic_with_records(&client, 10).await;
+    let consume = [
+        "consume", TOPIC, "-g", "readers", "-n", "12", "-f", "%p %o\\n",
+    ];
+
+    let first = strata(&broker, &consume);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(text(&first.stderr).contains("joined group readers"));
+    let first = positions(&text(&first.stdout));
+    assert_eq!(first.len(), 12);
+    // Exactly what was printed is committed, and the member left on exit.
+    let mut expected = next_offsets(&first);
+    assert_eq!(committed(&client, "readers").await, expected);
+    let described = json(&strata(
+        &broker,
+        &["group", "describe", "readers", "--format", "json"],
+    ));
+    assert_eq!(described[0]["members"], serde_json::json!([]));
+    let committed_total: i64 = expected.iter().flatten().sum();
+    assert_eq!(described[0]["total_lag"], 20 - committed_total);
+
+    // The next run starts where the first one stopped: together, every record once.
+    let second = strata(
+        &broker,
+        &[
+            "consume", TOPIC, "-g", "readers", "-n", "8", "-f", "%p %o\\n",
+        ],
+    );
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    let second = positions(&text(&second.stdout));
+    let mut all: Vec<(i32, i64)> = first.iter().chain(&second).copied().collect();
+    all.sort_unstable();
+    let every: Vec<(i32, i64)> = (0..2).flat_map(|p| (0..10).map(move |o| (p, o))).collect();
+    assert_eq!(all, every);
+    expected = vec![Some(10), Some(10)];
+    assert_eq!(committed(&client, "readers").await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_commits_what_was_printed_leaves_the_group_and_exits_0() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(data.path(), &[]).unwrap();
+    let client = client(&broker).await;
+    topic_with_records(&client, 5).await;
+    let output = tempfile::NamedTempFile::new().unwrap();
+    let errors = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(workspace_binary("strata"))
+        .arg("-b")
+        .arg(broker.address().to_string())
+        .args(["consume", TOPIC, "-g", "followers", "-f", "%p %o\\n"])
+        .env_remove("STRATA_BROKERS")
+        .stdin(std::process::Stdio::null())
+        .stdout(output.reopen().unwrap())
+        .stderr(errors.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    // Following the log: wait (bounded) until all 10 records are printed, then Ctrl-C.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(output.path())
+        .unwrap()
+        .lines()
+        .count()
+        < 10
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the consumer printed {:?}; stderr {:?}",
+            std::fs::read_to_string(output.path()),
+            std::fs::read_to_string(errors.path())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill only sends a signal to the child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = tokio::task::block_in_place(|| {
+        for _ in 0..600 {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        None
+    })
+    .expect("the consumer did not exit within 30 s of Ctrl-C");
+    let stderr = std::fs::read_to_string(errors.path()).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: consumed 10 records"),
+        "{stderr}"
+    );
+    let printed = positions(&std::fs::read_to_string(output.path()).unwrap());
+    assert_eq!(next_offsets(&printed), [Some(5), Some(5)]);
+    assert_eq!(committed(&client, "followers").await, [Some(5), Some(5)]);
+    // It left: the group is empty at once, not after the session timeout.
+    let listed = json(&strata(&broker, &["group", "list", "--format", "json"]));
+    assert_eq!(listed[0]["group"], "followers");
+    assert_eq!(listed[0]["members"], 0);
 }

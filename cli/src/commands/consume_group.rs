@@ -182,7 +182,7 @@ pub async fn run(
         Ok(_) => marks.flushed(&consumer),
         Err(_) => marks.discard(),
     }
-    let committed = consumer.close().await;
+    let committed = commit_and_leave(consumer).await;
     let interrupted = match outcome {
         Ok(interrupted) => interrupted,
         Err(OutputError::Closed) => false,
@@ -209,7 +209,17 @@ async fn finish(context: &mut Context, consumer: Consumer, marks: &mut FlushedMa
         Ok(()) => marks.flushed(&consumer),
         Err(_) => marks.discard(),
     }
-    if let Err(error) = consumer.close().await {
+    if let Err(error) = commit_and_leave(consumer).await {
         status!("warning: leaving group: {error}");
     }
+}
+
+/// Commits the marks and waits for the answer, then closes (which leaves the group even
+/// when the commit failed). The explicit commit comes first because `close()` of a
+/// `Marked` consumer currently loses the marks before its final commit (it committed
+/// nothing the CLI had printed); committing twice is harmless, the second sends nothing.
+async fn commit_and_leave(mut consumer: Consumer) -> Result<(), strata_client::Error> {
+    let committed = consumer.commit().await;
+    let closed = consumer.close().await;
+    committed.and(closed)
 }
