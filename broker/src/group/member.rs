@@ -193,6 +193,11 @@ pub(super) fn difference(left: &Assignment, right: &Assignment) -> Vec<(String, 
         .collect()
 }
 
+/// Whether both hold the same partitions (topics listed without partitions do not count).
+pub(super) fn same_partitions(left: &Assignment, right: &Assignment) -> bool {
+    difference(left, right).is_empty() && difference(right, left).is_empty()
+}
+
 /// Keeps only the partitions `keep` accepts, dropping topics left empty.
 pub(super) fn retain(assignment: &mut Assignment, mut keep: impl FnMut(&str, i32) -> bool) -> bool {
     let mut changed = false;

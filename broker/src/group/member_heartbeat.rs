@@ -337,7 +337,7 @@ impl Group {
         };
         let send = force
             || member.last_sent.as_ref() != Some(&member.assigned)
-            || reported.is_some_and(|owned| *owned != member.assigned);
+            || reported.is_some_and(|owned| !member::same_partitions(owned, &member.assigned));
         let assignment = if send {
             member.last_sent = Some(member.assigned.clone());
             Some(member.assigned.clone())

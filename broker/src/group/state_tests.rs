@@ -550,6 +550,21 @@ fn a_plain_heartbeat_changes_nothing() {
     assert!(!answer.changed);
     assert_eq!(answer.assignment, None);
     assert_eq!(answer.heartbeat_interval, harness.config.heartbeat_interval);
+    // Nor does one that lists a topic without partitions, or says nothing of what it owns.
+    let mut owned = clients[0].owns.clone();
+    owned.insert("other".to_owned(), BTreeSet::new());
+    for owned in [Some(owned), None] {
+        let answer = harness
+            .send(HeartbeatRequest {
+                member_id: clients[0].member_id.clone(),
+                member_epoch: clients[0].epoch,
+                owned,
+                ..HeartbeatRequest::default()
+            })
+            .expect("heartbeat");
+        assert!(!answer.changed);
+        assert_eq!(answer.assignment, None);
+    }
     // The session was extended all the same.
     assert!(harness
         .group
