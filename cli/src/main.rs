@@ -3,14 +3,15 @@
 //! Map of this binary:
 //!
 //! - [`args`]: the clap definitions of every flag and subcommand, with their examples.
-//! - [`commands`]: one file per command group (`topic`, `produce`, `consume`, `offsets`,
-//!   `cluster`, `partition`, `bench`, `completions`, `man`), each turning parsed arguments
-//!   into library calls and output.
+//! - [`commands`]: one file per command group (`topic`, `produce`, `consume`, `group`,
+//!   `offsets`, `cluster`, `partition`, `bench`, `completions`, `man`), each turning
+//!   parsed arguments into library calls and output.
 //! - [`client_settings`]: the `-X` names the client library accepts (`-X list`).
 //! - Pure building blocks, unit-tested without a broker: [`offset_spec`] (the `-o` grammar),
 //!   [`format`] (`-f` tokens, rendered for consume) and [`format_input`] (the same tokens
 //!   cutting records out of produce input),
 //!   [`json_record`] (consume's default JSON lines), [`table`] (aligned text tables),
+//!   [`seek_target`] (`group seek --to`),
 //!   [`reassignment_file`] (`partition reassign`'s JSON file),
 //!   [`duration`] and [`timestamp`] (the time syntax shared by all flags).
 //! - Process plumbing: [`exit`] (exit codes and `error: ... (CODE)` reports), [`output`]

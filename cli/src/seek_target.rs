@@ -1,6 +1,7 @@
 //! `strata group seek --to`: where to move a group's committed offsets (docs/CLI.md,
-//! "Groups"). rpk's words with Kafka's aliases: `start` (`earliest`, `beginning`), `end`
-//! (`latest`), an offset `N`, or `@T` for the first offset with a timestamp at or after T
+//! "strata group seek"). rpk's words with Kafka's aliases: `start` (`earliest`,
+//! `beginning`), `end` (`latest`), an offset `N`, or `@T` for the first offset with a
+//! timestamp at or after T
 //! (T as everywhere: unix ms, a date, RFC 3339, or relative such as `-1h`).
 
 use std::fmt;

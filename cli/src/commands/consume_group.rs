@@ -1,4 +1,4 @@
-//! `strata consume TOPIC -g GROUP` (docs/CLI.md, "Groups and Ctrl-C"): the consumer joins
+//! `strata consume TOPIC -g GROUP` (docs/CLI.md, "Consuming with a group"): the consumer joins
 //! the group, which assigns it partitions of TOPIC, and prints records as plain consume does.
 //!
 //! Commit rule: an offset is committed only after its record has been written to stdout
@@ -30,7 +30,8 @@ use crate::offset_spec::{OffsetSpec, StartPosition, StopPosition};
 use crate::output::{status, OutputError};
 use crate::signals::Interrupts;
 
-/// How often the group consumer commits what was flushed (cli.md: every 5 s).
+/// How often the group consumer commits what was flushed (docs/CLI.md, "Consuming with
+/// a group").
 pub const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How often a busy consumer flushes stdout so that what it printed can be marked: the

@@ -1,5 +1,5 @@
 //! `strata group list|delete` and the dispatch of the other group subcommands (docs/CLI.md,
-//! "Groups"): `describe` lives in `group_describe.rs`, `seek` in `group_seek.rs`.
+//! "Consumer groups"): `describe` lives in `group_describe.rs`, `seek` in `group_seek.rs`.
 //!
 //! `list` merges every broker's answer (each reports the groups it coordinates); a broker
 //! that did not answer makes the list incomplete, which is reported on stderr and exits 1.

@@ -1,4 +1,4 @@
-//! `strata group describe GROUP...` (docs/CLI.md, "Groups").
+//! `strata group describe GROUP...` (docs/CLI.md, "Consumer groups").
 //!
 //! Text output follows rpk and Kafka's `kafka-consumer-groups --describe`: per group a
 //! `SUMMARY` block (`GROUP STATE MEMBERS TOTAL-LAG`, then coordinator, assignor and

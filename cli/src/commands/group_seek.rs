@@ -1,5 +1,5 @@
 //! `strata group seek GROUP --to start|end|N|@T | --shift-by ±N [--topics T,T] [--execute]`
-//! (docs/CLI.md, "Offset resets are dry runs").
+//! (docs/CLI.md, "strata group seek").
 //!
 //! Flow: learn whether the group has live members (describe), choose the partitions
 //! (every partition of `--topics`, or those the group has committed), read their committed
