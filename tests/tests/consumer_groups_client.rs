@@ -496,3 +496,57 @@ async fn a_crashed_members_partitions_move_after_its_session_times_out() {
     producer.await.unwrap();
     survivor.stop().await.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_goes_on_reading_after_its_coordinator_is_killed_and_restarted() {
+    let data = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(data.path(), &BROKER_ARGS).unwrap();
+    let client = connect(&broker).await;
+    create_topic(&client, "ledger", 2).await;
+    let producer = client.producer().build().unwrap();
+    for index in 0..20 {
+        producer
+            .send(
+                Record::to("ledger")
+                    .partition(index % 2)
+                    .value(index.to_string()),
+            )
+            .await
+            .unwrap();
+    }
+    let member = Member::spawn(group_member(&client, "ledger", "accounts", auto_commit()).await);
+    wait_until("the member read the first records", || {
+        member.records().len() >= 20
+    })
+    .await;
+
+    broker.kill().unwrap();
+    broker.restart().unwrap();
+    for index in 20..40 {
+        producer
+            .send(
+                Record::to("ledger")
+                    .partition(index % 2)
+                    .value(index.to_string()),
+            )
+            .await
+            .unwrap();
+    }
+    wait_until(
+        "the member read the records produced after the restart",
+        || {
+            let records = member.records();
+            (0..2).all(|partition| offsets_of(&records, partition).contains(&19))
+        },
+    )
+    .await;
+    // At least once: every offset of each partition was read, perhaps some twice (a
+    // member that had to join again resumes at its last commit).
+    let records = member.records();
+    for partition in 0..2 {
+        let seen: BTreeSet<i64> = offsets_of(&records, partition).into_iter().collect();
+        assert_eq!(seen, (0..20).collect(), "partition {partition}");
+    }
+    producer.close().await.unwrap();
+    member.stop().await.close().await.unwrap();
+}
