@@ -62,6 +62,8 @@ mod state;
 #[cfg(test)]
 mod assignor_tests;
 #[cfg(test)]
+mod member_tests;
+#[cfg(test)]
 mod reconcile_tests;
 #[cfg(test)]
 mod state_tests;
