@@ -140,7 +140,8 @@ pub struct HeartbeatAnswer {
     pub member_id: String,
     pub member_epoch: i32,
     pub heartbeat_interval: Duration,
-    /// The partitions the member may own now, when they changed since its last answer.
+    /// The partitions the member may own now: on a join, when they changed since its
+    /// last answer, and when they differ from the `owned` it reported.
     pub assignment: Option<Assignment>,
     /// Whether the group's persistent state changed: the node writes a new snapshot
     /// record before it answers.
