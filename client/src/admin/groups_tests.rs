@@ -1,5 +1,7 @@
-//! The group calls' pure parts: wire values to typed ones, requests grouped by topic,
-//! per-partition commit results, group id checks and which errors re-find the coordinator.
+//! The group calls: wire values to typed ones, requests grouped by topic, per-partition
+//! commit results, group id checks, and against a scripted coordinator, that a moving or
+//! loading coordinator is found again and asked again until the request timeout while a
+//! refusal (`GROUP_ID_NOT_FOUND`, `NON_EMPTY_GROUP`) comes back at once with its code.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -221,4 +223,194 @@ fn moving_or_loading_coordinators_are_retried_and_refusals_are_not() {
     assert!(!is_coordinator_retriable(&Error::Transport(
         tonic::Status::unimplemented("old broker")
     )));
+}
+
+/// A group API that names itself coordinator and answers `DescribeGroups` with the
+/// scripted per-group errors first, then the group; it counts `FindCoordinator` calls.
+#[derive(Clone, Default)]
+struct ScriptedCoordinator {
+    state: std::sync::Arc<std::sync::Mutex<Script>>,
+}
+
+#[derive(Default)]
+struct Script {
+    address: String,
+    describe_errors: std::collections::VecDeque<ErrorCode>,
+    /// Answer every describe with this error.
+    always: Option<ErrorCode>,
+    find_coordinator_calls: usize,
+    describe_calls: usize,
+}
+
+type Answer<T> = Result<tonic::Response<T>, tonic::Status>;
+
+#[tonic::async_trait]
+impl wire::group_api_server::GroupApi for ScriptedCoordinator {
+    async fn find_coordinator(
+        &self,
+        _: tonic::Request<wire::FindCoordinatorRequest>,
+    ) -> Answer<wire::FindCoordinatorResponse> {
+        let mut script = self.state.lock().unwrap();
+        script.find_coordinator_calls += 1;
+        Ok(tonic::Response::new(wire::FindCoordinatorResponse {
+            error: None,
+            node_id: 1,
+            address: script.address.clone(),
+        }))
+    }
+
+    async fn describe_groups(
+        &self,
+        request: tonic::Request<wire::DescribeGroupsRequest>,
+    ) -> Answer<wire::DescribeGroupsResponse> {
+        let mut script = self.state.lock().unwrap();
+        script.describe_calls += 1;
+        let group_id = request.into_inner().group_ids.remove(0);
+        let error = script.always.or_else(|| script.describe_errors.pop_front());
+        Ok(tonic::Response::new(wire::DescribeGroupsResponse {
+            groups: vec![wire::DescribedGroup {
+                error: error.map(|code| wire::Error::new(code, "scripted")),
+                group_id,
+                state: "stable".into(),
+                ..wire::DescribedGroup::default()
+            }],
+        }))
+    }
+
+    async fn consumer_group_heartbeat(
+        &self,
+        _: tonic::Request<wire::ConsumerGroupHeartbeatRequest>,
+    ) -> Answer<wire::ConsumerGroupHeartbeatResponse> {
+        Err(tonic::Status::unimplemented("scripted"))
+    }
+
+    async fn offset_commit(
+        &self,
+        _: tonic::Request<wire::OffsetCommitRequest>,
+    ) -> Answer<wire::OffsetCommitResponse> {
+        Ok(tonic::Response::new(wire::OffsetCommitResponse {
+            error: Some(wire::Error::new(
+                ErrorCode::NonEmptyGroup,
+                "group g has 2 live members",
+            )),
+            topics: Vec::new(),
+        }))
+    }
+
+    async fn offset_fetch(
+        &self,
+        _: tonic::Request<wire::OffsetFetchRequest>,
+    ) -> Answer<wire::OffsetFetchResponse> {
+        Err(tonic::Status::unimplemented("scripted"))
+    }
+
+    async fn list_groups(
+        &self,
+        _: tonic::Request<wire::ListGroupsRequest>,
+    ) -> Answer<wire::ListGroupsResponse> {
+        Err(tonic::Status::unimplemented("scripted"))
+    }
+
+    async fn delete_groups(
+        &self,
+        _: tonic::Request<wire::DeleteGroupsRequest>,
+    ) -> Answer<wire::DeleteGroupsResponse> {
+        Err(tonic::Status::unimplemented("scripted"))
+    }
+}
+
+/// The scripted coordinator on a free port, and a client whose bootstrap list names the
+/// in-process test broker (for metadata) and then the coordinator. The test broker has no
+/// group API, so `FindCoordinator` moves on to the coordinator's address.
+async fn scripted(
+    script: Script,
+    request_timeout: std::time::Duration,
+) -> (
+    ScriptedCoordinator,
+    crate::test_broker::TestBroker,
+    crate::Client,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let coordinator = ScriptedCoordinator::default();
+    *coordinator.state.lock().unwrap() = Script {
+        address: address.clone(),
+        ..script
+    };
+    let service = wire::group_api_server::GroupApiServer::new(coordinator.clone());
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+    let broker = crate::test_broker::TestBroker::start(&[]).await;
+    let client = crate::Client::builder()
+        .brokers([broker.address.clone(), address])
+        .request_timeout(request_timeout)
+        .build()
+        .await
+        .unwrap();
+    (coordinator, broker, client)
+}
+
+#[tokio::test]
+async fn a_moving_or_loading_coordinator_is_found_again_and_asked_again() {
+    let script = Script {
+        describe_errors: [
+            ErrorCode::NotCoordinator,
+            ErrorCode::CoordinatorLoadInProgress,
+            ErrorCode::CoordinatorNotAvailable,
+        ]
+        .into(),
+        ..Script::default()
+    };
+    let (coordinator, _broker, client) = scripted(script, std::time::Duration::from_secs(10)).await;
+    let group = client.admin().describe_group("billing").await.unwrap();
+    assert_eq!(group.group_id, "billing");
+    assert_eq!(group.state, GroupState::Stable);
+    let script = coordinator.state.lock().unwrap();
+    assert_eq!(script.describe_calls, 4);
+    assert_eq!(
+        script.find_coordinator_calls, 4,
+        "the coordinator is found anew before each attempt"
+    );
+}
+
+#[tokio::test]
+async fn retries_stop_at_the_request_timeout_with_the_last_error() {
+    let script = Script {
+        always: Some(ErrorCode::NotCoordinator),
+        ..Script::default()
+    };
+    // Returning at all is the point: the loop ends once the request timeout has passed.
+    let (coordinator, _broker, client) = scripted(script, std::time::Duration::from_secs(2)).await;
+    let error = client.admin().describe_group("billing").await.unwrap_err();
+    assert_eq!(error.code(), Some(ErrorCode::NotCoordinator), "{error}");
+    assert!(coordinator.state.lock().unwrap().describe_calls >= 2);
+}
+
+#[tokio::test]
+async fn a_refusal_is_not_retried_and_keeps_its_code() {
+    let script = Script {
+        describe_errors: [ErrorCode::GroupIdNotFound].into(),
+        ..Script::default()
+    };
+    let (coordinator, _broker, client) = scripted(script, std::time::Duration::from_secs(10)).await;
+    let admin = client.admin();
+    let error = admin.describe_group("nobody").await.unwrap_err();
+    assert_eq!(error.code(), Some(ErrorCode::GroupIdNotFound));
+    assert_eq!(coordinator.state.lock().unwrap().describe_calls, 1);
+    let error = admin
+        .alter_group_offsets("g", [("orders", 0, 5)])
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(ErrorCode::NonEmptyGroup));
+    assert!(!error.is_retriable());
+    let results = admin.delete_groups(["", "x"]).await;
+    assert_eq!(
+        results[0].1.as_ref().unwrap_err().code(),
+        Some(ErrorCode::InvalidGroupId)
+    );
 }
