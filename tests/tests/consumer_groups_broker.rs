@@ -321,6 +321,15 @@ async fn a_new_coordinator_serves_the_offsets_after_the_old_one_is_sigkilled() {
     assert_eq!(partition_code(&response), ErrorCode::None, "{response:?}");
     let expected = one(TOPIC, 0, 4);
     assert_eq!(committed(&mut groups, GROUP).await, expected);
+    // min(50, 10 x 3 brokers) partitions, each on all three brokers.
+    partitions_until(
+        &cluster,
+        1,
+        "__consumer_offsets",
+        "30 partitions of three replicas",
+        |all| all.len() == 30 && all.iter().all(|partition| partition.replicas.len() == 3),
+    )
+    .await;
 
     let killed = u8::try_from(coordinator_id).unwrap();
     cluster.kill(killed).unwrap();
