@@ -5,7 +5,8 @@
 //! deleted, and says why. Offsets are committed with the admin client's administrative
 //! commit; the live member is a raw `ConsumerGroupHeartbeat` join. `strata consume -g`
 //! commits exactly what it printed, a second run goes on from there, and Ctrl-C commits,
-//! leaves the group at once and exits 0.
+//! leaves the group at once and exits 0. On three brokers, a CLI that knows one broker
+//! lists the groups every broker coordinates and reaches each group's coordinator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Output};
@@ -18,7 +19,9 @@ use strata_client::{Client, ErrorCode, NewTopic, OffsetSpec, Record};
 use strata_proto::api::v1 as wire;
 use strata_proto::api::v1::group_api_client::GroupApiClient;
 use strata_tests::broker_process::{workspace_binary, BrokerProcess};
-use strata_tests::cli_runner::{run_bounded, text};
+use strata_tests::cli_runner::{self, run_bounded, text};
+use strata_tests::cluster::Cluster;
+use strata_tests::cluster_views;
 
 const TOPIC: &str = "orders";
 
@@ -619,4 +622,103 @@ async fn ctrl_c_commits_what_was_printed_leaves_the_group_and_exits_0() {
     let listed = json(&strata(&broker, &["group", "list", "--format", "json"]));
     assert_eq!(listed[0]["group"], "followers");
     assert_eq!(listed[0]["members"], 0);
+}
+
+/// `strata -b <node> ARGS` against one node of a cluster.
+fn strata_at(cluster: &Cluster, node: u8, args: &[&str]) -> Output {
+    cli_runner::strata(
+        cluster,
+        node,
+        &[&["--timeout", "30s"][..], args].concat(),
+        "",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_three_brokers_every_group_is_listed_and_reached_through_any_broker() {
+    let cluster = cluster_views::start_three_voters();
+    cluster_views::formed(&cluster).await;
+    let spec = wire::TopicSpec {
+        name: TOPIC.to_owned(),
+        partitions: 2,
+        replication_factor: 3,
+        configs: std::collections::HashMap::new(),
+    };
+    cluster_views::create_topic(&cluster, 1, spec).await;
+    cluster_views::partitions_until(&cluster, 1, TOPIC, "leaders and full ISRs", |all| {
+        all.len() == 2 && all.iter().all(|p| p.leader >= 1 && p.isr.len() == 3)
+    })
+    .await;
+    let client = cluster
+        .client_builder(&[1, 2, 3])
+        .request_timeout(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    produce(&client, 10).await;
+
+    // Groups until two brokers coordinate some: the CLI below only talks to node 1.
+    let admin = client.admin();
+    let mut coordinators = std::collections::BTreeMap::new();
+    for index in 0..60 {
+        let group = format!("g{index}");
+        admin
+            .alter_group_offsets(&group, [(TOPIC, 0, 3), (TOPIC, 1, 4)])
+            .await
+            .unwrap();
+        let coordinator = admin.describe_group(&group).await.unwrap().coordinator;
+        coordinators.insert(group, coordinator);
+        let distinct: std::collections::BTreeSet<i32> = coordinators.values().copied().collect();
+        if distinct.len() >= 2 && coordinators.len() >= 3 {
+            break;
+        }
+    }
+    let elsewhere = coordinators
+        .iter()
+        .find(|(_, coordinator)| **coordinator != 1)
+        .map(|(group, _)| group.clone())
+        .expect("some group coordinated by broker 2 or 3");
+
+    let listed = json(&strata_at(
+        &cluster,
+        1,
+        &["group", "list", "--format", "json"],
+    ));
+    let listed: std::collections::BTreeMap<String, i64> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|group| {
+            (
+                group["group"].as_str().unwrap().to_owned(),
+                group["coordinator"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let expected: std::collections::BTreeMap<String, i64> = coordinators
+        .iter()
+        .map(|(group, coordinator)| (group.clone(), i64::from(*coordinator)))
+        .collect();
+    assert_eq!(listed, expected);
+
+    let described = json(&strata_at(
+        &cluster,
+        1,
+        &["group", "describe", &elsewhere, "--format", "json"],
+    ));
+    assert_eq!(
+        described_partitions(&described),
+        [(Some(3), Some(10), Some(7)), (Some(4), Some(10), Some(6))]
+    );
+    let moved = strata_at(
+        &cluster,
+        1,
+        &["group", "seek", &elsewhere, "--to", "end", "--execute"],
+    );
+    assert!(moved.status.success(), "{}", text(&moved.stderr));
+    assert_eq!(committed(&client, &elsewhere).await, [Some(10), Some(10)]);
+    let deleted = strata_at(&cluster, 1, &["group", "delete", &elsewhere, "-y"]);
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    let listed = json(&strata_at(&cluster, 1, &["groups", "--format", "json"]));
+    assert_eq!(listed.as_array().unwrap().len(), coordinators.len() - 1);
 }
