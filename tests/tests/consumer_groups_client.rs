@@ -550,3 +550,85 @@ async fn a_member_goes_on_reading_after_its_coordinator_is_killed_and_restarted(
     producer.close().await.unwrap();
     member.stop().await.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_that_stops_polling_leaves_and_joins_again_when_it_polls() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(data.path(), &BROKER_ARGS).unwrap();
+    let client = connect(&broker).await;
+    create_topic(&client, "tasks", 2).await;
+    let stop_producing = Arc::new(AtomicBool::new(false));
+    let producer = spawn_producer(&client, "tasks", 2, stop_producing.clone());
+
+    let mut stuck = tokio::time::timeout(
+        WAIT,
+        client
+            .consumer()
+            .topics(["tasks"])
+            .group("crunchers")
+            .start(Offset::Earliest)
+            .max_poll_interval(Duration::from_secs(1))
+            .build(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let mut stuck_events = stuck.rebalance_events().unwrap();
+    let busy = Member::spawn(group_member(&client, "tasks", "crunchers", auto_commit()).await);
+    // The stuck member reads until both members have one partition, then holds a record
+    // of its own and stops polling.
+    let deadline = Instant::now() + WAIT;
+    let held = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the members never had one partition each"
+        );
+        tokio::select! {
+            record = stuck.next() => {
+                let record = record.unwrap().unwrap();
+                let own = ("tasks".to_owned(), record.partition);
+                if busy.assignment().len() == 1
+                    && stuck.assignment() == vec![own.clone()]
+                    && !busy.assignment().contains(&own)
+                {
+                    break record;
+                }
+            }
+            Some(_) = stuck_events.recv() => {}
+        }
+    };
+    while stuck_events.try_recv().is_some() {}
+    wait_until("the busy member takes the stuck member's partition", || {
+        busy.assignment().len() == 2
+    })
+    .await;
+
+    // Back: the next poll drops the partition it lost, and the member joins again.
+    let mut lost = false;
+    let mut assigned_again = false;
+    let deadline = Instant::now() + WAIT;
+    while !(lost && assigned_again) {
+        assert!(Instant::now() < deadline, "the member did not come back");
+        tokio::select! {
+            _ = stuck.next() => {}
+            Some(event) = stuck_events.recv() => match event {
+                RebalanceEvent::Lost(partitions) => {
+                    assert!(partitions.contains(&("tasks".to_owned(), held.partition)));
+                    lost = true;
+                }
+                RebalanceEvent::Assigned(partitions) if lost && !partitions.is_empty() => {
+                    assigned_again = true;
+                }
+                _ => {}
+            },
+        }
+    }
+    wait_until("the busy member gave one back", || {
+        busy.assignment().len() == 1
+    })
+    .await;
+    stop_producing.store(true, Ordering::SeqCst);
+    producer.await.unwrap();
+    stuck.close().await.unwrap();
+    busy.stop().await.close().await.unwrap();
+}

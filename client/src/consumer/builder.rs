@@ -34,6 +34,9 @@ pub enum CommitMode {
 /// Longest group id the coordinator accepts (`INVALID_GROUP_ID` beyond).
 const GROUP_ID_BYTES_MAX: usize = 249;
 
+/// Kafka's `max.poll.interval.ms` default: 5 minutes.
+const MAX_POLL_INTERVAL_DEFAULT: Duration = Duration::from_secs(300);
+
 impl Default for CommitMode {
     fn default() -> CommitMode {
         CommitMode::Auto {
@@ -91,7 +94,7 @@ pub struct ConsumerBuilder {
     pub(crate) topic_regex: Option<String>,
     pub(crate) instance_id: Option<String>,
     pub(crate) assignor: Option<String>,
-    pub(crate) rebalance_timeout: Duration,
+    pub(crate) max_poll_interval: Duration,
     pub(crate) commit: CommitMode,
     pub(crate) config: ConsumerConfig,
     raw: Vec<(String, String)>,
@@ -107,7 +110,7 @@ impl ConsumerBuilder {
             topic_regex: None,
             instance_id: None,
             assignor: None,
-            rebalance_timeout: Duration::ZERO,
+            max_poll_interval: MAX_POLL_INTERVAL_DEFAULT,
             commit: CommitMode::default(),
             config: ConsumerConfig::default(),
             raw: Vec::new(),
@@ -169,10 +172,13 @@ impl ConsumerBuilder {
         self
     }
 
-    /// How long this member may take to give up revoked partitions (commit and release)
-    /// before the coordinator expels it; the coordinator's default (60 s) when not set.
-    pub fn rebalance_timeout(mut self, timeout: Duration) -> ConsumerBuilder {
-        self.rebalance_timeout = timeout;
+    /// `max.poll.interval.ms`: a group consumer whose application has not asked for a
+    /// record for this long (while records were there to take) leaves the group, so its
+    /// partitions go to members that make progress; it joins again at the next poll. It
+    /// is also how long the member may take to give up a revoked partition (Kafka's
+    /// rebalance timeout). 5 minutes.
+    pub fn max_poll_interval(mut self, interval: Duration) -> ConsumerBuilder {
+        self.max_poll_interval = interval;
         self
     }
 
@@ -228,7 +234,7 @@ impl ConsumerBuilder {
     /// `fetch.max.bytes`, `max.partition.fetch.bytes`, `auto.offset.reset`
     /// (`earliest|latest`), `retry.backoff.ms`, `group.id`, `group.instance.id`,
     /// `group.remote.assignor`, `enable.auto.commit` (`false` is `Manual`),
-    /// `auto.commit.interval.ms`. Unknown names fail `build`.
+    /// `auto.commit.interval.ms`, `max.poll.interval.ms`. Unknown names fail `build`.
     pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> ConsumerBuilder {
         self.raw.push((key.into(), value.into()));
         self
@@ -275,7 +281,7 @@ impl ConsumerBuilder {
             assignor: self.assignor.clone(),
             commit: self.commit,
             start: self.config.start,
-            rebalance_timeout: self.rebalance_timeout,
+            max_poll_interval: self.max_poll_interval,
             retry_backoff: self.config.retry_backoff,
             retry_backoff_max: self.config.retry_backoff_max,
         })
@@ -298,6 +304,9 @@ impl ConsumerBuilder {
             "group.id" => self.group(value),
             "group.instance.id" => self.instance_id(value),
             "group.remote.assignor" => self.assignor(value.trim()),
+            "max.poll.interval.ms" => {
+                self.max_poll_interval(Duration::from_millis(u64::from(number()?)))
+            }
             "enable.auto.commit" => match value.trim() {
                 "true" => {
                     let interval = auto_commit_interval(self.commit);
@@ -369,6 +378,14 @@ fn check_group(builder: &ConsumerBuilder, group: &str) -> Result<(), Error> {
             "group.instance.id must not be empty".to_owned(),
         ));
     }
+    if builder.max_poll_interval < Duration::from_millis(1)
+        || builder.max_poll_interval.as_millis() > i32::MAX as u128
+    {
+        return Err(Error::InvalidConfig(format!(
+            "max.poll.interval.ms must be from 1 ms to {} ms",
+            i32::MAX
+        )));
+    }
     if let CommitMode::Auto { interval } | CommitMode::Marked { interval } = builder.commit {
         if interval.is_zero() {
             return Err(Error::InvalidConfig(
@@ -402,6 +419,10 @@ mod tests {
                 interval: Duration::ZERO,
             }),
             builder().topics(["t"]).set("enable.auto.commit", "yes"),
+            builder()
+                .topics(["t"])
+                .group("g")
+                .max_poll_interval(Duration::ZERO),
         ];
         for case in cases {
             let error = case.build().await.err().unwrap();
@@ -416,7 +437,8 @@ mod tests {
             .set("group.id", "billing")
             .set("group.instance.id", "host-1")
             .set("auto.commit.interval.ms", "250")
-            .set("group.remote.assignor", "range");
+            .set("group.remote.assignor", "range")
+            .set("max.poll.interval.ms", "60000");
         let mut applied = configured.clone();
         for (key, value) in &configured.raw {
             applied = applied.apply(key, value).unwrap();
@@ -426,6 +448,7 @@ mod tests {
         assert_eq!(settings.instance_id.as_deref(), Some("host-1"));
         assert_eq!(settings.topics, vec!["a", "b"]);
         assert_eq!(settings.assignor.as_deref(), Some("range"));
+        assert_eq!(settings.max_poll_interval, Duration::from_secs(60));
         assert_eq!(
             settings.commit,
             CommitMode::Auto {

@@ -446,7 +446,10 @@ impl Stream for Consumer {
             match this.chunks.poll_recv(cx) {
                 Poll::Ready(Some(chunk)) => this.current = Some(chunk),
                 Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    this.note_waiting();
+                    return Poll::Pending;
+                }
             }
         }
     }

@@ -10,6 +10,7 @@
 //! every partition (no commit) and join again with epoch 0. Retries back off from
 //! `retry.backoff.ms` up to 1 s; commits give up after the client's request timeout.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use strata_proto::api::v1 as wire;
@@ -20,6 +21,7 @@ use tokio::time::Instant;
 use super::ledger::{by_topic, commit_outcome, commit_request, committed_offset, flatten};
 use super::ledger::{CommitLedger, OffsetToCommit};
 use super::member::MemberView;
+use super::poll_clock::PollClock;
 use super::reconcile::{Reconciler, TopicPartition};
 use super::{reaction, CommitReply, Control, Reaction, Request};
 use crate::client::Client;
@@ -51,9 +53,9 @@ pub(crate) struct GroupSettings {
     pub(crate) commit: CommitMode,
     /// `auto.offset.reset`: where a partition without a committed offset starts.
     pub(crate) start: Offset,
-    /// How long the member may take to give up revoked partitions; the coordinator's
-    /// default when zero.
-    pub(crate) rebalance_timeout: Duration,
+    /// `max.poll.interval`: the member leaves when the application holds a record this
+    /// long without asking for the next; also its rebalance timeout.
+    pub(crate) max_poll_interval: Duration,
     pub(crate) retry_backoff: Duration,
     pub(crate) retry_backoff_max: Duration,
 }
@@ -86,7 +88,14 @@ struct Coordinator {
     failures: u32,
     /// The code of the last unretriable error reported to the application.
     reported: Option<Option<ErrorCode>>,
+    clock: Arc<PollClock>,
+    /// The member left because the application stopped polling (`max.poll.interval`);
+    /// it joins again once the application polls after this instant.
+    idle_since: Option<Instant>,
 }
+
+/// How often a member that left for want of polls looks whether the application is back.
+const IDLE_RECHECK: Duration = Duration::from_millis(100);
 
 /// Joins the group (finding its coordinator, retrying until the client's request timeout
 /// passes), then leaves the task running in the background. Errors that retrying cannot
@@ -95,6 +104,7 @@ pub(crate) async fn join(client: Client, settings: GroupSettings) -> Result<Memb
     let (control_sender, control) = mpsc::unbounded_channel();
     let (requests, request_receiver) = mpsc::unbounded_channel();
     let mode = settings.commit;
+    let clock = Arc::new(PollClock::new());
     let mut coordinator = Coordinator {
         client,
         settings,
@@ -112,6 +122,8 @@ pub(crate) async fn join(client: Client, settings: GroupSettings) -> Result<Memb
         next_heartbeat: Instant::now(),
         failures: 0,
         reported: None,
+        clock: clock.clone(),
+        idle_since: None,
     };
     let deadline = Instant::now() + coordinator.client.request_timeout();
     loop {
@@ -127,7 +139,7 @@ pub(crate) async fn join(client: Client, settings: GroupSettings) -> Result<Memb
         }
     }
     tokio::spawn(coordinator.run(request_receiver));
-    Ok(MemberView::new(mode, control, requests))
+    Ok(MemberView::new(mode, control, requests, clock))
 }
 
 impl Coordinator {
@@ -140,6 +152,10 @@ impl Coordinator {
         loop {
             let heartbeat_at = self.next_heartbeat;
             let commit_at = next_commit;
+            let poll_deadline = match self.idle_since {
+                Some(_) => None,
+                None => self.clock.deadline(self.settings.max_poll_interval),
+            };
             tokio::select! {
                 request = requests.recv() => match request {
                     None => {
@@ -153,10 +169,14 @@ impl Coordinator {
                     Some(request) => self.handle(request).await,
                 },
                 () = tokio::time::sleep_until(heartbeat_at) => {
+                    if self.still_idle() {
+                        continue;
+                    }
                     if let Err(error) = self.heartbeat().await {
                         self.heartbeat_failed(error);
                     }
                 }
+                () = sleep_until_some(poll_deadline) => self.leave_if_not_polled().await,
                 () = sleep_until_some(commit_at) => {
                     // The consumer answers with a `Request::Commit` when the application
                     // next polls (or at once if it is waiting for records).
@@ -207,6 +227,42 @@ impl Coordinator {
         let result = self.commit(incarnation, offsets).await;
         self.leave().await;
         answer(reply, result, &self.settings.group_id);
+    }
+
+    /// The application held a record for `max.poll.interval` without asking for the
+    /// next: leave the group (its partitions go to members that make progress; the
+    /// consumer drops them as lost, without a commit) until it polls again.
+    async fn leave_if_not_polled(&mut self) {
+        let interval = self.settings.max_poll_interval;
+        let passed = self
+            .clock
+            .deadline(interval)
+            .is_some_and(|deadline| deadline <= Instant::now());
+        if !passed || self.member.id.is_empty() {
+            return;
+        }
+        tracing::warn!(group = %self.settings.group_id, ?interval,
+            "the application did not ask for a record within max.poll.interval; \
+             leaving the group until it does");
+        self.leave().await;
+        self.lose_all();
+        let now = Instant::now();
+        self.idle_since = Some(now);
+        self.next_heartbeat = now + IDLE_RECHECK;
+    }
+
+    /// Whether the member stays out of the group (left for want of polls, and the
+    /// application has not polled since); schedules the next look if so.
+    fn still_idle(&mut self) -> bool {
+        let Some(since) = self.idle_since else {
+            return false;
+        };
+        if self.clock.last_poll() > since {
+            self.idle_since = None;
+            return false;
+        }
+        self.next_heartbeat = Instant::now() + IDLE_RECHECK;
+        true
     }
 
     /// One heartbeat, and the reconciliation its answer asks for.
@@ -265,7 +321,7 @@ impl Coordinator {
             has_owned: true,
             owned_partitions: by_topic(owned),
             client_id: self.client.client_id().to_owned(),
-            rebalance_timeout_ms: i32::try_from(settings.rebalance_timeout.as_millis())
+            rebalance_timeout_ms: i32::try_from(settings.max_poll_interval.as_millis())
                 .unwrap_or(i32::MAX),
         }
     }

@@ -24,6 +24,7 @@ use std::task::{Context, Poll};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ledger::OffsetToCommit;
+use super::poll_clock::PollClock;
 use super::{Control, RebalanceEvent, RebalanceEvents, Request};
 use crate::consumer::builder::CommitMode;
 use crate::consumer::stream::Slot;
@@ -41,6 +42,7 @@ pub(crate) struct MemberView {
     requests: mpsc::UnboundedSender<Request>,
     listeners: Vec<mpsc::UnboundedSender<RebalanceEvent>>,
     marks: Arc<Marks>,
+    clock: Arc<PollClock>,
 }
 
 impl MemberView {
@@ -48,6 +50,7 @@ impl MemberView {
         mode: CommitMode,
         control: mpsc::UnboundedReceiver<Control>,
         requests: mpsc::UnboundedSender<Request>,
+        clock: Arc<PollClock>,
     ) -> MemberView {
         MemberView {
             mode,
@@ -56,6 +59,7 @@ impl MemberView {
             requests,
             listeners: Vec::new(),
             marks: Arc::new(Marks::default()),
+            clock,
         }
     }
 
@@ -252,6 +256,9 @@ impl Consumer {
     /// Applies the controls the coordinator task has sent; an error to yield if one of
     /// them is one.
     pub(crate) fn poll_group(&mut self, cx: &mut Context<'_>) -> Option<Error> {
+        if let Some(group) = &self.group {
+            group.clock.polled();
+        }
         loop {
             let group = self.group.as_mut()?;
             match group.control.poll_recv(cx) {
@@ -262,6 +269,14 @@ impl Consumer {
                 }
                 Poll::Ready(None) | Poll::Pending => return None,
             }
+        }
+    }
+
+    /// The poll found nothing to yield: the application waits (`max.poll.interval`
+    /// does not run).
+    pub(crate) fn note_waiting(&self) {
+        if let Some(group) = &self.group {
+            group.clock.waiting();
         }
     }
 

@@ -40,7 +40,8 @@ fn harness(mode: CommitMode) -> Harness {
     let (chunks, chunk_receiver) = mpsc::channel(16);
     let (control, control_receiver) = mpsc::unbounded_channel();
     let (request_sender, requests) = mpsc::unbounded_channel();
-    let member = MemberView::new(mode, control_receiver, request_sender);
+    let clock = Arc::new(super::super::poll_clock::PollClock::new());
+    let member = MemberView::new(mode, control_receiver, request_sender, clock);
     let mut consumer = Consumer::new(shared, chunk_receiver, Vec::new(), Some(member));
     let events = consumer.rebalance_events().unwrap();
     Harness {

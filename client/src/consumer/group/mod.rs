@@ -26,6 +26,7 @@
 mod coordinator;
 mod ledger;
 mod member;
+mod poll_clock;
 mod reconcile;
 
 use std::pin::Pin;
