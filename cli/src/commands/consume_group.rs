@@ -110,71 +110,30 @@ pub async fn run(
     let printer = Printer::from_args(args)?;
     let start = group_start(args, spec)?;
     let topic = args.topic.as_str();
-    let mut builder = context
-        .client
-        .consumer()
-        .topics([topic])
-        .group(group)
-        .start(start)
-        .commit(CommitMode::Marked {
-            interval: COMMIT_INTERVAL,
-        });
-    for (key, value) in context.global.settings() {
-        builder = builder.set(key, value);
-    }
     let mut consumer = tokio::select! {
-        built = builder.build() => built.map_err(|error| {
-            client_error(error).context(format!("joining group {group:?} on {topic}"))
-        })?,
+        joined = join(context, topic, group, start) => joined?,
         () = interrupts.requested() => return Ok(ExitStatus::Success),
     };
     status!("joined group {group}, reading {topic}");
-    let limit = args.count.unwrap_or(u64::MAX);
     let mut marks = FlushedMarks::default();
-    let mut printed = 0_u64;
-    let mut line = Vec::new();
-    let mut last_mark = Instant::now();
-    let outcome = loop {
-        if printed >= limit {
-            break Ok(false);
-        }
-        let wake = next_record(
-            &mut consumer,
-            &mut context.out,
-            &mut interrupts,
-            Some(&mut marks),
-        )
-        .await;
-        let record = match wake {
-            Ok(Wake::Record(record)) => record,
-            Ok(Wake::Interrupted) => break Ok(true),
-            Ok(Wake::End) => break Ok(false),
-            Ok(Wake::Failed(error)) => {
-                finish(context, consumer, &mut marks).await;
-                return Err(
-                    client_error(error).context(format!("consuming {topic} in group {group:?}"))
-                );
-            }
-            Err(error) => break Err(error),
-        };
-        line.clear();
-        printer.print(&record, &mut line);
-        if let Err(error) = context.out.write(&line) {
-            break Err(error);
-        }
-        marks.printed(&record);
-        printed += 1;
-        if last_mark.elapsed() >= MARK_INTERVAL {
-            if let Err(error) = context.out.flush() {
-                break Err(error);
-            }
-            marks.flushed(&consumer);
-            last_mark = Instant::now();
-        }
-        if interrupts.is_requested() {
-            break Ok(true);
+    let mut reading = Reading {
+        printer,
+        limit: args.count.unwrap_or(u64::MAX),
+        printed: 0,
+    };
+    let outcome = match reading
+        .print_records(context, &mut consumer, &mut interrupts, &mut marks)
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            finish(context, consumer, &mut marks).await;
+            return Err(
+                client_error(error).context(format!("consuming {topic} in group {group:?}"))
+            );
         }
     };
+    let printed = reading.printed;
     let outcome = match outcome {
         Ok(interrupted) => context.out.flush().map(|()| interrupted),
         Err(error) => Err(error),
@@ -202,6 +161,83 @@ pub async fn run(
         status!("consumed {printed} records from {topic}; offsets committed for group {group}");
     }
     Ok(ExitStatus::Success)
+}
+
+/// A consumer in `group`, subscribed to `topic`, committing its marks every
+/// [`COMMIT_INTERVAL`]; `-X` settings apply after the CLI's own.
+async fn join(
+    context: &Context,
+    topic: &str,
+    group: &str,
+    start: Offset,
+) -> Result<Consumer, CliError> {
+    let mut builder = context
+        .client
+        .consumer()
+        .topics([topic])
+        .group(group)
+        .start(start)
+        .commit(CommitMode::Marked {
+            interval: COMMIT_INTERVAL,
+        });
+    for (key, value) in context.global.settings() {
+        builder = builder.set(key, value);
+    }
+    builder
+        .build()
+        .await
+        .map_err(|error| client_error(error).context(format!("joining group {group:?} on {topic}")))
+}
+
+/// What the loop prints and how far it may go.
+struct Reading {
+    printer: Printer,
+    limit: u64,
+    printed: u64,
+}
+
+impl Reading {
+    /// Prints records until `-n` is reached, the stream ends, Ctrl-C (`Ok(true)`) or the
+    /// output fails; flushes stdout at least every [`MARK_INTERVAL`] and marks what it
+    /// carried. `Err` is a consume error.
+    async fn print_records(
+        &mut self,
+        context: &mut Context,
+        consumer: &mut Consumer,
+        interrupts: &mut Interrupts,
+        marks: &mut FlushedMarks,
+    ) -> Result<Result<bool, OutputError>, strata_client::Error> {
+        let mut line = Vec::new();
+        let mut last_mark = Instant::now();
+        while self.printed < self.limit {
+            let record =
+                match next_record(consumer, &mut context.out, interrupts, Some(marks)).await {
+                    Ok(Wake::Record(record)) => record,
+                    Ok(Wake::Interrupted) => return Ok(Ok(true)),
+                    Ok(Wake::End) => return Ok(Ok(false)),
+                    Ok(Wake::Failed(error)) => return Err(error),
+                    Err(error) => return Ok(Err(error)),
+                };
+            line.clear();
+            self.printer.print(&record, &mut line);
+            if let Err(error) = context.out.write(&line) {
+                return Ok(Err(error));
+            }
+            marks.printed(&record);
+            self.printed += 1;
+            if last_mark.elapsed() >= MARK_INTERVAL {
+                if let Err(error) = context.out.flush() {
+                    return Ok(Err(error));
+                }
+                marks.flushed(consumer);
+                last_mark = Instant::now();
+            }
+            if interrupts.is_requested() {
+                return Ok(Ok(true));
+            }
+        }
+        Ok(Ok(false))
+    }
 }
 
 /// After a consume error: flush what can be, commit it, and leave the group.
