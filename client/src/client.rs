@@ -22,6 +22,11 @@ pub const BROKERS_ENV: &str = "STRATA_BROKERS";
 /// The address used when neither `brokers` nor `STRATA_BROKERS` is given.
 pub const DEFAULT_BROKER: &str = "127.0.0.1:7070";
 
+/// How many brokers one metadata refresh asks at once.
+const METADATA_FANOUT: usize = 5;
+/// How long a metadata refresh waits, after the first answer, for a fresher one.
+const METADATA_GRACE: Duration = Duration::from_millis(50);
+
 /// Settings of a [`Client`].
 #[derive(Debug, Clone)]
 #[must_use]
@@ -190,15 +195,80 @@ impl Client {
         let message = wire::MetadataRequest {
             topics: topics.to_vec(),
         };
-        let timeout = self.request_timeout();
-        let response = self
-            .call_any("metadata", |mut broker| {
-                let message = message.clone();
-                async move { broker.metadata(request(message, timeout)).await }
-            })
-            .await?;
+        let response = self.freshest_metadata(message).await?;
         self.inner.metadata.apply(&response, topics.is_empty());
         Ok(response)
+    }
+
+    /// Asks up to [`METADATA_FANOUT`] brokers at once and keeps the freshest answer: the
+    /// first one, or one with a higher metadata version that arrives within
+    /// [`METADATA_GRACE`] after it. Asking one broker at a time, in a fixed order, kept a
+    /// client on a paused broker (every refresh waited out the request timeout there) or
+    /// on a leader cut off from the controller (it answered quickly, from an old image
+    /// that still named it leader) for as long as the fault lasted.
+    async fn freshest_metadata(
+        &self,
+        message: wire::MetadataRequest,
+    ) -> Result<wire::MetadataResponse, Error> {
+        let timeout = self.request_timeout();
+        let mut last_error = None;
+        // Dropping the set aborts the calls still running.
+        let mut calls = tokio::task::JoinSet::new();
+        for address in self
+            .candidate_addresses()
+            .into_iter()
+            .take(METADATA_FANOUT)
+        {
+            match self.broker(&address) {
+                Ok(mut broker) => {
+                    let message = message.clone();
+                    calls.spawn(async move {
+                        let answer = with_deadline(
+                            "metadata",
+                            timeout,
+                            broker.metadata(request(message, timeout)),
+                        )
+                        .await;
+                        (address, answer)
+                    });
+                }
+                Err(error) => last_error = Some(error),
+            }
+        }
+        let mut freshest: Option<wire::MetadataResponse> = None;
+        let mut grace_ends = None;
+        loop {
+            let next = match grace_ends {
+                None => calls.join_next().await,
+                Some(deadline) => tokio::time::timeout_at(deadline, calls.join_next())
+                    .await
+                    .unwrap_or(None),
+            };
+            let Some(joined) = next else {
+                break;
+            };
+            let Ok((address, answer)) = joined else {
+                continue; // the call panicked or was aborted: no answer from it
+            };
+            match answer {
+                Ok(response) => {
+                    if freshest
+                        .as_ref()
+                        .is_none_or(|best| response.metadata_version > best.metadata_version)
+                    {
+                        freshest = Some(response);
+                    }
+                    grace_ends.get_or_insert_with(|| tokio::time::Instant::now() + METADATA_GRACE);
+                }
+                Err(error) => {
+                    tracing::debug!(%address, %error, "metadata: no answer from this broker");
+                    last_error = Some(error);
+                }
+            }
+        }
+        freshest.ok_or_else(|| {
+            last_error.unwrap_or_else(|| Error::InvalidConfig("no broker addresses".to_owned()))
+        })
     }
 
     /// Runs a unary call against the known brokers, then the bootstrap list, until one

@@ -205,7 +205,9 @@ impl Error {
     }
 
     /// Whether the client's routing may be stale: the metadata should be refreshed before
-    /// a retry (wrong leader, unknown partition, broker gone).
+    /// a retry (wrong leader, unknown partition, broker gone, or a broker that did not
+    /// answer in time: a paused leader keeps its connections open, and one cut off from
+    /// the other brokers cannot replicate, while another broker may lead already).
     pub fn needs_metadata_refresh(&self) -> bool {
         match self {
             Error::Broker { code, .. } => matches!(
@@ -215,8 +217,9 @@ impl Error {
                     | ErrorCode::UnknownLeaderEpoch
                     | ErrorCode::UnknownTopicOrPartition
                     | ErrorCode::BrokerNotAvailable
+                    | ErrorCode::RequestTimedOut
             ),
-            Error::Transport(_) | Error::Connect { .. } => true,
+            Error::Transport(_) | Error::Connect { .. } | Error::Timeout { .. } => true,
             _ => false,
         }
     }
@@ -386,6 +389,14 @@ mod tests {
         }
         assert!(Error::broker(ErrorCode::NotLeader, "").needs_metadata_refresh());
         assert!(!Error::broker(ErrorCode::NotEnoughReplicas, "").needs_metadata_refresh());
+        // A paused leader keeps the connection open: only the timeout says it is gone.
+        let timeout = Error::Timeout {
+            operation: "produce",
+            after: std::time::Duration::from_secs(1),
+            outcome: WriteOutcome::Unknown,
+            last_error: None,
+        };
+        assert!(timeout.needs_metadata_refresh());
     }
 
     #[test]

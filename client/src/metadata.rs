@@ -44,6 +44,8 @@ pub(crate) struct Leader {
 #[derive(Debug, Default)]
 struct Snapshot {
     cluster_id: String,
+    /// The controller's metadata version of the last answer applied.
+    metadata_version: i64,
     controller_id: i32,
     brokers: BTreeMap<i32, BrokerNode>,
     topics: HashMap<String, BTreeMap<i32, PartitionEntry>>,
@@ -61,12 +63,25 @@ pub(crate) struct MetadataCache {
 
 impl MetadataCache {
     /// Merges one `Metadata` answer. `all_topics` says the request named no topics, so
-    /// topics missing from the answer no longer exist.
+    /// topics missing from the answer no longer exist. An answer from an older metadata
+    /// version of the same cluster than one already applied (a broker that is behind, or
+    /// cut off from the controller) is ignored: routing never goes back to an old leader.
     pub(crate) fn apply(&self, response: &wire::MetadataResponse, all_topics: bool) {
         let mut snapshot = self
             .snapshot
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if response.cluster_id == snapshot.cluster_id
+            && response.metadata_version < snapshot.metadata_version
+        {
+            tracing::debug!(
+                version = response.metadata_version,
+                applied = snapshot.metadata_version,
+                "metadata: ignoring an answer older than the one applied"
+            );
+            return;
+        }
+        snapshot.metadata_version = response.metadata_version;
         // Bumped under the write lock: a reader that saw the new version reads the new
         // snapshot (or a later one).
         self.version
@@ -241,6 +256,32 @@ mod tests {
         assert_eq!(cache.leader("orders", 1), None);
         assert_eq!(cache.partitions_with_leader("orders"), vec![0]);
         assert_eq!(cache.partition_count("missing"), None);
+    }
+
+    #[test]
+    fn an_answer_older_than_the_applied_one_is_ignored() {
+        let cache = MetadataCache::default();
+        let mut newer = response(vec![topic("orders", &[2])]);
+        newer.metadata_version = 9;
+        newer.brokers.push(wire::BrokerInfo {
+            node_id: 2,
+            address: "127.0.0.2:7070".into(),
+            rack: String::new(),
+            fenced: false,
+            incarnation: 1,
+        });
+        cache.apply(&newer, true);
+        // A broker cut off from the controller still names the old leader.
+        cache.apply(&response(vec![topic("orders", &[1])]), true);
+        assert_eq!(cache.leader("orders", 0).map(|leader| leader.broker_id), Some(2));
+        let mut other_cluster = response(vec![topic("orders", &[1])]);
+        other_cluster.cluster_id = "c2".into();
+        cache.apply(&other_cluster, true);
+        assert_eq!(
+            cache.leader("orders", 0).map(|leader| leader.broker_id),
+            Some(1),
+            "a new cluster (wiped and recreated) starts its versions again"
+        );
     }
 
     #[test]

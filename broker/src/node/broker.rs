@@ -268,7 +268,8 @@ impl Node {
     }
 
     /// The partition `topic`-`partition` if this broker leads it; `NotLeader` (with the
-    /// leader the metadata names) if another broker does.
+    /// leader the metadata names) if another broker does; `NoControllerLease` while this
+    /// broker cannot reach the controller (`Quorum::holds_lease`).
     pub fn partition(
         &self,
         topic: &str,
@@ -281,6 +282,12 @@ impl Node {
             .get(&(topic.to_owned(), partition))
             .cloned();
         if let Some(handle) = found {
+            if !self.quorum.holds_lease() {
+                return Err(NodeError::NoControllerLease {
+                    topic: topic.to_owned(),
+                    partition,
+                });
+            }
             return Ok(handle);
         }
         match self.quorum.image().partition(topic, partition) {

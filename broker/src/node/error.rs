@@ -20,6 +20,10 @@ pub enum NodeError {
         partition: i32,
         leader: Option<i32>,
     },
+    /// This broker has not heard from the controller within a session timeout: it may
+    /// have been fenced and replaced, so it serves no partition until it hears again.
+    #[error("this broker cannot reach the controller, so it serves {topic}-{partition} no more until it can; ask another broker who leads it")]
+    NoControllerLease { topic: String, partition: i32 },
     #[error("acks must be -1, 0 or 1, not {acks}")]
     InvalidRequiredAcks { acks: i32 },
     #[error(transparent)]

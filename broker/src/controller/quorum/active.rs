@@ -165,8 +165,18 @@ impl Active {
         }
         let image = self.state_machine.image();
         let kind = request.kind();
+        // The answer to a heartbeat renews the broker's lease (`Quorum::holds_lease`):
+        // only a leader that a quorum still follows may give it, not one cut off from the
+        // other voters that has not noticed yet.
+        let renews_lease = matches!(request, ControllerRequest::Heartbeat { .. });
         let (records, body, validate_only) = self.decide(&mut serial, &image, term, request)?;
         let next = preview(&image, &records)?;
+        if renews_lease && records.is_empty() {
+            self.raft
+                .ensure_linearizable()
+                .await
+                .map_err(|_| self.not_controller())?;
+        }
         if validate_only || records.is_empty() {
             return Ok(ControllerReply {
                 version: image.version,

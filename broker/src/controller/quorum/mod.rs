@@ -100,6 +100,11 @@ pub struct Quorum {
     registered: watch::Sender<bool>,
     /// Set when the broker begins a controlled shutdown: no more heartbeats.
     leaving: AtomicBool,
+    /// Until when the controller's last answered heartbeat vouches for this broker: the
+    /// time the heartbeat was sent plus the session timeout. The controller fences a
+    /// broker no earlier than that (it counts from when the heartbeat arrived), so a
+    /// broker that stops serving at this instant never serves beside its successor.
+    lease_until: std::sync::Mutex<Option<Instant>>,
     /// Producer ids `[next, end)` reserved for this broker and not yet handed out.
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
 }
@@ -293,6 +298,7 @@ impl Quorum {
             incarnation: AtomicU64::new(0),
             registered: watch::Sender::new(false),
             leaving: AtomicBool::new(false),
+            lease_until: std::sync::Mutex::new(None),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
         });
         tokio::spawn(Arc::clone(&quorum).lease_checks());
@@ -482,14 +488,16 @@ impl Quorum {
             // Bounded well inside the session timeout, so a controller that cannot answer
             // (cut off, paused) does not hold up the heartbeats to the next one.
             let bound = (self.config.session_timeout / 2).max(self.config.heartbeat_interval);
+            let sent_at = Instant::now();
             match self.submit_within(request, bound).await {
                 Ok(reply) => match reply.body {
                     ReplyBody::Registered { incarnation } => {
                         tracing::info!(incarnation, "registered with the controller");
-                        if let Err(error) =
-                            self.wait_for_version(reply.version, REQUEST_TIMEOUT).await
-                        {
-                            tracing::warn!(%error, "the registration is not applied here yet");
+                        match self.wait_for_version(reply.version, REQUEST_TIMEOUT).await {
+                            Ok(_) => self.renew_lease(sent_at),
+                            Err(error) => {
+                                tracing::warn!(%error, "the registration is not applied here yet");
+                            }
                         }
                         self.incarnation.store(incarnation, Ordering::Release);
                         self.registered.send_replace(true);
@@ -497,8 +505,16 @@ impl Quorum {
                     ReplyBody::Unregistered => {
                         tracing::warn!("the controller does not know this broker's incarnation; registering again");
                         self.incarnation.store(0, Ordering::Release);
+                        *self.lease() = None;
                     }
-                    _ => {}
+                    _ => {
+                        // The lease counts only once this broker's image is as new as the
+                        // controller's answer: a broker back from a pause must not serve
+                        // from the image that still names it leader.
+                        if self.wait_for_version(reply.version, bound).await.is_ok() {
+                            self.renew_lease(sent_at);
+                        }
+                    }
                 },
                 Err(ControllerError::StaleBrokerEpoch { current, .. }) => {
                     tracing::error!(current, incarnation,
@@ -510,6 +526,30 @@ impl Quorum {
                 }
             }
         }
+    }
+
+    /// Whether this broker may serve as a partition leader now: the controller answered
+    /// a heartbeat sent less than a session timeout ago (see `lease_until`). A broker that
+    /// cannot reach the controller (paused, cut off) stops serving before the controller
+    /// may fence it and elect other leaders, so clients never read from, or write to, a
+    /// stale leader. A cluster of one broker has no other leader to fear.
+    pub fn holds_lease(&self) -> bool {
+        if self.image().brokers.len() <= 1 {
+            return true;
+        }
+        self.lease().is_some_and(|until| Instant::now() < until)
+    }
+
+    fn renew_lease(&self, sent_at: Instant) {
+        let until = sent_at + self.config.session_timeout;
+        let mut lease = self.lease();
+        *lease = Some(lease.map_or(until, |current| current.max(until)));
+    }
+
+    fn lease(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.lease_until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Changes each time this broker's registration is applied here (its incarnation is
