@@ -30,6 +30,7 @@ pub const DEFAULT_BROKER_PORT: u16 = 7070;
   printf 'k1 v1\\nk2 v2\\n' | strata produce orders -f '%k %v\\n'
   strata consume orders -o start -n 10 -f '%p@%o %k=%v\\n'
   strata consume orders -o beginning -c 10 -e      (kcat's words)
+  strata group describe billing                    (per-partition lag)
   strata -X list
 
 Environment: STRATA_BROKERS, STRATA_FORMAT, STRATA_TIMEOUT; NO_COLOR turns colour off.
