@@ -2,8 +2,8 @@
 //! machine of [`crate::group`] (`docs/GROUPS.md`).
 //!
 //! - `__consumer_offsets` (compacted) is created through the controller on the first
-//!   `FindCoordinator`: `--offsets-topic-partitions` partitions, by default
-//!   min(50, 10 × live brokers); replication factor min(3, live brokers).
+//!   `FindCoordinator` (`groups_topic.rs`): `--offsets-topic-partitions` partitions, by
+//!   default min(50, 10 × live brokers); replication factor min(3, live brokers).
 //! - A group belongs to partition [`partition_for`] of it; the broker leading that
 //!   partition is the group's coordinator. When this broker starts leading one (a new
 //!   leader epoch counts as new), it reads the partition from its log start to its log
@@ -35,17 +35,9 @@ use super::groups_offsets::HighWatermarks;
 use super::groups_store::{self, GroupEntry, KeyValue, SharedEntry};
 use super::partition::PartitionHandle;
 use super::{Node, NodeError};
-use crate::controller::quorum::ControllerRequest;
-use crate::controller::{ControllerError, MetadataImage, NewTopic};
 use crate::group::records::{partition_for, OFFSETS_TOPIC};
 use crate::group::{Group, GroupConfig, TopicsView};
 
-/// Kafka's `offsets.topic.num.partitions`.
-pub const OFFSETS_TOPIC_PARTITIONS_MAX_DEFAULT: usize = 50;
-/// Partitions per live broker when `--offsets-topic-partitions` is not set.
-pub const OFFSETS_TOPIC_PARTITIONS_PER_BROKER: usize = 10;
-/// Kafka's `offsets.topic.segment.bytes`.
-pub const OFFSETS_TOPIC_SEGMENT_BYTES: u64 = 100 << 20;
 /// The longest group id, in bytes (a topic name's limit).
 pub const GROUP_ID_BYTES_MAX: usize = 249;
 
@@ -144,7 +136,7 @@ pub struct GroupCoordinator {
     partitions: Mutex<HashMap<i32, Arc<Coordinated>>>,
     pub(super) high_watermarks: HighWatermarks,
     /// One creation of `__consumer_offsets` at a time.
-    creating: tokio::sync::Mutex<()>,
+    pub(super) creating: tokio::sync::Mutex<()>,
     /// The topics view last given to the groups, with the image version it came from.
     topics: Mutex<(i64, Arc<TopicsView>)>,
 }
@@ -170,83 +162,6 @@ impl GroupCoordinator {
 
     pub fn node(&self) -> &Arc<Node> {
         &self.node
-    }
-
-    /// Which broker coordinates `group_id`: its id and advertised address. Creates
-    /// `__consumer_offsets` when it does not exist yet.
-    pub async fn find_coordinator(&self, group_id: &str) -> Result<(i32, String), NodeError> {
-        validate_group_id(group_id)?;
-        if self.node.image().topic(OFFSETS_TOPIC).is_none() {
-            self.create_offsets_topic().await?;
-        }
-        let image = self.node.image();
-        let count = image
-            .topic(OFFSETS_TOPIC)
-            .map(|topic| topic.partition_count())
-            .ok_or_else(|| NodeError::CoordinatorNotAvailable {
-                reason: format!("{OFFSETS_TOPIC} is being created"),
-            })?;
-        let partition = partition_for(group_id, count);
-        let leader = image
-            .partition(OFFSETS_TOPIC, partition)
-            .and_then(|state| state.leader)
-            .ok_or_else(|| NodeError::CoordinatorNotAvailable {
-                reason: format!("{OFFSETS_TOPIC}-{partition} has no leader right now"),
-            })?;
-        let broker = image
-            .broker(leader)
-            .filter(|broker| !broker.fenced)
-            .ok_or_else(|| NodeError::CoordinatorNotAvailable {
-                reason: format!(
-                    "broker {}, the leader of {OFFSETS_TOPIC}-{partition}, is not live",
-                    leader.0
-                ),
-            })?;
-        Ok((leader.0, broker.address.clone()))
-    }
-
-    /// Creates `__consumer_offsets` through the controller (see the module docs for its
-    /// size); one creation at a time, and none when it exists meanwhile.
-    async fn create_offsets_topic(&self) -> Result<(), NodeError> {
-        let _creating = self.creating.lock().await;
-        let image = self.node.image();
-        if image.topic(OFFSETS_TOPIC).is_some() {
-            return Ok(());
-        }
-        let (partitions, replication_factor) =
-            offsets_topic_size(&image, self.settings.offsets_topic_partitions);
-        let configs = [
-            ("cleanup_policy".to_owned(), "compact".to_owned()),
-            (
-                "segment_bytes".to_owned(),
-                OFFSETS_TOPIC_SEGMENT_BYTES.to_string(),
-            ),
-        ]
-        .into_iter()
-        .collect();
-        let request = ControllerRequest::CreateTopic {
-            spec: NewTopic {
-                name: OFFSETS_TOPIC.to_owned(),
-                partitions: Some(partitions),
-                replication_factor: Some(replication_factor),
-                configs,
-            },
-            internal: true,
-            validate_only: false,
-        };
-        tracing::info!(
-            partitions,
-            replication_factor,
-            "creating {OFFSETS_TOPIC} for the first group"
-        );
-        match self.node.submit(request).await {
-            Ok(_) | Err(NodeError::Controller(ControllerError::TopicAlreadyExists { .. })) => {
-                Ok(())
-            }
-            Err(error) => Err(NodeError::CoordinatorNotAvailable {
-                reason: format!("creating {OFFSETS_TOPIC} failed: {error}"),
-            }),
-        }
     }
 
     /// The partition holding `group_id` if this broker coordinates it and has loaded it.
@@ -407,7 +322,7 @@ impl GroupCoordinator {
         Arc::clone(&topics.1)
     }
 
-    /// Writes the group's snapshot (or its tombstone once it has no state) after a change
+    /// Writes the group's snapshot after a change
     /// of `entry.group`; on failure puts `before` back, so memory matches the log.
     pub(super) async fn persist_group(
         &self,
@@ -559,22 +474,4 @@ pub fn validate_group_id(group_id: &str) -> Result<(), NodeError> {
         group_id: group_id.chars().take(64).collect(),
         reason,
     })
-}
-
-/// Partitions and replication factor of a new `__consumer_offsets`: `configured`, else
-/// min(50, 10 × live brokers); RF min(3, live brokers).
-pub fn offsets_topic_size(image: &MetadataImage, configured: Option<i32>) -> (i32, i32) {
-    let live = image
-        .brokers
-        .values()
-        .filter(|broker| !broker.fenced)
-        .count()
-        .max(1);
-    let partitions = configured.unwrap_or_else(|| {
-        let default =
-            (OFFSETS_TOPIC_PARTITIONS_PER_BROKER * live).min(OFFSETS_TOPIC_PARTITIONS_MAX_DEFAULT);
-        i32::try_from(default).unwrap_or(1)
-    });
-    let replication_factor = i32::try_from(live.min(3)).unwrap_or(1);
-    (partitions, replication_factor)
 }

@@ -17,7 +17,7 @@
 //!   machine: `__consumer_offsets` created, loaded when led here and written with
 //!   `acks=all` (`groups_store`), member expiry and topic changes in the background,
 //!   the requests (`groups_requests`), high watermarks of consumed partitions
-//!   (`groups_offsets`).
+//!   (`groups_offsets`), `__consumer_offsets` created and sized (`groups_topic`).
 //! - [`config`]: `strata-broker` settings: flags > env (`STRATA_…`) > TOML > defaults.
 //! - [`descriptors`]: the descriptor budget: `RLIMIT_NOFILE` raised to the hard limit, and
 //!   how many partitions and open segments fit it.
@@ -32,6 +32,7 @@ pub mod groups;
 pub mod groups_offsets;
 pub mod groups_requests;
 pub mod groups_store;
+pub mod groups_topic;
 pub mod partition;
 pub mod producer_snapshots;
 pub mod producer_state;
