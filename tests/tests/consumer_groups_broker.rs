@@ -331,6 +331,25 @@ async fn a_new_coordinator_serves_the_offsets_after_the_old_one_is_sigkilled() {
     )
     .await;
 
+    // Any other broker refuses the group's calls: NOT_COORDINATOR, saying why.
+    let other = cluster
+        .nodes()
+        .into_iter()
+        .find(|node| i32::from(*node) != coordinator_id)
+        .unwrap();
+    let mut elsewhere = groups_at(&cluster.address(other).to_string()).await;
+    let request = OffsetFetchRequest {
+        group_id: GROUP.to_owned(),
+        topics: Vec::new(),
+    };
+    let refused = elsewhere.offset_fetch(request).await.unwrap().into_inner();
+    assert_eq!(
+        code(&refused.error),
+        ErrorCode::NotCoordinator,
+        "{refused:?}"
+    );
+    assert!(refused.offsets.is_empty());
+
     let killed = u8::try_from(coordinator_id).unwrap();
     cluster.kill(killed).unwrap();
     let survivor = cluster
