@@ -1,8 +1,12 @@
 //! The client library's group consumer against a real `strata-broker`: members share a
 //! topic's partitions, a new member takes only what it is given while the others keep
-//! reading, `close()` commits where the next member resumes, a manual commit is where a
-//! dropped member's successor resumes, and a crashed member's partitions move once its
-//! session times out.
+//! reading, `close()` commits where the next member resumes (with the leader epoch), a
+//! manual commit is where a dropped member's successor resumes, a crashed member's
+//! partitions move once its session times out, a member goes on after its coordinator is
+//! killed and restarted, one that stops polling leaves and comes back, a commit from a
+//! member that lost its partitions fails as fenced (the client never sends it with the
+//! new member's epoch), and a static member that restarts gets its partitions back
+//! without moving anything else.
 //!
 //! Members run in tasks that record every record and rebalance event they see; the test
 //! waits (bounded) for the states it expects and then checks what happened. Nothing is
@@ -359,6 +363,20 @@ async fn close_commits_and_the_next_member_resumes_where_it_stopped() {
         read.insert(record.partition, record.offset + 1);
     }
     first.close().await.unwrap();
+    // What close() committed, with the leader epoch of the last record read.
+    let committed = client
+        .admin()
+        .committed_offsets("audit", None)
+        .await
+        .unwrap();
+    for (partition, offset) in &read {
+        let stored = committed
+            .iter()
+            .find(|stored| stored.partition == *partition)
+            .unwrap();
+        assert_eq!(stored.offset, Some(*offset));
+        assert_eq!(stored.leader_epoch, Some(0), "the one broker's first epoch");
+    }
 
     // Latest would skip everything: the committed offsets must win.
     let mut second = tokio::time::timeout(
@@ -631,4 +649,123 @@ async fn a_member_that_stops_polling_leaves_and_joins_again_when_it_polls() {
     producer.await.unwrap();
     stuck.close().await.unwrap();
     busy.stop().await.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_commit_from_a_member_that_lost_its_partitions_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(data.path(), &BROKER_ARGS).unwrap();
+    let client = connect(&broker).await;
+    create_topic(&client, "payments", 2).await;
+    let stop_producing = Arc::new(AtomicBool::new(false));
+    let producer = spawn_producer(&client, "payments", 2, stop_producing.clone());
+    let mut late = tokio::time::timeout(
+        WAIT,
+        client
+            .consumer()
+            .topics(["payments"])
+            .group("settlers")
+            .start(Offset::Earliest)
+            .commit(CommitMode::Manual)
+            .max_poll_interval(Duration::from_secs(1))
+            .build(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let busy = Member::spawn(group_member(&client, "payments", "settlers", auto_commit()).await);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the members never had one partition each"
+        );
+        let record = tokio::time::timeout(WAIT, late.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let own = ("payments".to_owned(), record.partition);
+        if busy.assignment().len() == 1 && late.assignment() == vec![own.clone()] {
+            break;
+        }
+    }
+    late.commit().await.unwrap();
+    // Holding a record past max.poll.interval: the member leaves, its partition moves.
+    wait_until("the busy member takes the late member's partition", || {
+        busy.assignment().len() == 2
+    })
+    .await;
+    let refused = late.commit().await.unwrap_err();
+    assert!(refused.is_member_fenced(), "{refused}");
+    stop_producing.store(true, Ordering::SeqCst);
+    producer.await.unwrap();
+    late.close().await.unwrap();
+    busy.stop().await.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_static_member_that_restarts_gets_its_partitions_back_and_nothing_else_moves() {
+    let data = tempfile::tempdir().unwrap();
+    // A long session: the restarted member is back long before it would be expelled.
+    let broker = BrokerProcess::start(
+        data.path(),
+        &[
+            "--group-heartbeat-interval-ms",
+            "200",
+            "--group-session-timeout-ms",
+            "30000",
+        ],
+    )
+    .unwrap();
+    let client = connect(&broker).await;
+    create_topic(&client, "shipments", 2).await;
+    let static_member = |client: &Client| {
+        client
+            .consumer()
+            .topics(["shipments"])
+            .group("couriers")
+            .instance_id("host-a")
+            .start(Offset::Earliest)
+            .build()
+    };
+    let first = Member::spawn(
+        tokio::time::timeout(WAIT, static_member(&client))
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let other = Member::spawn(group_member(&client, "shipments", "couriers", auto_commit()).await);
+    wait_until("one partition each", || {
+        first.assignment().len() == 1 && other.assignment().len() == 1
+    })
+    .await;
+    let held = first.assignment();
+    first.stop().await.close().await.unwrap();
+    let closed_at = Instant::now();
+
+    let again = Member::spawn(
+        tokio::time::timeout(WAIT, static_member(&client))
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    wait_until("the restarted member has a partition", || {
+        !again.assignment().is_empty()
+    })
+    .await;
+    assert_eq!(again.assignment(), held);
+    let moved_since = other
+        .events()
+        .iter()
+        .filter(|(at, _)| *at > closed_at)
+        .count();
+    assert_eq!(
+        moved_since,
+        0,
+        "the other member saw a rebalance: {:?}",
+        other.events()
+    );
+    again.stop().await.close().await.unwrap();
+    other.stop().await.close().await.unwrap();
 }
