@@ -16,7 +16,7 @@
 //! - [`groups`]: the group coordinator runtime around the pure [`crate::group`] state
 //!   machine: `__consumer_offsets` created, loaded when led here and written with
 //!   `acks=all` (`groups_store`), member expiry and topic changes in the background,
-//!   the requests (`groups_requests`), high watermarks of consumed partitions
+//!   the requests (`groups_requests`), list/describe/lag (`groups_describe`), high watermarks of consumed partitions
 //!   (`groups_offsets`), `__consumer_offsets` created and sized (`groups_topic`).
 //! - [`config`]: `strata-broker` settings: flags > env (`STRATA_…`) > TOML > defaults.
 //! - [`descriptors`]: the descriptor budget: `RLIMIT_NOFILE` raised to the hard limit, and
@@ -29,6 +29,7 @@ pub mod descriptors;
 pub mod error;
 mod followers;
 pub mod groups;
+pub mod groups_describe;
 pub mod groups_offsets;
 pub mod groups_requests;
 pub mod groups_store;

@@ -18,7 +18,8 @@ use tonic::{Request, Response, Status};
 
 use super::status;
 use crate::group::{Assignment, HeartbeatRequest, Subscription};
-use crate::node::groups_requests::{CommitPartition, CommitRequest, GroupDescription};
+use crate::node::groups_describe::GroupDescription;
+use crate::node::groups_requests::{CommitPartition, CommitRequest};
 use crate::node::{GroupCoordinator, NodeError};
 
 /// Most groups one Describe or Delete request may name.
