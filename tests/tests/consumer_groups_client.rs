@@ -769,3 +769,35 @@ async fn a_static_member_that_restarts_gets_its_partitions_back_and_nothing_else
     again.stop().await.close().await.unwrap();
     other.stop().await.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_cut_off_for_its_session_timeout_gives_up_its_partitions_and_joins_again() {
+    let data = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(data.path(), &BROKER_ARGS).unwrap();
+    let client = Client::builder()
+        .brokers([broker.address().to_string()])
+        .request_timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap();
+    create_topic(&client, "alerts", 2).await;
+    let member = Member::spawn(group_member(&client, "alerts", "pagers", auto_commit()).await);
+    wait_until("the member owns both partitions", || {
+        member.assignment().len() == 2
+    })
+    .await;
+
+    // SIGSTOP: heartbeats time out instead of failing fast, as with a network cut.
+    broker.pause().unwrap();
+    wait_until("the member gives its partitions up as lost", || {
+        member
+            .events()
+            .iter()
+            .any(|(_, event)| matches!(event, RebalanceEvent::Lost(p) if p.len() == 2))
+    })
+    .await;
+    assert!(member.assignment().is_empty());
+    broker.resume().unwrap();
+    wait_until("the member joined again", || member.assignment().len() == 2).await;
+    member.stop().await.close().await.unwrap();
+}

@@ -7,8 +7,11 @@
 //! connections find the coordinator again; `COORDINATOR_LOAD_IN_PROGRESS` waits; a
 //! commit refused with `STALE_MEMBER_EPOCH` sends a heartbeat to learn the member's
 //! current epoch and commits again; `FENCED_MEMBER_EPOCH` and `UNKNOWN_MEMBER_ID` lose
-//! every partition (no commit) and join again with epoch 0. Retries back off from
-//! `retry.backoff.ms` up to 1 s; commits give up after the client's request timeout.
+//! every partition (no commit) and join again with epoch 0 (a fenced member under its
+//! id, so the coordinator resets it). A member none of whose heartbeats got through for
+//! the session timeout gives up its partitions the same way: the coordinator has expelled
+//! it by then. Retries back off from `retry.backoff.ms` up to 1 s; commits give up after
+//! the client's request timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +75,25 @@ struct Member {
     send_subscription: bool,
 }
 
+/// Whether a member that lost its partitions joins again under its member id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RejoinAs {
+    /// Fenced (`FENCED_MEMBER_EPOCH`) or presumed expelled: the coordinator may still know
+    /// the id, and resets that member when it joins with it at epoch 0.
+    SameMember,
+    /// Unknown to the coordinator (`UNKNOWN_MEMBER_ID`), or it left on purpose.
+    NewMember,
+}
+
+impl RejoinAs {
+    fn after(error: &Error) -> RejoinAs {
+        match error.code() {
+            Some(ErrorCode::FencedMemberEpoch) => RejoinAs::SameMember,
+            _ => RejoinAs::NewMember,
+        }
+    }
+}
+
 /// The state of the coordinator task.
 #[derive(Debug)]
 struct Coordinator {
@@ -89,6 +111,9 @@ struct Coordinator {
     /// The code of the last unretriable error reported to the application.
     reported: Option<Option<ErrorCode>>,
     clock: Arc<PollClock>,
+    /// The coordinator's session timeout, once it named one.
+    session_timeout: Option<Duration>,
+    last_heartbeat_ok: Instant,
     /// The member left because the application stopped polling (`max.poll.interval`);
     /// it joins again once the application polls after this instant.
     idle_since: Option<Instant>,
@@ -123,6 +148,8 @@ pub(crate) async fn join(client: Client, settings: GroupSettings) -> Result<Memb
         failures: 0,
         reported: None,
         clock: clock.clone(),
+        session_timeout: None,
+        last_heartbeat_ok: Instant::now(),
         idle_since: None,
     };
     let deadline = Instant::now() + coordinator.client.request_timeout();
@@ -245,7 +272,7 @@ impl Coordinator {
             "the application did not ask for a record within max.poll.interval; \
              leaving the group until it does");
         self.leave().await;
-        self.lose_all();
+        self.lose_all(RejoinAs::NewMember);
         let now = Instant::now();
         self.idle_since = Some(now);
         self.next_heartbeat = now + IDLE_RECHECK;
@@ -281,6 +308,12 @@ impl Coordinator {
             }
         }
         self.member.send_subscription = false;
+        self.last_heartbeat_ok = Instant::now();
+        if let Ok(timeout_ms) = u64::try_from(response.session_timeout_ms) {
+            if timeout_ms > 0 {
+                self.session_timeout = Some(Duration::from_millis(timeout_ms));
+            }
+        }
         self.failures = 0;
         self.reported = None;
         self.next_heartbeat = Instant::now() + self.member.heartbeat_interval;
@@ -485,7 +518,7 @@ impl Coordinator {
                     Reaction::Wait => {}
                     Reaction::StaleEpoch => stale = true,
                     Reaction::Rejoin => {
-                        self.lose_all();
+                        self.lose_all(RejoinAs::after(&error));
                         return Err(error);
                     }
                     Reaction::Fail => return Err(error),
@@ -650,7 +683,7 @@ impl Coordinator {
     fn on_error(&mut self, error: Error) -> Error {
         match reaction(&error) {
             Reaction::Rediscover => self.address = None,
-            Reaction::Rejoin => self.lose_all(),
+            Reaction::Rejoin => self.lose_all(RejoinAs::after(&error)),
             Reaction::Wait | Reaction::StaleEpoch | Reaction::Fail => {}
         }
         error
@@ -667,10 +700,20 @@ impl Coordinator {
             let code = Some(error.code());
             if self.reported != code {
                 self.reported = code;
-                let _ = self.control.send(Control::Failed(error));
+                let _ = self.control.send(Control::Failed(error.duplicate()));
             }
         } else {
             tracing::debug!(%error, group = %self.settings.group_id, "group heartbeat failed");
+        }
+        let session_lapsed = self.session_timeout.is_some_and(|timeout| {
+            self.member.epoch > JOIN_EPOCH && self.last_heartbeat_ok.elapsed() >= timeout
+        });
+        if reaction != Reaction::Rejoin && session_lapsed {
+            // The coordinator has expelled this member by now and may have given its
+            // partitions to others: stop reading them rather than read them twice.
+            tracing::warn!(%error, group = %self.settings.group_id,
+                "no heartbeat got through for the session timeout; giving up the partitions");
+            self.lose_all(RejoinAs::SameMember);
         }
         self.next_heartbeat = if reaction == Reaction::Rejoin {
             // `lose_all` ran: join again at once.
@@ -681,10 +724,15 @@ impl Coordinator {
     }
 
     /// The member lost its partitions: no commit, a new incarnation, a join from epoch 0.
-    fn lose_all(&mut self) {
+    /// With `RejoinAs::SameMember` the join keeps the member id, so the coordinator resets
+    /// that member rather than keeping it beside a new one until its session lapses (a
+    /// member fenced at epoch 0 already joins as a new one, so this cannot loop).
+    fn lose_all(&mut self, rejoin: RejoinAs) {
         let lost = self.reconciler.lose_all();
         self.ledger = CommitLedger::default();
-        self.member.id.clear();
+        if rejoin == RejoinAs::NewMember || self.member.epoch == JOIN_EPOCH {
+            self.member.id.clear();
+        }
         self.member.epoch = JOIN_EPOCH;
         self.member.incarnation += 1;
         self.member.send_subscription = true;
