@@ -214,11 +214,7 @@ impl Client {
         let mut last_error = None;
         // Dropping the set aborts the calls still running.
         let mut calls = tokio::task::JoinSet::new();
-        for address in self
-            .candidate_addresses()
-            .into_iter()
-            .take(METADATA_FANOUT)
-        {
+        for address in self.candidate_addresses().into_iter().take(METADATA_FANOUT) {
             match self.broker(&address) {
                 Ok(mut broker) => {
                     let message = message.clone();

@@ -273,7 +273,10 @@ mod tests {
         cache.apply(&newer, true);
         // A broker cut off from the controller still names the old leader.
         cache.apply(&response(vec![topic("orders", &[1])]), true);
-        assert_eq!(cache.leader("orders", 0).map(|leader| leader.broker_id), Some(2));
+        assert_eq!(
+            cache.leader("orders", 0).map(|leader| leader.broker_id),
+            Some(2)
+        );
         let mut other_cluster = response(vec![topic("orders", &[1])]);
         other_cluster.cluster_id = "c2".into();
         cache.apply(&other_cluster, true);

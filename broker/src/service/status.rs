@@ -80,9 +80,7 @@ pub fn none() -> Error {
 fn code_of(error: &NodeError) -> ErrorCode {
     match error {
         NodeError::UnknownTopicOrPartition { .. } => ErrorCode::UnknownTopicOrPartition,
-        NodeError::NotLeader { .. } | NodeError::NoControllerLease { .. } => {
-            ErrorCode::NotLeader
-        }
+        NodeError::NotLeader { .. } | NodeError::NoControllerLease { .. } => ErrorCode::NotLeader,
         NodeError::InvalidRequiredAcks { .. } => ErrorCode::InvalidRequiredAcks,
         NodeError::Record(record) => record.code().into(),
         NodeError::Log(log) => log_code(log),
