@@ -165,6 +165,13 @@ pub(crate) fn create_partitions(
     limits: &PartitionLimits,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
     let topic = existing_topic(image, name)?;
+    if topic.is_internal() {
+        // A group's partition of __consumer_offsets is a hash modulo the count: more
+        // partitions would move every group away from its committed offsets.
+        return Err(ControllerError::InvalidPartitions {
+            reason: format!("{name} is an internal topic; its partition count is fixed"),
+        });
+    }
     let current = topic.partition_count();
     if total_count <= current {
         let reason = if total_count == current {
@@ -319,6 +326,35 @@ mod tests {
             apply(image, record, offset).unwrap();
         }
         Ok(records)
+    }
+
+    #[test]
+    fn internal_topics_keep_their_partition_count() {
+        let mut image = brokers(1, &[]);
+        let spec = NewTopic {
+            name: "__consumer_offsets".into(),
+            partitions: Some(2),
+            replication_factor: Some(1),
+            configs: BTreeMap::new(),
+        };
+        let context = CreationContext {
+            origin: TopicOrigin::Internal,
+            defaults: &BrokerDefaults::default(),
+            topic_id: "00000000000000000000000000000001",
+            assignment_start: 0,
+            limits: &PartitionLimits::default(),
+        };
+        for record in create_topic(&image, &spec, context).unwrap() {
+            let offset = image.version;
+            apply(&mut image, &record, offset).unwrap();
+        }
+        let refused =
+            create_partitions(&image, "__consumer_offsets", 3, &PartitionLimits::default())
+                .unwrap_err();
+        assert!(
+            matches!(refused, ControllerError::InvalidPartitions { .. }),
+            "{refused}"
+        );
     }
 
     #[test]
