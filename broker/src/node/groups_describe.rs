@@ -124,7 +124,7 @@ impl GroupCoordinator {
     }
 
     /// Asks the leaders for the ends of `partitions`; a partition whose leader does not
-    /// answer keeps the last value learned, if any.
+    /// answer keeps the last value learned, if any; one that no longer exists has none.
     async fn fill_ends(&self, partitions: &mut [PartitionLag]) {
         let keys: Vec<TopicPartitionKey> = partitions
             .iter()
@@ -137,6 +137,8 @@ impl GroupCoordinator {
             let key = (partition.topic.clone(), partition.partition);
             partition.ends = match answers.get(&key) {
                 Some(Ok(ends)) => Some(*ends),
+                // The topic or partition is gone: no lag to show.
+                Some(Err(NodeError::UnknownTopicOrPartition { .. })) => None,
                 _ => self.high_watermarks.last_known(&key),
             };
         }

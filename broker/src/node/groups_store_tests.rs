@@ -234,3 +234,28 @@ async fn users_cannot_produce_to_the_offsets_topic() {
     let refused = node.produce(OFFSETS_TOPIC, 0, batch, 1 << 20).await;
     assert!(matches!(refused, Err(NodeError::InternalTopic { .. })));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offsets_of_a_deleted_topic_show_no_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_with_topic(dir.path(), "t").await;
+    produce_one(&node).await;
+    let coordinator = GroupCoordinator::start(Arc::clone(&node), GroupSettings::default());
+    coordinator.find_coordinator("g").await.unwrap();
+    loaded(&coordinator, "g").await;
+    coordinator
+        .offset_commit(admin_commit("g", "t", 0, 1))
+        .await
+        .unwrap();
+    let described = coordinator.describe_group("g").await.unwrap();
+    assert_eq!(described.partitions[0].lag(), Some(0));
+    node.submit(crate::controller::quorum::ControllerRequest::DeleteTopic {
+        name: "t".to_owned(),
+    })
+    .await
+    .unwrap();
+    let described = coordinator.describe_group("g").await.unwrap();
+    let partition = &described.partitions[0];
+    assert_eq!(partition.committed.as_ref().unwrap().offset, 1, "kept");
+    assert_eq!((partition.ends, partition.lag()), (None, None));
+}
