@@ -801,3 +801,53 @@ async fn a_member_cut_off_for_its_session_timeout_gives_up_its_partitions_and_jo
     wait_until("the member joined again", || member.assignment().len() == 2).await;
     member.stop().await.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_regex_subscription_gets_the_matching_topics_including_one_created_later() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(data.path(), &BROKER_ARGS).unwrap();
+    let client = connect(&broker).await;
+    create_topic(&client, "metrics-cpu", 2).await;
+    create_topic(&client, "logs", 1).await;
+    let consumer = tokio::time::timeout(
+        WAIT,
+        client
+            .consumer()
+            .topic_regex("metrics-.*")
+            .group("dashboards")
+            .start(Offset::Earliest)
+            .build(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let member = Member::spawn(consumer);
+    let partitions = |names: &[(&str, i32)]| -> BTreeSet<Partition> {
+        names
+            .iter()
+            .map(|(topic, partition)| ((*topic).to_owned(), *partition))
+            .collect()
+    };
+    wait_until("the matching topic assigned", || {
+        member.assignment() == partitions(&[("metrics-cpu", 0), ("metrics-cpu", 1)])
+    })
+    .await;
+    create_topic(&client, "metrics-disk", 1).await;
+    wait_until("the topic created later assigned too", || {
+        member.assignment()
+            == partitions(&[("metrics-cpu", 0), ("metrics-cpu", 1), ("metrics-disk", 0)])
+    })
+    .await;
+    let producer = client.producer().build().unwrap();
+    producer
+        .send(Record::to("metrics-disk").value("97%"))
+        .await
+        .unwrap();
+    producer.send(Record::to("logs").value("no")).await.unwrap();
+    wait_until("the new topic's record read", || {
+        !member.records().is_empty()
+    })
+    .await;
+    producer.close().await.unwrap();
+    member.stop().await.close().await.unwrap();
+}
