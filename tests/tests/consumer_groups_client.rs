@@ -851,3 +851,75 @@ async fn a_regex_subscription_gets_the_matching_topics_including_one_created_lat
     producer.close().await.unwrap();
     member.stop().await.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_committed_offset_deleted_by_retention_is_reset_by_auto_offset_reset() {
+    let data = tempfile::tempdir().unwrap();
+    let mut args = BROKER_ARGS.to_vec();
+    args.extend(["--retention-check-interval-ms", "100"]);
+    let broker = BrokerProcess::start(data.path(), &args).unwrap();
+    let client = connect(&broker).await;
+    client
+        .admin()
+        .create_topic(
+            NewTopic::new("clicks")
+                .partitions(1)
+                .config("segment_bytes", "1024")
+                .config("retention_bytes", "4096"),
+        )
+        .await
+        .unwrap();
+    let producer = client.producer().linger(Duration::ZERO).build().unwrap();
+    let value = "x".repeat(200);
+    for _ in 0..3 {
+        producer
+            .send(Record::to("clicks").value(value.clone()))
+            .await
+            .unwrap();
+    }
+    let mut first = group_member(&client, "clicks", "analysts", CommitMode::Manual).await;
+    let record = tokio::time::timeout(WAIT, first.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.offset, 0);
+    first.commit().await.unwrap();
+    first.close().await.unwrap();
+
+    // Retention deletes the segment holding the committed offset.
+    for _ in 0..100 {
+        producer
+            .send(Record::to("clicks").value(value.clone()))
+            .await
+            .unwrap();
+    }
+    let admin = client.admin();
+    let deadline = Instant::now() + WAIT;
+    let log_start = loop {
+        let (earliest, _) = admin
+            .list_offsets("clicks", 0, strata_client::OffsetSpec::Earliest)
+            .await
+            .unwrap();
+        if earliest > 1 {
+            break earliest;
+        }
+        assert!(Instant::now() < deadline, "retention never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // Earliest: the member starts at the log start instead of stopping on the error.
+    let mut second = group_member(&client, "clicks", "analysts", CommitMode::Manual).await;
+    let record = tokio::time::timeout(WAIT, second.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        record.offset >= log_start,
+        "{} < {log_start}",
+        record.offset
+    );
+    second.close().await.unwrap();
+    producer.close().await.unwrap();
+}

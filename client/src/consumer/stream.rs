@@ -387,6 +387,7 @@ impl Consumer {
             ChunkContent::Error(_) => {
                 self.shared.release_chunk(index);
                 match chunk.content {
+                    ChunkContent::Error(error) if self.resets_out_of_range(index, &error) => None,
                     ChunkContent::Error(error) => Some(Err(error)),
                     ChunkContent::Batches(_) => None,
                 }

@@ -30,6 +30,7 @@ use super::reconcile::{Reconciler, TopicPartition};
 use super::{reaction, CommitReply, Control, Reaction, Request};
 use crate::client::Client;
 use crate::consumer::builder::CommitMode;
+use crate::consumer::offsets::resolve_all;
 use crate::error::{Error, ErrorCode};
 use crate::record::Offset;
 use crate::retry::backoff;
@@ -246,6 +247,39 @@ impl Coordinator {
                 offsets,
                 reply,
             } => self.close(incarnation, offsets, reply).await,
+            Request::Reset {
+                incarnation,
+                partition,
+            } => self.reset(incarnation, partition).await,
+        }
+    }
+
+    /// A partition's position is out of range: where `auto.offset.reset` says. When the
+    /// lookup fails, the partition is reset to the same place later (the consumer asks
+    /// again at the next out-of-range answer).
+    async fn reset(&mut self, incarnation: u64, partition: TopicPartition) {
+        if incarnation != self.member.incarnation || !self.reconciler.is_owned(&partition) {
+            return;
+        }
+        let wanted = [partition.clone()];
+        match resolve_all(&self.client, &wanted, self.settings.start).await {
+            Ok(offsets) => {
+                if let Some(offset) = offsets.first().copied() {
+                    tracing::warn!(group = %self.settings.group_id, topic = %partition.0,
+                        partition = partition.1, offset,
+                        "position out of range; reset by auto.offset.reset");
+                    let _ = self.control.send(Control::Reset {
+                        incarnation,
+                        partition,
+                        offset,
+                    });
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, topic = %partition.0, partition = partition.1,
+                    "looking up auto.offset.reset failed");
+                let _ = self.control.send(Control::Failed(error));
+            }
         }
     }
 

@@ -30,7 +30,7 @@ use crate::consumer::builder::CommitMode;
 use crate::consumer::stream::Slot;
 use crate::consumer::Consumer;
 use crate::error::Error;
-use crate::record::ConsumedRecord;
+use crate::record::{ConsumedRecord, Offset};
 
 /// The consumer's end of its coordinator task.
 #[derive(Debug)]
@@ -302,6 +302,11 @@ impl Consumer {
                     }
                 }
             }
+            Control::Reset {
+                incarnation,
+                partition,
+                offset,
+            } => self.reset(incarnation, &partition, offset),
             Control::CommitDue => self.commit_due(),
             Control::Failed(error) => return Some(error),
         }
@@ -332,6 +337,46 @@ impl Consumer {
             group.incarnation = incarnation;
             group.emit(RebalanceEvent::Assigned(assigned));
         }
+    }
+
+    /// Whether an error item of slot `index` is an out-of-range position that a group
+    /// consumer resets by `auto.offset.reset` (`Earliest` or `Latest`; an exact start
+    /// would only be out of range again) instead of yielding it. The coordinator task
+    /// looks the offset up and answers `Control::Reset`.
+    pub(crate) fn resets_out_of_range(&self, index: usize, error: &Error) -> bool {
+        let Some(group) = &self.group else {
+            return false;
+        };
+        if error.code() != Some(crate::error::ErrorCode::OffsetOutOfRange)
+            || !matches!(self.shared.config.start, Offset::Earliest | Offset::Latest)
+        {
+            return false;
+        }
+        let Some(slot) = self.slots.get(index).filter(|slot| slot.assigned) else {
+            return false;
+        };
+        group
+            .send(Request::Reset {
+                incarnation: group.incarnation,
+                partition: (slot.topic.to_string(), slot.partition),
+            })
+            .is_ok()
+    }
+
+    fn reset(&mut self, incarnation: u64, partition: &(String, i32), offset: i64) {
+        let current = self.group.as_ref().map(|group| group.incarnation);
+        if current != Some(incarnation) {
+            return;
+        }
+        let Some(index) = self.index_of(&partition.0, partition.1) else {
+            return;
+        };
+        let (_, generation) = self.shared.assign(&partition.0, partition.1, offset);
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.generation = generation;
+            slot.position = offset;
+        }
+        self.drop_buffered(index);
     }
 
     /// Stops the revoked partitions, then hands the task what to commit for them.

@@ -345,3 +345,54 @@ async fn close_commits_every_record_yielded_and_drop_only_the_processed_ones() {
         other => panic!("expected Close, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_out_of_range_position_is_reset_by_auto_offset_reset_instead_of_yielded() {
+    let mut h = harness(CommitMode::default());
+    h.control.send(assign(0, &[(0, 3)])).unwrap();
+    poll_idle(&mut h.consumer).await;
+    let out_of_range = crate::error::Error::broker(
+        crate::error::ErrorCode::OffsetOutOfRange,
+        "offset 3 is below the log start 50",
+    );
+    h.chunks
+        .send(Chunk {
+            index: 0,
+            generation: 1,
+            content: ChunkContent::Error(out_of_range),
+        })
+        .await
+        .unwrap();
+    poll_idle(&mut h.consumer).await;
+    match h.requests.try_recv().unwrap() {
+        Request::Reset {
+            incarnation,
+            partition,
+        } => {
+            assert_eq!(incarnation, 0);
+            assert_eq!(partition, ("t".to_owned(), 0));
+        }
+        other => panic!("expected Reset, got {other:?}"),
+    }
+    h.control
+        .send(Control::Reset {
+            incarnation: 0,
+            partition: ("t".to_owned(), 0),
+            offset: 50,
+        })
+        .unwrap();
+    poll_idle(&mut h.consumer).await;
+    assert_eq!(h.consumer.position("t", 0), Some(50));
+    h.chunks.send(chunk(0, 2, 0, 50, 1)).await.unwrap();
+    assert_eq!(next_offset(&mut h.consumer).await, 50);
+    // A reset meant for an older incarnation changes nothing.
+    h.control
+        .send(Control::Reset {
+            incarnation: 7,
+            partition: ("t".to_owned(), 0),
+            offset: 0,
+        })
+        .unwrap();
+    poll_idle(&mut h.consumer).await;
+    assert_eq!(h.consumer.position("t", 0), Some(51));
+}

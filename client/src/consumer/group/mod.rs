@@ -111,6 +111,13 @@ pub(crate) enum Control {
         incarnation: u64,
         partitions: Vec<(String, i32)>,
     },
+    /// Move this partition to `offset` (its position was out of range and
+    /// `auto.offset.reset` applied), unless it was revoked or lost meanwhile.
+    Reset {
+        incarnation: u64,
+        partition: (String, i32),
+        offset: i64,
+    },
     /// The auto-commit interval passed: answer `Request::Commit` with what is due.
     CommitDue,
     /// An error the application should see as a stream item (the member keeps trying).
@@ -134,6 +141,12 @@ pub(crate) enum Request {
         incarnation: u64,
         offsets: Vec<OffsetToCommit>,
         reply: CommitReply,
+    },
+    /// The partition's position is out of range (e.g. its committed offset was deleted
+    /// by retention): look up `auto.offset.reset` and answer `Control::Reset`.
+    Reset {
+        incarnation: u64,
+        partition: (String, i32),
     },
     /// The consumer closes: commit `offsets`, leave the group, answer, stop.
     Close {

@@ -93,7 +93,6 @@ impl Reconciler {
         self.owned.iter()
     }
 
-    #[cfg(test)]
     pub(crate) fn is_owned(&self, partition: &TopicPartition) -> bool {
         self.owned.contains(partition)
     }
