@@ -163,32 +163,38 @@ impl<'a> Uniform<'a> {
             }
         }
         // 2. Free partitions to the emptiest subscriber, most constrained topics first.
-        let mut topic_order: Vec<(usize, &String, Vec<&String>)> = self
+        let mut topic_order: Vec<(usize, &String, i32)> = self
             .topics
-            .keys()
-            .map(|topic| {
-                let subscribers: Vec<&String> = self
+            .iter()
+            .map(|(topic, count)| {
+                let subscriber_count = self
                     .members
-                    .iter()
-                    .filter(|(_, spec)| spec.topics.contains(topic))
-                    .map(|(member_id, _)| member_id)
-                    .collect();
-                (subscribers.len(), topic, subscribers)
+                    .values()
+                    .filter(|spec| spec.topics.contains(topic))
+                    .count();
+                (subscriber_count, topic, *count)
             })
             .filter(|(subscriber_count, _, _)| *subscriber_count > 0)
             .collect();
         topic_order.sort();
-        for (_, topic, subscribers) in topic_order {
-            let count = self.topics.get(topic).copied().unwrap_or(0);
+        for (_, topic, count) in topic_order {
             for partition in 0..count {
                 if taken.contains(&(topic.as_str(), partition)) {
                     continue;
                 }
-                let emptiest = subscribers
+                // The emptiest first: with equal subscriptions the first one subscribes.
+                let emptiest = self
+                    .by_count
                     .iter()
-                    .min_by_key(|member_id| (self.count.get(**member_id), **member_id));
+                    .map(|(_, member_id)| member_id)
+                    .find(|member_id| {
+                        self.members
+                            .get(*member_id)
+                            .is_some_and(|spec| spec.topics.contains(topic))
+                    })
+                    .cloned();
                 if let Some(member_id) = emptiest {
-                    self.give(member_id, topic, partition);
+                    self.give(&member_id, topic, partition);
                 }
             }
         }
