@@ -115,8 +115,9 @@ struct Coordinator {
     session_timeout: Option<Duration>,
     last_heartbeat_ok: Instant,
     /// The member left because the application stopped polling (`max.poll.interval`);
-    /// it joins again once the application polls after this instant.
-    idle_since: Option<Instant>,
+    /// it joins again once the application polls again (the poll count moves on from
+    /// this one).
+    idle_since: Option<u64>,
 }
 
 /// How often a member that left for want of polls looks whether the application is back.
@@ -304,11 +305,11 @@ impl Coordinator {
         tracing::warn!(group = %self.settings.group_id, ?interval,
             "the application did not ask for a record within max.poll.interval; \
              leaving the group until it does");
+        // Counted before the consumer hears of the loss: a poll that applies it counts.
+        self.idle_since = Some(self.clock.polls());
         self.leave().await;
         self.lose_all(RejoinAs::NewMember);
-        let now = Instant::now();
-        self.idle_since = Some(now);
-        self.next_heartbeat = now + IDLE_RECHECK;
+        self.next_heartbeat = Instant::now() + IDLE_RECHECK;
     }
 
     /// Whether the member stays out of the group (left for want of polls, and the
@@ -317,7 +318,7 @@ impl Coordinator {
         let Some(since) = self.idle_since else {
             return false;
         };
-        if self.clock.last_poll() > since {
+        if self.clock.polls() != since {
             self.idle_since = None;
             return false;
         }

@@ -18,6 +18,8 @@ pub(crate) struct PollClock {
     last_poll_ms: AtomicU64,
     /// The last poll returned `Pending`.
     waiting: AtomicBool,
+    /// Polls so far, to tell exactly whether the application polled since a moment.
+    polls: AtomicU64,
 }
 
 impl PollClock {
@@ -26,6 +28,7 @@ impl PollClock {
             base: Instant::now(),
             last_poll_ms: AtomicU64::new(0),
             waiting: AtomicBool::new(true),
+            polls: AtomicU64::new(0),
         }
     }
 
@@ -34,6 +37,13 @@ impl PollClock {
         let elapsed_ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_poll_ms.store(elapsed_ms, Ordering::Relaxed);
         self.waiting.store(false, Ordering::Relaxed);
+        self.polls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many polls there were so far (compare two readings to learn whether the
+    /// application polled in between).
+    pub(crate) fn polls(&self) -> u64 {
+        self.polls.load(Ordering::Relaxed)
     }
 
     /// The poll found nothing to yield: the application waits for records.
@@ -72,8 +82,12 @@ mod tests {
         assert_eq!(clock.deadline(interval), Some(first));
         clock.polled();
         assert!(clock.deadline(interval).unwrap() >= first + Duration::from_secs(3));
+        let polls = clock.polls();
         clock.waiting();
         assert_eq!(clock.deadline(interval), None);
+        assert_eq!(clock.polls(), polls);
+        clock.polled();
+        assert_eq!(clock.polls(), polls + 1);
         assert!(clock.last_poll() > Instant::now() - Duration::from_secs(1));
     }
 }
