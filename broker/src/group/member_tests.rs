@@ -352,3 +352,32 @@ fn bad_joins_are_refused_and_change_nothing() {
     ));
     assert_eq!(harness.group.snapshot(), before);
 }
+
+/// Shrunk from the reconciliation proptest: a member that missed the answer asking it to
+/// give partitions up kept reporting them, was never told again, and was expelled when
+/// its rebalance timeout lapsed.
+#[test]
+fn a_lost_revocation_is_sent_again() {
+    let mut harness = Harness::new(&[("t", 4)]);
+    let mut first = harness.join(&["t"]);
+    assert_eq!(count(&first.owns), 4);
+    let second = harness.join(&["t"]);
+    // The answer asking `first` to give two partitions up is lost.
+    let lost = harness
+        .send(HeartbeatRequest {
+            member_id: first.member_id.clone(),
+            member_epoch: first.epoch,
+            owned: Some(first.owns.clone()),
+            ..HeartbeatRequest::default()
+        })
+        .expect("heartbeat");
+    assert_eq!(lost.assignment.as_ref().map(count), Some(2));
+    // It still reports all four: it is told again, at the same epoch.
+    let answer = harness.poll(&mut first);
+    assert_eq!(answer.assignment, lost.assignment);
+    assert_eq!(answer.member_epoch, lost.member_epoch);
+    let mut clients = vec![first, second];
+    harness.settle(&mut clients);
+    assert_eq!(count(&clients[1].owns), 2);
+    assert!(harness.group.expire(harness.now).is_empty());
+}
