@@ -36,6 +36,10 @@
 //! [`fault_matrix`] runs the replication rows of the fault matrix against a fresh
 //! cluster: the workload, a row's faults, the drain, every copy of every partition read
 //! back, the checker, and unavailability per fault (`tests/replication_faults.rs`).
+//!
+//! [`group_crash`] is row 12 (a consumer that dies between poll, commit and processing):
+//! the event lines the `group_worker` binary writes and the checker of its redeliveries
+//! and losses (`tests/group_crash_redelivery.rs`).
 
 pub mod ack_timeline;
 pub mod admin_retry;
@@ -46,6 +50,7 @@ pub mod cluster_views;
 pub mod durability;
 pub mod fault_matrix;
 pub mod firewall;
+pub mod group_crash;
 pub mod history;
 pub mod nemesis;
 pub mod quorum_watch;
