@@ -504,14 +504,8 @@ impl Consumer {
 
     /// `close()`'s group part: final commit by the commit mode, leave, wait for both.
     pub(crate) async fn close_group(&mut self) -> Result<(), Error> {
-        self.drain_controls();
-        let Some(group) = self.group.take() else {
+        let Some((offsets, group)) = self.take_group(Source::Positions) else {
             return Ok(());
-        };
-        let offsets = match group.mode {
-            CommitMode::Auto { .. } => self.offsets(Source::Positions),
-            CommitMode::Marked { .. } => self.offsets(Source::Marks),
-            CommitMode::Manual => Vec::new(),
         };
         let (reply, result) = oneshot::channel();
         group.send(Request::Close {
@@ -527,20 +521,31 @@ impl Consumer {
     /// Dropped without `close()`: the task commits the processed positions (or marks) and
     /// leaves, if the runtime lets it run.
     pub(crate) fn abandon_group(&mut self) {
-        self.drain_controls();
-        let Some(group) = self.group.take() else {
+        let Some((offsets, group)) = self.take_group(Source::Processed) else {
             return;
-        };
-        let offsets = match group.mode {
-            CommitMode::Auto { .. } => self.offsets(Source::Processed),
-            CommitMode::Marked { .. } => self.offsets(Source::Marks),
-            CommitMode::Manual => Vec::new(),
         };
         let _ = group.send(Request::Close {
             incarnation: group.incarnation,
             offsets,
             reply: None,
         });
+    }
+
+    /// The final offsets by the commit mode (`Auto` from `auto_source`) and the group,
+    /// taken out of the consumer, after the controls already sent were applied. The
+    /// offsets are read before the group is taken: the marks live in it.
+    fn take_group(&mut self, auto_source: Source) -> Option<(Vec<OffsetToCommit>, MemberView)> {
+        self.drain_controls();
+        let source = match self.group.as_ref()?.mode {
+            CommitMode::Auto { .. } => Some(auto_source),
+            CommitMode::Marked { .. } => Some(Source::Marks),
+            CommitMode::Manual => None,
+        };
+        let offsets = source
+            .map(|source| self.offsets(source))
+            .unwrap_or_default();
+        let group = self.group.take()?;
+        Some((offsets, group))
     }
 }
 

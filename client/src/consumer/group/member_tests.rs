@@ -396,3 +396,40 @@ async fn an_out_of_range_position_is_reset_by_auto_offset_reset_instead_of_yield
     poll_idle(&mut h.consumer).await;
     assert_eq!(h.consumer.position("t", 0), Some(51));
 }
+
+#[tokio::test]
+async fn close_and_drop_of_a_marked_consumer_commit_its_marks() {
+    for close in [true, false] {
+        let mut h = harness(CommitMode::Marked {
+            interval: Duration::from_secs(5),
+        });
+        h.control.send(assign(0, &[(0, 0)])).unwrap();
+        poll_idle(&mut h.consumer).await;
+        h.chunks.send(chunk(0, 1, 0, 0, 3)).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(5), h.consumer.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(next_offset(&mut h.consumer).await, 1);
+        h.consumer.mark(&first);
+        let mut requests = h.requests;
+        if close {
+            let closing = tokio::spawn(h.consumer.close());
+            match requests.recv().await.unwrap() {
+                Request::Close { offsets, reply, .. } => {
+                    assert_eq!(offsets_of(&offsets), vec![(0, 1)]);
+                    reply.unwrap().send(Ok(())).unwrap();
+                }
+                other => panic!("expected Close, got {other:?}"),
+            }
+            closing.await.unwrap().unwrap();
+        } else {
+            drop(h.consumer);
+            match requests.try_recv().unwrap() {
+                Request::Close { offsets, .. } => assert_eq!(offsets_of(&offsets), vec![(0, 1)]),
+                other => panic!("expected Close, got {other:?}"),
+            }
+        }
+    }
+}
