@@ -4,13 +4,18 @@
 //!   the high watermark, an empty group id, a forged member, an unknown partition) are
 //!   refused with their codes and change nothing, as OffsetFetch shows; users cannot
 //!   produce to `__consumer_offsets`;
-//! - on three brokers with an RF-3 `__consumer_offsets`, SIGKILLing the coordinator
-//!   moves the group to another broker, which serves the committed offsets;
+//! - on three brokers with an RF-3 `__consumer_offsets` (30 partitions), commits are
+//!   checked against high watermarks learned from other partition leaders, another
+//!   broker answers NOT_COORDINATOR, and SIGKILLing the coordinator moves the group to
+//!   another broker, which serves the committed offsets;
 //! - with a live member (heartbeats): a forged member id, a commit for a partition it
 //!   does not own, and an administrative commit (a seek) or a delete while it is live are
-//!   refused and change nothing.
+//!   refused and change nothing;
+//! - a member survives a restart (its group's snapshot) and is expelled once its session
+//!   lapses.
 //!
-//! Every wait is bounded (`common::WAIT` per call, a count of tries per loop); no assertion is about how long anything took.
+//! Every wait is bounded (`common::WAIT` per call, a count of tries per loop); no
+//! assertion is about how long anything took.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -301,25 +306,51 @@ async fn a_new_coordinator_serves_the_offsets_after_the_old_one_is_sigkilled() {
     formed(&cluster).await;
     let spec = TopicSpec {
         name: TOPIC.to_owned(),
-        partitions: 1,
+        partitions: 3,
         replication_factor: 3,
         configs: HashMap::new(),
     };
     cluster_views::create_topic(&cluster, 1, spec).await;
-    let partitions = partitions_until(&cluster, 1, TOPIC, "a leader and a full ISR", |all| {
-        all.len() == 1 && all[0].leader >= 1 && all[0].isr.len() == 3
+    let partitions = partitions_until(&cluster, 1, TOPIC, "leaders and full ISRs", |all| {
+        all.len() == 3 && all.iter().all(|p| p.leader >= 1 && p.isr.len() == 3)
     })
     .await;
-    let leader = u8::try_from(partitions[0].leader).unwrap();
-    let mut client = cluster_views::connect(&cluster, leader).await.unwrap();
-    produce_ok(&mut client, TOPIC, 0, values_batch(&["a", "b", "c", "d"])).await;
+    // Partition p gets p + 2 records, from its own leader: the three leaders are spread
+    // over the brokers, so the coordinator learns most high watermarks from another one.
+    for partition in &partitions {
+        let leader = u8::try_from(partition.leader).unwrap();
+        let mut client = cluster_views::connect(&cluster, leader).await.unwrap();
+        let values: Vec<String> = (0..partition.partition + 2)
+            .map(|i| i.to_string())
+            .collect();
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        produce_ok(
+            &mut client,
+            TOPIC,
+            partition.partition,
+            values_batch(&values),
+        )
+        .await;
+    }
 
     let (coordinator_id, coordinator) =
         find_coordinator(&cluster.address(1).to_string(), GROUP).await;
+    assert!(
+        partitions.iter().any(|p| p.leader != coordinator_id),
+        "some partition is led by another broker than the coordinator: {partitions:?}"
+    );
     let mut groups = groups_at(&coordinator).await;
-    let response = commit(&mut groups, commit_request(GROUP, "", -1, TOPIC, 0, 4)).await;
-    assert_eq!(partition_code(&response), ErrorCode::None, "{response:?}");
-    let expected = one(TOPIC, 0, 4);
+    let mut expected = BTreeMap::new();
+    for partition in 0..3 {
+        let high_watermark = i64::from(partition) + 2;
+        let beyond = commit_request(GROUP, "", -1, TOPIC, partition, high_watermark + 1);
+        let response = commit(&mut groups, beyond).await;
+        assert_eq!(partition_code(&response), ErrorCode::InvalidCommitOffset);
+        let at_end = commit_request(GROUP, "", -1, TOPIC, partition, high_watermark);
+        let response = commit(&mut groups, at_end).await;
+        assert_eq!(partition_code(&response), ErrorCode::None, "{response:?}");
+        expected.insert((TOPIC.to_owned(), partition), high_watermark);
+    }
     assert_eq!(committed(&mut groups, GROUP).await, expected);
     // min(50, 10 x 3 brokers) partitions, each on all three brokers.
     partitions_until(
