@@ -128,6 +128,18 @@ pub(super) struct Locked {
     pub entry: OwnedMutexGuard<GroupEntry>,
 }
 
+impl Drop for Locked {
+    /// A group left with neither state nor offsets (a refused join or commit of a group
+    /// nobody knew) is forgotten, so requests naming made-up groups leave nothing behind.
+    fn drop(&mut self) {
+        let entry = &mut *self.entry;
+        if !entry.removed && entry.group.is_none() && entry.offsets.is_empty() {
+            entry.removed = true;
+            self.coordinated.remove(&entry.group_id);
+        }
+    }
+}
+
 /// The coordinator of the groups whose `__consumer_offsets` partitions this broker leads.
 #[derive(Debug)]
 pub struct GroupCoordinator {

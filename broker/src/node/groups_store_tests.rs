@@ -259,3 +259,32 @@ async fn the_offsets_of_a_deleted_topic_show_no_lag() {
     assert_eq!(partition.committed.as_ref().unwrap().offset, 1, "kept");
     assert_eq!((partition.ends, partition.lag()), (None, None));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_for_unknown_groups_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_with_topic(dir.path(), "t").await;
+    produce_one(&node).await;
+    let coordinator = GroupCoordinator::start(Arc::clone(&node), GroupSettings::default());
+    coordinator.find_coordinator("g").await.unwrap();
+    for index in 0..50 {
+        let group = format!("made-up-{index}");
+        loaded(&coordinator, &group).await;
+        let forged = crate::group::HeartbeatRequest {
+            member_id: "forged".to_owned(),
+            member_epoch: 3,
+            ..crate::group::HeartbeatRequest::default()
+        };
+        assert!(coordinator.heartbeat(&group, forged).await.is_err());
+        let mut commit = admin_commit(&group, "t", 0, 1);
+        commit.member_id = "forged".to_owned();
+        assert!(coordinator.offset_commit(commit).await.is_err());
+    }
+    let held: usize = coordinator
+        .loaded()
+        .iter()
+        .map(|coordinated| coordinated.entries().len())
+        .sum();
+    assert_eq!(held, 0, "no entry kept for groups that do not exist");
+    assert!(coordinator.list_groups().await.is_empty());
+}
