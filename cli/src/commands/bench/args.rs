@@ -24,6 +24,9 @@ pub const DEFAULT_REPLICATION_FACTOR: i32 = 3;
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(60);
 /// Warm-up of `produce` and `e2e`; `consume` reads a finished backlog and has none.
 pub const DEFAULT_WARMUP: Duration = Duration::from_secs(10);
+/// `consume --group --members N` at most: each member is a client of its own (a connection
+/// and a heartbeat task), all in this one process.
+pub const MAX_GROUP_MEMBERS: u16 = 64;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -45,10 +48,16 @@ Exits 1 if any record failed.")]
   strata bench consume --records 50000000
   strata bench consume --consumers 3 --topic orders
   strata bench consume --duration 30s --format json
+  strata bench consume --group bench-1 --members 4
 
 Reads from the earliest offset up to the end offsets seen at start (or --records N, or
---duration), with the partitions split across --consumers. Ends with consumer-perf-test's
-CSV header and row on stdout. Exits 1 if a fetch failed.")]
+--duration), with the partitions split across --consumers. With --group G, --members N
+consumers (default 1) join group G instead, the group's coordinator assigns them the
+partitions, each starts at the group's committed offset (the log start where none is),
+and they commit automatically; the rebalance time is the time until the partitions are
+spread evenly over the members. Ends with consumer-perf-test's CSV header and row on
+stdout (with --group, also a line with the rebalance time, the redelivered records and
+the committed offsets). Exits 1 if a fetch failed.")]
     Consume(ConsumeBenchArgs),
     /// Produce and consume together: publish and end-to-end latency (like OMB)
     #[command(after_help = "Examples:
@@ -80,8 +89,17 @@ pub struct ConsumeBenchArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// Parallel consumers, each with its own connection, splitting the partitions
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..),
+          conflicts_with = "group")]
     pub consumers: u16,
+    /// Consume as members of this consumer group: its coordinator assigns the partitions,
+    /// and the members start at its committed offsets and commit automatically
+    #[arg(long, value_name = "GROUP", value_parser = parse_group_arg)]
+    pub group: Option<String>,
+    /// Members of --group in this process, each with its own connection [default: 1]
+    #[arg(long, value_name = "N", requires = "group",
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_GROUP_MEMBERS)))]
+    pub members: Option<u16>,
 }
 
 /// `bench e2e`.
@@ -229,6 +247,13 @@ pub enum Stop {
     Duration(Duration),
 }
 
+/// `consume --group G --members N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSpec {
+    pub id: String,
+    pub members: u16,
+}
+
 /// The three subcommands in one shape.
 #[derive(Debug, Clone)]
 pub struct BenchSpec {
@@ -236,34 +261,46 @@ pub struct BenchSpec {
     pub run: RunArgs,
     /// `None` for `consume`.
     pub producer: Option<ProducerArgs>,
-    /// 0 for `produce`.
+    /// 0 for `produce`; with a group, its member count.
     pub consumers: u16,
     pub drain: Duration,
+    /// `consume --group`: the consumers are members of this group.
+    pub group: Option<GroupSpec>,
 }
 
 impl From<BenchCommand> for BenchSpec {
     fn from(command: BenchCommand) -> BenchSpec {
-        let (mode, run, producer, consumers, drain) = match command {
+        let (mode, run, producer, consumers, drain, group) = match command {
             BenchCommand::Produce(args) => (
                 Mode::Produce,
                 args.run,
                 Some(args.producer),
                 0,
                 Duration::ZERO,
-            ),
-            BenchCommand::Consume(args) => (
-                Mode::Consume,
-                args.run,
                 None,
-                args.consumers,
-                Duration::ZERO,
             ),
+            BenchCommand::Consume(args) => {
+                let group = args.group.map(|id| GroupSpec {
+                    id,
+                    members: args.members.unwrap_or(1),
+                });
+                let consumers = group.as_ref().map_or(args.consumers, |group| group.members);
+                (
+                    Mode::Consume,
+                    args.run,
+                    None,
+                    consumers,
+                    Duration::ZERO,
+                    group,
+                )
+            }
             BenchCommand::E2e(args) => (
                 Mode::EndToEnd,
                 args.run,
                 Some(args.producer),
                 args.consumers,
                 args.drain,
+                None,
             ),
         };
         BenchSpec {
@@ -272,6 +309,7 @@ impl From<BenchCommand> for BenchSpec {
             producer,
             consumers,
             drain,
+            group,
         }
     }
 }
@@ -320,6 +358,19 @@ pub fn parse_size_arg(input: &str) -> Result<usize, String> {
         return Err("size must be above zero".to_owned());
     }
     Ok(bytes)
+}
+
+/// A group id: not empty, no surrounding blanks (the coordinator refuses an empty one).
+fn parse_group_arg(input: &str) -> Result<String, String> {
+    if input.is_empty() {
+        return Err("the group id must not be empty".to_owned());
+    }
+    if input.trim() != input {
+        return Err(format!(
+            "the group id {input:?} starts or ends with blanks; quote it without them"
+        ));
+    }
+    Ok(input.to_owned())
 }
 
 fn parse_keys_arg(input: &str) -> Result<Keys, String> {

@@ -206,3 +206,52 @@ fn a_cluster_run_takes_several_brokers_kafkas_replication_factor_and_acks() {
         2
     );
 }
+
+#[test]
+fn consume_group_takes_its_members_and_defaults_to_one() {
+    let plain = spec(&["consume"]);
+    assert_eq!(plain.group, None, "without --group, consume assigns as before");
+    assert_eq!(plain.consumers, 1);
+    let one = spec(&["consume", "--group", "bench-1"]);
+    assert_eq!(
+        one.group,
+        Some(GroupSpec {
+            id: "bench-1".to_owned(),
+            members: 1
+        })
+    );
+    assert_eq!(one.consumers, 1);
+    let four = spec(&["consume", "--group", "bench-4", "--members", "4"]);
+    assert_eq!(four.group.as_ref().map(|group| group.members), Some(4));
+    assert_eq!(four.consumers, 4, "the parameters count the members");
+    let most = MAX_GROUP_MEMBERS.to_string();
+    let bound = spec(&["consume", "--group", "g", "--members", &most]);
+    assert_eq!(bound.consumers, MAX_GROUP_MEMBERS);
+}
+
+#[test]
+fn consume_group_flags_are_checked() {
+    let message = |args: &[&str]| usage_error(args).to_string();
+    let without_group = message(&["consume", "--members", "2"]);
+    assert!(
+        without_group.contains("--group"),
+        "--members without --group names --group: {without_group}"
+    );
+    let zero = message(&["consume", "--group", "g", "--members", "0"]);
+    assert!(zero.contains("--members"), "{zero}");
+    let too_many = (MAX_GROUP_MEMBERS + 1).to_string();
+    let above = message(&["consume", "--group", "g", "--members", &too_many]);
+    assert!(above.contains(&format!("1..={MAX_GROUP_MEMBERS}")), "{above}");
+    let both = message(&["consume", "--group", "g", "--consumers", "2"]);
+    assert!(
+        both.contains("--consumers") && both.contains("--group"),
+        "--consumers splits partitions by hand, the group assigns them: {both}"
+    );
+    assert!(message(&["consume", "--group", ""]).contains("must not be empty"));
+    assert!(message(&["consume", "--group", " g"]).contains("blanks"));
+    assert_eq!(
+        usage_error(&["e2e", "--group", "g"]).exit_code(),
+        2,
+        "groups are for consume only"
+    );
+}

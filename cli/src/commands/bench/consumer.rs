@@ -24,7 +24,7 @@ use crate::exit::CliError;
 use crate::output::status;
 
 /// Records handled between two looks at the stop signal while records keep coming.
-const STOP_CHECK_RECORDS: u32 = 256;
+pub(super) const STOP_CHECK_RECORDS: u32 = 256;
 
 /// One partition of a consumer's assignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +180,7 @@ async fn run(
 }
 
 /// Counts `record`; `false` when the shared budget is used up (the record is not counted).
-fn count(
+pub(super) fn count(
     record: &ConsumedRecord,
     now: Instant,
     plan: &ConsumerPlan,
@@ -239,14 +239,14 @@ const CLOCK_EVERY: u32 = 64;
 /// was 3 % of the consumer's CPU at a million records a second). The time decides only
 /// the warm-up boundary, the 5-second series and the finish time, which then lag by at
 /// most 63 records.
-struct RecordClock {
+pub(super) struct RecordClock {
     per_record: bool,
     now: Instant,
     uses: u32,
 }
 
 impl RecordClock {
-    fn new(per_record: bool) -> RecordClock {
+    pub(super) fn new(per_record: bool) -> RecordClock {
         RecordClock {
             per_record,
             now: Instant::now(),
@@ -254,7 +254,7 @@ impl RecordClock {
         }
     }
 
-    fn now(&mut self) -> Instant {
+    pub(super) fn now(&mut self) -> Instant {
         if self.per_record || self.uses >= CLOCK_EVERY {
             self.now = Instant::now();
             self.uses = 0;

@@ -136,6 +136,7 @@ pub async fn run(
         errors: failed + consume_errors,
         missing: Some(missing),
         timing,
+        group: None,
     })
 }
 

@@ -22,6 +22,7 @@ mod args;
 mod collector;
 mod consumer;
 mod e2e;
+mod group;
 mod outcome;
 mod params;
 mod producer;
@@ -46,7 +47,7 @@ use self::consumer::{Budget, ConsumerPlan, PartitionRange};
 use self::outcome::{Measured, SideResult};
 use self::params::{split_settings, Params, ProducerSettings, SplitSettings, TopicFacts};
 use self::progress::{Goal, Watched};
-use self::report::Verb;
+use self::report::{GroupSummary, Verb};
 use self::setup::ProducerLaunch;
 use self::stats::Side;
 use super::{client_error, Context};
@@ -102,6 +103,9 @@ pub async fn run(
     status!("{}", params.line());
     let stopper = Stopper::install(interrupts);
     let measured = match (spec.mode, launch) {
+        (Mode::Consume, _) if spec.group.is_some() => {
+            run_group_consume(context, &spec, &settings, &topic, &stopper).await?
+        }
         (Mode::Consume, _) => run_consume(context, &spec, &settings, &topic, &stopper).await?,
         (Mode::EndToEnd, Some(launch)) => {
             e2e::run(context, &spec, &settings, &topic, launch, &stopper).await?
@@ -273,6 +277,7 @@ async fn run_produce(
         errors: failed,
         missing: None,
         timing,
+        group: None,
     })
 }
 
@@ -351,6 +356,7 @@ async fn run_consume(
         errors,
         missing: None,
         timing,
+        group: None,
     })
 }
 
@@ -360,18 +366,8 @@ async fn backlog(
     topic: &str,
     facts: &TopicFacts,
 ) -> Result<Vec<(PartitionRange, u64)>, CliError> {
-    let admin = context.client.admin();
     let mut ranges = Vec::new();
-    for &partition in &facts.partitions {
-        let lookup = |spec| admin.list_offsets(topic, partition, spec);
-        let context_error =
-            |error| client_error(error).context(format!("reading the offsets of {topic}"));
-        let (start, _) = lookup(strata_client::OffsetSpec::Earliest)
-            .await
-            .map_err(context_error)?;
-        let (end, _) = lookup(strata_client::OffsetSpec::Latest)
-            .await
-            .map_err(context_error)?;
+    for (partition, start, end) in log_bounds(context, topic, facts).await? {
         let records = u64::try_from(end.saturating_sub(start)).unwrap_or(0);
         if records > 0 {
             let range = PartitionRange {
@@ -382,6 +378,170 @@ async fn backlog(
         }
     }
     Ok(ranges)
+}
+
+/// `(partition, log start, log end)` of every partition, as they are now.
+async fn log_bounds(
+    context: &Context,
+    topic: &str,
+    facts: &TopicFacts,
+) -> Result<Vec<(i32, i64, i64)>, CliError> {
+    let admin = context.client.admin();
+    let mut bounds = Vec::new();
+    for &partition in &facts.partitions {
+        let lookup = |spec| admin.list_offsets(topic, partition, spec);
+        let context_error =
+            |error| client_error(error).context(format!("reading the offsets of {topic}"));
+        let (start, _) = lookup(strata_client::OffsetSpec::Earliest)
+            .await
+            .map_err(context_error)?;
+        let (end, _) = lookup(strata_client::OffsetSpec::Latest)
+            .await
+            .map_err(context_error)?;
+        bounds.push((partition, start, end));
+    }
+    Ok(bounds)
+}
+
+/// `consume --group G --members N` (see [`group`]): the members connect before the clock
+/// starts, and join the group when it has started, so the rebalance is measured.
+async fn run_group_consume(
+    context: &Context,
+    spec: &BenchSpec,
+    settings: &SplitSettings,
+    topic: &TopicFacts,
+    stopper: &Stopper,
+) -> Result<Measured, CliError> {
+    let Some(group_spec) = spec.group.clone() else {
+        return Err(CliError::failure(
+            "INTERNAL",
+            "a group bench without a group",
+        ));
+    };
+    let name = spec.run.topic.as_str();
+    let bounds = log_bounds(context, name, topic).await?;
+    let ranges = group::start_offsets(context, &group_spec.id, name, &bounds).await?;
+    let available: u64 = ranges.iter().map(group::GroupRange::records).sum();
+    if available == 0 {
+        let logged: i64 = bounds.iter().map(|&(_, start, end)| end - start).sum();
+        let error = if logged > 0 {
+            CliError::failure(
+                "NOTHING_TO_CONSUME",
+                format!(
+                    "group {} has already committed every record of {name} up to its end",
+                    group_spec.id
+                ),
+            )
+            .with_hint(format!(
+                "use another --group, or start it over: strata group delete {}",
+                group_spec.id
+            ))
+        } else {
+            CliError::failure(
+                "EMPTY_TOPIC",
+                format!("topic {name} has no records to consume"),
+            )
+            .with_hint("fill it first, e.g. strata bench produce --records 1000000")
+        };
+        return Err(error);
+    }
+    let mut members = Vec::new();
+    for number in 0..usize::from(group_spec.members) {
+        let client =
+            setup::connect(&context.global, format!("strata-bench-member-{number}")).await?;
+        members.push(group::Member { number, client });
+    }
+    let side = Side::new()?;
+    let timing = Timing::starting_now(spec);
+    let ledger = Arc::new(group::GroupLedger::new(
+        &ranges,
+        topic.partitions.len(),
+        members.len(),
+        timing.start,
+    ));
+    let plan = group::MemberPlan {
+        group: group_spec.id.clone(),
+        plan: ConsumerPlan {
+            topic: spec.run.topic.clone(),
+            partitions: Vec::new(),
+            start: Offset::Earliest,
+            clock: None,
+            budget: spec
+                .run
+                .records
+                .map(|records| Arc::new(Budget::new(records))),
+        },
+        settings: settings.consumer.clone(),
+        ledger: ledger.clone(),
+    };
+    let expected = spec
+        .run
+        .records
+        .map_or(available, |records| records.min(available));
+    let (done, done_receiver) = watch::channel(false);
+    let progress = progress::spawn(
+        Watched {
+            primary: side.clone(),
+            primary_verb: Verb::Received,
+            secondary: None,
+            start: timing.start,
+            warmup_end: timing.warmup_end,
+            goal: Goal::Records(expected),
+        },
+        done_receiver,
+    );
+    let deadline_stop = stopper.stop_reading_at(timing.deadline);
+    let tasks: Vec<_> = members
+        .into_iter()
+        .map(|member| {
+            tokio::spawn(group::run_member(
+                member,
+                plan.clone(),
+                side.recorder(timing.warmup_end),
+                stopper.reading(),
+            ))
+        })
+        .collect();
+    let (mut finished_at, mut errors) = (None, 0);
+    let mut member_records = Vec::new();
+    for task in tasks {
+        let outcome = task.await.map_err(task_failed)?;
+        finished_at = finished_at.max(outcome.finished_at);
+        errors += outcome.errors;
+        member_records.push(outcome.received.iter().sum());
+    }
+    deadline_stop.abort();
+    let _ = done.send(true);
+    let progress = progress.await.map_err(task_failed)?;
+    let received = side.totals().records;
+    if received < expected && !stopper.interrupted() {
+        status!(
+            "warning: exiting before consuming the expected number of records: {received} of {expected}"
+        );
+    }
+    let (committed_records, partitions_committed_to_end) =
+        group::committed_progress(context, &group_spec.id, name, &ranges).await?;
+    let warmup = progress.at_warmup_end.map(|(primary, _)| primary);
+    Ok(Measured {
+        primary: SideResult::collect(&side, warmup, timing.warmup_end, finished_at, false),
+        secondary: None,
+        series: progress.series,
+        errors,
+        missing: None,
+        timing,
+        group: Some(GroupSummary {
+            group: group_spec.id,
+            members: group_spec.members,
+            rebalance_ms: ledger
+                .settled_after()
+                .map(|after| after.as_secs_f64() * 1000.0),
+            redelivered: ledger.redelivered(),
+            partitions: ranges.iter().filter(|range| range.records() > 0).count(),
+            partitions_committed_to_end,
+            committed_records,
+            member_records,
+        }),
+    })
 }
 
 fn task_failed(error: tokio::task::JoinError) -> CliError {

@@ -11,8 +11,8 @@ use super::args::{BenchSpec, Mode};
 use super::params::Params;
 use super::progress::Series;
 use super::report::{
-    consumer_perf_csv, errors_line, percentile_distribution, send_delay_line, summary_line,
-    Document, Environment, JsonSide, JsonSummary, SideSummary, Verb,
+    consumer_perf_csv, errors_line, group_line, percentile_distribution, send_delay_line,
+    summary_line, Document, Environment, GroupSummary, JsonSide, JsonSummary, SideSummary, Verb,
 };
 use super::stats::{LatencySummary, Side, Totals};
 use super::Timing;
@@ -78,6 +78,19 @@ pub struct Measured {
     /// e2e: acknowledged records never received.
     pub missing: Option<u64>,
     pub timing: Timing,
+    /// `consume --group`: what the group did besides reading.
+    pub group: Option<GroupSummary>,
+}
+
+impl Measured {
+    /// consumer-perf-test's `rebalance.time.ms`: until the group's assignment was even
+    /// (the whole run when it never was), 0 without a group.
+    fn rebalance_ms(&self) -> u64 {
+        match &self.group {
+            None => 0,
+            Some(group) => group.rebalance_ms.map_or(u64::MAX, |ms| ms.round() as u64),
+        }
+    }
 }
 
 /// Prints the result, writes the files, and decides the exit status.
@@ -120,11 +133,20 @@ fn text(mode: Mode, measured: &Measured) -> String {
     let primary = &measured.primary;
     let mut lines = Vec::new();
     match (mode, &measured.secondary) {
-        (Mode::Consume, _) => lines.push(
-            consumer_perf_csv(measured.timing.warmup_end_unix_ms(), &primary.summary)
+        (Mode::Consume, _) => {
+            lines.push(
+                consumer_perf_csv(
+                    measured.timing.warmup_end_unix_ms(),
+                    &primary.summary,
+                    measured.rebalance_ms(),
+                )
                 .trim_end()
                 .to_owned(),
-        ),
+            );
+            if let Some(group) = &measured.group {
+                lines.push(group_line(group));
+            }
+        }
         (Mode::EndToEnd, Some(end_to_end)) => {
             lines.push(format!(
                 "publish: {}",
@@ -172,6 +194,7 @@ fn document(mode: Mode, params: Params, measured: &Measured) -> Document {
             send_delay_ms: primary.send_delay,
             consumed: end_to_end.map(|side| JsonSide::of(&side.summary)),
             records_total: primary.records_total,
+            group: measured.group.clone(),
         },
     }
 }
@@ -196,7 +219,11 @@ fn write_files(spec: &BenchSpec, measured: &Measured) -> Result<(), CliError> {
         let side = measured.secondary.as_ref().unwrap_or(&measured.primary);
         write(
             path,
-            &consumer_perf_csv(measured.timing.warmup_end_unix_ms(), &side.summary),
+            &consumer_perf_csv(
+                measured.timing.warmup_end_unix_ms(),
+                &side.summary,
+                measured.rebalance_ms(),
+            ),
         )?;
     }
     Ok(())

@@ -187,6 +187,11 @@ pub struct Params {
     /// Outstanding deliveries per producer at most.
     pub window: Option<u64>,
     pub drain_s: Option<f64>,
+    /// `consume --group`: the group id and its member count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<u16>,
     pub client_settings: BTreeMap<String, String>,
 }
 
@@ -225,6 +230,8 @@ impl Params {
             compression: producer.map(|(settings, _)| settings.compression.clone()),
             window: producer.map(|(_, window)| window),
             drain_s: (spec.mode == Mode::EndToEnd).then_some(spec.drain.as_secs_f64()),
+            group: spec.group.as_ref().map(|group| group.id.clone()),
+            members: spec.group.as_ref().map(|group| group.members),
             client_settings: client_settings.iter().cloned().collect(),
         }
     }
@@ -266,6 +273,8 @@ impl Params {
         add("compression", self.compression.clone());
         add("window", self.window.map(|window| window.to_string()));
         add("drain", self.drain_s.map(seconds));
+        add("group", self.group.clone());
+        add("members", self.members.map(|members| members.to_string()));
         for (key, value) in &self.client_settings {
             add(&format!("-X {key}"), Some(value.clone()));
         }

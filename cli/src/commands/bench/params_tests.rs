@@ -95,6 +95,7 @@ fn the_parameter_line_states_everything_that_shapes_the_result() {
         producer: Some(producer_args()),
         consumers: 0,
         drain: Duration::ZERO,
+        group: None,
     };
     let topic = TopicFacts {
         partitions: (0..6).collect(),
@@ -141,6 +142,7 @@ fn consume_parameters_leave_out_the_producer_side() {
         producer: None,
         consumers: 3,
         drain: Duration::ZERO,
+        group: None,
     };
     let topic = TopicFacts {
         partitions: vec![0],

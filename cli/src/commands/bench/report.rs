@@ -137,20 +137,69 @@ pub fn errors_line(errors: u64, missing: Option<u64>) -> String {
 pub const CONSUMER_PERF_HEADER: &str = "start.time, end.time, data.consumed.in.MB, MB.sec, \
      data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec";
 
-/// consumer-perf-test's header and summary row. Without groups there is no rebalance, so
-/// the fetch time is the whole measured time.
-pub fn consumer_perf_csv(start_unix_ms: i64, side: &SideSummary) -> String {
+/// consumer-perf-test's header and summary row. `rebalance_ms` is the part of the
+/// measured time spent before the group's assignment settled (0 without a group); as in
+/// Kafka's tool, the fetch time is the rest, and the fetch rates divide everything read by
+/// it.
+pub fn consumer_perf_csv(start_unix_ms: i64, side: &SideSummary, rebalance_ms: u64) -> String {
     let elapsed_ms = (side.elapsed_s * 1000.0).round() as i64;
+    let rebalance_ms = i64::try_from(rebalance_ms)
+        .unwrap_or(i64::MAX)
+        .min(elapsed_ms.max(0));
+    let fetch_ms = elapsed_ms - rebalance_ms;
+    let fetch_s = fetch_ms as f64 / 1000.0;
     let megabytes = mib(side.totals.value_bytes);
     format!(
-        "{CONSUMER_PERF_HEADER}\n{}, {}, {megabytes:.4}, {:.4}, {}, {:.4}, 0, {elapsed_ms}, {:.4}, {:.4}\n",
+        "{CONSUMER_PERF_HEADER}\n{}, {}, {megabytes:.4}, {:.4}, {}, {:.4}, {rebalance_ms}, {fetch_ms}, {:.4}, {:.4}\n",
         kafka_time(start_unix_ms),
         kafka_time(start_unix_ms + elapsed_ms),
         side.mb_per_sec(),
         side.totals.records,
         side.records_per_sec(),
-        side.mb_per_sec(),
-        side.records_per_sec(),
+        per_second(megabytes, fetch_s),
+        per_second(side.totals.records as f64, fetch_s),
+    )
+}
+
+/// `consume --group`: what the group did besides reading.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupSummary {
+    pub group: String,
+    pub members: u16,
+    /// From the start of the run until the partitions were spread evenly over the members
+    /// (`None`: that never happened before the run ended).
+    pub rebalance_ms: Option<f64>,
+    /// Records yielded again after another member had already counted them (not counted
+    /// twice in the figures).
+    pub redelivered: u64,
+    /// Partitions the group was given records of, and how many of them have a committed
+    /// offset at the end offset the run read up to, after the members closed.
+    pub partitions: usize,
+    pub partitions_committed_to_end: usize,
+    /// Records between where the group started and its committed offsets at the end.
+    pub committed_records: u64,
+    /// Records each member counted, in the order the members were started.
+    pub member_records: Vec<u64>,
+}
+
+/// `group bench-1: 4 members, assignment settled after 31.2 ms; records per member
+/// 500000/500000/500000/500000; 0 redelivered; committed 2000000 records, 6 of 6
+/// partitions at their end offset.`
+pub fn group_line(group: &GroupSummary) -> String {
+    let settled = match group.rebalance_ms {
+        Some(ms) => format!("assignment settled after {ms:.1} ms"),
+        None => "the assignment never settled evenly before the run ended".to_owned(),
+    };
+    let shares: Vec<String> = group.member_records.iter().map(u64::to_string).collect();
+    format!(
+        "group {}: {} members, {settled}; records per member {}; {} redelivered; committed {} records, {} of {} partitions at their end offset.",
+        group.group,
+        group.members,
+        shares.join("/"),
+        group.redelivered,
+        group.committed_records,
+        group.partitions_committed_to_end,
+        group.partitions,
     )
 }
 
@@ -252,6 +301,9 @@ pub struct JsonSummary {
     pub consumed: Option<JsonSide>,
     /// Records of the whole run, warm-up included.
     pub records_total: u64,
+    /// `consume --group`: rebalance time, redeliveries and committed offsets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupSummary>,
 }
 
 #[derive(Debug, Serialize)]

@@ -100,7 +100,7 @@ fn consumer_perf_csv_has_kafkas_columns() {
         elapsed_s: 2.0,
         latency: None,
     };
-    let csv = consumer_perf_csv(1_700_000_000_000, &side);
+    let csv = consumer_perf_csv(1_700_000_000_000, &side, 0);
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], CONSUMER_PERF_HEADER);
     assert_eq!(
@@ -109,6 +109,50 @@ fn consumer_perf_csv_has_kafkas_columns() {
          500000.0000, 0, 2000, 50.0000, 500000.0000"
     );
     assert_eq!(lines[0].split(", ").count(), lines[1].split(", ").count());
+}
+
+#[test]
+fn with_a_group_the_fetch_time_leaves_out_the_rebalance() {
+    let side = SideSummary {
+        totals: Totals {
+            records: 1_000_000,
+            value_bytes: 100 << 20,
+            wire_bytes: 0,
+            errors: 0,
+        },
+        elapsed_s: 2.0,
+        latency: None,
+    };
+    let csv = consumer_perf_csv(1_700_000_000_000, &side, 400);
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(", ").collect();
+    // rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
+    assert_eq!(row[6..], ["400", "1600", "62.5000", "625000.0000"]);
+    // A rebalance longer than the measured time leaves no fetch time, and no rate.
+    let csv = consumer_perf_csv(1_700_000_000_000, &side, 5000);
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(", ").collect();
+    assert_eq!(row[6..], ["2000", "0", "0.0000", "0.0000"]);
+}
+
+#[test]
+fn the_group_line_names_the_rebalance_redeliveries_and_commits() {
+    let mut group = GroupSummary {
+        group: "bench-1".to_owned(),
+        members: 4,
+        rebalance_ms: Some(31.3),
+        redelivered: 0,
+        partitions: 6,
+        partitions_committed_to_end: 6,
+        committed_records: 2_000_000,
+        member_records: vec![700_000, 700_000, 300_000, 300_000],
+    };
+    assert_eq!(
+        group_line(&group),
+        "group bench-1: 4 members, assignment settled after 31.3 ms; records per member \
+         700000/700000/300000/300000; 0 redelivered; \
+         committed 2000000 records, 6 of 6 partitions at their end offset."
+    );
+    group.rebalance_ms = None;
+    assert!(group_line(&group).contains("never settled"));
 }
 
 #[test]
@@ -171,6 +215,8 @@ fn document() -> Document {
             compression: Some("none".to_owned()),
             window: Some(1000),
             drain_s: Some(10.0),
+            group: None,
+            members: None,
             client_settings: BTreeMap::new(),
         },
         series: Series {
@@ -196,6 +242,7 @@ fn document() -> Document {
             send_delay_ms: None,
             consumed: Some(JsonSide::of(&side)),
             records_total: side.totals.records,
+            group: None,
         },
     }
 }
