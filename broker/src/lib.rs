@@ -24,7 +24,8 @@
 //! - [`group`]: consumer groups' coordinator state machine (KIP-848 style), pure, and
 //!   the codec of `__consumer_offsets` records; driven by `node/groups*.rs` and served
 //!   by `service/group_api.rs` (`docs/GROUPS.md`).
-//! - later: `admin` (HTTP).
+//! - [`admin`]: the admin HTTP listener: `/healthz`, `/readyz` (the readiness rule),
+//!   `/metrics` (Prometheus), and the client of `strata-broker probe --ready`.
 //!
 //! Main flows: produce → `service::produce` → `node::Node::produce` (validate, dedupe,
 //! `log::PartitionLog::append_deferred`) → `PendingAppend::commit` (group-commit fsync,
@@ -35,6 +36,7 @@
 //! image.
 //! Start reading at `node/broker.rs`, then `log/mod.rs`.
 
+pub mod admin;
 pub mod controller;
 pub mod dump;
 pub mod group;

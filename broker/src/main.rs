@@ -1,7 +1,14 @@
 //! `strata-broker`: with no subcommand, runs a broker (by default a complete one-node
 //! cluster: node 1, gRPC on 127.0.0.1:7070, data in ./strata-data). `dump-log` prints
 //! segments. Settings: flags > `STRATA_…` env > `--config` TOML > defaults;
-//! `--print-config` shows the merged result.
+//! `--print-config` shows the merged result. `probe --ready` asks a running broker's
+//! admin listener whether it is ready (exit 0) or not (exit 1), for container health
+//! checks.
+//!
+//! The admin HTTP listener (`--admin-listen`, default 127.0.0.1:7080: `/healthz`,
+//! `/readyz`, `/metrics`) is bound with the gRPC address and serves from before the data
+//! directory is opened, so `/readyz` answers `booting` during recovery; the first
+//! shutdown signal turns it to `shutting_down`.
 //!
 //! Start-up takes the listen address (resolving a host name, binding the port) before
 //! it opens the data directory: a taken port or an unknown host stops the start with
@@ -30,6 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use strata_broker::admin::{self, AdminState};
 use strata_broker::node::config::{BrokerSettings, HostPort, LogFormat, LogIo, ServeArgs};
 use strata_broker::node::descriptors::{self, DescriptorBudget};
 use strata_broker::node::{GroupCoordinator, GroupSettings, Limits, Node, NodeConfig};
@@ -41,7 +49,7 @@ use strata_broker::service::connections::ConnectionSettings;
     name = "strata-broker",
     version,
     about = "The Strata broker. With no subcommand it serves: a one-node cluster on 127.0.0.1:7070 with data in ./strata-data.",
-    after_help = "Examples:\n  strata-broker\n  strata-broker --data-dir /var/lib/strata --listen 0.0.0.0:7070 --flush interval:1000\n  strata-broker --print-config --config strata.toml\n  strata-broker dump-log strata-data/orders-0 --records"
+    after_help = "Examples:\n  strata-broker\n  strata-broker --data-dir /var/lib/strata --listen 0.0.0.0:7070 --flush interval:1000\n  strata-broker --print-config --config strata.toml\n  strata-broker dump-log strata-data/orders-0 --records\n  strata-broker probe --ready --admin-address 127.0.0.1:7080"
 )]
 struct Cli {
     #[command(flatten)]
@@ -57,6 +65,22 @@ enum Command {
     /// controller directory it prints the cluster metadata's Raft log and snapshot:
     /// `dump-log <data>/controller --records`.
     DumpLog(strata_broker::dump::DumpLogArgs),
+    /// Ask a running broker's admin listener for `/readyz`: exit 0 when it answers 200
+    /// (ready), 1 otherwise (booting, shutting down, unreachable). For container health
+    /// checks without curl: `strata-broker probe --ready`.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ProbeArgs {
+    /// Check readiness (`GET /readyz`).
+    #[arg(long, required = true)]
+    ready: bool,
+    /// The admin listener to ask (default: this broker's `--admin-listen`, from the same
+    /// flags, `STRATA_…` variables and `--config` file as the broker; a wildcard host is
+    /// asked on loopback).
+    #[arg(long, value_name = "HOST:PORT")]
+    admin_address: Option<String>,
 }
 
 /// Exit status after a fatal storage error (EX_SOFTWARE).
@@ -75,8 +99,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
-    if let Some(Command::DumpLog(args)) = &cli.command {
-        return strata_broker::dump::run(args);
+    match &cli.command {
+        Some(Command::DumpLog(args)) => return strata_broker::dump::run(args),
+        Some(Command::Probe(args)) => return probe(args, &cli.serve, &matches),
+        None => {}
     }
     let settings = match BrokerSettings::load(&cli.serve, &matches) {
         Ok(settings) => settings,
@@ -109,7 +135,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(settings, reserved)) {
+    let admin_listener = match runtime
+        .block_on(Reserved::bind(&settings.admin_listen))
+        .and_then(Reserved::listen)
+    {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("strata-broker: admin listener (--admin-listen): {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings, reserved, admin_listener)) {
         Ok(code) => code,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -266,12 +302,19 @@ impl Reserved {
     }
 }
 
-async fn run(settings: BrokerSettings, reserved: Reserved) -> anyhow::Result<ExitCode> {
+async fn run(
+    settings: BrokerSettings,
+    reserved: Reserved,
+    admin_listener: tokio::net::TcpListener,
+) -> anyhow::Result<ExitCode> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         config = %settings.to_annotated_toml().replace('\n', "; "),
         "starting strata-broker"
     );
+    let admin_address = admin_listener.local_addr()?;
+    let admin = start_admin(admin_listener);
+    tracing::info!(admin = %admin_address, "admin listener serving /healthz, /readyz, /metrics");
     let descriptor_budget =
         descriptors::budget_at_start(&settings.data_dir, settings.log_io == LogIo::Direct)?;
     // Broker-to-broker connections leave from the listener's address (none for a
@@ -292,9 +335,11 @@ async fn run(settings: BrokerSettings, reserved: Reserved) -> anyhow::Result<Exi
     // Another process could only take the port in between if it, too, bound it with
     // SO_REUSEADDR without listening yet; the error then still names the address.
     let listener = reserved.listen()?;
-    tracing::info!(listen = %listener.local_addr()?, data_dir = %settings.data_dir.display(), "broker ready");
+    admin.lifecycle().listeners_bound();
+    tracing::info!(listen = %listener.local_addr()?, admin = %admin_address, data_dir = %settings.data_dir.display(), "broker ready");
 
     let groups = GroupCoordinator::start(Arc::clone(&node), group_settings(&settings));
+    admin.started(Arc::clone(&node), Arc::clone(&groups));
     let stopping = Arc::clone(&node);
     tokio::spawn(return_idle_memory());
     let mut server = Box::pin(strata_broker::service::serve(
@@ -312,6 +357,8 @@ async fn run(settings: BrokerSettings, reserved: Reserved) -> anyhow::Result<Exi
         reason = node.fatal_error() => return Ok(fatal_exit(&reason)),
         signal = signals.next() => signal,
     };
+    // The first step of a shutdown: orchestrators stop sending traffic here.
+    admin.lifecycle().shutting_down();
     let grace = Duration::from_millis(settings.shutdown_grace_ms);
     tracing::info!(
         signal,
@@ -342,6 +389,75 @@ async fn run(settings: BrokerSettings, reserved: Reserved) -> anyhow::Result<Exi
     tokio::task::spawn_blocking(move || node.shutdown()).await??;
     tracing::info!("clean shutdown complete");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Installs the metrics recorder and serves the admin listener until the process exits
+/// (it answers `shutting_down` during a shutdown, so it is not stopped with gRPC).
+fn start_admin(listener: tokio::net::TcpListener) -> Arc<AdminState> {
+    let metrics = match admin::metrics::install() {
+        Ok(handle) => Some(handle),
+        Err(error) => {
+            tracing::warn!(%error, "metrics are not recorded: /metrics answers 404");
+            None
+        }
+    };
+    if let Some(handle) = metrics.clone() {
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(admin::metrics::UPKEEP_INTERVAL);
+            loop {
+                interval.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    }
+    let state = AdminState::new(metrics);
+    let serving = Arc::clone(&state);
+    tokio::spawn(async move {
+        if let Err(error) = admin::http::serve(listener, serving).await {
+            tracing::error!(%error, "the admin listener stopped");
+        }
+    });
+    state
+}
+
+/// `strata-broker probe --ready`: exit 0 when the admin listener answers `/readyz` with
+/// 200, 1 otherwise, 2 for a bad configuration; one line either way.
+fn probe(args: &ProbeArgs, serve: &ServeArgs, matches: &clap::ArgMatches) -> ExitCode {
+    debug_assert!(args.ready, "clap requires --ready");
+    let address = match &args.admin_address {
+        Some(address) => address.clone(),
+        None => match BrokerSettings::load(serve, matches) {
+            Ok(settings) => settings.admin_listen.to_string(),
+            Err(error) => {
+                eprintln!("strata-broker probe: {error}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if address
+        .parse::<HostPort>()
+        .is_ok_and(|host_port| host_port.port() == 0)
+    {
+        eprintln!("strata-broker probe: the admin address {address} has port 0 (a port chosen at start); pass --admin-address");
+        return ExitCode::from(2);
+    }
+    match admin::probe::get(&address, "/readyz") {
+        Ok(answer) if answer.status == 200 => {
+            println!("ready: {address} answered {}", answer.body);
+            ExitCode::SUCCESS
+        }
+        Ok(answer) => {
+            eprintln!(
+                "not ready: {address} answered {} {}",
+                answer.status, answer.body
+            );
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("not ready: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn connection_settings(settings: &BrokerSettings) -> ConnectionSettings {

@@ -191,6 +191,9 @@ impl BrokerProcess {
             .arg("--listen")
             .arg(self.address.to_string())
             .args(&self.options.extra_args)
+            // A free admin port unless `--admin-listen` is given: brokers of one test, and
+            // tests running at once, would all take the default 127.0.0.1:7080.
+            .env("STRATA_LISTENERS__ADMIN", "127.0.0.1:0")
             .env(
                 "RUST_LOG",
                 self.options.log_filter.as_deref().unwrap_or("warn"),

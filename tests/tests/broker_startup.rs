@@ -41,6 +41,8 @@ impl Broker {
     /// Starts `strata-broker ARGS` at log level info, stderr to `log`.
     fn spawn(args: &[&str], log: &Path) -> Broker {
         let child = broker_command(args)
+            // Tests run at once: none takes the default admin port 127.0.0.1:7080.
+            .env("STRATA_LISTENERS__ADMIN", "127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(File::create(log).unwrap())
             .spawn()

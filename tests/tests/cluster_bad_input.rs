@@ -280,7 +280,8 @@ fn a_bad_controller_voters_flag_stops_the_start_and_writes_nothing() {
             .arg(&data)
             .args(["--controller-voters", voters])
             .env("RUST_LOG", "info")
-            .env_remove("STRATA_CONFIG");
+            .env_remove("STRATA_CONFIG")
+            .env("STRATA_LISTENERS__ADMIN", "127.0.0.1:0");
         let output = run_bounded(command, "");
         let stderr = text(&output.stderr);
         assert!(!output.status.success(), "{voters}: {output:?}");

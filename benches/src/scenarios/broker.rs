@@ -96,6 +96,8 @@ impl BrokerProcess {
             .arg("--flush")
             .arg(flush.broker_arg())
             .args(options.args())
+            // Every broker of a deployment on one machine: a free admin port each.
+            .env("STRATA_LISTENERS__ADMIN", "127.0.0.1:0")
             .env("RUST_LOG", "warn");
         if let Some(membership) = &node.membership {
             command

@@ -707,6 +707,20 @@ impl Node {
             .collect()
     }
 
+    /// Bytes on disk of every partition log here (led or followed), summed per topic:
+    /// the `strata_log_size_bytes` gauge. Takes each log's state lock; blocking.
+    pub fn log_sizes(&self) -> BTreeMap<String, u64> {
+        let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
+        for partition in self.logs.partitions() {
+            if let Some(log) = self.logs.get(&partition) {
+                *sizes
+                    .entry(partition.topic.as_str().to_owned())
+                    .or_default() += log.size_bytes();
+            }
+        }
+        sizes
+    }
+
     /// The first step of a shutdown: from now on produce is refused
     /// ([`NodeError::ShuttingDown`]), long-poll fetches return what they have, and
     /// whoever waits in [`Node::stopping`] (the produce and fetch streams, the server)

@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// start; the broker listens on its first IPv4 address (else its first address).
     #[arg(long, env = "STRATA_LISTENERS__GRPC", value_name = "HOST:PORT")]
     pub listen: Option<String>,
+    /// Admin HTTP listen address (`/healthz`, `/readyz`, `/metrics`); it has no
+    /// authentication, so keep it on loopback or a private network. Port 0 takes a free
+    /// port (logged at start).
+    #[arg(long, env = "STRATA_LISTENERS__ADMIN", value_name = "HOST:PORT")]
+    pub admin_listen: Option<String>,
     /// Address given to clients in metadata (default: the listen address as written). A
     /// host name here is not resolved by the broker: clients resolve it.
     #[arg(long, env = "STRATA_ADVERTISED__GRPC", value_name = "HOST:PORT")]
@@ -143,6 +148,7 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct FileListeners {
     grpc: Option<String>,
+    admin: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,7 +157,8 @@ struct FileAdvertised {
     grpc: Option<String>,
 }
 
-/// The TOML file: the same keys as the flags, with `listeners.grpc` and `advertised.grpc`.
+/// The TOML file: the same keys as the flags, with `listeners.grpc`, `listeners.admin` and
+/// `advertised.grpc`.
 /// Sizes and durations may be integers (bytes, milliseconds) or strings with a unit.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -255,6 +262,8 @@ pub struct BrokerSettings {
     pub data_dir: PathBuf,
     /// Resolved at start ([`HostPort::resolve`]).
     pub listen: HostPort,
+    /// The admin HTTP listener (`crate::admin`), resolved at start.
+    pub admin_listen: HostPort,
     pub advertised_address: String,
     pub controller_voters: Voters,
     pub rack: Option<String>,
@@ -412,13 +421,29 @@ impl BrokerSettings {
             file.data_dir,
             PathBuf::from("./strata-data"),
         );
+        let file_listeners = file.listeners.unwrap_or_default();
         let listen_text = merger.pick(
             "listeners.grpc",
             "listen",
             args.listen.clone(),
-            file.listeners.and_then(|l| l.grpc),
+            file_listeners.grpc,
             "127.0.0.1:7070".to_owned(),
         );
+        let admin_listen_text = merger.pick(
+            "listeners.admin",
+            "admin_listen",
+            args.admin_listen.clone(),
+            file_listeners.admin,
+            "127.0.0.1:7080".to_owned(),
+        );
+        let admin_listen: HostPort =
+            admin_listen_text
+                .parse()
+                .map_err(|reason| ConfigError::Invalid {
+                    key: "listeners.admin",
+                    source_name: merger.source_name("listeners.admin"),
+                    reason,
+                })?;
         let listen: HostPort = listen_text.parse().map_err(|reason| ConfigError::Invalid {
             key: "listeners.grpc",
             source_name: merger.source_name("listeners.grpc"),
@@ -819,6 +844,7 @@ impl BrokerSettings {
             node_id,
             data_dir,
             listen,
+            admin_listen,
             advertised_address,
             controller_voters,
             rack,

@@ -461,9 +461,9 @@ fn an_unknown_key_in_the_file_is_refused() {
         matches!(&error, ConfigError::ParseFile { reason, .. } if reason.contains("unknown field `segment_size`")),
         "{error}"
     );
-    let error = load(&[], Some("[listeners]\nadmin = \"127.0.0.1:7080\"\n")).unwrap_err();
+    let error = load(&[], Some("[listeners]\nkafka = \"127.0.0.1:9092\"\n")).unwrap_err();
     assert!(
-        error.to_string().contains("unknown field `admin`"),
+        error.to_string().contains("unknown field `kafka`"),
         "{error}"
     );
 }
@@ -526,4 +526,29 @@ fn group_settings_have_kafkas_defaults_and_are_checked() {
             "{error}"
         );
     }
+}
+
+#[test]
+fn the_admin_listener_defaults_to_loopback_7080_and_is_taken_from_a_flag_or_the_file() {
+    let settings = load(&[], None).unwrap();
+    assert_eq!(settings.admin_listen.to_string(), "127.0.0.1:7080");
+    assert!(settings
+        .to_annotated_toml()
+        .contains("admin = \"127.0.0.1:7080\" # default"));
+    let settings = load(&["--admin-listen", "0.0.0.0:0"], None).unwrap();
+    assert_eq!(settings.admin_listen.to_string(), "0.0.0.0:0");
+    assert!(settings
+        .to_annotated_toml()
+        .contains("admin = \"0.0.0.0:0\" # flag"));
+    let settings = load(&[], Some("[listeners]\nadmin = \"broker-1:7080\"\n")).unwrap();
+    assert_eq!(settings.admin_listen.to_string(), "broker-1:7080");
+    // The gRPC listener from the same section keeps its default.
+    assert_eq!(settings.listen.to_string(), "127.0.0.1:7070");
+    let error = load(&["--admin-listen", "7080"], None).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("listeners.admin (from flag): expected HOST:PORT"),
+        "{error}"
+    );
 }

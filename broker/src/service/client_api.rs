@@ -20,7 +20,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::produce::{self, ProduceInbound, ProduceStream};
-use super::{cluster_api, fetch_session, metadata, status, traffic};
+use super::{cluster_api, fetch_session, metadata, request_metrics, status, traffic};
 use crate::controller::quorum::{ControllerRequest, ReplyBody};
 use crate::controller::NewTopic;
 use crate::node::{FetchSpec, Node, NodeError, OffsetQuery};
@@ -313,6 +313,7 @@ impl ClientApi for ClientApiService {
 /// at most the broker's `fetch_max_bytes` (plus the first batch, KIP-74): the node clamps
 /// the request's `max_bytes` to it.
 pub(crate) async fn fetch_response(node: &Arc<Node>, request: FetchRequest) -> FetchResponse {
+    let started = std::time::Instant::now();
     let mut seen = HashSet::with_capacity(request.partitions.len().min(1024));
     let repeated: Vec<bool> = request
         .partitions
@@ -370,7 +371,8 @@ pub(crate) async fn fetch_response(node: &Arc<Node>, request: FetchRequest) -> F
             };
             fetched_partition(partition, result)
         })
-        .collect();
+        .collect::<Vec<_>>();
+    request_metrics::fetched(&partitions, started);
     FetchResponse { partitions }
 }
 

@@ -17,6 +17,8 @@
 //! - [`metadata`]: metadata and describe answers from the metadata image.
 //! - [`replication_api`]: the `strata.v1.Replication` service, the leader side of
 //!   replica fetch sessions and `OffsetForLeaderEpoch` (broker to broker).
+//! - [`request_metrics`]: request duration and count per RPC, bytes and records in and
+//!   out per topic (the series `GET /metrics` shows).
 //! - [`status`]: the one domain-error → wire-code mapping.
 //! - [`transport_status`]: tonic's own refusals (decode limit, bad protobuf) answered
 //!   with the codes of hostile inputs 9 and 12 (`docs/RELIABILITY.md`).
@@ -38,6 +40,7 @@ pub mod group_api;
 pub mod metadata;
 pub mod produce;
 pub mod replication_api;
+pub mod request_metrics;
 pub mod status;
 pub mod traffic;
 pub mod transport_status;
@@ -93,6 +96,8 @@ pub async fn serve(
     let groups = GroupApiServer::new(group_api::GroupApiService::new(groups));
     let incoming = connections::Incoming::new(listener, connections::Clients::new(connections));
     tonic::transport::Server::builder()
+        // Outermost: the time of a unary call includes every layer's work.
+        .layer(request_metrics::RequestMetricsLayer)
         .layer(connections::StreamLimitLayer)
         .layer(tower::util::MapResponseLayer::new(
             transport_status::rewrite_response,

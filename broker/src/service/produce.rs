@@ -22,14 +22,14 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use strata_proto::api::v1::{ErrorCode, ProduceRequest, ProduceResponse};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::{Stream, StreamExt};
 use tonic::Status;
 
-use super::{decompression, status, traffic, transport_status};
+use super::{decompression, request_metrics, status, traffic, transport_status};
 use crate::node::{Acks, Appended, Node, NodeError};
 
 /// The response stream type of `Produce`.
@@ -106,6 +106,7 @@ async fn run<S>(
                 return end_after_commits(&commits, &sender, status).await;
             }
         };
+        let started = Instant::now();
         let request_id = request.request_id;
         let acks = match Acks::from_wire(request.acks) {
             Ok(acks) => acks,
@@ -121,6 +122,8 @@ async fn run<S>(
             return;
         };
         traffic::record(request.records.len());
+        let batch_bytes = request.records.len();
+        let batch_records = request_metrics::batch_record_count(&request.records);
         // Written in order, here; committed concurrently, below.
         let pending = match acks {
             // NOT_ENOUGH_REPLICAS refuses the batch before it is written.
@@ -141,6 +144,7 @@ async fn run<S>(
         };
         let timeout = Duration::from_millis(u64::from(request.timeout_ms.max(1)));
         let sender = sender.clone();
+        let topic = request.topic;
         tokio::spawn(async move {
             let _commit_slot = commit_slot;
             let result = match pending {
@@ -148,13 +152,21 @@ async fn run<S>(
                 Ok(pending) => pending.commit().await,
                 Err(error) => Err(error),
             };
+            let response = match result {
+                Ok(appended) => {
+                    request_metrics::produced(&topic, batch_bytes, batch_records);
+                    success(request_id, appended)
+                }
+                Err(error) => failure(request_id, &error),
+            };
+            let code = response
+                .error
+                .as_ref()
+                .map_or("OK", |error| request_metrics::error_code_label(error.code));
+            request_metrics::record_request(request_metrics::PRODUCE, code, started.elapsed());
             if acks == Acks::None {
                 return;
             }
-            let response = match result {
-                Ok(appended) => success(request_id, appended),
-                Err(error) => failure(request_id, &error),
-            };
             let _ = sender.send(Ok(response)).await;
         });
     }

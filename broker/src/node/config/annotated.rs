@@ -90,9 +90,11 @@ impl BrokerSettings {
         );
         let _ = writeln!(
             out,
-            "\n[listeners]\ngrpc = {:?} # {}",
+            "\n[listeners]\ngrpc = {:?} # {}\nadmin = {:?} # {}",
             self.listen.to_string(),
-            source("listeners.grpc")
+            source("listeners.grpc"),
+            self.admin_listen.to_string(),
+            source("listeners.admin")
         );
         let _ = writeln!(
             out,
