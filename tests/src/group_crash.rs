@@ -15,6 +15,8 @@
 //!                                    lost); it starts again at the committed offset if the
 //!                                    worker gets it back
 //! commit-failed <code>               `commit().await` returned an error (the worker exits)
+//! idle                                a poll found nothing (the checker ignores it; the
+//!                                    test stops the last worker once it is idle)
 //! ```
 //!
 //! Workers run one after another, each killed at a point its seed chooses: between poll
@@ -25,9 +27,9 @@
 //! - every worker starts each partition exactly at the offset committed before it
 //!   started (the last `committed` line of the workers before it, or 0), and polls it
 //!   without gaps or repeats;
-//! - a record processed again (a *redelivery*) lies in `[C, last polled]` of the worker
-//!   that held the partition before: the records its predecessor polled after the last
-//!   commit, Kafka's `(committed, last polled]`;
+//! - a record processed again (a *redelivery*) lies in `[C, last polled]` of the workers
+//!   that held the partition since `C` was committed: the records they polled after the
+//!   last commit, Kafka's `(committed, last polled]`;
 //! - a record never processed (a *loss*) was polled and committed by a worker that died
 //!   before processing it: commit-before-process is at-most-once exactly there;
 //! - nothing else is missing, and the group's final committed offset is the last one a
@@ -133,6 +135,21 @@ pub fn parse_events(text: &str) -> Vec<Event> {
     complete.lines().filter_map(Event::parse).collect()
 }
 
+/// The line a worker writes when a poll found nothing.
+pub const IDLE: &str = "idle";
+
+/// The committed offset per partition that a history's `committed` lines acknowledged,
+/// the last line winning (workers ran one after another).
+pub fn acknowledged(workers: &[Vec<Event>]) -> BTreeMap<i32, i64> {
+    let mut committed = BTreeMap::new();
+    for event in workers.iter().flatten() {
+        if let Event::Committed { partition, next } = event {
+            committed.insert(*partition, *next);
+        }
+    }
+    committed
+}
+
 /// What a run's history amounted to.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -142,7 +159,8 @@ pub struct Outcome {
     pub redeliveries: usize,
     /// Records never processed (commit-before-process windows only).
     pub lost: usize,
-    /// Workers that died with records polled after their last commit.
+    /// Holdings (one worker, one partition, until a release or its death) that ended
+    /// with records polled after the last commit.
     pub open_windows: usize,
 }
 
@@ -344,7 +362,16 @@ impl Holding {
         if acknowledged <= *last {
             outcome.open_windows += 1;
         }
-        window.insert(partition, (acknowledged.max(*first), *last));
+        // Holders that died without moving the commit share one window: a record the
+        // first polled may be redelivered to the third.
+        let from = acknowledged.max(*first);
+        let to = match window.get(&partition) {
+            Some((previous_from, previous_to)) if *previous_from == from => {
+                (*previous_to).max(*last)
+            }
+            _ => *last,
+        };
+        window.insert(partition, (from, to));
         let committed_to = self.committed_to.unwrap_or(0);
         for offset in &self.polled {
             if *offset < committed_to && !self.processed.contains(offset) {
@@ -419,6 +446,30 @@ mod tests {
         assert_eq!(outcome.redeliveries, 3);
         assert_eq!(outcome.lost, 0);
         assert_eq!(outcome.processed, 20);
+    }
+
+    #[test]
+    fn holders_that_die_without_committing_share_one_window() {
+        // The first polls 10..15 and dies; the second polls only 10 and dies; the third
+        // redelivers 10..15 (all polled after the commit at 10).
+        let first = [
+            polled(0, 0..10),
+            processed(0, 0..10),
+            committed(0, 10),
+            polled(0, 10..15),
+            processed(0, 10..15),
+        ]
+        .concat();
+        let second = [polled(0, 10..11), processed(0, 10..11)].concat();
+        let third = [polled(0, 10..20), processed(0, 10..20), committed(0, 20)].concat();
+        let outcome = check(
+            CrashMode::BeforeCommit,
+            &ends(20),
+            &[first, second, third],
+            &ends(20),
+        )
+        .unwrap();
+        assert_eq!(outcome.redeliveries, 6);
     }
 
     #[test]

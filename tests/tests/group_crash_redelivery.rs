@@ -6,8 +6,8 @@
 //! `group_worker` binary (`CommitMode::Manual`) is started, one at a time, and each
 //! worker aborts itself at a point its seed chooses; the next worker starts once the
 //! previous one is dead, and takes over its partitions once the coordinator expels it.
-//! The run ends when the group has committed every partition's log end; the last worker
-//! is then SIGKILLed. The workers' event files are checked by
+//! The run ends when the workers' acknowledged commits reach every partition's log end and
+//! the last worker's poll found nothing; that worker is then SIGKILLed. The workers' event files are checked by
 //! `strata_tests::group_crash::check`:
 //!
 //! - crash before commit: every record processed at least once; each redelivery lies in
@@ -18,9 +18,10 @@
 //!   nothing outside such a window is missing;
 //! - both: each worker starts every partition exactly at the committed offset, the
 //!   group's final offsets are the last acknowledged commits;
-//! - a commit sent afterwards with a dead worker's member id and epoch (seen in
-//!   DescribeGroups while it lived) is refused with `UNKNOWN_MEMBER_ID`,
-//!   `FENCED_MEMBER_EPOCH` or `STALE_MEMBER_EPOCH`, and the committed offset is unchanged.
+//! - once the coordinator has expelled a dead worker's member, a commit sent with its
+//!   member id and epoch (seen in DescribeGroups while it lived) is refused with
+//!   `UNKNOWN_MEMBER_ID`, `FENCED_MEMBER_EPOCH` or `STALE_MEMBER_EPOCH`, and the committed
+//!   offset is unchanged.
 //!
 //! Runs per mode: `STRATA_ROW12_RUNS` (default 3; the acceptance run is 20). Seeds:
 //! `STRATA_ROW12_SEED` (default: from the clock, printed). Every wait is bounded and
@@ -42,7 +43,7 @@ use strata_proto::api::v1::{
     ErrorCode, OffsetCommitPartition, OffsetCommitRequest, OffsetCommitTopic,
 };
 use strata_tests::broker_process::BrokerProcess;
-use strata_tests::group_crash::{check, parse_events, CrashMode, Outcome};
+use strata_tests::group_crash::{acknowledged, check, parse_events, CrashMode, Outcome, IDLE};
 
 const TOPIC: &str = "jobs";
 const PARTITIONS: i32 = 4;
@@ -121,7 +122,7 @@ async fn row_12(mode: CrashMode) {
         let result = run_once(&broker, &client, mode, &group, run_seed, &run_dir, &ends).await;
         println!(
             "run {run} (seed {run_seed}): {} workers, {} records processed, {} redeliveries, \
-             {} lost, {} crashes with records polled after the last commit; {} stale \
+             {} lost, {} holdings cut with records polled after the last commit; {} stale \
              commits refused",
             result.workers,
             result.outcome.processed,
@@ -237,6 +238,18 @@ async fn committed(client: &Client, group: &str) -> BTreeMap<i32, i64> {
         .collect()
 }
 
+/// The acknowledged commits of the workers so far, once the last worker is idle (its
+/// last line says a poll found nothing): `None` while it is busy.
+fn finished(event_files: &[PathBuf]) -> Option<BTreeMap<i32, i64>> {
+    let texts: Vec<String> = event_files
+        .iter()
+        .map(|path| std::fs::read_to_string(path).unwrap_or_default())
+        .collect();
+    let idle = texts.last()?.lines().last() == Some(IDLE);
+    let workers: Vec<_> = texts.iter().map(|text| parse_events(text)).collect();
+    idle.then(|| acknowledged(&workers))
+}
+
 async fn run_once(
     broker: &BrokerProcess,
     client: &Client,
@@ -288,8 +301,8 @@ async fn run_once(
                     }
                 }
             }
-            if &committed(client, group).await == ends {
-                // Everything is committed: the last worker has nothing left to do.
+            if finished(&event_files) == Some(ends.clone()) {
+                // Everything is committed and processed: the last worker waits for more.
                 child.kill().unwrap();
                 child.wait().unwrap();
                 done = true;
@@ -322,11 +335,10 @@ async fn run_once(
         }
     };
 
-    // Every worker but the last was expelled before the last one could commit all it
-    // did: their member ids are dead, and their commits must be refused.
-    let last = event_files.len() - 1;
+    // Every worker is dead now; once the coordinator has expelled its member, a commit
+    // with its member id and last epoch must be refused.
     let mut stale_refused = 0;
-    for member in members.values().filter(|member| member.worker < last) {
+    for member in members.values() {
         stale_commit_refused(broker, client, group, member, ends).await;
         stale_refused += 1;
     }
@@ -349,8 +361,9 @@ fn keep_events(run_dir: &Path, mode: CrashMode, seed: u64) -> PathBuf {
     kept
 }
 
-/// A commit with `member`'s id and epoch, rewinding partition 0 to 0, is refused as from
-/// a dead or stale member, and the committed offsets do not change.
+/// Once the coordinator has expelled `member` (a dead worker's), a commit with its id and
+/// last epoch, rewinding partition 0 to 0, is refused as from a dead or stale member, and
+/// the committed offsets do not change.
 async fn stale_commit_refused(
     broker: &BrokerProcess,
     client: &Client,
@@ -358,6 +371,21 @@ async fn stale_commit_refused(
     member: &SeenMember,
     ends: &BTreeMap<i32, i64>,
 ) {
+    // Until the session lapses the dead member is still a member, and its commits are
+    // (rightly) accepted.
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let description = client.admin().describe_group(group).await.unwrap();
+        if description.member(&member.member_id).is_none() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dead member {member:?} not expelled within {:?}",
+            common::WAIT
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let before = committed(client, group).await;
     assert_eq!(&before, ends);
     // One broker: it is every group's coordinator.
@@ -395,7 +423,8 @@ async fn stale_commit_refused(
     });
     assert!(
         refused,
-        "a commit from dead member {member:?} was not refused: {response:?}"
+        "a commit from worker {}'s dead member {member:?} was not refused: {response:?}",
+        member.worker
     );
     assert_eq!(
         committed(client, group).await,

@@ -15,8 +15,8 @@
 //! `std::process::abort()` inside the batch that crosses the budget: after processing a
 //! seeded number of its records and before the commit (`before-commit`), or after the
 //! commit and before the batch's last record is processed (`before-processing`). It never
-//! exits on its own otherwise; the test kills the last worker once the group has
-//! committed everything.
+//! exits on its own otherwise: a poll that finds nothing writes `idle`, and the test kills
+//! the last worker once its commits reached every partition's end and it is idle.
 //!
 //! Every step is appended to `events-file` as one line written with one `write` before
 //! the next step (the format is in `strata_tests::group_crash`). Processing a record is
@@ -32,7 +32,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use strata_client::consumer::RebalanceEvent;
 use strata_client::{Client, CommitMode, ConsumedRecord, Consumer, Offset};
-use strata_tests::group_crash::{CrashMode, Event};
+use strata_tests::group_crash::{CrashMode, Event, IDLE};
 use tokio_stream::StreamExt;
 
 /// How long the first record of a batch is waited for before the loop looks again.
@@ -141,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         if batch.is_empty() {
+            log.line(IDLE)?;
             continue;
         }
         polled_total += batch.len();
