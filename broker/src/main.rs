@@ -135,16 +135,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let admin_listener = match runtime
-        .block_on(Reserved::bind(&settings.admin_listen))
-        .and_then(Reserved::listen)
-    {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("strata-broker: admin listener (--admin-listen): {error}");
-            return ExitCode::FAILURE;
-        }
-    };
+    // Listening needs the runtime's reactor: inside `block_on`.
+    let admin_listener =
+        match runtime.block_on(async { Reserved::bind(&settings.admin_listen).await?.listen() }) {
+            Ok(listener) => listener,
+            Err(error) => {
+                eprintln!("strata-broker: admin listener (--admin-listen): {error}");
+                return ExitCode::FAILURE;
+            }
+        };
     match runtime.block_on(run(settings, reserved, admin_listener)) {
         Ok(code) => code,
         Err(error) => {

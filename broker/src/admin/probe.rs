@@ -52,6 +52,11 @@ pub struct Answer {
 /// `GET path` on `address` (`host:port`). An unspecified host (`0.0.0.0`, `[::]`: the
 /// broker's own listen address in a container) is asked on loopback.
 pub fn get(address: &str, path: &str) -> Result<Answer, ProbeError> {
+    get_within(address, path, ANSWER_BYTES_MAX)
+}
+
+/// [`get`], reading at most `answer_bytes_max` bytes of the answer (for `/metrics`).
+pub fn get_within(address: &str, path: &str, answer_bytes_max: u64) -> Result<Answer, ProbeError> {
     let target = resolve(address)?;
     let mut stream = TcpStream::connect_timeout(&target, PROBE_TIMEOUT).map_err(|source| {
         ProbeError::Connect {
@@ -71,7 +76,7 @@ pub fn get(address: &str, path: &str) -> Result<Answer, ProbeError> {
     stream.write_all(request.as_bytes()).map_err(io)?;
     let mut answer = Vec::new();
     stream
-        .take(ANSWER_BYTES_MAX)
+        .take(answer_bytes_max)
         .read_to_end(&mut answer)
         .map_err(io)?;
     parse_answer(&answer).ok_or_else(|| ProbeError::NotHttp {
