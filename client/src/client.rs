@@ -318,7 +318,7 @@ impl Client {
 
     /// Known brokers first (they are what the cluster advertises), then the bootstrap
     /// list, without duplicates.
-    fn candidate_addresses(&self) -> Vec<String> {
+    pub(crate) fn candidate_addresses(&self) -> Vec<String> {
         let mut addresses: Vec<String> = Vec::new();
         let known = self.inner.metadata.broker_addresses();
         for address in known.iter().chain(self.inner.bootstrap.iter()) {

@@ -88,6 +88,7 @@ pub mod consumer;
 pub mod error;
 mod fetch_call;
 mod grpc_call;
+mod group_coordinator;
 mod metadata;
 pub mod partitioner;
 mod produce_call;

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use strata_proto::api::v1 as wire;
 
-use super::coordinator::{call_coordinator, check_group_id, group_client, GroupClient};
 use super::group_types::{
     CommittedOffset, GroupDescription, GroupListing, GroupListings, GroupOffset, GroupOffsetResult,
     ListGroupsFailure,
@@ -26,6 +25,7 @@ use super::Admin;
 use crate::connection::{request, with_deadline};
 use crate::consumer::offsets::list_offsets;
 use crate::error::{Error, ErrorCode};
+use crate::group_coordinator::{call_coordinator, check_group_id, group_client, GroupClient};
 use crate::retry::backoff;
 
 /// Member epoch of an administrative commit (no member).

@@ -8,9 +8,9 @@
 use strata_proto::api::v1 as wire;
 
 use super::{commit_results, commit_topics, group_by_topic};
-use crate::admin::coordinator::{check_group_id, is_coordinator_retriable};
 use crate::admin::{GroupDescription, GroupOffset, GroupState};
 use crate::error::{Error, ErrorCode};
+use crate::group_coordinator::{check_group_id, is_coordinator_retriable};
 
 fn partitions(topic: &str, numbers: &[i32]) -> wire::GroupTopicPartitions {
     wire::GroupTopicPartitions {

@@ -14,7 +14,6 @@
 
 mod cluster;
 mod cluster_types;
-pub(crate) mod coordinator;
 mod group_types;
 mod groups;
 mod types;

@@ -3,7 +3,6 @@
 //! with its retries. How each error is met is in the parent module's doc.
 
 use strata_proto::api::v1 as wire;
-use strata_proto::api::v1::group_api_client::GroupApiClient;
 use tokio::time::Instant;
 
 use super::super::ledger::OffsetToCommit;
@@ -11,9 +10,10 @@ use super::super::ledger::{by_topic, commit_outcome, commit_request, committed_o
 use super::super::reconcile::TopicPartition;
 use super::super::{reaction, Reaction};
 use super::{lost_partitions, Coordinator, RejoinAs};
-use crate::connection::{request, with_deadline, RESPONSE_BYTES_MAX};
+use crate::connection::{request, with_deadline};
 use crate::consumer::offsets::resolve_all;
-use crate::error::{Error, ErrorCode};
+use crate::error::Error;
+use crate::group_coordinator::{find_coordinator, group_client, GroupClient};
 
 impl Coordinator {
     /// Where each new partition starts: the group's committed offset, else
@@ -202,63 +202,13 @@ impl Coordinator {
         if let Some(address) = &self.address {
             return Ok(address.clone());
         }
-        let message = wire::FindCoordinatorRequest {
-            group_id: self.settings.group_id.clone(),
-        };
         let timeout = self.client.request_timeout();
-        let mut candidates = self.client.metadata().broker_addresses();
-        candidates.extend(self.client.bootstrap_brokers().iter().cloned());
-        candidates.dedup();
-        let mut last_error = None;
-        for candidate in candidates {
-            let mut group = match self.group_client(&candidate) {
-                Ok(group) => group,
-                Err(error) => {
-                    last_error = Some(error);
-                    continue;
-                }
-            };
-            let answer = with_deadline(
-                "find coordinator",
-                timeout,
-                group.find_coordinator(request(message.clone(), timeout)),
-            )
-            .await;
-            match answer {
-                Ok(response) => {
-                    if let Some(error) = Error::from_wire(response.error.as_ref()) {
-                        return Err(error);
-                    }
-                    if response.address.is_empty() {
-                        return Err(Error::broker(
-                            ErrorCode::CoordinatorNotAvailable,
-                            "FindCoordinator answered without an address",
-                        ));
-                    }
-                    self.address = Some(response.address.clone());
-                    return Ok(response.address);
-                }
-                Err(
-                    error @ (Error::Transport(_) | Error::Connect { .. } | Error::Timeout { .. }),
-                ) => {
-                    last_error = Some(error);
-                }
-                Err(error) => return Err(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| {
-            Error::broker(
-                ErrorCode::CoordinatorNotAvailable,
-                "no broker to ask for the coordinator",
-            )
-        }))
+        let found = find_coordinator(&self.client, &self.settings.group_id, timeout).await?;
+        self.address = Some(found.address.clone());
+        Ok(found.address)
     }
 
-    pub(super) fn group_client(
-        &self,
-        address: &str,
-    ) -> Result<GroupApiClient<tonic::transport::Channel>, Error> {
-        let channel = self.client.channel(address)?;
-        Ok(GroupApiClient::new(channel).max_decoding_message_size(RESPONSE_BYTES_MAX))
+    pub(super) fn group_client(&self, address: &str) -> Result<GroupClient, Error> {
+        group_client(&self.client, address)
     }
 }

@@ -19,7 +19,7 @@ use strata_proto::api::v1::group_api_client::GroupApiClient;
 use tonic::transport::Channel;
 
 use crate::client::Client;
-use crate::connection::{normalize_address, request, with_deadline, RESPONSE_BYTES_MAX};
+use crate::connection::{request, with_deadline, RESPONSE_BYTES_MAX};
 use crate::error::{Error, ErrorCode};
 use crate::retry::backoff;
 
@@ -84,7 +84,8 @@ pub(crate) fn group_client(client: &Client, address: &str) -> Result<GroupClient
 }
 
 /// Asks the known brokers, then the bootstrap list, which broker coordinates `group_id`;
-/// an unreachable broker passes the question to the next. One attempt: a retriable
+/// an unreachable or silent broker passes the question to the next. Used by the admin
+/// calls and by group consumers. One attempt: a retriable
 /// answer is returned as the error (see [`call_coordinator`]).
 pub(crate) async fn find_coordinator(
     client: &Client,
@@ -95,7 +96,7 @@ pub(crate) async fn find_coordinator(
         group_id: group_id.to_owned(),
     };
     let mut last_error = None;
-    for address in candidate_addresses(client) {
+    for address in client.candidate_addresses() {
         let mut broker = match group_client(client, &address) {
             Ok(broker) => broker,
             Err(error) => {
@@ -120,7 +121,9 @@ pub(crate) async fn find_coordinator(
                     address: response.address,
                 });
             }
-            Err(error @ (Error::Transport(_) | Error::Connect { .. })) => {
+            // A broker that is down, or paused (it keeps the connection and never
+            // answers): ask the next.
+            Err(error @ (Error::Transport(_) | Error::Connect { .. } | Error::Timeout { .. })) => {
                 tracing::debug!(%address, %error, "broker unreachable; asking the next for the coordinator");
                 last_error = Some(error);
             }
@@ -173,21 +176,4 @@ where
             answer => return answer,
         }
     }
-}
-
-/// Known brokers first (what the cluster advertises), then the bootstrap list, without
-/// duplicates.
-fn candidate_addresses(client: &Client) -> Vec<String> {
-    let mut addresses: Vec<String> = Vec::new();
-    let known = client.metadata().broker_addresses();
-    for address in known.iter().chain(client.bootstrap_brokers()) {
-        let normalized = normalize_address(address);
-        if !addresses
-            .iter()
-            .any(|seen| normalize_address(seen) == normalized)
-        {
-            addresses.push(address.clone());
-        }
-    }
-    addresses
 }
