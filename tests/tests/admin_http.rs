@@ -1,0 +1,237 @@
+//! The admin HTTP listener of a real `strata-broker`: `/healthz` answers 200, `/readyz`
+//! answers 200 once the broker serves and 503 `shutting_down` after SIGTERM while
+//! a connection still drains, `/metrics` counts the records produced to a topic and shows
+//! the produce latency histogram with its buckets, and `strata-broker probe --ready`
+//! exits 0 against the running broker and 1 against a closed port.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{connect, create_topic, produce_ok, start_broker, values_batch, WAIT};
+use strata_broker::admin::probe::{self, Answer};
+use strata_tests::broker_process::{free_port, workspace_binary};
+
+const TOPIC: &str = "t";
+
+/// `GET path` on the admin listener, reading up to 4 MiB.
+fn get(admin: &str, path: &str) -> Answer {
+    probe::get_within(admin, path, 4 << 20)
+        .unwrap_or_else(|error| panic!("GET {path} on {admin}: {error}"))
+}
+
+/// Polls `/readyz` until it answers 200 (bounded by [`WAIT`]).
+fn wait_ready(admin: &str) -> Answer {
+    let started = Instant::now();
+    loop {
+        let answer = get(admin, "/readyz");
+        if answer.status == 200 || started.elapsed() > WAIT {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn probe_ready(admin: &str) -> std::process::Output {
+    Command::new(workspace_binary("strata-broker"))
+        .args(["probe", "--ready", "--admin-address", admin])
+        .output()
+        .expect("run strata-broker probe")
+}
+
+/// The value of the sample line `series` (name and labels exactly) in `text`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_metrics_and_probe_of_a_running_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = format!("127.0.0.1:{}", free_port().unwrap());
+    let broker = start_broker(dir.path(), &["--admin-listen", &admin]);
+
+    let health = tokio::task::block_in_place(|| get(&admin, "/healthz"));
+    assert_eq!(health.status, 200, "{health:?}");
+    assert_eq!(health.body, r#"{"status":"ok"}"#);
+    let ready = tokio::task::block_in_place(|| wait_ready(&admin));
+    assert_eq!(
+        ready,
+        Answer {
+            status: 200,
+            body: r#"{"status":"ready"}"#.to_owned()
+        }
+    );
+
+    let mut client = connect(&broker).await;
+    create_topic(&mut client, TOPIC, 1, &[]).await;
+    // 3 requests of 4, 4 and 2 records: 10 records in.
+    for values in [
+        &["a", "b", "c", "d"][..],
+        &["e", "f", "g", "h"],
+        &["i", "j"],
+    ] {
+        produce_ok(&mut client, TOPIC, 0, values_batch(values)).await;
+    }
+
+    let metrics = tokio::task::block_in_place(|| get(&admin, "/metrics"));
+    assert_eq!(metrics.status, 200);
+    let text = metrics.body;
+    assert_eq!(
+        sample(&text, "strata_records_in_total{topic=\"t\"}"),
+        Some(10.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "strata_bytes_in_total{topic=\"t\"}").is_some_and(|bytes| bytes > 0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "strata_request_duration_seconds_count{rpc=\"produce\"}"
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    for bucket in ["0.0005", "0.01", "1", "10", "+Inf"] {
+        let series =
+            format!("strata_request_duration_seconds_bucket{{rpc=\"produce\",le=\"{bucket}\"}}");
+        assert!(
+            sample(&text, &series).is_some(),
+            "{series} missing:\n{text}"
+        );
+    }
+    assert_eq!(
+        sample(
+            &text,
+            "strata_request_duration_seconds_bucket{rpc=\"produce\",le=\"+Inf\"}"
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&text, "strata_requests_total{rpc=\"produce\",code=\"OK\"}"),
+        Some(3.0),
+        "{text}"
+    );
+    // A unary call, timed by the server's layer.
+    assert!(
+        sample(
+            &text,
+            "strata_requests_total{rpc=\"create_topics\",code=\"OK\"}"
+        )
+        .is_some_and(|count| count >= 1.0),
+        "{text}"
+    );
+    for (series, value) in [
+        ("strata_partitions", 1.0),
+        ("strata_leader_partitions", 1.0),
+        ("strata_under_replicated_partitions", 0.0),
+        ("strata_under_min_isr_partitions", 0.0),
+        ("strata_controller_active", 1.0),
+        ("strata_cluster_brokers", 1.0),
+    ] {
+        assert_eq!(sample(&text, series), Some(value), "{series}:\n{text}");
+    }
+    assert!(
+        sample(&text, "strata_log_size_bytes{topic=\"t\"}").is_some_and(|bytes| bytes > 0.0),
+        "{text}"
+    );
+    assert!(text.contains("strata_build_info{version=\""), "{text}");
+
+    let output = tokio::task::block_in_place(|| probe_ready(&admin));
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).starts_with("ready: "),
+        "{output:?}"
+    );
+    drop(broker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_shutting_down_from_the_first_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = format!("127.0.0.1:{}", free_port().unwrap());
+    // A connection that never sends the HTTP/2 preface holds the shutdown open (the broker
+    // waits for its connections within the grace period), so the shutting-down broker
+    // can be asked at leisure.
+    let broker = start_broker(
+        dir.path(),
+        &[
+            "--admin-listen",
+            &admin,
+            "--handshake-timeout-ms",
+            "10m",
+            "--shutdown-grace-ms",
+            "10m",
+        ],
+    );
+    let ready = tokio::task::block_in_place(|| wait_ready(&admin));
+    assert_eq!(ready.status, 200, "{ready:?}");
+    let held = std::net::TcpStream::connect(broker.address()).unwrap();
+    let pid = libc::pid_t::try_from(broker.pid().unwrap()).unwrap();
+    // SAFETY: kill takes two integers by value; the pid is our own running child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let answer = tokio::task::block_in_place(|| {
+        let started = Instant::now();
+        loop {
+            let answer = get(&admin, "/readyz");
+            if answer.status != 200 || started.elapsed() > WAIT {
+                return answer;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    assert_eq!(
+        answer,
+        Answer {
+            status: 503,
+            body: r#"{"status":"shutting_down","reasons":["shutdown in progress"]}"#.to_owned()
+        }
+    );
+    // Still alive: liveness does not follow readiness.
+    let health = tokio::task::block_in_place(|| get(&admin, "/healthz"));
+    assert_eq!(health.status, 200);
+    drop(held);
+    drop(broker);
+}
+
+#[test]
+fn probe_against_a_closed_port_exits_1() {
+    let admin = format!("127.0.0.1:{}", free_port().unwrap());
+    let output = probe_ready(&admin);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("not ready: cannot connect to"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_taken_admin_port_stops_the_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = taken.local_addr().unwrap().to_string();
+    let grpc = format!("127.0.0.1:{}", free_port().unwrap());
+    let data = dir.path().join("data");
+    let output = Command::new(workspace_binary("strata-broker"))
+        .args(["--listen", &grpc, "--admin-listen", &admin, "--data-dir"])
+        .arg(&data)
+        .env_remove("STRATA_CONFIG")
+        .output()
+        .expect("run strata-broker");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "admin listener (--admin-listen): cannot listen on {admin}: address in use"
+        )),
+        "{stderr}"
+    );
+    assert!(!data.exists(), "the data directory was created");
+}
