@@ -9,6 +9,7 @@
 
 use serde::Serialize;
 
+use super::statuses::report_statuses;
 use super::topic::confirm;
 use super::{client_error, group_describe, group_seek, Context};
 use crate::args::GroupCommand;
@@ -95,16 +96,6 @@ pub async fn list(context: &mut Context) -> Result<ExitStatus, CliError> {
     Ok(ExitStatus::Failure)
 }
 
-/// The outcome for one group of a delete.
-#[derive(Debug, Serialize)]
-struct GroupStatus {
-    group: String,
-    /// `OK` or the error code.
-    status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
-}
-
 async fn delete(
     context: &mut Context,
     groups: Vec<String>,
@@ -117,47 +108,18 @@ async fn delete(
         );
         confirm("delete groups", question).await?;
     }
-    let total = groups.len();
-    let results = context.client.admin().delete_groups(groups).await;
-    let mut statuses = Vec::new();
-    let mut errors = Vec::new();
-    for (group, result) in results {
-        match result {
-            Ok(()) => statuses.push(GroupStatus {
+    let outcomes = context
+        .client
+        .admin()
+        .delete_groups(groups)
+        .await
+        .into_iter()
+        .map(|(group, result)| {
+            (
                 group,
-                status: "OK".to_owned(),
-                message: None,
-            }),
-            Err(error) => {
-                let error = with_group_hint(client_error(error));
-                statuses.push(GroupStatus {
-                    group: group.clone(),
-                    status: error.code.clone(),
-                    message: Some(error.message.clone()),
-                });
-                errors.push(error.context(format!("deleting group {group:?}")));
-            }
-        }
-    }
-    match context.format() {
-        OutputFormat::Json => context.print_json(&statuses)?,
-        OutputFormat::Text => {
-            let mut table = Table::new(["GROUP", "STATUS"]);
-            for status in &statuses {
-                table.row([status.group.clone(), status.status.clone()]);
-            }
-            context.print(&table.to_string())?;
-        }
-    }
-    let failed = errors.len();
-    for error in errors {
-        error.report(context.format());
-    }
-    if failed == 0 {
-        return Ok(ExitStatus::Success);
-    }
-    if total > 1 {
-        status!("{failed} of {total} groups failed");
-    }
-    Ok(ExitStatus::Failure)
+                result.map_err(|error| with_group_hint(client_error(error))),
+            )
+        })
+        .collect();
+    report_statuses(context, "group", outcomes, "deleting group")
 }

@@ -20,6 +20,7 @@ mod partition;
 mod partition_reassign;
 mod produce;
 mod produce_input;
+mod statuses;
 mod topic;
 mod topic_alter;
 mod topic_describe;

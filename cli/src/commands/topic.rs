@@ -13,6 +13,7 @@ use serde::Serialize;
 use strata_client::NewTopic;
 use strata_proto::types::TopicName;
 
+use super::statuses::report_statuses;
 use super::topic_alter::Growth;
 use super::{client_error, topic_alter, topic_describe, Context};
 use crate::args::TopicCommand;
@@ -63,16 +64,6 @@ pub async fn run(context: &mut Context, command: TopicCommand) -> Result<ExitSta
     }
 }
 
-/// The outcome for one topic of a create or delete.
-#[derive(Debug, Serialize)]
-struct TopicStatus {
-    topic: String,
-    /// `OK` or the error code.
-    status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
-}
-
 async fn create(
     context: &mut Context,
     topics: Vec<NewTopic>,
@@ -111,7 +102,7 @@ async fn create(
     } else {
         "creating topic"
     };
-    let status = report_statuses(context, outcomes, verb)?;
+    let status = report_statuses(context, "topic", outcomes, verb)?;
     if dry_run && status == ExitStatus::Success {
         status!("dry run: nothing was created");
     }
@@ -192,7 +183,7 @@ async fn delete(
         .into_iter()
         .map(|(name, result)| (name, result.map_err(client_error)))
         .collect();
-    report_statuses(context, outcomes, "deleting topic")
+    report_statuses(context, "topic", outcomes, "deleting topic")
 }
 
 /// Asks on the terminal; refuses (exit 2) when stdin is not one.
@@ -227,55 +218,6 @@ pub(super) async fn confirm(action: &str, question: String) -> Result<(), CliErr
     } else {
         Err(CliError::failure("ABORTED", "nothing deleted"))
     }
-}
-
-/// Prints the `TOPIC STATUS` result and one error line per failure; exit 1 if any failed.
-fn report_statuses(
-    context: &mut Context,
-    outcomes: Vec<(String, Result<(), CliError>)>,
-    verb: &str,
-) -> Result<ExitStatus, CliError> {
-    let total = outcomes.len();
-    let mut statuses = Vec::new();
-    let mut errors = Vec::new();
-    for (topic, outcome) in outcomes {
-        match outcome {
-            Ok(()) => statuses.push(TopicStatus {
-                topic,
-                status: "OK".to_owned(),
-                message: None,
-            }),
-            Err(error) => {
-                statuses.push(TopicStatus {
-                    topic: topic.clone(),
-                    status: error.code.clone(),
-                    message: Some(error.message.clone()),
-                });
-                errors.push(error.context(format!("{verb} {topic:?}")));
-            }
-        }
-    }
-    match context.format() {
-        OutputFormat::Json => context.print_json(&statuses)?,
-        OutputFormat::Text => {
-            let mut table = Table::new(["TOPIC", "STATUS"]);
-            for status in &statuses {
-                table.row([status.topic.clone(), status.status.clone()]);
-            }
-            context.print(&table.to_string())?;
-        }
-    }
-    let failed = errors.len();
-    for error in errors {
-        error.report(context.format());
-    }
-    if failed == 0 {
-        return Ok(ExitStatus::Success);
-    }
-    if total > 1 {
-        status!("{failed} of {total} topics failed");
-    }
-    Ok(ExitStatus::Failure)
 }
 
 #[cfg(test)]
