@@ -6,11 +6,11 @@
 //! One broker (cleaner and retention checks every 200 ms), one partition with
 //! `cleanup_policy=compact`, 64 KiB segments and `min_cleanable_dirty_ratio=0.01`. The
 //! client producer writes `STRATA_COMPACTION_WRITES` records (default 1,000,000, the
-//! acceptance figure; 5 to 30 s of producing in a debug build): write `i` has key `k{i % 1000}` and
-//! value `i`, and lands at offset `i`. Then tombstones for the 100 keys `k900`..`k999`, then rounds of
-//! one more write to each of the 900 live keys until the segment holding the tombstones
-//! is sealed (the cleaner never touches the active segment, and a segment rolls only
-//! when an append does not fit).
+//! acceptance figure; 5 to 30 s of producing in a debug build): write `i` has key
+//! `k{i % 1000}` and value `i`, and lands at offset `i`. Then tombstones for the 100 keys
+//! `k900`..`k999`, then rounds of one more write to each of the 900 live keys until the
+//! segment holding the tombstones is sealed (the cleaner never touches the active
+//! segment, and a segment rolls only when an append does not fit).
 //!
 //! `delete_retention_ms` starts at its default (one day): once the cleaner has shrunk the
 //! sealed segments, a read from the start still shows every tombstone. It is then set to

@@ -6,9 +6,9 @@
 //! `group_worker` binary (`CommitMode::Manual`) is started, one at a time, and each
 //! worker aborts itself at a point its seed chooses; the next worker starts once the
 //! previous one is dead, and takes over its partitions once the coordinator expels it.
-//! The run ends when the workers' acknowledged commits reach every partition's log end and
-//! the last worker's poll found nothing; that worker is then SIGKILLed. The workers' event files are checked by
-//! `strata_tests::group_crash::check`:
+//! The run ends when the workers' acknowledged commits reach every partition's log end
+//! and the last worker's poll found nothing; that worker is then SIGKILLed. The workers'
+//! event files are checked by `strata_tests::group_crash::check`:
 //!
 //! - crash before commit: every record processed at least once; each redelivery lies in
 //!   `[committed, last polled]` of the partition's previous holder (Kafka's
