@@ -536,6 +536,11 @@ async fn a_live_member_is_protected_from_forged_and_outside_changes() {
     let described = describe_group(&mut groups, GROUP).await;
     assert_eq!(described.members.len(), 1, "{described:?}");
     assert_eq!(described.members[0].member_id, member_id);
+    // The address the heartbeats came from: this test's client, on loopback.
+    assert!(
+        described.members[0].client_host.starts_with("127.0.0.1:"),
+        "{described:?}"
+    );
 
     // Once it leaves, a seek is accepted.
     let leave = ConsumerGroupHeartbeatRequest {

@@ -16,6 +16,7 @@ use strata_proto::api::v1::{
 };
 use tonic::{Request, Response, Status};
 
+use super::connections::ClientConnection;
 use super::status;
 use crate::group::{Assignment, HeartbeatRequest, Subscription};
 use crate::node::groups_describe::GroupDescription;
@@ -187,9 +188,13 @@ impl GroupApi for GroupApiService {
         &self,
         request: Request<ConsumerGroupHeartbeatRequest>,
     ) -> Result<Response<ConsumerGroupHeartbeatResponse>, Status> {
+        // The listener wraps each connection (`connections.rs`), so its peer comes from
+        // that connection's info, not from tonic's `remote_addr` (which stays empty).
         let client_host = request
-            .remote_addr()
-            .map(|address| address.to_string())
+            .extensions()
+            .get::<ClientConnection>()
+            .map(|connection| connection.peer().to_string())
+            .or_else(|| request.remote_addr().map(|address| address.to_string()))
             .unwrap_or_default();
         let request = request.into_inner();
         let group_id = request.group_id.clone();
