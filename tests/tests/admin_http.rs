@@ -1,6 +1,6 @@
 //! The admin HTTP listener of a real `strata-broker`: `/healthz` answers 200, `/readyz`
 //! answers 200 once the broker serves and 503 `shutting_down` after SIGTERM while
-//! a connection still drains, `/metrics` counts the records produced to a topic and shows
+//! a connection still drains, 503 `booting` while no controller quorum exists, `/metrics` counts the records produced to a topic and shows
 //! the produce latency histogram with its buckets, and `strata-broker probe --ready`
 //! exits 0 against the running broker and 1 against a closed port.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{connect, create_topic, produce_ok, start_broker, values_batch, WAIT};
 use strata_broker::admin::probe::{self, Answer};
-use strata_tests::broker_process::{free_port, workspace_binary};
+use strata_tests::broker_process::{free_port, workspace_binary, BrokerOptions, BrokerProcess};
 
 const TOPIC: &str = "t";
 
@@ -48,6 +48,77 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .and_then(|value| value.trim().parse().ok())
 }
 
+/// Checks `text` against the Prometheus text format and Strata's naming rules: every line
+/// is a `# HELP`, a `# TYPE` or a sample `name{labels} value`; every sample belongs to a
+/// family typed before it; names start with `strata_`; counters end in `_total`; every
+/// `_seconds` family is a histogram with `_bucket`, `_sum` and `_count` samples.
+fn check_exposition(text: &str) {
+    use std::collections::BTreeMap;
+    let mut types: BTreeMap<String, String> = BTreeMap::new();
+    let mut samples: Vec<String> = Vec::new();
+    for line in text.lines().filter(|line| !line.is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            assert!(
+                types.insert(name.to_owned(), kind.to_owned()).is_none(),
+                "{line}"
+            );
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        assert!(!line.starts_with('#'), "unknown comment {line}");
+        let (series, value) = line.rsplit_once(' ').expect("sample value");
+        assert!(
+            value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
+            "{line}"
+        );
+        let name = series.split('{').next().unwrap();
+        assert!(
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':'),
+            "{line}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "{line}"
+            );
+        }
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                name.strip_suffix(suffix)
+                    .filter(|family| types.get(*family).is_some_and(|t| t == "histogram"))
+            })
+            .unwrap_or(name);
+        assert!(types.contains_key(family), "{line}: no TYPE before it");
+        samples.push(name.to_owned());
+    }
+    for (family, kind) in &types {
+        assert!(family.starts_with("strata_"), "{family}");
+        if kind == "counter" {
+            assert!(family.ends_with("_total"), "counter {family}");
+        }
+        if family.ends_with("_seconds") {
+            assert_eq!(kind, "histogram", "{family}");
+            for suffix in ["_bucket", "_sum", "_count"] {
+                assert!(
+                    samples.contains(&format!("{family}{suffix}")),
+                    "{family}{suffix}"
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_metrics_and_probe_of_a_running_broker() {
     let dir = tempfile::tempdir().unwrap();
@@ -80,6 +151,7 @@ async fn health_readiness_metrics_and_probe_of_a_running_broker() {
     let metrics = tokio::task::block_in_place(|| get(&admin, "/metrics"));
     assert_eq!(metrics.status, 200);
     let text = metrics.body;
+    check_exposition(&text);
     assert_eq!(
         sample(&text, "strata_records_in_total{topic=\"t\"}"),
         Some(10.0),
@@ -196,6 +268,50 @@ async fn readyz_is_503_shutting_down_from_the_first_sigterm() {
     let health = tokio::task::block_in_place(|| get(&admin, "/healthz"));
     assert_eq!(health.status, 200);
     drop(held);
+    drop(broker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_booting_without_a_controller_quorum() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = format!("127.0.0.1:{}", free_port().unwrap());
+    let own = format!("127.0.0.1:{}", free_port().unwrap());
+    // Voters 2 and 3 never start: no controller leader can be elected.
+    let voters = format!(
+        "1@{own},2@127.0.0.1:{},3@127.0.0.1:{}",
+        free_port().unwrap(),
+        free_port().unwrap()
+    );
+    let broker = tokio::task::block_in_place(|| {
+        BrokerProcess::start_with_options(
+            dir.path(),
+            BrokerOptions {
+                extra_args: ["--admin-listen", &admin, "--controller-voters", &voters]
+                    .map(str::to_owned)
+                    .to_vec(),
+                listen: Some(own.parse().unwrap()),
+                // Unreachable voters are expected: keep their lines out of the test output.
+                log_filter: Some("off".to_owned()),
+                ..BrokerOptions::default()
+            },
+        )
+    })
+    .unwrap();
+    let answer = tokio::task::block_in_place(|| get(&admin, "/readyz"));
+    assert_eq!(
+        answer,
+        Answer {
+            status: 503,
+            body: r#"{"status":"booting","reasons":["not registered with the controller","no controller leader known"]}"#
+                .to_owned()
+        }
+    );
+    let output = tokio::task::block_in_place(|| probe_ready(&admin));
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).starts_with("not ready: "),
+        "{output:?}"
+    );
     drop(broker);
 }
 
