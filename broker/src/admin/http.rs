@@ -61,6 +61,7 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
         )
             .into_response();
     };
+    super::metrics::publish_build_info();
     if let Some((node, groups)) = state.serving() {
         refresh_gauges(node, groups).await;
     }

@@ -98,7 +98,7 @@ pub fn local_recorder() -> Result<metrics_exporter_prometheus::PrometheusRecorde
     Ok(builder()?.build_recorder())
 }
 
-/// The `# HELP` lines, and `strata_build_info`.
+/// The `# HELP` lines.
 pub fn describe() {
     describe_gauge!(BUILD_INFO, "What is running: version label, value 1");
     describe_counter!(
@@ -154,6 +154,11 @@ pub fn describe() {
         CONSUMER_GROUP_LAG_SUM,
         "Sum of the partition lags of a group"
     );
+}
+
+/// Sets `strata_build_info`; at every scrape, like the other gauges, so that it never
+/// expires ([`GAUGE_IDLE_TIMEOUT`]).
+pub fn publish_build_info() {
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 

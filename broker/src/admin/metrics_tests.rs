@@ -11,6 +11,7 @@ fn render(record: impl FnOnce()) -> String {
     let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || {
         describe();
+        publish_build_info();
         record();
     });
     handle.render()
