@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::commands::bench::args::{Keys, Rate, RunArgs, DEFAULT_TOPIC};
+use crate::commands::bench::args::{GroupSpec, Keys, Rate, RunArgs, DEFAULT_TOPIC};
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
     items
@@ -181,4 +181,46 @@ fn replica_counts_find_the_smallest_isr_and_the_partitions_out_of_sync() {
     assert_eq!(growing.in_sync_min, 1);
     assert_eq!(growing.out_of_sync, 2);
     assert_eq!(ReplicaCounts::of([state(true, 1, 1)]).out_of_sync, 0);
+}
+
+#[test]
+fn group_parameters_name_the_group_and_its_members() {
+    let spec = BenchSpec {
+        mode: Mode::Consume,
+        run: RunArgs {
+            records: None,
+            ..run_args()
+        },
+        producer: None,
+        consumers: 4,
+        drain: Duration::ZERO,
+        group: Some(GroupSpec {
+            id: "bench-4".to_owned(),
+            members: 4,
+        }),
+    };
+    let topic = TopicFacts {
+        partitions: (0..6).collect(),
+        replication_factor: 1,
+        in_sync_replicas_min: 1,
+        partitions_out_of_sync: 0,
+        flush: "always".to_owned(),
+    };
+    let params = Params::new(&spec, &["b:1".to_owned()], &topic, None, &[]);
+    assert!(
+        params
+            .line()
+            .ends_with("consumers=4 group=bench-4 members=4"),
+        "{}",
+        params.line()
+    );
+    let json = serde_json::to_value(&params).unwrap();
+    assert_eq!(json["group"], "bench-4");
+    assert_eq!(json["members"], 4);
+    let plain = BenchSpec {
+        group: None,
+        ..spec
+    };
+    let json = serde_json::to_value(Params::new(&plain, &[], &topic, None, &[])).unwrap();
+    assert!(json.get("group").is_none() && json.get("members").is_none());
 }
