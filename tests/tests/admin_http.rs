@@ -1,7 +1,7 @@
 //! The admin HTTP listener of a real `strata-broker`: `/healthz` answers 200, `/readyz`
 //! answers 200 once the broker serves and 503 `shutting_down` after SIGTERM while
 //! a connection still drains, 503 `booting` while no controller quorum exists, `/metrics` counts the records produced to a topic and shows
-//! the produce latency histogram with its buckets, and `strata-broker probe --ready`
+//! the produce latency histogram with its buckets, a group's lag, and `strata-broker probe --ready`
 //! exits 0 against the running broker and 1 against a closed port.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,8 +10,13 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{connect, create_topic, produce_ok, start_broker, values_batch, WAIT};
+use common::{bounded, connect, create_topic, produce_ok, start_broker, values_batch, WAIT};
 use strata_broker::admin::probe::{self, Answer};
+use strata_proto::api::v1::group_api_client::GroupApiClient;
+use strata_proto::api::v1::{
+    ErrorCode, FindCoordinatorRequest, OffsetCommitPartition, OffsetCommitRequest,
+    OffsetCommitTopic,
+};
 use strata_tests::broker_process::{free_port, workspace_binary, BrokerOptions, BrokerProcess};
 
 const TOPIC: &str = "t";
@@ -119,11 +124,68 @@ fn check_exposition(text: &str) {
     }
 }
 
+/// Commits `offset` of partition 0 of [`TOPIC`] for `group` as an administrative commit
+/// (no member), asking again while `__consumer_offsets` is created and loaded.
+async fn commit_offset(broker: &BrokerProcess, group: &str, offset: i64) {
+    let channel = tonic::transport::Channel::from_shared(broker.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut groups = GroupApiClient::new(channel);
+    let request = OffsetCommitRequest {
+        group_id: group.to_owned(),
+        member_id: String::new(),
+        member_epoch: -1,
+        topics: vec![OffsetCommitTopic {
+            topic: TOPIC.to_owned(),
+            partitions: vec![OffsetCommitPartition {
+                partition: 0,
+                offset,
+                leader_epoch: -1,
+                metadata: String::new(),
+            }],
+        }],
+    };
+    let started = Instant::now();
+    loop {
+        let response = bounded("OffsetCommit", groups.offset_commit(request.clone()))
+            .await
+            .unwrap()
+            .into_inner();
+        let error = response.error.as_ref().map_or(0, |error| error.code);
+        if error == ErrorCode::None as i32 {
+            let partition_error = &response.topics[0].partitions[0].error;
+            assert_eq!(
+                partition_error.as_ref().map_or(0, |error| error.code),
+                ErrorCode::None as i32,
+                "{response:?}"
+            );
+            return;
+        }
+        assert!(started.elapsed() < WAIT, "OffsetCommit: {response:?}");
+        if error == ErrorCode::NotCoordinator as i32 {
+            // The first FindCoordinator creates __consumer_offsets.
+            let request = FindCoordinatorRequest {
+                group_id: group.to_owned(),
+            };
+            bounded("FindCoordinator", groups.find_coordinator(request))
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_metrics_and_probe_of_a_running_broker() {
     let dir = tempfile::tempdir().unwrap();
     let admin = format!("127.0.0.1:{}", free_port().unwrap());
-    let broker = start_broker(dir.path(), &["--admin-listen", &admin]);
+    // One partition of __consumer_offsets besides the topic's one: 2 partitions here.
+    let broker = start_broker(
+        dir.path(),
+        &["--admin-listen", &admin, "--offsets-topic-partitions", "1"],
+    );
 
     let health = tokio::task::block_in_place(|| get(&admin, "/healthz"));
     assert_eq!(health.status, 200, "{health:?}");
@@ -147,6 +209,9 @@ async fn health_readiness_metrics_and_probe_of_a_running_broker() {
     ] {
         produce_ok(&mut client, TOPIC, 0, values_batch(values)).await;
     }
+
+    // An administrative commit of group "g" at offset 4 of the 10: lag 6.
+    commit_offset(&broker, "g", 4).await;
 
     let metrics = tokio::task::block_in_place(|| get(&admin, "/metrics"));
     assert_eq!(metrics.status, 200);
@@ -199,8 +264,8 @@ async fn health_readiness_metrics_and_probe_of_a_running_broker() {
         "{text}"
     );
     for (series, value) in [
-        ("strata_partitions", 1.0),
-        ("strata_leader_partitions", 1.0),
+        ("strata_partitions", 2.0),
+        ("strata_leader_partitions", 2.0),
         ("strata_under_replicated_partitions", 0.0),
         ("strata_under_min_isr_partitions", 0.0),
         ("strata_controller_active", 1.0),
@@ -213,6 +278,16 @@ async fn health_readiness_metrics_and_probe_of_a_running_broker() {
         "{text}"
     );
     assert!(text.contains("strata_build_info{version=\""), "{text}");
+    assert_eq!(
+        sample(&text, "strata_consumer_group_lag_max{group=\"g\"}"),
+        Some(6.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "strata_consumer_group_lag_sum{group=\"g\"}"),
+        Some(6.0),
+        "{text}"
+    );
 
     let output = tokio::task::block_in_place(|| probe_ready(&admin));
     assert!(output.status.success(), "{output:?}");
