@@ -3,8 +3,8 @@
 //! the JSON report counts every record once across the members (their shares add up to
 //! the backlog, none redelivered), with the group's committed offsets at the end offsets
 //! afterwards. The text report has consumer-perf-test's CSV and the group line. A second
-//! run in the same group finds nothing left and says how to start over; without
-//! `--group`, `--members` is a usage error.
+//! run in the same group finds nothing left and says how to start over; `--records N`
+//! ends the run for every member at N; without `--group`, `--members` is a usage error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Output};
@@ -161,6 +161,35 @@ fn group_members_share_the_backlog_and_count_each_record_once() {
         "{out}"
     );
     assert_eq!(lines[3], "0 errors.");
+
+    // --records N stops every member once N records were counted, also members that
+    // wait for partitions.
+    let bounded: Value = serde_json::from_str(&succeeded(&strata(
+        &broker,
+        &[
+            "--format",
+            "json",
+            "bench",
+            "consume",
+            "--topic",
+            TOPIC,
+            "--group",
+            "g4",
+            "--members",
+            "4",
+            "--records",
+            "5000",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(bounded["summary"]["records"], 5000, "{bounded}");
+    assert_eq!(bounded["summary"]["errors"], 0);
+    assert!(
+        bounded["summary"]["group"]["committed_records"]
+            .as_u64()
+            .unwrap()
+            >= 5000
+    );
 
     // Without a group, --members has no meaning.
     let usage = strata(

@@ -101,6 +101,8 @@ pub struct GroupLedger {
     /// Indexed by partition number; `None` for partitions without records to read.
     partitions: Vec<Option<PartitionLedger>>,
     open: AtomicUsize,
+    /// Set by [`GroupLedger::end`]: the `--records` budget is used up.
+    ended: AtomicBool,
     finished: watch::Sender<bool>,
     redelivered: AtomicU64,
     /// Partitions of the topic (all of them are assigned, with records or not).
@@ -156,6 +158,7 @@ impl GroupLedger {
         GroupLedger {
             partitions,
             open: AtomicUsize::new(open),
+            ended: AtomicBool::new(false),
             finished,
             redelivered: AtomicU64::new(0),
             subscribed,
@@ -200,8 +203,16 @@ impl GroupLedger {
         }
     }
 
+    /// Every partition was read to its stop, or the run was ended.
     pub fn is_finished(&self) -> bool {
-        self.open.load(Ordering::Acquire) == 0
+        self.open.load(Ordering::Acquire) == 0 || self.ended.load(Ordering::Acquire)
+    }
+
+    /// Ends the run for every member: one found the `--records` budget used up, and the
+    /// others may be waiting for records that will not be counted.
+    pub fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        let _ = self.finished.send(true);
     }
 
     pub fn finished(&self) -> watch::Receiver<bool> {
@@ -409,7 +420,8 @@ async fn read(
             Verdict::Count { finished } => {
                 let now = clock.now();
                 if !consumer::count(&record, now, &plan.plan, recorder, outcome) {
-                    break; // the --records budget is used up
+                    ledger.end(); // the --records budget is used up
+                    break;
                 }
                 if finished {
                     consumer.pause(&[(topic, record.partition)]);
@@ -522,6 +534,16 @@ mod tests {
         assert!(ledger.is_done(2));
         assert_eq!(ledger.accept(2, 3), Verdict::PastStop);
         assert_eq!(ledger.accept(1, 7), Verdict::PastStop);
+        assert!(ledger.is_finished());
+        assert!(*finished.borrow_and_update());
+    }
+
+    #[test]
+    fn ending_the_run_finishes_it_for_every_member() {
+        let ledger = GroupLedger::new(&[range(0, 0, 100)], 1, 2, Instant::now());
+        let mut finished = ledger.finished();
+        assert!(!ledger.is_finished());
+        ledger.end();
         assert!(ledger.is_finished());
         assert!(*finished.borrow_and_update());
     }
