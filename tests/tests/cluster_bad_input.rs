@@ -194,7 +194,9 @@ async fn a_reassignment_to_an_unknown_broker_is_refused_and_a_dry_run_changes_no
     }
     assert_unchanged().await;
 
-    // The real one adds the replica; the ISR stays the leader alone (no replication yet).
+    // The real one adds the replica. It joins the ISR once it has caught up with the
+    // leader, which for this empty partition may already have happened by the time a
+    // node is asked: the ISR is the leader alone or both.
     let mut args = vec!["--format", "json"];
     args.extend(reassign(&["--replicas", "1,2"]));
     let applied = json_of(&strata(&cluster, 2, &args, ""));
@@ -213,8 +215,11 @@ async fn a_reassignment_to_an_unknown_broker_is_refused_and_a_dry_run_changes_no
         .await;
         for described in &moved {
             if described.partition == partition {
-                let leader_and_isr = (described.leader, described.isr.clone());
-                assert_eq!(leader_and_isr, (1, vec![1]), "node {node}: {moved:?}");
+                assert_eq!(described.leader, 1, "node {node}: {moved:?}");
+                assert!(
+                    described.isr == vec![1] || described.isr == vec![1, 2],
+                    "node {node}: {moved:?}"
+                );
             } else {
                 assert_eq!(described.replicas, vec![replicas[&described.partition]]);
             }
