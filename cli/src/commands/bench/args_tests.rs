@@ -210,7 +210,10 @@ fn a_cluster_run_takes_several_brokers_kafkas_replication_factor_and_acks() {
 #[test]
 fn consume_group_takes_its_members_and_defaults_to_one() {
     let plain = spec(&["consume"]);
-    assert_eq!(plain.group, None, "without --group, consume assigns as before");
+    assert_eq!(
+        plain.group, None,
+        "without --group, consume assigns as before"
+    );
     assert_eq!(plain.consumers, 1);
     let one = spec(&["consume", "--group", "bench-1"]);
     assert_eq!(
@@ -241,7 +244,10 @@ fn consume_group_flags_are_checked() {
     assert!(zero.contains("--members"), "{zero}");
     let too_many = (MAX_GROUP_MEMBERS + 1).to_string();
     let above = message(&["consume", "--group", "g", "--members", &too_many]);
-    assert!(above.contains(&format!("1..={MAX_GROUP_MEMBERS}")), "{above}");
+    assert!(
+        above.contains(&format!("1..={MAX_GROUP_MEMBERS}")),
+        "{above}"
+    );
     let both = message(&["consume", "--group", "g", "--consumers", "2"]);
     assert!(
         both.contains("--consumers") && both.contains("--group"),
