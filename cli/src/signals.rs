@@ -19,12 +19,24 @@ pub struct Interrupts {
 
 impl Interrupts {
     /// Starts listening for signals. Must be called inside the tokio runtime.
+    ///
+    /// The listeners are registered here, once, before this returns: a signal is seen
+    /// only by listeners that exist when it arrives, so listeners made anew after each
+    /// signal could miss a second Ctrl-C sent right after the first was handled.
     pub fn install() -> Interrupts {
         let (sender, requested) = watch::channel(false);
+        let signals = Signals::new();
         tokio::spawn(async move {
+            let mut signals = match signals {
+                Ok(signals) => signals,
+                Err(error) => {
+                    status!("warning: cannot listen for Ctrl-C: {error}");
+                    return;
+                }
+            };
             let mut received = 0_u32;
             loop {
-                if let Err(error) = next_signal().await {
+                if let Err(error) = signals.next().await {
                     status!("warning: cannot listen for Ctrl-C: {error}");
                     return;
                 }
@@ -59,19 +71,51 @@ impl Interrupts {
     }
 }
 
+/// SIGINT, SIGTERM and SIGHUP, listened for from creation on.
 #[cfg(unix)]
-async fn next_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result,
-        _ = terminate.recv() => Ok(()),
-        _ = hangup.recv() => Ok(()),
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Resolves at the next of the three signals.
+    async fn next(&mut self) -> std::io::Result<()> {
+        tokio::select! {
+            _ = self.interrupt.recv() => Ok(()),
+            _ = self.terminate.recv() => Ok(()),
+            _ = self.hangup.recv() => Ok(()),
+        }
     }
 }
 
+/// Ctrl-C, listened for from creation on.
 #[cfg(not(unix))]
-async fn next_signal() -> std::io::Result<()> {
-    tokio::signal::ctrl_c().await
+struct Signals {
+    ctrl_c: tokio::signal::windows::CtrlC,
+}
+
+#[cfg(not(unix))]
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            ctrl_c: tokio::signal::windows::ctrl_c()?,
+        })
+    }
+
+    async fn next(&mut self) -> std::io::Result<()> {
+        self.ctrl_c.recv().await;
+        Ok(())
+    }
 }
