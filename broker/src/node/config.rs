@@ -3,10 +3,8 @@
 //! Every value remembers where it came from, for `--print-config` and the start-up log.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::path::PathBuf;
 
-use clap::parser::ValueSource;
 use clap::ArgMatches;
 use serde::Deserialize;
 
@@ -14,11 +12,15 @@ use crate::controller::quorum::Voters;
 use crate::log::FlushPolicy;
 
 mod annotated;
+mod choices;
 mod given;
 mod host_port;
+mod merger;
 
+pub use choices::{LogFormat, LogIo};
 use given::Given;
 pub use host_port::{HostPort, ResolveError};
+use merger::{read_file, Merger};
 
 /// Flags of the broker (also readable from `STRATA_…` variables).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -293,113 +295,6 @@ pub struct BrokerSettings {
     pub handshake_timeout_ms: u64,
     pub connections_max_idle_ms: u64,
     sources: BTreeMap<&'static str, Source>,
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-impl FromStr for LogFormat {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        parse_choice(
-            text,
-            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
-        )
-    }
-}
-
-/// The value named `text` among `choices`, or an error that lists the names.
-fn parse_choice<T: Copy>(text: &str, choices: &[(&str, T)]) -> Result<T, String> {
-    match choices.iter().find(|(name, _)| *name == text) {
-        Some((_, value)) => Ok(*value),
-        None => {
-            let names: Vec<String> = choices
-                .iter()
-                .map(|(name, _)| format!("{name:?}"))
-                .collect();
-            Err(format!("expected {}, not {text:?}", names.join(" or ")))
-        }
-    }
-}
-
-/// How partition logs reach the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogIo {
-    /// Through the page cache (Kafka's way).
-    Buffered,
-    /// With `O_DIRECT`, past the page cache.
-    Direct,
-}
-
-impl LogIo {
-    const NAMES: [(&'static str, LogIo); 2] =
-        [("buffered", LogIo::Buffered), ("direct", LogIo::Direct)];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            LogIo::Buffered => "buffered",
-            LogIo::Direct => "direct",
-        }
-    }
-}
-
-impl FromStr for LogIo {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        parse_choice(text, &LogIo::NAMES)
-    }
-}
-
-/// Picks flag/env (told apart by clap's value source), then file, then default.
-struct Merger<'a> {
-    matches: &'a ArgMatches,
-    sources: BTreeMap<&'static str, Source>,
-}
-
-impl Merger<'_> {
-    fn pick<T>(
-        &mut self,
-        key: &'static str,
-        arg_id: &str,
-        cli: Option<T>,
-        file: Option<T>,
-        default: T,
-    ) -> T {
-        let (value, source) = match (cli, file) {
-            (Some(value), _) => {
-                let source = match self.matches.value_source(arg_id) {
-                    Some(ValueSource::EnvVariable) => Source::Env,
-                    _ => Source::Flag,
-                };
-                (value, source)
-            }
-            (None, Some(value)) => (value, Source::File),
-            (None, None) => (default, Source::Default),
-        };
-        self.sources.insert(key, source);
-        value
-    }
-
-    fn source_name(&self, key: &'static str) -> &'static str {
-        self.sources
-            .get(key)
-            .map_or("default", |source| source.name())
-    }
-}
-
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|error| ConfigError::ParseFile {
-        path: path.to_path_buf(),
-        reason: error.to_string(),
-    })
 }
 
 impl BrokerSettings {
