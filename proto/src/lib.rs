@@ -16,6 +16,9 @@
 //!   `Replication` service (`replication.proto`) the replica fetch sessions and
 //!   `OffsetForLeaderEpoch` between followers and leaders.
 //!
+//! - [`views`]: plain serde structs for the JSON that the CLI (`--format json`) and the
+//!   broker's admin API (`GET /v1/…`) both print, so the two cannot drift.
+//!
 //! Start reading at [`record::header`]: the fixed 61-byte batch header every other layer
 //! relies on.
 
@@ -24,6 +27,7 @@ pub mod fetch_session;
 pub mod grpc_frame;
 pub mod record;
 pub mod types;
+pub mod views;
 
 /// The gRPC API, generated from `proto/strata/v1/*.proto` at build time.
 pub mod api {

@@ -9,7 +9,7 @@ fn view() -> ClusterView {
         node_id,
         address: format!("10.0.0.{node_id}:7070"),
         rack: rack.map(str::to_owned),
-        state: if fenced { "fenced" } else { "live" },
+        state: if fenced { "fenced" } else { "live" }.to_owned(),
         fenced,
         incarnation,
     };
@@ -39,13 +39,14 @@ fn view() -> ClusterView {
             voter(2, true, Some(120), Some(0)),
             voter(3, false, None, None),
         ],
+        version: None,
     }
 }
 
 #[test]
 fn text_has_cluster_brokers_and_quorum_sections() {
     assert_eq!(
-        view().render_text(),
+        render_text(&view()),
         "CLUSTER\n\
          =======\n\
          CLUSTER-ID        c-1\n\
@@ -77,7 +78,7 @@ fn text_has_cluster_brokers_and_quorum_sections() {
 fn no_controller_leader_prints_a_dash_and_marks_no_broker() {
     let mut view = view();
     view.controller_id = None;
-    let text = view.render_text();
+    let text = render_text(&view);
     assert!(text.contains("CONTROLLER-ID     -\n"), "{text}");
     assert!(!text.contains('*'), "{text}");
 }
@@ -86,6 +87,8 @@ fn no_controller_leader_prints_a_dash_and_marks_no_broker() {
 fn json_keeps_the_old_fields_and_adds_state_and_voters() {
     let json = serde_json::to_value(view()).unwrap();
     assert_eq!(json["cluster_id"], "c-1");
+    // The broker's `GET /v1/cluster` adds its version; the CLI's JSON stays as it was.
+    assert!(json.get("version").is_none(), "{json}");
     assert_eq!(json["controller_id"], 2);
     assert_eq!(json["controller_term"], 7);
     assert_eq!(json["topic_count"], 3);

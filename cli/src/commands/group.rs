@@ -7,7 +7,7 @@
 //! confirmation unless `-y`, and exits 1 if any group was refused (a group with live
 //! members is `NON_EMPTY_GROUP`).
 
-use serde::Serialize;
+use strata_proto::views::GroupListingView;
 
 use super::statuses::report_statuses;
 use super::topic::confirm;
@@ -49,19 +49,12 @@ pub async fn list(context: &mut Context) -> Result<ExitStatus, CliError> {
         .map_err(|error| client_error(error).context("listing groups"))?;
     match context.format() {
         OutputFormat::Json => {
-            #[derive(Serialize)]
-            struct Listed<'a> {
-                group: &'a str,
-                state: &'a str,
-                members: u32,
-                coordinator: i32,
-            }
             let listed: Vec<_> = listings
                 .groups
                 .iter()
-                .map(|group| Listed {
-                    group: &group.group_id,
-                    state: group.state.as_str(),
+                .map(|group| GroupListingView {
+                    group: group.group_id.clone(),
+                    state: group.state.as_str().to_owned(),
                     members: group.members,
                     coordinator: group.coordinator,
                 })

@@ -6,62 +6,18 @@
 //! (`TOPIC PARTITION CURRENT-OFFSET LOG-START-OFFSET LOG-END-OFFSET LAG MEMBER-ID
 //! CLIENT-ID HOST`) with `-` where nothing is committed or nothing is known. The
 //! coordinator computes the lag from the committed offset and the high watermark.
-//! `--format json` prints one array with one object per group. A group that does not
+//! `--format json` prints one array with one object per group (`strata_proto::views::
+//! GroupView`, the same object as the broker's `GET /v1/groups/{group}`). A group that does not
 //! exist (`GROUP_ID_NOT_FOUND`) is an error line on stderr and makes the command exit 1;
 //! the other groups are still printed.
 
-use serde::Serialize;
 use strata_client::{GroupDescription, GroupMemberDescription};
+use strata_proto::views::{GroupMemberView, GroupPartitionView, GroupView, TopicPartitionView};
 
 use super::{client_error, Context};
 use crate::exit::{CliError, ExitStatus};
 use crate::output::OutputFormat;
 use crate::table::{cell, section, Table};
-
-#[derive(Serialize)]
-struct JsonGroup<'a> {
-    group: &'a str,
-    state: &'a str,
-    coordinator: i32,
-    assignor: &'a str,
-    group_epoch: i32,
-    assignment_epoch: i32,
-    total_lag: Option<i64>,
-    members: Vec<JsonMember<'a>>,
-    partitions: Vec<JsonPartition<'a>>,
-}
-
-#[derive(Serialize)]
-struct JsonMember<'a> {
-    member_id: &'a str,
-    instance_id: Option<&'a str>,
-    client_id: &'a str,
-    host: &'a str,
-    member_epoch: i32,
-    subscribed_topics: &'a [String],
-    subscribed_topic_regex: Option<&'a str>,
-    assignment: Vec<JsonTopicPartition<'a>>,
-    target_assignment: Vec<JsonTopicPartition<'a>>,
-}
-
-#[derive(Serialize)]
-struct JsonTopicPartition<'a> {
-    topic: &'a str,
-    partition: i32,
-}
-
-#[derive(Serialize)]
-struct JsonPartition<'a> {
-    topic: &'a str,
-    partition: i32,
-    current_offset: Option<i64>,
-    log_start_offset: Option<i64>,
-    log_end_offset: Option<i64>,
-    lag: Option<i64>,
-    member_id: Option<&'a str>,
-    client_id: Option<&'a str>,
-    host: Option<&'a str>,
-}
 
 pub async fn run(context: &mut Context, groups: &[String]) -> Result<ExitStatus, CliError> {
     let results = context
@@ -81,7 +37,7 @@ pub async fn run(context: &mut Context, groups: &[String]) -> Result<ExitStatus,
     }
     match context.format() {
         OutputFormat::Json => {
-            let json: Vec<JsonGroup<'_>> = described.iter().map(to_json).collect();
+            let json: Vec<GroupView> = described.iter().map(to_json).collect();
             context.print_json(&json)?;
         }
         OutputFormat::Text => {
@@ -183,36 +139,37 @@ fn owner<'a>(
     member_id.and_then(|member_id| group.member(member_id))
 }
 
-fn topic_partitions(assignment: &[(String, i32)]) -> Vec<JsonTopicPartition<'_>> {
+fn topic_partitions(assignment: &[(String, i32)]) -> Vec<TopicPartitionView> {
     assignment
         .iter()
-        .map(|(topic, partition)| JsonTopicPartition {
-            topic,
+        .map(|(topic, partition)| TopicPartitionView {
+            topic: topic.clone(),
             partition: *partition,
         })
         .collect()
 }
 
-fn to_json(group: &GroupDescription) -> JsonGroup<'_> {
-    JsonGroup {
-        group: &group.group_id,
-        state: group.state.as_str(),
+/// The JSON form, [`GroupView`], shared with the broker's `GET /v1/groups/{group}`.
+fn to_json(group: &GroupDescription) -> GroupView {
+    GroupView {
+        group: group.group_id.clone(),
+        state: group.state.as_str().to_owned(),
         coordinator: group.coordinator,
-        assignor: &group.assignor,
+        assignor: group.assignor.clone(),
         group_epoch: group.group_epoch,
         assignment_epoch: group.assignment_epoch,
         total_lag: group.total_lag(),
         members: group
             .members
             .iter()
-            .map(|member| JsonMember {
-                member_id: &member.member_id,
-                instance_id: member.instance_id.as_deref(),
-                client_id: &member.client_id,
-                host: &member.client_host,
+            .map(|member| GroupMemberView {
+                member_id: member.member_id.clone(),
+                instance_id: member.instance_id.clone(),
+                client_id: member.client_id.clone(),
+                host: member.client_host.clone(),
                 member_epoch: member.member_epoch,
-                subscribed_topics: &member.subscribed_topics,
-                subscribed_topic_regex: member.subscribed_topic_regex.as_deref(),
+                subscribed_topics: member.subscribed_topics.clone(),
+                subscribed_topic_regex: member.subscribed_topic_regex.clone(),
                 assignment: topic_partitions(&member.assignment),
                 target_assignment: topic_partitions(&member.target_assignment),
             })
@@ -222,16 +179,16 @@ fn to_json(group: &GroupDescription) -> JsonGroup<'_> {
             .iter()
             .map(|offset| {
                 let member = owner(group, offset.member_id.as_deref());
-                JsonPartition {
-                    topic: &offset.topic,
+                GroupPartitionView {
+                    topic: offset.topic.clone(),
                     partition: offset.partition,
                     current_offset: offset.committed_offset,
                     log_start_offset: offset.log_start_offset,
                     log_end_offset: offset.high_watermark,
                     lag: offset.lag,
-                    member_id: offset.member_id.as_deref(),
-                    client_id: member.map(|member| member.client_id.as_str()),
-                    host: member.map(|member| member.client_host.as_str()),
+                    member_id: offset.member_id.clone(),
+                    client_id: member.map(|member| member.client_id.clone()),
+                    host: member.map(|member| member.client_host.clone()),
                 }
             })
             .collect(),

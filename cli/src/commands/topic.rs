@@ -9,9 +9,9 @@
 
 use std::io::IsTerminal as _;
 
-use serde::Serialize;
 use strata_client::NewTopic;
 use strata_proto::types::TopicName;
+use strata_proto::views::TopicListingView;
 
 use super::statuses::report_statuses;
 use super::topic_alter::Growth;
@@ -134,16 +134,10 @@ pub async fn list(context: &mut Context) -> Result<ExitStatus, CliError> {
         .map_err(|error| client_error(error).context("listing topics"))?;
     match context.format() {
         OutputFormat::Json => {
-            #[derive(Serialize)]
-            struct Listed<'a> {
-                name: &'a str,
-                partitions: usize,
-                replicas: usize,
-            }
             let listed: Vec<_> = topics
                 .iter()
-                .map(|topic| Listed {
-                    name: &topic.name,
+                .map(|topic| TopicListingView {
+                    name: topic.name.clone(),
                     partitions: topic.partitions,
                     replicas: topic.replication_factor,
                 })

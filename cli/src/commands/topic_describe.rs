@@ -4,44 +4,17 @@
 //! Strata config names) and a `PARTITIONS` table (`PARTITION LEADER EPOCH REPLICAS ISR
 //! LOG-START-OFFSET HIGH-WATERMARK`), each under an underlined title; `-p` prints only the
 //! partitions table, without a title, so it can be piped into `awk`. `--format json` prints
-//! the whole description as one document. Offsets the broker did not report print as `-`
+//! the whole description as one document (`strata_proto::views::TopicView`, the same as
+//! the broker's `GET /v1/topics/{topic}`). Offsets the broker did not report print as `-`
 //! (text) or `null` (JSON).
 
-use serde::Serialize;
 use strata_client::TopicDescription;
+use strata_proto::views::{ConfigView, PartitionView, TopicView};
 
 use super::{client_error, Context};
 use crate::exit::{CliError, ExitStatus};
 use crate::output::OutputFormat;
 use crate::table::{cell, list_cell, section, Table};
-
-#[derive(Serialize)]
-struct JsonDescription<'a> {
-    name: &'a str,
-    topic_id: &'a str,
-    partition_count: usize,
-    replication_factor: usize,
-    configs: Vec<JsonConfig<'a>>,
-    partitions: Vec<JsonPartition<'a>>,
-}
-
-#[derive(Serialize)]
-struct JsonConfig<'a> {
-    key: &'a str,
-    value: &'a str,
-    source: &'static str,
-}
-
-#[derive(Serialize)]
-struct JsonPartition<'a> {
-    partition: i32,
-    leader: Option<i32>,
-    leader_epoch: i32,
-    replicas: &'a [i32],
-    isr: &'a [i32],
-    log_start_offset: Option<i64>,
-    high_watermark: Option<i64>,
-}
 
 pub async fn run(
     context: &mut Context,
@@ -135,33 +108,35 @@ fn partitions_table(description: &TopicDescription) -> Table {
     table
 }
 
-fn to_json(description: &TopicDescription) -> JsonDescription<'_> {
-    JsonDescription {
-        name: &description.name,
-        topic_id: &description.topic_id,
+/// The JSON form, [`TopicView`], shared with the broker's `GET /v1/topics/{topic}`.
+fn to_json(description: &TopicDescription) -> TopicView {
+    let partitions: Vec<PartitionView> = description
+        .partitions
+        .iter()
+        .map(|partition| PartitionView {
+            partition: partition.partition,
+            leader: (partition.leader >= 0).then_some(partition.leader),
+            leader_epoch: partition.leader_epoch,
+            replicas: partition.replicas.clone(),
+            isr: partition.isr.clone(),
+            log_start_offset: known(partition.log_start_offset),
+            high_watermark: known(partition.high_watermark),
+        })
+        .collect();
+    TopicView {
+        name: description.name.clone(),
+        topic_id: description.topic_id.clone(),
         partition_count: description.partitions.len(),
         replication_factor: replication_factor(description),
         configs: description
             .configs
             .iter()
-            .map(|config| JsonConfig {
-                key: &config.key,
-                value: &config.value,
-                source: config.source.name(),
+            .map(|config| ConfigView {
+                key: config.key.clone(),
+                value: config.value.clone(),
+                source: config.source.name().to_owned(),
             })
             .collect(),
-        partitions: description
-            .partitions
-            .iter()
-            .map(|partition| JsonPartition {
-                partition: partition.partition,
-                leader: (partition.leader >= 0).then_some(partition.leader),
-                leader_epoch: partition.leader_epoch,
-                replicas: &partition.replicas,
-                isr: &partition.isr,
-                log_start_offset: known(partition.log_start_offset),
-                high_watermark: known(partition.high_watermark),
-            })
-            .collect(),
+        partitions,
     }
 }
