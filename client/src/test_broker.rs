@@ -67,6 +67,18 @@ pub(crate) struct State {
     pub(crate) unary_fetches: usize,
     next_producer_id: i64,
     pub(crate) controller: ControllerModel,
+    /// What metadata answers say about brokers and leaders, once
+    /// [`TestBroker::move_leadership`] changed it; `None`: this broker (node 1) leads all.
+    leadership: Option<Leadership>,
+}
+
+/// Brokers and the leader of every partition, as two test brokers both report them after
+/// leadership moved from one to the other.
+#[derive(Debug, Clone)]
+struct Leadership {
+    brokers: Vec<(i32, String)>,
+    leader: i32,
+    metadata_version: i64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -133,6 +145,19 @@ impl TestBroker {
             .controller
             .assignments
             .insert((topic.to_owned(), partition), assignment);
+    }
+
+    /// From now on both brokers answer metadata requests with `to` (node 2) as the
+    /// leader of every partition and `from` as node 1, in a newer metadata version.
+    pub(crate) fn move_leadership(from: &TestBroker, to: &TestBroker) {
+        let leadership = Leadership {
+            brokers: vec![(1, from.address.clone()), (2, to.address.clone())],
+            leader: 2,
+            metadata_version: 2,
+        };
+        for broker in [from, to] {
+            broker.state.lock().unwrap().leadership = Some(leadership.clone());
+        }
     }
 
     pub(crate) fn inject(&self, faults: &[Fault]) {
@@ -237,6 +262,11 @@ impl ClientApi for Service {
         _request: Request<wire::MetadataRequest>,
     ) -> Result<Response<wire::MetadataResponse>, Status> {
         let state = self.state.lock().unwrap();
+        let leadership = state.leadership.clone().unwrap_or_else(|| Leadership {
+            brokers: vec![(1, self.address.clone())],
+            leader: 1,
+            metadata_version: 1,
+        });
         let topics = state
             .topics
             .iter()
@@ -246,27 +276,32 @@ impl ClientApi for Service {
                 partitions: (0..partitions.len())
                     .map(|partition| wire::PartitionMetadata {
                         partition: partition as i32,
-                        leader: 1,
-                        leader_epoch: 0,
-                        replicas: vec![1],
-                        isr: vec![1],
+                        leader: leadership.leader,
+                        leader_epoch: leadership.leader - 1,
+                        replicas: vec![leadership.leader],
+                        isr: vec![leadership.leader],
                     })
                     .collect(),
                 error: ok(),
             })
             .collect();
-        Ok(Response::new(wire::MetadataResponse {
-            cluster_id: "test-cluster".into(),
-            controller_id: 1,
-            brokers: vec![wire::BrokerInfo {
-                node_id: 1,
-                address: self.address.clone(),
+        let brokers = leadership
+            .brokers
+            .iter()
+            .map(|(node_id, address)| wire::BrokerInfo {
+                node_id: *node_id,
+                address: address.clone(),
                 rack: String::new(),
                 fenced: false,
                 incarnation: 1,
-            }],
+            })
+            .collect();
+        Ok(Response::new(wire::MetadataResponse {
+            cluster_id: "test-cluster".into(),
+            controller_id: 1,
+            brokers,
             topics,
-            metadata_version: 1,
+            metadata_version: leadership.metadata_version,
         }))
     }
 

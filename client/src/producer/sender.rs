@@ -68,6 +68,16 @@ pub(crate) fn spawn(
     tokio::spawn(sender.run(answers, flush));
 }
 
+/// Where a partition's outstanding requests are, before it sends another one.
+enum Outstanding {
+    /// On the live stream of this generation to the leader.
+    On(u64),
+    /// Nowhere: no request is outstanding.
+    Nothing,
+    /// On a broker that no longer leads: they were all made unsent.
+    Moved,
+}
+
 struct PartitionSender {
     context: Arc<ProducerContext>,
     /// Holds this partition's accumulator.
@@ -334,7 +344,13 @@ impl PartitionSender {
         } else {
             None
         };
-        let only_on = self.stream_of_outstanding(leader);
+        let only_on = match self.stream_of_outstanding(leader) {
+            Outstanding::On(generation) => Some(generation),
+            Outstanding::Nothing => None,
+            // Every entry is unsent again, older ones than `index` too: the caller starts
+            // over from the oldest, so no batch overtakes one sealed before it.
+            Outstanding::Moved => return true,
+        };
         let Some(entry) = self.in_flight.get_mut(index) else {
             return true;
         };
@@ -384,16 +400,19 @@ impl PartitionSender {
         true
     }
 
-    /// The generation of the stream this partition's outstanding requests are on, which
-    /// the next request must use too. When they went to another broker (the leader
-    /// moved), everything outstanding is resent to the new one instead.
-    fn stream_of_outstanding(&mut self, leader: &Leader) -> Option<u64> {
-        let stream = self.in_flight.sent_stream()?;
+    /// Where this partition's outstanding requests are: on one stream to `leader`, whose
+    /// generation the next request must use too; nowhere; or on another broker (the
+    /// leader moved), in which case everything outstanding is made unsent, to be resent
+    /// to the new leader, oldest first.
+    fn stream_of_outstanding(&mut self, leader: &Leader) -> Outstanding {
+        let Some(stream) = self.in_flight.sent_stream() else {
+            return Outstanding::Nothing;
+        };
         if stream.address == leader.address {
-            return Some(stream.generation);
+            return Outstanding::On(stream.generation);
         }
         self.in_flight.mark_all_unsent();
-        None
+        Outstanding::Moved
     }
 
     fn on_event(&mut self, event: StreamEvent) {
@@ -536,3 +555,7 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+#[path = "sender_tests.rs"]
+mod tests;
