@@ -14,6 +14,8 @@
 //!   (the cluster, its metadata and topics, the controller leader), and the waits on it:
 //!   formed, fenced, live again, every partition led by its replica.
 //! - [`cli_runner`]: the `strata` CLI (or any command) run to its end, bounded.
+//! - [`admin_api`]: a cluster node's admin listener (its address, JSON GETs) for the
+//!   tests of the admin API and the `/ui` page.
 //! - [`admin_retry`]: topic creations and config changes retried through a controller
 //!   failover.
 //!
@@ -42,6 +44,7 @@
 //! and losses (`tests/group_crash_redelivery.rs`).
 
 pub mod ack_timeline;
+pub mod admin_api;
 pub mod admin_retry;
 pub mod broker_process;
 pub mod cli_runner;

@@ -1,4 +1,5 @@
-//! The admin HTTP listener (axum, HTTP/1): `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! The admin HTTP listener (axum, HTTP/1): `GET /healthz`, `GET /readyz`, `GET /metrics`,
+//! the JSON admin API `GET /v1/…` (`super::api`) and the page `GET /ui` (`super::ui`).
 //!
 //! It starts before the data directory is opened, so `/readyz` answers `booting` while
 //! logs recover, and it keeps answering during a shutdown (`shutting_down`) until the
@@ -25,6 +26,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(super::api::routes())
+        .merge(super::ui::routes())
         .with_state(state)
 }
 

@@ -10,16 +10,22 @@
 //!   `service/request_metrics.rs`.
 //! - [`readiness`]: the readiness rule, pure, and the start/stop facts the binary sets.
 //! - [`probe`]: the blocking HTTP GET behind `strata-broker probe --ready`.
+//! - [`api`]: the read-only JSON admin API, `GET /v1/…` (one file per resource), whose
+//!   bodies are the `strata_proto::views` structs the CLI prints with `--format json`.
+//! - [`ui`]: the built-in page `/ui`, one HTML file that reads the `/v1` API.
 //!
 //! [`AdminState`] is what the routes read: the binary creates it before the data
 //! directory is opened (so `/readyz` can say `booting` during recovery) and fills it in as
 //! the broker starts and stops.
 
+pub mod api;
 pub mod http;
 pub mod metrics;
 pub mod probe;
 pub mod readiness;
+pub mod ui;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -33,6 +39,8 @@ pub struct AdminState {
     lifecycle: Lifecycle,
     serving: OnceLock<(Arc<Node>, Arc<GroupCoordinator>)>,
     metrics: Option<PrometheusHandle>,
+    /// Whether `GET /v1/topics/{topic}/records` may show records (`admin_peek`).
+    peek_enabled: AtomicBool,
 }
 
 impl AdminState {
@@ -43,7 +51,18 @@ impl AdminState {
             lifecycle: Lifecycle::default(),
             serving: OnceLock::new(),
             metrics,
+            peek_enabled: AtomicBool::new(true),
         })
+    }
+
+    /// Allows or forbids the records peek of the admin API (`admin_peek`; allowed by
+    /// default).
+    pub fn set_peek_enabled(&self, enabled: bool) {
+        self.peek_enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    pub fn peek_enabled(&self) -> bool {
+        self.peek_enabled.load(Ordering::Relaxed)
     }
 
     /// The node has started (its logs recovered) and its group coordinator runs.

@@ -144,6 +144,10 @@ pub struct ServeArgs {
     /// milliseconds or a duration (`10m`) (Kafka's `connections.max.idle.ms`).
     #[arg(long, env = "STRATA_CONNECTIONS_MAX_IDLE_MS", value_name = "MS")]
     pub connections_max_idle_ms: Option<String>,
+    /// Whether the admin API may show records (`GET /v1/topics/{topic}/records` and the
+    /// page's peek): `true` (default) or `false`.
+    #[arg(long, env = "STRATA_ADMIN_PEEK", value_name = "BOOL")]
+    pub admin_peek: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,6 +195,7 @@ struct FileConfig {
     max_streams_per_ip: Option<usize>,
     handshake_timeout_ms: Option<Given>,
     connections_max_idle_ms: Option<Given>,
+    admin_peek: Option<bool>,
 }
 
 /// Where a setting's value came from.
@@ -294,6 +299,8 @@ pub struct BrokerSettings {
     pub max_streams_per_ip: usize,
     pub handshake_timeout_ms: u64,
     pub connections_max_idle_ms: u64,
+    /// Whether the admin API shows records (`crate::admin::api::records`).
+    pub admin_peek: bool,
     sources: BTreeMap<&'static str, Source>,
 }
 
@@ -511,6 +518,13 @@ impl BrokerSettings {
             args.connections_max_idle_ms.clone().map(Given::Text),
             file.connections_max_idle_ms,
             Given::Integer(600_000),
+        );
+        let admin_peek = merger.pick(
+            "admin_peek",
+            "admin_peek",
+            args.admin_peek,
+            file.admin_peek,
+            true,
         );
 
         let invalid =
@@ -763,6 +777,7 @@ impl BrokerSettings {
             max_streams_per_ip,
             handshake_timeout_ms,
             connections_max_idle_ms,
+            admin_peek,
             sources: merger.sources,
         })
     }

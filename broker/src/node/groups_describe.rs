@@ -3,14 +3,16 @@
 //! of every partition of every group coordinated here, for the metrics endpoint. High
 //! watermarks are asked of the partitions' leaders each time (`groups_offsets.rs`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+
+use strata_proto::types::BrokerId;
 
 use super::groups::GroupCoordinator;
 use super::groups_offsets::{PartitionEnds, TopicPartitionKey};
 use super::groups_store::GroupEntry;
 use super::NodeError;
-use crate::group::records::OffsetValue;
+use crate::group::records::{partition_for, OffsetValue, OFFSETS_TOPIC};
 use crate::group::{Group, GroupSnapshot, GroupState};
 
 /// One group in `ListGroups`.
@@ -132,16 +134,45 @@ impl GroupCoordinator {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let answers = self.high_watermarks.refresh(&self.node, &keys).await;
+        let ends = self.partition_ends(&keys).await;
         for partition in partitions {
             let key = (partition.topic.clone(), partition.partition);
-            partition.ends = match answers.get(&key) {
-                Some(Ok(ends)) => Some(*ends),
-                // The topic or partition is gone: no lag to show.
-                Some(Err(NodeError::UnknownTopicOrPartition { .. })) => None,
-                _ => self.high_watermarks.last_known(&key),
-            };
+            partition.ends = ends.get(&key).copied().flatten();
         }
+    }
+
+    /// The log start and high watermark of each of `partitions`, asked of its leader now
+    /// (this broker's own log when it leads it, else `ListOffsets`); a partition whose
+    /// leader does not answer gets the last value learned, if any; one that does not
+    /// exist gets `None`.
+    pub async fn partition_ends(
+        &self,
+        partitions: &[TopicPartitionKey],
+    ) -> BTreeMap<TopicPartitionKey, Option<PartitionEnds>> {
+        let answers = self.high_watermarks.refresh(&self.node, partitions).await;
+        partitions
+            .iter()
+            .map(|key| {
+                let ends = match answers.get(key) {
+                    Some(Ok(ends)) => Some(*ends),
+                    // The topic or partition is gone: no ends to show.
+                    Some(Err(NodeError::UnknownTopicOrPartition { .. })) => None,
+                    _ => self.high_watermarks.last_known(key),
+                };
+                (key.clone(), ends)
+            })
+            .collect()
+    }
+
+    /// The broker that coordinates `group_id` by this broker's metadata: the leader of
+    /// its `__consumer_offsets` partition (`None` before the topic exists or while that
+    /// partition has no leader).
+    pub fn coordinator_of(&self, group_id: &str) -> Option<BrokerId> {
+        let image = self.node.image();
+        let count = image.topic(OFFSETS_TOPIC)?.partition_count();
+        image
+            .partition(OFFSETS_TOPIC, partition_for(group_id, count))?
+            .leader
     }
 }
 

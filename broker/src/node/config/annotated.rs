@@ -88,6 +88,7 @@ impl BrokerSettings {
             "connections_max_idle_ms",
             self.connections_max_idle_ms.to_string(),
         );
+        line("admin_peek", self.admin_peek.to_string());
         let _ = writeln!(
             out,
             "\n[listeners]\ngrpc = {:?} # {}\nadmin = {:?} # {}",
