@@ -10,7 +10,12 @@
 //! directory is opened, so `/readyz` answers `booting` during recovery; the first
 //! shutdown signal turns it to `shutting_down`.
 //!
-//! Start-up takes the listen address (resolving a host name, binding the port) before
+//! An external gRPC listener (`--external-listen`, off by default) serves the same client
+//! services to clients outside the brokers' network; metadata asked for there names every
+//! broker at its `--external-advertised-address`. Other brokers and the controller quorum
+//! use the internal listener only.
+//!
+//! Start-up takes the listen addresses (resolving a host name, binding the port) before
 //! it opens the data directory: a taken port or an unknown host stops the start with
 //! one line that names the address, and leaves the data directory as it was. Connections
 //! are accepted only once the logs are open and recovered.
@@ -135,6 +140,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let external = match &settings.external_listen {
+        Some(address) => match runtime.block_on(Reserved::bind(address)) {
+            Ok(reserved) => Some(reserved),
+            Err(error) => {
+                eprintln!("strata-broker: external listener (--external-listen): {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     // Listening needs the runtime's reactor: inside `block_on`.
     let admin_listener =
         match runtime.block_on(async { Reserved::bind(&settings.admin_listen).await?.listen() }) {
@@ -144,6 +159,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+    let reserved = ReservedListeners {
+        internal: reserved,
+        external,
+    };
     match runtime.block_on(run(settings, reserved, admin_listener)) {
         Ok(code) => code,
         Err(error) => {
@@ -197,6 +216,7 @@ fn node_config(
     NodeConfig {
         node_id: strata_proto::types::BrokerId(settings.node_id),
         advertised_address: settings.advertised_address.clone(),
+        external_advertised_address: settings.external_advertised_address.clone(),
         data_dir: settings.data_dir.clone(),
         topic_defaults: strata_broker::controller::BrokerDefaults::from_log_config(
             &log_defaults,
@@ -236,6 +256,12 @@ struct Reserved {
     /// How the address is named in messages: `127.0.0.1:7070`, or
     /// `localhost:7070 (127.0.0.1:7070)` for a host name.
     shown: String,
+}
+
+/// The gRPC listen addresses, bound before the data directory is opened.
+struct ReservedListeners {
+    internal: Reserved,
+    external: Option<Reserved>,
 }
 
 /// A listen address the broker cannot take.
@@ -303,7 +329,7 @@ impl Reserved {
 
 async fn run(
     settings: BrokerSettings,
-    reserved: Reserved,
+    reserved: ReservedListeners,
     admin_listener: tokio::net::TcpListener,
 ) -> anyhow::Result<ExitCode> {
     tracing::info!(
@@ -320,6 +346,7 @@ async fn run(
     // Broker-to-broker connections leave from the listener's address (none for a
     // wildcard listener), so a cut between two brokers' addresses cuts their traffic.
     let local_ip = reserved
+        .internal
         .socket
         .local_addr()
         .ok()
@@ -334,9 +361,14 @@ async fn run(
     let mut signals = Signals::listen()?;
     // Another process could only take the port in between if it, too, bound it with
     // SO_REUSEADDR without listening yet; the error then still names the address.
-    let listener = reserved.listen()?;
+    let listener = reserved.internal.listen()?;
+    let external = reserved.external.map(Reserved::listen).transpose()?;
     admin.lifecycle().listeners_bound();
-    tracing::info!(listen = %listener.local_addr()?, admin = %admin_address, data_dir = %settings.data_dir.display(), "broker ready");
+    let external_address = match &external {
+        Some(external) => Some(external.local_addr()?),
+        None => None,
+    };
+    tracing::info!(listen = %listener.local_addr()?, external = ?external_address, admin = %admin_address, data_dir = %settings.data_dir.display(), "broker ready");
 
     let groups = GroupCoordinator::start(Arc::clone(&node), group_settings(&settings));
     admin.started(Arc::clone(&node), Arc::clone(&groups));
@@ -345,7 +377,10 @@ async fn run(
     let mut server = Box::pin(strata_broker::service::serve(
         Arc::clone(&node),
         groups,
-        listener,
+        strata_broker::service::Listeners {
+            internal: listener,
+            external,
+        },
         connection_settings(&settings),
         async move { stopping.stopping().await },
     ));

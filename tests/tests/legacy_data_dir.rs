@@ -58,6 +58,7 @@ fn write_legacy_directory(data_dir: &Path, address: &str) -> anyhow::Result<()> 
             address: address.to_owned(),
             rack: None,
             incarnation: 1,
+            external_address: None,
         }],
         vec![
             MetadataRecord::CreateTopic {

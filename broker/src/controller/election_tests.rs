@@ -66,6 +66,7 @@ fn cluster(ids: &[i32], specs: &[Spec<'_>]) -> MetadataImage {
             address: format!("127.0.0.1:{}", 7000 + id),
             rack: None,
             incarnation: 1,
+            external_address: None,
         })
         .collect();
     write(&mut image, &registrations);

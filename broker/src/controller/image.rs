@@ -41,7 +41,8 @@ pub struct MetadataImage {
 pub struct BrokerInfo {
     #[serde(with = "broker_id_json")]
     pub id: BrokerId,
-    /// Where clients reach it (`host:port`).
+    /// Where clients reach it (`host:port`): its internal listener's advertised address,
+    /// also used broker to broker.
     pub address: String,
     pub rack: Option<String>,
     /// Raised on every registration, i.e. on every start of the broker.
@@ -50,6 +51,32 @@ pub struct BrokerInfo {
     /// (Absent in snapshots written before the cluster build: false.)
     #[serde(default)]
     pub fenced: bool,
+    /// Its external listener's advertised address, for clients outside its network
+    /// (absent when it has no external listener, and in older snapshots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_address: Option<String>,
+}
+
+/// The listener a client request arrived on: it decides which of a broker's addresses
+/// that client is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Listener {
+    /// The gRPC listener (`listeners.grpc`), shared with other brokers.
+    #[default]
+    Internal,
+    /// The listener for clients outside the brokers' network (`listeners.external`).
+    External,
+}
+
+impl BrokerInfo {
+    /// The address a client of `listener` should use for this broker: on the external
+    /// listener its external address, or its internal one when it has none.
+    pub fn address_for(&self, listener: Listener) -> &str {
+        match (listener, &self.external_address) {
+            (Listener::External, Some(external)) => external,
+            _ => &self.address,
+        }
+    }
 }
 
 /// A topic: its id, name, explicit config overrides and partitions.
@@ -228,6 +255,7 @@ mod tests {
                         rack: None,
                         incarnation: 1,
                         fenced: false,
+                        external_address: None,
                     };
                     (BrokerId(id), info)
                 })
@@ -235,6 +263,24 @@ mod tests {
             topics: BTreeMap::from([("orders".into(), topic)]),
             next_producer_id: 1000,
         }
+    }
+
+    #[test]
+    fn a_client_of_the_external_listener_gets_the_external_address_or_else_the_internal_one() {
+        let mut image = sample();
+        let with_external = image.brokers.get_mut(&BrokerId(1)).unwrap();
+        with_external.external_address = Some("203.0.113.1:17070".into());
+        let with = &image.brokers[&BrokerId(1)];
+        let without = &image.brokers[&BrokerId(2)];
+        assert_eq!(with.address_for(Listener::External), "203.0.113.1:17070");
+        assert_eq!(with.address_for(Listener::Internal), "127.0.0.1:7071");
+        assert_eq!(without.address_for(Listener::External), "127.0.0.1:7072");
+        assert_eq!(without.address_for(Listener::Internal), "127.0.0.1:7072");
+        // Written only when set: snapshots of clusters without external listeners keep
+        // their old shape, and old snapshots read back with none.
+        let json = serde_json::to_string(&image).unwrap();
+        assert_eq!(json.matches("external_address").count(), 1, "{json}");
+        assert_eq!(serde_json::from_str::<MetadataImage>(&json).unwrap(), image);
     }
 
     #[test]

@@ -31,6 +31,7 @@ fn cluster() -> MetadataImage {
             address: format!("127.0.0.1:{}", 7000 + broker_id),
             rack: None,
             incarnation,
+            external_address: None,
         })
         .collect();
     records.push(MetadataRecord::CreateTopic {

@@ -32,12 +32,16 @@ pub enum MetadataRecord {
         cluster_id: String,
     },
     /// A broker (re)started. `incarnation` grows by one on every start, so a restart is
-    /// visible even when the address did not change.
+    /// visible even when the address did not change. `address` is its internal listener's
+    /// advertised address; `external_address` its external listener's, when it has one
+    /// (absent in logs written before external listeners existed: none).
     RegisterBroker {
         broker_id: i32,
         address: String,
         rack: Option<String>,
         incarnation: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        external_address: Option<String>,
     },
     /// A new topic, without partitions (each follows as a [`MetadataRecord::CreatePartition`]
     /// in the same batch). `topic_id` is 32 lowercase hex digits; `configs` holds the
@@ -148,6 +152,7 @@ mod tests {
                 address: "127.0.0.1:7070".into(),
                 rack: Some("r1".into()),
                 incarnation: 3,
+                external_address: None,
             },
             MetadataRecord::CreateTopic {
                 topic_id: topic_id.clone(),
@@ -233,6 +238,32 @@ mod tests {
             }
         );
         assert_eq!(record.to_json().unwrap(), old.to_vec());
+    }
+
+    #[test]
+    fn register_broker_without_an_external_address_reads_and_writes_the_old_shape() {
+        let old = br#"{"type":"RegisterBroker","broker_id":1,"address":"broker-1:7070","rack":null,"incarnation":2}"#;
+        let record = MetadataRecord::from_json(old).unwrap();
+        assert_eq!(
+            record,
+            MetadataRecord::RegisterBroker {
+                broker_id: 1,
+                address: "broker-1:7070".into(),
+                rack: None,
+                incarnation: 2,
+                external_address: None,
+            }
+        );
+        assert_eq!(record.to_json().unwrap(), old.to_vec());
+        let with_external = MetadataRecord::RegisterBroker {
+            broker_id: 1,
+            address: "broker-1:7070".into(),
+            rack: None,
+            incarnation: 3,
+            external_address: Some("127.0.0.1:17070".into()),
+        };
+        let json = with_external.to_json().unwrap();
+        assert_eq!(MetadataRecord::from_json(&json).unwrap(), with_external);
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub use election::{
     ElectionRefusal, ReassignmentOutcome,
 };
 pub use error::ControllerError;
-pub use image::{BrokerInfo, MetadataImage, PartitionImage, TopicImage};
+pub use image::{BrokerInfo, Listener, MetadataImage, PartitionImage, TopicImage};
 pub use isr::{alter_isr, AlterPartition};
 pub use liveness::{Leases, StaleIncarnation};
 pub use metadata_log::{MetadataLog, MetadataLogOptions};

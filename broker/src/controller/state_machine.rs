@@ -56,7 +56,18 @@ fn apply_change(image: &mut MetadataImage, record: &MetadataRecord) -> Result<()
             address,
             rack,
             incarnation,
-        } => register_broker(image, *broker_id, address, rack, *incarnation),
+            external_address,
+        } => register_broker(
+            image,
+            BrokerInfo {
+                id: BrokerId(*broker_id),
+                address: address.clone(),
+                rack: rack.clone(),
+                incarnation: *incarnation,
+                fenced: false,
+                external_address: external_address.clone(),
+            },
+        ),
         MetadataRecord::CreateTopic {
             topic_id,
             name,
@@ -182,36 +193,23 @@ fn set_cluster_id(image: &mut MetadataImage, cluster_id: &str) -> Result<(), Str
     }
 }
 
-fn register_broker(
-    image: &mut MetadataImage,
-    broker_id: i32,
-    address: &str,
-    rack: &Option<String>,
-    incarnation: u64,
-) -> Result<(), String> {
+fn register_broker(image: &mut MetadataImage, info: BrokerInfo) -> Result<(), String> {
+    let broker_id = info.id.0;
     if broker_id < 0 {
         return Err(format!("broker id {broker_id} is negative"));
     }
-    if address.is_empty() {
+    if info.address.is_empty() || info.external_address.as_deref() == Some("") {
         return Err(format!("broker {broker_id} has an empty address"));
     }
-    let id = BrokerId(broker_id);
-    if let Some(existing) = image.brokers.get(&id) {
-        if incarnation <= existing.incarnation {
+    if let Some(existing) = image.brokers.get(&info.id) {
+        if info.incarnation <= existing.incarnation {
             return Err(format!(
-                "broker {broker_id} incarnation {incarnation} does not follow {}",
-                existing.incarnation
+                "broker {broker_id} incarnation {} does not follow {}",
+                info.incarnation, existing.incarnation
             ));
         }
     }
-    let info = BrokerInfo {
-        id,
-        address: address.to_owned(),
-        rack: rack.clone(),
-        incarnation,
-        fenced: false,
-    };
-    image.brokers.insert(id, info);
+    image.brokers.insert(info.id, info);
     Ok(())
 }
 

@@ -19,6 +19,7 @@ fn register(broker_id: i32, incarnation: u64) -> MetadataRecord {
         address: format!("127.0.0.1:{}", 7000 + broker_id),
         rack: None,
         incarnation,
+        external_address: None,
     }
 }
 
@@ -121,6 +122,7 @@ fn register_broker_needs_a_growing_incarnation() {
             address: String::new(),
             rack: None,
             incarnation: 1,
+            external_address: None,
         },
     );
 }

@@ -285,6 +285,7 @@ mod tests {
                 address: format!("127.0.0.1:{}", 7000 + id),
                 rack: None,
                 incarnation: 1,
+                external_address: None,
             };
             let offset = image.version;
             apply(&mut image, &register, offset).unwrap();

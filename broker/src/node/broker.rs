@@ -82,6 +82,9 @@ impl Default for Limits {
 pub struct NodeConfig {
     pub node_id: BrokerId,
     pub advertised_address: String,
+    /// The external listener's advertised address, registered beside
+    /// `advertised_address` (none without an external listener).
+    pub external_advertised_address: Option<String>,
     pub data_dir: std::path::PathBuf,
     pub log_defaults: LogConfig,
     pub topic_defaults: BrokerDefaults,

@@ -15,11 +15,13 @@ mod annotated;
 mod choices;
 mod given;
 mod host_port;
+mod listeners;
 mod merger;
 
 pub use choices::{LogFormat, LogIo};
 use given::Given;
 pub use host_port::{HostPort, ResolveError};
+use listeners::{FileAdvertised, FileListeners};
 use merger::{read_file, Merger};
 
 /// Flags of the broker (also readable from `STRATA_…` variables).
@@ -41,6 +43,11 @@ pub struct ServeArgs {
     /// start; the broker listens on its first IPv4 address (else its first address).
     #[arg(long, env = "STRATA_LISTENERS__GRPC", value_name = "HOST:PORT")]
     pub listen: Option<String>,
+    /// A second gRPC listener for clients outside the brokers' network (containers
+    /// reached from their host, a NAT): the same client services, but metadata asked for
+    /// here names every broker at its external advertised address. Default: none.
+    #[arg(long, env = "STRATA_LISTENERS__EXTERNAL", value_name = "HOST:PORT")]
+    pub external_listen: Option<String>,
     /// Admin HTTP listen address (`/healthz`, `/readyz`, `/metrics`); it has no
     /// authentication, so keep it on loopback or a private network. Port 0 takes a free
     /// port (logged at start).
@@ -50,6 +57,10 @@ pub struct ServeArgs {
     /// host name here is not resolved by the broker: clients resolve it.
     #[arg(long, env = "STRATA_ADVERTISED__GRPC", value_name = "HOST:PORT")]
     pub advertised_address: Option<String>,
+    /// Address given in metadata to clients of the external listener (default: the
+    /// external listen address as written).
+    #[arg(long, env = "STRATA_ADVERTISED__EXTERNAL", value_name = "HOST:PORT")]
+    pub external_advertised_address: Option<String>,
     /// Controller voters, `id@host:port,…` (each a broker's own gRPC listener): every
     /// broker of the cluster is given the same list, which must name it. Default: this
     /// broker alone (a one-node cluster).
@@ -150,21 +161,8 @@ pub struct ServeArgs {
     pub admin_peek: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileListeners {
-    grpc: Option<String>,
-    admin: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileAdvertised {
-    grpc: Option<String>,
-}
-
-/// The TOML file: the same keys as the flags, with `listeners.grpc`, `listeners.admin` and
-/// `advertised.grpc`.
+/// The TOML file: the same keys as the flags, with `listeners.grpc`, `listeners.external`,
+/// `listeners.admin`, `advertised.grpc` and `advertised.external`.
 /// Sizes and durations may be integers (bytes, milliseconds) or strings with a unit.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -272,6 +270,10 @@ pub struct BrokerSettings {
     /// The admin HTTP listener (`crate::admin`), resolved at start.
     pub admin_listen: HostPort,
     pub advertised_address: String,
+    /// The external gRPC listener, if any (`listeners.rs`), resolved at start.
+    pub external_listen: Option<HostPort>,
+    /// What clients of the external listener are told (set exactly when it is).
+    pub external_advertised_address: Option<String>,
     pub controller_voters: Voters,
     pub rack: Option<String>,
     pub broker_heartbeat_interval_ms: u64,
@@ -323,48 +325,13 @@ impl BrokerSettings {
             file.data_dir,
             PathBuf::from("./strata-data"),
         );
-        let file_listeners = file.listeners.unwrap_or_default();
-        let listen_text = merger.pick(
-            "listeners.grpc",
-            "listen",
-            args.listen.clone(),
-            file_listeners.grpc,
-            "127.0.0.1:7070".to_owned(),
-        );
-        let admin_listen_text = merger.pick(
-            "listeners.admin",
-            "admin_listen",
-            args.admin_listen.clone(),
-            file_listeners.admin,
-            "127.0.0.1:7080".to_owned(),
-        );
-        let admin_listen: HostPort =
-            admin_listen_text
-                .parse()
-                .map_err(|reason| ConfigError::Invalid {
-                    key: "listeners.admin",
-                    source_name: merger.source_name("listeners.admin"),
-                    reason,
-                })?;
-        let listen: HostPort = listen_text.parse().map_err(|reason| ConfigError::Invalid {
-            key: "listeners.grpc",
-            source_name: merger.source_name("listeners.grpc"),
-            reason,
-        })?;
-        let advertised_address = merger.pick(
-            "advertised.grpc",
-            "advertised_address",
-            args.advertised_address.clone(),
-            file.advertised.and_then(|a| a.grpc),
-            listen.to_string(),
-        );
-        if let Err(reason) = advertised_address.parse::<HostPort>() {
-            return Err(ConfigError::Invalid {
-                key: "advertised.grpc",
-                source_name: merger.source_name("advertised.grpc"),
-                reason,
-            });
-        }
+        let listeners = listeners::pick(
+            &mut merger,
+            args,
+            file.listeners.unwrap_or_default(),
+            file.advertised.unwrap_or_default(),
+        )?;
+        let advertised_address = listeners.advertised_address;
         let controller_voters = merger.pick(
             "controller_voters",
             "controller_voters",
@@ -752,9 +719,11 @@ impl BrokerSettings {
         Ok(BrokerSettings {
             node_id,
             data_dir,
-            listen,
-            admin_listen,
+            listen: listeners.listen,
+            admin_listen: listeners.admin_listen,
             advertised_address,
+            external_listen: listeners.external_listen,
+            external_advertised_address: listeners.external_advertised_address,
             controller_voters,
             rack,
             broker_heartbeat_interval_ms,

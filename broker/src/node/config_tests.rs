@@ -455,6 +455,57 @@ fn listen_and_advertised_addresses_take_host_names_from_a_flag_or_the_file() {
 }
 
 #[test]
+fn the_external_listener_is_off_by_default_and_advertises_its_address_unless_told_otherwise() {
+    let settings = load(&[], None).unwrap();
+    assert_eq!(settings.external_listen, None);
+    assert_eq!(settings.external_advertised_address, None);
+    assert!(!settings.to_annotated_toml().contains("external"));
+
+    let settings = load(&["--external-listen", "0.0.0.0:17070"], None).unwrap();
+    assert_eq!(
+        settings.external_listen.as_ref().map(ToString::to_string),
+        Some("0.0.0.0:17070".to_owned())
+    );
+    assert_eq!(
+        settings.external_advertised_address.as_deref(),
+        Some("0.0.0.0:17070")
+    );
+    let settings = load(
+        &[],
+        Some("[listeners]\nexternal = \"0.0.0.0:17070\"\n[advertised]\nexternal = \"127.0.0.1:17070\"\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        settings.external_advertised_address.as_deref(),
+        Some("127.0.0.1:17070")
+    );
+    let printed = settings.to_annotated_toml();
+    assert!(
+        printed.contains("external = \"0.0.0.0:17070\" # file")
+            && printed.contains("external = \"127.0.0.1:17070\" # file"),
+        "{printed}"
+    );
+    // The internal listener and its advertised address are unchanged by it.
+    assert_eq!(settings.listen.to_string(), "127.0.0.1:7070");
+    assert_eq!(settings.advertised_address, "127.0.0.1:7070");
+
+    let error = load(&["--external-advertised-address", "127.0.0.1:17070"], None).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("advertised.external (from flag): needs an external listener"),
+        "{error}"
+    );
+    let error = load(&["--external-listen", "17070"], None).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("listeners.external (from flag): expected HOST:PORT"),
+        "{error}"
+    );
+}
+
+#[test]
 fn an_unknown_key_in_the_file_is_refused() {
     let error = load(&[], Some("segment_size = 1024\n")).unwrap_err();
     assert!(

@@ -5,7 +5,7 @@
 use super::groups::{validate_group_id, GroupCoordinator};
 use super::NodeError;
 use crate::controller::quorum::ControllerRequest;
-use crate::controller::{ControllerError, MetadataImage, NewTopic};
+use crate::controller::{ControllerError, Listener, MetadataImage, NewTopic};
 use crate::group::records::{partition_for, OFFSETS_TOPIC};
 
 /// Kafka's `offsets.topic.num.partitions`.
@@ -19,6 +19,17 @@ impl GroupCoordinator {
     /// Which broker coordinates `group_id`: its id and advertised address. Creates
     /// `__consumer_offsets` when it does not exist yet.
     pub async fn find_coordinator(&self, group_id: &str) -> Result<(i32, String), NodeError> {
+        self.find_coordinator_for(group_id, Listener::Internal)
+            .await
+    }
+
+    /// [`GroupCoordinator::find_coordinator`], with the coordinator's address for a client
+    /// of `listener`.
+    pub async fn find_coordinator_for(
+        &self,
+        group_id: &str,
+        listener: Listener,
+    ) -> Result<(i32, String), NodeError> {
         validate_group_id(group_id)?;
         if self.node.image().topic(OFFSETS_TOPIC).is_none() {
             self.create_offsets_topic().await?;
@@ -46,7 +57,7 @@ impl GroupCoordinator {
                     leader.0
                 ),
             })?;
-        Ok((leader.0, broker.address.clone()))
+        Ok((leader.0, broker.address_for(listener).to_owned()))
     }
 
     /// Creates `__consumer_offsets` through the controller (see the module docs for its
@@ -128,6 +139,7 @@ mod tests {
                 rack: None,
                 incarnation: 1,
                 fenced: id > live,
+                external_address: None,
             };
             image.brokers.insert(BrokerId(id), info);
         }

@@ -187,6 +187,7 @@ mod tests {
                     rack: None,
                     incarnation: *incarnation,
                     fenced: *fenced,
+                    external_address: None,
                 },
             );
         }

@@ -25,6 +25,7 @@ pub(crate) async fn node_with_topic(dir: &std::path::Path, topic: &str) -> Arc<N
     let node = Node::start(NodeConfig {
         node_id: BrokerId(1),
         advertised_address: "127.0.0.1:1".to_owned(),
+        external_advertised_address: None,
         data_dir: dir.to_path_buf(),
         topic_defaults: BrokerDefaults::from_log_config(&log_defaults, 1 << 20),
         log_defaults,

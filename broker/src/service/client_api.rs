@@ -20,7 +20,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::produce::{self, ProduceInbound, ProduceStream};
-use super::{cluster_api, fetch_session, metadata, request_metrics, status, traffic};
+use super::{cluster_api, connections, fetch_session, metadata, request_metrics, status, traffic};
 use crate::controller::quorum::{ControllerRequest, ReplyBody};
 use crate::controller::NewTopic;
 use crate::node::{FetchSpec, Node, NodeError, OffsetQuery};
@@ -56,10 +56,12 @@ impl ClientApi for ClientApiService {
         request: Request<MetadataRequest>,
     ) -> Result<Response<MetadataResponse>, Status> {
         let image = self.node.image();
+        let listener = connections::listener_of(&request);
         Ok(Response::new(metadata::metadata(
             &image,
             &request.into_inner().topics,
             self.node.quorum().leader().unwrap_or(-1),
+            listener,
         )))
     }
 
@@ -283,7 +285,9 @@ impl ClientApi for ClientApiService {
         &self,
         request: Request<DescribeClusterRequest>,
     ) -> Result<Response<DescribeClusterResponse>, Status> {
-        let response = cluster_api::describe_cluster(&self.node, request.into_inner()).await;
+        let listener = connections::listener_of(&request);
+        let response =
+            cluster_api::describe_cluster(&self.node, request.into_inner(), listener).await;
         Ok(Response::new(response))
     }
 

@@ -12,16 +12,19 @@ use strata_proto::api::v1::{
 
 use super::status;
 use crate::controller::quorum::{ControllerRequest, ReplyBody};
+use crate::controller::Listener;
 use crate::node::{Node, NodeError};
 
 /// How long a describe waits for the controller leader's view of voter lag.
 const QUORUM_STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Brokers from this broker's image; the quorum from its voter, with each voter's lag as
-/// the controller leader reports it (asked for; -1 where it cannot be had).
+/// Brokers from this broker's image, at their addresses for a client of `listener`; the
+/// quorum from its voter, with each voter's lag as the controller leader reports it (asked
+/// for; -1 where it cannot be had).
 pub async fn describe_cluster(
     node: &Arc<Node>,
     _request: DescribeClusterRequest,
+    listener: Listener,
 ) -> DescribeClusterResponse {
     let image = node.image();
     let status = node.quorum().status();
@@ -68,7 +71,7 @@ pub async fn describe_cluster(
             .values()
             .map(|broker| BrokerInfo {
                 node_id: broker.id.0,
-                address: broker.address.clone(),
+                address: broker.address_for(listener).to_owned(),
                 rack: broker.rack.clone().unwrap_or_default(),
                 fenced: broker.fenced,
                 incarnation: broker.incarnation,

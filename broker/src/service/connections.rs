@@ -18,7 +18,11 @@
 //!   It also tells each connection when its last call ended, for the idle timeout.
 //!
 //! Counts per address live in [`Clients`], behind one mutex taken once per connection
-//! and once per call.
+//! and once per call. They are shared by the internal and the external listener: a
+//! client's connections count the same on either.
+//!
+//! Each connection remembers which [`Listener`] accepted it ([`listener_of`]), so a
+//! metadata answer can give a client the addresses of that listener.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,6 +43,8 @@ use tokio_stream::Stream;
 use tonic::body::Body;
 use tonic::transport::server::Connected;
 use tonic::Status;
+
+use crate::controller::Listener;
 
 /// The HTTP/2 client connection preface (RFC 9113 §3.4) is this long.
 const PREFACE_BYTES: usize = 24;
@@ -207,6 +213,7 @@ impl ConnectionState {
 #[derive(Debug, Clone)]
 pub struct ClientConnection {
     state: Arc<ConnectionState>,
+    listener: Listener,
 }
 
 impl ClientConnection {
@@ -214,6 +221,20 @@ impl ClientConnection {
     pub fn peer(&self) -> SocketAddr {
         self.state.peer
     }
+
+    /// The listener that accepted the connection.
+    pub fn listener(&self) -> Listener {
+        self.listener
+    }
+}
+
+/// The listener a request arrived on (internal for a connection not accepted by
+/// [`Incoming`], as in tests that serve a bare socket).
+pub fn listener_of<T>(request: &tonic::Request<T>) -> Listener {
+    request
+        .extensions()
+        .get::<ClientConnection>()
+        .map_or(Listener::Internal, ClientConnection::listener)
 }
 
 /// An open call; dropping it (its response body ended or was dropped) frees the slot.
@@ -243,15 +264,18 @@ impl Drop for StreamGuard {
 #[derive(Debug)]
 pub struct Incoming {
     listener: TcpListener,
+    /// Which listener this is, remembered by each connection.
+    kind: Listener,
     clients: Arc<Clients>,
     /// Set after an accept error: the next accept waits for it.
     pause: Option<Pin<Box<Sleep>>>,
 }
 
 impl Incoming {
-    pub fn new(listener: TcpListener, clients: Arc<Clients>) -> Incoming {
+    pub fn new(listener: TcpListener, kind: Listener, clients: Arc<Clients>) -> Incoming {
         Incoming {
             listener,
+            kind,
             clients,
             pause: None,
         }
@@ -280,7 +304,8 @@ impl Stream for Incoming {
                     if let Err(error) = tcp.set_nodelay(true) {
                         tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
                     }
-                    return Poll::Ready(Some(Ok(ClientSocket::new(tcp, connection))));
+                    let socket = ClientSocket::new(tcp, connection, this.kind);
+                    return Poll::Ready(Some(Ok(socket)));
                 }
                 Err(error) if is_connection_error(&error) => {}
                 Err(error) => {
@@ -318,6 +343,7 @@ enum Deadline {
 pub struct ClientSocket {
     tcp: TcpStream,
     connection: Arc<ConnectionState>,
+    listener: Listener,
     accepted_at: Instant,
     /// Bytes read, counted up to the preface's length.
     preface_bytes: usize,
@@ -326,12 +352,13 @@ pub struct ClientSocket {
 }
 
 impl ClientSocket {
-    fn new(tcp: TcpStream, connection: Arc<ConnectionState>) -> ClientSocket {
+    fn new(tcp: TcpStream, connection: Arc<ConnectionState>, listener: Listener) -> ClientSocket {
         let accepted_at = Instant::now();
         let timer_at = accepted_at + connection.clients.settings.handshake_timeout;
         ClientSocket {
             tcp,
             connection,
+            listener,
             accepted_at,
             preface_bytes: 0,
             timer: Box::pin(tokio::time::sleep_until(timer_at.into())),
@@ -401,6 +428,7 @@ impl Connected for ClientSocket {
     fn connect_info(&self) -> ClientConnection {
         ClientConnection {
             state: Arc::clone(&self.connection),
+            listener: self.listener,
         }
     }
 }

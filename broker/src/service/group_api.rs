@@ -171,9 +171,10 @@ impl GroupApi for GroupApiService {
         &self,
         request: Request<FindCoordinatorRequest>,
     ) -> Result<Response<FindCoordinatorResponse>, Status> {
+        let listener = super::connections::listener_of(&request);
         let result = self
             .groups
-            .find_coordinator(&request.into_inner().group_id)
+            .find_coordinator_for(&request.into_inner().group_id, listener)
             .await;
         let error = Some(wire(&result));
         let (node_id, address) = result.unwrap_or((-1, String::new()));

@@ -1,4 +1,9 @@
 //! Metadata and describe answers, converted from the controller's [`MetadataImage`].
+//!
+//! A metadata answer names each broker at the address for the listener the request came
+//! in on: a client of the external listener gets every broker's external address (the
+//! internal one for a broker without an external listener), so it never needs to reach
+//! the brokers' own network.
 
 use strata_proto::api::v1::{
     BrokerInfo, ConfigEntry, ConfigSource, ErrorCode, MetadataResponse, PartitionMetadata,
@@ -6,7 +11,7 @@ use strata_proto::api::v1::{
 };
 
 use super::status;
-use crate::controller::{MetadataImage, TopicConfig, TopicImage};
+use crate::controller::{Listener, MetadataImage, TopicConfig, TopicImage};
 use crate::node::Node;
 
 /// 32 hex characters → 16 bytes (empty if malformed).
@@ -49,9 +54,15 @@ fn unknown_topic(name: &str) -> TopicMetadata {
     }
 }
 
-/// Topics named in `names` (every user topic when empty), plus brokers and ids.
-/// `controller_id` is the controller leader this broker knows (-1 when none).
-pub fn metadata(image: &MetadataImage, names: &[String], controller_id: i32) -> MetadataResponse {
+/// Topics named in `names` (every user topic when empty), plus brokers (at their
+/// addresses for `listener`) and ids. `controller_id` is the controller leader this broker
+/// knows (-1 when none).
+pub fn metadata(
+    image: &MetadataImage,
+    names: &[String],
+    controller_id: i32,
+    listener: Listener,
+) -> MetadataResponse {
     let topics = if names.is_empty() {
         image
             .topics
@@ -77,7 +88,7 @@ pub fn metadata(image: &MetadataImage, names: &[String], controller_id: i32) -> 
             .values()
             .map(|broker| BrokerInfo {
                 node_id: broker.id.0,
-                address: broker.address.clone(),
+                address: broker.address_for(listener).to_owned(),
                 rack: broker.rack.clone().unwrap_or_default(),
                 fenced: broker.fenced,
                 incarnation: broker.incarnation,

@@ -24,7 +24,9 @@
 //!   with the codes of hostile inputs 9 and 12 (`docs/RELIABILITY.md`).
 //! - [`traffic`]: record bytes moved, so the binary can tell a quiet broker.
 //!
-//! [`serve`] builds the server with explicit limits, none of tonic's defaults: decode
+//! [`serve`] serves the internal listener and, when there is one, the external listener
+//! (the same services; only metadata answers differ, see [`metadata`]). It builds the
+//! server with explicit limits, none of tonic's defaults: decode
 //! limit = the largest batch plus framing, encode limit = the largest fetch plus framing,
 //! bounded concurrent streams and header list size, HTTP/2 keepalive, and the per-address
 //! caps and timeouts of [`connections`].
@@ -53,7 +55,16 @@ use strata_proto::api::v1::controller_server::ControllerServer;
 use strata_proto::api::v1::group_api_server::GroupApiServer;
 use strata_proto::api::v1::replication_server::ReplicationServer;
 
+use crate::controller::Listener;
 use crate::node::{GroupCoordinator, Node};
+
+/// The bound gRPC listeners: the internal one (clients, other brokers, the controller
+/// quorum) and the optional external one (clients outside the brokers' network).
+#[derive(Debug)]
+pub struct Listeners {
+    pub internal: tokio::net::TcpListener,
+    pub external: Option<tokio::net::TcpListener>,
+}
 
 /// HTTP/2 flow-control window per stream.
 const HTTP2_STREAM_WINDOW_BYTES: u32 = 8 << 20;
@@ -70,11 +81,11 @@ const CONTROLLER_MESSAGE_BYTES_MAX: usize = 64 << 20;
 /// Room for the protobuf fields around a batch or a fetch's records.
 const FRAMING_BYTES: usize = 64 * 1024;
 
-/// Serves the client API on `listener` until `shutdown` resolves.
+/// Serves the client API on `listeners` until `shutdown` resolves.
 pub async fn serve(
     node: Arc<Node>,
     groups: Arc<GroupCoordinator>,
-    listener: tokio::net::TcpListener,
+    listeners: Listeners,
     connections: connections::ConnectionSettings,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -94,7 +105,18 @@ pub async fn serve(
         .max_decoding_message_size(decode_limit)
         .max_encoding_message_size(limits.fetch_max_bytes + FRAMING_BYTES);
     let groups = GroupApiServer::new(group_api::GroupApiService::new(groups));
-    let incoming = connections::Incoming::new(listener, connections::Clients::new(connections));
+    // One server for both listeners: their connections share the per-address caps and
+    // the shutdown; each connection remembers its listener.
+    let clients = connections::Clients::new(connections);
+    let mut incoming = tokio_stream::StreamMap::new();
+    let internal =
+        connections::Incoming::new(listeners.internal, Listener::Internal, Arc::clone(&clients));
+    incoming.insert(Listener::Internal, internal);
+    if let Some(external) = listeners.external {
+        let external = connections::Incoming::new(external, Listener::External, clients);
+        incoming.insert(Listener::External, external);
+    }
+    let incoming = tokio_stream::StreamExt::map(incoming, |(_, connection)| connection);
     tonic::transport::Server::builder()
         // Outermost: the time of a unary call includes every layer's work.
         .layer(request_metrics::RequestMetricsLayer)

@@ -217,8 +217,13 @@ impl Active {
                 broker_id,
                 address,
                 rack,
+                external_address,
             } => {
-                let (records, incarnation) = register(image, broker_id, address, rack)?;
+                let addresses = BrokerAddresses {
+                    internal: address,
+                    external: external_address,
+                };
+                let (records, incarnation) = register(image, broker_id, addresses, rack)?;
                 self.leases_for_term(term, image)
                     .leases
                     .heartbeat(BrokerId(broker_id), incarnation, Instant::now())
@@ -565,6 +570,14 @@ fn refusal_code(refusal: &ElectionRefusal, topic: &str, partition: i32) -> (Stri
     (code.to_owned(), message)
 }
 
+/// Where clients reach a registering broker: its internal listener's advertised address,
+/// and its external listener's when it has one.
+#[derive(Debug)]
+struct BrokerAddresses {
+    internal: String,
+    external: Option<String>,
+}
+
 /// The records of a broker registration: a new incarnation (one above the last), the
 /// cluster id on the very first one, the broker out of every ISR that has another live
 /// member (a new process must catch up again), and leadership back for the partitions it
@@ -572,7 +585,7 @@ fn refusal_code(refusal: &ElectionRefusal, topic: &str, partition: i32) -> (Stri
 fn register(
     image: &MetadataImage,
     broker_id: i32,
-    address: String,
+    addresses: BrokerAddresses,
     rack: Option<String>,
 ) -> Result<(Vec<MetadataRecord>, u64), ControllerError> {
     let mut records = Vec::new();
@@ -589,9 +602,10 @@ fn register(
     let restarted = election::restarted(image, BrokerId(broker_id));
     records.push(MetadataRecord::RegisterBroker {
         broker_id,
-        address,
+        address: addresses.internal,
         rack,
         incarnation,
+        external_address: addresses.external,
     });
     records.extend(restarted);
     // A registration leaves the broker unfenced; what it may lead again is what an

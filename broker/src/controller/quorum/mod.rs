@@ -66,6 +66,8 @@ pub struct QuorumConfig {
     /// Where this broker's outgoing connections come from (its listener's IP).
     pub local_ip: Option<IpAddr>,
     pub advertised_address: String,
+    /// The external listener's advertised address, if it has one.
+    pub external_advertised_address: Option<String>,
     pub rack: Option<String>,
     /// How often this broker heartbeats to the active controller.
     pub heartbeat_interval: Duration,
@@ -478,6 +480,7 @@ impl Quorum {
                     broker_id: self.config.node_id,
                     address: self.config.advertised_address.clone(),
                     rack: self.config.rack.clone(),
+                    external_address: self.config.external_advertised_address.clone(),
                 }
             } else {
                 ControllerRequest::Heartbeat {

@@ -13,10 +13,14 @@ use crate::controller::topic_commands::{ConfigChange, NewTopic};
 #[serde(tag = "type")]
 pub enum ControllerRequest {
     /// A broker started: it gets a new incarnation and is live (unfenced).
+    /// `external_address`: the advertised address of its external listener, if any
+    /// (absent from brokers that predate external listeners).
     RegisterBroker {
         broker_id: i32,
         address: String,
         rack: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        external_address: Option<String>,
     },
     /// Renews the broker's lease; a fenced broker with its current incarnation is unfenced.
     Heartbeat {

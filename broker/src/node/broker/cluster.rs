@@ -78,6 +78,7 @@ impl Node {
                 dir: controller_dir,
                 local_ip: config.local_ip,
                 advertised_address: config.advertised_address.clone(),
+                external_advertised_address: config.external_advertised_address.clone(),
                 rack: config.rack.clone(),
                 heartbeat_interval: config.heartbeat_interval,
                 session_timeout: config.session_timeout,

@@ -91,9 +91,21 @@ impl BrokerSettings {
         line("admin_peek", self.admin_peek.to_string());
         let _ = writeln!(
             out,
-            "\n[listeners]\ngrpc = {:?} # {}\nadmin = {:?} # {}",
+            "\n[listeners]\ngrpc = {:?} # {}",
             self.listen.to_string(),
             source("listeners.grpc"),
+        );
+        if let Some(external) = &self.external_listen {
+            let _ = writeln!(
+                out,
+                "external = {:?} # {}",
+                external.to_string(),
+                source("listeners.external")
+            );
+        }
+        let _ = writeln!(
+            out,
+            "admin = {:?} # {}",
             self.admin_listen.to_string(),
             source("listeners.admin")
         );
@@ -103,6 +115,13 @@ impl BrokerSettings {
             self.advertised_address,
             source("advertised.grpc")
         );
+        if let Some(external) = &self.external_advertised_address {
+            let _ = writeln!(
+                out,
+                "external = {external:?} # {}",
+                source("advertised.external")
+            );
+        }
         out
     }
 }
