@@ -3,7 +3,8 @@
 //! browser (its DOM after the scripts ran) shows the healthy banner, the broker, both
 //! topics, one row per partition with its leader and high watermark, the group with its
 //! lag, and the last records of the chosen partition, with record contents shown as text
-//! (markup in a value is escaped, never parsed). A screenshot is taken too.
+//! (markup in a value is escaped, never parsed). A screenshot is taken too. With
+//! `--admin-peek false` the page shows a notice instead of records.
 //!
 //! Without `chromium` on the PATH the test says SKIPPED on stderr and passes, except
 //! under `CI=true`, where it fails: CI must run it (`.ci/run` installs chromium). Set
@@ -106,18 +107,27 @@ fn strip_tags(html: &str) -> String {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_renders_the_cluster_in_a_headless_browser() {
-    let Some(browser) = find_chromium() else {
+/// The browser, or `None` after saying SKIPPED (a failure under `CI=true`).
+fn browser_or_skip(test: &str) -> Option<PathBuf> {
+    let found = find_chromium();
+    if found.is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "chromium is not installed, and CI=true: the /ui browser test must run in CI \
              (apt-get install -y chromium)"
         );
         eprintln!(
-            "SKIPPED admin_ui: chromium is not installed (apt-get install -y chromium); the \
-             /ui page was not tested in a browser"
+            "SKIPPED admin_ui::{test}: chromium is not installed (apt-get install -y \
+             chromium); the /ui page was not tested in a browser"
         );
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_renders_the_cluster_in_a_headless_browser() {
+    let Some(browser) = browser_or_skip("the_page_renders_the_cluster_in_a_headless_browser")
+    else {
         return;
     };
     let mut options = ClusterOptions::new(1);
@@ -223,4 +233,30 @@ async fn the_page_renders_the_cluster_in_a_headless_browser() {
     let png = std::fs::read(&screenshot).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     assert!(png.len() > 10_000, "a {}-byte screenshot", png.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_peek_switched_off_the_page_shows_a_notice_and_no_records() {
+    let Some(browser) = browser_or_skip("with_the_peek_switched_off_the_page_shows_a_notice")
+    else {
+        return;
+    };
+    let mut options = ClusterOptions::new(1);
+    options.extra_args = vec!["--admin-peek".into(), "false".into()];
+    let cluster = tokio::task::block_in_place(|| Cluster::start(options)).unwrap();
+    let admin = tokio::task::block_in_place(|| admin_address(&cluster, 1));
+    cli_ok(
+        &cluster,
+        &["topic", "create", "orders", "-p", "1", "-r", "1"],
+        "",
+    );
+    cli_ok(&cluster, &["produce", "orders"], "secret-value\n");
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("http://{admin}/ui#peek=orders/0");
+    let dom = text(&chromium(&browser, profile.path(), &url, &["--dump-dom".into()]).stdout);
+    assert!(dom.contains("Showing records is switched off"), "{dom}");
+    assert!(dom.contains("<table id=\"peek\" hidden"), "{dom}");
+    assert!(!dom.contains("secret-value"), "{dom}");
+    // The rest of the page is there.
+    assert_eq!(rows(table(&dom, "partitions"))[0][7], "1");
 }
