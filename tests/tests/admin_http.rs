@@ -278,6 +278,20 @@ async fn health_readiness_metrics_and_probe_of_a_running_broker() {
         "{text}"
     );
     assert!(text.contains("strata_build_info{version=\""), "{text}");
+    // Storage and leadership series: the produce was fsynced (`flush = always`), the
+    // broker took the leadership of both partitions, and its disk has room.
+    assert!(
+        sample(&text, "strata_fsync_duration_seconds_count").is_some_and(|count| count >= 1.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "strata_leader_elections_total").is_some_and(|count| count >= 2.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "strata_disk_free_bytes").is_some_and(|bytes| bytes > 0.0),
+        "{text}"
+    );
     assert_eq!(
         sample(&text, "strata_consumer_group_lag_max{group=\"g\"}"),
         Some(6.0),

@@ -2,7 +2,9 @@
 //! and the gauges computed from the node's state at each scrape.
 //!
 //! Counters and histograms are updated where the work happens, through the `metrics`
-//! facade (`service/request_metrics.rs`: requests, bytes and records in and out). Without
+//! facade (`service/request_metrics.rs`: requests, bytes and records in and out;
+//! `log/metrics.rs`: fsyncs, recovery and damage; `node/partition.rs`: leader
+//! elections). Without
 //! an installed recorder (unit tests, `dump-log`) those updates cost a check and do
 //! nothing. Gauges that describe state (partitions, ISR health, the controller, log sizes,
 //! consumer lag) are not kept up to date in hot paths: [`refresh_gauges`] computes them
@@ -14,6 +16,10 @@
 //! render summaries). Labels stay low-cardinality: per topic, per RPC, per group.
 
 use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +29,16 @@ use metrics_util::MetricKindMask;
 
 use crate::node::{GroupCoordinator, Node, NodeError};
 
-/// `strata_build_info{version}` = 1: what is running.
+/// `strata_build_info{version,git_sha}` = 1: what is running.
 pub const BUILD_INFO: &str = "strata_build_info";
+/// The commit the binary was built from (`build.rs`), or "unknown".
+pub const GIT_SHA: &str = env!("STRATA_GIT_SHA");
+/// Bytes free for the broker on the file system of its data directory.
+pub const DISK_FREE_BYTES: &str = "strata_disk_free_bytes";
+pub use crate::log::metrics::{
+    FSYNC_DURATION_SECONDS, LOG_CORRUPTION_DETECTED_TOTAL, LOG_RECOVERY_TRUNCATED_BYTES_TOTAL,
+};
+pub use crate::node::partition::LEADER_ELECTIONS_TOTAL;
 /// Record bytes appended by producers, per topic.
 pub const BYTES_IN_TOTAL: &str = "strata_bytes_in_total";
 /// Records appended by producers, per topic.
@@ -100,7 +114,33 @@ pub fn local_recorder() -> Result<metrics_exporter_prometheus::PrometheusRecorde
 
 /// The `# HELP` lines.
 pub fn describe() {
-    describe_gauge!(BUILD_INFO, "What is running: version label, value 1");
+    describe_gauge!(
+        BUILD_INFO,
+        "What is running: version and git_sha labels, value 1"
+    );
+    describe_histogram!(
+        FSYNC_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time per fsync of partition data, directories and indexes"
+    );
+    describe_counter!(
+        LOG_RECOVERY_TRUNCATED_BYTES_TOTAL,
+        Unit::Bytes,
+        "Bytes of torn tails cut away by log recovery"
+    );
+    describe_counter!(
+        LOG_CORRUPTION_DETECTED_TOTAL,
+        "Partition logs found damaged at start-up, by kind"
+    );
+    describe_counter!(
+        LEADER_ELECTIONS_TOTAL,
+        "Partitions whose leadership this broker took"
+    );
+    describe_gauge!(
+        DISK_FREE_BYTES,
+        Unit::Bytes,
+        "Bytes free on the file system of the data directory"
+    );
     describe_counter!(
         BYTES_IN_TOTAL,
         Unit::Bytes,
@@ -159,7 +199,7 @@ pub fn describe() {
 /// Sets `strata_build_info`; at every scrape, like the other gauges, so that it never
 /// expires ([`GAUGE_IDLE_TIMEOUT`]).
 pub fn publish_build_info() {
-    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "git_sha" => GIT_SHA).set(1.0);
 }
 
 /// The state gauges of one broker, computed from its metadata image and logs.
@@ -173,6 +213,8 @@ pub struct NodeGauges {
     pub controller_active: bool,
     pub cluster_brokers: usize,
     pub log_size_bytes: BTreeMap<String, u64>,
+    /// `None` when the file system could not be asked.
+    pub disk_free_bytes: Option<u64>,
 }
 
 impl NodeGauges {
@@ -184,6 +226,7 @@ impl NodeGauges {
             controller_active: node.quorum().leader() == Some(me.0),
             cluster_brokers: image.brokers.values().filter(|b| !b.fenced).count(),
             log_size_bytes: node.log_sizes(),
+            disk_free_bytes: disk_free_bytes(&node.config().data_dir),
             ..NodeGauges::default()
         };
         for (topic, topic_image) in &image.topics {
@@ -221,7 +264,29 @@ impl NodeGauges {
         for (topic, bytes) in &self.log_size_bytes {
             gauge!(LOG_SIZE_BYTES, "topic" => topic.clone()).set(*bytes as f64);
         }
+        if let Some(bytes) = self.disk_free_bytes {
+            gauge!(DISK_FREE_BYTES).set(bytes as f64);
+        }
     }
+}
+
+/// Bytes an unprivileged writer may still use on the file system holding `dir`
+/// (`statvfs`: available blocks × fragment size); `None` if it cannot be asked.
+fn disk_free_bytes(dir: &Path) -> Option<u64> {
+    let path = CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stats = MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `path` is NUL-terminated and outlives the call; the kernel writes `stats`,
+    // a properly sized and aligned statvfs.
+    let result = unsafe { libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) };
+    if result != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled `stats` (and it was zeroed before).
+    let stats = unsafe { stats.assume_init() };
+    // The field types differ between platforms (u32 on some 32-bit ones).
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    let (available, fragment) = (u64::from(stats.f_bavail), stats.f_frsize as u64);
+    Some(available.saturating_mul(fragment))
 }
 
 /// Lag of one group: the largest and the sum over its partitions with a known lag.

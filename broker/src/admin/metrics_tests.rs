@@ -42,7 +42,7 @@ fn counters_render_per_topic_with_their_totals() {
     );
     assert!(
         text.contains(&format!(
-            "strata_build_info{{version=\"{}\"}} 1\n",
+            "strata_build_info{{version=\"{}\",git_sha=\"{GIT_SHA}\"}} 1\n",
             env!("CARGO_PKG_VERSION")
         )),
         "{text}"
@@ -93,6 +93,7 @@ fn node_gauges_render_as_gauges() {
         controller_active: true,
         cluster_brokers: 3,
         log_size_bytes: BTreeMap::from([("t".to_owned(), 4096)]),
+        disk_free_bytes: Some(1 << 30),
     };
     let text = render(|| gauges.publish());
     for line in [
@@ -103,6 +104,7 @@ fn node_gauges_render_as_gauges() {
         "strata_controller_active 1\n",
         "strata_cluster_brokers 3\n",
         "strata_log_size_bytes{topic=\"t\"} 4096\n",
+        "strata_disk_free_bytes 1073741824\n",
         "# TYPE strata_partitions gauge",
     ] {
         assert!(text.contains(line), "{line:?} missing in {text}");
@@ -140,5 +142,41 @@ async fn the_gauges_of_a_one_node_broker_count_its_partitions_and_log_bytes() {
     assert!(gauges.controller_active);
     assert_eq!(gauges.cluster_brokers, 1);
     assert!(gauges.log_size_bytes.contains_key("t"), "{gauges:?}");
+    assert!(
+        gauges.disk_free_bytes.is_some_and(|bytes| bytes > 0),
+        "{gauges:?}"
+    );
     node.shutdown().unwrap();
+}
+
+#[test]
+fn the_git_sha_is_a_commit_or_unknown() {
+    assert!(
+        GIT_SHA == "unknown" || GIT_SHA.chars().all(|c| c.is_ascii_hexdigit()),
+        "{GIT_SHA}"
+    );
+}
+
+#[test]
+fn fsyncs_recovery_cuts_and_damage_are_recorded_by_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = std::fs::File::create(dir.path().join("f")).unwrap();
+    let text = render(|| {
+        crate::log::durable::sync_file(&file, &dir.path().join("f")).unwrap();
+        crate::log::durable::sync_dir(dir.path()).unwrap();
+        crate::log::metrics::recovery_truncated(17);
+        crate::log::metrics::corruption_detected(&crate::log::LogError::Corruption {
+            path: dir.path().join("f"),
+            position: 0,
+            reason: "crc".into(),
+        });
+    });
+    for line in [
+        "# TYPE strata_fsync_duration_seconds histogram",
+        "strata_fsync_duration_seconds_count 2\n",
+        "strata_log_recovery_truncated_bytes_total 17\n",
+        "strata_log_corruption_detected_total{kind=\"bad_batch\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line:?} missing in {text}");
+    }
 }

@@ -32,10 +32,12 @@ use std::io::IoSlice;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::time::Instant;
 
 use memmap2::MmapMut;
 
 use crate::log::error::{LogError, LogResult};
+use crate::log::metrics;
 
 /// `ENOSPC` on Linux: the error the `log::write` failpoint injects.
 #[allow(dead_code)] // only used by the failpoint
@@ -44,7 +46,10 @@ const ENOSPC: i32 = 28;
 /// Flushes `file`'s data and metadata to the disk (`fsync`). `path` is only for the error.
 pub fn sync_file(file: &File, path: &Path) -> LogResult<()> {
     fsync_failpoint(path)?;
-    file.sync_all().map_err(|source| LogError::FsyncFailed {
+    let started = Instant::now();
+    let synced = file.sync_all();
+    metrics::fsync_done(started);
+    synced.map_err(|source| LogError::FsyncFailed {
         path: path.to_path_buf(),
         source,
     })
@@ -97,7 +102,10 @@ pub fn start_writeback(_file: &File, _offset: u64, _length: u64, _path: &Path) -
 pub fn sync_dir(dir: &Path) -> LogResult<()> {
     fsync_failpoint(dir)?;
     let handle = File::open(dir).map_err(|source| LogError::io("open directory", dir, source))?;
-    handle.sync_all().map_err(|source| LogError::FsyncFailed {
+    let started = Instant::now();
+    let synced = handle.sync_all();
+    metrics::fsync_done(started);
+    synced.map_err(|source| LogError::FsyncFailed {
         path: dir.to_path_buf(),
         source,
     })
@@ -107,7 +115,10 @@ pub fn sync_dir(dir: &Path) -> LogResult<()> {
 /// A failure is an fsync failure: the kernel may have dropped the pages.
 pub fn sync_mmap(map: &MmapMut, path: &Path) -> LogResult<()> {
     fsync_failpoint(path)?;
-    map.flush().map_err(|source| LogError::FsyncFailed {
+    let started = Instant::now();
+    let synced = map.flush();
+    metrics::fsync_done(started);
+    synced.map_err(|source| LogError::FsyncFailed {
         path: path.to_path_buf(),
         source,
     })

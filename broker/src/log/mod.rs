@@ -23,7 +23,8 @@
 //! stays fast), and [`cleaner`] for compacted topics. [`LogManager`] opens every
 //! partition of a data directory, and [`repair`] cuts a damaged one back to its valid
 //! prefix for its leader to fill. All fsyncs go
-//! through [`durable`]; an fsync error stops the log for good. A sealed segment holds no
+//! through [`durable`]; an fsync error stops the log for good. The storage layer's metric
+//! series (fsync time, recovery cuts, damage found) are named in [`metrics`]. A sealed segment holds no
 //! descriptor or map unless it was read recently: its files are opened on demand and kept
 //! in the shared, bounded [`OpenSegments`] cache (`segment/files.rs`).
 
@@ -38,6 +39,7 @@ pub mod group_commit;
 mod index_file;
 pub mod leader_epoch_cache;
 pub mod manager;
+pub mod metrics;
 pub mod offset_index;
 pub mod open_segments;
 pub mod partition_log;

@@ -202,6 +202,7 @@ pub(crate) fn recover(
         .map_or(log_start_offset, |checkpoint| checkpoint.high_watermark)
         .clamp(log_start_offset, log_end_offset);
     report.log_end_offset = log_end_offset;
+    super::metrics::recovery_truncated(report.truncated_bytes);
     if report.truncated_bytes > 0 || report.rebuilt_files > 0 {
         tracing::info!(dir = %dir.display(), ?report, "recovered partition log");
     }

@@ -30,6 +30,11 @@ use crate::replication::leader::{
     LeaderStart,
 };
 
+/// Counter `strata_leader_elections_total`: partitions this broker took the leadership
+/// of. Summed over the brokers, the cluster's leader elections; a rate that does not
+/// settle is leadership flapping.
+pub const LEADER_ELECTIONS_TOTAL: &str = "strata_leader_elections_total";
+
 /// Which acknowledgement the producer asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acks {

@@ -47,6 +47,7 @@ impl PartitionLog {
     ) -> LogResult<PartitionLog> {
         match PartitionLog::open_with(dir, config.clone(), previous, resources) {
             Err(error) if error.is_corruption() => {
+                super::super::metrics::corruption_detected(&error);
                 tracing::error!(
                     dir = %dir.display(), %error,
                     "the partition log is damaged; it stays offline (produce and fetch are \

@@ -491,6 +491,7 @@ impl Node {
             let handle = PartitionHandle::open(name, PartitionId(key.1), log, epoch)?;
             handle.on_metadata(me, &state, leader_config, now);
             tracing::info!(topic = %key.0, partition = key.1, leader_epoch = epoch.0, "leading the partition");
+            metrics::counter!(crate::node::partition::LEADER_ELECTIONS_TOTAL).increment(1);
             partitions.insert(key, Arc::new(handle));
         }
         if advanced {
