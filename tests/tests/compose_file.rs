@@ -211,7 +211,7 @@ fn dockerfile_problems(dockerfile: &str) -> Vec<String> {
     let uid = user
         .last()
         .and_then(|user| user.split(':').next()?.parse::<u32>().ok());
-    if !uid.is_some_and(|uid| uid != 0) {
+    if uid.is_none_or(|uid| uid == 0) {
         problems.push(format!("USER {user:?} is not a numeric non-root user"));
     }
     if values("VOLUME") != [DATA_DIR] {
