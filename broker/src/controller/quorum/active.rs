@@ -5,7 +5,10 @@
 //!
 //! Requests are handled one at a time (one async mutex), so each is decided on the image
 //! every earlier one produced: `client_write` returns only once the entry is committed
-//! and applied here. After winning an election the leader first makes sure it has applied
+//! and applied here. The write runs in a task of its own that holds the mutex until the
+//! entry is applied, so a request whose caller stops waiting (a client that leaves,
+//! [`super::Quorum::submit`] giving up when the leader changes) cannot let the next one
+//! be decided on an image that its entry is still about to change. After winning an election the leader first makes sure it has applied
 //! everything committed before its term (`ensure_linearizable`), once per term.
 //!
 //! Leases live here too (`liveness::Leases`, the monotonic clock of this process): a
@@ -14,6 +17,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use tokio::sync::OwnedMutexGuard;
 
 use strata_proto::types::BrokerId;
 
@@ -46,7 +51,7 @@ pub struct Active {
     state_machine: StateMachine,
     defaults: BrokerDefaults,
     limits: PartitionLimits,
-    serial: tokio::sync::Mutex<Serial>,
+    serial: Arc<tokio::sync::Mutex<Serial>>,
     leases: Mutex<LeaseState>,
 }
 
@@ -64,6 +69,15 @@ struct Serial {
     caught_up_term: Option<u64>,
     /// Rotates the first broker of each new topic's replica assignment.
     assignment_start: usize,
+}
+
+/// How a metadata write ended.
+enum Written {
+    /// Applied at this version; `Some(reason)` when the state machine refused it.
+    Applied(i64, Option<String>),
+    /// This voter no longer leads.
+    NotLeader,
+    Fatal(String),
 }
 
 #[derive(Debug)]
@@ -88,10 +102,10 @@ impl Active {
             state_machine,
             defaults,
             limits,
-            serial: tokio::sync::Mutex::new(Serial {
+            serial: Arc::new(tokio::sync::Mutex::new(Serial {
                 caught_up_term: None,
                 assignment_start: rand::random::<u16>().into(),
-            }),
+            })),
             leases: Mutex::new(LeaseState {
                 leases: Leases::new(lease),
                 term: None,
@@ -155,7 +169,7 @@ impl Active {
         if let ControllerRequest::QuorumStatus = request {
             return Ok(self.quorum_status());
         }
-        let mut serial = self.serial.lock().await;
+        let mut serial = Arc::clone(&self.serial).lock_owned().await;
         if serial.caught_up_term != Some(term) {
             self.raft
                 .ensure_linearizable()
@@ -183,24 +197,38 @@ impl Active {
                 body,
             });
         }
-        let version = self.write(records).await?;
+        let version = self.write(serial, records).await?;
         debug_assert_eq!(version, next.version);
         tracing::debug!(request = kind, version, "controller wrote metadata");
         Ok(ControllerReply { version, body })
     }
 
-    /// Appends `records` as one Raft entry and waits until it is applied here.
-    async fn write(&self, records: Vec<MetadataRecord>) -> Result<i64, ControllerError> {
-        let written = self.raft.client_write(Command { records }).await;
+    /// Appends `records` as one Raft entry and waits until it is applied here. The
+    /// append runs in a task that keeps `serial` until then, whether or not this caller
+    /// is still waiting (see the module docs).
+    async fn write(
+        &self,
+        serial: OwnedMutexGuard<Serial>,
+        records: Vec<MetadataRecord>,
+    ) -> Result<i64, ControllerError> {
+        let raft = self.raft.clone();
+        let task = tokio::spawn(async move {
+            let written = raft.client_write(Command { records }).await;
+            drop(serial);
+            match written {
+                Ok(response) => Written::Applied(response.data.version, response.data.refused),
+                Err(openraft::error::RaftError::APIError(_)) => Written::NotLeader,
+                Err(openraft::error::RaftError::Fatal(fatal)) => Written::Fatal(fatal.to_string()),
+            }
+        });
+        let written = task.await.map_err(|error| ControllerError::Quorum {
+            reason: format!("the metadata write stopped: {error}"),
+        })?;
         match written {
-            Ok(response) => match response.data.refused {
-                None => Ok(response.data.version),
-                Some(reason) => Err(ControllerError::InvalidRecord { reason }),
-            },
-            Err(openraft::error::RaftError::APIError(_)) => Err(self.not_controller()),
-            Err(openraft::error::RaftError::Fatal(fatal)) => Err(ControllerError::Quorum {
-                reason: fatal.to_string(),
-            }),
+            Written::Applied(version, None) => Ok(version),
+            Written::Applied(_, Some(reason)) => Err(ControllerError::InvalidRecord { reason }),
+            Written::NotLeader => Err(self.not_controller()),
+            Written::Fatal(reason) => Err(ControllerError::Quorum { reason }),
         }
     }
 
@@ -505,7 +533,7 @@ impl Active {
         // look lapsed after this whole process was paused).
         let me = i32::try_from(self.me).unwrap_or(-1);
         for broker in expired.into_iter().filter(|broker| broker.0 != me) {
-            let _serial = self.serial.lock().await;
+            let serial = Arc::clone(&self.serial).lock_owned().await;
             let image = self.state_machine.image();
             let records = election::fence(&image, broker);
             if records.is_empty() {
@@ -516,7 +544,7 @@ impl Active {
                 broker_id = broker.0,
                 "the broker's lease lapsed: fencing it and moving its leadership"
             );
-            self.write(records).await?;
+            self.write(serial, records).await?;
             fenced += 1;
         }
         Ok(fenced)
@@ -655,3 +683,7 @@ fn new_topic_id(image: &MetadataImage) -> String {
 
 /// Shared by the quorum: the active controller of this voter.
 pub type SharedActive = Arc<Active>;
+
+#[cfg(test)]
+#[path = "active_tests.rs"]
+mod tests;
