@@ -259,16 +259,21 @@ pub async fn run_row(row: Row, config: &RunConfig) -> anyhow::Result<RunResult> 
     stage.marks.clear();
 
     let faults_started = Instant::now();
+    // A fault or a settle that fails ends the faults but not the run: the clients are
+    // stopped, the replicas read and the history checked and kept as for any failed run,
+    // so what went wrong can be read in the history and the brokers' logs.
+    let mut fault_failure = None;
     loop {
         stage.faults += 1;
         let fault = stage.faults;
-        rows::episode(row, &mut stage)
-            .await
-            .with_context(|| format!("fault {fault}"))?;
-        stage
-            .settle()
-            .await
-            .with_context(|| format!("settling after fault {fault}"))?;
+        if let Err(error) = rows::episode(row, &mut stage).await {
+            fault_failure = Some(format!("fault {fault}: {error:#}"));
+            break;
+        }
+        if let Err(error) = stage.settle().await {
+            fault_failure = Some(format!("settling after fault {fault}: {error:#}"));
+            break;
+        }
         if faults_started.elapsed() >= config.fault_time {
             break;
         }
@@ -276,6 +281,7 @@ pub async fn run_row(row: Row, config: &RunConfig) -> anyhow::Result<RunResult> 
     }
     let (marks, faults, mut failures) = (stage.marks.clone(), stage.faults, stage.failures.clone());
     drop(stage);
+    failures.extend(fault_failure);
 
     let tally = workload.stop_producers().await?;
     watch.stop().await;

@@ -15,7 +15,7 @@ use super::unavailability::first_fresh_acks;
 use crate::cluster::{node_ip, Cluster};
 use crate::firewall::Firewall;
 use crate::history::{Event, Recorder, TopicPartition};
-use crate::wait::{wait_for, wait_until};
+use crate::wait::wait_for;
 
 /// The address the test's clients connect from.
 pub const CLIENT_NODE: u8 = 1;
@@ -164,15 +164,23 @@ impl<'a> Stage<'a> {
         let since = self.marks.last().map_or(Duration::ZERO, |mark| mark.at);
         let partitions = self.topic_partitions();
         let recorder = self.recorder;
-        wait_until(
+        wait_for(
             "every partition acknowledges a send made after the fault",
             WAIT,
             || {
                 let first = first_fresh_acks(&recorder.entries(), since);
-                let all = partitions
+                let waiting: Vec<_> = partitions
                     .iter()
-                    .all(|partition| first.contains_key(partition));
-                async move { all }
+                    .filter(|partition| !first.contains_key(*partition))
+                    .cloned()
+                    .collect();
+                async move {
+                    if waiting.is_empty() {
+                        Ok(())
+                    } else {
+                        bail!("no acknowledgement yet on {waiting:?}")
+                    }
+                }
             },
         )
         .await?;
