@@ -241,6 +241,11 @@ async fn the_records_peek_can_be_switched_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_three_brokers_one_api_shows_what_the_others_lead_and_coordinate() {
     let cluster = start(3, &["--offsets-topic-partitions", "3"]);
+    // Every broker registered before an RF-3 topic is created (a broker still starting
+    // is not counted among the live ones).
+    strata_tests::quorum_watch::formed(&cluster)
+        .await
+        .expect("the three brokers form a cluster");
     let admins: Vec<String> = (1..=3)
         .map(|node| blocking(|| admin_address(&cluster, node)))
         .collect();
