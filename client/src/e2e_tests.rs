@@ -95,7 +95,7 @@ async fn retriable_errors_and_lost_answers_neither_reorder_nor_duplicate() {
         Fault::Answer(ErrorCode::NotEnoughReplicas),
         Fault::Silence,
         Fault::Answer(ErrorCode::NotLeader),
-        Fault::KillStream,
+        Fault::KillStream(tonic::Code::Unavailable),
     ]);
     let sent = values(200);
     let futures: Vec<_> = sent

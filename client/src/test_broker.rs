@@ -43,8 +43,8 @@ pub(crate) enum Fault {
     Answer(wire::ErrorCode),
     /// Append, but never answer (a lost response).
     Silence,
-    /// Append, answer nothing and end the stream with an error.
-    KillStream,
+    /// Append, answer nothing and end the stream with this status code.
+    KillStream(tonic::Code),
     /// Fail the next fetch call with `UNAVAILABLE` (produce ignores it).
     FailFetch,
 }
@@ -424,10 +424,8 @@ impl ClientApi for Service {
                     }
                 };
                 match fault {
-                    Some(Fault::KillStream) => {
-                        let _ = answers
-                            .send(Err(Status::unavailable("stream killed")))
-                            .await;
+                    Some(Fault::KillStream(code)) => {
+                        let _ = answers.send(Err(Status::new(code, "stream killed"))).await;
                         return;
                     }
                     Some(_) => continue,

@@ -60,3 +60,38 @@ async fn a_batch_sealed_after_the_leader_moved_leaves_after_the_outstanding_ones
     assert_eq!(new_leader.values("moves", 0), ["first", "second"]);
     producer.close().await.unwrap();
 }
+
+/// A produce stream that the broker ends with a status that is not retriable, after it
+/// appended the batch outstanding on it: that batch may have been appended (here it was),
+/// so it is resent with its sequence numbers and answered with its offset. It was once
+/// failed as "not written" and the next batch took its sequence numbers: the broker then
+/// answered that one as a duplicate of the first, and acknowledged it at the first one's
+/// offset without writing it.
+#[tokio::test]
+async fn a_stream_ended_by_a_final_status_leaves_its_requests_in_doubt() {
+    let broker = TestBroker::start(&[("doubt", 1)]).await;
+    let client = Client::builder()
+        .brokers([broker.address.as_str()])
+        .build()
+        .await
+        .unwrap();
+    let producer = client.producer().linger(Duration::ZERO).build().unwrap();
+    broker.inject(&[Fault::KillStream(tonic::Code::InvalidArgument)]);
+    let first = producer
+        .enqueue(Record::to("doubt").value("first"))
+        .unwrap();
+    let first = tokio::time::timeout(STEP_TIMEOUT, first)
+        .await
+        .expect("the first record was never answered")
+        .expect("the first record was appended; its send must not fail");
+    let second = producer
+        .enqueue(Record::to("doubt").value("second"))
+        .unwrap();
+    let second = tokio::time::timeout(STEP_TIMEOUT, second)
+        .await
+        .expect("the second record was never answered")
+        .unwrap();
+    assert_eq!((first.offset, second.offset), (0, 1));
+    assert_eq!(broker.values("doubt", 0), ["first", "second"]);
+    producer.close().await.unwrap();
+}

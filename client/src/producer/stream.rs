@@ -259,7 +259,11 @@ async fn read_answers(
                         }
                     }
                     Ok(None) => break lost("broker closed the produce stream"),
-                    Err(status) => break Error::from(status),
+                    // The broker took the requests already sent, so whatever the status,
+                    // each may have been appended: retriable, outcome unknown. (Kept as a
+                    // final error, a batch was failed as "not written" and the later ones
+                    // took its sequence numbers although it was in the log.)
+                    Err(status) => break stream_failed(status),
                 }
             }
         }
@@ -281,6 +285,17 @@ async fn read_answers(
 /// A lost stream: retriable, outcome unknown.
 fn lost(message: &str) -> Error {
     Error::Transport(tonic::Status::unavailable(message))
+}
+
+/// The error for the requests outstanding on a stream that ended with `status` after it
+/// was opened: `status` itself when retriable, else a lost stream naming it.
+fn stream_failed(status: tonic::Status) -> Error {
+    let error = Error::from(status);
+    if error.is_retriable() {
+        error
+    } else {
+        lost(&format!("the produce stream failed: {error}"))
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
