@@ -18,6 +18,16 @@ use crate::log::{FlushPolicy, LogConfig};
 /// A one-node broker in `dir` whose logs fsync every commit (`flush = always`), with
 /// `topic` (one partition) created.
 pub(crate) async fn node_with_topic(dir: &std::path::Path, topic: &str) -> Arc<Node> {
+    node_with_session_timeout(dir, topic, Duration::from_secs(30)).await
+}
+
+/// [`node_with_topic`] whose controller fences a broker `session_timeout` after its last
+/// heartbeat.
+pub(crate) async fn node_with_session_timeout(
+    dir: &std::path::Path,
+    topic: &str,
+    session_timeout: Duration,
+) -> Arc<Node> {
     let log_defaults = LogConfig {
         flush: FlushPolicy::Always,
         ..LogConfig::default()
@@ -36,7 +46,7 @@ pub(crate) async fn node_with_topic(dir: &std::path::Path, topic: &str) -> Arc<N
         rack: None,
         local_ip: None,
         heartbeat_interval: Duration::from_millis(500),
-        session_timeout: Duration::from_secs(30),
+        session_timeout,
         replica_lag_max: crate::replication::leader::REPLICA_LAG_MAX_DEFAULT,
     })
     .await

@@ -516,6 +516,15 @@ impl Active {
         }
     }
 
+    /// Whether `broker`'s lease has lapsed in this term.
+    #[cfg(test)]
+    pub(super) fn lease_lapsed(&self, broker: BrokerId) -> bool {
+        let (_, term) = self.leader_and_term();
+        let image = self.state_machine.image();
+        let state = self.leases_for_term(term, &image);
+        state.leases.expired(Instant::now()).contains(&broker)
+    }
+
     /// Fences every broker whose lease lapsed (called periodically while this voter
     /// leads). Returns how many were fenced.
     pub async fn fence_expired(&self) -> Result<usize, ControllerError> {

@@ -655,10 +655,23 @@ impl Quorum {
                 }
                 known_leader = leader;
             }
-            if let Err(error) = self.active.fence_expired().await {
+            if let Err(error) = self.check_leases().await {
                 tracing::debug!(%error, "lease check failed");
             }
         }
+    }
+
+    /// One pass of the lease checks: fences the brokers whose lease lapsed, unless this
+    /// broker is shutting down. A controller on its way out stops fencing: its listener
+    /// may already refuse the other brokers' heartbeats, so their leases lapse here while
+    /// they are alive, and fencing them would move their leadership for nothing (a
+    /// rolling restart once fenced two healthy brokers this way). The next controller
+    /// gives every broker a full lease when it takes over. Returns how many were fenced.
+    pub async fn check_leases(&self) -> Result<usize, ControllerError> {
+        if self.leaving.load(Ordering::Acquire) {
+            return Ok(0);
+        }
+        self.active.fence_expired().await
     }
 
     /// Whether Raft stopped on a fatal error (its storage failed), and why.
@@ -680,6 +693,10 @@ impl Quorum {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "lease_checks_tests.rs"]
+mod lease_checks_tests;
 
 #[cfg(test)]
 mod storage_suite {
