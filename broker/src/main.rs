@@ -375,8 +375,11 @@ async fn run(
     let stopping = Arc::clone(&node);
     tokio::spawn(return_idle_memory());
     let mut server = Box::pin(strata_broker::service::serve(
-        Arc::clone(&node),
-        groups,
+        strata_broker::service::Serving {
+            node: Arc::clone(&node),
+            groups,
+            admin: Arc::clone(&admin),
+        },
         strata_broker::service::Listeners {
             internal: listener,
             external,

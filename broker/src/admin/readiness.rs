@@ -4,9 +4,12 @@
 //! bound; from the first step of a shutdown it is `shutting_down` whatever else holds.
 //!
 //! [`judge`] is the rule, pure, over [`Facts`]; [`Lifecycle`] holds the facts only the
-//! binary knows (listener bound, shutdown begun), set once each, read by every request.
+//! binary knows (listener bound, shutdown begun), set once each, read by every request,
+//! and tells whoever follows readiness (gRPC health, `service/health.rs`) when one is set.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::watch;
 
 /// What readiness is decided from, read at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -89,21 +92,40 @@ impl Verdict {
 }
 
 /// The facts set by the binary as it starts and stops.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Lifecycle {
     listeners_bound: AtomicBool,
     shutting_down: AtomicBool,
+    /// Bumped after each fact is set; its value means nothing.
+    changes: watch::Sender<()>,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            listeners_bound: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
+            changes: watch::Sender::new(()),
+        }
+    }
 }
 
 impl Lifecycle {
     /// The gRPC listener accepts connections.
     pub fn listeners_bound(&self) {
         self.listeners_bound.store(true, Ordering::Release);
+        self.changes.send_modify(|_| {});
     }
 
     /// The first step of a shutdown: `/readyz` answers `shutting_down` from now on.
     pub fn shutting_down(&self) {
         self.shutting_down.store(true, Ordering::Release);
+        self.changes.send_modify(|_| {});
+    }
+
+    /// A receiver that sees a change each time a fact is set (after it is set).
+    pub fn changes(&self) -> watch::Receiver<()> {
+        self.changes.subscribe()
     }
 
     pub fn is_listening(&self) -> bool {
@@ -117,6 +139,8 @@ impl Lifecycle {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn ready_facts() -> Facts {
@@ -226,5 +250,17 @@ mod tests {
         lifecycle.shutting_down();
         lifecycle.shutting_down();
         assert!(lifecycle.is_listening() && lifecycle.is_shutting_down());
+    }
+
+    #[test]
+    fn setting_a_fact_is_seen_as_a_change() {
+        let lifecycle = Lifecycle::default();
+        let mut changes = lifecycle.changes();
+        assert!(!changes.has_changed().unwrap());
+        lifecycle.shutting_down();
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        lifecycle.listeners_bound();
+        assert!(changes.has_changed().unwrap());
     }
 }

@@ -13,6 +13,7 @@
 //! - [`fetch_session`]: the fetch stream, answered ahead of the reader.
 //! - [`group_api`]: the `strata.v1.GroupApi` service (consumer groups and committed
 //!   offsets) in front of [`crate::node::GroupCoordinator`].
+//! - [`health`]: `grpc.health.v1.Health`, by the readiness rule of `/readyz`.
 //! - [`produce`]: the produce stream (ordered writes, concurrent commits).
 //! - [`metadata`]: metadata and describe answers from the metadata image.
 //! - [`replication_api`]: the `strata.v1.Replication` service, the leader side of
@@ -39,6 +40,7 @@ pub mod decompression;
 pub mod fast_path;
 pub mod fetch_session;
 pub mod group_api;
+pub mod health;
 pub mod metadata;
 pub mod produce;
 pub mod replication_api;
@@ -55,6 +57,7 @@ use strata_proto::api::v1::controller_server::ControllerServer;
 use strata_proto::api::v1::group_api_server::GroupApiServer;
 use strata_proto::api::v1::replication_server::ReplicationServer;
 
+use crate::admin::AdminState;
 use crate::controller::Listener;
 use crate::node::{GroupCoordinator, Node};
 
@@ -81,14 +84,28 @@ const CONTROLLER_MESSAGE_BYTES_MAX: usize = 64 << 20;
 /// Room for the protobuf fields around a batch or a fetch's records.
 const FRAMING_BYTES: usize = 64 * 1024;
 
-/// Serves the client API on `listeners` until `shutdown` resolves.
+/// What the gRPC services answer from.
+#[derive(Debug, Clone)]
+pub struct Serving {
+    pub node: Arc<Node>,
+    pub groups: Arc<GroupCoordinator>,
+    /// The readiness facts gRPC health reports (the admin listener's).
+    pub admin: Arc<AdminState>,
+}
+
+/// Serves the gRPC services on `listeners` until `shutdown` resolves.
 pub async fn serve(
-    node: Arc<Node>,
-    groups: Arc<GroupCoordinator>,
+    serving: Serving,
     listeners: Listeners,
     connections: connections::ConnectionSettings,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    let Serving {
+        node,
+        groups,
+        admin,
+    } = serving;
+    let (health, follow_readiness) = health::HealthService::new(admin, Arc::clone(&node));
     let limits = node.config().limits.clone();
     let decode_limit = limits.message_max_bytes + FRAMING_BYTES;
     let fast_path = fast_path::FastPathLayer::new(Arc::clone(&node), decode_limit);
@@ -117,7 +134,7 @@ pub async fn serve(
         incoming.insert(Listener::External, external);
     }
     let incoming = tokio_stream::StreamExt::map(incoming, |(_, connection)| connection);
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         // Outermost: the time of a unary call includes every layer's work.
         .layer(request_metrics::RequestMetricsLayer)
         .layer(connections::StreamLimitLayer)
@@ -139,6 +156,12 @@ pub async fn serve(
         .add_service(controller)
         .add_service(replication)
         .add_service(groups)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+        .add_service(health)
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    tokio::pin!(server);
+    tokio::select! {
+        served = &mut server => served,
+        // It returns only once the server (its health service) is gone.
+        () = follow_readiness => server.await,
+    }
 }
