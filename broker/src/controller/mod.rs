@@ -10,7 +10,8 @@
 //!   partitions, producer-id blocks).
 //! - [`state_machine`]: [`apply`] a record to an image; pure and deterministic.
 //! - [`topic_config`]: config keys, validation, defaults ([`BrokerDefaults`]) and the
-//!   effective settings a partition log gets.
+//!   effective settings a partition log gets; [`topic_labels`]: the `strata.retry.*`
+//!   labels a client stores on the retry and dead-letter topics it creates.
 //! - [`topic_validation`]: naming and count policy for new topics (hostile inputs 24–25 of
 //!   `docs/RELIABILITY.md`).
 //! - [`assignment`]: balanced replica placement for new partitions.
@@ -44,6 +45,7 @@ pub mod snapshot;
 pub mod state_machine;
 pub mod topic_commands;
 pub mod topic_config;
+pub mod topic_labels;
 pub mod topic_validation;
 
 pub use assignment::{assign_replicas, AssignmentRequest, PlacementBroker};

@@ -114,7 +114,11 @@ pub(crate) fn alter_configs(
     TopicConfig::check_replication_factor(&set, topic.replication_factor())?;
     let mut deleted = Vec::new();
     for raw_key in delete {
-        let key = ConfigKey::parse(raw_key)?.name().to_owned();
+        let key = if super::topic_labels::is_label(raw_key) {
+            raw_key.clone()
+        } else {
+            ConfigKey::parse(raw_key)?.name().to_owned()
+        };
         if set.contains_key(&key) {
             return Err(ControllerError::InvalidConfig {
                 key,

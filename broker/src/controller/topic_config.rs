@@ -44,6 +44,9 @@
 //! records without a key (`KeyRequired`, Kafka's INVALID_RECORD). Retention deletes
 //! segments only when the policy contains `delete`.
 //!
+//! Labels (`strata.retry.*`, `topic_labels.rs`) are accepted next to these keys: stored
+//! verbatim, listed by describe after the settings, never applied to the log.
+//!
 //! A setting the broker cannot honour is refused, never stored and shown as if it were:
 //! - a `message_max_bytes` above the broker's: the broker's value sizes the transport's
 //!   decode limit (a request a little larger ends the whole produce stream), and batches
@@ -68,6 +71,7 @@ pub use crate::log::CleanupPolicy;
 use crate::log::{DirtyRatio, FlushPolicy, LogConfig};
 
 use super::error::ControllerError;
+use super::topic_labels;
 
 /// A topic config key Strata knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -402,6 +406,8 @@ pub struct EffectiveTopicConfig {
     pub min_insync_replicas: ConfigValue<MinInsyncReplicas>,
     pub delete_retention_ms: ConfigValue<i64>,
     pub min_cleanable_dirty_ratio: ConfigValue<DirtyRatio>,
+    /// The topic's labels (`topic_labels.rs`): stored and shown, never applied.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Topic config validation and resolution; see the module docs.
@@ -418,6 +424,11 @@ impl TopicConfig {
     ) -> Result<BTreeMap<String, String>, ControllerError> {
         let mut normalized = BTreeMap::new();
         for (key, value) in raw {
+            if topic_labels::is_label(key) {
+                topic_labels::check_label(key, value)?;
+                normalized.insert(key.clone(), value.clone());
+                continue;
+            }
             let known = ConfigKey::parse(key).map_err(|_| ControllerError::InvalidConfig {
                 key: key.clone(),
                 value: value.clone(),
@@ -494,6 +505,11 @@ impl TopicConfig {
                     _ => defaults.min_cleanable_dirty_ratio,
                 }
             }),
+            labels: overrides
+                .iter()
+                .filter(|(key, _)| topic_labels::is_label(key))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
         }
     }
 
@@ -573,7 +589,7 @@ impl EffectiveTopicConfig {
         ) -> (String, String, ConfigValueSource) {
             (key.name().to_owned(), value.value.to_string(), value.source)
         }
-        vec![
+        let mut entries = vec![
             entry(ConfigKey::RetentionMs, &self.retention_ms),
             entry(ConfigKey::RetentionBytes, &self.retention_bytes),
             entry(ConfigKey::SegmentBytes, &self.segment_bytes),
@@ -596,7 +612,13 @@ impl EffectiveTopicConfig {
                 ConfigKey::MinCleanableDirtyRatio,
                 &self.min_cleanable_dirty_ratio,
             ),
-        ]
+        ];
+        for key in topic_labels::LABEL_KEYS {
+            if let Some(value) = self.labels.get(key) {
+                entries.push((key.to_owned(), value.clone(), ConfigValueSource::Topic));
+            }
+        }
+        entries
     }
 
     /// The partition-log settings of this topic: `base` (the broker's log config) with the
