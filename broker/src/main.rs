@@ -340,6 +340,7 @@ async fn run(
     let admin_address = admin_listener.local_addr()?;
     let admin = start_admin(admin_listener);
     admin.set_peek_enabled(settings.admin_peek);
+    admin.set_per_partition_metrics(settings.metrics_per_partition);
     tracing::info!(admin = %admin_address, "admin listener serving /healthz, /readyz, /metrics");
     let descriptor_budget =
         descriptors::budget_at_start(&settings.data_dir, settings.log_io == LogIo::Direct)?;

@@ -302,6 +302,10 @@ async fn health_readiness_metrics_and_probe_of_a_running_broker() {
         Some(6.0),
         "{text}"
     );
+    assert!(
+        !text.contains("strata_consumer_group_lag{"),
+        "per-partition series without metrics_per_partition:\n{text}"
+    );
 
     let output = tokio::task::block_in_place(|| probe_ready(&admin));
     assert!(output.status.success(), "{output:?}");
@@ -310,6 +314,47 @@ async fn health_readiness_metrics_and_probe_of_a_running_broker() {
         "{output:?}"
     );
     drop(broker);
+}
+
+/// `metrics_per_partition` adds the lag of each partition of a group, labelled by group,
+/// topic and partition (off by default: labels stay at most per topic).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_partition_lag_only_with_metrics_per_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = format!("127.0.0.1:{}", free_port().unwrap());
+    let broker = start_broker(
+        dir.path(),
+        &[
+            "--admin-listen",
+            &admin,
+            "--offsets-topic-partitions",
+            "1",
+            "--metrics-per-partition",
+            "true",
+        ],
+    );
+    tokio::task::block_in_place(|| wait_ready(&admin));
+    let mut client = connect(&broker).await;
+    create_topic(&mut client, TOPIC, 1, &[]).await;
+    produce_ok(
+        &mut client,
+        TOPIC,
+        0,
+        values_batch(&["a", "b", "c", "d", "e"]),
+    )
+    .await;
+    // Committed at 2 of 5: lag 3.
+    commit_offset(&broker, "g", 2).await;
+    let text = tokio::task::block_in_place(|| get(&admin, "/metrics")).body;
+    check_exposition(&text);
+    assert_eq!(
+        sample(
+            &text,
+            "strata_consumer_group_lag{group=\"g\",topic=\"t\",partition=\"0\"}"
+        ),
+        Some(3.0),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

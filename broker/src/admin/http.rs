@@ -66,7 +66,7 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
     };
     super::metrics::publish_build_info();
     if let Some((node, groups)) = state.serving() {
-        refresh_gauges(node, groups).await;
+        refresh_gauges(node, groups, state.per_partition_metrics()).await;
     }
     (
         StatusCode::OK,

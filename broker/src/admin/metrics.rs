@@ -71,6 +71,9 @@ pub const LOG_SIZE_BYTES: &str = "strata_log_size_bytes";
 pub const CONSUMER_GROUP_LAG_MAX: &str = "strata_consumer_group_lag_max";
 /// Sum of the lag of every partition of a group coordinated here.
 pub const CONSUMER_GROUP_LAG_SUM: &str = "strata_consumer_group_lag_sum";
+/// The lag of one partition of a group coordinated here; only with
+/// `metrics_per_partition` (one series per group and partition).
+pub const CONSUMER_GROUP_LAG: &str = "strata_consumer_group_lag";
 
 /// Histogram buckets of every `_seconds` series, in seconds: 0.5 ms to 10 s.
 pub const DURATION_BUCKETS_SECONDS: [f64; 14] = [
@@ -194,6 +197,10 @@ pub fn describe() {
         CONSUMER_GROUP_LAG_SUM,
         "Sum of the partition lags of a group"
     );
+    describe_gauge!(
+        CONSUMER_GROUP_LAG,
+        "Lag of one partition of a group (high watermark minus committed offset); only with metrics_per_partition"
+    );
 }
 
 /// Sets `strata_build_info`; at every scrape, like the other gauges, so that it never
@@ -311,8 +318,9 @@ pub fn group_lags<'a>(
     groups
 }
 
-/// Computes every state gauge and sets it, just before a render.
-pub async fn refresh_gauges(node: &Arc<Node>, groups: &Arc<GroupCoordinator>) {
+/// Computes every state gauge and sets it, just before a render; `per_partition` adds the
+/// per-partition series.
+pub async fn refresh_gauges(node: &Arc<Node>, groups: &Arc<GroupCoordinator>, per_partition: bool) {
     let gauges = {
         let node = Arc::clone(node);
         // Log sizes take each log's state lock: off the async workers.
@@ -337,6 +345,16 @@ pub async fn refresh_gauges(node: &Arc<Node>, groups: &Arc<GroupCoordinator>) {
     for (group_id, lag) in lags {
         gauge!(CONSUMER_GROUP_LAG_MAX, "group" => group_id.clone()).set(lag.max as f64);
         gauge!(CONSUMER_GROUP_LAG_SUM, "group" => group_id).set(lag.sum as f64);
+    }
+    if per_partition {
+        for partition in &partitions {
+            let Some(lag) = partition.lag() else { continue };
+            gauge!(CONSUMER_GROUP_LAG,
+                "group" => partition.group_id.clone(),
+                "topic" => partition.topic.clone(),
+                "partition" => partition.partition.to_string())
+            .set(lag as f64);
+        }
     }
 }
 

@@ -41,6 +41,8 @@ pub struct AdminState {
     metrics: Option<PrometheusHandle>,
     /// Whether `GET /v1/topics/{topic}/records` may show records (`admin_peek`).
     peek_enabled: AtomicBool,
+    /// Whether `/metrics` has per-partition series (`metrics_per_partition`).
+    per_partition_metrics: AtomicBool,
 }
 
 impl AdminState {
@@ -52,6 +54,7 @@ impl AdminState {
             serving: OnceLock::new(),
             metrics,
             peek_enabled: AtomicBool::new(true),
+            per_partition_metrics: AtomicBool::new(false),
         })
     }
 
@@ -63,6 +66,16 @@ impl AdminState {
 
     pub fn peek_enabled(&self) -> bool {
         self.peek_enabled.load(Ordering::Relaxed)
+    }
+
+    /// Adds the per-partition series to `/metrics` (`metrics_per_partition`; off by
+    /// default, so that labels stay at most per topic).
+    pub fn set_per_partition_metrics(&self, enabled: bool) {
+        self.per_partition_metrics.store(enabled, Ordering::Relaxed);
+    }
+
+    pub fn per_partition_metrics(&self) -> bool {
+        self.per_partition_metrics.load(Ordering::Relaxed)
     }
 
     /// The node has started (its logs recovered) and its group coordinator runs.

@@ -159,6 +159,10 @@ pub struct ServeArgs {
     /// page's peek): `true` (default) or `false`.
     #[arg(long, env = "STRATA_ADMIN_PEEK", value_name = "BOOL")]
     pub admin_peek: Option<bool>,
+    /// Whether `/metrics` also has per-partition series (consumer lag per group, topic
+    /// and partition): `false` (default) or `true`. Off, every label is at most per topic.
+    #[arg(long, env = "STRATA_METRICS_PER_PARTITION", value_name = "BOOL")]
+    pub metrics_per_partition: Option<bool>,
 }
 
 /// The TOML file: the same keys as the flags, with `listeners.grpc`, `listeners.external`,
@@ -194,6 +198,7 @@ struct FileConfig {
     handshake_timeout_ms: Option<Given>,
     connections_max_idle_ms: Option<Given>,
     admin_peek: Option<bool>,
+    metrics_per_partition: Option<bool>,
 }
 
 /// Where a setting's value came from.
@@ -303,6 +308,8 @@ pub struct BrokerSettings {
     pub connections_max_idle_ms: u64,
     /// Whether the admin API shows records (`crate::admin::api::records`).
     pub admin_peek: bool,
+    /// Whether `/metrics` has per-partition series (`crate::admin::metrics`).
+    pub metrics_per_partition: bool,
     sources: BTreeMap<&'static str, Source>,
 }
 
@@ -492,6 +499,13 @@ impl BrokerSettings {
             args.admin_peek,
             file.admin_peek,
             true,
+        );
+        let metrics_per_partition = merger.pick(
+            "metrics_per_partition",
+            "metrics_per_partition",
+            args.metrics_per_partition,
+            file.metrics_per_partition,
+            false,
         );
 
         let invalid =
@@ -747,6 +761,7 @@ impl BrokerSettings {
             handshake_timeout_ms,
             connections_max_idle_ms,
             admin_peek,
+            metrics_per_partition,
             sources: merger.sources,
         })
     }

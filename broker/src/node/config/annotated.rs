@@ -89,6 +89,10 @@ impl BrokerSettings {
             self.connections_max_idle_ms.to_string(),
         );
         line("admin_peek", self.admin_peek.to_string());
+        line(
+            "metrics_per_partition",
+            self.metrics_per_partition.to_string(),
+        );
         let _ = writeln!(
             out,
             "\n[listeners]\ngrpc = {:?} # {}",
