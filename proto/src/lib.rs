@@ -14,7 +14,8 @@
 //!   copying record bytes (the fetch path's zero-copy framing). The `Controller` service
 //!   (`controller.proto`) carries the controller quorum's Raft RPCs between brokers; the
 //!   `Replication` service (`replication.proto`) the replica fetch sessions and
-//!   `OffsetForLeaderEpoch` between followers and leaders.
+//!   `OffsetForLeaderEpoch` between followers and leaders. [`FILE_DESCRIPTOR_SET`] holds
+//!   the compiled `.proto` files, for gRPC server reflection.
 //!
 //! - [`views`]: plain serde structs for the JSON that the CLI (`--format json`) and the
 //!   broker's admin API (`GET /v1/…`) both print, so the two cannot drift.
@@ -43,3 +44,9 @@ pub mod api {
         tonic::include_proto!("strata.v1");
     }
 }
+
+/// The encoded `FileDescriptorSet` of `proto/strata/v1/*.proto` (with their imports), as
+/// `build.rs` compiled them: what gRPC server reflection serves, so that
+/// `grpcurl -plaintext 127.0.0.1:7070 list` works without the `.proto` files.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/strata_descriptor.bin"));

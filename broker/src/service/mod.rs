@@ -14,6 +14,10 @@
 //! - [`group_api`]: the `strata.v1.GroupApi` service (consumer groups and committed
 //!   offsets) in front of [`crate::node::GroupCoordinator`].
 //! - [`health`]: `grpc.health.v1.Health`, by the readiness rule of `/readyz`.
+//!
+//! gRPC server reflection (`grpc.reflection.v1` and `v1alpha`, tonic-reflection) describes
+//! the Strata services and health from [`strata_proto::FILE_DESCRIPTOR_SET`], so grpcurl
+//! and Postman work without the `.proto` files.
 //! - [`produce`]: the produce stream (ordered writes, concurrent commits).
 //! - [`metadata`]: metadata and describe answers from the metadata image.
 //! - [`replication_api`]: the `strata.v1.Replication` service, the leader side of
@@ -93,19 +97,38 @@ pub struct Serving {
     pub admin: Arc<AdminState>,
 }
 
+/// Why the gRPC server stopped, or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    #[error("the gRPC reflection descriptors do not load: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// The descriptors server reflection describes: Strata's services and gRPC health (the
+/// reflection service adds its own).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(strata_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
 /// Serves the gRPC services on `listeners` until `shutdown` resolves.
 pub async fn serve(
     serving: Serving,
     listeners: Listeners,
     connections: connections::ConnectionSettings,
     shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), ServeError> {
     let Serving {
         node,
         groups,
         admin,
     } = serving;
     let (health, follow_readiness) = health::HealthService::new(admin, Arc::clone(&node));
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
     let limits = node.config().limits.clone();
     let decode_limit = limits.message_max_bytes + FRAMING_BYTES;
     let fast_path = fast_path::FastPathLayer::new(Arc::clone(&node), decode_limit);
@@ -157,11 +180,14 @@ pub async fn serve(
         .add_service(replication)
         .add_service(groups)
         .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::pin!(server);
-    tokio::select! {
+    let served = tokio::select! {
         served = &mut server => served,
         // It returns only once the server (its health service) is gone.
         () = follow_readiness => server.await,
-    }
+    };
+    Ok(served?)
 }
