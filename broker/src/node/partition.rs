@@ -188,9 +188,15 @@ impl PartitionHandle {
                 let log_end = self.counted_log_end();
                 let high_watermark = self.log.high_watermark().min(log_end);
                 let start = LeaderStart::from_image(local, image, log_end, high_watermark);
-                *state = Some(LeaderPartition::new(start, config, now));
+                let leader = LeaderPartition::new(start, config, now);
+                // Above the log's only when this broker is the ISR alone.
+                let advanced = leader.high_watermark() > high_watermark;
+                if advanced {
+                    self.log.advance_high_watermark(leader.high_watermark());
+                }
+                *state = Some(leader);
                 self.replicated.store(true, Ordering::Release);
-                false
+                advanced
             }
         };
         advanced

@@ -228,7 +228,10 @@ pub struct LeaderPartition {
 
 impl LeaderPartition {
     /// Starts leading at `now`. ISR followers count as caught up at `now` (they get a full
-    /// `replica_lag_max` to fetch); their LEOs are unknown until they fetch.
+    /// `replica_lag_max` to fetch); their LEOs are unknown until they fetch. A leader that
+    /// is the ISR alone moves the HW to its log end at once ([`LeaderPartition::high_watermark`]):
+    /// nothing else would move it while writes are refused below `min_insync_replicas`,
+    /// and until it passes the epoch's start, offsets cannot be listed (KIP-207).
     pub fn new(start: LeaderStart, config: LeaderConfig, now: Instant) -> LeaderPartition {
         debug_assert!(start.high_watermark <= start.log_end_offset, "HW ≤ LEO");
         let mut leader = LeaderPartition {
@@ -245,6 +248,7 @@ impl LeaderPartition {
             pending: None,
         };
         leader.reset_followers(now);
+        leader.advance_high_watermark();
         leader
     }
 

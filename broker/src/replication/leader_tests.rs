@@ -286,7 +286,8 @@ fn a_replica_below_the_epoch_start_does_not_join() {
         high_watermark: Offset(4),
     };
     let mut leader = LeaderPartition::new(begin, LeaderConfig::default(), start);
-    assert_eq!(leader.high_watermark(), Offset(4));
+    // The ISR alone: its HW is its log end at once.
+    assert_eq!(leader.high_watermark(), Offset(10));
     fetch(&mut leader, B, 8, start).unwrap();
     assert_eq!(leader.isr_change(start), None);
     fetch(&mut leader, B, 10, start).unwrap();
@@ -460,4 +461,33 @@ fn a_member_removed_by_the_controller_rejoins_only_on_new_fetches() {
     fetch(&mut leader, C, 20, now).unwrap();
     let proposal = leader.isr_change(now).expect("caught up: proposed back in");
     assert_eq!(proposal.new_isr, ids(&[1, 2, 3]));
+}
+
+/// A leader that starts as the ISR alone, with a HW checkpoint behind its log end (it was
+/// killed before the checkpoint caught up), moves the HW to its log end at once. It once
+/// waited for a follower's fetch: with writes refused below `min_insync_replicas` and the
+/// followers slow to come back, the HW stayed below the epoch's start and listing offsets
+/// was refused for a minute (fault matrix row 4).
+#[test]
+fn a_leader_that_is_the_isr_alone_starts_with_its_log_end_as_hw() {
+    let now = Instant::now();
+    let start = |isr: &[i32]| LeaderStart {
+        local: LEADER,
+        replicas: ids(&[1, 2, 3]),
+        isr: ids(isr),
+        leader_epoch: LeaderEpoch(5),
+        partition_epoch: 7,
+        log_end_offset: Offset(48),
+        high_watermark: Offset(0),
+    };
+    let config = LeaderConfig {
+        min_insync_replicas: 2,
+        replica_lag_max: LAG,
+    };
+    let alone = LeaderPartition::new(start(&[1]), config, now);
+    assert_eq!(alone.high_watermark(), Offset(48));
+    assert_eq!(alone.epoch_start_offset(), Offset(48));
+    // With followers in the ISR, their log ends are unknown until they fetch: unchanged.
+    let with_followers = LeaderPartition::new(start(&[1, 2]), config, now);
+    assert_eq!(with_followers.high_watermark(), Offset(0));
 }
