@@ -19,6 +19,10 @@
 //!   with `.group(..)`, a coordinator task joins the group, heartbeats, takes up and gives
 //!   back partitions as the group rebalances ([`RebalanceEvent`]) and commits offsets by
 //!   the [`CommitMode`] (`consumer/group/`).
+//! - [`retry_topics`]: [`RetryPolicy`], [`HandlerError`] and the names and headers of a
+//!   group's retry and dead-letter topics; a group consumer built with
+//!   `.retry(policy)` forwards the records its handler fails there
+//!   ([`Consumer::run`], [`Consumer::fail`]; `consumer/retry/`, `docs/RETRY.md`).
 //! - [`admin`]: [`Admin`]: topics, configs, partitions, offsets, cluster info; the
 //!   controller quorum, preferred leader elections and partition reassignments; consumer
 //!   groups (list, describe with lag, delete, committed offsets, seek from outside).
@@ -95,6 +99,7 @@ mod produce_call;
 pub mod producer;
 pub mod record;
 mod retry;
+pub mod retry_topics;
 
 pub use admin::{
     Admin, BrokerDescription, ClusterDescription, ClusterInfo, CommittedOffset, ConfigChange,
@@ -111,6 +116,9 @@ pub use error::{Error, ErrorCode, WriteOutcome};
 pub use metadata::BrokerNode;
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerBuilder, SendError};
 pub use record::{ConsumedRecord, Delivery, IntoTopic, Offset, Record};
+pub use retry_topics::{
+    FailureKind, HandlerError, Handoff, Ordering as RetryOrdering, RetryPolicy, RetryTopicNames,
+};
 pub use strata_proto::record::Compression;
 
 #[cfg(test)]

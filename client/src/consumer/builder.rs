@@ -12,6 +12,7 @@ use crate::consumer::group::GroupSettings;
 use crate::consumer::Consumer;
 use crate::error::Error;
 use crate::record::Offset;
+use crate::retry_topics::RetryPolicy;
 
 /// When a group consumer commits its offsets (`docs/CLIENT.md`, "Consumer groups").
 /// Ignored without a group.
@@ -97,6 +98,7 @@ pub struct ConsumerBuilder {
     pub(crate) max_poll_interval: Duration,
     pub(crate) commit: CommitMode,
     pub(crate) config: ConsumerConfig,
+    pub(crate) retry: Option<RetryPolicy>,
     raw: Vec<(String, String)>,
 }
 
@@ -113,6 +115,7 @@ impl ConsumerBuilder {
             max_poll_interval: MAX_POLL_INTERVAL_DEFAULT,
             commit: CommitMode::default(),
             config: ConsumerConfig::default(),
+            retry: None,
             raw: Vec::new(),
         }
     }
@@ -230,6 +233,16 @@ impl ConsumerBuilder {
         self
     }
 
+    /// Retries the records a handler fails through the group's retry topics, then its
+    /// dead-letter topic (`docs/RETRY.md`): `<topic>.<group>.retry.<n>` and
+    /// `<topic>.<group>.dlt`, created by `build` when missing (which refuses topics of
+    /// those names that belong to another topic or group). Needs `.group(..)` and
+    /// `.topics(..)`; use [`Consumer::run`] or [`Consumer::fail`].
+    pub fn retry(mut self, policy: RetryPolicy) -> ConsumerBuilder {
+        self.retry = Some(policy);
+        self
+    }
+
     /// A setting by its Kafka name: `fetch.min.bytes`, `fetch.max.wait.ms`,
     /// `fetch.max.bytes`, `max.partition.fetch.bytes`, `auto.offset.reset`
     /// (`earliest|latest`), `retry.backoff.ms`, `group.id`, `group.instance.id`,
@@ -264,7 +277,10 @@ impl ConsumerBuilder {
                 "fetch.max.bytes and max.partition.fetch.bytes must be above zero".to_owned(),
             ));
         }
-        Consumer::start(builder).await
+        match builder.retry.take() {
+            Some(policy) => super::retry::start(builder, policy).await,
+            None => Consumer::start(builder).await,
+        }
     }
 
     /// The group settings, when the consumer joins a group.

@@ -11,6 +11,8 @@
 //!   channel.
 //! - `batches`: `FetchedBatches`, a chunk's batches and the lazy decoder: CRC checked when
 //!   a batch is first reached, one record decoded per poll, payloads sliced not copied.
+//! - `retry`: with `.retry(policy)`, the group's retry and dead-letter topics: creating
+//!   them, `fail` and `run`, and holding back retry records until they are due.
 //! - `stream`: the `Consumer` itself, which drains the channel; `seek`, `pause`,
 //!   `resume`, `position`.
 //!
@@ -27,6 +29,7 @@ mod builder;
 mod fetcher;
 pub(crate) mod group;
 pub(crate) mod offsets;
+mod retry;
 mod stream;
 
 use std::sync::atomic::AtomicBool;

@@ -19,6 +19,7 @@ use tokio_stream::Stream;
 use super::builder::ConsumerBuilder;
 use super::group::{self, MemberView};
 use super::offsets::resolve_all;
+use super::retry::RetryState;
 use super::{fetcher, Chunk, ChunkContent, ConsumerShared, PREFETCH_CHUNKS};
 use crate::error::{Error, ErrorCode};
 use crate::record::{ConsumedRecord, Offset};
@@ -57,6 +58,8 @@ pub struct Consumer {
     pub(super) last_yielded: Option<Yielded>,
     /// Group membership, when built with `.group(..)`.
     pub(super) group: Option<MemberView>,
+    /// Retry and dead-letter topics, when built with `.retry(..)`.
+    pub(super) retry: Option<RetryState>,
 }
 
 /// The consumer's side of one partition it reads or has read.
@@ -74,6 +77,9 @@ pub(crate) struct Slot {
     /// The position after the records whose successor the application asked for, and
     /// the last one's leader epoch.
     pub(crate) processed: Option<(i64, i32)>,
+    /// No commit goes past this offset while a failed record's hand-off is outstanding
+    /// (`retry/handoff.rs`).
+    pub(crate) commit_cap: Option<i64>,
 }
 
 impl Slot {
@@ -87,6 +93,7 @@ impl Slot {
             position,
             leader_epoch: -1,
             processed: None,
+            commit_cap: None,
         }
     }
 }
@@ -188,6 +195,7 @@ impl Consumer {
             slots,
             last_yielded: None,
             group,
+            retry: None,
         }
     }
 
@@ -263,6 +271,7 @@ impl Consumer {
     /// the consumer leaves the group either way.
     pub async fn close(mut self) -> Result<(), Error> {
         self.stop();
+        self.close_retry().await;
         self.close_group().await
     }
 
@@ -366,6 +375,11 @@ impl Consumer {
                 }
                 match item? {
                     Ok(record) => {
+                        if let Some(until) = self.not_due(&record) {
+                            // A retry record before its due time: read it again then.
+                            self.defer(index, record.offset, until);
+                            return None;
+                        }
                         if let Some(slot) = self.slots.get_mut(index) {
                             slot.position = record.offset + 1;
                             slot.leader_epoch = record.leader_epoch;
@@ -428,6 +442,7 @@ impl Stream for Consumer {
             coop.made_progress();
             return Poll::Ready(Some(Err(error)));
         }
+        this.poll_retry(cx);
         loop {
             if let Some(item) = this.next_from_current() {
                 coop.made_progress();

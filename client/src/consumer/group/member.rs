@@ -476,6 +476,8 @@ impl Consumer {
                     Source::Processed => slot.processed,
                     Source::Marks => marks?.get(&slot.topic, slot.partition),
                 }?;
+                // A failed record's hand-off is outstanding: nothing past it yet.
+                let offset = slot.commit_cap.map_or(offset, |cap| offset.min(cap));
                 Some(OffsetToCommit {
                     topic: slot.topic.to_string(),
                     partition: slot.partition,
