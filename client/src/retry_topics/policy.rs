@@ -49,6 +49,7 @@ pub struct RetryPolicy {
     pub(crate) backoff_max: Duration,
     pub(crate) jitter: f64,
     pub(crate) ordering: Ordering,
+    pub(crate) handoff_timeout: Duration,
     classifier: Option<Classifier>,
 }
 
@@ -61,6 +62,7 @@ impl Default for RetryPolicy {
             backoff_max: Duration::from_secs(30),
             jitter: 0.2,
             ordering: Ordering::None,
+            handoff_timeout: Duration::from_secs(30),
             classifier: None,
         }
     }
@@ -75,6 +77,7 @@ impl fmt::Debug for RetryPolicy {
             .field("backoff_max", &self.backoff_max)
             .field("jitter", &self.jitter)
             .field("ordering", &self.ordering)
+            .field("handoff_timeout", &self.handoff_timeout)
             .field("classifier", &self.classifier.is_some())
             .finish()
     }
@@ -141,6 +144,13 @@ impl RetryPolicy {
         self
     }
 
+    /// How long one hand-off produce may take, its retries included (30 s), before the
+    /// partition is held at the record and the forward resent in the background.
+    pub fn handoff_timeout(mut self, timeout: Duration) -> RetryPolicy {
+        self.handoff_timeout = timeout;
+        self
+    }
+
     /// Errors for which `classify` returns `true` go to the dead-letter topic without a
     /// retry, next to those marked with [`HandlerError::non_retryable`] and decode
     /// errors.
@@ -172,6 +182,12 @@ impl RetryPolicy {
             return invalid(format!(
                 "retry backoff multiplier must be from 1 to 1000, not {}",
                 self.backoff_multiplier
+            ));
+        }
+        if self.handoff_timeout < Duration::from_millis(100) {
+            return invalid(format!(
+                "retry handoff_timeout must be at least 100 ms, not {:?}",
+                self.handoff_timeout
             ));
         }
         if !(0.0..1.0).contains(&self.jitter) {
@@ -336,6 +352,7 @@ mod tests {
             RetryPolicy::default().backoff(secs(1), 0.5, secs(1)),
             RetryPolicy::default().jitter(1.0),
             RetryPolicy::default().jitter(-0.1),
+            RetryPolicy::default().handoff_timeout(Duration::from_millis(99)),
         ];
         for policy in bad {
             let error = policy.check().err();

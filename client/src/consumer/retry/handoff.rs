@@ -5,7 +5,8 @@
 //! - while the produce is outstanding, the partition's commits are capped at the record
 //!   (`Slot::commit_cap`), so even a `fail` future dropped half-way commits nothing past
 //!   it;
-//! - when the produce fails (after the hand-off producer's own retries, 30 s), the
+//! - when the produce fails (after the hand-off producer's own retries, for the policy's
+//!   `handoff_timeout`, 30 s by default), the
 //!   partition is *held*: moved back to the record and stopped, while a background task
 //!   resends the forward with back-off until it is acknowledged. Then the partition goes
 //!   on after the record (`release`). If the partition is revoked meanwhile, the resend

@@ -36,10 +36,9 @@ use crate::record::{now_ms, ConsumedRecord};
 use crate::retry_topics::{headers, Ordering, RetryPolicy, RetryTopicNames};
 use handoff::Resent;
 
-/// How long one hand-off produce may take (retries included) before the partition is
-/// held and the forward is resent in the background; and one request of it.
-const HANDOFF_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
-const HANDOFF_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest one request of a hand-off may take (at most half the policy's
+/// `handoff_timeout`, which bounds the whole produce).
+const HANDOFF_REQUEST_TIMEOUT_MAX: Duration = Duration::from_secs(10);
 
 /// A consumer's retry state.
 #[derive(Debug)]
@@ -107,8 +106,9 @@ pub(crate) async fn start(
         .client
         .producer()
         .acks(Acks::All)
-        .request_timeout(HANDOFF_REQUEST_TIMEOUT)
-        .delivery_timeout(HANDOFF_DELIVERY_TIMEOUT)
+        .linger(Duration::ZERO)
+        .request_timeout((policy.handoff_timeout / 2).min(HANDOFF_REQUEST_TIMEOUT_MAX))
+        .delivery_timeout(policy.handoff_timeout)
         .build()?;
     let mut consumer = Consumer::start(builder).await?;
     let (resent_sender, resent) = mpsc::unbounded_channel();
