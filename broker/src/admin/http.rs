@@ -65,6 +65,9 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
             .into_response();
     };
     super::metrics::publish_build_info();
+    if let Some(connections) = state.connections() {
+        connections.publish();
+    }
     if let Some((node, groups)) = state.serving() {
         refresh_gauges(node, groups, state.per_partition_metrics()).await;
     }

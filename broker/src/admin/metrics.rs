@@ -39,6 +39,7 @@ pub use crate::log::metrics::{
     FSYNC_DURATION_SECONDS, LOG_CORRUPTION_DETECTED_TOTAL, LOG_RECOVERY_TRUNCATED_BYTES_TOTAL,
 };
 pub use crate::node::partition::LEADER_ELECTIONS_TOTAL;
+pub use crate::service::connection_metrics::{CONNECTIONS, CONNECTIONS_REJECTED_TOTAL};
 /// Record bytes appended by producers, per topic.
 pub const BYTES_IN_TOTAL: &str = "strata_bytes_in_total";
 /// Records appended by producers, per topic.
@@ -184,6 +185,11 @@ pub fn describe() {
         "1 if this broker is the active controller"
     );
     describe_gauge!(CLUSTER_BROKERS, "Registered, unfenced brokers");
+    describe_gauge!(CONNECTIONS, "Client connections open, per gRPC listener");
+    describe_counter!(
+        CONNECTIONS_REJECTED_TOTAL,
+        "Connections closed before they carried a call, per gRPC listener and reason"
+    );
     describe_gauge!(
         LOG_SIZE_BYTES,
         Unit::Bytes,

@@ -31,6 +31,7 @@ use std::sync::{Arc, OnceLock};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::node::{GroupCoordinator, Node};
+use crate::service::connection_metrics::ConnectionGauges;
 use readiness::{Facts, Lifecycle};
 
 /// What the admin routes read, shared with the binary that starts and stops the broker.
@@ -38,6 +39,8 @@ use readiness::{Facts, Lifecycle};
 pub struct AdminState {
     lifecycle: Lifecycle,
     serving: OnceLock<(Arc<Node>, Arc<GroupCoordinator>)>,
+    /// The gRPC server's open connections, once it serves.
+    connections: OnceLock<Arc<ConnectionGauges>>,
     metrics: Option<PrometheusHandle>,
     /// Whether `GET /v1/topics/{topic}/records` may show records (`admin_peek`).
     peek_enabled: AtomicBool,
@@ -52,6 +55,7 @@ impl AdminState {
         Arc::new(AdminState {
             lifecycle: Lifecycle::default(),
             serving: OnceLock::new(),
+            connections: OnceLock::new(),
             metrics,
             peek_enabled: AtomicBool::new(true),
             per_partition_metrics: AtomicBool::new(false),
@@ -82,6 +86,17 @@ impl AdminState {
     pub fn started(&self, node: Arc<Node>, groups: Arc<GroupCoordinator>) {
         // A second call changes nothing: the binary starts one node.
         let _ = self.serving.set((node, groups));
+    }
+
+    /// The gRPC server serves, counting its connections in `gauges`.
+    pub fn connections_started(&self, gauges: Arc<ConnectionGauges>) {
+        // A second call changes nothing: the binary starts one server.
+        let _ = self.connections.set(gauges);
+    }
+
+    /// The gRPC server's open connections, once it serves.
+    pub fn connections(&self) -> Option<&Arc<ConnectionGauges>> {
+        self.connections.get()
     }
 
     pub fn lifecycle(&self) -> &Lifecycle {

@@ -22,7 +22,9 @@
 //! client's connections count the same on either.
 //!
 //! Each connection remembers which [`Listener`] accepted it ([`listener_of`]), so a
-//! metadata answer can give a client the addresses of that listener.
+//! metadata answer can give a client the addresses of that listener. [`Clients`] also
+//! counts the connections open per listener and the ones rejected
+//! (`super::connection_metrics`, the `strata_connections…` series).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -44,6 +46,7 @@ use tonic::body::Body;
 use tonic::transport::server::Connected;
 use tonic::Status;
 
+use super::connection_metrics::{self, ConnectionGauges, Rejection};
 use crate::controller::Listener;
 
 /// The HTTP/2 client connection preface (RFC 9113 §3.4) is this long.
@@ -94,6 +97,7 @@ pub struct Clients {
     by_address: Mutex<HashMap<IpAddr, Counts>>,
     refused: AtomicU64,
     refusal_logged: Mutex<Option<Instant>>,
+    gauges: Arc<ConnectionGauges>,
 }
 
 impl Clients {
@@ -103,11 +107,17 @@ impl Clients {
             by_address: Mutex::new(HashMap::new()),
             refused: AtomicU64::new(0),
             refusal_logged: Mutex::new(None),
+            gauges: Arc::default(),
         })
     }
 
     pub fn settings(&self) -> &ConnectionSettings {
         &self.settings
+    }
+
+    /// The connections open per listener, for `GET /metrics`.
+    pub fn gauges(&self) -> &Arc<ConnectionGauges> {
+        &self.gauges
     }
 
     fn counts(&self) -> MutexGuard<'_, HashMap<IpAddr, Counts>> {
@@ -273,6 +283,7 @@ pub struct Incoming {
 
 impl Incoming {
     pub fn new(listener: TcpListener, kind: Listener, clients: Arc<Clients>) -> Incoming {
+        clients.gauges.listening(kind);
         Incoming {
             listener,
             kind,
@@ -295,6 +306,7 @@ impl Stream for Incoming {
             match ready!(this.listener.poll_accept(cx)) {
                 Ok((tcp, peer)) => {
                     let Some(connection) = this.clients.admit(peer) else {
+                        connection_metrics::rejected(this.kind, Rejection::MaxConnectionsPerIp);
                         this.clients.note_refused(peer);
                         drop(tcp);
                         continue;
@@ -355,6 +367,7 @@ impl ClientSocket {
     fn new(tcp: TcpStream, connection: Arc<ConnectionState>, listener: Listener) -> ClientSocket {
         let accepted_at = Instant::now();
         let timer_at = accepted_at + connection.clients.settings.handshake_timeout;
+        connection.clients.gauges.opened(listener);
         ClientSocket {
             tcp,
             connection,
@@ -391,6 +404,9 @@ impl ClientSocket {
             let at = match self.deadline(now) {
                 Deadline::Close(at, reason) if at <= now => {
                     tracing::debug!(peer = %self.connection.peer, reason, "closing a connection");
+                    if self.preface_bytes < PREFACE_BYTES {
+                        connection_metrics::rejected(self.listener, Rejection::HandshakeTimeout);
+                    }
                     return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, reason));
                 }
                 Deadline::Close(at, _) => at,
@@ -416,6 +432,7 @@ const ONE_SECOND: Duration = Duration::from_secs(1);
 
 impl Drop for ClientSocket {
     fn drop(&mut self) {
+        self.connection.clients.gauges.closed(self.listener);
         self.connection
             .clients
             .update(self.connection.peer.ip(), |counts| counts.connections -= 1);

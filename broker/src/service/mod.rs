@@ -7,6 +7,7 @@
 //! - [`controller_api`]: the `strata.v1.Controller` service (Raft RPCs and requests
 //!   forwarded to the active controller, broker to broker).
 //! - [`connections`]: caps per client address, handshake and idle timeouts.
+//! - [`connection_metrics`]: connections open per listener, and those rejected.
 //! - [`decompression`]: the broker-wide bound on memory for checking compressed batches.
 //! - [`fast_path`]: fetch and produce answered in front of tonic's router, so batches
 //!   are not copied into or out of tonic's buffers.
@@ -38,6 +39,7 @@
 
 pub mod client_api;
 pub mod cluster_api;
+pub mod connection_metrics;
 pub mod connections;
 pub mod controller_api;
 pub mod decompression;
@@ -126,7 +128,8 @@ pub async fn serve(
         groups,
         admin,
     } = serving;
-    let (health, follow_readiness) = health::HealthService::new(admin, Arc::clone(&node));
+    let (health, follow_readiness) =
+        health::HealthService::new(Arc::clone(&admin), Arc::clone(&node));
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let limits = node.config().limits.clone();
@@ -148,6 +151,7 @@ pub async fn serve(
     // One server for both listeners: their connections share the per-address caps and
     // the shutdown; each connection remembers its listener.
     let clients = connections::Clients::new(connections);
+    admin.connections_started(Arc::clone(clients.gauges()));
     let mut incoming = tokio_stream::StreamMap::new();
     let internal =
         connections::Incoming::new(listeners.internal, Listener::Internal, Arc::clone(&clients));
