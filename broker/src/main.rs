@@ -10,10 +10,11 @@
 //! directory is opened, so `/readyz` answers `booting` during recovery; the first
 //! shutdown signal turns it to `shutting_down`.
 //!
-//! An external gRPC listener (`--external-listen`, off by default) serves the same client
+//! An external gRPC listener (`--external-listen`, off by default) serves the client
 //! services to clients outside the brokers' network; metadata asked for there names every
 //! broker at its `--external-advertised-address`. Other brokers and the controller quorum
-//! use the internal listener only.
+//! use the internal listener only: replication and controller calls on the external one
+//! are answered UNIMPLEMENTED.
 //!
 //! Start-up takes the listen addresses (resolving a host name, binding the port) before
 //! it opens the data directory: a taken port or an unknown host stops the start with

@@ -6,6 +6,9 @@
 //!   external address, and produces (`acks=all`, replication factor 3) and consumes
 //!   through the external listeners alone.
 //! - A client bootstrapped on an internal address is told the internal addresses.
+//! - The external listener serves client calls only: a replication or controller call
+//!   there is `UNIMPLEMENTED` (the same call on the internal listener is served), and
+//!   gRPC health there knows the client services and not the broker-to-broker ones.
 //!
 //! Timing decides nothing: the waits only bound how long the cluster may take to form.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,9 +17,17 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::time::Duration;
 
 use strata_client::{Acks, Client, NewTopic, Offset, Record};
+use strata_proto::api::v1::controller_client::ControllerClient;
+use strata_proto::api::v1::replication_client::ReplicationClient;
+use strata_proto::api::v1::{OffsetForLeaderEpochRequest, RaftMessage};
 use strata_tests::broker_process::{BrokerOptions, BrokerProcess};
 use strata_tests::wait::wait_for;
 use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
 
 const TOPIC: &str = "external";
 /// Bounds every wait; a cluster that needs longer is broken.
@@ -198,4 +209,65 @@ async fn clients_of_the_external_listener_are_given_external_addresses_and_produ
     fetched.sort();
     deliveries.sort();
     assert_eq!(fetched, deliveries);
+
+    check_only_client_calls_are_served_externally(&brokers).await;
+}
+
+async fn channel(address: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// The gRPC code of `OffsetForLeaderEpoch` (replication) and `RaftVote` (controller)
+/// asked at `address`: `Code::Ok` when answered.
+async fn broker_to_broker_codes(address: SocketAddr) -> [Code; 2] {
+    let channel = channel(address).await;
+    let request = OffsetForLeaderEpochRequest {
+        replica_id: -1,
+        partitions: Vec::new(),
+    };
+    let replication = ReplicationClient::new(channel.clone())
+        .offset_for_leader_epoch(request)
+        .await;
+    // A voter id the quorum does not have: refused by the controller, if it is reached.
+    let vote = RaftMessage {
+        from: 99,
+        json: bytes::Bytes::from_static(b"{}"),
+    };
+    let controller = ControllerClient::new(channel).raft_vote(vote).await;
+    [
+        replication.map_or_else(|status| status.code(), |_| Code::Ok),
+        controller.map_or_else(|status| status.code(), |_| Code::Ok),
+    ]
+}
+
+/// Replication and controller calls are refused on the external listener and served on
+/// the internal one; health on the external listener knows only what it serves.
+async fn check_only_client_calls_are_served_externally(brokers: &Brokers) {
+    assert_eq!(
+        broker_to_broker_codes(brokers.external[0]).await,
+        [Code::Unimplemented, Code::Unimplemented],
+        "replication and controller calls on the external listener"
+    );
+    let internal = broker_to_broker_codes(brokers.internal[0]).await;
+    assert!(
+        !internal.contains(&Code::Unimplemented),
+        "the internal listener serves them: {internal:?}"
+    );
+
+    let mut health = HealthClient::new(channel(brokers.external[0]).await);
+    let check = |service: &str| HealthCheckRequest {
+        service: service.to_owned(),
+    };
+    for service in ["", "strata.v1.ClientApi", "strata.v1.GroupApi"] {
+        let answer = health.check(check(service)).await.unwrap().into_inner();
+        assert_eq!(answer.status(), ServingStatus::Serving, "{service:?}");
+    }
+    for service in ["strata.v1.Replication", "strata.v1.Controller"] {
+        let answer = health.check(check(service)).await.unwrap_err();
+        assert_eq!(answer.code(), Code::NotFound, "{service:?}: {answer:?}");
+    }
 }

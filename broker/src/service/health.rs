@@ -5,7 +5,9 @@
 //! the first step of a shutdown on.
 //!
 //! The whole server (`""`) and each Strata service report the same status: they stand
-//! or fall with the node. Any other name is `NOT_FOUND`, as the protocol asks.
+//! or fall with the node. Any other name is `NOT_FOUND`, as the protocol asks, and so is
+//! a broker-to-broker service asked for on the external listener, which does not serve it
+//! (`super::listener_scope`).
 //!
 //! - `Check` judges the readiness facts at the moment it is asked.
 //! - `Watch` sends the status at once and then each change, from a channel that
@@ -27,8 +29,11 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
+use super::connections::listener_of;
+use super::listener_scope::serves_service;
 use crate::admin::readiness::{judge, Verdict};
 use crate::admin::AdminState;
+use crate::controller::Listener;
 use crate::node::Node;
 use strata_proto::api::v1::client_api_server::ClientApiServer;
 use strata_proto::api::v1::controller_server::ControllerServer;
@@ -83,12 +88,19 @@ impl HealthService {
         (HealthServer::new(service), follower)
     }
 
-    fn known(service: &str) -> Result<(), Status> {
-        if service.is_empty() || SERVICE_NAMES.contains(&service) {
+    /// `Ok` when `service` is the whole server or a Strata service `listener` serves.
+    fn known(service: &str, listener: Listener) -> Result<(), Status> {
+        let served = || {
+            SERVICE_NAMES
+                .iter()
+                .filter(|name| serves_service(listener, name))
+        };
+        if service.is_empty() || served().any(|name| *name == service) {
             Ok(())
         } else {
+            let names: Vec<&str> = served().copied().collect();
             Err(Status::not_found(format!(
-                "no service {service:?} on this server; ask for \"\" (the whole server) or one of {SERVICE_NAMES:?}"
+                "no service {service:?} on this listener; ask for \"\" (the whole server) or one of {names:?}"
             )))
         }
     }
@@ -159,7 +171,7 @@ impl Health for HealthService {
         &self,
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<HealthCheckResponse>, Status> {
-        Self::known(&request.get_ref().service)?;
+        Self::known(&request.get_ref().service, listener_of(&request))?;
         let status = status_of(&judge(&self.admin.facts()));
         Ok(Response::new(response(status)))
     }
@@ -170,7 +182,7 @@ impl Health for HealthService {
         &self,
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        Self::known(&request.get_ref().service)?;
+        Self::known(&request.get_ref().service, listener_of(&request))?;
         let mut statuses = self.statuses.clone();
         statuses.mark_changed();
         let watching = Watching {
@@ -214,9 +226,26 @@ mod tests {
             ]
         );
         for name in std::iter::once("").chain(SERVICE_NAMES) {
-            assert!(HealthService::known(name).is_ok(), "{name}");
+            assert!(
+                HealthService::known(name, Listener::Internal).is_ok(),
+                "{name}"
+            );
         }
-        let unknown = HealthService::known("grpc.health.v1.Health").unwrap_err();
-        assert_eq!(unknown.code(), tonic::Code::NotFound);
+        let unknown = HealthService::known("grpc.health.v1.Health", Listener::Internal);
+        assert_eq!(unknown.unwrap_err().code(), tonic::Code::NotFound);
+    }
+
+    #[test]
+    fn the_external_listener_knows_only_the_services_it_serves() {
+        for name in ["", "strata.v1.ClientApi", "strata.v1.GroupApi"] {
+            assert!(
+                HealthService::known(name, Listener::External).is_ok(),
+                "{name}"
+            );
+        }
+        for name in ["strata.v1.Replication", "strata.v1.Controller"] {
+            let unknown = HealthService::known(name, Listener::External);
+            assert_eq!(unknown.unwrap_err().code(), tonic::Code::NotFound, "{name}");
+        }
     }
 }

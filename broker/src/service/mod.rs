@@ -15,6 +15,7 @@
 //! - [`group_api`]: the `strata.v1.GroupApi` service (consumer groups and committed
 //!   offsets) in front of [`crate::node::GroupCoordinator`].
 //! - [`health`]: `grpc.health.v1.Health`, by the readiness rule of `/readyz`.
+//! - [`listener_scope`]: the external listener serves client calls only.
 //!
 //! gRPC server reflection (`grpc.reflection.v1` and `v1alpha`, tonic-reflection) describes
 //! the Strata services and health from [`strata_proto::FILE_DESCRIPTOR_SET`], so grpcurl
@@ -31,7 +32,8 @@
 //! - [`traffic`]: record bytes moved, so the binary can tell a quiet broker.
 //!
 //! [`serve`] serves the internal listener and, when there is one, the external listener
-//! (the same services; only metadata answers differ, see [`metadata`]). It builds the
+//! (the client services only, see [`listener_scope`]; metadata answers there name the
+//! brokers' external addresses, see [`metadata`]). It builds the
 //! server with explicit limits, none of tonic's defaults: decode
 //! limit = the largest batch plus framing, encode limit = the largest fetch plus framing,
 //! bounded concurrent streams and header list size, HTTP/2 keepalive, and the per-address
@@ -47,6 +49,7 @@ pub mod fast_path;
 pub mod fetch_session;
 pub mod group_api;
 pub mod health;
+pub mod listener_scope;
 pub mod metadata;
 pub mod produce;
 pub mod replication_api;
@@ -165,6 +168,7 @@ pub async fn serve(
         // Outermost: the time of a unary call includes every layer's work.
         .layer(request_metrics::RequestMetricsLayer)
         .layer(connections::StreamLimitLayer)
+        .layer(listener_scope::ListenerScopeLayer)
         .layer(tower::util::MapResponseLayer::new(
             transport_status::rewrite_response,
         ))
