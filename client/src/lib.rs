@@ -103,7 +103,7 @@ pub mod retry_topics;
 
 pub use admin::{
     Admin, BrokerDescription, ClusterDescription, ClusterInfo, CommittedOffset, ConfigChange,
-    ConfigEntry, ConfigSource, ControllerVoter, ElectionResult, ElectionSelection,
+    ConfigEntry, ConfigSource, ControllerVoter, DeadLetterTopic, ElectionResult, ElectionSelection,
     GroupDescription, GroupListing, GroupListings, GroupMemberDescription, GroupOffset,
     GroupOffsetResult, GroupPartitionOffset, GroupState, ListGroupsFailure, NewTopic, OffsetSpec,
     PartitionDescription, PartitionReassignment, ReassignmentResult, TopicDescription, TopicInfo,

@@ -2,7 +2,8 @@
 //! records that fail once are handled again from the group's retry topic (never before
 //! their due time), records that always fail or cannot be retried end in the group's
 //! dead-letter topic with readable UTF-8 headers, the failed records' source offsets are
-//! committed once they are safe elsewhere, a second group on the same topic never sees
+//! committed once they are safe elsewhere, `strata consume` shows their headers and
+//! `strata dlt list` counts them by error type, a second group on the same topic never sees
 //! the first group's retries, and a retry topic name owned by another (topic, group) is
 //! refused without creating anything.
 //!
@@ -22,7 +23,8 @@ use strata_client::{
     Client, ConsumedRecord, Consumer, HandlerError, NewTopic, Offset, OffsetSpec, Record,
     RetryPolicy,
 };
-use strata_tests::broker_process::BrokerProcess;
+use strata_tests::broker_process::{workspace_binary, BrokerProcess};
+use strata_tests::cli_runner::{run_bounded, text};
 use tokio::sync::oneshot;
 use tokio_stream::StreamExt;
 
@@ -58,6 +60,24 @@ fn header<'a>(record: &'a ConsumedRecord, key: &str) -> Option<&'a str> {
 
 fn value_of(record: &ConsumedRecord) -> String {
     String::from_utf8(record.value.clone().unwrap_or_default().to_vec()).unwrap()
+}
+
+/// `strata -b <broker> ARGS`, bounded; its stdout, which it must have succeeded to print.
+fn strata(broker: &BrokerProcess, args: &[&str]) -> String {
+    let mut command = std::process::Command::new(workspace_binary("strata"));
+    command
+        .arg("-b")
+        .arg(broker.address().to_string())
+        .args(args)
+        .env_remove("STRATA_BROKERS")
+        .env_remove("STRATA_FORMAT");
+    let output = tokio::task::block_in_place(|| run_bounded(command, ""));
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        text(&output.stderr)
+    );
+    text(&output.stdout)
 }
 
 /// Short waits (200 ms, then 400 ms) keep the test quick; the defaults are 1 s and 2 s.
@@ -282,6 +302,38 @@ async fn failed_records_are_retried_then_dead_lettered_within_their_group() {
         dead_values.len(),
         2 * PER_KIND,
         "each failure once: {dead_values:?}"
+    );
+
+    // The CLI reads them: the headers as text, and `dlt list` counts them by error type.
+    let headers = strata(
+        &broker,
+        &["consume", dlt, "-o", "start", "-e", "-f", "%h\n"],
+    );
+    let lines: Vec<&str> = headers.lines().collect();
+    assert_eq!(lines.len(), 2 * PER_KIND, "{headers}");
+    for line in lines {
+        assert!(line.contains("strata.original.topic=orders"), "{line}");
+        assert!(
+            line.contains("strata.error.type=std::io::error::Error"),
+            "{line}"
+        );
+    }
+    let listed: serde_json::Value = serde_json::from_str(&strata(
+        &broker,
+        &["dlt", "list", "orders", "--format", "json"],
+    ))
+    .unwrap();
+    let listed = listed.as_array().unwrap();
+    let billing_dlt = listed
+        .iter()
+        .find(|entry| entry["topic"] == dlt)
+        .expect("billing's DLT is listed");
+    assert_eq!(billing_dlt["source"], "orders");
+    assert_eq!(billing_dlt["group"], "billing");
+    assert_eq!(billing_dlt["records"], 2 * PER_KIND);
+    assert_eq!(
+        billing_dlt["by_error_type"]["std::io::error::Error"],
+        2 * PER_KIND
     );
 
     // Everything is committed: the failed records only after their hand-off.

@@ -11,6 +11,7 @@ mod completions;
 mod consume;
 mod consume_group;
 mod consume_plan;
+mod dlt;
 mod group;
 mod group_describe;
 mod group_seek;
@@ -122,6 +123,7 @@ async fn run_admin(context: &mut Context, command: Command) -> Result<ExitStatus
         Command::Offsets(args) => offsets::run(context, args).await,
         Command::Cluster(command) => cluster::run(context, command).await,
         Command::Partition(command) => partition::run(context, command).await,
+        Command::Dlt(command) => dlt::run(context, command).await,
         Command::Produce(_)
         | Command::Consume(_)
         | Command::Bench(_)

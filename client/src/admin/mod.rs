@@ -7,6 +7,8 @@
 //! `cluster.rs`, their values in `cluster_types.rs`. The consumer-group calls (list,
 //! describe, delete groups; read and change committed offsets) live in `groups.rs`, their
 //! values in `group_types.rs`, and reach each group's coordinator through `coordinator.rs`.
+//! `dead_letters.rs` lists the dead-letter topics of groups with a retry policy, reading
+//! each to count its records by error type.
 //!
 //! Per-item results (`create_topics`, `delete_topics`) come back as `(name, Result)`
 //! pairs: one bad name does not hide the others' outcome. After a change the client's
@@ -14,6 +16,7 @@
 
 mod cluster;
 mod cluster_types;
+mod dead_letters;
 mod group_types;
 mod groups;
 mod types;
@@ -26,6 +29,7 @@ pub use cluster_types::{
     BrokerDescription, ClusterDescription, ControllerVoter, ElectionResult, ElectionSelection,
     PartitionReassignment, ReassignmentResult,
 };
+pub use dead_letters::DeadLetterTopic;
 pub use group_types::{
     CommittedOffset, GroupDescription, GroupListing, GroupListings, GroupMemberDescription,
     GroupOffset, GroupOffsetResult, GroupPartitionOffset, GroupState, ListGroupsFailure,

@@ -29,7 +29,7 @@ mod builder;
 mod fetcher;
 pub(crate) mod group;
 pub(crate) mod offsets;
-mod retry;
+pub(crate) mod retry;
 mod stream;
 
 use std::sync::atomic::AtomicBool;
