@@ -474,8 +474,14 @@ impl Active {
                 } = &body
                 {
                     if !records.is_empty() {
+                        let previous_isr: Vec<i32> = image
+                            .partition(&topic, partition)
+                            .map_or_else(Vec::new, |state| {
+                                state.isr.iter().map(|id| id.0).collect()
+                            });
+                        let change = isr_change(previous_isr.len(), isr.len());
                         tracing::info!(%topic, partition, broker_id, partition_epoch, ?isr,
-                            "changing the ISR at the leader's request");
+                            ?previous_isr, change, "changing the ISR at the leader's request");
                     }
                 }
                 (records, body, false)
@@ -557,6 +563,16 @@ impl Active {
             fenced += 1;
         }
         Ok(fenced)
+    }
+}
+
+/// `shrink`, `expand` or `replace`: how an ISR of `previous` replicas becomes one of
+/// `next` (the `change` field of the ISR change's log line).
+fn isr_change(previous: usize, next: usize) -> &'static str {
+    match next.cmp(&previous) {
+        std::cmp::Ordering::Less => "shrink",
+        std::cmp::Ordering::Greater => "expand",
+        std::cmp::Ordering::Equal => "replace",
     }
 }
 

@@ -53,3 +53,10 @@ async fn a_dropped_request_keeps_the_next_one_waiting_until_its_entry_is_applied
     );
     node.shutdown().unwrap();
 }
+
+#[test]
+fn an_isr_change_is_named_by_its_direction() {
+    assert_eq!(isr_change(3, 2), "shrink");
+    assert_eq!(isr_change(2, 3), "expand");
+    assert_eq!(isr_change(2, 2), "replace");
+}
