@@ -139,6 +139,8 @@ fn run(row: Row) {
             Ok(outcome) => {
                 println!("{label}: {}", outcome.summary());
                 if !outcome.passed() {
+                    // At once, not only after the last run: a long run takes hours.
+                    println!("{label}: {}", outcome.details());
                     failed.push(format!("{label}: {}", outcome.details()));
                 }
                 result.add(Some(&outcome));
