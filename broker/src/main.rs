@@ -31,8 +31,10 @@
 //!   same way, and a long-poll fetch returns what it has. Clients reconnect when the
 //!   broker is back.
 //! - When every connection has closed, or once `shutdown_grace_ms` (default 30 s) has
-//!   passed with some still open (those are cut when the process exits), the broker
-//!   flushes and checkpoints every log, writes the clean-shutdown marker and exits 0.
+//!   passed since the signal with some still open (those are cut when the process
+//!   exits), the broker flushes and checkpoints every log, writes the clean-shutdown
+//!   marker and exits 0. The controlled shutdown and the drain share that one deadline
+//!   (`node::shutdown_budget`).
 //! - A second SIGTERM or SIGINT at any point after the first exits at once with status
 //!   130, without the marker: the next start runs a recovery scan, which keeps every
 //!   acknowledged record.
@@ -46,6 +48,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use strata_broker::admin::{self, AdminState};
 use strata_broker::node::config::{BrokerSettings, HostPort, LogFormat, LogIo, ServeArgs};
 use strata_broker::node::descriptors::{self, DescriptorBudget};
+use strata_broker::node::shutdown_budget::ShutdownBudget;
 use strata_broker::node::{GroupCoordinator, GroupSettings, Limits, Node, NodeConfig};
 use strata_broker::service::connections::ConnectionSettings;
 
@@ -95,7 +98,7 @@ const EXIT_FATAL: u8 = 70;
 /// Exit status after a second SIGTERM or SIGINT (128 + SIGINT, as shells report Ctrl-C).
 const EXIT_SECOND_SIGNAL: i32 = 130;
 /// The longest a SIGTERM waits for the controller to move leadership away (bounded also by
-/// half the shutdown grace).
+/// half the shutdown grace; the drain that follows gets what is left of the grace).
 const CONTROLLED_SHUTDOWN_MAX: Duration = Duration::from_secs(15);
 
 fn main() -> ExitCode {
@@ -400,6 +403,7 @@ async fn run(
     // The first step of a shutdown: orchestrators stop sending traffic here.
     admin.lifecycle().shutting_down();
     let grace = Duration::from_millis(settings.shutdown_grace_ms);
+    let budget = ShutdownBudget::start(Instant::now(), grace, CONTROLLED_SHUTDOWN_MAX);
     tracing::info!(
         signal,
         grace_ms = settings.shutdown_grace_ms,
@@ -408,15 +412,14 @@ async fn run(
     tokio::spawn(exit_on_second_signal(signals));
     // Controlled shutdown: the controller moves leadership of this broker's partitions to
     // other in-sync replicas (and then fences it) while this broker still serves.
-    let leave_by = Instant::now() + (grace / 2).min(CONTROLLED_SHUTDOWN_MAX);
-    if node.quorum().leave(leave_by).await {
+    if node.quorum().leave(budget.leave_by()).await {
         tracing::info!("controlled shutdown done: this broker leads nothing that could move");
     } else {
         tracing::warn!("controlled shutdown did not finish in time; closing anyway");
     }
     node.begin_shutdown();
     tokio::select! {
-        served = tokio::time::timeout(grace, &mut server) => match served {
+        served = tokio::time::timeout(budget.drain_within(Instant::now()), &mut server) => match served {
             Ok(Ok(())) => tracing::info!("every connection closed"),
             Ok(Err(error)) => tracing::warn!(%error, "the gRPC server failed while draining"),
             Err(_) => tracing::warn!(grace_ms = settings.shutdown_grace_ms, "connections still open after the grace period; closing the logs anyway"),

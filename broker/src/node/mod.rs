@@ -22,6 +22,7 @@
 //! - [`descriptors`]: the descriptor budget: `RLIMIT_NOFILE` raised to the hard limit, and
 //!   how many partitions and open segments fit it.
 //! - [`error`]: [`NodeError`], mapped to wire codes once, in `service/status.rs`.
+//! - [`shutdown_budget`]: one deadline for a SIGTERM shutdown, shared by its steps.
 
 pub mod broker;
 pub mod config;
@@ -39,6 +40,7 @@ pub mod producer_snapshots;
 pub mod producer_state;
 pub mod replica_fetch;
 mod replica_repair;
+pub mod shutdown_budget;
 #[cfg(test)]
 pub(crate) mod test_node;
 
