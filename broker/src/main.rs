@@ -418,6 +418,12 @@ async fn run(
         tracing::warn!("controlled shutdown did not finish in time; closing anyway");
     }
     node.begin_shutdown();
+    // This voter leaves the controller quorum before the connections drain: its listener
+    // now refuses new connections, so the other voters' requests and heartbeats cannot
+    // reach it. Left running, it once won an election in that state and, as a leader that
+    // nobody could reach, kept the other brokers from renewing their leases until it
+    // exited; stopped, the others elect a leader among themselves.
+    node.quorum().shutdown().await;
     tokio::select! {
         served = tokio::time::timeout(budget.drain_within(Instant::now()), &mut server) => match served {
             Ok(Ok(())) => tracing::info!("every connection closed"),
@@ -428,7 +434,6 @@ async fn run(
     }
     // No longer waited for: connections still open are cut when the process exits.
     drop(server);
-    node.quorum().shutdown().await;
     tokio::task::spawn_blocking(move || node.shutdown()).await??;
     tracing::info!("clean shutdown complete");
     Ok(ExitCode::SUCCESS)

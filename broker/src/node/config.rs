@@ -134,8 +134,9 @@ pub struct ServeArgs {
     /// Log output: `text` or `json`.
     #[arg(long, env = "STRATA_LOG_FORMAT")]
     pub log_format: Option<String>,
-    /// How long the first SIGTERM/SIGINT waits for clients to close their connections
-    /// before the broker stops serving anyway and closes its logs, in milliseconds or a
+    /// The budget of a clean shutdown, from the first SIGTERM/SIGINT: the controlled
+    /// shutdown and the wait for clients to close their connections both fit in it, then
+    /// the broker stops serving anyway and closes its logs; in milliseconds or a
     /// duration (`30s`).
     #[arg(long, env = "STRATA_SHUTDOWN_GRACE_MS", value_name = "MS")]
     pub shutdown_grace_ms: Option<String>,
@@ -164,6 +165,11 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATA_METRICS_PER_PARTITION", value_name = "BOOL")]
     pub metrics_per_partition: Option<bool>,
 }
+
+/// The default `shutdown_grace_ms`: 25 s, so that a whole stop, closing the logs included,
+/// fits the 30 s that Kubernetes (`terminationGracePeriodSeconds`) and the compose file
+/// (`stop_grace_period`) give a process before SIGKILL.
+pub const SHUTDOWN_GRACE_MS_DEFAULT: i64 = 25_000;
 
 /// The TOML file: the same keys as the flags, with `listeners.grpc`, `listeners.external`,
 /// `listeners.admin`, `advertised.grpc` and `advertised.external`.
@@ -463,7 +469,7 @@ impl BrokerSettings {
             "shutdown_grace_ms",
             args.shutdown_grace_ms.clone().map(Given::Text),
             file.shutdown_grace_ms,
-            Given::Integer(30_000),
+            Given::Integer(SHUTDOWN_GRACE_MS_DEFAULT),
         );
         let max_connections_per_ip = merger.pick(
             "max_connections_per_ip",

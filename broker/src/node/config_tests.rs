@@ -139,12 +139,12 @@ fn worker_threads_default_to_one_per_core_and_zero_is_refused() {
 }
 
 #[test]
-fn shutdown_grace_defaults_to_30_s_and_comes_from_a_flag_or_the_file() {
+fn shutdown_grace_defaults_to_25_s_and_comes_from_a_flag_or_the_file() {
     let settings = load(&[], None).unwrap();
-    assert_eq!(settings.shutdown_grace_ms, 30_000);
+    assert_eq!(settings.shutdown_grace_ms, 25_000);
     assert!(settings
         .to_annotated_toml()
-        .contains("shutdown_grace_ms = 30000 # default"));
+        .contains("shutdown_grace_ms = 25000 # default"));
     let settings = load(&["--shutdown-grace-ms", "0"], None).unwrap();
     assert_eq!(settings.shutdown_grace_ms, 0);
     assert!(settings

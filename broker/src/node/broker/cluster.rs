@@ -277,6 +277,9 @@ impl Node {
                 () = self.stopping() => return,
             }
             if let Some(reason) = self.quorum.fatal() {
+                if self.is_shutting_down() {
+                    return; // the shutdown stopped the quorum
+                }
                 self.fatal
                     .send_replace(Some(format!("controller quorum stopped: {reason}")));
                 return;
