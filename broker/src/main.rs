@@ -30,7 +30,7 @@
 //!   UNAVAILABLE "broker is shutting down; reconnect"; fetch sessions end at once the
 //!   same way, and a long-poll fetch returns what it has. Clients reconnect when the
 //!   broker is back.
-//! - When every connection has closed, or once `shutdown_grace_ms` (default 30 s) has
+//! - When every connection has closed, or once `shutdown_grace_ms` (default 25 s) has
 //!   passed since the signal with some still open (those are cut when the process
 //!   exits), the broker flushes and checkpoints every log, writes the clean-shutdown
 //!   marker and exits 0. The controlled shutdown and the drain share that one deadline
