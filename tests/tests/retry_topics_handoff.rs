@@ -93,7 +93,11 @@ async fn a_failed_hand_off_holds_the_partition_until_the_forward_gets_through() 
         .fail(&failing, HandlerError::msg("broken"))
         .await
         .expect_err("the DLT is gone: the hand-off cannot be acknowledged");
-    assert_eq!(refused.code_name(), "UNKNOWN_TOPIC_OR_PARTITION", "{refused}");
+    assert_eq!(
+        refused.code_name(),
+        "UNKNOWN_TOPIC_OR_PARTITION",
+        "{refused}"
+    );
     // Held: the position is back at the failed record and a commit stops there.
     assert_eq!(consumer.position("events", 0), Some(1));
     consumer.commit().await.unwrap();
