@@ -101,6 +101,9 @@ const EXIT_SECOND_SIGNAL: i32 = 130;
 /// half the shutdown grace; the drain that follows gets what is left of the grace).
 const CONTROLLED_SHUTDOWN_MAX: Duration = Duration::from_secs(15);
 
+/// How long the runtime's leftover tasks get once `run` has returned.
+const RUNTIME_STOP_MAX: Duration = Duration::from_millis(500);
+
 fn main() -> ExitCode {
     keep_freed_memory();
     let matches = Cli::command().get_matches();
@@ -167,13 +170,19 @@ fn main() -> ExitCode {
         internal: reserved,
         external,
     };
-    match runtime.block_on(run(settings, reserved, admin_listener)) {
+    let code = match runtime.block_on(run(settings, reserved, admin_listener)) {
         Ok(code) => code,
         Err(error) => {
             tracing::error!("{error:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // The logs are closed (or left for recovery) by now: whatever still runs on the
+    // runtime, a blocking task included, is not waited for. Dropping the runtime waits
+    // for every blocking task, and once kept a stopped broker alive for seconds after
+    // "clean shutdown complete", past its supervisor's limit.
+    runtime.shutdown_timeout(RUNTIME_STOP_MAX);
+    code
 }
 
 /// The log filter without `RUST_LOG`. openraft's own lines are left out (it logs every
