@@ -53,11 +53,10 @@ async fn a_stopping_controller_leaves_the_quorum_before_its_connections_drain() 
         .collect();
     let _held_open = frozen_connection(cluster.address(stopping));
     let pid = cluster.pid(stopping).expect("the controller runs");
+    let pid = i32::try_from(pid).unwrap();
     // SAFETY: kill(2) on the pid of a child process this test started and still holds.
-    assert_eq!(
-        unsafe { libc::kill(i32::try_from(pid).unwrap(), libc::SIGTERM) },
-        0
-    );
+    let signalled = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(signalled, 0);
 
     let elected = leader_among(&cluster, &others)
         .await
