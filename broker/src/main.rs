@@ -127,7 +127,7 @@ fn main() -> ExitCode {
         print!("{}", settings.to_annotated_toml());
         return ExitCode::SUCCESS;
     }
-    init_tracing(settings.log_format);
+    init_tracing(settings.log_format, settings.node_id);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(settings.worker_threads)
         .enable_all()
@@ -191,7 +191,7 @@ fn main() -> ExitCode {
 /// registration, fencing. `RUST_LOG=info,openraft=info` brings them back.
 const DEFAULT_LOG_FILTER: &str = "info,openraft=off";
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, broker_id: i32) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     // Colour only on a terminal, and never when NO_COLOR is set to anything non-empty
@@ -203,8 +203,46 @@ fn init_tracing(format: LogFormat) {
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
     match format {
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => builder
+            .json()
+            .event_format(WithBrokerId {
+                inner: tracing_subscriber::fmt::format().json(),
+                broker_id,
+            })
+            .init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+/// tracing-subscriber's JSON lines with `"broker_id"` first in every object, so that the
+/// lines of several brokers can be told apart once shipped to one place.
+struct WithBrokerId<F> {
+    inner: F,
+    broker_id: i32,
+}
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for WithBrokerId<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        context: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = String::new();
+        self.inner.format_event(
+            context,
+            tracing_subscriber::fmt::format::Writer::new(&mut line),
+            event,
+        )?;
+        match line.strip_prefix('{') {
+            Some(rest) => write!(writer, "{{\"broker_id\":{},{rest}", self.broker_id),
+            None => writer.write_str(&line),
+        }
     }
 }
 

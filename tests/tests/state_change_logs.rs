@@ -33,6 +33,7 @@ fn json_lines(log: &Path) -> Vec<Value> {
             let value: Value = serde_json::from_str(line)
                 .unwrap_or_else(|error| panic!("not one JSON object ({error}): {line}"));
             assert!(value.is_object(), "{line}");
+            assert!(value["broker_id"].is_number(), "no broker_id: {line}");
             value
         })
         .collect()
