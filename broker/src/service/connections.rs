@@ -26,7 +26,7 @@
 //! counts the connections open per listener and the ones rejected
 //! (`super::connection_metrics`, the `strata_connections…` series).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -88,6 +88,8 @@ impl Default for ConnectionSettings {
 struct Counts {
     connections: usize,
     streams: usize,
+    /// The open calls by name ([`super::request_metrics::call_name`]).
+    calls: BTreeMap<&'static str, usize>,
 }
 
 /// Every client address with something open, and the limits.
@@ -158,15 +160,34 @@ impl Clients {
         }
     }
 
-    /// Takes a call slot of `ip`'s address; false when it has none left.
-    fn open_stream(&self, ip: IpAddr) -> bool {
+    /// Takes a call slot of `ip`'s address for a call named `call`; false when it has
+    /// none left.
+    fn open_stream(&self, ip: IpAddr, call: &'static str) -> bool {
         let mut counts = self.counts();
         let entry = counts.entry(ip).or_default();
         if entry.streams >= self.settings.max_streams_per_ip {
             return false;
         }
         entry.streams += 1;
+        *entry.calls.entry(call).or_default() += 1;
         true
+    }
+
+    /// The calls open now, by client address and call name (a shutdown that waits for
+    /// them says which they are).
+    pub fn open_calls(&self) -> Vec<(IpAddr, &'static str, usize)> {
+        let counts = self.counts();
+        let mut open: Vec<_> = counts
+            .iter()
+            .flat_map(|(ip, entry)| {
+                entry
+                    .calls
+                    .iter()
+                    .map(move |(call, count)| (*ip, *call, *count))
+            })
+            .collect();
+        open.sort_unstable();
+        open
     }
 
     /// Logs a refused connection, at most once per [`REFUSAL_LOG_INTERVAL`].
@@ -206,14 +227,16 @@ impl ConnectionState {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A call starts on this connection, unless its address has no call slot left.
-    fn open_stream(self: &Arc<Self>) -> Option<StreamGuard> {
-        if !self.clients.open_stream(self.peer.ip()) {
+    /// A call named `call` starts on this connection, unless its address has no call
+    /// slot left.
+    fn open_stream(self: &Arc<Self>, call: &'static str) -> Option<StreamGuard> {
+        if !self.clients.open_stream(self.peer.ip(), call) {
             return None;
         }
         self.streams_open.fetch_add(1, Ordering::AcqRel);
         Some(StreamGuard {
             connection: Arc::clone(self),
+            call,
         })
     }
 }
@@ -251,6 +274,7 @@ pub fn listener_of<T>(request: &tonic::Request<T>) -> Listener {
 #[derive(Debug)]
 struct StreamGuard {
     connection: Arc<ConnectionState>,
+    call: &'static str,
 }
 
 impl Drop for StreamGuard {
@@ -263,9 +287,16 @@ impl Drop for StreamGuard {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Instant::now();
         connection.streams_open.fetch_sub(1, Ordering::AcqRel);
-        connection
-            .clients
-            .update(connection.peer.ip(), |counts| counts.streams -= 1);
+        let call = self.call;
+        connection.clients.update(connection.peer.ip(), |counts| {
+            counts.streams -= 1;
+            if let Some(open) = counts.calls.get_mut(call) {
+                *open -= 1;
+                if *open == 0 {
+                    counts.calls.remove(call);
+                }
+            }
+        });
     }
 }
 
@@ -535,7 +566,8 @@ where
         let Some(connection) = request.extensions().get::<ClientConnection>().cloned() else {
             return Box::pin(self.inner.call(request));
         };
-        let Some(guard) = connection.state.open_stream() else {
+        let call = super::request_metrics::call_name(request.uri().path());
+        let Some(guard) = connection.state.open_stream(call) else {
             let status = Status::resource_exhausted(format!(
                 "{} has {} calls open, the most one client address may have \
                  (max_streams_per_ip); end some before opening more",
@@ -623,12 +655,21 @@ mod tests {
         let one = clients.admit(peer(1, 1)).unwrap();
         let two = clients.admit(peer(1, 2)).unwrap();
         let guards = [
-            one.open_stream().unwrap(),
-            one.open_stream().unwrap(),
-            two.open_stream().unwrap(),
+            one.open_stream("produce_stream").unwrap(),
+            one.open_stream("produce_stream").unwrap(),
+            two.open_stream("metadata").unwrap(),
         ];
-        assert!(two.open_stream().is_none(), "a fourth call from 10.0.0.1");
+        assert!(
+            two.open_stream("metadata").is_none(),
+            "a fourth call from 10.0.0.1"
+        );
         assert_eq!(one.streams_open.load(Ordering::Acquire), 2);
+        let ip = peer(1, 0).ip();
+        assert_eq!(
+            clients.open_calls(),
+            [(ip, "metadata", 1), (ip, "produce_stream", 2)],
+            "the refused call is not counted"
+        );
         let before = one.idle_since();
         std::thread::sleep(Duration::from_millis(5));
         drop(guards);
@@ -637,7 +678,9 @@ mod tests {
             one.idle_since() > before,
             "the last call's end starts the idle time"
         );
-        assert!(two.open_stream().is_some());
-        assert_eq!(clients.counts().get(&peer(1, 0).ip()).unwrap().streams, 0);
+        assert_eq!(clients.open_calls(), []);
+        assert!(two.open_stream("raft_vote").is_some());
+        assert_eq!(clients.counts().get(&ip).unwrap().streams, 0);
+        assert_eq!(clients.open_calls(), []);
     }
 }

@@ -8,6 +8,7 @@
 //!   forwarded to the active controller, broker to broker).
 //! - [`connections`]: caps per client address, handshake and idle timeouts.
 //! - [`connection_metrics`]: connections open per listener, and those rejected.
+//! - [`drain_report`]: while a shutdown drains, which calls it still waits for.
 //! - [`decompression`]: the broker-wide bound on memory for checking compressed batches.
 //! - [`fast_path`]: fetch and produce answered in front of tonic's router, so batches
 //!   are not copied into or out of tonic's buffers.
@@ -45,6 +46,7 @@ pub mod connection_metrics;
 pub mod connections;
 pub mod controller_api;
 pub mod decompression;
+mod drain_report;
 pub mod fast_path;
 pub mod fetch_session;
 pub mod group_api;
@@ -154,6 +156,11 @@ pub async fn serve(
     // One server for both listeners: their connections share the per-address caps and
     // the shutdown; each connection remembers its listener.
     let clients = connections::Clients::new(connections);
+    let draining = Arc::clone(&clients);
+    let shutdown = async move {
+        shutdown.await;
+        tokio::spawn(drain_report::report_open_calls(draining));
+    };
     admin.connections_started(Arc::clone(clients.gauges()));
     let mut incoming = tokio_stream::StreamMap::new();
     let internal =

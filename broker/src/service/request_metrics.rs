@@ -82,6 +82,34 @@ pub fn unary_rpc(path: &str) -> Option<&'static str> {
         .map(|(_, rpc)| *rpc)
 }
 
+/// The calls that stream, by gRPC path: not timed per call, but named when a shutdown
+/// reports what it still waits for ([`call_name`]).
+const STREAMING_RPCS: [(&str, &str); 4] = [
+    ("/strata.v1.ClientApi/Produce", "produce_stream"),
+    ("/strata.v1.ClientApi/FetchStream", "fetch_stream"),
+    ("/strata.v1.ClientApi/Fetch", "fetch"),
+    ("/strata.v1.Replication/ReplicaFetch", "replica_fetch"),
+];
+
+/// A short, fixed name for a call's path: its `rpc` label, the name of a streaming
+/// call, the service for health and reflection, else `other` (so made-up paths cannot
+/// grow a table).
+pub fn call_name(path: &str) -> &'static str {
+    if let Some(rpc) = unary_rpc(path) {
+        return rpc;
+    }
+    if let Some((_, name)) = STREAMING_RPCS.iter().find(|(known, _)| *known == path) {
+        return name;
+    }
+    if path.starts_with("/grpc.health.") {
+        "health"
+    } else if path.starts_with("/grpc.reflection.") {
+        "reflection"
+    } else {
+        "other"
+    }
+}
+
 /// Counts one request of `rpc` answered with `code` after `elapsed`.
 pub fn record_request(rpc: &'static str, code: &'static str, elapsed: Duration) {
     histogram!(REQUEST_DURATION_SECONDS, "rpc" => rpc).record(elapsed.as_secs_f64());
