@@ -102,6 +102,10 @@ pub struct Quorum {
     registered: watch::Sender<bool>,
     /// Set when the broker begins a controlled shutdown: no more heartbeats.
     leaving: AtomicBool,
+    /// Set by [`Quorum::shutdown`]: this voter is gone, so nothing waits for a leader or
+    /// for the local image any more (both would wait out their whole timeout, holding a
+    /// stopping broker's calls open).
+    stopped: watch::Sender<bool>,
     /// Until when the controller's last answered heartbeat vouches for this broker: the
     /// time the heartbeat was sent plus the session timeout. The controller fences a
     /// broker no earlier than that (it counts from when the heartbeat arrived), so a
@@ -300,6 +304,7 @@ impl Quorum {
             incarnation: AtomicU64::new(0),
             registered: watch::Sender::new(false),
             leaving: AtomicBool::new(false),
+            stopped: watch::Sender::new(false),
             lease_until: std::sync::Mutex::new(None),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
         });
@@ -354,13 +359,18 @@ impl Quorum {
         timeout: Duration,
     ) -> Result<Arc<MetadataImage>, ControllerError> {
         let mut images = self.subscribe();
+        let mut stopped = self.stopped.subscribe();
         let waited = tokio::time::timeout(timeout, async {
             loop {
                 let image = Arc::clone(&images.borrow_and_update());
                 if image.version >= version {
                     return Ok(image);
                 }
-                if images.changed().await.is_err() {
+                let changed = tokio::select! {
+                    changed = images.changed() => changed.is_ok(),
+                    _ = stopped.wait_for(|stopped| *stopped) => false,
+                };
+                if !changed {
                     return Err(ControllerError::Quorum {
                         reason: "the state machine stopped".into(),
                     });
@@ -419,7 +429,11 @@ impl Quorum {
     ) -> Result<ControllerReply, ControllerError> {
         let deadline = Instant::now() + timeout;
         let mut metrics = self.raft.metrics();
+        let mut stopped = self.stopped.subscribe();
         loop {
+            if *stopped.borrow_and_update() {
+                return Err(ControllerError::NotController { leader: None });
+            }
             let leader = metrics.borrow_and_update().current_leader;
             let attempt = async {
                 match leader {
@@ -440,6 +454,9 @@ impl Quorum {
                 () = tokio::time::sleep(remaining) => Err(ControllerError::NotController {
                     leader: leader.and_then(|id| i32::try_from(id).ok()),
                 }),
+                _ = stopped.wait_for(|stopped| *stopped) => {
+                    return Err(ControllerError::NotController { leader: None });
+                }
             };
             match result {
                 Err(ControllerError::NotController { .. }) if Instant::now() < deadline => {
@@ -447,7 +464,14 @@ impl Quorum {
                     // may be known but unreachable).
                     let pause = Duration::from_millis(200)
                         .min(deadline.saturating_duration_since(Instant::now()));
-                    let _ = tokio::time::timeout(pause, metrics.changed()).await;
+                    let _ = tokio::time::timeout(pause, async {
+                        if metrics.changed().await.is_err() {
+                            // Raft stopped: no change will come; wait out the pause
+                            // rather than spin.
+                            std::future::pending::<()>().await;
+                        }
+                    })
+                    .await;
                 }
                 other => return other,
             }
@@ -685,9 +709,12 @@ impl Quorum {
             .map(ToString::to_string)
     }
 
-    /// Stops this voter.
+    /// Stops this voter. From then on [`Quorum::submit`] answers `NotController` and
+    /// [`Quorum::wait_for_version`] fails at once: a stopped voter learns no leader and
+    /// no newer image, so waiting would only hold its callers until their timeouts.
     pub async fn shutdown(&self) {
         self.leaving.store(true, Ordering::Release);
+        self.stopped.send_replace(true);
         if let Err(error) = self.raft.shutdown().await {
             tracing::warn!(%error, "stopping the controller quorum failed");
         }
@@ -697,6 +724,10 @@ impl Quorum {
 #[cfg(test)]
 #[path = "lease_checks_tests.rs"]
 mod lease_checks_tests;
+
+#[cfg(test)]
+#[path = "stopped_tests.rs"]
+mod stopped_tests;
 
 #[cfg(test)]
 mod storage_suite {
