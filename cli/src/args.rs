@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::BenchCommand;
+pub use crate::dlt_args::{DltCommand, DltReplayArgs, ReplayTo};
 use crate::duration::parse_duration_arg;
 use crate::format::tokens_help;
 use crate::offset_spec::OffsetPart;
@@ -320,23 +321,6 @@ are accepted. A compacted topic refuses records without a key.")]
         /// How many partitions the topic has afterwards; more than it has now
         #[arg(long = "total", value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
         total: Option<i32>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum DltCommand {
-    /// List dead-letter topics: DLT SOURCE GROUP ERROR-TYPE RECORDS
-    #[command(after_help = "Examples:
-  strata dlt list
-  strata dlt list orders --format json
-
-The client library creates <topic>.<group>.dlt for a group consumer with a retry policy
-(docs/RETRY.md); this lists those topics (found by their strata.retry.* labels) and
-counts their records by the strata.error.type header. Each topic is read once to
-count. Read the records with: strata consume orders.billing.dlt -o start -e -f '%k %h\\n'")]
-    List {
-        /// Only the dead-letter topics of this source topic
-        topic: Option<String>,
     },
 }
 

@@ -24,6 +24,7 @@
 mod args;
 mod client_settings;
 mod commands;
+mod dlt_args;
 mod duration;
 mod exit;
 mod format;

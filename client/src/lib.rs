@@ -22,7 +22,10 @@
 //! - [`retry_topics`]: [`RetryPolicy`], [`HandlerError`] and the names and headers of a
 //!   group's retry and dead-letter topics; a group consumer built with
 //!   `.retry(policy)` forwards the records its handler fails there
-//!   ([`Consumer::run`], [`Consumer::fail`]; `consumer/retry/`, `docs/RETRY.md`).
+//!   ([`Consumer::run`], [`Consumer::fail`]; `consumer/retry/`, `docs/RETRY.md`). The
+//!   hand-offs are counted through the `metrics` facade (`consumer/retry/metrics.rs`).
+//! - [`dead_letters`]: [`DeadLetters`], from [`Client::dead_letters`]: replaying a
+//!   group's dead-letter topic ([`Replay`], a dry run unless executed).
 //! - [`admin`]: [`Admin`]: topics, configs, partitions, offsets, cluster info; the
 //!   controller quorum, preferred leader elections and partition reassignments; consumer
 //!   groups (list, describe with lag, delete, committed offsets, seek from outside).
@@ -89,6 +92,7 @@ pub mod admin;
 pub mod client;
 mod connection;
 pub mod consumer;
+pub mod dead_letters;
 pub mod error;
 mod fetch_call;
 mod group_coordinator;
@@ -105,12 +109,17 @@ pub use admin::{
     Admin, BrokerDescription, ClusterDescription, ClusterInfo, CommittedOffset, ConfigChange,
     ConfigEntry, ConfigSource, ControllerVoter, DeadLetterTopic, ElectionResult, ElectionSelection,
     GroupDescription, GroupListing, GroupListings, GroupMemberDescription, GroupOffset,
-    GroupOffsetResult, GroupPartitionOffset, GroupState, ListGroupsFailure, NewTopic, OffsetSpec,
-    PartitionDescription, PartitionReassignment, ReassignmentResult, TopicDescription, TopicInfo,
+    GroupOffsetResult, GroupPartitionOffset, GroupRetryTopic, GroupState, ListGroupsFailure,
+    NewTopic, OffsetSpec, PartitionDescription, PartitionReassignment, ReassignmentResult,
+    TopicDescription, TopicInfo,
 };
 pub use client::{Client, ClientBuilder};
 pub use consumer::{
     CommitMode, Consumer, ConsumerBuilder, Marker, PendingCommit, RebalanceEvent, RebalanceEvents,
+};
+pub use dead_letters::{
+    DeadLetters, Replay, ReplayError, ReplayPartition, ReplayReport, ReplaySample, ReplayStart,
+    ReplayTarget,
 };
 pub use error::{Error, ErrorCode, WriteOutcome};
 pub use metadata::BrokerNode;

@@ -2,7 +2,7 @@
 //! the client library created for consumer groups with a retry policy (`docs/RETRY.md`),
 //! found by their `strata.retry.*` labels, with their records counted by
 //! `strata.error.type`. Each topic is read once to count; records written meanwhile are
-//! not counted. `replay` is not built yet.
+//! not counted. `replay` is in `dlt_replay.rs`.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +27,7 @@ struct DeadLetterView {
 pub async fn run(context: &mut Context, command: DltCommand) -> Result<ExitStatus, CliError> {
     match command {
         DltCommand::List { topic } => list(context, topic.as_deref()).await,
+        DltCommand::Replay(args) => super::dlt_replay::run(context, args).await,
     }
 }
 

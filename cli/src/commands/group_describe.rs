@@ -6,12 +6,17 @@
 //! (`TOPIC PARTITION CURRENT-OFFSET LOG-START-OFFSET LOG-END-OFFSET LAG MEMBER-ID
 //! CLIENT-ID HOST`) with `-` where nothing is committed or nothing is known. The
 //! coordinator computes the lag from the committed offset and the high watermark.
+//! A group with retry or dead-letter topics (`docs/RETRY.md`, found by their
+//! `strata.retry.group` label) gets a `RETRY TOPICS` table (`TOPIC KIND LEVEL SOURCE
+//! PARTITIONS RECORDS`).
 //! `--format json` prints one array with one object per group (`strata_proto::views::
-//! GroupView`, the same object as the broker's `GET /v1/groups/{group}`). A group that does not
+//! GroupView`, the same object as the broker's `GET /v1/groups/{group}`, plus
+//! `retry_topics`). A group that does not
 //! exist (`GROUP_ID_NOT_FOUND`) is an error line on stderr and makes the command exit 1;
 //! the other groups are still printed.
 
-use strata_client::{GroupDescription, GroupMemberDescription};
+use serde::Serialize;
+use strata_client::{GroupDescription, GroupMemberDescription, GroupRetryTopic};
 use strata_proto::views::{GroupMemberView, GroupPartitionView, GroupView, TopicPartitionView};
 
 use super::{client_error, Context};
@@ -19,17 +24,39 @@ use crate::exit::{CliError, ExitStatus};
 use crate::output::OutputFormat;
 use crate::table::{cell, section, Table};
 
+/// `--format json`: the broker's group object plus the group's retry topics.
+#[derive(Debug, Serialize)]
+struct GroupJson {
+    #[serde(flatten)]
+    group: GroupView,
+    retry_topics: Vec<RetryTopicJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct RetryTopicJson {
+    topic: String,
+    kind: String,
+    level: Option<u32>,
+    source: String,
+    partitions: usize,
+    records: i64,
+}
+
 pub async fn run(context: &mut Context, groups: &[String]) -> Result<ExitStatus, CliError> {
-    let results = context
-        .client
-        .admin()
-        .describe_groups(groups.iter().cloned())
-        .await;
+    let admin = context.client.admin();
+    let results = admin.describe_groups(groups.iter().cloned()).await;
     let mut described = Vec::new();
     let mut errors = Vec::new();
     for (group, result) in results {
-        match result {
-            Ok(description) => described.push(description),
+        let retry_topics = match result {
+            Ok(description) => admin
+                .group_retry_topics(&description.group_id)
+                .await
+                .map(|topics| (description, topics)),
+            Err(error) => Err(error),
+        };
+        match retry_topics {
+            Ok(described_group) => described.push(described_group),
             Err(error) => {
                 errors.push(client_error(error).context(format!("describing group {group:?}")))
             }
@@ -37,11 +64,20 @@ pub async fn run(context: &mut Context, groups: &[String]) -> Result<ExitStatus,
     }
     match context.format() {
         OutputFormat::Json => {
-            let json: Vec<GroupView> = described.iter().map(to_json).collect();
+            let json: Vec<GroupJson> = described
+                .iter()
+                .map(|(group, retry_topics)| GroupJson {
+                    group: to_json(group),
+                    retry_topics: retry_topics.iter().map(retry_topic_json).collect(),
+                })
+                .collect();
             context.print_json(&json)?;
         }
         OutputFormat::Text => {
-            let text: Vec<String> = described.iter().map(render_text).collect();
+            let text: Vec<String> = described
+                .iter()
+                .map(|(group, retry_topics)| render_text(group, retry_topics))
+                .collect();
             if !text.is_empty() {
                 context.print(&text.join("\n"))?;
             }
@@ -74,7 +110,7 @@ fn assignment_cell(assignment: &[(String, i32)]) -> String {
     text
 }
 
-fn render_text(group: &GroupDescription) -> String {
+fn render_text(group: &GroupDescription, retry_topics: &[GroupRetryTopic]) -> String {
     let mut summary = Table::key_value();
     summary
         .row(["GROUP", group.group_id.as_str()])
@@ -94,13 +130,39 @@ fn render_text(group: &GroupDescription) -> String {
             assignment_cell(&member.assignment),
         ]);
     }
-    format!(
+    let mut text = format!(
         "{}{summary}\n{}{members}\n{}{}",
         section("SUMMARY"),
         section("MEMBERS"),
         section("PARTITIONS"),
         partitions_table(group)
-    )
+    );
+    if !retry_topics.is_empty() {
+        let mut table = Table::new(["TOPIC", "KIND", "LEVEL", "SOURCE", "PARTITIONS", "RECORDS"]);
+        for topic in retry_topics {
+            table.row([
+                topic.name.clone(),
+                topic.kind.clone(),
+                cell(topic.level),
+                topic.source.clone(),
+                topic.partitions.to_string(),
+                topic.records.to_string(),
+            ]);
+        }
+        text.push_str(&format!("\n{}{table}", section("RETRY TOPICS")));
+    }
+    text
+}
+
+fn retry_topic_json(topic: &GroupRetryTopic) -> RetryTopicJson {
+    RetryTopicJson {
+        topic: topic.name.clone(),
+        kind: topic.kind.clone(),
+        level: topic.level,
+        source: topic.source.clone(),
+        partitions: topic.partitions,
+        records: topic.records,
+    }
 }
 
 fn partitions_table(group: &GroupDescription) -> Table {

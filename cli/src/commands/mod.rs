@@ -12,6 +12,7 @@ mod consume;
 mod consume_group;
 mod consume_plan;
 mod dlt;
+mod dlt_replay;
 mod group;
 mod group_describe;
 mod group_seek;

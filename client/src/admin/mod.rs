@@ -8,7 +8,8 @@
 //! describe, delete groups; read and change committed offsets) live in `groups.rs`, their
 //! values in `group_types.rs`, and reach each group's coordinator through `coordinator.rs`.
 //! `dead_letters.rs` lists the dead-letter topics of groups with a retry policy, reading
-//! each to count its records by error type.
+//! each to count its records by error type; `group_retry_topics.rs` lists one group's
+//! retry and dead-letter topics with their record counts.
 //!
 //! Per-item results (`create_topics`, `delete_topics`) come back as `(name, Result)`
 //! pairs: one bad name does not hide the others' outcome. After a change the client's
@@ -17,6 +18,7 @@
 mod cluster;
 mod cluster_types;
 mod dead_letters;
+mod group_retry_topics;
 mod group_types;
 mod groups;
 mod types;
@@ -30,6 +32,7 @@ pub use cluster_types::{
     PartitionReassignment, ReassignmentResult,
 };
 pub use dead_letters::DeadLetterTopic;
+pub use group_retry_topics::GroupRetryTopic;
 pub use group_types::{
     CommittedOffset, GroupDescription, GroupListing, GroupListings, GroupMemberDescription,
     GroupOffset, GroupOffsetResult, GroupPartitionOffset, GroupState, ListGroupsFailure,

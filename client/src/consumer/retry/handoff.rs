@@ -29,6 +29,7 @@ use crate::retry::backoff;
 use crate::retry_topics::headers::{forward_record, Forward};
 use crate::retry_topics::{attempts_made, Decision, FailureKind, HandlerError, Handoff, Ordering};
 
+use super::metrics::{Destination, HandoffLabels};
 use super::InPlace;
 
 /// First and longest wait between background resends of a failed hand-off.
@@ -102,14 +103,20 @@ impl Consumer {
                 first_failure_ms = previous.map_or(now, |in_place| in_place.first_failure_ms);
                 let decision = retry.policy.decide(attempt, &error);
                 match decision {
-                    Decision::Retry { delay, .. } => {
+                    Decision::Retry { level, delay } => {
                         let in_place = InPlace {
                             offset: record.offset,
                             attempts: attempt,
                             first_failure_ms,
                         };
                         retry.in_place.insert(key, in_place);
+                        let labels = HandoffLabels {
+                            source: source.clone(),
+                            group: retry.group.clone(),
+                            destination: Destination::Retry { level },
+                        };
                         self.defer(index, record.offset, Instant::now() + delay);
+                        labels.acknowledged();
                         let due_ms = now.saturating_add(millis(delay));
                         return Ok(Handoff::RetryInPlace { attempt, due_ms });
                     }
@@ -127,6 +134,15 @@ impl Consumer {
                 };
                 (attempt, retry.policy.decide(attempt, &error))
             }
+        };
+        let destination = match decision {
+            Decision::Retry { level, .. } => Destination::Retry { level },
+            Decision::DeadLetter(kind) => Destination::DeadLetter(kind),
+        };
+        let labels = HandoffLabels {
+            source: source.clone(),
+            group: retry.group.clone(),
+            destination,
         };
         let (target, due_ms, kind, handoff) = match decision {
             Decision::Retry { level, delay } => {
@@ -158,7 +174,7 @@ impl Consumer {
             first_failure_ms,
         };
         let out = forward_record(record, &forward, &error);
-        self.hand_off(index, record, out).await?;
+        self.hand_off(index, record, out, labels).await?;
         Ok(handoff)
     }
 
@@ -168,6 +184,7 @@ impl Consumer {
         index: usize,
         record: &ConsumedRecord,
         out: Record,
+        labels: HandoffLabels,
     ) -> Result<(), Error> {
         let Some(producer) = self.retry.as_ref().map(|retry| retry.producer.clone()) else {
             return Err(Error::Closed("retry hand-off producer"));
@@ -176,9 +193,13 @@ impl Consumer {
         let sent = producer.send(out).await;
         self.set_commit_cap(index, None);
         let failed = match sent {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                labels.acknowledged();
+                return Ok(());
+            }
             Err(failed) => failed,
         };
+        labels.failed();
         tracing::warn!(
             topic = %record.topic,
             partition = record.partition,
@@ -192,6 +213,7 @@ impl Consumer {
                 producer,
                 failed.record,
                 Held {
+                    labels,
                     shared: self.shared.clone(),
                     done: retry.resent_sender.clone(),
                     resent: Resent {
@@ -272,6 +294,7 @@ impl Consumer {
 
 /// What a background resend needs to report back.
 struct Held {
+    labels: HandoffLabels,
     shared: Arc<ConsumerShared>,
     done: mpsc::UnboundedSender<Resent>,
     resent: Resent,
@@ -300,15 +323,19 @@ async fn resend(producer: Producer, out: Record, held: Held) {
         }
         match producer.send(out.clone()).await {
             Ok(_) => {
+                held.labels.acknowledged();
                 let _ = held.done.send(held.resent);
                 return;
             }
-            Err(failed) => tracing::warn!(
-                topic = %out.topic,
-                attempt,
-                error = %failed.error,
-                "retry hand-off resend failed"
-            ),
+            Err(failed) => {
+                held.labels.failed();
+                tracing::warn!(
+                    topic = %out.topic,
+                    attempt,
+                    error = %failed.error,
+                    "retry hand-off resend failed"
+                );
+            }
         }
     }
 }

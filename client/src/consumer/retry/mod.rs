@@ -7,6 +7,7 @@
 //!   before the record counts as done; a hand-off that fails holds its partition at the
 //!   record and is resent in the background until it is acknowledged.
 //! - `run`: [`Consumer::run`], the handler loop on top of the stream and `fail`.
+//! - `metrics`: the retry, dead-letter and failed hand-off counters (`metrics` facade).
 //! - Due times: a record of a retry topic whose `strata.retry.due-ms` is in the future
 //!   is not yielded; its partition goes back to that offset and is not fetched until the
 //!   due time (`Consumer::defer`, using the fetch loop's own wake-up time, so nothing
@@ -17,6 +18,7 @@
 //! retry topic, never a loss.
 
 mod handoff;
+mod metrics;
 mod run;
 pub(crate) mod topics;
 
