@@ -15,16 +15,28 @@
 //! - order 9 has an amount that does not parse: a decode error is not retryable, so it
 //!   goes to the dead-letter topic at once as `non-retryable`.
 //!
-//! Each line shows when the attempt ran, counted from the record's first failure. The
-//! broker address comes from `STRATA_BROKERS` (default `127.0.0.1:7070`).
+//! Each line shows when the attempt ran, counted from the record's first failure.
+//!
+//! Then the payment service is back: the example replays the dead-letter topic
+//! (`client.dead_letters("orders", "billing")`), first as a dry run that counts what
+//! would go, then for real, taking only the `exhausted` records (`strata.error.kind`), so
+//! orders 5 and 10 go back to `orders.billing.retry.0` and are billed, while order 9,
+//! which no retry can fix, stays in the dead-letter topic. The same from the shell:
+//! `strata dlt replay orders.billing.dlt --where strata.error.kind=exhausted --execute`.
+//!
+//! The broker address comes from `STRATA_BROKERS` (default `127.0.0.1:7070`).
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use strata_client::dead_letters::REPLAY_FROM;
 use strata_client::retry_topics::{attempts_made, headers};
-use strata_client::{Client, ConsumedRecord, HandlerError, NewTopic, Offset, Record, RetryPolicy};
+use strata_client::{
+    Client, ConsumedRecord, HandlerError, NewTopic, Offset, Record, Replay, ReplayReport,
+    RetryPolicy,
+};
 use tokio::sync::Notify;
 
 const ORDERS: u32 = 10;
@@ -104,9 +116,87 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     consumer.run_until(handler, all_finished.notified()).await?;
     consumer.close().await?;
-    println!("done: see the dead letters with");
-    println!("  strata consume orders.billing.dlt -o start -f '%k %h\\n'");
+    println!("see the dead letters with");
+    println!("  strata consume orders.billing.dlt -o start -e -f '%k %h\\n'");
+
+    replay_exhausted(&client, run_id).await?;
     Ok(())
+}
+
+/// The payment service is back: replays the exhausted records to the group's first
+/// retry topic and bills them from there.
+async fn replay_exhausted(client: &Client, run_id: i64) -> Result<(), Box<dyn std::error::Error>> {
+    let dead_letters = client.dead_letters("orders", "billing")?;
+    let exhausted = Replay::new().filter("strata.error.kind", "exhausted");
+    let plan = dead_letters.replay(&exhausted).await?;
+    print_report("dry run", &plan);
+    let done = dead_letters.replay(&exhausted.execute()).await?;
+    print_report("replayed", &done);
+    let again = dead_letters
+        .replay(&Replay::new().filter("strata.error.kind", "exhausted"))
+        .await?;
+    println!("a second dry run finds {} records to replay", again.matched);
+
+    let mut consumer = client
+        .consumer()
+        .topics(["orders"])
+        .group("billing")
+        .start(Offset::Earliest)
+        .retry(RetryPolicy::default())
+        .build()
+        .await?;
+    let billed = Arc::new(Mutex::new(0_usize));
+    let all_billed = Arc::new(Notify::new());
+    // Orders 5 and 10 of this run (earlier runs' records may be replayed too).
+    let expected = (1..=ORDERS).filter(|number| number % 5 == 0).count();
+    let handler = |record: ConsumedRecord| {
+        let (billed, all_billed) = (billed.clone(), all_billed.clone());
+        async move {
+            let value = String::from_utf8_lossy(record.value.as_deref().unwrap_or_default());
+            let from = headers::header_text(&record, REPLAY_FROM).unwrap_or("-");
+            let mut fields = value.split(' ');
+            if fields.next() != Some(run_id.to_string().as_str()) {
+                return Ok(()); // an earlier run's order
+            }
+            let number = fields.next().unwrap_or("?");
+            println!(
+                "order {number:>2} attempt {} from {} (replayed from {from}): billed",
+                attempts_made(&record) + 1,
+                record.topic
+            );
+            let mut billed = billed
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            *billed += 1;
+            if *billed == expected {
+                all_billed.notify_one();
+            }
+            Ok(())
+        }
+    };
+    consumer.run_until(handler, all_billed.notified()).await?;
+    consumer.close().await?;
+    println!("done");
+    Ok(())
+}
+
+fn print_report(what: &str, report: &ReplayReport) {
+    println!(
+        "{what}: {} of {} records of {} to {} (progress group {})",
+        report.matched, report.examined, report.dlt, report.target, report.progress_group
+    );
+    for (error_type, records) in &report.by_error_type {
+        println!("  {records} x {error_type}");
+    }
+    for sample in &report.sample {
+        println!(
+            "  sample {}/{} key {} : {}",
+            sample.partition,
+            sample.offset,
+            sample.key.as_deref().unwrap_or("-"),
+            sample.error_message.as_deref().unwrap_or("-")
+        );
+    }
 }
 
 /// A handler call's result, and for an order of this run: its number and whether this
