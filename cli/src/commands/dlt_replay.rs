@@ -3,7 +3,8 @@
 //! [`DeadLetters::replay`] with the plan or the outcome printed.
 //!
 //! A dry run unless `--execute`, like `group seek`. The result goes to stdout: a summary
-//! (`DLT TARGET RECORDS EXAMINED PROGRESS-GROUP`), the records by `strata.error.type`,
+//! (`DLT TARGET WOULD-REPLAY|REPLAYED EXAMINED PROGRESS-GROUP`), the records by
+//! `strata.error.type`,
 //! and a sample; with `--format json` one object. The dry-run note and the `--to source`
 //! warning go to stderr. `--to source` without `--yes` is refused before anything is
 //! read (exit 2, `CONFIRMATION_REQUIRED`); a topic that is not a dead-letter topic exits
@@ -212,5 +213,65 @@ fn view(report: ReplayReport) -> ReplayView {
                 error_message: record.error_message,
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use clap::Parser;
+    use strata_client::{Replay, ReplayStart, ReplayTarget};
+
+    use super::build;
+    use crate::args::{Cli, Command, DltCommand, DltReplayArgs};
+
+    fn replay_args(args: &[&str]) -> DltReplayArgs {
+        let argv = ["strata", "dlt", "replay", "orders.billing.dlt"];
+        let cli = Cli::try_parse_from(argv.iter().chain(args)).unwrap();
+        match cli.command {
+            Some(Command::Dlt(DltCommand::Replay(args))) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_become_the_library_replay() {
+        assert_eq!(build(&replay_args(&[])).unwrap(), Replay::new());
+        let args = replay_args(&[
+            "--to",
+            "audit",
+            "-o",
+            "3:9",
+            "-n",
+            "2",
+            "--where",
+            "strata.error.type=a::B",
+            "--where",
+            "k=v=w",
+            "--execute",
+        ]);
+        let expected = Replay::new()
+            .to(ReplayTarget::Topic("audit".to_owned()))
+            .start(ReplayStart::Offset(3))
+            .stop_offset(9)
+            .max_records(2)
+            .filter("strata.error.type", "a::B")
+            .filter("k", "v=w")
+            .execute();
+        assert_eq!(build(&args).unwrap(), expected);
+        let args = replay_args(&["--to", "source", "-y", "-o", "@1700000000000"]);
+        let expected = Replay::new()
+            .to(ReplayTarget::Source)
+            .confirm_every_group()
+            .start(ReplayStart::Time(1_700_000_000_000));
+        assert_eq!(build(&args).unwrap(), expected);
+    }
+
+    #[test]
+    fn offsets_a_replay_cannot_use_are_usage_errors() {
+        for offset in ["end", "-5", "+5", "@1700000000000:1700000001000"] {
+            let error = build(&replay_args(&["-o", offset])).err();
+            assert_eq!(error.map(|e| e.exit.code()), Some(2), "{offset}");
+        }
     }
 }
