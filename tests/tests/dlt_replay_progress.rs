@@ -3,7 +3,8 @@
 //! than it): the replay fails with that error and commits nothing at or after the refused
 //! record, while the partition whose records were all acknowledged is committed to its
 //! end, and every record below a committed offset is in the target. A target with fewer
-//! partitions than the records need is refused before anything is sent.
+//! partitions than the records need is refused before anything is sent, and so is the
+//! default target of a group that retries in place (it has no retry topic).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod group_client;
@@ -13,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use group_client::{connect, create_topic, BROKER_ARGS, WAIT};
 use strata_client::{
     Client, ConsumedRecord, NewTopic, Offset, OffsetSpec, Record, Replay, ReplayError,
-    ReplayTarget, RetryPolicy,
+    ReplayTarget, RetryOrdering, RetryPolicy,
 };
 use strata_tests::broker_process::BrokerProcess;
 use tokio_stream::StreamExt;
@@ -120,6 +121,25 @@ async fn progress_is_committed_only_past_acknowledged_records() {
         "{refused:?}"
     );
     assert!(progress(&client).await.is_empty());
+
+    // A group that retries in place has no retry topic to replay into.
+    client
+        .consumer()
+        .topics(["payments"])
+        .group("audit")
+        .retry(RetryPolicy::default().ordering(RetryOrdering::BlockPartition))
+        .build()
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    let in_place = client.dead_letters("payments", "audit").unwrap();
+    let refused = in_place.replay(&Replay::new()).await.err();
+    assert!(
+        matches!(&refused, Some(ReplayError::NoRetryTopic { topic, .. }) if topic == "payments.audit.retry.0"),
+        "{refused:?}"
+    );
 
     let sink = NewTopic::new(SINK)
         .partitions(2)
