@@ -115,6 +115,19 @@ pub enum LogError {
         epoch: LeaderEpoch,
         previous: LeaderEpoch,
     },
+    /// A wait for every offset below `target` to be durable found the log ending at
+    /// `log_end_offset`, below it: a truncation (this replica became a follower) cut the
+    /// bytes waited for, so they will never be durable here. Leadership moved while the
+    /// request was in flight; the client asks the new leader.
+    #[error(
+        "offsets below {target} of {path} were truncated away before they were durable \
+         (the log now ends at {log_end_offset})"
+    )]
+    Truncated {
+        path: PathBuf,
+        target: Offset,
+        log_end_offset: Offset,
+    },
     /// A read below the log start offset or beyond the log end offset.
     #[error("offset {offset} is outside the log [{log_start_offset}, {log_end_offset})")]
     OffsetOutOfRange {

@@ -15,6 +15,11 @@
 //!   before the truncation publishes nothing, since the offsets it covered may now belong
 //!   to different bytes.
 //! - An fsync error is fatal: it is recorded, every waiter gets it, and it is never retried.
+//! - A wait for offsets the log no longer holds ends with [`LogError::Truncated`]: when
+//!   the fsync a waiter ran covered a log end below its target, a truncation cut the
+//!   waiter's bytes, and no fsync can make them durable. (Before this rule such a waiter
+//!   claimed fsync after fsync until the log grew past its target again, which a
+//!   follower that is shutting down never does.)
 //!
 //! Async waiters: [`GroupCommit::poll_durable`] lets a task wait for the running fsync with
 //! a `std::task::Waker` instead of a blocked thread (this module stays free of any async
@@ -100,6 +105,12 @@ impl GroupCommit {
         self.lock().durable_offset
     }
 
+    /// How many truncations this log has had: a batch written before a truncation may
+    /// be gone even when offsets past it are durable again (they hold other bytes).
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
     /// How many fsyncs group commit has issued (for tests and metrics).
     pub fn fsyncs_total(&self) -> u64 {
         self.lock().fsyncs_total
@@ -139,7 +150,14 @@ impl GroupCommit {
             state.syncing = true;
             let generation = state.generation;
             drop(state);
-            self.sync_claimed(generation, &capture)?;
+            let covered = self.sync_claimed(generation, &capture)?;
+            if covered < target {
+                return Err(LogError::Truncated {
+                    path: path_for_errors.to_path_buf(),
+                    target,
+                    log_end_offset: covered,
+                });
+            }
             state = self.lock();
         }
     }
@@ -175,14 +193,15 @@ impl GroupCommit {
 
     /// The syncer's work, for the owner of the running fsync (from [`wait_durable`] or a
     /// [`DurableWait::Claimed`]): captures the target, fsyncs outside every lock and
-    /// publishes the durable offset, unless a truncation came in between. Blocks.
+    /// publishes the durable offset, unless a truncation came in between. Returns the
+    /// log end offset the fsync covered. Blocks.
     ///
     /// [`wait_durable`]: GroupCommit::wait_durable
     pub fn sync_claimed(
         &self,
         generation: u64,
         capture: impl Fn() -> LogResult<SyncTarget>,
-    ) -> LogResult<()> {
+    ) -> LogResult<Offset> {
         let sync_target = match capture() {
             Ok(sync_target) => sync_target,
             Err(error) => {
@@ -207,7 +226,7 @@ impl GroupCommit {
             }
         }
         self.changed(state);
-        Ok(())
+        Ok(sync_target.log_end_offset)
     }
 
     /// Gives up a claimed fsync without running it; a waiter then claims it again.

@@ -97,16 +97,29 @@ pub enum Durability {
 pub struct SyncClaim {
     log: Arc<PartitionLog>,
     generation: u64,
+    /// The offset the claimant waits for: every offset below it durable.
+    target: Offset,
     synced: bool,
 }
 
 impl SyncClaim {
     /// Runs the fsync (blocking) and publishes what it made durable.
+    /// [`LogError::Truncated`] when the log ended below the claimant's target: its bytes
+    /// were cut, and will never be durable.
     pub fn sync(mut self) -> LogResult<()> {
         self.synced = true;
         let log = &self.log;
-        log.commit
-            .sync_claimed(self.generation, || log.sync_target())
+        let covered = log
+            .commit
+            .sync_claimed(self.generation, || log.sync_target())?;
+        if covered < self.target {
+            return Err(LogError::Truncated {
+                path: log.dir.clone(),
+                target: self.target,
+                log_end_offset: covered,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -313,6 +326,11 @@ impl PartitionLog {
     /// Every offset below this is fsynced.
     pub fn durable_offset(&self) -> Offset {
         self.commit.durable_offset()
+    }
+
+    /// How many truncations this log has had since it was opened.
+    pub fn truncation_generation(&self) -> u64 {
+        self.commit.generation()
     }
 
     pub fn high_watermark(&self) -> Offset {
@@ -563,6 +581,7 @@ impl PartitionLog {
                 DurableWait::Claimed { generation } => Ok(Durability::SyncClaimed(SyncClaim {
                     log: Arc::clone(self),
                     generation,
+                    target,
                     synced: false,
                 })),
                 DurableWait::Failed(reason) => Err(LogError::Stopped {

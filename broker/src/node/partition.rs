@@ -24,7 +24,7 @@ use super::error::NodeError;
 use super::producer_snapshots;
 use super::producer_state::{ProducerStateTable, SequenceCheck};
 use crate::controller::PartitionImage;
-use crate::log::{Durability, FlushPolicy, PartitionLog, ReplicaRole};
+use crate::log::{Durability, FlushPolicy, LogError, PartitionLog, ReplicaRole};
 use crate::replication::leader::{
     AckState, FollowerFetch, IsrProposal, LeaderConfig, LeaderMetadataDecision, LeaderPartition,
     LeaderStart,
@@ -366,6 +366,8 @@ impl PartitionHandle {
         let checked = CheckedBatch::validate(batch, limits)?;
         let header = *checked.header();
         let epoch = self.leader_epoch();
+        // Read before the append: a truncation in between counts against this batch.
+        let truncation_generation = self.log.truncation_generation();
         let mut producers = self.producers();
         let base_offset = match producers.check(&header) {
             SequenceCheck::Append => {
@@ -398,6 +400,7 @@ impl PartitionHandle {
         Ok(Written {
             base_offset,
             end_offset: base_offset.plus(i64::from(header.last_offset_delta) + 1),
+            truncation_generation,
         })
     }
 
@@ -447,6 +450,7 @@ impl PartitionHandle {
     }
 
     fn commit_under(&self, flush: FlushPolicy, written: Written) -> Result<Appended, NodeError> {
+        self.check_not_truncated(written)?;
         let high_watermark = match flush {
             FlushPolicy::Always => {
                 self.log.wait_durable(written.end_offset)?;
@@ -454,6 +458,7 @@ impl PartitionHandle {
             }
             FlushPolicy::Interval { .. } => self.log.log_end_offset(),
         };
+        self.check_not_truncated(written)?;
         if self.replicated.load(Ordering::Acquire) {
             // More than one replica: the leader's log end counts toward the high
             // watermark, which only `LeaderPartition` moves.
@@ -474,12 +479,31 @@ impl PartitionHandle {
     }
 }
 
+impl PartitionHandle {
+    /// `LogError::Truncated` when the log was truncated since `written` was written:
+    /// the batch may be gone, and offsets past it may hold another leader's records.
+    fn check_not_truncated(&self, written: Written) -> Result<(), NodeError> {
+        if self.log.truncation_generation() == written.truncation_generation {
+            return Ok(());
+        }
+        Err(NodeError::Log(LogError::Truncated {
+            path: self.log.dir().to_path_buf(),
+            target: written.end_offset,
+            log_end_offset: self.log.log_end_offset(),
+        }))
+    }
+}
+
 /// A batch written to the log but not yet committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
     pub base_offset: Offset,
     /// The offset after the batch's last record.
     pub end_offset: Offset,
+    /// The log's truncation count when the batch was written. A truncation since then
+    /// (this replica stopped leading) may have cut the batch, even if the offsets it had
+    /// are filled and durable again with a new leader's records: it no longer counts.
+    pub truncation_generation: u64,
 }
 
 #[cfg(test)]
@@ -655,5 +679,55 @@ mod tests {
         assert_eq!(offsets, (0..200).collect::<Vec<_>>());
         assert_eq!(always.log.high_watermark(), Offset(200));
         assert!(always.log.fsyncs_total() <= 200);
+    }
+
+    /// A leader's batches written but not yet fsynced when the replica becomes a follower
+    /// and truncates: their commits fail with `NOT_LEADER` (the producer asks the new
+    /// leader, which has them or not; an idempotent retry is answered either way). One
+    /// used to claim fsync after fsync until the log grew past it again, which a broker
+    /// shutting down never lets happen (its produce stream, and its drain, waited until
+    /// the grace ran out), and once the log had grown past it with the new leader's
+    /// records it was answered as appended at offsets that held someone else's.
+    #[test]
+    fn a_commit_whose_batch_was_truncated_away_fails_as_not_leader() {
+        let dir = tempfile::tempdir().unwrap();
+        let always = Arc::new(handle(dir.path(), FlushPolicy::Always));
+        let first = always.write(&batch(), &ValidateLimits::default()).unwrap();
+        let second = always.write(&batch(), &ValidateLimits::default()).unwrap();
+        always.log.truncate_to(Offset(1)).unwrap();
+        // Written after the cut, at the offset `second` had, and made durable.
+        let refill = always.write(&batch(), &ValidateLimits::default()).unwrap();
+        assert_eq!(always.commit(refill).unwrap().base_offset, Offset(1));
+        // The log now ends where it does not hold `later`'s bytes.
+        let later = always.write(&batch(), &ValidateLimits::default()).unwrap();
+        always.log.truncate_to(Offset(2)).unwrap();
+
+        let handle = Arc::clone(&always);
+        // On a thread of its own with its own runtime: a commit that never ends (the bug)
+        // fails the test instead of holding the test's runtime open for ever.
+        let (sender, answers) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            for written in [first, second, later] {
+                let answer = runtime.block_on(Arc::clone(&handle).commit_async(written));
+                sender.send(answer).unwrap();
+            }
+        });
+        for name in [
+            "first (below the cut)",
+            "second (refilled)",
+            "later (beyond the end)",
+        ] {
+            let answer = answers
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("the commit of {name} never finished"));
+            assert!(
+                matches!(answer, Err(NodeError::Log(LogError::Truncated { .. }))),
+                "{name}: {answer:?}"
+            );
+        }
+        assert_eq!(always.log.high_watermark(), Offset(2));
     }
 }

@@ -128,7 +128,9 @@ fn log_code(error: &LogError) -> ErrorCode {
         LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         LogError::StaleLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
         // Leadership moved while the request was in flight: retriable, ask again.
-        LogError::NotLeading { .. } | LogError::NotFollowing { .. } => ErrorCode::NotLeader,
+        LogError::NotLeading { .. }
+        | LogError::NotFollowing { .. }
+        | LogError::Truncated { .. } => ErrorCode::NotLeader,
         _ => ErrorCode::StorageError,
     }
 }
@@ -171,6 +173,18 @@ mod tests {
         assert!(!wire.message.contains("/var/lib"), "{}", wire.message);
         assert!(wire.message.contains("<path>"), "{}", wire.message);
         assert!(wire.message.contains("at byte 451"), "{}", wire.message);
+    }
+
+    #[test]
+    fn a_batch_truncated_before_it_counted_is_not_leader_and_retriable() {
+        let error = NodeError::Log(LogError::Truncated {
+            path: PathBuf::from("/var/lib/strata/orders-0"),
+            target: strata_proto::types::Offset(12),
+            log_end_offset: strata_proto::types::Offset(10),
+        });
+        let wire = to_wire(&error);
+        assert_eq!(wire.error_code(), ErrorCode::NotLeader);
+        assert!(wire.retriable, "{wire:?}");
     }
 
     #[test]
