@@ -42,6 +42,10 @@
 //! [`group_crash`] is row 12 (a consumer that dies between poll, commit and processing):
 //! the event lines the `group_worker` binary writes and the checker of its redeliveries
 //! and losses (`tests/group_crash_redelivery.rs`).
+//!
+//! [`retry_crash`] is issue 22's crash test of retry and dead-letter topics: the record
+//! classes, the event lines the `retry_worker` binary writes, and the checker that finds
+//! lost records and unexplained duplicates (`tests/retry_crash.rs`).
 
 pub mod ack_timeline;
 pub mod admin_api;
@@ -57,5 +61,6 @@ pub mod group_crash;
 pub mod history;
 pub mod nemesis;
 pub mod quorum_watch;
+pub mod retry_crash;
 pub mod wait;
 pub mod workload;

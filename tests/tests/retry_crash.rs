@@ -1,0 +1,411 @@
+//! Retry and dead-letter topics under crashes (issue 22): the consuming process is
+//! SIGKILLed 20 times at random points while 10,000 records flow, 30 % of them failing
+//! once and 5 % always failing, and no record is lost.
+//!
+//! One broker (fast group timing: heartbeats every 100 ms, members expelled after 1.5 s
+//! of silence) holds a 4-partition topic of 10,000 records whose values are their ids.
+//! `retry_worker` processes run one at a time in one group with a retry policy of 3
+//! attempts (waits of 100 and 200 ms) and auto-commit every 100 ms. The test kills each
+//! of the first 20 with SIGKILL after a number of handler calls its seed chooses
+//! (1..=600, then 0..=20 ms more, so the kill lands anywhere: in the handler, in a
+//! hand-off, in a commit), waits until the group has expelled it and reads the group's
+//! committed offsets: what the dead worker left committed. The 21st worker runs until
+//! the group's committed offsets reach the end of the source topic and of both retry
+//! topics. The test then reads the retry topics and the dead-letter topic back, and
+//! `strata_tests::retry_crash::check` decides: every id processed or dead-lettered,
+//! nothing lost, each duplicate after the last commit of a killed worker; it prints the
+//! counts.
+//!
+//! Seed: `STRATA_SEED` (default: from the clock, printed). It replays the kill points
+//! (handler calls and delay), not the scheduling of the processes. Every wait is bounded
+//! and waits for a condition; nothing depends on how long anything took.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use strata_client::retry_topics::headers::{self, header_text};
+use strata_client::{
+    Client, ConsumedRecord, NewTopic, Offset, OffsetSpec, Record, RetryTopicNames,
+};
+use strata_tests::broker_process::BrokerProcess;
+use strata_tests::retry_crash::{
+    check, handled_count, parse_events, Forwarded, Instance, Partition, Run, RETRY_LEVELS,
+};
+use tokio_stream::StreamExt;
+
+const TOPIC: &str = "jobs";
+const GROUP: &str = "billing";
+const PARTITIONS: i32 = 4;
+const RECORDS: u64 = 10_000;
+const KILLS: usize = 20;
+const BROKER_ARGS: [&str; 4] = [
+    "--group-heartbeat-interval-ms",
+    "100",
+    "--group-session-timeout-ms",
+    "1500",
+];
+/// Handler calls a worker makes before it is killed. 20 kills take at most 12,000 of the
+/// at least 14,000 calls the run needs (10,000 + 3,000 second attempts + 1,000 more for
+/// the records that always fail), so every kill falls while records flow.
+const BUDGET: std::ops::RangeInclusive<usize> = 1..=600;
+/// Then this many milliseconds more.
+const KILL_DELAY_MS: std::ops::RangeInclusive<u64> = 0..=20;
+/// The longest any one step may take before the test counts as hung.
+const WAIT: Duration = Duration::from_secs(60);
+/// The longest the last worker may take to finish everything.
+const FINAL_WAIT: Duration = Duration::from_secs(180);
+
+fn seed() -> u64 {
+    std::env::var("STRATA_SEED")
+        .ok()
+        .map(|text| text.parse().expect("STRATA_SEED is a number"))
+        .unwrap_or_else(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap();
+            u64::try_from(now.as_micros() % 1_000_000_007).unwrap()
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_kills_lose_no_record_and_duplicate_only_after_the_last_commit() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = tokio::task::block_in_place(|| {
+        BrokerProcess::start(&dir.path().join("broker"), &BROKER_ARGS)
+    })
+    .expect("start strata-broker (built with `cargo build -p strata-broker`?)");
+    let client = Client::builder()
+        .brokers([broker.address().to_string()])
+        .request_timeout(Duration::from_secs(10))
+        .build()
+        .await
+        .unwrap();
+    client
+        .admin()
+        .create_topic(NewTopic::new(TOPIC).partitions(PARTITIONS))
+        .await
+        .unwrap();
+    let sources = produce(&client).await;
+    let names = RetryTopicNames::new(TOPIC, GROUP).unwrap();
+    let retry_topics: Vec<String> = (0..RETRY_LEVELS).map(|level| names.retry(level)).collect();
+    let consumed: Vec<Partition> = std::iter::once(TOPIC.to_owned())
+        .chain(retry_topics.iter().cloned())
+        .flat_map(|topic| (0..PARTITIONS).map(move |partition| (topic.clone(), partition)))
+        .collect();
+
+    let seed = seed();
+    println!("retry crash: seed {seed} (STRATA_SEED={seed} replays the kill points)");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut event_files = Vec::new();
+    let mut committed_after = Vec::new();
+    for index in 0..KILLS {
+        let budget = rng.gen_range(BUDGET);
+        let delay = Duration::from_millis(rng.gen_range(KILL_DELAY_MS));
+        let mut worker = Worker::spawn(&broker, dir.path(), index);
+        worker.wait_handled(budget).await;
+        tokio::time::sleep(delay).await;
+        let handled = worker.kill();
+        wait_expelled(&client, &worker).await;
+        committed_after.push(committed(&client).await);
+        println!(
+            "worker {index}: SIGKILLed after {handled} handler calls (budget {budget}, \
+             {delay:?} more)"
+        );
+        event_files.push(worker.events);
+    }
+    let mut last = Worker::spawn(&broker, dir.path(), KILLS);
+    let ends = wait_all_committed(&client, &consumed, &mut last).await;
+    let handled = last.kill();
+    println!("worker {KILLS}: finished everything in {handled} handler calls");
+    event_files.push(last.events.clone());
+    committed_after.push(ends.clone());
+
+    let dlt = names.dlt();
+    let mut forwarded_topics = retry_topics.clone();
+    forwarded_topics.push(dlt.clone());
+    let forwarded = read_forwarded(&client, &forwarded_topics).await;
+    let workers = event_files
+        .iter()
+        .map(|path| parse_events(&std::fs::read_to_string(path).unwrap()))
+        .collect();
+    let run = Run {
+        group: GROUP.to_owned(),
+        retry_topics,
+        dlt,
+        sources,
+        workers,
+        committed_after,
+        ends,
+        forwarded,
+    };
+    let outcome = match check(&run) {
+        Ok(outcome) => outcome,
+        Err(problems) => {
+            let kept = keep_events(dir.path(), seed);
+            let shown = problems.len().min(40);
+            panic!(
+                "seed {seed}: {} problems (event files kept in {}), the first {shown}:\n{}",
+                problems.len(),
+                kept.display(),
+                problems[..shown].join("\n")
+            )
+        }
+    };
+    println!(
+        "retry crash: seed {seed}, {KILLS} kills, {} ids: {} processed, {} dead-lettered, \
+         0 lost; {} handler calls, {} redeliveries ({} after a lost partition) left by {} \
+         of the kills, {} ids processed more than once, duplicate forwards {:?}; {:?}",
+        outcome.ids,
+        outcome.processed,
+        outcome.dead_lettered,
+        outcome.handlings,
+        outcome.redeliveries,
+        outcome.redeliveries_after_release,
+        outcome.kills_redelivering,
+        outcome.processed_again,
+        outcome.duplicate_forwards,
+        started.elapsed()
+    );
+    assert_eq!(outcome.processed + outcome.dead_lettered, outcome.ids);
+}
+
+/// Produces the ids `0..RECORDS` round-robin over the partitions, each id as its value;
+/// returns where each landed.
+async fn produce(client: &Client) -> BTreeMap<u64, Instance> {
+    let producer = client.producer().build().unwrap();
+    let mut deliveries = Vec::new();
+    for id in 0..RECORDS {
+        let partition = i32::try_from(id % u64::try_from(PARTITIONS).unwrap()).unwrap();
+        let record = Record::to(TOPIC).partition(partition).value(id.to_string());
+        deliveries.push((id, producer.enqueue(record).unwrap()));
+    }
+    producer.flush().await.unwrap();
+    let mut sources = BTreeMap::new();
+    for (id, delivery) in deliveries {
+        let delivery = delivery.await.unwrap();
+        let at = Instance {
+            topic: TOPIC.to_owned(),
+            partition: delivery.partition,
+            offset: delivery.offset,
+        };
+        sources.insert(id, at);
+    }
+    producer.close().await.unwrap();
+    sources
+}
+
+/// One `retry_worker` process.
+struct Worker {
+    child: Child,
+    events: PathBuf,
+    client_id: String,
+}
+
+impl Worker {
+    fn spawn(broker: &BrokerProcess, dir: &Path, index: usize) -> Worker {
+        let events = dir.join(format!("worker-{index}.events"));
+        let stderr = std::fs::File::create(events.with_extension("stderr")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_retry_worker"))
+            .args([
+                &broker.address().to_string(),
+                TOPIC,
+                GROUP,
+                events.to_str().unwrap(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start retry_worker");
+        let client_id = format!("retry-worker-{}", child.id());
+        Worker {
+            child,
+            events,
+            client_id,
+        }
+    }
+
+    /// The handler calls in the event file so far.
+    fn handled(&self) -> usize {
+        handled_count(&std::fs::read_to_string(&self.events).unwrap_or_default())
+    }
+
+    /// Fails the test if the worker exited by itself (it never should).
+    fn assert_alive(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            let stderr =
+                std::fs::read_to_string(self.events.with_extension("stderr")).unwrap_or_default();
+            panic!("{} exited by itself: {status}\n{stderr}", self.client_id);
+        }
+    }
+
+    async fn wait_handled(&mut self, budget: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.handled() < budget {
+            self.assert_alive();
+            assert!(
+                Instant::now() < deadline,
+                "{} made {} handler calls of {budget} within {WAIT:?}",
+                self.client_id,
+                self.handled()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// SIGKILL; the handler calls it made.
+    fn kill(&mut self) -> usize {
+        self.assert_alive();
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.handled()
+    }
+}
+
+/// Waits until the group no longer lists the dead worker's member: from then on nothing
+/// it sent can change the committed offsets.
+async fn wait_expelled(client: &Client, worker: &Worker) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let group = client.admin().describe_group(GROUP).await.unwrap();
+        if !group
+            .members
+            .iter()
+            .any(|member| member.client_id == worker.client_id)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} not expelled within {WAIT:?}",
+            worker.client_id
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn committed(client: &Client) -> BTreeMap<Partition, i64> {
+    let offsets = client
+        .admin()
+        .committed_offsets(GROUP, None)
+        .await
+        .expect("OffsetFetch");
+    offsets
+        .into_iter()
+        .filter_map(|offset| Some(((offset.topic, offset.partition), offset.offset?)))
+        .collect()
+}
+
+/// Waits until the group's committed offsets reach the end of every consumed partition
+/// (read after the offsets, so the ends cannot have grown since): every record handled,
+/// every hand-off acknowledged, nothing left to retry. Returns the ends.
+async fn wait_all_committed(
+    client: &Client,
+    consumed: &[Partition],
+    worker: &mut Worker,
+) -> BTreeMap<Partition, i64> {
+    let deadline = Instant::now() + FINAL_WAIT;
+    loop {
+        worker.assert_alive();
+        let committed = committed(client).await;
+        let mut ends = BTreeMap::new();
+        for (topic, partition) in consumed {
+            let (end, _) = client
+                .admin()
+                .list_offsets(topic, *partition, OffsetSpec::Latest)
+                .await
+                .unwrap();
+            ends.insert((topic.clone(), *partition), end);
+        }
+        if ends
+            .iter()
+            .all(|(partition, end)| committed.get(partition) == Some(end))
+        {
+            return ends;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the last worker did not finish within {FINAL_WAIT:?}: committed {committed:?}, \
+             ends {ends:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every record of `topics` up to their ends, read without a group.
+async fn read_forwarded(client: &Client, topics: &[String]) -> Vec<Forwarded> {
+    let mut expected = 0;
+    for topic in topics {
+        for partition in 0..PARTITIONS {
+            let (end, _) = client
+                .admin()
+                .list_offsets(topic, partition, OffsetSpec::Latest)
+                .await
+                .unwrap();
+            expected += end;
+        }
+    }
+    let mut consumer = client
+        .consumer()
+        .topics(topics.iter().map(String::as_str))
+        .start(Offset::Earliest)
+        .build()
+        .await
+        .unwrap();
+    let mut records = Vec::new();
+    while i64::try_from(records.len()).unwrap() < expected {
+        let record = tokio::time::timeout(WAIT, consumer.next())
+            .await
+            .expect("reading the retry topics hung")
+            .unwrap()
+            .unwrap();
+        records.push(forwarded(&record));
+    }
+    records
+}
+
+fn forwarded(record: &ConsumedRecord) -> Forwarded {
+    let number = |key| header_text(record, key).and_then(|text| text.parse::<i64>().ok());
+    let text = |key| header_text(record, key).map(str::to_owned);
+    let value = record.value.as_deref().unwrap_or_default();
+    Forwarded {
+        at: Instance {
+            topic: record.topic.to_string(),
+            partition: record.partition,
+            offset: record.offset,
+        },
+        id: std::str::from_utf8(value)
+            .ok()
+            .and_then(|id| id.parse().ok()),
+        attempt: number(headers::ATTEMPT).and_then(|attempt| u32::try_from(attempt).ok()),
+        original_topic: text(headers::ORIGINAL_TOPIC),
+        original_partition: number(headers::ORIGINAL_PARTITION)
+            .and_then(|partition| i32::try_from(partition).ok()),
+        original_offset: number(headers::ORIGINAL_OFFSET),
+        original_group: text(headers::ORIGINAL_GROUP),
+        due_ms: number(headers::RETRY_DUE_MS),
+        error_kind: text(headers::ERROR_KIND),
+        error_type: text(headers::ERROR_TYPE),
+        error_message: text(headers::ERROR_MESSAGE),
+    }
+}
+
+/// Copies a failing run's event files out of the temporary directory (dropped when the
+/// test panics) to `strata-retry-crash-seed<seed>` in the system's temporary directory.
+fn keep_events(dir: &Path, seed: u64) -> PathBuf {
+    let kept = std::env::temp_dir().join(format!("strata-retry-crash-seed{seed}"));
+    std::fs::create_dir_all(&kept).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), kept.join(entry.file_name())).unwrap();
+        }
+    }
+    kept
+}
