@@ -6,15 +6,16 @@
 //! of silence) holds a 4-partition topic of 10,000 records whose values are their ids.
 //! `retry_worker` processes run one at a time in one group with a retry policy of 3
 //! attempts (waits of 100 and 200 ms) and auto-commit every 100 ms. The test kills each
-//! of the first 20 with SIGKILL after a number of handler calls its seed chooses
-//! (1..=600, then 0..=20 ms more, so the kill lands anywhere: in the handler, in a
-//! hand-off, in a commit), waits until the group has expelled it and reads the group's
-//! committed offsets: what the dead worker left committed. The 21st worker runs until
-//! the group's committed offsets reach the end of the source topic and of both retry
-//! topics. The test then reads the retry topics and the dead-letter topic back, and
-//! `strata_tests::retry_crash::check` decides: every id processed or dead-lettered,
-//! nothing lost, each duplicate after the last commit of a killed worker; it prints the
-//! counts.
+//! of the first 20 with SIGKILL at a point its seed chooses (1..=400 handler calls after
+//! the worker's first commit, then 0..=20 ms more, so the kill lands anywhere: in the
+//! handler, in a hand-off, in a commit), waits until the group has expelled it and
+//! reads the group's committed offsets: what the dead worker left committed. The 21st
+//! worker runs until the group's committed offsets reach the end of the source topic
+//! and of both retry topics. The test then reads the retry topics and the dead-letter
+//! topic back, and `strata_tests::retry_crash::check` decides: every id processed or
+//! dead-lettered, nothing lost, each duplicate after the last commit of a killed
+//! worker; it prints the counts. If a worker finishes everything before its kill point,
+//! it is the last one, and the test fails after the check for lack of kills.
 //!
 //! Seed: `STRATA_SEED` (default: from the clock, printed). It replays the kill points
 //! (handler calls and delay), not the scheduling of the processes. Every wait is bounded
@@ -49,16 +50,22 @@ const BROKER_ARGS: [&str; 4] = [
     "--group-session-timeout-ms",
     "1500",
 ];
-/// Handler calls a worker makes before it is killed. 20 kills take at most 12,000 of the
-/// at least 14,000 calls the run needs (10,000 + 3,000 second attempts + 1,000 more for
-/// the records that always fail), so every kill falls while records flow.
-const BUDGET: std::ops::RangeInclusive<usize> = 1..=600;
+/// Handler calls a worker makes after the group's committed offsets first moved while it
+/// ran (its first commit), before it is killed: every kill leaves something committed
+/// and something after it, even where calls are much faster than commits (a library
+/// that stopped waiting for its hand-offs). Each worker makes about 100 ms of calls
+/// before its first commit plus at most 400; the run needs at least 14,000 calls
+/// (10,000 + 3,000 second attempts + 1,000 more for the records that always fail), so
+/// every kill falls while records flow.
+const BUDGET: std::ops::RangeInclusive<usize> = 1..=400;
 /// Then this many milliseconds more.
 const KILL_DELAY_MS: std::ops::RangeInclusive<u64> = 0..=20;
 /// The longest any one step may take before the test counts as hung.
 const WAIT: Duration = Duration::from_secs(60);
 /// The longest the last worker may take to finish everything.
 const FINAL_WAIT: Duration = Duration::from_secs(180);
+/// A worker whose calls stopped this long may have finished everything: the test looks.
+const IDLE: Duration = Duration::from_millis(300);
 
 fn seed() -> u64 {
     std::env::var("STRATA_SEED")
@@ -104,27 +111,48 @@ async fn twenty_kills_lose_no_record_and_duplicate_only_after_the_last_commit() 
     let mut rng = StdRng::seed_from_u64(seed);
     let mut event_files = Vec::new();
     let mut committed_after = Vec::new();
-    for index in 0..KILLS {
-        let budget = rng.gen_range(BUDGET);
-        let delay = Duration::from_millis(rng.gen_range(KILL_DELAY_MS));
+    let mut kills = 0;
+    let mut ends = None;
+    for index in 0..=KILLS {
+        let kill_point = (index < KILLS).then(|| {
+            let budget = rng.gen_range(BUDGET);
+            (budget, Duration::from_millis(rng.gen_range(KILL_DELAY_MS)))
+        });
+        let before = committed(&client).await;
         let mut worker = Worker::spawn(&broker, dir.path(), index);
-        worker.wait_handled(budget).await;
-        tokio::time::sleep(delay).await;
-        let handled = worker.kill();
-        wait_expelled(&client, &worker).await;
-        committed_after.push(committed(&client).await);
-        println!(
-            "worker {index}: SIGKILLed after {handled} handler calls (budget {budget}, \
-             {delay:?} more)"
-        );
-        event_files.push(worker.events);
+        let stop = worker
+            .run_until(
+                &client,
+                &consumed,
+                &before,
+                kill_point.map(|(budget, _)| budget),
+            )
+            .await;
+        match (stop, kill_point) {
+            (Stop::KillPoint { first_commit }, Some((budget, delay))) => {
+                tokio::time::sleep(delay).await;
+                let handled = worker.kill();
+                kills += 1;
+                wait_expelled(&client, &worker).await;
+                committed_after.push(committed(&client).await);
+                println!(
+                    "worker {index}: SIGKILLed after {handled} handler calls, its first \
+                     commit after {first_commit} (budget {budget} calls, then {delay:?})"
+                );
+                event_files.push(worker.events);
+            }
+            (Stop::KillPoint { .. }, None) => unreachable!("the last worker has no kill point"),
+            (Stop::Finished(all), _) => {
+                let handled = worker.kill();
+                println!("worker {index}: finished everything in {handled} handler calls");
+                event_files.push(worker.events);
+                committed_after.push(all.clone());
+                ends = Some(all);
+                break;
+            }
+        }
     }
-    let mut last = Worker::spawn(&broker, dir.path(), KILLS);
-    let ends = wait_all_committed(&client, &consumed, &mut last).await;
-    let handled = last.kill();
-    println!("worker {KILLS}: finished everything in {handled} handler calls");
-    event_files.push(last.events.clone());
-    committed_after.push(ends.clone());
+    let ends = ends.expect("the last worker finishes");
 
     let dlt = names.dlt();
     let mut forwarded_topics = retry_topics.clone();
@@ -158,7 +186,7 @@ async fn twenty_kills_lose_no_record_and_duplicate_only_after_the_last_commit() 
         }
     };
     println!(
-        "retry crash: seed {seed}, {KILLS} kills, {} ids: {} processed, {} dead-lettered, \
+        "retry crash: seed {seed}, {kills} kills, {} ids: {} processed, {} dead-lettered, \
          0 lost; {} handler calls, {} redeliveries ({} after a lost partition) left by {} \
          of the kills, {} ids processed more than once, duplicate forwards {:?}; {:?}",
         outcome.ids,
@@ -173,6 +201,7 @@ async fn twenty_kills_lose_no_record_and_duplicate_only_after_the_last_commit() 
         started.elapsed()
     );
     assert_eq!(outcome.processed + outcome.dead_lettered, outcome.ids);
+    assert_eq!(kills, KILLS, "the records ran out after {kills} kills");
 }
 
 /// Produces the ids `0..RECORDS` round-robin over the partitions, each id as its value;
@@ -198,6 +227,15 @@ async fn produce(client: &Client) -> BTreeMap<u64, Instance> {
     }
     producer.close().await.unwrap();
     sources
+}
+
+/// Why [`Worker::run_until`] returned.
+enum Stop {
+    /// The worker reached its kill point; `first_commit` is the handler calls it had made
+    /// when its first commit was seen.
+    KillPoint { first_commit: usize },
+    /// Everything is committed; the ends of the consumed partitions.
+    Finished(BTreeMap<Partition, i64>),
 }
 
 /// One `retry_worker` process.
@@ -245,15 +283,45 @@ impl Worker {
         }
     }
 
-    async fn wait_handled(&mut self, budget: usize) {
-        let deadline = Instant::now() + WAIT;
-        while self.handled() < budget {
+    /// Waits until the worker made `budget` handler calls after the group's committed
+    /// offsets first differ from `before` (its first commit), or until it finished
+    /// everything (checked once its calls stopped for [`IDLE`]).
+    async fn run_until(
+        &mut self,
+        client: &Client,
+        consumed: &[Partition],
+        before: &BTreeMap<Partition, i64>,
+        budget: Option<usize>,
+    ) -> Stop {
+        let deadline = Instant::now() + if budget.is_some() { WAIT } else { FINAL_WAIT };
+        let mut first_commit: Option<usize> = None;
+        let mut last_change = (0, Instant::now());
+        loop {
+            let handled = self.handled();
+            if let Some(budget) = budget {
+                if first_commit.is_none() && committed(client).await != *before {
+                    first_commit = Some(handled);
+                }
+                if let Some(first) = first_commit.filter(|first| handled >= first + budget) {
+                    return Stop::KillPoint {
+                        first_commit: first,
+                    };
+                }
+            }
+            if handled != last_change.0 {
+                last_change = (handled, Instant::now());
+            } else if last_change.1.elapsed() >= IDLE {
+                if let Some(ends) = finished(client, consumed).await {
+                    return Stop::Finished(ends);
+                }
+                last_change.1 = Instant::now();
+            }
             self.assert_alive();
             assert!(
                 Instant::now() < deadline,
-                "{} made {} handler calls of {budget} within {WAIT:?}",
+                "{} made {handled} handler calls (first commit after {first_commit:?}, budget \
+                 {budget:?}) and did not finish",
                 self.client_id,
-                self.handled()
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -302,40 +370,23 @@ async fn committed(client: &Client) -> BTreeMap<Partition, i64> {
         .collect()
 }
 
-/// Waits until the group's committed offsets reach the end of every consumed partition
-/// (read after the offsets, so the ends cannot have grown since): every record handled,
-/// every hand-off acknowledged, nothing left to retry. Returns the ends.
-async fn wait_all_committed(
-    client: &Client,
-    consumed: &[Partition],
-    worker: &mut Worker,
-) -> BTreeMap<Partition, i64> {
-    let deadline = Instant::now() + FINAL_WAIT;
-    loop {
-        worker.assert_alive();
-        let committed = committed(client).await;
-        let mut ends = BTreeMap::new();
-        for (topic, partition) in consumed {
-            let (end, _) = client
-                .admin()
-                .list_offsets(topic, *partition, OffsetSpec::Latest)
-                .await
-                .unwrap();
-            ends.insert((topic.clone(), *partition), end);
-        }
-        if ends
-            .iter()
-            .all(|(partition, end)| committed.get(partition) == Some(end))
-        {
-            return ends;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the last worker did not finish within {FINAL_WAIT:?}: committed {committed:?}, \
-             ends {ends:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+/// The ends of the consumed partitions when the group's committed offsets have reached
+/// every one of them (read after the offsets, so the ends cannot have grown since):
+/// every record handled, every hand-off acknowledged, nothing left to retry.
+async fn finished(client: &Client, consumed: &[Partition]) -> Option<BTreeMap<Partition, i64>> {
+    let committed = committed(client).await;
+    let mut ends = BTreeMap::new();
+    for (topic, partition) in consumed {
+        let (end, _) = client
+            .admin()
+            .list_offsets(topic, *partition, OffsetSpec::Latest)
+            .await
+            .ok()?;
+        ends.insert((topic.clone(), *partition), end);
     }
+    ends.iter()
+        .all(|(partition, end)| committed.get(partition).copied().unwrap_or(0) == *end)
+        .then_some(ends)
 }
 
 /// Every record of `topics` up to their ends, read without a group.
