@@ -188,7 +188,7 @@ async fn twenty_kills_lose_no_record_and_duplicate_only_after_the_last_commit() 
     println!(
         "retry crash: seed {seed}, {kills} kills, {} ids: {} processed, {} dead-lettered, \
          0 lost; {} handler calls, {} redeliveries ({} after a lost partition) left by {} \
-         of the kills, {} ids processed more than once, duplicate forwards {:?}; {:?}",
+         of the kills, {} repeated processings of an id, duplicate forwards {:?}; {:?}",
         outcome.ids,
         outcome.processed,
         outcome.dead_lettered,
