@@ -139,13 +139,13 @@ async fn twenty_kills_lose_no_record_and_duplicate_only_after_the_last_commit() 
                     "worker {index}: SIGKILLed after {handled} handler calls, its first \
                      commit after {first_commit} (budget {budget} calls, then {delay:?})"
                 );
-                event_files.push(worker.events);
+                event_files.push(worker.events.clone());
             }
             (Stop::KillPoint { .. }, None) => unreachable!("the last worker has no kill point"),
             (Stop::Finished(all), _) => {
                 let handled = worker.kill();
                 println!("worker {index}: finished everything in {handled} handler calls");
-                event_files.push(worker.events);
+                event_files.push(worker.events.clone());
                 committed_after.push(all.clone());
                 ends = Some(all);
                 break;
@@ -333,6 +333,17 @@ impl Worker {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
         self.handled()
+    }
+}
+
+/// A worker never exits on its own: one left running by a failed test (an assertion
+/// unwinds past its `kill`) would keep running, and spinning, long after the test.
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
