@@ -20,6 +20,15 @@
 //! | `message_max_bytes` | `max.message.bytes` | 1 ..= the broker's `message_max_bytes` |
 //! | `unclean_leader_election_enable` | `unclean.leader.election.enable` | `true` or `false` (default `false`) |
 //! | `min_insync_replicas` | `min.insync.replicas` | 1 ..= the topic's replication factor (default 2 when RF ≥ 3, else 1) |
+//! | `delivery_delay_enabled` | `delivery.delay.enabled` | `true` or `false` (default `false`) |
+//! | `delivery_delay_max_ms` | `delivery.delay.max.ms` | 1000 ..= 31536000000 (default 604800000, 7 days) |
+//!
+//! `delivery_delay_enabled` and `delivery_delay_max_ms` are read by clients, not by the
+//! log: a producer of `strata-client` refuses a record with a due time
+//! (`Record::deliver_at`) to a topic without `delivery_delay_enabled=true`, or whose
+//! due time is more than `delivery_delay_max_ms` away from its clock, in either
+//! direction (`docs/DELAYED_DELIVERY.md`). The broker stores records with a due time
+//! like any other.
 //!
 //! `unclean_leader_election_enable` lets the controller elect a live replica outside the
 //! ISR when no ISR member is alive (`election.rs`): the partition comes back sooner but
@@ -87,10 +96,12 @@ pub enum ConfigKey {
     MinInsyncReplicas,
     DeleteRetentionMs,
     MinCleanableDirtyRatio,
+    DeliveryDelayEnabled,
+    DeliveryDelayMaxMs,
 }
 
 impl ConfigKey {
-    pub const ALL: [ConfigKey; 11] = [
+    pub const ALL: [ConfigKey; 13] = [
         ConfigKey::RetentionMs,
         ConfigKey::RetentionBytes,
         ConfigKey::SegmentBytes,
@@ -102,6 +113,8 @@ impl ConfigKey {
         ConfigKey::MinInsyncReplicas,
         ConfigKey::DeleteRetentionMs,
         ConfigKey::MinCleanableDirtyRatio,
+        ConfigKey::DeliveryDelayEnabled,
+        ConfigKey::DeliveryDelayMaxMs,
     ];
 
     /// The Strata name, under which the key is stored.
@@ -118,6 +131,8 @@ impl ConfigKey {
             ConfigKey::MinInsyncReplicas => "min_insync_replicas",
             ConfigKey::DeleteRetentionMs => "delete_retention_ms",
             ConfigKey::MinCleanableDirtyRatio => "min_cleanable_dirty_ratio",
+            ConfigKey::DeliveryDelayEnabled => "delivery_delay_enabled",
+            ConfigKey::DeliveryDelayMaxMs => "delivery_delay_max_ms",
         }
     }
 
@@ -135,6 +150,8 @@ impl ConfigKey {
             ConfigKey::MinInsyncReplicas => Some("min.insync.replicas"),
             ConfigKey::DeleteRetentionMs => Some("delete.retention.ms"),
             ConfigKey::MinCleanableDirtyRatio => Some("min.cleanable.dirty.ratio"),
+            ConfigKey::DeliveryDelayEnabled => Some("delivery.delay.enabled"),
+            ConfigKey::DeliveryDelayMaxMs => Some("delivery.delay.max.ms"),
         }
     }
 
@@ -196,11 +213,18 @@ impl ConfigKey {
             ConfigKey::CleanupPolicy => CleanupPolicy::from_str(value)
                 .map(TypedValue::Cleanup)
                 .map_err(invalid),
-            ConfigKey::UncleanLeaderElectionEnable => match value.to_ascii_lowercase().as_str() {
-                "true" => Ok(TypedValue::Bool(true)),
-                "false" => Ok(TypedValue::Bool(false)),
-                _ => Err(invalid("expected true or false".into())),
-            },
+            ConfigKey::UncleanLeaderElectionEnable | ConfigKey::DeliveryDelayEnabled => {
+                match value.to_ascii_lowercase().as_str() {
+                    "true" => Ok(TypedValue::Bool(true)),
+                    "false" => Ok(TypedValue::Bool(false)),
+                    _ => Err(invalid("expected true or false".into())),
+                }
+            }
+            ConfigKey::DeliveryDelayMaxMs => integer(
+                DELIVERY_DELAY_MAX_MS_MIN,
+                DELIVERY_DELAY_MAX_MS_LIMIT,
+                "1000 ..= 31536000000 (1 s to 365 days)",
+            ),
             ConfigKey::MinInsyncReplicas => {
                 let number = integer(1, i32_max, "a number ≥ 1")?.integer();
                 let replicas = usize::try_from(number).unwrap_or(usize::MAX);
@@ -212,6 +236,13 @@ impl ConfigKey {
 
 /// `unclean_leader_election_enable` of a topic without the override (Kafka's default).
 pub const UNCLEAN_LEADER_ELECTION_ENABLE_DEFAULT: bool = false;
+
+/// `delivery_delay_max_ms` of a topic without the override: 7 days, the default
+/// retention, so a record is not deleted before it is due unless retention is lowered.
+pub const DELIVERY_DELAY_MAX_MS_DEFAULT: i64 = 7 * 24 * 3600 * 1000;
+/// The smallest and largest `delivery_delay_max_ms` accepted.
+const DELIVERY_DELAY_MAX_MS_MIN: i64 = 1000;
+const DELIVERY_DELAY_MAX_MS_LIMIT: i64 = 365 * 24 * 3600 * 1000;
 
 /// `min_insync_replicas` of a topic: set on it, or the default that depends on the
 /// replication factor of each partition (see the module docs).
@@ -262,8 +293,8 @@ enum TypedValue {
 
 impl TypedValue {
     /// The number of an integer-valued key (every key but `flush`, `cleanup_policy`,
-    /// `unclean_leader_election_enable`, `min_insync_replicas` and
-    /// `min_cleanable_dirty_ratio`).
+    /// `unclean_leader_election_enable`, `delivery_delay_enabled`, `min_insync_replicas`
+    /// and `min_cleanable_dirty_ratio`).
     fn integer(self) -> i64 {
         match self {
             TypedValue::Integer(number) => number,
@@ -365,6 +396,8 @@ impl BrokerDefaults {
             ConfigKey::UncleanLeaderElectionEnable => {
                 TypedValue::Bool(UNCLEAN_LEADER_ELECTION_ENABLE_DEFAULT)
             }
+            ConfigKey::DeliveryDelayEnabled => TypedValue::Bool(false),
+            ConfigKey::DeliveryDelayMaxMs => TypedValue::Integer(DELIVERY_DELAY_MAX_MS_DEFAULT),
             ConfigKey::MinInsyncReplicas => {
                 TypedValue::MinInsync(MinInsyncReplicas::ByReplicationFactor)
             }
@@ -406,6 +439,9 @@ pub struct EffectiveTopicConfig {
     pub min_insync_replicas: ConfigValue<MinInsyncReplicas>,
     pub delete_retention_ms: ConfigValue<i64>,
     pub min_cleanable_dirty_ratio: ConfigValue<DirtyRatio>,
+    /// Read by clients only (`Record::deliver_at`); see the module docs.
+    pub delivery_delay_enabled: ConfigValue<bool>,
+    pub delivery_delay_max_ms: ConfigValue<i64>,
     /// The topic's labels (`topic_labels.rs`): stored and shown, never applied.
     pub labels: BTreeMap<String, String>,
 }
@@ -505,6 +541,9 @@ impl TopicConfig {
                     _ => defaults.min_cleanable_dirty_ratio,
                 }
             }),
+            delivery_delay_enabled: resolve(ConfigKey::DeliveryDelayEnabled)
+                .map(|value| matches!(value, TypedValue::Bool(true))),
+            delivery_delay_max_ms: resolve(ConfigKey::DeliveryDelayMaxMs).map(TypedValue::integer),
             labels: overrides
                 .iter()
                 .filter(|(key, _)| topic_labels::is_label(key))
@@ -612,6 +651,11 @@ impl EffectiveTopicConfig {
                 ConfigKey::MinCleanableDirtyRatio,
                 &self.min_cleanable_dirty_ratio,
             ),
+            entry(
+                ConfigKey::DeliveryDelayEnabled,
+                &self.delivery_delay_enabled,
+            ),
+            entry(ConfigKey::DeliveryDelayMaxMs, &self.delivery_delay_max_ms),
         ];
         for key in topic_labels::LABEL_KEYS {
             if let Some(value) = self.labels.get(key) {

@@ -340,7 +340,7 @@ fn unclean_leader_election_is_a_bool_off_by_default() {
     );
     assert!(on.unclean_leader_election_enable.value);
     assert_eq!(
-        on.entries(1)[ConfigKey::ALL.len() - 4],
+        on.entries(1)[ConfigKey::ALL.len() - 6],
         (
             "unclean_leader_election_enable".to_string(),
             "true".to_string(),
@@ -438,4 +438,54 @@ fn min_insync_replicas_above_the_replication_factor_is_refused() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn delivery_delay_keys_are_checked_and_default_to_off_and_seven_days() {
+    let defaults = BrokerDefaults::default();
+    let normalized = TopicConfig::normalize(
+        &raw(&[
+            ("delivery.delay.enabled", "TRUE"),
+            ("delivery.delay.max.ms", "60000"),
+        ]),
+        &defaults,
+    )
+    .unwrap();
+    assert_eq!(
+        normalized,
+        raw(&[
+            ("delivery_delay_enabled", "true"),
+            ("delivery_delay_max_ms", "60000"),
+        ])
+    );
+    for (key, value) in [
+        ("delivery_delay_enabled", "yes"),
+        ("delivery_delay_max_ms", "999"),
+        ("delivery_delay_max_ms", "31536000001"),
+        ("delivery_delay_max_ms", "soon"),
+    ] {
+        let error = TopicConfig::normalize(&raw(&[(key, value)]), &defaults).unwrap_err();
+        assert!(
+            matches!(&error, ControllerError::InvalidConfig { key: refused, .. } if refused == key),
+            "{key}={value}: {error}"
+        );
+    }
+    let plain = TopicConfig::effective(&BTreeMap::new(), &defaults);
+    assert!(!plain.delivery_delay_enabled.value);
+    assert_eq!(plain.delivery_delay_max_ms.value, 604_800_000);
+    let entries = plain.entries(1);
+    assert!(entries.contains(&(
+        "delivery_delay_enabled".to_string(),
+        "false".to_string(),
+        ConfigValueSource::Default
+    )));
+    let on = TopicConfig::effective(&normalized, &defaults);
+    assert!(on.delivery_delay_enabled.value);
+    assert_eq!(
+        on.delivery_delay_max_ms,
+        ConfigValue {
+            value: 60_000,
+            source: ConfigValueSource::Topic
+        }
+    );
 }
