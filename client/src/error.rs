@@ -74,6 +74,10 @@ pub enum Error {
     /// The feature exists in the API but not yet in this client or broker.
     #[error("{0} is not supported yet")]
     Unsupported(String),
+    /// A record's due time ([`crate::Record::deliver_at`]) was refused by the producer's
+    /// checks against the topic's configs; nothing was written.
+    #[error(transparent)]
+    DeliveryTime(#[from] crate::delayed_delivery::DeliveryTimeError),
     /// The producer, consumer or client was closed.
     #[error("the {0} is closed")]
     Closed(&'static str),
@@ -154,6 +158,7 @@ impl Error {
             Error::Record(error) => ErrorCode::from(error.code()).as_str_name(),
             Error::BufferFull { .. } => "BUFFER_FULL",
             Error::Unsupported(_) => "UNSUPPORTED",
+            Error::DeliveryTime(_) => "INVALID_DELIVERY_TIME",
             Error::Closed(_) => "CLOSED",
             Error::ProducerStopped { code, .. } => code.as_str_name(),
         }
@@ -168,6 +173,7 @@ impl Error {
             Error::Record(error) => error.is_retriable(),
             Error::InvalidConfig(_)
             | Error::Unsupported(_)
+            | Error::DeliveryTime(_)
             | Error::Closed(_)
             | Error::ProducerStopped { .. } => false,
         }
@@ -200,6 +206,7 @@ impl Error {
             | Error::Record(_)
             | Error::BufferFull { .. }
             | Error::Unsupported(_)
+            | Error::DeliveryTime(_)
             | Error::Closed(_) => WriteOutcome::NotApplied,
         }
     }
@@ -295,6 +302,7 @@ impl Error {
                 buffer_memory_bytes: *buffer_memory_bytes,
             },
             Error::Unsupported(what) => Error::Unsupported(what.clone()),
+            Error::DeliveryTime(error) => Error::DeliveryTime(error.clone()),
             Error::Closed(what) => Error::Closed(what),
             Error::ProducerStopped {
                 code,

@@ -29,6 +29,10 @@
 //! - [`admin`]: [`Admin`]: topics, configs, partitions, offsets, cluster info; the
 //!   controller quorum, preferred leader elections and partition reassignments; consumer
 //!   groups (list, describe with lag, delete, committed offsets, seek from outside).
+//! - [`delayed_delivery`]: due times on records ([`Record::deliver_at`]): the
+//!   `strata.deliver-at-ms` header, the producer's checks against the topic's
+//!   `delivery_delay_*` configs ([`DeliveryTimeError`]); consumers hold a record back
+//!   until it is due the same way as a retry record (`Consumer::defer`).
 //! - [`record`]: [`Record`], [`Delivery`], [`ConsumedRecord`], [`Offset`].
 //! - [`error`]: [`Error`], with `is_retriable()`, `outcome()` and Kafka code names.
 //!
@@ -93,6 +97,7 @@ pub mod client;
 mod connection;
 pub mod consumer;
 pub mod dead_letters;
+pub mod delayed_delivery;
 pub mod error;
 mod fetch_call;
 mod group_coordinator;
@@ -121,6 +126,7 @@ pub use dead_letters::{
     DeadLetters, Replay, ReplayError, ReplayPartition, ReplayReport, ReplaySample, ReplayStart,
     ReplayTarget,
 };
+pub use delayed_delivery::DeliveryTimeError;
 pub use error::{Error, ErrorCode, WriteOutcome};
 pub use metadata::BrokerNode;
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerBuilder, SendError};

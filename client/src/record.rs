@@ -6,7 +6,7 @@
 //! empty value (a tombstone is a record whose value is `None`).
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
@@ -62,6 +62,10 @@ pub struct Record {
     pub headers: Vec<(String, Option<Bytes>)>,
     /// Create time in ms since the Unix epoch; `None` takes the clock at `send`.
     pub timestamp_ms: Option<i64>,
+    /// Due time in ms since the Unix epoch ([`Record::deliver_at`]): consumers of this
+    /// library do not yield the record before it. The producer checks it against the
+    /// topic's configs and writes it as the `strata.deliver-at-ms` header.
+    pub deliver_at_ms: Option<i64>,
 }
 
 impl Record {
@@ -74,6 +78,7 @@ impl Record {
             value: None,
             headers: Vec::new(),
             timestamp_ms: None,
+            deliver_at_ms: None,
         }
     }
 
@@ -117,6 +122,34 @@ impl Record {
         self
     }
 
+    /// Delays the record until `time`: consumers of this library do not yield it before
+    /// then, by their own clock (`docs/DELAYED_DELIVERY.md`). The topic needs
+    /// `delivery_delay_enabled=true`, and `time` must lie within the topic's
+    /// `delivery_delay_max_ms` of the producer's clock, before or after; otherwise `send`
+    /// fails with [`DeliveryTimeError`](crate::DeliveryTimeError) and writes nothing.
+    /// Times before the Unix epoch count as the epoch itself.
+    #[must_use]
+    pub fn deliver_at(self, time: SystemTime) -> Record {
+        let since_epoch_ms = time.duration_since(UNIX_EPOCH).map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        });
+        self.deliver_at_ms(since_epoch_ms)
+    }
+
+    /// [`Record::deliver_at`] in ms since the Unix epoch.
+    #[must_use]
+    pub fn deliver_at_ms(mut self, deliver_at_ms: i64) -> Record {
+        self.deliver_at_ms = Some(deliver_at_ms);
+        self
+    }
+
+    /// [`Record::deliver_at`] `delay` after now (this process's clock, read here).
+    #[must_use]
+    pub fn deliver_after(self, delay: Duration) -> Record {
+        let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+        self.deliver_at_ms(now_ms().saturating_add(delay_ms))
+    }
+
     /// Bytes this record holds in memory, for `buffer.memory` accounting: payload plus a
     /// fixed overhead per record and header.
     pub(crate) fn memory_bytes(&self) -> usize {
@@ -132,7 +165,13 @@ impl Record {
                 key.len() + value.as_ref().map_or(0, Bytes::len) + HEADER_OVERHEAD_BYTES
             })
             .sum();
-        RECORD_OVERHEAD_BYTES + payload + headers
+        // The due-time header the producer adds: its key and up to 20 digits.
+        let due_header = if self.deliver_at_ms.is_some() {
+            crate::delayed_delivery::DELIVER_AT_MS.len() + 20 + HEADER_OVERHEAD_BYTES
+        } else {
+            0
+        };
+        RECORD_OVERHEAD_BYTES + payload + headers + due_header
     }
 }
 
@@ -260,5 +299,29 @@ mod tests {
         assert_eq!(record.headers.len(), 2);
         assert_eq!(record.headers[1].1, None);
         assert!(record.memory_bytes() > 64);
+        assert_eq!(record.deliver_at_ms, None);
+    }
+
+    #[test]
+    fn due_times_are_ms_since_the_epoch() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(
+            Record::to("t").deliver_at(at).deliver_at_ms,
+            Some(1_700_000_000_123)
+        );
+        let before_epoch = UNIX_EPOCH - Duration::from_secs(5);
+        assert_eq!(
+            Record::to("t").deliver_at(before_epoch).deliver_at_ms,
+            Some(0)
+        );
+        let before = now_ms();
+        let delayed = Record::to("t").deliver_after(Duration::from_secs(2));
+        let after = now_ms();
+        let due = delayed.deliver_at_ms.unwrap();
+        assert!(
+            before + 2000 <= due && due <= after + 2000,
+            "{before} {due} {after}"
+        );
+        assert!(delayed.memory_bytes() > Record::to("t").memory_bytes() + 20);
     }
 }

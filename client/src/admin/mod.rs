@@ -142,6 +142,17 @@ impl Admin {
 
     /// Partitions (leader, epoch, replicas, ISR, offsets) and configs of one topic.
     pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription, Error> {
+        let mut description = self.describe_topic_without_offsets(name).await?;
+        self.fill_offsets_from_leaders(&mut description).await;
+        Ok(description)
+    }
+
+    /// [`Admin::describe_topic`] with the offsets the controller's answer carries (or
+    /// -1), without asking the partition leaders: one call, for the configs.
+    pub(crate) async fn describe_topic_without_offsets(
+        &self,
+        name: &str,
+    ) -> Result<TopicDescription, Error> {
         let message = wire::DescribeTopicsRequest {
             names: vec![name.to_owned()],
         };
@@ -171,9 +182,7 @@ impl Admin {
         if let Some(error) = Error::from_wire(metadata.error.as_ref()) {
             return Err(error);
         }
-        let mut description = describe(metadata, described);
-        self.fill_offsets_from_leaders(&mut description).await;
-        Ok(description)
+        Ok(describe(metadata, described))
     }
 
     /// Sets and deletes topic configs; with `validate_only` nothing changes but the

@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::batches::{FetchedBatches, FetchedFrom};
+use super::due;
 use super::{Chunk, ChunkContent, ConsumerShared};
 use crate::connection::{with_deadline, HTTP2_STREAM_WINDOW_BYTES, RESPONSE_BYTES_MAX};
 use crate::error::Error;
@@ -113,7 +114,17 @@ async fn fetch_loop(shared: Arc<ConsumerShared>, address: String, chunks: mpsc::
             }
             continue;
         }
-        let answer = fetch(&shared, &address, &work, &mut sessions).await;
+        // A partition that becomes due meanwhile ends the wait (`due.rs`): it is asked
+        // for at once instead of after a long poll for the others.
+        let answer = tokio::select! {
+            answer = fetch(&shared, &address, &work, &mut sessions) => Some(answer),
+            () = due::partition_due(&shared, &address) => None,
+        };
+        let Some(answer) = answer else {
+            sessions.open = None;
+            give_back(&shared, &work);
+            continue;
+        };
         // Splitting the answer is cheap (no decoding here), so the chunks go out and the
         // next fetch is asked for right away while the stream decodes these.
         let outcome = match answer {
@@ -401,6 +412,17 @@ fn handle_failure(shared: &ConsumerShared, work: &[Work], error: &Error) -> Outc
         apply(shared, item, Err(error.duplicate()), &mut outcome);
     }
     outcome
+}
+
+/// Marks the partitions of a fetch given up before its answer as fetchable again, at the
+/// same offsets.
+fn give_back(shared: &ConsumerShared, work: &[Work]) {
+    let mut state = shared.state();
+    for item in work {
+        if let Some(fetch) = state.get_mut(item.index) {
+            fetch.in_fetch = false;
+        }
+    }
 }
 
 /// Records the result of fetching one partition in its state, unless a seek made it

@@ -11,6 +11,8 @@
 //!   channel.
 //! - `batches`: `FetchedBatches`, a chunk's batches and the lazy decoder: CRC checked when
 //!   a batch is first reached, one record decoded per poll, payloads sliced not copied.
+//! - `due`: records not due yet (a producer's `deliver_at`, a retry record's due time)
+//!   are held back; a fetch loop wakes when such a partition becomes due.
 //! - `retry`: with `.retry(policy)`, the group's retry and dead-letter topics: creating
 //!   them, `fail` and `run`, and holding back retry records until they are due.
 //! - `stream`: the `Consumer` itself, which drains the channel; `seek`, `pause`,
@@ -26,6 +28,7 @@
 
 mod batches;
 mod builder;
+mod due;
 mod fetcher;
 pub(crate) mod group;
 pub(crate) mod offsets;

@@ -394,6 +394,7 @@ struct KeptRecord {
     value: Option<bytes::Bytes>,
     headers: Vec<(String, Option<bytes::Bytes>)>,
     timestamp_ms: Option<i64>,
+    deliver_at_ms: Option<i64>,
 }
 
 impl KeptRecord {
@@ -405,6 +406,7 @@ impl KeptRecord {
             value,
             headers,
             timestamp_ms,
+            deliver_at_ms,
         } = record;
         let kept = KeptRecord {
             partition,
@@ -412,6 +414,7 @@ impl KeptRecord {
             value,
             headers,
             timestamp_ms,
+            deliver_at_ms,
         };
         (topic, kept)
     }
@@ -424,6 +427,7 @@ impl KeptRecord {
             value: self.value,
             headers: self.headers,
             timestamp_ms: self.timestamp_ms,
+            deliver_at_ms: self.deliver_at_ms,
         }
     }
 }

@@ -26,6 +26,7 @@
 mod accumulator;
 mod builder;
 mod completion;
+mod delay;
 mod idempotence;
 mod in_flight;
 mod router;

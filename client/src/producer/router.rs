@@ -10,6 +10,10 @@
 //! later ones queue behind them, so a producer's order per partition holds. After a wait
 //! gave up, records to a still-unknown topic fail after one more metadata look.
 //!
+//! A record with a due time (`Record::deliver_at`) is checked against the topic's delay
+//! settings before it is encoded (`delay`); while those are not known, it takes the slow
+//! path too, and the queue's task reads them along with the metadata.
+//!
 //! Also [`ProducerContext`], what every part of one producer shares.
 
 use std::collections::VecDeque;
@@ -22,6 +26,7 @@ use tokio::time::Instant;
 use super::accumulator::{Accumulator, Incoming};
 use super::builder::ProducerConfig;
 use super::completion::{fail_unbatched, BatchCompletion, DeliveryFuture, FlushTracker, Linked};
+use super::delay::{self, TopicDelay};
 use super::idempotence::IdentitySource;
 use super::sender;
 use super::stream::ProduceStreams;
@@ -110,6 +115,8 @@ struct TopicState {
     partition_count: Option<(u64, usize)>,
     /// Set once waiting for an unknown topic gave up; cleared when it appears.
     unknown_since: Option<Instant>,
+    /// The topic's delay settings, once a record with a due time needed them.
+    delay: Option<TopicDelay>,
 }
 
 #[derive(Debug)]
@@ -137,7 +144,20 @@ impl TopicShared {
     ) -> Result<DeliveryFuture, SendError> {
         let timestamp_ms = incoming.timestamp_ms;
         let mut state = lock(&self.state);
-        if state.waiting.is_empty() {
+        let mut incoming = incoming;
+        if state.waiting.is_empty()
+            && !delay::needs_settings(state.delay.as_ref(), &incoming.record)
+        {
+            if incoming.record.deliver_at_ms.is_some() {
+                if let Err(error) =
+                    delay::admit(&self.name, state.delay.as_ref(), &mut incoming.record)
+                {
+                    return Err(SendError {
+                        error,
+                        record: incoming.record,
+                    });
+                }
+            }
             if let Some(partition) = state.choose_partition(context, &self.name, &incoming) {
                 let slot = state.slot(context, self, partition);
                 return match slot.accumulator.append(incoming) {
@@ -166,7 +186,6 @@ impl TopicShared {
             ticket: context.tracker.register(),
         };
         context.tracker.records_added(1);
-        let mut incoming = incoming;
         incoming.link = Some(link);
         incoming.deadline = Some(Instant::now() + context.config.delivery_timeout);
         state.waiting.push_back(incoming);
@@ -274,6 +293,10 @@ async fn wait_for_metadata(context: Arc<ProducerContext>, topic: Arc<TopicShared
         (deadline, state.unknown_since.is_some())
     };
     let result = partition_count(&context, &topic.name, deadline, waited_before).await;
+    let delay_error = match &result {
+        Ok(_) => load_delay_settings(&context, &topic).await.err(),
+        Err(_) => None,
+    };
     let mut state = lock(&topic.state);
     state.waiter_running = false;
     let waiting = std::mem::take(&mut state.waiting);
@@ -294,6 +317,16 @@ async fn wait_for_metadata(context: Arc<ProducerContext>, topic: Arc<TopicShared
         if let Some(error) = &error {
             fail_unbatched(link, incoming.record, &context.tracker, error.duplicate());
             continue;
+        }
+        if incoming.record.deliver_at_ms.is_some() {
+            let admitted = match &delay_error {
+                Some(error) => Err(error.duplicate()),
+                None => delay::admit(&topic.name, state.delay.as_ref(), &mut incoming.record),
+            };
+            if let Err(error) = admitted {
+                fail_unbatched(link, incoming.record, &context.tracker, error);
+                continue;
+            }
         }
         let Some(partition) = state.choose_partition(&context, &topic.name, &incoming) else {
             let count = context
@@ -327,6 +360,25 @@ async fn wait_for_metadata(context: Arc<ProducerContext>, topic: Arc<TopicShared
                 }
             }
         }
+    }
+}
+
+/// Reads the topic's delay settings while a waiting record with a due time needs them
+/// (again, should one arrive while they are read).
+async fn load_delay_settings(context: &ProducerContext, topic: &TopicShared) -> Result<(), Error> {
+    loop {
+        let needed = {
+            let state = lock(&topic.state);
+            state
+                .waiting
+                .iter()
+                .any(|incoming| delay::needs_settings(state.delay.as_ref(), &incoming.record))
+        };
+        if !needed {
+            return Ok(());
+        }
+        let settings = delay::load(context, &topic.name).await?;
+        lock(&topic.state).delay = Some(TopicDelay::new(settings));
     }
 }
 

@@ -11,7 +11,9 @@
 //! - Due times: a record of a retry topic whose `strata.retry.due-ms` is in the future
 //!   is not yielded; its partition goes back to that offset and is not fetched until the
 //!   due time (`Consumer::defer`, using the fetch loop's own wake-up time, so nothing
-//!   polls). Other partitions keep flowing.
+//!   polls). Other partitions keep flowing. Records with a producer's due time
+//!   (`strata.deliver-at-ms`) are held back the same way, by every consumer
+//!   (`consumer/due.rs`).
 //!
 //! Invariant: a failed record's offset is committed only after its forward was
 //! acknowledged by every in-sync replica. A crash in between leaves a duplicate in the
@@ -34,7 +36,7 @@ use super::builder::ConsumerBuilder;
 use super::Consumer;
 use crate::error::Error;
 use crate::producer::{Acks, Producer};
-use crate::record::{now_ms, ConsumedRecord};
+use crate::record::ConsumedRecord;
 use crate::retry_topics::{headers, Ordering, RetryPolicy, RetryTopicNames};
 use handoff::Resent;
 
@@ -127,19 +129,18 @@ pub(crate) async fn start(
     Ok(consumer)
 }
 
-impl Consumer {
-    /// When `record` comes from one of the group's retry topics and is not due yet: the
-    /// instant it is due.
-    pub(super) fn not_due(&self, record: &ConsumedRecord) -> Option<Instant> {
-        let retry = self.retry.as_ref()?;
-        if !retry.retry_topics.contains_key(&*record.topic) {
+impl RetryState {
+    /// The `strata.retry.due-ms` of `record` when it comes from one of the group's retry
+    /// topics.
+    pub(super) fn due_ms(&self, record: &ConsumedRecord) -> Option<i64> {
+        if !self.retry_topics.contains_key(&*record.topic) {
             return None;
         }
-        let wait_ms = headers::due_ms(record)?.checked_sub(now_ms())?;
-        let wait = Duration::from_millis(u64::try_from(wait_ms).ok().filter(|ms| *ms > 0)?);
-        Some(Instant::now() + wait)
+        headers::due_ms(record)
     }
+}
 
+impl Consumer {
     /// Moves slot `index` back to `offset` and lets nothing be fetched for it before
     /// `until`; what was buffered after it is dropped.
     pub(super) fn defer(&mut self, index: usize, offset: i64, until: Instant) {
