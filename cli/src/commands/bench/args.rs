@@ -72,6 +72,17 @@ end-to-end (send -> receipt). Exits 1 if any record failed or was not received w
 --drain after the last send. --hgrm e2e.hgrm writes end-to-end latency there and publish
 latency to e2e.publish.hgrm.")]
     E2e(E2eBenchArgs),
+    /// Delayed delivery: how late records sent with deliver_after arrive
+    #[command(after_help = "Examples:
+  strata bench delay --create --rate 1000 --duration 30s --delay 2s
+  strata bench delay --assign --format json
+
+One producer sends --rate records/s for --duration, each with deliver_after(--delay), to a
+topic with delivery.delay.enabled=true (--create makes one); a consumer in the same process
+(a new group's member, or with --assign every partition by hand) reads them. Prints the
+lateness (consumption time - due time) at p50, p99, p99.9 and max. Exits 1 if a record
+came before its due time, failed, or was not received within --drain.")]
+    Delay(super::delay::DelayBenchArgs),
 }
 
 /// `bench produce`.
@@ -268,8 +279,12 @@ pub struct BenchSpec {
     pub group: Option<GroupSpec>,
 }
 
-impl From<BenchCommand> for BenchSpec {
-    fn from(command: BenchCommand) -> BenchSpec {
+/// `bench delay` is not a [`BenchSpec`]: it runs on its own (`delay.rs`), so the
+/// conversion hands its flags back.
+impl TryFrom<BenchCommand> for BenchSpec {
+    type Error = super::delay::DelayBenchArgs;
+
+    fn try_from(command: BenchCommand) -> Result<BenchSpec, Self::Error> {
         let (mode, run, producer, consumers, drain, group) = match command {
             BenchCommand::Produce(args) => (
                 Mode::Produce,
@@ -302,15 +317,16 @@ impl From<BenchCommand> for BenchSpec {
                 args.drain,
                 None,
             ),
+            BenchCommand::Delay(args) => return Err(args),
         };
-        BenchSpec {
+        Ok(BenchSpec {
             mode,
             run,
             producer,
             consumers,
             drain,
             group,
-        }
+        })
     }
 }
 

@@ -16,7 +16,7 @@ fn spec(args: &[&str]) -> BenchSpec {
     let Some(Command::Bench(command)) = cli.command else {
         panic!("not bench");
     };
-    BenchSpec::from(command)
+    BenchSpec::try_from(command).unwrap()
 }
 
 fn usage_error(args: &[&str]) -> clap::Error {
@@ -196,7 +196,7 @@ fn a_cluster_run_takes_several_brokers_kafkas_replication_factor_and_acks() {
     let Some(Command::Bench(command)) = cli.command else {
         panic!("not bench");
     };
-    let produce = BenchSpec::from(command);
+    let produce = BenchSpec::try_from(command).unwrap();
     assert_eq!(produce.run.replicas, Some(3));
     assert_eq!(produce.producer.unwrap().acks, AcksArg::All);
     assert_eq!(spec(&["e2e", "--create", "-r", "3"]).run.replicas, Some(3));

@@ -9,6 +9,7 @@
 //! - [`producer`]: a generator thread per producer, and its [`collector`] task that
 //!   measures each delivery; [`consumer`]: one task per consumer; [`e2e`]: both at once,
 //!   the drain and the missing-record count.
+//! - [`delay`]: `bench delay`, the lateness of delayed records (a run of its own).
 //! - [`stats`]: counters and HdrHistograms; [`progress`]: the 5 s lines, the bar, the
 //!   series and the warm-up cut; [`report`] and [`outcome`]: summaries, JSON, files.
 //!
@@ -21,6 +22,7 @@
 mod args;
 mod collector;
 mod consumer;
+mod delay;
 mod e2e;
 mod group;
 mod outcome;
@@ -64,7 +66,15 @@ pub async fn run(
     command: BenchCommand,
     mut interrupts: Interrupts,
 ) -> Result<ExitStatus, CliError> {
-    let spec = BenchSpec::from(command);
+    let spec = match BenchSpec::try_from(command) {
+        Ok(spec) => spec,
+        Err(delay_args) => {
+            return tokio::select! {
+                status = delay::run(context, delay_args) => status,
+                () = interrupts.requested() => Ok(ExitStatus::Interrupted),
+            };
+        }
+    };
     let client_settings = context.global.settings();
     let settings = split_settings(spec.mode, &client_settings);
     let topic = tokio::select! {
