@@ -12,8 +12,10 @@
 //! on a fetch (a long poll for its other partitions, up to `fetch.max.wait.ms`) would
 //! only ask for the due partition once that fetch returns; [`partition_due`] resolves
 //! when a partition of the loop's broker becomes fetchable by reaching its `retry_at`,
-//! and the loop then gives up the outstanding fetch (after [`CUT_GRACE`], so a fetch
-//! about to be answered is not thrown away) and asks again with the due partition.
+//! and the loop then gives up the outstanding fetch and asks again with the due
+//! partition. Only a fetch outstanding for [`CUT_AFTER`] is given up: one with data to
+//! answer is back well within it, so only long polls are cut; and the fetch after a cut
+//! is never cut, so a loaded host whose fetches all take longer still makes progress.
 
 use std::time::Duration;
 
@@ -23,9 +25,9 @@ use super::{Consumer, ConsumerShared};
 use crate::delayed_delivery::{deliver_at_ms, wait_for};
 use crate::record::ConsumedRecord;
 
-/// How long a due partition lets an outstanding fetch run before the loop gives it up.
-/// A fetch with data to answer returns well within it on a LAN; a long poll does not.
-pub(super) const CUT_GRACE: Duration = Duration::from_millis(2);
+/// How long a fetch must have been outstanding before a due partition makes the loop
+/// give it up: the longest a due record waits for a long poll on other partitions.
+pub(super) const CUT_AFTER: Duration = Duration::from_millis(20);
 
 impl Consumer {
     /// When `record` must not be yielded yet: the instant it is due.
@@ -77,10 +79,11 @@ fn next_due(shared: &ConsumerShared, address: &str, now: Instant) -> NextDue {
     next
 }
 
-/// Resolves [`CUT_GRACE`] after a partition led by `address` and not being fetched
-/// reached its `retry_at` (a due time or a back-off). Sleeps until the earliest such
-/// time, and looks again when the consumer signals a change (a `defer`, a `seek`).
-pub(super) async fn partition_due(shared: &ConsumerShared, address: &str) {
+/// Resolves once a partition led by `address` and not being fetched reached its
+/// `retry_at` (a due time or a back-off), but not before [`CUT_AFTER`] after
+/// `fetch_started`. Sleeps until the earliest such time, and looks again when the
+/// consumer signals a change (a `defer`, a `seek`).
+pub(super) async fn partition_due(shared: &ConsumerShared, address: &str, fetch_started: Instant) {
     loop {
         let notified = shared.wake.notified();
         tokio::pin!(notified);
@@ -96,7 +99,7 @@ pub(super) async fn partition_due(shared: &ConsumerShared, address: &str) {
             NextDue::Never => notified.await,
         }
     }
-    tokio::time::sleep(CUT_GRACE).await;
+    tokio::time::sleep_until(fetch_started + CUT_AFTER).await;
 }
 
 #[cfg(test)]

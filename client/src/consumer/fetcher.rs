@@ -99,6 +99,8 @@ struct Work {
 
 async fn fetch_loop(shared: Arc<ConsumerShared>, address: String, chunks: mpsc::Sender<Chunk>) {
     let mut sessions = Sessions::default();
+    // The last fetch was given up for a due partition: this one is not (`due.rs`).
+    let mut cut_last = false;
     while !stopped(&shared, &chunks) {
         let notified = shared.wake.notified();
         tokio::pin!(notified);
@@ -114,12 +116,14 @@ async fn fetch_loop(shared: Arc<ConsumerShared>, address: String, chunks: mpsc::
             }
             continue;
         }
-        // A partition that becomes due meanwhile ends the wait (`due.rs`): it is asked
-        // for at once instead of after a long poll for the others.
+        // A partition that becomes due meanwhile ends a long poll for the others
+        // (`due.rs`): it is asked for then, not when the long poll ends.
+        let started = Instant::now();
         let answer = tokio::select! {
             answer = fetch(&shared, &address, &work, &mut sessions) => Some(answer),
-            () = due::partition_due(&shared, &address) => None,
+            () = due::partition_due(&shared, &address, started), if !cut_last => None,
         };
+        cut_last = answer.is_none();
         let Some(answer) = answer else {
             sessions.open = None;
             give_back(&shared, &work);

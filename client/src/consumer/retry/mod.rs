@@ -153,6 +153,10 @@ impl Consumer {
             fetch.fetch_offset = offset;
             fetch.retry_at = Some(until);
             fetch.attempts = 0;
+            // A fetch outstanding for it (often the long poll right after the chunk
+            // that held this record) is stale now; not counting it as being fetched
+            // lets that fetch be given up at the due time (`due.rs`).
+            fetch.in_fetch = false;
             fetch.generation
         };
         if let Some(slot) = self.slots.get_mut(index) {
