@@ -10,37 +10,20 @@
 //! `strata.retry.group` label) gets a `RETRY TOPICS` table (`TOPIC KIND LEVEL SOURCE
 //! PARTITIONS RECORDS`).
 //! `--format json` prints one array with one object per group (`strata_proto::views::
-//! GroupView`, the same object as the broker's `GET /v1/groups/{group}`, plus
-//! `retry_topics`). A group that does not
+//! GroupView`, the same object as the broker's `GET /v1/groups/{group}`, its
+//! `retry_topics` included). A group that does not
 //! exist (`GROUP_ID_NOT_FOUND`) is an error line on stderr and makes the command exit 1;
 //! the other groups are still printed.
 
-use serde::Serialize;
 use strata_client::{GroupDescription, GroupMemberDescription, GroupRetryTopic};
-use strata_proto::views::{GroupMemberView, GroupPartitionView, GroupView, TopicPartitionView};
+use strata_proto::views::{
+    GroupMemberView, GroupPartitionView, GroupRetryTopicView, GroupView, TopicPartitionView,
+};
 
 use super::{client_error, Context};
 use crate::exit::{CliError, ExitStatus};
 use crate::output::OutputFormat;
 use crate::table::{cell, section, Table};
-
-/// `--format json`: the broker's group object plus the group's retry topics.
-#[derive(Debug, Serialize)]
-struct GroupJson {
-    #[serde(flatten)]
-    group: GroupView,
-    retry_topics: Vec<RetryTopicJson>,
-}
-
-#[derive(Debug, Serialize)]
-struct RetryTopicJson {
-    topic: String,
-    kind: String,
-    level: Option<u32>,
-    source: String,
-    partitions: usize,
-    records: i64,
-}
 
 pub async fn run(context: &mut Context, groups: &[String]) -> Result<ExitStatus, CliError> {
     let admin = context.client.admin();
@@ -64,11 +47,11 @@ pub async fn run(context: &mut Context, groups: &[String]) -> Result<ExitStatus,
     }
     match context.format() {
         OutputFormat::Json => {
-            let json: Vec<GroupJson> = described
+            let json: Vec<GroupView> = described
                 .iter()
-                .map(|(group, retry_topics)| GroupJson {
-                    group: to_json(group),
+                .map(|(group, retry_topics)| GroupView {
                     retry_topics: retry_topics.iter().map(retry_topic_json).collect(),
+                    ..to_json(group)
                 })
                 .collect();
             context.print_json(&json)?;
@@ -154,8 +137,8 @@ fn render_text(group: &GroupDescription, retry_topics: &[GroupRetryTopic]) -> St
     text
 }
 
-fn retry_topic_json(topic: &GroupRetryTopic) -> RetryTopicJson {
-    RetryTopicJson {
+fn retry_topic_json(topic: &GroupRetryTopic) -> GroupRetryTopicView {
+    GroupRetryTopicView {
         topic: topic.name.clone(),
         kind: topic.kind.clone(),
         level: topic.level,
@@ -254,6 +237,7 @@ fn to_json(group: &GroupDescription) -> GroupView {
                 }
             })
             .collect(),
+        retry_topics: Vec::new(),
     }
 }
 

@@ -26,6 +26,26 @@ pub struct GroupView {
     pub total_lag: Option<i64>,
     pub members: Vec<GroupMemberView>,
     pub partitions: Vec<GroupPartitionView>,
+    /// The group's retry and dead-letter topics (`docs/RETRY.md`), found by their
+    /// `strata.retry.group` label: by source topic, retry levels in order, then the DLT.
+    #[serde(default)]
+    pub retry_topics: Vec<GroupRetryTopicView>,
+}
+
+/// One retry or dead-letter topic of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRetryTopicView {
+    pub topic: String,
+    /// `retry` or `dlt`.
+    pub kind: String,
+    /// The retry level; `None` for a dead-letter topic.
+    pub level: Option<u32>,
+    /// The topic whose failed records it holds.
+    pub source: String,
+    pub partitions: usize,
+    /// Records held: high watermark minus log start offset, summed over its partitions
+    /// (those whose offsets are not known count 0).
+    pub records: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,7 +19,8 @@ pub mod topic;
 pub use cluster::{BrokerView, ClusterHealthView, ClusterView, VoterView};
 pub use error::{ApiError, ApiErrorBody};
 pub use group::{
-    GroupListingView, GroupMemberView, GroupPartitionView, GroupView, TopicPartitionView,
+    GroupListingView, GroupMemberView, GroupPartitionView, GroupRetryTopicView, GroupView,
+    TopicPartitionView,
 };
 pub use record::{RecordHeaderView, RecordView, RecordsPeekView};
 pub use topic::{ConfigView, PartitionView, TopicListingView, TopicView};

@@ -17,6 +17,7 @@ use strata_proto::views::{
     GroupListingView, GroupMemberView, GroupPartitionView, GroupView, TopicPartitionView,
 };
 
+use super::group_retry_topics::retry_topics_of;
 use super::groups_remote;
 use super::{ok, serving, ApiFailure};
 use crate::admin::AdminState;
@@ -51,13 +52,18 @@ pub async fn describe(
     let (node, groups) = serving(&state)?;
     let me = node.config().node_id;
     match groups.describe_group(&group_id).await {
-        Ok(description) => Ok(ok(&group_view(&group_id, me.0, &description))),
+        Ok(description) => {
+            let mut view = group_view(&group_id, me.0, &description);
+            view.retry_topics = retry_topics_of(&node, &groups, &group_id).await;
+            Ok(ok(&view))
+        }
         Err(NodeError::NotCoordinator { .. } | NodeError::CoordinatorLoadInProgress { .. }) => {
             match groups.coordinator_of(&group_id) {
                 Some(coordinator) if coordinator != me => {
-                    let view =
+                    let mut view =
                         groups_remote::describe_elsewhere(&node, &groups, coordinator, &group_id)
                             .await?;
+                    view.retry_topics = retry_topics_of(&node, &groups, &group_id).await;
                     Ok(ok(&view))
                 }
                 // No `__consumer_offsets` yet: no group was ever created.
@@ -155,5 +161,6 @@ fn group_view(group_id: &str, coordinator: i32, description: &GroupDescription) 
         total_lag: GroupView::total_lag_of(&partitions),
         members,
         partitions,
+        retry_topics: Vec::new(),
     }
 }

@@ -198,5 +198,6 @@ fn group_view(described: DescribedGroup) -> GroupView {
         total_lag: GroupView::total_lag_of(&partitions),
         members,
         partitions,
+        retry_topics: Vec::new(),
     }
 }

@@ -15,6 +15,7 @@
 //! `admin_peek` is off, 503 before the broker has started. Nothing here writes.
 
 pub mod cluster;
+pub mod group_retry_topics;
 pub mod groups;
 pub mod groups_remote;
 pub mod records;
