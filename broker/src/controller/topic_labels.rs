@@ -19,13 +19,17 @@
 
 use super::error::ControllerError;
 
+/// The topic whose failed records a retry or dead-letter topic holds.
+pub const LABEL_SOURCE: &str = "strata.retry.source-topic";
+/// The group that failed them.
+pub const LABEL_GROUP: &str = "strata.retry.group";
+/// `retry` or `dlt`.
+pub const LABEL_KIND: &str = "strata.retry.kind";
+/// The retry level.
+pub const LABEL_LEVEL: &str = "strata.retry.level";
+
 /// The label keys, in the order describe lists them.
-pub const LABEL_KEYS: [&str; 4] = [
-    "strata.retry.source-topic",
-    "strata.retry.group",
-    "strata.retry.kind",
-    "strata.retry.level",
-];
+pub const LABEL_KEYS: [&str; 4] = [LABEL_SOURCE, LABEL_GROUP, LABEL_KIND, LABEL_LEVEL];
 
 /// The longest topic name or group id.
 const NAME_BYTES_MAX: usize = 249;

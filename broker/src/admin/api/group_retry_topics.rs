@@ -7,13 +7,9 @@ use std::sync::Arc;
 
 use strata_proto::views::GroupRetryTopicView;
 
+use crate::controller::topic_labels::{LABEL_GROUP, LABEL_KIND, LABEL_LEVEL, LABEL_SOURCE};
 use crate::controller::TopicImage;
 use crate::node::{GroupCoordinator, Node};
-
-const LABEL_SOURCE: &str = "strata.retry.source-topic";
-const LABEL_GROUP: &str = "strata.retry.group";
-const LABEL_KIND: &str = "strata.retry.kind";
-const LABEL_LEVEL: &str = "strata.retry.level";
 
 /// `group_id`'s retry and dead-letter topics: by source topic, then retry levels in
 /// order, then the dead-letter topic.
