@@ -19,7 +19,7 @@
 use bytes::Bytes;
 
 use crate::record::{ConsumedRecord, Record};
-use crate::retry_topics::headers::{header_text, ATTEMPT, RETRY_DUE_MS};
+use crate::retry_topics::headers::{copy_to, header_text, ATTEMPT, RETRY_DUE_MS};
 
 /// How many times a record was replayed.
 pub const REPLAY_COUNT: &str = "strata.replay.count";
@@ -51,17 +51,7 @@ pub(crate) fn replayed_record(
         TargetKind::RetryTopic => &[REPLAY_COUNT, REPLAY_FROM, ATTEMPT, RETRY_DUE_MS],
         TargetKind::Other => &[REPLAY_COUNT, REPLAY_FROM],
     };
-    let mut out = Record::to(target)
-        .partition(record.partition)
-        .timestamp(record.timestamp);
-    out.key = record.key.clone();
-    out.value = record.value.clone();
-    out.headers = record
-        .headers
-        .iter()
-        .filter(|(key, _)| !replaced.contains(&key.as_str()))
-        .cloned()
-        .collect();
+    let mut out = copy_to(record, target, |key| !replaced.contains(&key));
     if kind == TargetKind::RetryTopic {
         out = text(out, ATTEMPT, "0".to_owned());
         out = text(out, RETRY_DUE_MS, now_ms.to_string());

@@ -93,14 +93,14 @@ pub(crate) struct Forward<'a> {
     pub(crate) first_failure_ms: i64,
 }
 
-/// The record to produce to `forward.target`: same partition number, key, value,
-/// timestamp and user headers, with the `strata.` headers of the module docs.
-pub(crate) fn forward_record(
+/// `record` as a record for `target`: the same partition number, timestamp, key and value,
+/// and the headers `keep` accepts, in their order.
+pub(crate) fn copy_to(
     record: &ConsumedRecord,
-    forward: &Forward<'_>,
-    error: &HandlerError,
+    target: &str,
+    keep: impl Fn(&str) -> bool,
 ) -> Record {
-    let mut out = Record::to(forward.target)
+    let mut out = Record::to(target)
         .partition(record.partition)
         .timestamp(record.timestamp);
     out.key = record.key.clone();
@@ -108,9 +108,22 @@ pub(crate) fn forward_record(
     out.headers = record
         .headers
         .iter()
-        .filter(|(key, _)| !key.starts_with(RESERVED_PREFIX) || key.starts_with(REPLAY_PREFIX))
+        .filter(|(key, _)| keep(key))
         .cloned()
         .collect();
+    out
+}
+
+/// The record to produce to `forward.target`: same partition number, key, value,
+/// timestamp and user headers, with the `strata.` headers of the module docs.
+pub(crate) fn forward_record(
+    record: &ConsumedRecord,
+    forward: &Forward<'_>,
+    error: &HandlerError,
+) -> Record {
+    let mut out = copy_to(record, forward.target, |key| {
+        !key.starts_with(RESERVED_PREFIX) || key.starts_with(REPLAY_PREFIX)
+    });
     let carried: Vec<(&str, String)> = CARRIED
         .iter()
         .filter_map(|key| Some((*key, header_text(record, key)?.to_owned())))
