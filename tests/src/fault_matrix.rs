@@ -25,6 +25,7 @@ pub mod replicas;
 pub mod rows;
 pub mod setup;
 pub mod stage;
+pub mod thread_stacks;
 pub mod unavailability;
 
 use std::path::PathBuf;
@@ -144,7 +145,8 @@ pub struct RunResult {
     /// Broken promises of the row beyond the history, and liveness failures.
     pub failures: Vec<String>,
     /// Where the history was written, if it was (each node's log is kept next to it,
-    /// as `<history>.node<N>.log`).
+    /// as `<history>.node<N>.log`, and after a settle that ran out each node's thread
+    /// stacks as `<history>.node<N>.stacks`, [`thread_stacks`]).
     pub history: Option<PathBuf>,
     pub elapsed: Duration,
 }
@@ -263,6 +265,7 @@ pub async fn run_row(row: Row, config: &RunConfig) -> anyhow::Result<RunResult> 
     // stopped, the replicas read and the history checked and kept as for any failed run,
     // so what went wrong can be read in the history and the brokers' logs.
     let mut fault_failure = None;
+    let mut stacks = Vec::new();
     loop {
         stage.faults += 1;
         let fault = stage.faults;
@@ -272,6 +275,8 @@ pub async fn run_row(row: Row, config: &RunConfig) -> anyhow::Result<RunResult> 
         }
         if let Err(error) = stage.settle().await {
             fault_failure = Some(format!("settling after fault {fault}: {error:#}"));
+            // Before anything else touches the brokers: what a stuck one is doing.
+            stacks = tokio::task::block_in_place(|| thread_stacks::take(stage.cluster));
             break;
         }
         if faults_started.elapsed() >= config.fault_time {
@@ -350,6 +355,7 @@ pub async fn run_row(row: Row, config: &RunConfig) -> anyhow::Result<RunResult> 
             std::fs::copy(cluster.log_path(node), &log)
                 .with_context(|| format!("keep node {node}'s log"))?;
         }
+        thread_stacks::keep(&stacks, &path).context("keep the brokers' stacks")?;
         result.history = Some(path);
     }
     Ok(result)
