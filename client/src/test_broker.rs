@@ -41,6 +41,10 @@ pub(crate) use cluster::{Assignment, ControllerModel};
 pub(crate) enum Fault {
     /// Answer with this error without appending.
     Answer(wire::ErrorCode),
+    /// Answer with this error without appending, but only after the stream's next
+    /// request has been answered: the real broker answers a request it refused before
+    /// the write from a task of its own, which may run after the next request's.
+    AnswerLate(wire::ErrorCode),
     /// Append, but never answer (a lost response).
     Silence,
     /// Append, answer nothing and end the stream with this status code.
@@ -396,6 +400,8 @@ impl ClientApi for Service {
             }
         });
         tokio::spawn(async move {
+            // A refusal held back by `Fault::AnswerLate` until the next answer is sent.
+            let mut late = None;
             while let Some(request) = held.recv().await {
                 while *paused.borrow_and_update() {
                     if paused.changed().await.is_err() {
@@ -405,16 +411,18 @@ impl ClientApi for Service {
                 let (fault, answer) = {
                     let mut state = state.lock().unwrap();
                     state.produce_requests += 1;
+                    let refusal = |code| wire::ProduceResponse {
+                        request_id: request.request_id,
+                        error: error(code),
+                        base_offset: -1,
+                        log_append_time_ms: -1,
+                        log_start_offset: 0,
+                    };
                     match state.faults.pop_front() {
-                        Some(Fault::Answer(code)) => {
-                            let answer = wire::ProduceResponse {
-                                request_id: request.request_id,
-                                error: error(code),
-                                base_offset: -1,
-                                log_append_time_ms: -1,
-                                log_start_offset: 0,
-                            };
-                            (None, Some(answer))
+                        Some(Fault::Answer(code)) => (None, Some(refusal(code))),
+                        Some(Fault::AnswerLate(code)) => {
+                            late = Some(refusal(code));
+                            continue;
                         }
                         Some(fault) => {
                             state.produce(&request);
@@ -432,7 +440,8 @@ impl ClientApi for Service {
                     None => {}
                 }
                 if request.acks != 0 {
-                    if let Some(answer) = answer {
+                    let answer = answer.into_iter().chain(late.take());
+                    for answer in answer {
                         if answers.send(Ok(answer)).await.is_err() {
                             return;
                         }

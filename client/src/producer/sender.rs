@@ -443,7 +443,7 @@ impl PartitionSender {
     }
 
     fn on_batch_error(&mut self, index: usize, error: Error) {
-        if error.is_retriable() {
+        if error.is_retriable() || self.is_gap_behind_an_unanswered_batch(index, &error) {
             return self.on_retriable(&error);
         }
         let idempotent = self.context.config.idempotence;
@@ -480,6 +480,19 @@ impl PartitionSender {
             self.context.set_fatal(&error);
             self.fail_everything(&error, None);
         }
+    }
+
+    /// Whether `error` is an `OUT_OF_ORDER_SEQUENCE` for the entry at `index` while an
+    /// older entry is still unanswered (every entry before it was sent and not yet
+    /// acknowledged). The broker refuses a batch for a gap when the batch before it was
+    /// not appended (yet): refused with a retriable error whose answer is still on its
+    /// way (the broker answers requests it refused from tasks of their own, in any
+    /// order), or still being written. Resending both in order settles it, as Kafka's
+    /// producer does; only a gap right after the last acknowledged batch is fatal.
+    fn is_gap_behind_an_unanswered_batch(&self, index: usize, error: &Error) -> bool {
+        self.context.config.idempotence
+            && index > 0
+            && error.code() == Some(ErrorCode::OutOfOrderSequence)
     }
 
     /// A retriable failure: resend everything in flight, in order, after a back-off.

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use strata_proto::api::v1 as wire;
+
 use crate::test_broker::{Fault, TestBroker};
 use crate::{Client, Record};
 
@@ -94,4 +96,51 @@ async fn a_stream_ended_by_a_final_status_leaves_its_requests_in_doubt() {
     assert_eq!((first.offset, second.offset), (0, 1));
     assert_eq!(broker.values("doubt", 0), ["first", "second"]);
     producer.close().await.unwrap();
+}
+
+/// Two batches in flight on one stream; the broker refuses the first with a retriable
+/// error (its lease lapsed) and checks the second, which it must then refuse as
+/// `OUT_OF_ORDER_SEQUENCE` for the gap, and the second's answer arrives first. That
+/// refusal is a consequence of the first one's, not a lost write: both are resent, in
+/// order. (A fault-matrix run, row 2, once stopped a producer on it as fatal.)
+#[tokio::test]
+async fn a_sequence_gap_behind_an_unanswered_batch_is_retried_not_fatal() {
+    let broker = TestBroker::start(&[("gap", 1)]).await;
+    let client = Client::builder()
+        .brokers([broker.address.as_str()])
+        .build()
+        .await
+        .unwrap();
+    let producer = client.producer().linger(Duration::ZERO).build().unwrap();
+    // Both batches reach the broker before it processes either.
+    broker.pause(true);
+    broker.inject(&[Fault::AnswerLate(wire::ErrorCode::NotLeader)]);
+    let first = producer.enqueue(Record::to("gap").value("first")).unwrap();
+    received(&broker, 1).await;
+    let second = producer.enqueue(Record::to("gap").value("second")).unwrap();
+    received(&broker, 2).await;
+    broker.pause(false);
+
+    let first = tokio::time::timeout(STEP_TIMEOUT, first)
+        .await
+        .expect("the first record was never answered")
+        .expect("the first batch was refused as retriable; its resend must succeed");
+    let second = tokio::time::timeout(STEP_TIMEOUT, second)
+        .await
+        .expect("the second record was never answered")
+        .expect("the second batch was refused only for the first one's gap");
+    assert_eq!((first.offset, second.offset), (0, 1));
+    assert_eq!(broker.values("gap", 0), ["first", "second"]);
+    producer.close().await.unwrap();
+}
+
+/// Waits (bounded) until the broker has read `count` produce requests.
+async fn received(broker: &TestBroker, count: usize) {
+    tokio::time::timeout(STEP_TIMEOUT, async {
+        while broker.state.lock().unwrap().produce_requests_received < count {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the broker never read {count} produce requests"));
 }

@@ -38,6 +38,9 @@ const TORN_BYTES: u64 = 7;
 pub async fn episode(row: Row, stage: &mut Stage<'_>) -> anyhow::Result<()> {
     match row {
         Row::KillLeader => kill_leader(stage).await,
+        Row::PauseLeader if std::env::var_os("STRATA_FAULT_CHASE").is_some() => {
+            pause_leader_and_successor(stage).await
+        }
         Row::PauseLeader => pause_leader(stage).await,
         Row::IsolateLeader => isolate_leader(stage).await,
         Row::IsrShrinkThenKill => isr_shrink_then_kill(stage).await,
@@ -66,6 +69,33 @@ async fn pause_leader(stage: &mut Stage<'_>) -> anyhow::Result<()> {
     stage.measure_from(format!("SIGSTOP of the leader, node {leader}"));
     stage.hold(ZOMBIE_PAUSE).await;
     stage.resume(leader)
+}
+
+/// Row 2, chasing (`STRATA_FAULT_CHASE` set): SIGSTOP the leader; the moment another
+/// broker leads partition 0, SIGSTOP that one and SIGCONT the first; SIGCONT the second
+/// 15 s later. The second zombie is paused in its first moments as leader.
+async fn pause_leader_and_successor(stage: &mut Stage<'_>) -> anyhow::Result<()> {
+    let first = stage.leader(0, &[]).await?;
+    stage.pause(first)?;
+    stage.measure_from(format!("SIGSTOP of the leader, node {first}"));
+    let (cluster, topic) = (&*stage.cluster, stage.topic);
+    let successor = wait_for(
+        &format!("a leader of partition 0 other than node {first}"),
+        super::setup::WAIT,
+        || async move {
+            let view = topology(cluster, topic, &[first]).await?;
+            let leader = view.first().map_or(-1, |partition| partition.leader);
+            match u8::try_from(leader) {
+                Ok(leader) if leader >= 1 && leader != first => Ok(leader),
+                _ => bail!("still led by {leader}"),
+            }
+        },
+    )
+    .await?;
+    stage.pause(successor)?;
+    stage.resume(first)?;
+    stage.hold(ZOMBIE_PAUSE).await;
+    stage.resume(successor)
 }
 
 /// Row 3: cut the leader off from the other brokers; clients still reach it.
