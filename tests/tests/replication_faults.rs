@@ -45,7 +45,11 @@
 //! every run's history there; otherwise only a failing run's, in the temporary
 //! directory). With more than one run, or with `STRATA_FAULT_REPORT` set, each row
 //! appends its line to a Markdown table in `$STRATA_FAULT_REPORT` (default
-//! the workspace's target directory, file fault-matrix-report.md). The long mode:
+//! the workspace's target directory, file fault-matrix-report.md). `STRATA_FAULT_CHASE`
+//! (any value) makes row 2 pause the leader's successor too, the moment it takes over
+//! (a second zombie paused in its first moments as leader). A run whose settling runs
+//! out keeps every broker's thread stacks next to its history (`<history>.node<N>.stacks`).
+//! The long mode:
 //!
 //! ```text
 //! STRATA_FAULT_RUNS=20 STRATA_FAULT_SECONDS=300 \
