@@ -11,8 +11,8 @@
 //!
 //! Deduplication follows the rule the real broker implements: per (producer id,
 //! partition), a batch whose base sequence is the next expected one is appended; one that
-//! repeats an appended batch is answered with that batch's original offset; anything
-//! else is `OUT_OF_ORDER_SEQUENCE`.
+//! repeats one of its last 5 appended batches is answered with that batch's original
+//! offset; anything else is `OUT_OF_ORDER_SEQUENCE`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -35,6 +35,10 @@ mod cluster;
 
 use cluster::canned_brokers;
 pub(crate) use cluster::{Assignment, ControllerModel};
+
+/// Batches remembered per producer for deduplication, as the real broker keeps them
+/// (Kafka's 5): a retry of an older one is `OUT_OF_ORDER_SEQUENCE`.
+const BATCHES_KEPT: usize = 5;
 
 /// What to do to the next produce requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,8 +94,9 @@ pub(crate) struct PartitionLog {
     /// (base offset, record count, stamped batch).
     pub(crate) batches: Vec<(i64, i64, Bytes)>,
     pub(crate) end_offset: i64,
-    /// Producer id → (last sequence appended, base sequence → base offset of recent batches).
-    producers: HashMap<i64, (i32, HashMap<i32, i64>)>,
+    /// Producer id → (last sequence appended, (base sequence, base offset) of its last
+    /// [`BATCHES_KEPT`] batches, oldest first).
+    producers: HashMap<i64, (i32, VecDeque<(i32, i64)>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -237,8 +242,11 @@ impl State {
             let (last, recent) = log
                 .producers
                 .entry(header.producer_id)
-                .or_insert_with(|| (-1, HashMap::new()));
-            if let Some(offset) = recent.get(&header.base_sequence) {
+                .or_insert_with(|| (-1, VecDeque::new()));
+            if let Some((_, offset)) = recent
+                .iter()
+                .find(|(sequence, _)| *sequence == header.base_sequence)
+            {
                 answer.base_offset = *offset;
                 return answer;
             }
@@ -247,7 +255,10 @@ impl State {
                 return answer;
             }
             *last = header.base_sequence + header.record_count - 1;
-            recent.insert(header.base_sequence, log.end_offset);
+            recent.push_back((header.base_sequence, log.end_offset));
+            if recent.len() > BATCHES_KEPT {
+                recent.pop_front();
+            }
         }
         let mut stamped = request.records.to_vec();
         set_base_offset(&mut stamped, WireOffset(log.end_offset));

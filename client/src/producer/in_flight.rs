@@ -16,6 +16,11 @@
 //!   duplicate, and no later batch is ever numbered into a gap it might fill.
 //! - Only batches that were certainly not appended leave a gap, which
 //!   [`InFlightWindow::renumber_after`] closes by moving the later entries down.
+//! - An entry answered while an older one waits is acknowledged in place and keeps its
+//!   slot until every older entry is answered ([`InFlightWindow::acknowledge`]): from the
+//!   oldest unanswered batch on, at most `max_in_flight` batches are ever appended, so
+//!   the broker, which remembers a producer's last 5, still knows the oldest when it is
+//!   resent.
 
 use std::collections::VecDeque;
 
@@ -52,6 +57,10 @@ pub(crate) struct InFlight {
     /// abandoned one).
     last_generation: Option<u64>,
     pub(crate) sent_on_several_streams: bool,
+    /// Answered as appended while an older entry was still unanswered: its callers have
+    /// their offsets, and it keeps its slot (never resent) until every older entry is
+    /// answered, see [`InFlightWindow::acknowledge`].
+    acknowledged: bool,
 }
 
 impl InFlight {
@@ -117,6 +126,7 @@ impl InFlightWindow {
             attempts: 0,
             last_generation: None,
             sent_on_several_streams: false,
+            acknowledged: false,
         });
         self.entries.len() - 1
     }
@@ -133,7 +143,41 @@ impl InFlightWindow {
     pub(crate) fn first_unsent(&self) -> Option<usize> {
         self.entries
             .iter()
-            .position(|entry| entry.request_id.is_none())
+            .position(|entry| entry.request_id.is_none() && !entry.acknowledged)
+    }
+
+    /// The broker appended entry `index` at `base_offset`: its callers get their offsets.
+    /// It leaves the window once every older entry has been answered too; until then it
+    /// holds its slot. The broker remembers only a producer's last 5 batches (as many as
+    /// `max_in_flight` may be), so letting later batches take the slot of an acknowledged
+    /// one while an older one waits could push that older one out of the broker's memory:
+    /// its resend would then be refused as `OUT_OF_ORDER_SEQUENCE` instead of answered
+    /// as the duplicate it is. Answers can come out of order: the broker answers each
+    /// request when its own commit is done.
+    pub(crate) fn acknowledge(
+        &mut self,
+        index: usize,
+        partition: i32,
+        base_offset: i64,
+        log_append_time_ms: i64,
+    ) {
+        let Some(entry) = self.entries.get_mut(index) else {
+            return;
+        };
+        if let Some(records) = entry.records.take() {
+            records.succeed(partition, base_offset, log_append_time_ms);
+        }
+        entry.acknowledged = true;
+        entry.request_id = None;
+        entry.sent_at = None;
+        entry.stream = None;
+        while self
+            .entries
+            .front()
+            .is_some_and(|oldest| oldest.acknowledged)
+        {
+            self.entries.pop_front();
+        }
     }
 
     /// The entry whose outstanding request has this id.
@@ -196,7 +240,7 @@ impl InFlightWindow {
         self.entries
             .iter()
             .skip(index)
-            .all(|entry| !entry.sent_on_several_streams)
+            .all(|entry| !entry.sent_on_several_streams && !entry.acknowledged)
     }
 
     /// An entry at `index` holding `count` records was removed without being appended:
@@ -408,5 +452,35 @@ mod tests {
         window.mark_sent(1, 4, stream(2));
         assert!(!window.may_renumber_from(1), "a copy may wait on stream 1");
         assert_eq!(window.get_mut(1).unwrap().attempts, 2);
+    }
+
+    /// An answer for a later batch while an older one waits: its caller learns its offset
+    /// at once, but it keeps its slot, is never resent, and leaves with the older one.
+    #[tokio::test(start_paused = true)]
+    async fn an_acknowledged_batch_behind_an_unanswered_one_keeps_its_slot() {
+        let tracker = Arc::new(FlushTracker::default());
+        let later = Instant::now() + Duration::from_secs(60);
+        let mut window = InFlightWindow::default();
+        window.push(batch(&tracker, 1, later).0);
+        let (second, second_future) = batch(&tracker, 1, later);
+        window.push(second);
+        window.mark_sent(0, 1, stream(1));
+        window.mark_sent(1, 2, stream(1));
+
+        window.acknowledge(1, 0, 7, -1);
+        assert_eq!(second_future.await.unwrap().offset, 7);
+        assert_eq!(window.len(), 2, "the slot is held while batch 0 waits");
+        assert!(!window.may_renumber_from(0));
+        window.mark_all_unsent();
+        assert_eq!(window.first_unsent(), Some(0));
+        window.mark_sent(0, 3, stream(2));
+        assert_eq!(
+            window.first_unsent(),
+            None,
+            "the acknowledged one is not resent"
+        );
+
+        window.acknowledge(0, 0, 6, -1);
+        assert_eq!(window.len(), 0, "both leave once the oldest is answered");
     }
 }

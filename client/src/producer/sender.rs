@@ -427,9 +427,16 @@ impl PartitionSender {
             StreamEvent::Lost { error, .. } => self.on_batch_error(index, error),
             StreamEvent::Response(response) => match Error::from_wire(response.error.as_ref()) {
                 None => {
-                    if let Some(entry) = self.in_flight.remove(index) {
-                        self.attempts = 0;
-                        self.last_retriable = None;
+                    self.attempts = 0;
+                    self.last_retriable = None;
+                    if self.context.config.idempotence {
+                        self.in_flight.acknowledge(
+                            index,
+                            self.partition,
+                            response.base_offset,
+                            response.log_append_time_ms,
+                        );
+                    } else if let Some(entry) = self.in_flight.remove(index) {
                         entry.succeed(
                             self.partition,
                             response.base_offset,

@@ -144,3 +144,52 @@ async fn received(broker: &TestBroker, count: usize) {
     .await
     .unwrap_or_else(|_| panic!("the broker never read {count} produce requests"));
 }
+
+/// The broker appends a batch and its answer never comes, while the batches after it are
+/// answered. The broker remembers a producer's last 5 batches only, so no more than 4
+/// may be appended after one still unanswered: its resend must still be recognised as
+/// the duplicate it is. (A fault-matrix run, row 2 chasing, once had a batch resent after
+/// 7 later ones were appended; the broker refused it, `expected sequence 717, got 709`,
+/// and the producer stopped.)
+#[tokio::test]
+async fn no_more_than_the_window_is_appended_past_an_unanswered_batch() {
+    let broker = TestBroker::start(&[("window", 1)]).await;
+    let client = Client::builder()
+        .brokers([broker.address.as_str()])
+        .build()
+        .await
+        .unwrap();
+    let producer = client
+        .producer()
+        .linger(Duration::ZERO)
+        .request_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    broker.inject(&[Fault::Silence]);
+    let first = producer
+        .enqueue(Record::to("window").value("first"))
+        .unwrap();
+    received(&broker, 1).await;
+    let mut later = Vec::new();
+    for number in 0..8 {
+        let value = format!("later-{number}");
+        let sent = tokio::time::timeout(
+            STEP_TIMEOUT,
+            producer.send(Record::to("window").value(value)),
+        )
+        .await
+        .expect("a later record was never answered")
+        .expect("a later record failed");
+        later.push(sent.offset);
+    }
+    let first = tokio::time::timeout(STEP_TIMEOUT, first)
+        .await
+        .expect("the first record was never answered")
+        .expect("the first batch was appended; its resend must be answered as a duplicate");
+    assert_eq!(first.offset, 0);
+    assert_eq!(later, (1..=8).collect::<Vec<i64>>());
+    let stored = broker.values("window", 0);
+    assert_eq!(stored.len(), 9, "{stored:?}");
+    assert!(!producer.is_fatal());
+    producer.close().await.unwrap();
+}
