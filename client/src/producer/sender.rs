@@ -490,8 +490,9 @@ impl PartitionSender {
     }
 
     /// Whether `error` is an `OUT_OF_ORDER_SEQUENCE` for the entry at `index` while an
-    /// older entry is still unanswered (every entry before it was sent and not yet
-    /// acknowledged). The broker refuses a batch for a gap when the batch before it was
+    /// older entry is still unanswered (with `index > 0` the oldest entry is: an answered
+    /// one leaves, or waits behind an unanswered one, [`InFlightWindow::acknowledge`]).
+    /// The broker refuses a batch for a gap when the batch before it was
     /// not appended (yet): refused with a retriable error whose answer is still on its
     /// way (the broker answers requests it refused from tasks of their own, in any
     /// order), or still being written. Resending both in order settles it, as Kafka's
