@@ -72,11 +72,7 @@ async fn a_batch_sealed_after_the_leader_moved_leaves_after_the_outstanding_ones
 #[tokio::test]
 async fn a_stream_ended_by_a_final_status_leaves_its_requests_in_doubt() {
     let broker = TestBroker::start(&[("doubt", 1)]).await;
-    let client = Client::builder()
-        .brokers([broker.address.as_str()])
-        .build()
-        .await
-        .unwrap();
+    let client = client(&broker).await;
     let producer = client.producer().linger(Duration::ZERO).build().unwrap();
     broker.inject(&[Fault::KillStream(tonic::Code::InvalidArgument)]);
     let first = producer
@@ -106,11 +102,7 @@ async fn a_stream_ended_by_a_final_status_leaves_its_requests_in_doubt() {
 #[tokio::test]
 async fn a_sequence_gap_behind_an_unanswered_batch_is_retried_not_fatal() {
     let broker = TestBroker::start(&[("gap", 1)]).await;
-    let client = Client::builder()
-        .brokers([broker.address.as_str()])
-        .build()
-        .await
-        .unwrap();
+    let client = client(&broker).await;
     let producer = client.producer().linger(Duration::ZERO).build().unwrap();
     // Both batches reach the broker before it processes either.
     broker.pause(true);
@@ -154,11 +146,7 @@ async fn received(broker: &TestBroker, count: usize) {
 #[tokio::test]
 async fn no_more_than_the_window_is_appended_past_an_unanswered_batch() {
     let broker = TestBroker::start(&[("window", 1)]).await;
-    let client = Client::builder()
-        .brokers([broker.address.as_str()])
-        .build()
-        .await
-        .unwrap();
+    let client = client(&broker).await;
     let producer = client
         .producer()
         .linger(Duration::ZERO)
@@ -192,4 +180,13 @@ async fn no_more_than_the_window_is_appended_past_an_unanswered_batch() {
     assert_eq!(stored.len(), 9, "{stored:?}");
     assert!(!producer.is_fatal());
     producer.close().await.unwrap();
+}
+
+/// A client that bootstraps from `broker`.
+async fn client(broker: &TestBroker) -> Client {
+    Client::builder()
+        .brokers([broker.address.as_str()])
+        .build()
+        .await
+        .unwrap()
 }
